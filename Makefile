@@ -1,0 +1,98 @@
+# dragoman: the two commands of the README are `make run` and `make test`.
+# Everything they need is installed here: Python packages into .venv, Debian packages with apt.
+
+PYTHON      ?= python3
+VENV        ?= .venv
+PY          := $(VENV)/bin/python
+# The wheel tests build: optimised enough to test, quick to compile. Benchmarks use release.
+TEST_PROFILE ?= quick
+# CPython versions the test matrix covers (those pyenv has are used).
+MATRIX      ?= 3.10 3.12 3.13
+PYENV_ROOT  ?= $(HOME)/.pyenv
+DEBIAN_PACKAGES := curl procps
+# libpython for `cargo test` (PyO3 links it into test binaries).
+PY_LIBDIR   := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
+export PYO3_PYTHON := $(shell command -v $(PYTHON))
+
+.PHONY: run test lint unit e2e test-matrix system-deps wheel release-wheel example bench clean
+
+## make run: build dragoman (release), prepare the example Django site, serve it on :8000.
+run: $(VENV)/.deps release-wheel example
+	cd examples/mysite && exec ../../$(VENV)/bin/dragoman --ini dragoman.ini
+
+## make test: lint, Rust unit tests, the end-to-end suite, then the same suite on 3.10-3.13.
+test: system-deps lint unit e2e test-matrix
+
+system-deps:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(VENV)/.deps: tests/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r tests/requirements.txt
+	touch $@
+
+lint: $(VENV)/.deps
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+	$(VENV)/bin/ruff check tests examples python
+	$(VENV)/bin/ruff format --check tests python
+
+unit:
+	LD_LIBRARY_PATH=$(PY_LIBDIR) cargo test --lib -q
+
+# Builds the wheel with cargo profile $(1) for virtualenv $(2) and installs it there.
+define build_wheel
+	rm -rf target/wheels/$(2)
+	$(VENV)/bin/maturin build -q --profile $(1) -i $(2)/bin/python -o target/wheels/$(2)
+	$(2)/bin/python -m pip install -q --force-reinstall --no-deps target/wheels/$(2)/dragoman-*.whl
+endef
+
+# VENV_WHEEL: the virtualenv to build and install the test wheel for (the matrix sets it).
+VENV_WHEEL ?= $(VENV)
+wheel: $(VENV)/.deps
+	$(call build_wheel,$(TEST_PROFILE),$(VENV_WHEEL))
+
+release-wheel: $(VENV)/.deps
+	$(call build_wheel,release,$(VENV))
+
+e2e: wheel
+	$(PY) -m pytest tests/e2e -q
+
+## The e2e suite on every other CPython that pyenv has: a wheel per version, proven.
+test-matrix: $(VENV)/.deps
+	@set -e; ran=0; for v in $(MATRIX); do \
+		py=$$(ls -d $(PYENV_ROOT)/versions/$$v.*/bin/python3 2>/dev/null | sort -V | tail -1); \
+		if [ -z "$$py" ]; then echo "test-matrix: CPython $$v not found under $(PYENV_ROOT); skipping it"; continue; fi; \
+		env=.venv-$$v; \
+		[ -x $$env/bin/python ] || $$py -m venv $$env; \
+		$$env/bin/python -m pip install -q --upgrade pip; \
+		$$env/bin/python -m pip install -q -r tests/requirements.txt; \
+		$(MAKE) --no-print-directory wheel VENV_WHEEL=$$env; \
+		echo "== e2e on $$($$env/bin/python --version)"; \
+		$$env/bin/python -m pytest tests/e2e -q; \
+		ran=$$((ran+1)); \
+	done; echo "test-matrix: ran on $$ran other CPython version(s)"
+
+## make bench: dragoman (release build) against its peers, side by side; writes bench/results.md.
+BENCH_VENV := .venv-bench
+bench: system-deps
+	@dpkg -s wrk >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk)
+	[ -x $(BENCH_VENV)/bin/python ] || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q -r bench/requirements.txt
+	$(call build_wheel,release,$(BENCH_VENV))
+	$(BENCH_VENV)/bin/python bench/run.py
+
+## Prepares the example site: database, static files, the demo admin user.
+example: $(VENV)/.deps
+	cd examples/mysite && ../../$(PY) manage.py migrate --noinput -v 0
+	cd examples/mysite && ../../$(PY) manage.py collectstatic --noinput -v 0
+	cd examples/mysite && ../../$(PY) manage.py ensure_demo_user
+
+clean:
+	cargo clean
+	rm -rf $(VENV) .venv-3.* .venv-bench dist

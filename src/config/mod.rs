@@ -1,0 +1,586 @@
+//! Configuration: one option table ([`options`]) fed by four sources ([`source`]: command line,
+//! `DRAGOMAN_*` environment variables, ini files, and the positional `module:callable`), merged
+//! by precedence (CLI > env > ini > defaults) and validated into a typed [`Config`].
+//!
+//! Every error names where the bad value was written and shows a corrected example in that
+//! source's syntax.
+
+pub mod help;
+pub mod ini;
+pub mod options;
+pub mod source;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use source::{Command, ConfigError, Origin, Setting};
+
+use options::{Kind, OptionSpec, Status};
+
+/// One address to listen on, with the setting that asked for it (`None`: the default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listen {
+    pub addr: SocketAddr,
+    pub origin: Option<Origin>,
+}
+
+/// Where the WSGI application comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppSource {
+    /// An importable module (`mysite.wsgi`).
+    Module(String),
+    /// A Python file loaded as a module (`wsgi-file`).
+    File(PathBuf),
+}
+
+/// The application to serve: where it is and the callable's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppTarget {
+    pub source: AppSource,
+    pub callable: String,
+    pub origin: Origin,
+}
+
+impl AppTarget {
+    /// `mysite.wsgi:application` or `app.py:application`, as users write it.
+    pub fn describe(&self) -> String {
+        match &self.source {
+            AppSource::Module(m) => format!("{m}:{}", self.callable),
+            AppSource::File(f) => format!("{}:{}", f.display(), self.callable),
+        }
+    }
+}
+
+/// The validated configuration the master and workers run with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listeners: Vec<Listen>,
+    pub backlog: i32,
+    pub app: AppTarget,
+    pub chdir: Option<(PathBuf, Origin)>,
+    pub pythonpath: Vec<PathBuf>,
+    /// The virtualenv, and where it was set (for the Python-version error).
+    pub home: Option<(PathBuf, Origin)>,
+    pub env: Vec<(String, String)>,
+    pub processes: usize,
+    pub threads: usize,
+    /// How long a stopping worker may take to finish its requests.
+    pub mercy: Duration,
+    /// Lines to log at startup: options accepted but not in effect, or with nothing to do.
+    pub notices: Vec<String>,
+    /// Lines to log at startup as warnings (an unset `$(VAR)` in an ini file, say).
+    pub warnings: Vec<String>,
+}
+
+/// Reads the configuration from the command line (without argv\[0\]) and the environment.
+pub fn load(args: &[String], env: &[(String, String)]) -> Result<Loaded, ConfigError> {
+    let cli = match source::from_cli(args)? {
+        Command::Run(settings) => settings,
+        Command::Help => return Ok(Loaded::Help),
+        Command::Version => return Ok(Loaded::Version),
+    };
+    let env_settings = source::from_env(env)?;
+    let lookup_env = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+
+    // The ini files to read come from the highest source that names any.
+    let ini_files: Vec<&Setting> = [&cli, &env_settings]
+        .into_iter()
+        .map(|layer| {
+            layer
+                .iter()
+                .filter(|s| s.spec.name == "ini")
+                .collect::<Vec<_>>()
+        })
+        .find(|found| !found.is_empty())
+        .unwrap_or_default();
+    let mut all = Vec::new();
+    let mut warnings = Vec::new();
+    for file in ini_files {
+        let (settings, w) = source::from_ini(&file.value, &lookup_env)
+            .map_err(|e| ConfigError(format!("{} (from {})", e.0, file.origin)))?;
+        all.extend(settings);
+        warnings.extend(w);
+    }
+    all.extend(env_settings);
+    all.extend(cli);
+    let mut config = build(&all)?;
+    config.warnings.splice(0..0, warnings);
+    Ok(Loaded::Run(Box::new(config)))
+}
+
+/// What the command line asked for.
+#[derive(Debug)]
+pub enum Loaded {
+    Help,
+    Version,
+    Run(Box<Config>),
+}
+
+/// The settings that win for each option: those of the highest-ranked source that set it.
+struct Resolved<'a> {
+    by_option: HashMap<&'static str, Vec<&'a Setting>>,
+}
+
+impl<'a> Resolved<'a> {
+    fn new(settings: &'a [Setting]) -> Self {
+        let mut by_option: HashMap<&'static str, Vec<&'a Setting>> = HashMap::new();
+        for s in settings {
+            by_option.entry(s.spec.name).or_default().push(s);
+        }
+        for values in by_option.values_mut() {
+            let top = values.iter().map(|s| s.origin.rank()).max().unwrap_or(0);
+            values.retain(|s| s.origin.rank() == top);
+        }
+        Resolved { by_option }
+    }
+
+    /// Every winning value of a repeatable option, in order.
+    fn all(&self, name: &str) -> &[&'a Setting] {
+        self.by_option.get(name).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// The winning value of a single-valued option: the last one written.
+    fn last(&self, name: &str) -> Option<&'a Setting> {
+        self.all(name).last().copied()
+    }
+}
+
+/// An error about one setting's value: where, what was expected, an example, what was given.
+fn bad_value(s: &Setting, expected: &str, example: &str) -> ConfigError {
+    let got = if s.value.is_empty() {
+        "got an empty value".to_string()
+    } else {
+        format!("got {:?}", s.value)
+    };
+    ConfigError(format!(
+        "{}: option '{}' expects {expected}, as in {}; {got}",
+        s.origin,
+        s.spec.name,
+        s.origin.example(s.spec, example)
+    ))
+}
+
+/// Reads true/false, yes/no, on/off, 1/0 (any case).
+pub fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Some(true),
+        "false" | "no" | "off" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+fn count(s: &Setting, min: usize, example: &str) -> Result<usize, ConfigError> {
+    s.value
+        .trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| *n >= min)
+        .ok_or_else(|| bad_value(s, &format!("a whole number of at least {min}"), example))
+}
+
+/// Parses a listen address as uWSGI writes it: `:8000`, `*:8000`, `127.0.0.1:8000`,
+/// `[::1]:8000`, `localhost:8000` (every address the name resolves to).
+pub fn parse_listen(value: &str) -> Result<Vec<SocketAddr>, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err("empty".into());
+    }
+    if value.contains('/') {
+        return Err("unix socket listeners are not supported yet; give host:port".into());
+    }
+    let (host, port) = value
+        .rsplit_once(':')
+        .ok_or_else(|| "no port (write host:port, or :port for every interface)".to_string())?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("{port:?} is not a port number (0-65535)"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || host == "*" || host == "0.0.0.0" {
+        return Ok(vec![SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port,
+        )]);
+    }
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let mut addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve host {host:?}: {e}"))?
+        .collect();
+    addrs.dedup();
+    if addrs.is_empty() {
+        return Err(format!("host {host:?} has no addresses"));
+    }
+    Ok(addrs)
+}
+
+/// Validates the merged settings into a [`Config`].
+pub fn build(settings: &[Setting]) -> Result<Config, ConfigError> {
+    let r = Resolved::new(settings);
+
+    // Flags of every status must at least be booleans.
+    for s in settings.iter().filter(|s| s.spec.kind == Kind::Flag) {
+        if !s.value.is_empty() && parse_bool(&s.value).is_none() {
+            return Err(bad_value(
+                s,
+                "true or false (also yes/no, on/off, 1/0)",
+                "true",
+            ));
+        }
+    }
+
+    let mut listeners = Vec::new();
+    for s in r.all("http") {
+        let addrs = parse_listen(&s.value)
+            .map_err(|why| bad_value(s, &format!("an address to listen on ({why})"), ":8000"))?;
+        for addr in addrs {
+            // The same address twice is one listener; port 0 asks for a new port each time.
+            if addr.port() == 0 || !listeners.iter().any(|l: &Listen| l.addr == addr) {
+                listeners.push(Listen {
+                    addr,
+                    origin: Some(s.origin.clone()),
+                });
+            }
+        }
+    }
+    if listeners.is_empty() {
+        listeners.push(Listen {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            origin: None,
+        });
+    }
+
+    let app = app_target(&r)?;
+    let nonempty_path = |s: &Setting, example: &str| -> Result<PathBuf, ConfigError> {
+        if s.value.trim().is_empty() {
+            Err(bad_value(s, "a path", example))
+        } else {
+            Ok(PathBuf::from(s.value.trim()))
+        }
+    };
+    let chdir = r
+        .last("chdir")
+        .map(|s| nonempty_path(s, "/srv/mysite").map(|p| (p, s.origin.clone())))
+        .transpose()?;
+    let pythonpath = r
+        .all("pythonpath")
+        .iter()
+        .map(|s| nonempty_path(s, "/srv/mysite/lib"))
+        .collect::<Result<_, _>>()?;
+    let home = r
+        .last("home")
+        .map(|s| nonempty_path(s, "/srv/mysite/venv").map(|p| (p, s.origin.clone())))
+        .transpose()?;
+    let env = r
+        .all("env")
+        .iter()
+        .map(|s| match s.value.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+            _ => Err(bad_value(
+                s,
+                "KEY=VALUE",
+                "DJANGO_SETTINGS_MODULE=mysite.settings",
+            )),
+        })
+        .collect::<Result<_, _>>()?;
+
+    let processes = r
+        .last("processes")
+        .map(|s| count(s, 1, "4"))
+        .transpose()?
+        .unwrap_or(1);
+    let threads = r
+        .last("threads")
+        .map(|s| count(s, 1, "4"))
+        .transpose()?
+        .unwrap_or(1);
+    let backlog = r
+        .last("listen")
+        .map(|s| count(s, 1, "1024"))
+        .transpose()?
+        .unwrap_or(1024)
+        .min(i32::MAX as usize) as i32;
+    let mercy = r
+        .last("worker-reload-mercy")
+        .map(|s| count(s, 0, "30"))
+        .transpose()?
+        .unwrap_or(60);
+
+    Ok(Config {
+        listeners,
+        backlog,
+        app,
+        chdir,
+        pythonpath,
+        home,
+        env,
+        processes,
+        threads,
+        mercy: Duration::from_secs(mercy as u64),
+        notices: notices(&r),
+        warnings: Vec::new(),
+    })
+}
+
+fn app_target(r: &Resolved<'_>) -> Result<AppTarget, ConfigError> {
+    let module = r.last("module");
+    let file = r.last("wsgi-file");
+    let callable = r.last("callable");
+    if let Some(c) = callable {
+        if !is_identifier(c.value.trim()) {
+            return Err(bad_value(c, "a Python identifier", "application"));
+        }
+    }
+    let default_callable = callable.map_or("application", |c| c.value.trim());
+    match (module, file) {
+        (Some(m), Some(f)) => Err(ConfigError(format!(
+            "both module ({}) and wsgi-file ({}) are set; dragoman serves one application, so \
+             keep one of them",
+            m.origin, f.origin
+        ))),
+        (Some(m), None) => {
+            let text = m.value.trim();
+            let (module, name) = match text.split_once(':') {
+                Some((module, name)) => (module, name),
+                None => (text, default_callable),
+            };
+            let valid_module = !module.is_empty() && module.split('.').all(is_identifier);
+            if !valid_module || !is_identifier(name) {
+                return Err(bad_value(
+                    m,
+                    "a Python module path, optionally with :callable",
+                    "mysite.wsgi:application",
+                ));
+            }
+            Ok(AppTarget {
+                source: AppSource::Module(module.to_string()),
+                callable: name.to_string(),
+                origin: m.origin.clone(),
+            })
+        }
+        (None, Some(f)) => {
+            if f.value.trim().is_empty() {
+                return Err(bad_value(f, "the path of a Python file", "mysite/wsgi.py"));
+            }
+            Ok(AppTarget {
+                source: AppSource::File(PathBuf::from(f.value.trim())),
+                callable: default_callable.to_string(),
+                origin: f.origin.clone(),
+            })
+        }
+        (None, None) => Err(ConfigError(
+            "no application to serve: name it on the command line (`dragoman mysite.wsgi:application`), \
+             or in the ini file (`module = mysite.wsgi`), or with --wsgi-file app.py"
+                .into(),
+        )),
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c == '_' || c.is_alphabetic())
+        && chars.all(|c| c == '_' || c.is_alphanumeric())
+}
+
+/// Startup notices for options that are set but planned or ignored.
+fn notices(r: &Resolved<'_>) -> Vec<String> {
+    let mut planned = Vec::new();
+    let mut lines = Vec::new();
+    for spec in options::OPTIONS {
+        let Some(s) = r.all(spec.name).first() else {
+            continue;
+        };
+        match spec.status {
+            Status::Active => {}
+            Status::Planned => planned.push(format!("{} ({})", spec.name, s.origin)),
+            Status::Ignored(why) => lines.push(format!(
+                "option '{}' ({}) has nothing to do in dragoman: {why}",
+                spec.name, s.origin
+            )),
+        }
+    }
+    if !planned.is_empty() {
+        lines.insert(
+            0,
+            format!(
+                "not yet in effect in dragoman {}, accepted and ignored for now: {}",
+                env!("CARGO_PKG_VERSION"),
+                planned.join(", ")
+            ),
+        );
+    }
+    lines
+}
+
+/// The option a planned/ignored check refers to; used by `--help`.
+pub fn status_label(spec: &OptionSpec) -> Option<&'static str> {
+    match spec.status {
+        Status::Active => None,
+        Status::Planned => Some("not yet in effect"),
+        Status::Ignored(why) => Some(why),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn load_run(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        match load(&args, &env)? {
+            Loaded::Run(c) => Ok(*c),
+            other => panic!("expected a config, got {other:?}"),
+        }
+    }
+
+    fn ini_file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::Builder::new().suffix(".ini").tempfile().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    #[test]
+    fn precedence_cli_over_env_over_ini() {
+        let f = ini_file("[uwsgi]\nmodule = a.wsgi\nthreads = 2\nprocesses = 3\nhttp = :7000\n");
+        let path = f.path().to_str().unwrap();
+        let c = load_run(&["--ini", path], &[]).unwrap();
+        assert_eq!((c.threads, c.processes), (2, 3));
+        let c = load_run(&["--ini", path], &[("DRAGOMAN_THREADS", "5")]).unwrap();
+        assert_eq!((c.threads, c.processes), (5, 3));
+        let c = load_run(
+            &["--ini", path, "--threads", "7", "b.wsgi:app"],
+            &[("DRAGOMAN_THREADS", "5")],
+        )
+        .unwrap();
+        assert_eq!((c.threads, c.processes), (7, 3));
+        assert_eq!(c.app.describe(), "b.wsgi:app");
+        assert_eq!(c.listeners[0].addr, "0.0.0.0:7000".parse().unwrap());
+        // The ini file can come from the environment too.
+        let c = load_run(&[], &[("DRAGOMAN_INI", path)]).unwrap();
+        assert_eq!(c.app.describe(), "a.wsgi:application");
+    }
+
+    #[test]
+    fn repeated_keys_accumulate_and_defaults_apply() {
+        let f = ini_file("[uwsgi]\nmodule = a\nhttp = 127.0.0.1:1\nhttp = [::1]:2\npythonpath = /x\npythonpath = /y\n");
+        let c = load_run(&["--ini", f.path().to_str().unwrap()], &[]).unwrap();
+        let addrs: Vec<String> = c.listeners.iter().map(|l| l.addr.to_string()).collect();
+        assert_eq!(addrs, vec!["127.0.0.1:1", "[::1]:2"]);
+        assert_eq!(c.pythonpath, vec![PathBuf::from("/x"), PathBuf::from("/y")]);
+        assert_eq!((c.threads, c.processes, c.backlog), (1, 1, 1024));
+        let c = load_run(&["app"], &[]).unwrap();
+        assert_eq!(c.listeners[0].addr.to_string(), "127.0.0.1:8000");
+    }
+
+    #[test]
+    fn value_errors_name_file_line_option_expectation_and_example() {
+        let f = ini_file("[uwsgi]\nmodule = a\nthreads = many\n");
+        let p = f.path().to_str().unwrap();
+        let e = load_run(&["--ini", p], &[]).unwrap_err();
+        assert_eq!(
+            e.0,
+            format!(
+                "{p} line 3: option 'threads' expects a whole number of at least 1, as in \
+                 `threads = 4`; got \"many\""
+            )
+        );
+        let f = ini_file("[uwsgi]\nmodule = a\nhttp =\n");
+        let p = f.path().to_str().unwrap();
+        let e = load_run(&["--ini", p], &[]).unwrap_err();
+        assert!(
+            e.0.starts_with(&format!("{p} line 3: option 'http' expects an address")),
+            "{e}"
+        );
+        assert!(e.0.contains("`http = :8000`; got an empty value"), "{e}");
+        let e = load_run(&["app", "--threads", "0"], &[]).unwrap_err();
+        assert!(e.0.contains("as in `--threads 4`; got \"0\""), "{e}");
+        let e = load_run(&["app"], &[("DRAGOMAN_PROCESSES", "x")]).unwrap_err();
+        assert!(e.0.contains("as in `DRAGOMAN_PROCESSES=4`"), "{e}");
+        let e = load_run(&["app", "--master=maybe"], &[]).unwrap_err();
+        assert!(e.0.contains("expects true or false"), "{e}");
+    }
+
+    #[test]
+    fn unknown_ini_option_names_line_and_suggests() {
+        let f = ini_file("[uwsgi]\nmodule = a\n\nprocceses = 2\n");
+        let p = f.path().to_str().unwrap();
+        let e = load_run(&["--ini", p], &[]).unwrap_err();
+        assert_eq!(
+            e.0,
+            format!("{p} line 4: unknown option 'procceses'; did you mean 'processes'? (from command line option --ini)")
+        );
+    }
+
+    #[test]
+    fn placeholder_keys_are_not_unknown_options() {
+        let f = ini_file("[uwsgi]\nproject = shop\nmodule = %(project).wsgi\n");
+        let c = load_run(&["--ini", f.path().to_str().unwrap()], &[]).unwrap();
+        assert_eq!(c.app.describe(), "shop.wsgi:application");
+    }
+
+    #[test]
+    fn app_forms() {
+        let c = load_run(&["--module", "pkg.mod", "--callable", "app"], &[]).unwrap();
+        assert_eq!(c.app.describe(), "pkg.mod:app");
+        let c = load_run(&["--wsgi-file", "x/app.py"], &[]).unwrap();
+        assert_eq!(c.app.source, AppSource::File("x/app.py".into()));
+        let e = load_run(&[], &[]).unwrap_err();
+        assert!(e.0.starts_with("no application to serve"), "{e}");
+        let e = load_run(&["--wsgi-file", "a.py", "mod"], &[]).unwrap_err();
+        assert!(e.0.contains("both module"), "{e}");
+        let e = load_run(&["my-site.wsgi"], &[]).unwrap_err();
+        assert!(e.0.contains("a Python module path"), "{e}");
+    }
+
+    #[test]
+    fn planned_and_ignored_options_load_with_notices() {
+        let f = ini_file(
+            "[uwsgi]\nmodule = a\nstatic-map = /static=/srv/static\nvacuum = true\nenable-threads\n",
+        );
+        let p = f.path().to_str().unwrap();
+        let c = load_run(&["--ini", p], &[]).unwrap();
+        assert!(
+            c.notices[0].contains("not yet in effect"),
+            "{:?}",
+            c.notices
+        );
+        assert!(c.notices[0].contains(&format!("static-map ({p} line 3)")));
+        assert!(c.notices[0].contains(&format!("vacuum ({p} line 4)")));
+        assert!(c.notices[1].contains("enable-threads"), "{:?}", c.notices);
+    }
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(
+            parse_listen(":80").unwrap(),
+            vec!["0.0.0.0:80".parse().unwrap()]
+        );
+        assert_eq!(
+            parse_listen("*:80").unwrap(),
+            vec!["0.0.0.0:80".parse().unwrap()]
+        );
+        assert_eq!(
+            parse_listen("[::]:80").unwrap(),
+            vec!["[::]:80".parse().unwrap()]
+        );
+        assert_eq!(
+            parse_listen("10.1.2.3:9").unwrap(),
+            vec!["10.1.2.3:9".parse().unwrap()]
+        );
+        assert!(parse_listen("localhost:80")
+            .unwrap()
+            .iter()
+            .all(|a| a.ip().is_loopback()));
+        assert!(parse_listen("8000").is_err());
+        assert!(parse_listen(":http").is_err());
+        assert!(parse_listen("/tmp/x.sock").unwrap_err().contains("unix"));
+    }
+}

@@ -1,0 +1,269 @@
+//! The option table: the one list of every option dragoman knows. The command line, ini files,
+//! `DRAGOMAN_*` environment variables and `--help` are all derived from it, so an option exists
+//! in all four places or in none.
+//!
+//! Names follow uWSGI, so a site's existing `uwsgi.ini` loads unchanged; gunicorn names are
+//! aliases where they do not clash.
+
+/// The sections of `--help`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Group {
+    Config,
+    Application,
+    Server,
+    Processes,
+    Static,
+    Limits,
+    Compat,
+}
+
+impl Group {
+    pub const ALL: [Group; 7] = [
+        Group::Config,
+        Group::Application,
+        Group::Server,
+        Group::Processes,
+        Group::Static,
+        Group::Limits,
+        Group::Compat,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Group::Config => "Configuration files",
+            Group::Application => "Application",
+            Group::Server => "Listeners and HTTP",
+            Group::Processes => "Processes and workers",
+            Group::Static => "Static files",
+            Group::Limits => "Limits and timeouts",
+            Group::Compat => "uWSGI compatibility (accepted, nothing to do in dragoman)",
+        }
+    }
+}
+
+/// How an option's value is written; decides how a bare `--flag` or `key` line is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// true/false, yes/no, on/off, 1/0; a bare name means true.
+    Flag,
+    /// Anything else: the typed parsing happens when the config is built.
+    Value,
+}
+
+/// Whether an option does something in this version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Implemented.
+    Active,
+    /// Parsed and validated so existing configs load, but not yet in effect; startup says so.
+    Planned,
+    /// A uWSGI option that has no job to do in dragoman; the reason is logged at startup.
+    Ignored(&'static str),
+}
+
+/// One option: everything the sources, the validator and `--help` need to know about it.
+#[derive(Debug)]
+pub struct OptionSpec {
+    pub name: &'static str,
+    pub aliases: &'static [&'static str],
+    pub group: Group,
+    pub kind: Kind,
+    pub repeatable: bool,
+    /// Shown in `--help`; empty when there is no default.
+    pub default: &'static str,
+    /// The placeholder shown in `--help` (`ADDR`, `N`); empty for flags.
+    pub metavar: &'static str,
+    pub status: Status,
+    pub help: &'static str,
+}
+
+const fn opt(
+    name: &'static str,
+    group: Group,
+    metavar: &'static str,
+    default: &'static str,
+    help: &'static str,
+) -> OptionSpec {
+    OptionSpec {
+        name,
+        aliases: &[],
+        group,
+        kind: Kind::Value,
+        repeatable: false,
+        default,
+        metavar,
+        status: Status::Active,
+        help,
+    }
+}
+
+const fn flag(
+    name: &'static str,
+    group: Group,
+    default: &'static str,
+    help: &'static str,
+) -> OptionSpec {
+    OptionSpec {
+        name,
+        aliases: &[],
+        group,
+        kind: Kind::Flag,
+        repeatable: false,
+        default,
+        metavar: "",
+        status: Status::Active,
+        help,
+    }
+}
+
+impl OptionSpec {
+    const fn aka(mut self, aliases: &'static [&'static str]) -> Self {
+        self.aliases = aliases;
+        self
+    }
+    const fn many(mut self) -> Self {
+        self.repeatable = true;
+        self
+    }
+    const fn planned(mut self) -> Self {
+        self.status = Status::Planned;
+        self
+    }
+    const fn ignored(mut self, why: &'static str) -> Self {
+        self.status = Status::Ignored(why);
+        self
+    }
+
+    /// The environment variable that sets this option: `DRAGOMAN_` + upper-cased name, `-` as `_`.
+    pub fn env_var(&self) -> String {
+        format!(
+            "DRAGOMAN_{}",
+            self.name.to_ascii_uppercase().replace('-', "_")
+        )
+    }
+
+    /// Whether `name` (as written by a user, any source) names this option.
+    pub fn answers_to(&self, name: &str) -> bool {
+        self.name == name || self.aliases.contains(&name)
+    }
+}
+
+use Group::*;
+
+/// Every option, in `--help` order within each group.
+pub static OPTIONS: &[OptionSpec] = &[
+    // Configuration files.
+    opt("ini", Config, "FILE[:SECTION]", "", "read options from an ini file: its [uwsgi] and [dragoman] sections (or a named one), or the whole file if it has no sections").many(),
+    // Application.
+    opt("module", Application, "MODULE[:CALLABLE]", "", "import the WSGI application from MODULE; the attribute is `application` unless CALLABLE (or --callable) names another").aka(&["wsgi"]),
+    opt("callable", Application, "NAME", "application", "name of the WSGI callable in the module or wsgi-file"),
+    opt("wsgi-file", Application, "FILE", "", "load the WSGI application from a Python file instead of a module"),
+    opt("chdir", Application, "DIR", "", "change to DIR before loading the application (it is also put first on sys.path)"),
+    opt("pythonpath", Application, "DIR", "", "add DIR to the front of sys.path (repeatable)").aka(&["python-path", "pp"]).many(),
+    opt("home", Application, "VENV", "", "import the application's packages from this virtualenv (it must be for the same Python version as dragoman)").aka(&["virtualenv", "venv", "pyhome"]),
+    opt("env", Application, "KEY=VALUE", "", "set an environment variable before the application loads (repeatable)").many(),
+    flag("lazy-apps", Application, "true", "load the application in each worker after fork (always the case in this version)"),
+    flag("preload", Application, "false", "load the application once in the master before forking workers").planned(),
+    // Listeners and HTTP.
+    opt("http", Server, "ADDR", "127.0.0.1:8000", "serve HTTP on ADDR: `:8000` (all IPv4 interfaces), `127.0.0.1:8000`, `[::1]:8000`; repeatable").aka(&["http-socket"]).many(),
+    opt("listen", Server, "N", "1024", "the listen queue (backlog) of each listening socket"),
+    opt("socket", Server, "ADDR", "", "serve the uwsgi protocol (for nginx's uwsgi_pass) on ADDR").aka(&["uwsgi-socket"]).many().planned(),
+    opt("https", Server, "ADDR,CERT,KEY", "", "serve HTTPS on ADDR with a certificate and key").many().planned(),
+    // Processes and workers.
+    opt("processes", Processes, "N", "1", "number of worker processes").aka(&["workers"]),
+    opt("threads", Processes, "N", "1", "Python threads per worker that run the application; with 1 the app runs on the worker's event-loop thread"),
+    opt("worker-reload-mercy", Processes, "SECONDS", "60", "on stop, how long workers may take to finish their requests before they are killed").aka(&["graceful-timeout"]),
+    opt("max-requests", Processes, "N", "", "recycle a worker after N requests").planned(),
+    opt("max-requests-delta", Processes, "N", "", "spread max-requests by this much per worker").planned(),
+    opt("max-worker-lifetime", Processes, "SECONDS", "", "recycle a worker after it has run this long").planned(),
+    opt("reload-on-rss", Processes, "MIB", "", "recycle a worker whose resident memory exceeds this").planned(),
+    opt("harakiri", Processes, "SECONDS", "", "kill and replace a worker whose request runs longer than this").planned(),
+    flag("harakiri-verbose", Processes, "false", "log more about harakiri kills").planned(),
+    opt("touch-reload", Processes, "FILE", "", "reload gracefully when FILE is touched").many().planned(),
+    opt("touch-chain-reload", Processes, "FILE", "", "replace workers one at a time when FILE is touched").many().planned(),
+    flag("py-autoreload", Processes, "false", "reload when a loaded .py file changes (development)").planned(),
+    opt("pidfile", Processes, "FILE", "", "write the master's PID to FILE").planned(),
+    flag("vacuum", Processes, "false", "remove the pidfile and unix sockets on exit").planned(),
+    opt("uid", Processes, "USER", "", "run workers as this user (after binding)").planned(),
+    opt("gid", Processes, "GROUP", "", "run workers as this group (after binding)").planned(),
+    opt("umask", Processes, "MASK", "", "set the process umask").planned(),
+    opt("stats", Processes, "ADDR", "", "serve uWSGI-compatible JSON stats on ADDR").planned(),
+    // Static files.
+    opt("static-map", Static, "MOUNT=PATH", "", "serve files under PATH at URL prefix MOUNT, without calling the app").many().planned(),
+    opt("static-map2", Static, "MOUNT=PATH", "", "like static-map, with MOUNT appended to PATH").many().planned(),
+    opt("check-static", Static, "DIR", "", "serve a file from DIR when the request path names one").many().planned(),
+    opt("static-index", Static, "NAME", "", "index file served for a directory (repeatable)").many().planned(),
+    opt("static-safe", Static, "DIR", "", "allow symlinks that point into DIR").many().planned(),
+    opt("static-expires", Static, "REGEX SECONDS", "", "Expires/Cache-Control for files whose path matches REGEX").many().planned(),
+    opt("static-expires-uri", Static, "REGEX SECONDS", "", "Expires/Cache-Control for URLs matching REGEX").many().planned(),
+    opt("static-max-age", Static, "SECONDS", "", "default Cache-Control max-age for static files").planned(),
+    flag("static-gzip-all", Static, "false", "serve precompressed .gz/.br siblings when the client accepts them").planned(),
+    // Limits and timeouts.
+    opt("buffer-size", Limits, "BYTES", "", "largest request header block accepted").planned(),
+    opt("limit-post", Limits, "BYTES", "", "largest request body accepted").planned(),
+    // uWSGI compatibility.
+    flag("master", Compat, "true", "").ignored("dragoman always runs a master process"),
+    flag("die-on-term", Compat, "true", "").ignored("SIGTERM always stops dragoman gracefully"),
+    opt("plugins", Compat, "LIST", "", "").aka(&["plugin"]).many().ignored("dragoman needs no plugins; Python is built in"),
+    flag("enable-threads", Compat, "true", "").ignored("Python threads are always enabled"),
+    flag("single-interpreter", Compat, "true", "").ignored("dragoman always uses one interpreter per process"),
+    flag("need-app", Compat, "true", "").ignored("dragoman always exits when the application cannot be loaded"),
+    flag("thunder-lock", Compat, "false", "").ignored("accept is serialised by the kernel"),
+    flag("no-orphans", Compat, "true", "").ignored("workers always exit when the master dies"),
+    opt("post-buffering", Compat, "BYTES", "", "").ignored("dragoman streams request bodies and buffers chunked ones itself"),
+];
+
+/// Finds the option a user-written name refers to (name or alias).
+pub fn lookup(name: &str) -> Option<&'static OptionSpec> {
+    OPTIONS.iter().find(|o| o.answers_to(name))
+}
+
+/// The known option name closest to a misspelt one, if any is close enough to be a likely typo.
+pub fn suggest(name: &str) -> Option<&'static str> {
+    let name = name.to_ascii_lowercase().replace('_', "-");
+    OPTIONS
+        .iter()
+        .flat_map(|o| std::iter::once(o.name).chain(o.aliases.iter().copied()))
+        .map(|candidate| (strsim::damerau_levenshtein(&name, candidate), candidate))
+        .filter(|(distance, candidate)| *distance <= 2.max(candidate.len() / 4))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| lookup(candidate).map_or(candidate, |o| o.name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_aliases_are_unique_and_lowercase() {
+        let mut seen = std::collections::HashSet::new();
+        for o in OPTIONS {
+            for n in std::iter::once(o.name).chain(o.aliases.iter().copied()) {
+                assert!(seen.insert(n), "duplicate option name {n}");
+                assert_eq!(n, n.to_ascii_lowercase());
+            }
+        }
+    }
+
+    #[test]
+    fn lookup_finds_aliases() {
+        assert_eq!(lookup("workers").unwrap().name, "processes");
+        assert_eq!(lookup("http-socket").unwrap().name, "http");
+        assert_eq!(lookup("virtualenv").unwrap().name, "home");
+        assert!(lookup("nope").is_none());
+    }
+
+    #[test]
+    fn suggestions_catch_typos_only() {
+        assert_eq!(suggest("proceses"), Some("processes"));
+        assert_eq!(suggest("thread"), Some("threads"));
+        assert_eq!(suggest("static_map"), Some("static-map"));
+        assert_eq!(suggest("modul"), Some("module"));
+        assert_eq!(suggest("completely-unrelated"), None);
+    }
+
+    #[test]
+    fn env_var_names() {
+        assert_eq!(lookup("wsgi-file").unwrap().env_var(), "DRAGOMAN_WSGI_FILE");
+    }
+}

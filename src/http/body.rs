@@ -1,0 +1,77 @@
+//! The response body every responder (app bridge, error pages, later static files) hands to
+//! hyper. A small enum so the common cases (nothing, one buffer) cost no allocation or dynamic
+//! call; anything that streams is a boxed [`http_body::Body`] supplied by its responder.
+
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+
+/// Why a streaming body stopped early. hyper closes the connection when it sees one, so the
+/// client can tell the response is incomplete.
+#[derive(Debug)]
+pub struct BodyError(pub String);
+
+impl fmt::Display for BodyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BodyError {}
+
+/// A streamed body supplied by a responder.
+pub type BoxStream = Pin<Box<dyn http_body::Body<Data = Bytes, Error = BodyError>>>;
+
+/// A response body.
+pub enum Body {
+    Empty,
+    /// One buffer, sent with `Content-Length`; `None` once sent.
+    Full(Option<Bytes>),
+    Stream(BoxStream),
+}
+
+impl Body {
+    pub fn full(data: impl Into<Bytes>) -> Body {
+        let data = data.into();
+        if data.is_empty() {
+            Body::Empty
+        } else {
+            Body::Full(Some(data))
+        }
+    }
+}
+
+impl http_body::Body for Body {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match self.get_mut() {
+            Body::Empty => Poll::Ready(None),
+            Body::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            Body::Stream(stream) => stream.as_mut().poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Body::Empty | Body::Full(None) => true,
+            Body::Full(Some(_)) => false,
+            Body::Stream(stream) => stream.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Body::Empty | Body::Full(None) => SizeHint::with_exact(0),
+            Body::Full(Some(data)) => SizeHint::with_exact(data.len() as u64),
+            Body::Stream(stream) => stream.size_hint(),
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! The HTTP side: hyper's service for each connection, request checks hyper leaves to us, and
+//! the [`App`] interface that application bridges (WSGI now, ASGI next) implement. Nothing here
+//! knows about WSGI.
+
+pub mod body;
+pub mod service;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::rc::Rc;
+
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+pub use body::{Body, BodyError};
+
+/// The `Server` header sent when the application sets none.
+pub const SERVER: &str = concat!("dragoman/", env!("CARGO_PKG_VERSION"));
+
+/// What a connection knows about itself, shared by the requests it carries.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub local: SocketAddr,
+    pub peer: SocketAddr,
+    /// `http` or `https`.
+    pub scheme: &'static str,
+}
+
+/// A boxed future local to the worker's event-loop thread.
+pub type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
+
+/// An application bridge: turns a request into a response. Implemented by the WSGI bridge;
+/// the ASGI bridge will sit beside it.
+pub trait App {
+    fn call(
+        self: Rc<Self>,
+        req: Request<Incoming>,
+        conn: Rc<ConnInfo>,
+    ) -> LocalFuture<Response<Body>>;
+}
+
+/// A short plain-text response for errors the server answers itself (400, 500, ...). `close`
+/// asks hyper to close the connection after it, for requests whose framing cannot be trusted.
+pub fn error_response(status: StatusCode, detail: &str, close: bool) -> Response<Body> {
+    let reason = status.canonical_reason().unwrap_or("Error");
+    let text = if detail.is_empty() {
+        format!("{} {reason}\n", status.as_u16())
+    } else {
+        format!("{} {reason}: {detail}\n", status.as_u16())
+    };
+    let mut response = Response::new(Body::full(text));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if close {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}

@@ -1,0 +1,139 @@
+//! The hyper service of one connection: request checks hyper leaves to the server, then the app
+//! bridge, then the headers every response gets.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use http::{header, HeaderValue, Method, Request, Response, StatusCode, Version};
+use hyper::body::Incoming;
+
+use super::{error_response, App, Body, ConnInfo, LocalFuture, SERVER};
+
+/// Serves the requests of one connection.
+pub struct HttpService {
+    app: Rc<dyn App>,
+    conn: Rc<ConnInfo>,
+}
+
+impl HttpService {
+    pub fn new(app: Rc<dyn App>, conn: ConnInfo) -> Self {
+        HttpService {
+            app,
+            conn: Rc::new(conn),
+        }
+    }
+}
+
+impl hyper::service::Service<Request<Incoming>> for HttpService {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = ServiceFuture;
+
+    fn call(&self, req: Request<Incoming>) -> ServiceFuture {
+        if let Err((status, why)) = check_request(&req) {
+            return ServiceFuture::Ready(Some(error_response(status, why, true)));
+        }
+        ServiceFuture::App(self.app.clone().call(req, self.conn.clone()))
+    }
+}
+
+/// A response ready at once (a rejected request) or the app's, without a second box.
+pub enum ServiceFuture {
+    Ready(Option<Response<Body>>),
+    App(LocalFuture<Response<Body>>),
+}
+
+impl Future for ServiceFuture {
+    type Output = Result<Response<Body>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut response = match self.get_mut() {
+            ServiceFuture::Ready(response) => match response.take() {
+                Some(r) => r,
+                None => return Poll::Pending, // polled after completion: never resolves again
+            },
+            ServiceFuture::App(future) => match future.as_mut().poll(cx) {
+                Poll::Ready(r) => r,
+                Poll::Pending => return Poll::Pending,
+            },
+        };
+        response
+            .headers_mut()
+            .entry(header::SERVER)
+            .or_insert(HeaderValue::from_static(SERVER));
+        Poll::Ready(Ok(response))
+    }
+}
+
+/// The checks RFC 9112 asks of a server that hyper does not make. A request that fails gets
+/// the status (400, or 501 for CONNECT) and the connection closes.
+/// - exactly one Host header on HTTP/1.1, at most one on HTTP/1.0 (§3.2);
+/// - the asterisk form (`*`) only with OPTIONS, the authority form (`host:port`) only with
+///   CONNECT (§3.2.3, §3.2.4);
+/// - CONNECT itself: dragoman is an origin server, not a forward proxy.
+pub fn check_request<B>(req: &Request<B>) -> Result<(), (StatusCode, &'static str)> {
+    let bad = |why| Err((StatusCode::BAD_REQUEST, why));
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (_, Some(_)) => return bad("more than one Host header"),
+        (None, None) if req.version() == Version::HTTP_11 => {
+            return bad("HTTP/1.1 request without a Host header")
+        }
+        _ => {}
+    }
+    if req.method() == Method::CONNECT {
+        return Err((
+            StatusCode::NOT_IMPLEMENTED,
+            "CONNECT: this server is not a proxy",
+        ));
+    }
+    let uri = req.uri();
+    if uri.path() == "*" && uri.authority().is_none() && req.method() != Method::OPTIONS {
+        return bad("the request target * is only allowed with OPTIONS");
+    }
+    if uri.scheme().is_none() && uri.authority().is_some() {
+        return bad("a host:port request target is only allowed with CONNECT");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(version: Version, hosts: &[&str]) -> Request<()> {
+        target(Method::GET, "/", version, hosts)
+    }
+
+    fn target(method: Method, uri: &str, version: Version, hosts: &[&str]) -> Request<()> {
+        let mut builder = Request::builder().method(method).uri(uri).version(version);
+        for h in hosts {
+            builder = builder.header(header::HOST, *h);
+        }
+        builder.body(()).unwrap()
+    }
+
+    #[test]
+    fn host_rules() {
+        assert!(check_request(&request(Version::HTTP_11, &["a"])).is_ok());
+        assert!(check_request(&request(Version::HTTP_10, &[])).is_ok());
+        assert!(check_request(&request(Version::HTTP_11, &[])).is_err());
+        assert!(check_request(&request(Version::HTTP_11, &["a", "b"])).is_err());
+        assert!(check_request(&request(Version::HTTP_10, &["a", "a"])).is_err());
+    }
+
+    #[test]
+    fn request_target_forms() {
+        let v = Version::HTTP_11;
+        assert!(check_request(&target(Method::OPTIONS, "*", v, &["a"])).is_ok());
+        assert!(check_request(&target(Method::GET, "*", v, &["a"])).is_err());
+        assert!(check_request(&target(Method::GET, "http://a/x", v, &["a"])).is_ok());
+        let e = check_request(&target(Method::GET, "example.com:443", v, &["a"])).unwrap_err();
+        assert_eq!(e.0, StatusCode::BAD_REQUEST);
+        let e = check_request(&target(Method::CONNECT, "example.com:443", v, &["a"])).unwrap_err();
+        assert_eq!(e.0, StatusCode::NOT_IMPLEMENTED);
+    }
+}

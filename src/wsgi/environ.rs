@@ -1,0 +1,335 @@
+//! The WSGI environ (PEP 3333), built per request from a per-worker template dict (the keys
+//! that never change) and interned key strings, so a request costs one dict copy and a few
+//! dozen `set_item`s.
+//!
+//! The string rules are pure functions, tested without Python: which header becomes which
+//! `HTTP_*` key, how repeated headers join, how `PATH_INFO` is percent-decoded.
+
+use std::collections::HashMap;
+
+use http::header::{self, HeaderName};
+use http::request::Parts;
+use http::{Method, Version};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString, PyTuple};
+use pyo3::{ffi, intern};
+
+use crate::http::ConnInfo;
+
+/// The environ key a request header goes under: `HTTP_` + upper-cased name with `-` as `_`;
+/// `CONTENT_TYPE` and `CONTENT_LENGTH` without the prefix (CGI). `None` for names containing
+/// `_`: `X_Forwarded_For` and `X-Forwarded-For` would both become `HTTP_X_FORWARDED_FOR`, a
+/// known way to spoof headers a proxy sets, so such headers are dropped (as nginx and gunicorn do).
+pub fn header_key(name: &str) -> Option<String> {
+    if name.contains('_') {
+        return None;
+    }
+    match name {
+        "content-type" => return Some("CONTENT_TYPE".into()),
+        "content-length" => return Some("CONTENT_LENGTH".into()),
+        _ => {}
+    }
+    let mut key = String::with_capacity(5 + name.len());
+    key.push_str("HTTP_");
+    key.extend(name.chars().map(|c| {
+        if c == '-' {
+            '_'
+        } else {
+            c.to_ascii_uppercase()
+        }
+    }));
+    Some(key)
+}
+
+/// The separator for repeated header lines: `; ` for Cookie (RFC 6265 §5.4), `, ` for every
+/// other field (RFC 9110 §5.3).
+pub fn join_separator(name: &HeaderName) -> &'static [u8] {
+    if name == header::COOKIE {
+        b"; "
+    } else {
+        b", "
+    }
+}
+
+/// Percent-decodes a request path into bytes. Invalid escapes stay as written. `PATH_INFO` is
+/// these bytes as a latin-1 string, per PEP 3333.
+pub fn decode_path(raw: &str) -> std::borrow::Cow<'_, [u8]> {
+    percent_encoding::percent_decode_str(raw).into()
+}
+
+/// Splits a Host header into (name, port), `[v6]:port` included.
+pub fn split_host(host: &str) -> (&str, Option<&str>) {
+    if let Some(rest) = host.strip_prefix('[') {
+        if let Some((addr, after)) = rest.split_once(']') {
+            return (addr, after.strip_prefix(':'));
+        }
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if !name.contains(':') => (name, Some(port)),
+        _ => (host, None),
+    }
+}
+
+/// Creates a `str` from latin-1 bytes, as PEP 3333 wants for header values and paths.
+pub fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        if text.is_ascii() {
+            return PyString::new(py, text);
+        }
+    }
+    // SAFETY: the pointer and length describe a live byte slice; PyUnicode_DecodeLatin1 cannot
+    // fail on any input except by running out of memory, which PyO3 turns into a panic-free
+    // error check below.
+    unsafe {
+        let ptr = ffi::PyUnicode_DecodeLatin1(
+            bytes.as_ptr().cast(),
+            bytes.len() as ffi::Py_ssize_t,
+            std::ptr::null(),
+        );
+        if ptr.is_null() {
+            // Out of memory: fall back to the lossy text rather than unwinding.
+            ffi::PyErr_Clear();
+            return PyString::new(py, &String::from_utf8_lossy(bytes));
+        }
+        Bound::from_owned_ptr(py, ptr).cast_into_unchecked()
+    }
+}
+
+/// Keys and values that are the same for every request of a worker, made once.
+pub struct Template {
+    /// `wsgi.*`, `SCRIPT_NAME`, `SERVER_SOFTWARE`: copied into every environ.
+    base: Py<PyDict>,
+    /// Interned `HTTP_*` keys for the headers most requests carry.
+    header_keys: HashMap<HeaderName, Py<PyString>>,
+    /// Interned method names and protocol strings.
+    methods: HashMap<Method, Py<PyString>>,
+    http11: Py<PyString>,
+    http10: Py<PyString>,
+    empty: Py<PyString>,
+}
+
+impl Template {
+    /// Builds the template. `errors` is `wsgi.errors`, `file_wrapper` is `wsgi.file_wrapper`.
+    pub fn new(
+        py: Python<'_>,
+        errors: Bound<'_, PyAny>,
+        file_wrapper: Bound<'_, PyAny>,
+        multithread: bool,
+        multiprocess: bool,
+    ) -> PyResult<Template> {
+        let base = PyDict::new(py);
+        base.set_item(intern!(py, "wsgi.version"), PyTuple::new(py, [1, 0])?)?;
+        base.set_item(intern!(py, "wsgi.url_scheme"), intern!(py, "http"))?;
+        base.set_item(intern!(py, "wsgi.errors"), errors)?;
+        base.set_item(intern!(py, "wsgi.multithread"), multithread)?;
+        base.set_item(intern!(py, "wsgi.multiprocess"), multiprocess)?;
+        base.set_item(intern!(py, "wsgi.run_once"), false)?;
+        base.set_item(intern!(py, "wsgi.file_wrapper"), file_wrapper)?;
+        base.set_item(intern!(py, "wsgi.input_terminated"), true)?;
+        base.set_item(intern!(py, "SCRIPT_NAME"), intern!(py, ""))?;
+        base.set_item(intern!(py, "SERVER_SOFTWARE"), crate::http::SERVER)?;
+
+        let common = [
+            header::HOST,
+            header::USER_AGENT,
+            header::ACCEPT,
+            header::ACCEPT_ENCODING,
+            header::ACCEPT_LANGUAGE,
+            header::CONNECTION,
+            header::COOKIE,
+            header::REFERER,
+            header::ORIGIN,
+            header::CACHE_CONTROL,
+            header::CONTENT_TYPE,
+            header::CONTENT_LENGTH,
+            header::IF_NONE_MATCH,
+            header::IF_MODIFIED_SINCE,
+            header::AUTHORIZATION,
+            header::UPGRADE_INSECURE_REQUESTS,
+            HeaderName::from_static("x-forwarded-for"),
+            HeaderName::from_static("x-forwarded-proto"),
+            HeaderName::from_static("x-requested-with"),
+            HeaderName::from_static("x-csrftoken"),
+            HeaderName::from_static("sec-fetch-mode"),
+            HeaderName::from_static("sec-fetch-site"),
+            HeaderName::from_static("sec-fetch-dest"),
+            HeaderName::from_static("sec-fetch-user"),
+        ];
+        let header_keys = common
+            .into_iter()
+            .filter_map(|name| {
+                let key = header_key(name.as_str())?;
+                Some((name, PyString::intern(py, &key).unbind()))
+            })
+            .collect();
+        let methods = [
+            Method::GET,
+            Method::POST,
+            Method::HEAD,
+            Method::PUT,
+            Method::DELETE,
+            Method::PATCH,
+            Method::OPTIONS,
+        ]
+        .into_iter()
+        .map(|m| {
+            let s = PyString::intern(py, m.as_str()).unbind();
+            (m, s)
+        })
+        .collect();
+        Ok(Template {
+            base: base.unbind(),
+            header_keys,
+            methods,
+            http11: PyString::intern(py, "HTTP/1.1").unbind(),
+            http10: PyString::intern(py, "HTTP/1.0").unbind(),
+            empty: PyString::intern(py, "").unbind(),
+        })
+    }
+
+    /// Builds one request's environ. `content_length` overrides the header (set for chunked
+    /// bodies, which are buffered first because Django reads exactly CONTENT_LENGTH bytes).
+    pub fn build<'py>(
+        &self,
+        py: Python<'py>,
+        parts: &Parts,
+        conn: &ConnInfo,
+        input: Bound<'py, PyAny>,
+        content_length: Option<u64>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let env = self.base.bind(py).copy()?;
+        let method = match self.methods.get(&parts.method) {
+            Some(m) => m.bind(py).clone(),
+            None => PyString::new(py, parts.method.as_str()),
+        };
+        env.set_item(intern!(py, "REQUEST_METHOD"), method)?;
+
+        let uri = &parts.uri;
+        let path = uri.path();
+        env.set_item(intern!(py, "PATH_INFO"), latin1(py, &decode_path(path)))?;
+        let query = uri.query().unwrap_or("");
+        env.set_item(
+            intern!(py, "QUERY_STRING"),
+            if query.is_empty() {
+                self.empty.bind(py).clone()
+            } else {
+                PyString::new(py, query)
+            },
+        )?;
+        let request_uri = match uri.path_and_query() {
+            Some(pq) if uri.scheme().is_none() => latin1(py, pq.as_str().as_bytes()),
+            _ => latin1(py, uri.to_string().as_bytes()),
+        };
+        env.set_item(intern!(py, "REQUEST_URI"), request_uri)?;
+        let protocol = match parts.version {
+            Version::HTTP_10 => &self.http10,
+            _ => &self.http11,
+        };
+        env.set_item(intern!(py, "SERVER_PROTOCOL"), protocol.bind(py))?;
+        if conn.scheme != "http" {
+            env.set_item(intern!(py, "wsgi.url_scheme"), conn.scheme)?;
+        }
+
+        // SERVER_NAME/PORT from the Host header, as the client addressed us; the socket's own
+        // address when there is none (HTTP/1.0).
+        let host = parts
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok());
+        let (server_name, server_port) = match host.map(split_host) {
+            Some((name, Some(port))) => (name.to_string(), port.to_string()),
+            Some((name, None)) => (
+                name.to_string(),
+                if conn.scheme == "https" { "443" } else { "80" }.to_string(),
+            ),
+            None => (conn.local.ip().to_string(), conn.local.port().to_string()),
+        };
+        env.set_item(intern!(py, "SERVER_NAME"), server_name)?;
+        env.set_item(intern!(py, "SERVER_PORT"), server_port)?;
+        env.set_item(intern!(py, "REMOTE_ADDR"), conn.peer.ip().to_string())?;
+        env.set_item(intern!(py, "REMOTE_PORT"), conn.peer.port().to_string())?;
+
+        self.add_headers(py, &env, parts)?;
+        if let Some(length) = content_length {
+            env.set_item(intern!(py, "CONTENT_LENGTH"), length.to_string())?;
+        }
+        env.set_item(intern!(py, "wsgi.input"), input)?;
+        Ok(env)
+    }
+
+    /// Adds `HTTP_*`, `CONTENT_TYPE` and `CONTENT_LENGTH`, joining repeated header lines.
+    fn add_headers(&self, py: Python<'_>, env: &Bound<'_, PyDict>, parts: &Parts) -> PyResult<()> {
+        for name in parts.headers.keys() {
+            if name == header::TRANSFER_ENCODING {
+                continue; // the body is de-chunked; CONTENT_LENGTH describes what the app reads
+            }
+            let key = match self.header_keys.get(name) {
+                Some(k) => k.bind(py).clone(),
+                None => match header_key(name.as_str()) {
+                    Some(k) => PyString::new(py, &k),
+                    None => continue,
+                },
+            };
+            let mut values = parts.headers.get_all(name).iter();
+            let first = values.next().map(|v| v.as_bytes()).unwrap_or_default();
+            let value = match values.next() {
+                None => latin1(py, first),
+                Some(second) => {
+                    let sep = join_separator(name);
+                    let mut joined = first.to_vec();
+                    for v in std::iter::once(second).chain(values) {
+                        joined.extend_from_slice(sep);
+                        joined.extend_from_slice(v.as_bytes());
+                    }
+                    latin1(py, &joined)
+                }
+            };
+            env.set_item(key, value)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_keys() {
+        assert_eq!(
+            header_key("x-forwarded-for").unwrap(),
+            "HTTP_X_FORWARDED_FOR"
+        );
+        assert_eq!(header_key("host").unwrap(), "HTTP_HOST");
+        assert_eq!(header_key("content-type").unwrap(), "CONTENT_TYPE");
+        assert_eq!(header_key("content-length").unwrap(), "CONTENT_LENGTH");
+        assert_eq!(header_key("x_forwarded_for"), None);
+    }
+
+    #[test]
+    fn separators() {
+        assert_eq!(join_separator(&header::COOKIE), b"; ");
+        assert_eq!(join_separator(&header::ACCEPT), b", ");
+    }
+
+    #[test]
+    fn path_decoding_keeps_bytes_and_bad_escapes() {
+        assert_eq!(&*decode_path("/a%20b"), b"/a b");
+        assert_eq!(&*decode_path("/caf%C3%A9"), b"/caf\xc3\xa9");
+        assert_eq!(&*decode_path("/%E9"), b"/\xe9");
+        assert_eq!(&*decode_path("/a%2Fb"), b"/a/b");
+        assert_eq!(&*decode_path("/100%"), b"/100%");
+        assert_eq!(&*decode_path("/%zz"), b"/%zz");
+    }
+
+    #[test]
+    fn host_splitting() {
+        assert_eq!(
+            split_host("example.com:8080"),
+            ("example.com", Some("8080"))
+        );
+        assert_eq!(split_host("example.com"), ("example.com", None));
+        assert_eq!(split_host("[::1]:8000"), ("::1", Some("8000")));
+        assert_eq!(split_host("[::1]"), ("::1", None));
+    }
+}

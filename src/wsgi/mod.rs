@@ -1,0 +1,464 @@
+//! The WSGI bridge (PEP 3333): an [`App`] that calls a Python WSGI application.
+//!
+//! Two shapes, chosen by `threads`:
+//! - `threads = 1`: the application runs on the event-loop thread itself, inside the request's
+//!   future, as bjoern does: no thread hand-off and no GIL hand-off per request. Requests whose
+//!   body must be streamed in while the app runs (a large Content-Length, or
+//!   `Expect: 100-continue`) go to a single app thread, since the loop thread cannot wait for
+//!   the socket while it runs Python. One app slot keeps it one request at a time either way.
+//! - `threads = N`: every request runs on a fixed pool of N Python threads; the event loop
+//!   never takes the GIL.
+
+mod environ;
+mod input;
+mod pool;
+mod response;
+mod start_response;
+mod streams;
+
+use std::io::{Seek, Write};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use http::request::Parts;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::{Body as _, Incoming};
+use pyo3::prelude::*;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+
+use crate::config::Config;
+use crate::http::{error_response, App, Body, ConnInfo, LocalFuture};
+use crate::{error, interp, log};
+use environ::Template;
+use input::{InputStream, Source};
+use pool::Pool;
+use response::{ChannelBody, Failure, InlineBody, Msg, Outcome, RequestLabel, Sink};
+use start_response::StartResponse;
+pub use streams::{ErrorStream, FileWrapper};
+
+/// Bodies up to this size are read before the app is called (inline mode), so the app's
+/// `read()` never has to wait on the socket.
+const SMALL_BODY: u64 = 64 * 1024;
+/// A chunked body is kept in memory up to this size, then spooled to a temporary file.
+const SPOOL_IN_MEMORY: usize = 1024 * 1024;
+/// Chunks in flight between an app thread and the event loop, per response.
+const CHANNEL_DEPTH: usize = 4;
+
+/// What the app threads share: the application and the environ template.
+struct Core {
+    app: Py<PyAny>,
+    template: Template,
+    /// `mysite.wsgi:application`, for log lines.
+    name: Arc<str>,
+}
+
+/// A loaded WSGI application, ready to serve requests.
+pub struct WsgiApp {
+    core: Arc<Core>,
+    /// One permit per request allowed in the application at once (`threads`).
+    slots: Arc<Semaphore>,
+    inline: bool,
+    pool: Pool,
+}
+
+impl WsgiApp {
+    /// Imports the application named by the config. On failure the traceback and a one-line
+    /// reason are logged, and the worker must exit.
+    pub fn load(py: Python<'_>, config: &Config) -> Result<WsgiApp, LoadFailed> {
+        let name: Arc<str> = config.app.describe().into();
+        let app = interp::load_callable(py, &config.app).map_err(|err| {
+            log::write_block(
+                log::Level::Error,
+                format_args!("could not load the WSGI application {name}:"),
+                &response::traceback(py, &err),
+            );
+            error!(
+                "could not load the WSGI application {name} ({}): {}",
+                config.app.origin,
+                one_line(py, &err)
+            );
+            LoadFailed
+        })?;
+        let template = Bound::new(py, ErrorStream::default())
+            .and_then(|errors| {
+                Template::new(
+                    py,
+                    errors.into_any(),
+                    py.get_type::<FileWrapper>().into_any(),
+                    config.threads > 1,
+                    config.processes > 1,
+                )
+            })
+            .map_err(|err| {
+                error!("cannot build the WSGI environ: {err}");
+                LoadFailed
+            })?;
+        Ok(WsgiApp {
+            core: Arc::new(Core {
+                app,
+                template,
+                name,
+            }),
+            slots: Arc::new(Semaphore::new(config.threads)),
+            inline: config.threads == 1,
+            pool: Pool::new(config.threads),
+        })
+    }
+
+    /// Stops the app threads once the worker has finished serving.
+    pub fn shutdown(&self) {
+        self.pool.shutdown();
+    }
+}
+
+/// The application could not be loaded; the reason has been logged.
+#[derive(Debug)]
+pub struct LoadFailed;
+
+/// `ExceptionType: message`, for the one-line summary after a traceback.
+fn one_line(py: Python<'_>, err: &PyErr) -> String {
+    let kind = err
+        .get_type(py)
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "Exception".into());
+    format!("{kind}: {}", err.value(py))
+}
+
+/// How the request body reaches the application.
+enum Plan {
+    /// No body.
+    Empty,
+    /// A Content-Length body small enough to read before calling the app.
+    Small,
+    /// A chunked body: buffered (spooled past a size) so CONTENT_LENGTH can be set.
+    Chunked,
+    /// Streamed from the socket while the app reads it (needs an app thread).
+    Stream,
+}
+
+fn plan(parts: &Parts, body: &Incoming) -> Plan {
+    if body.is_end_stream() {
+        return Plan::Empty;
+    }
+    let expects_continue = parts
+        .headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    match body.size_hint().exact() {
+        Some(0) => Plan::Empty,
+        Some(n) if n <= SMALL_BODY && !expects_continue => Plan::Small,
+        Some(_) => Plan::Stream,
+        None => Plan::Chunked,
+    }
+}
+
+/// Reads a chunked body whole: in memory up to [`SPOOL_IN_MEMORY`], then in a temporary file.
+async fn spool(mut body: Incoming) -> Result<(Source, u64), String> {
+    let mut memory = BytesMut::new();
+    let mut file: Option<std::fs::File> = None;
+    let mut total = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| e.to_string())?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        total += data.len() as u64;
+        if file.is_none() && memory.len() + data.len() > SPOOL_IN_MEMORY {
+            let mut f =
+                tempfile::tempfile().map_err(|e| format!("cannot create a spool file: {e}"))?;
+            f.write_all(&memory)
+                .map_err(|e| format!("cannot write the spool file: {e}"))?;
+            memory.clear();
+            file = Some(f);
+        }
+        match &mut file {
+            Some(f) => f
+                .write_all(&data)
+                .map_err(|e| format!("cannot write the spool file: {e}"))?,
+            None => memory.extend_from_slice(&data),
+        }
+    }
+    let source = match file {
+        Some(mut f) => {
+            f.rewind()
+                .map_err(|e| format!("cannot read the spool file: {e}"))?;
+            Source::File {
+                reader: std::io::BufReader::with_capacity(64 * 1024, f),
+                remaining: total,
+            }
+        }
+        None => Source::Memory(memory.freeze()),
+    };
+    Ok((source, total))
+}
+
+/// "GET /path", for log lines.
+fn request_line(parts: &Parts) -> String {
+    let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let path: String = path.chars().take(200).collect();
+    format!("{} {path}", parts.method)
+}
+
+impl App for WsgiApp {
+    fn call(
+        self: Rc<Self>,
+        req: Request<Incoming>,
+        conn: Rc<ConnInfo>,
+    ) -> LocalFuture<Response<Body>> {
+        Box::pin(async move {
+            let (parts, body) = req.into_parts();
+            let (source, content_length, needs_thread) = match plan(&parts, &body) {
+                Plan::Empty => (Source::Empty, None, false),
+                Plan::Small => match body.collect().await {
+                    Ok(collected) => (Source::Memory(collected.to_bytes()), None, false),
+                    Err(e) => return bad_body(&e.to_string()),
+                },
+                Plan::Chunked => match spool(body).await {
+                    Ok((source, total)) => (source, Some(total), false),
+                    Err(e) => return bad_body(&e),
+                },
+                Plan::Stream => (
+                    Source::Stream {
+                        body,
+                        chunk: Bytes::new(),
+                        done: false,
+                    },
+                    None,
+                    true,
+                ),
+            };
+            let Ok(permit) = self.slots.clone().acquire_owned().await else {
+                return error_response(StatusCode::SERVICE_UNAVAILABLE, "shutting down", true);
+            };
+            let request = AppRequest {
+                parts,
+                conn: ConnInfo::clone(&conn),
+                source,
+                content_length,
+            };
+            if self.inline && !needs_thread {
+                Python::attach(|py| respond_inline(py, &self.core, request, permit))
+            } else {
+                respond_on_thread(&self, request, permit).await
+            }
+        })
+    }
+}
+
+/// A 400 for a request body that could not be read (malformed chunks, a client gone midway).
+fn bad_body(detail: &str) -> Response<Body> {
+    error_response(
+        StatusCode::BAD_REQUEST,
+        &format!("the request body could not be read ({detail})"),
+        true,
+    )
+}
+
+/// Everything about a request an app thread needs; `Send`, unlike the hyper request.
+struct AppRequest {
+    parts: Parts,
+    conn: ConnInfo,
+    source: Source,
+    content_length: Option<u64>,
+}
+
+/// Calls the application for one request; shared by both shapes. A failure comes with
+/// whether the head already went out (thread-pool write()), which decides 500 or a cut.
+fn begin(
+    py: Python<'_>,
+    core: &Core,
+    req: AppRequest,
+    sink: Option<Sink>,
+) -> Result<Outcome, (Failure, bool)> {
+    let raised = |e| (Failure::Raised(e), false);
+    let start_response = Bound::new(py, StartResponse::new(sink)).map_err(raised)?;
+    let input = Bound::new(py, InputStream::new(req.source)).map_err(raised)?;
+    let environ = core
+        .template
+        .build(
+            py,
+            &req.parts,
+            &req.conn,
+            input.into_any(),
+            req.content_length,
+        )
+        .map_err(raised)?;
+    let head_only = req.parts.method == Method::HEAD;
+    response::start(py, core.app.bind(py), environ, &start_response, head_only)
+        .map_err(|failure| (failure, start_response.get().delivered()))
+}
+
+/// Runs the application on the event-loop thread (threads = 1) and builds the response.
+fn respond_inline(
+    py: Python<'_>,
+    core: &Core,
+    req: AppRequest,
+    permit: OwnedSemaphorePermit,
+) -> Response<Body> {
+    let head_request = req.parts.method == Method::HEAD;
+    let label = RequestLabel {
+        app: core.name.clone(),
+        request: request_line(&req.parts),
+    };
+    let result = match begin(py, core, req, None) {
+        Ok(Outcome::Complete {
+            head: Some(head),
+            body,
+        }) => response::complete_response(head, body, head_request),
+        Ok(Outcome::HeadOnly { head: Some(head) }) => Ok(response::head_response(head)),
+        Ok(Outcome::Streaming {
+            head: Some(head),
+            prefix,
+            rest,
+        }) => {
+            let body = InlineBody::new(&head, prefix, rest, label, permit);
+            let mut response = response::head_response(head);
+            *response.body_mut() = Body::Stream(Box::pin(body));
+            return response;
+        }
+        // Inline, write() buffers, so the head is never delivered early.
+        Ok(_) => Err(Failure::Rule("internal: head delivered early".into())),
+        Err((failure, _)) => Err(failure),
+    };
+    result.unwrap_or_else(|failure| {
+        failure.log(py, &label.app, &label.request);
+        response::internal_error()
+    })
+}
+
+/// Runs the request on an app thread and relays the response through a bounded channel.
+async fn respond_on_thread(
+    app: &WsgiApp,
+    req: AppRequest,
+    permit: OwnedSemaphorePermit,
+) -> Response<Body> {
+    let (tx, mut rx) = mpsc::channel(CHANNEL_DEPTH);
+    let core = app.core.clone();
+    let head_request = req.parts.method == Method::HEAD;
+    app.pool.submit(Box::new(move |py| {
+        run_on_thread(py, &core, req, Sink::new(tx));
+        drop(permit);
+    }));
+    match rx.recv().await {
+        Some(Msg::Head {
+            head,
+            body,
+            complete: true,
+        }) => response::complete_response(head, body, head_request)
+            .unwrap_or_else(|_| response::internal_error()),
+        Some(Msg::Head { head, body, .. }) => {
+            let mut response = response::head_response(head);
+            if !head_request {
+                *response.body_mut() = Body::Stream(Box::pin(ChannelBody::new(body, rx)));
+            }
+            response
+        }
+        _ => response::internal_error(),
+    }
+}
+
+/// The app-thread side of [`respond_on_thread`].
+fn run_on_thread(py: Python<'_>, core: &Core, req: AppRequest, sink: Sink) {
+    let head_request = req.parts.method == Method::HEAD;
+    let label = RequestLabel {
+        app: core.name.clone(),
+        request: request_line(&req.parts),
+    };
+    // Reports a failure: a 500 if the head has not gone out, else a cut connection.
+    let fail = |failure: Failure, delivered: bool| {
+        failure.log(py, &label.app, &label.request);
+        let _ = if delivered {
+            sink.send(py, Msg::Abort)
+        } else {
+            let body = vec![Bytes::from_static(b"500 Internal Server Error\n")];
+            sink.head(py, internal_error_head(), body, true)
+        };
+    };
+    let (head, prefix, mut rest) = match begin(py, core, req, Some(sink.clone())) {
+        Err((failure, delivered)) => return fail(failure, delivered),
+        Ok(Outcome::Complete {
+            head: Some(head),
+            body,
+        }) => {
+            match response::check_length(&head, &body) {
+                Err(failure) if !head_request => fail(failure, false),
+                _ => drop(sink.head(py, head, body, true)),
+            }
+            return;
+        }
+        Ok(Outcome::HeadOnly { head }) => {
+            if let Some(head) = head {
+                let _ = sink.head(py, head, Vec::new(), true);
+            }
+            return;
+        }
+        Ok(Outcome::Complete { head: None, body }) => {
+            for chunk in body {
+                if sink.data(py, chunk).is_err() {
+                    return;
+                }
+            }
+            let _ = sink.send(py, Msg::End);
+            return;
+        }
+        Ok(Outcome::Streaming { head, prefix, rest }) => (head, prefix, rest),
+    };
+    let mut length = response::LengthCheck::new(head.as_ref());
+    if let Some(head) = head {
+        if sink.head(py, head, Vec::new(), false).is_err() {
+            return; // the client left; `rest` is closed when dropped
+        }
+    }
+    let mut pending: std::collections::VecDeque<Bytes> = prefix.into();
+    loop {
+        let next = match pending.pop_front() {
+            Some(chunk) => Ok(Some(chunk)),
+            None => rest.next(py),
+        };
+        let chunk = match next {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(failure) => return fail(failure, true),
+        };
+        let chunk = match length.pass(chunk) {
+            Ok(chunk) => chunk,
+            Err((_, rule)) => return fail(Failure::Rule(rule), true),
+        };
+        let last = length.is_done() && pending.is_empty();
+        if last {
+            if let Err(failure) = response::check_exhausted(py, &mut rest) {
+                return fail(failure, true);
+            }
+        }
+        if !chunk.is_empty() && sink.data(py, chunk).is_err() {
+            return; // the client left; `rest` is closed when dropped
+        }
+        if last {
+            break;
+        }
+    }
+    if let Some(err) = rest.close(py) {
+        return fail(Failure::Raised(err), true);
+    }
+    match length.finish() {
+        Ok(()) => drop(sink.send(py, Msg::End)),
+        Err(rule) => fail(Failure::Rule(rule), true),
+    }
+}
+
+fn internal_error_head() -> start_response::Head {
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    start_response::Head {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        reason: None,
+        headers,
+        content_length: None,
+    }
+}

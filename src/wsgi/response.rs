@@ -1,0 +1,645 @@
+//! Turning what a WSGI application returns into an HTTP response.
+//!
+//! [`start`] calls the application and iterates until the first non-empty chunk (so
+//! `start_response` may be called during the first iteration), which fixes the head. Then:
+//! - a finished iteration becomes one buffer sent with `Content-Length`;
+//! - otherwise the rest is pulled chunk by chunk: on the event-loop thread itself by
+//!   [`InlineBody`] (hyper polls it only when the socket can take more), or on an app thread
+//!   that pushes through a bounded channel ([`Sink`] / [`ChannelBody`]).
+//!
+//! `close()` is called exactly once on whatever the application returned: when iteration ends,
+//! fails, or the client goes away (the body is dropped).
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CONTENT_LENGTH};
+use http::{Response, StatusCode};
+use http_body::Frame;
+use pyo3::exceptions::PyOSError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyTuple};
+use tokio::sync::mpsc;
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::start_response::{chunk_bytes, Head, StartResponse};
+use crate::http::{error_response, Body, BodyError};
+use crate::{error, log};
+
+/// Why a request ended in a 500 (or, after the head was sent, a cut connection).
+pub enum Failure {
+    /// The application raised.
+    Raised(PyErr),
+    /// The application broke a rule of PEP 3333; the text names it.
+    Rule(String),
+}
+
+impl Failure {
+    /// Logs the failure: the traceback, or the rule, with the app and the request line.
+    pub fn log(&self, py: Python<'_>, app: &str, request: &str) {
+        match self {
+            Failure::Raised(err) => log::write_block(
+                log::Level::Error,
+                format_args!("error in the application {app} while serving {request}:"),
+                &traceback(py, err),
+            ),
+            Failure::Rule(rule) => {
+                error!("the application {app} broke PEP 3333 while serving {request}: {rule}")
+            }
+        }
+    }
+}
+
+/// A Python exception formatted as the interpreter would print it.
+pub fn traceback(py: Python<'_>, err: &PyErr) -> String {
+    let formatted = py
+        .import("traceback")
+        .and_then(|tb| {
+            tb.call_method1(
+                "format_exception",
+                (err.get_type(py), err.value(py), err.traceback(py)),
+            )
+        })
+        .and_then(|lines| lines.extract::<Vec<String>>());
+    match formatted {
+        Ok(lines) => lines.concat(),
+        Err(_) => err.to_string(),
+    }
+}
+
+/// The iteration over an application's return value.
+pub struct Iteration {
+    /// What the application returned, kept for its `close()`.
+    returned: Option<Py<PyAny>>,
+    kind: Kind,
+}
+
+enum Kind {
+    /// A list or tuple: indexed directly, no iterator object.
+    Sequence {
+        items: Py<PyAny>,
+        index: usize,
+        len: usize,
+    },
+    Iterator(Py<PyAny>),
+    Done,
+}
+
+impl Iteration {
+    fn new(returned: Bound<'_, PyAny>) -> Result<Iteration, Failure> {
+        let kind = if let Ok(list) = returned.cast::<PyList>() {
+            Kind::Sequence {
+                len: list.len(),
+                items: list.clone().into_any().unbind(),
+                index: 0,
+            }
+        } else if let Ok(tuple) = returned.cast::<PyTuple>() {
+            Kind::Sequence {
+                len: tuple.len(),
+                items: tuple.clone().into_any().unbind(),
+                index: 0,
+            }
+        } else {
+            match returned.try_iter() {
+                Ok(iter) => Kind::Iterator(iter.into_any().unbind()),
+                Err(_) => {
+                    let what = returned
+                        .get_type()
+                        .name()
+                        .map(|n| n.to_string())
+                        .unwrap_or_default();
+                    let mut it = Iteration {
+                        returned: Some(returned.unbind()),
+                        kind: Kind::Done,
+                    };
+                    Python::attach(|py| it.close(py));
+                    return Err(Failure::Rule(format!(
+                        "the application must return an iterable of bytes, but returned {what}"
+                    )));
+                }
+            }
+        };
+        Ok(Iteration {
+            returned: Some(returned.unbind()),
+            kind,
+        })
+    }
+
+    /// Whether the whole body is already in memory (a list or tuple).
+    fn is_sequence(&self) -> bool {
+        matches!(self.kind, Kind::Sequence { .. })
+    }
+
+    /// The next chunk, or `None` at the end.
+    pub fn next(&mut self, py: Python<'_>) -> Result<Option<Bytes>, Failure> {
+        let item = match &mut self.kind {
+            Kind::Done => return Ok(None),
+            Kind::Sequence { items, index, len } => {
+                if *index >= *len {
+                    self.kind = Kind::Done;
+                    return Ok(None);
+                }
+                let item = items.bind(py).get_item(*index).map_err(Failure::Raised)?;
+                *index += 1;
+                item
+            }
+            Kind::Iterator(iter) => {
+                // SAFETY: iter is a live iterator object (from try_iter) and we hold the GIL;
+                // PyIter_Next returns a new reference, or NULL at the end or on an error.
+                let ptr = unsafe { pyo3::ffi::PyIter_Next(iter.as_ptr()) };
+                if ptr.is_null() {
+                    self.kind = Kind::Done;
+                    return match PyErr::take(py) {
+                        Some(err) => Err(Failure::Raised(err)),
+                        None => Ok(None),
+                    };
+                }
+                // SAFETY: a non-null PyIter_Next result is a new, owned reference.
+                unsafe { Bound::from_owned_ptr(py, ptr) }
+            }
+        };
+        chunk_bytes(&item).map(Some).map_err(Failure::Rule)
+    }
+
+    /// Calls the returned object's `close()`, once. An error from it is logged.
+    pub fn close(&mut self, py: Python<'_>) -> Option<PyErr> {
+        self.kind = Kind::Done;
+        let returned = self.returned.take()?;
+        let returned = returned.bind(py);
+        match returned.getattr_opt("close") {
+            Ok(Some(close)) => close.call0().err(),
+            Ok(None) => None,
+            Err(e) => Some(e),
+        }
+    }
+}
+
+impl Drop for Iteration {
+    fn drop(&mut self) {
+        if self.returned.is_some() {
+            Python::attach(|py| {
+                if let Some(err) = self.close(py) {
+                    log::write_block(
+                        log::Level::Error,
+                        format_args!("close() of the response raised:"),
+                        &traceback(py, &err),
+                    );
+                }
+            });
+        }
+    }
+}
+
+/// What [`start`] produced.
+pub enum Outcome {
+    /// Iteration finished (and `close()` was called): the head and every chunk.
+    /// `head` is `None` when write() already delivered it (thread-pool mode).
+    Complete {
+        head: Option<Head>,
+        body: Vec<Bytes>,
+    },
+    /// A HEAD request whose iteration was stopped once the head was known (so the body's
+    /// length is unknown); `close()` was called.
+    HeadOnly { head: Option<Head> },
+    /// The head, the first bytes, and the iteration to pull the rest from.
+    Streaming {
+        head: Option<Head>,
+        prefix: Vec<Bytes>,
+        rest: Iteration,
+    },
+}
+
+/// Calls the application and iterates to the first non-empty chunk (or the end). For HEAD
+/// (`head_only`) iteration stops once the head is known.
+pub fn start(
+    py: Python<'_>,
+    app: &Bound<'_, PyAny>,
+    environ: Bound<'_, PyDict>,
+    start_response: &Bound<'_, StartResponse>,
+    head_only: bool,
+) -> Result<Outcome, Failure> {
+    let returned = app
+        .call1((environ, start_response))
+        .map_err(Failure::Raised)?;
+    let mut iteration = Iteration::new(returned)?;
+    let mut chunks = Vec::new();
+    let finished = loop {
+        match iteration.next(py) {
+            Ok(Some(chunk)) if chunk.is_empty() => continue,
+            Ok(Some(chunk)) => {
+                chunks.push(chunk);
+                if !iteration.is_sequence() {
+                    break false;
+                }
+            }
+            Ok(None) => break true,
+            Err(failure) => {
+                close_logged(py, &mut iteration);
+                return Err(failure);
+            }
+        }
+    };
+    let (head, mut prefix) = match start_response.get().take_head() {
+        Ok(Some((head, written))) => (Some(head), written),
+        Ok(None) => (None, Vec::new()),
+        Err(rule) => {
+            close_logged(py, &mut iteration);
+            return Err(Failure::Rule(rule));
+        }
+    };
+    prefix.append(&mut chunks);
+    // The declared length is already here (Django's HttpResponse: one chunk, Content-Length
+    // set): the iteration must be over, which makes this a complete response.
+    let declared = head.as_ref().and_then(|h| h.content_length);
+    if !finished && !head_only && declared.is_some_and(|n| n <= total_len(&prefix)) {
+        check_exhausted(py, &mut iteration)?;
+        return Ok(Outcome::Complete { head, body: prefix });
+    }
+    if finished || head_only {
+        if let Some(err) = iteration.close(py) {
+            return Err(Failure::Raised(err));
+        }
+        if !finished {
+            return Ok(Outcome::HeadOnly { head });
+        }
+        return Ok(Outcome::Complete { head, body: prefix });
+    }
+    Ok(Outcome::Streaming {
+        head,
+        prefix,
+        rest: iteration,
+    })
+}
+
+fn total_len(chunks: &[Bytes]) -> u64 {
+    chunks.iter().map(|c| c.len() as u64).sum()
+}
+
+/// Closes after a failure; the failure is what gets reported, a close() error is just logged.
+fn close_logged(py: Python<'_>, iteration: &mut Iteration) {
+    if let Some(err) = iteration.close(py) {
+        log::write_block(
+            log::Level::Error,
+            format_args!("close() of the response raised:"),
+            &traceback(py, &err),
+        );
+    }
+}
+
+/// Builds the hyper response for a complete body, enforcing the application's Content-Length.
+pub fn complete_response(
+    head: Head,
+    body: Vec<Bytes>,
+    head_request: bool,
+) -> Result<Response<Body>, Failure> {
+    let total: usize = body.iter().map(Bytes::len).sum();
+    if head_request {
+        // No body goes out; the headers are those a GET would get.
+        let mut response = head_response(head);
+        if !response.headers().contains_key(CONTENT_LENGTH) && total > 0 {
+            response
+                .headers_mut()
+                .insert(CONTENT_LENGTH, HeaderValue::from(total));
+        }
+        return Ok(response);
+    }
+    check_length(&head, &body)?;
+    let data = match body.len() {
+        0 => Bytes::new(),
+        1 => body.into_iter().next().unwrap_or_default(),
+        _ => Bytes::from(body.concat()),
+    };
+    let mut response = head_response(head);
+    *response.body_mut() = Body::full(data);
+    Ok(response)
+}
+
+/// A complete body must be exactly as long as the application's Content-Length says.
+pub fn check_length(head: &Head, body: &[Bytes]) -> Result<(), Failure> {
+    let total = total_len(body);
+    match head.content_length {
+        Some(declared) if declared != total => Err(Failure::Rule(format!(
+            "the response has {total} bytes but its Content-Length header says {declared}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// A response with the head and an empty body.
+pub fn head_response(head: Head) -> Response<Body> {
+    let mut response = Response::new(Body::Empty);
+    *response.status_mut() = head.status;
+    *response.headers_mut() = head.headers;
+    if let Some(reason) = head.reason {
+        response.extensions_mut().insert(reason);
+    }
+    response
+}
+
+/// The 500 sent when the application fails before its head went out.
+pub fn internal_error() -> Response<Body> {
+    error_response(StatusCode::INTERNAL_SERVER_ERROR, "", false)
+}
+
+/// Holds a streamed body to the application's Content-Length: extra bytes are cut off and
+/// reported, a short body is reported at the end.
+pub struct LengthCheck {
+    remaining: Option<u64>,
+}
+
+impl LengthCheck {
+    /// `head` is `None` when write() already sent it; its length was not tracked then.
+    pub fn new(head: Option<&Head>) -> Self {
+        LengthCheck {
+            remaining: head.and_then(|h| h.content_length),
+        }
+    }
+
+    /// Passes a chunk, truncated to what the declared length still allows.
+    pub fn pass(&mut self, mut chunk: Bytes) -> Result<Bytes, (Bytes, String)> {
+        let Some(remaining) = &mut self.remaining else {
+            return Ok(chunk);
+        };
+        if chunk.len() as u64 > *remaining {
+            chunk.truncate(*remaining as usize);
+            *remaining = 0;
+            return Err((
+                chunk,
+                "the application sent more bytes than its Content-Length header says".into(),
+            ));
+        }
+        *remaining -= chunk.len() as u64;
+        Ok(chunk)
+    }
+
+    /// Whether the declared length has been sent in full: the iteration must be over.
+    pub fn is_done(&self) -> bool {
+        self.remaining == Some(0)
+    }
+
+    /// At the end: an error if fewer bytes came than declared.
+    pub fn finish(&self) -> Result<(), String> {
+        match self.remaining {
+            Some(n) if n > 0 => Err(format!(
+                "the application's response ended {n} bytes short of its Content-Length header"
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Once the declared Content-Length has gone out, hyper stops reading the body, so the
+/// iteration is checked for more before the last chunk is released: more bytes break the rule
+/// (the connection is cut); none means the iteration is over (and `close()` runs now).
+pub fn check_exhausted(py: Python<'_>, rest: &mut Iteration) -> Result<(), Failure> {
+    loop {
+        match rest.next(py)? {
+            Some(chunk) if chunk.is_empty() => continue,
+            Some(_) => {
+                return Err(Failure::Rule(
+                    "the application sent more bytes than its Content-Length header says".into(),
+                ))
+            }
+            None => break,
+        }
+    }
+    match rest.close(py) {
+        Some(err) => Err(Failure::Raised(err)),
+        None => Ok(()),
+    }
+}
+
+/// Names a request in log lines: the application and the request line.
+#[derive(Clone)]
+pub struct RequestLabel {
+    pub app: std::sync::Arc<str>,
+    pub request: String,
+}
+
+/// The rest of a response, pulled from the application on the event-loop thread (threads = 1).
+/// Holds the app slot until the iteration is over, so the next request waits for `close()`.
+pub struct InlineBody {
+    prefix: VecDeque<Bytes>,
+    rest: Option<Iteration>,
+    /// Set after a chunk is handed out: the next poll yields once, so hyper writes what it
+    /// has before the application is asked for more (which may block the loop: a streaming
+    /// view that sleeps between chunks must reach the client chunk by chunk).
+    flush_first: bool,
+    length: LengthCheck,
+    label: RequestLabel,
+    /// Released after `rest` is dropped (fields drop in order).
+    _permit: OwnedSemaphorePermit,
+}
+
+impl InlineBody {
+    pub fn new(
+        head: &Head,
+        prefix: Vec<Bytes>,
+        rest: Iteration,
+        label: RequestLabel,
+        permit: OwnedSemaphorePermit,
+    ) -> Self {
+        InlineBody {
+            prefix: prefix.into(),
+            rest: Some(rest),
+            flush_first: false,
+            length: LengthCheck::new(Some(head)),
+            label,
+            _permit: permit,
+        }
+    }
+
+    fn fail(&mut self, py: Python<'_>, failure: Failure) -> BodyError {
+        failure.log(py, &self.label.app, &self.label.request);
+        if let Some(mut rest) = self.rest.take() {
+            close_logged(py, &mut rest);
+        }
+        BodyError("the application failed mid-response".into())
+    }
+
+    /// Sends a chunk after the length check; when it completes the declared length, checks
+    /// that the iteration has nothing more.
+    fn data(
+        &mut self,
+        py: Python<'_>,
+        chunk: Bytes,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let chunk = match self.length.pass(chunk) {
+            Ok(chunk) => chunk,
+            Err((_, rule)) => return Poll::Ready(Some(Err(self.fail(py, Failure::Rule(rule))))),
+        };
+        if self.length.is_done() && self.prefix.is_empty() {
+            if let Some(mut rest) = self.rest.take() {
+                if let Err(failure) = check_exhausted(py, &mut rest) {
+                    return Poll::Ready(Some(Err(self.fail(py, failure))));
+                }
+            }
+        }
+        Poll::Ready(Some(Ok(Frame::data(chunk))))
+    }
+}
+
+impl http_body::Body for InlineBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        if this.prefix.is_empty() && this.rest.is_some() && !this.flush_first {
+            this.flush_first = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        this.flush_first = false;
+        Python::attach(|py| {
+            if let Some(chunk) = this.prefix.pop_front() {
+                return this.data(py, chunk);
+            }
+            let Some(rest) = this.rest.as_mut() else {
+                return Poll::Ready(None);
+            };
+            let next = loop {
+                match rest.next(py) {
+                    Ok(Some(chunk)) if chunk.is_empty() => continue,
+                    other => break other,
+                }
+            };
+            match next {
+                Ok(Some(chunk)) => this.data(py, chunk),
+                Ok(None) => {
+                    let mut rest = this.rest.take();
+                    if let Some(err) = rest.as_mut().and_then(|r| r.close(py)) {
+                        return Poll::Ready(Some(Err(this.fail(py, Failure::Raised(err)))));
+                    }
+                    match this.length.finish() {
+                        Ok(()) => Poll::Ready(None),
+                        Err(rule) => Poll::Ready(Some(Err(this.fail(py, Failure::Rule(rule))))),
+                    }
+                }
+                Err(failure) => Poll::Ready(Some(Err(this.fail(py, failure)))),
+            }
+        })
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.prefix.is_empty() && self.rest.is_none()
+    }
+}
+
+/// A message from an app thread to the event loop, through a bounded channel.
+pub enum Msg {
+    /// The head; `complete` when `body` is the whole body.
+    Head {
+        head: Head,
+        body: Vec<Bytes>,
+        complete: bool,
+    },
+    Data(Bytes),
+    /// The body ended normally.
+    End,
+    /// The body failed midway: cut the connection.
+    Abort,
+}
+
+/// The app thread's end of the channel. Sending blocks (with the GIL released) while the
+/// channel is full, which is the backpressure from a slow client.
+#[derive(Clone)]
+pub struct Sink {
+    tx: mpsc::Sender<Msg>,
+}
+
+impl Sink {
+    pub fn new(tx: mpsc::Sender<Msg>) -> Self {
+        Sink { tx }
+    }
+
+    /// Sends a message; an error means the client is gone (the event loop dropped its end).
+    pub fn send(&self, py: Python<'_>, msg: Msg) -> PyResult<()> {
+        let tx = &self.tx;
+        if py.detach(|| tx.blocking_send(msg).is_ok()) {
+            Ok(())
+        } else {
+            Err(PyOSError::new_err("the client closed the connection"))
+        }
+    }
+
+    pub fn head(
+        &self,
+        py: Python<'_>,
+        head: Head,
+        body: Vec<Bytes>,
+        complete: bool,
+    ) -> PyResult<()> {
+        self.send(
+            py,
+            Msg::Head {
+                head,
+                body,
+                complete,
+            },
+        )
+    }
+
+    pub fn data(&self, py: Python<'_>, chunk: Bytes) -> PyResult<()> {
+        self.send(py, Msg::Data(chunk))
+    }
+}
+
+/// The event loop's end of the channel, as a response body.
+pub struct ChannelBody {
+    prefix: VecDeque<Bytes>,
+    rx: mpsc::Receiver<Msg>,
+    done: bool,
+}
+
+impl ChannelBody {
+    pub fn new(prefix: Vec<Bytes>, rx: mpsc::Receiver<Msg>) -> Self {
+        ChannelBody {
+            prefix: prefix.into(),
+            rx,
+            done: false,
+        }
+    }
+}
+
+impl http_body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        if let Some(chunk) = this.prefix.pop_front() {
+            return Poll::Ready(Some(Ok(Frame::data(chunk))));
+        }
+        if this.done {
+            return Poll::Ready(None);
+        }
+        match this.rx.poll_recv(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Msg::Data(chunk))) => Poll::Ready(Some(Ok(Frame::data(chunk)))),
+            Poll::Ready(Some(Msg::End)) => {
+                this.done = true;
+                Poll::Ready(None)
+            }
+            // Abort, a stray head, or the app thread gone without End: the body is incomplete.
+            Poll::Ready(_) => {
+                this.done = true;
+                Poll::Ready(Some(Err(BodyError(
+                    "the application failed mid-response".into(),
+                ))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done && self.prefix.is_empty()
+    }
+}

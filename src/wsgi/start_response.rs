@@ -1,0 +1,435 @@
+//! `start_response(status, headers, exc_info=None)` and the `write()` it returns.
+//!
+//! The rules of PEP 3333 for status lines and headers are pure functions here. A call that
+//! breaks one raises in the application (so its traceback points at the call) and is also
+//! remembered, so the response is a 500 even if the application swallows the exception.
+
+use std::sync::{Mutex, MutexGuard};
+
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH};
+use http::StatusCode;
+use hyper::ext::ReasonPhrase;
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyString, PyTuple};
+
+use super::response::Sink;
+
+/// A response's status line and headers, as the application gave them.
+#[derive(Debug, Clone)]
+pub struct Head {
+    pub status: StatusCode,
+    /// Set when the application's reason phrase differs from the standard one.
+    pub reason: Option<ReasonPhrase>,
+    pub headers: HeaderMap,
+    /// The application's `Content-Length`, if it set one.
+    pub content_length: Option<u64>,
+}
+
+/// Hop-by-hop headers: they describe one connection, which the server owns (PEP 3333).
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Parses `"200 OK"`: three digits, a space, a reason phrase.
+pub fn parse_status(status: &str) -> Result<(StatusCode, Option<ReasonPhrase>), String> {
+    let bytes = status.as_bytes();
+    let well_formed =
+        bytes.len() >= 4 && bytes[..3].iter().all(u8::is_ascii_digit) && bytes[3] == b' ';
+    if !well_formed {
+        return Err(format!(
+            "the status must be three digits, a space and a reason phrase, like '200 OK'; got {status:?}"
+        ));
+    }
+    let code = StatusCode::from_bytes(&bytes[..3])
+        .ok()
+        .filter(|c| (200..=599).contains(&c.as_u16()))
+        .ok_or_else(|| format!("the status code must be between 200 and 599; got {status:?}"))?;
+    let reason = status[4..].trim();
+    let reason = if code.canonical_reason() == Some(reason) {
+        None
+    } else {
+        Some(
+            ReasonPhrase::try_from(latin1_bytes(reason).ok_or_else(|| {
+                format!("the reason phrase must be latin-1 text; got {status:?}")
+            })?)
+            .map_err(|_| {
+                format!("the reason phrase has characters not allowed in HTTP; got {status:?}")
+            })?,
+        )
+    };
+    Ok((code, reason))
+}
+
+/// Checks one response header and converts it for hyper.
+pub fn parse_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), String> {
+    let header = HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| format!("{name:?} is not a valid header name"))?;
+    if HOP_BY_HOP.contains(&header.as_str()) {
+        return Err(format!(
+            "{name:?} is a hop-by-hop header; the server manages the connection, so applications \
+             must not set it"
+        ));
+    }
+    let bytes = latin1_bytes(value).ok_or_else(|| {
+        format!("the value of header {name:?} must be latin-1 text (encode other text first, e.g. RFC 8187); got {value:?}")
+    })?;
+    let value = HeaderValue::from_bytes(&bytes)
+        .map_err(|_| format!("the value of header {name:?} contains control characters (CR, LF, NUL...); got {value:?}"))?;
+    Ok((header, value))
+}
+
+/// Encodes text as latin-1 bytes, or `None` if a character is above U+00FF.
+fn latin1_bytes(text: &str) -> Option<Vec<u8>> {
+    if text.is_ascii() {
+        return Some(text.as_bytes().to_vec());
+    }
+    text.chars()
+        .map(|c| u8::try_from(u32::from(c)).ok())
+        .collect()
+}
+
+/// Builds the head from a checked status and header list.
+pub fn build_head(status: &str, headers: &[(String, String)]) -> Result<Head, String> {
+    let (status, reason) = parse_status(status)?;
+    let mut map = HeaderMap::with_capacity(headers.len());
+    let mut content_length = None;
+    for (name, value) in headers {
+        let (name, value) = parse_header(name, value)?;
+        if name == CONTENT_LENGTH {
+            let n = value
+                .to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .ok_or_else(|| format!("Content-Length must be a whole number; got {value:?}"))?;
+            if content_length.is_some_and(|c| c != n) {
+                return Err("two different Content-Length headers".into());
+            }
+            content_length = Some(n);
+            if map.contains_key(CONTENT_LENGTH) {
+                continue;
+            }
+        }
+        map.append(name, value);
+    }
+    Ok(Head {
+        status,
+        reason,
+        headers: map,
+        content_length,
+    })
+}
+
+/// Where start_response is in its life.
+#[derive(Default)]
+struct State {
+    head: Option<Head>,
+    /// The first rule the application broke, if any: the response becomes a 500.
+    violation: Option<String>,
+    /// write() was called or the first body bytes were produced: exc_info must now re-raise.
+    committed: bool,
+    /// The head has gone to the event loop (thread-pool mode only).
+    delivered: bool,
+    /// Bytes passed to write() that wait for the head (inline mode).
+    written: Vec<Bytes>,
+}
+
+/// The `start_response` callable of one request.
+#[pyclass(frozen, module = "dragoman", name = "StartResponse")]
+pub struct StartResponse {
+    state: Mutex<State>,
+    /// In thread-pool mode, where write() sends at once; inline, write() buffers.
+    sink: Option<Sink>,
+}
+
+impl StartResponse {
+    pub fn new(sink: Option<Sink>) -> Self {
+        StartResponse {
+            state: Mutex::new(State::default()),
+            sink,
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock can only come from a panic elsewhere; the state is still usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes the head for sending, with bytes written so far; marks the headers as sent.
+    /// `Ok(None)`: the head was already delivered by write().
+    pub fn take_head(&self) -> Result<Option<(Head, Vec<Bytes>)>, String> {
+        let mut state = self.state();
+        if let Some(rule) = &state.violation {
+            return Err(rule.clone());
+        }
+        state.committed = true;
+        if state.delivered {
+            return Ok(None);
+        }
+        let head = state.head.clone().ok_or_else(|| {
+            "the application returned without calling start_response()".to_string()
+        })?;
+        let written = std::mem::take(&mut state.written);
+        Ok(Some((head, written)))
+    }
+
+    /// Whether the head has reached the event loop (thread-pool mode).
+    pub fn delivered(&self) -> bool {
+        self.state().delivered
+    }
+
+    fn violate(&self, rule: String) -> PyErr {
+        let mut state = self.state();
+        if state.violation.is_none() {
+            state.violation = Some(rule.clone());
+        }
+        PyValueError::new_err(format!("PEP 3333: {rule}"))
+    }
+}
+
+/// Reads the `headers` argument: a list (or tuple) of (name, value) pairs of `str`.
+fn extract_headers(headers: &Bound<'_, PyAny>) -> Result<Vec<(String, String)>, String> {
+    if !(headers.is_instance_of::<pyo3::types::PyList>() || headers.is_instance_of::<PyTuple>()) {
+        return Err(format!(
+            "the headers must be a list of (name, value) tuples; got {}",
+            type_name(headers)
+        ));
+    }
+    let mut out = Vec::new();
+    let iter = headers.try_iter().map_err(|e| e.to_string())?;
+    for item in iter {
+        let item = item.map_err(|e| e.to_string())?;
+        let pair = item
+            .extract::<(Bound<'_, PyAny>, Bound<'_, PyAny>)>()
+            .map_err(|_| {
+                format!(
+                    "each header must be a (name, value) tuple; got {}",
+                    short_repr(&item)
+                )
+            })?;
+        let text = |o: &Bound<'_, PyAny>, what: &str| -> Result<String, String> {
+            o.cast::<PyString>()
+                .map_err(|_| {
+                    format!(
+                        "header {what}s must be str, not {}: {}",
+                        type_name(o),
+                        short_repr(o)
+                    )
+                })?
+                .to_str()
+                .map(str::to_owned)
+                .map_err(|_| format!("header {what} {} is not valid text", short_repr(o)))
+        };
+        out.push((text(&pair.0, "name")?, text(&pair.1, "value")?));
+    }
+    Ok(out)
+}
+
+fn type_name(o: &Bound<'_, PyAny>) -> String {
+    o.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn short_repr(o: &Bound<'_, PyAny>) -> String {
+    let text = o
+        .repr()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|_| "?".into());
+    if text.len() > 80 {
+        format!(
+            "{}...",
+            &text[..text.char_indices().nth(77).map_or(text.len(), |(i, _)| i)]
+        )
+    } else {
+        text
+    }
+}
+
+/// Converts one chunk of response body: it must be `bytes` (PEP 3333).
+pub fn chunk_bytes(chunk: &Bound<'_, PyAny>) -> Result<Bytes, String> {
+    match chunk.cast::<PyBytes>() {
+        Ok(b) => Ok(Bytes::copy_from_slice(b.as_bytes())),
+        Err(_) => Err(format!(
+            "the response body must be bytes, but the application produced {}: {}",
+            type_name(chunk),
+            short_repr(chunk)
+        )),
+    }
+}
+
+#[pymethods]
+impl StartResponse {
+    #[pyo3(signature = (status, headers, exc_info=None))]
+    fn __call__<'py>(
+        slf: &Bound<'py, Self>,
+        status: &Bound<'py, PyAny>,
+        headers: &Bound<'py, PyAny>,
+        exc_info: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let this = slf.get();
+        let exc_info = exc_info.filter(|e| !e.is_none());
+        {
+            let state = this.state();
+            match exc_info {
+                Some(info) if state.committed => {
+                    // Too late to change the response: re-raise the application's error.
+                    drop(state);
+                    let value = info.get_item(1)?;
+                    return Err(PyErr::from_value(value));
+                }
+                Some(_) => {}
+                None if state.head.is_some() => {
+                    drop(state);
+                    return Err(PyRuntimeError::new_err(format!(
+                        "PEP 3333: {}",
+                        this.note("start_response() was called a second time without exc_info")
+                    )));
+                }
+                None => {}
+            }
+        }
+        let status = status.cast::<PyString>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "PEP 3333: {}",
+                this.note(&format!(
+                    "the status must be str, not {}",
+                    type_name(status)
+                ))
+            ))
+        })?;
+        let head = extract_headers(headers)
+            .and_then(|h| build_head(&status.to_string(), &h))
+            .map_err(|rule| this.violate(rule))?;
+        {
+            let mut state = this.state();
+            state.head = Some(head);
+            // A replacement via exc_info clears an earlier broken call.
+            if exc_info.is_some() {
+                state.violation = None;
+            }
+        }
+        slf.getattr("write")
+    }
+
+    /// The legacy imperative `write(data)`.
+    fn write(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let chunk = chunk_bytes(data)
+            .map_err(|rule| PyTypeError::new_err(format!("PEP 3333: {}", self.note(&rule))))?;
+        let mut state = self.state();
+        if state.head.is_none() {
+            drop(state);
+            return Err(PyRuntimeError::new_err(format!(
+                "PEP 3333: {}",
+                self.note("write() was called before start_response()")
+            )));
+        }
+        state.committed = true;
+        let Some(sink) = &self.sink else {
+            state.written.push(chunk);
+            return Ok(());
+        };
+        let head = if state.delivered {
+            None
+        } else {
+            state.delivered = true;
+            let head = state.head.clone();
+            let written = std::mem::take(&mut state.written);
+            head.map(|h| (h, written))
+        };
+        drop(state);
+        if let Some((head, written)) = head {
+            sink.head(py, head, written, false)?;
+        }
+        if !chunk.is_empty() {
+            sink.data(py, chunk)?;
+        }
+        Ok(())
+    }
+}
+
+impl StartResponse {
+    /// Records a broken rule and returns its text.
+    fn note(&self, rule: &str) -> String {
+        let mut state = self.state();
+        if state.violation.is_none() {
+            state.violation = Some(rule.to_string());
+        }
+        rule.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn status_lines() {
+        assert_eq!(parse_status("200 OK").unwrap().0, StatusCode::OK);
+        assert!(parse_status("200 OK").unwrap().1.is_none());
+        let (code, reason) = parse_status("404 Nope").unwrap();
+        assert_eq!(code, StatusCode::NOT_FOUND);
+        assert_eq!(reason.unwrap().as_bytes(), b"Nope");
+        assert!(parse_status("200").is_err());
+        assert!(parse_status("OK 200").is_err());
+        assert!(parse_status("2000 OK").is_err());
+        assert!(parse_status("100 Continue").is_err());
+        assert!(parse_status("200 O\nK").is_err());
+    }
+
+    #[test]
+    fn header_rules() {
+        let head = build_head(
+            "200 OK",
+            &h(&[("Content-Type", "text/plain"), ("X-A", "caf\u{e9}")]),
+        )
+        .unwrap();
+        assert_eq!(head.headers["x-a"].as_bytes(), b"caf\xe9");
+        assert!(build_head("200 OK", &h(&[("Connection", "close")]))
+            .unwrap_err()
+            .contains("hop-by-hop"));
+        assert!(build_head("200 OK", &h(&[("Transfer-Encoding", "chunked")])).is_err());
+        assert!(build_head("200 OK", &h(&[("X-A", "\u{263a}")]))
+            .unwrap_err()
+            .contains("latin-1"));
+        assert!(build_head("200 OK", &h(&[("X-A", "a\r\nSet-Cookie: x")]))
+            .unwrap_err()
+            .contains("control"));
+        assert!(build_head("200 OK", &h(&[("Bad Name", "x")])).is_err());
+    }
+
+    #[test]
+    fn content_length_header() {
+        let head = build_head("200 OK", &h(&[("Content-Length", "12")])).unwrap();
+        assert_eq!(head.content_length, Some(12));
+        assert!(build_head("200 OK", &h(&[("Content-Length", "x")])).is_err());
+        assert!(build_head(
+            "200 OK",
+            &h(&[("Content-Length", "1"), ("Content-Length", "2")])
+        )
+        .is_err());
+        let same = build_head(
+            "200 OK",
+            &h(&[("Content-Length", "1"), ("Content-Length", "1")]),
+        )
+        .unwrap();
+        assert_eq!(same.headers.get_all(CONTENT_LENGTH).iter().count(), 1);
+    }
+}

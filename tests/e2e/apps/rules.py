@@ -1,0 +1,214 @@
+"""One route per PEP 3333 behaviour the suite checks. Route = PATH_INFO."""
+
+import json
+import os
+import threading
+import time
+from urllib.parse import parse_qs
+
+CLOSED = {"count": 0}
+
+
+def respond(start_response, body, status="200 OK", headers=()):
+    start_response(status, [("Content-Type", "text/plain"), *headers])
+    return [body]
+
+
+class Closeable:
+    """An iterable response with close(), counting the calls."""
+
+    def __init__(self, chunks):
+        self.chunks = chunks
+
+    def __iter__(self):
+        return iter(self.chunks)
+
+    def close(self):
+        CLOSED["count"] += 1
+
+
+def endless(start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    try:
+        i = 0
+        while True:
+            yield b"x" * 65536
+            i += 1
+    finally:
+        CLOSED["count"] += 1
+
+
+def application(environ, start_response):
+    path = environ["PATH_INFO"]
+    query = {k: v[0] for k, v in parse_qs(environ["QUERY_STRING"]).items()}
+
+    if path == "/gen":
+        # start_response is called during the first iteration, as PEP 3333 allows.
+        def gen():
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            yield b""
+            for i in range(3):
+                yield b"part %d\n" % i
+
+        return gen()
+    if path == "/write":
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        write(b"written ")
+        write(b"then ")
+        return [b"returned"]
+    if path == "/exc-info-before":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        try:
+            raise ValueError("changed my mind")
+        except ValueError:
+            import sys
+
+            start_response("503 Try Later", [("Content-Type", "text/plain")], sys.exc_info())
+        return [b"replaced"]
+    if path == "/exc-info-after":
+
+        def gen():
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            yield b"first part"
+            try:
+                raise ValueError("too late")
+            except ValueError:
+                import sys
+
+                start_response("500 Oops", [], sys.exc_info())
+            yield b"never"
+
+        return gen()
+    if path == "/twice":
+        start_response("200 OK", [])
+        start_response("200 OK", [])
+        return [b"twice"]
+    if path == "/twice-swallowed":
+        start_response("200 OK", [])
+        try:
+            start_response("200 OK", [])
+        except Exception:  # noqa: BLE001, S110 - the test is that swallowing it does not help
+            pass
+        return [b"twice"]
+    if path == "/hop":
+        return respond(start_response, b"hop", headers=[("Connection", "close")])
+    if path == "/nonlatin":
+        return respond(start_response, b"x", headers=[("X-Smile", "\u263a")])
+    if path == "/badstatus":
+        return respond(start_response, b"x", status="OK")
+    if path == "/reason":
+        return respond(start_response, b"custom", status="299 Custom Reason")
+    if path == "/str-body":
+        start_response("200 OK", [])
+        return ["text, not bytes"]
+    if path == "/raise":
+        raise RuntimeError("deliberate failure in /raise")
+    if path == "/raise-midstream":
+
+        def gen():
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            yield b"some bytes then "
+            raise RuntimeError("deliberate failure mid-stream")
+
+        return gen()
+    if path == "/noniterable":
+        start_response("200 OK", [])
+        return 42
+    if path == "/no-start":
+        return [b"never started"]
+    if path == "/closeable":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return Closeable([b"a", b"b", b"c"])
+    if path == "/closed":
+        return respond(start_response, str(CLOSED["count"]).encode())
+    if path == "/endless":
+        return endless(start_response)
+    if path == "/cookies":
+        return respond(
+            start_response,
+            b"ok",
+            headers=[("Set-Cookie", "a=1; Path=/"), ("Set-Cookie", "b=2; Path=/")],
+        )
+    if path == "/errors":
+        environ["wsgi.errors"].write("a line for wsgi.errors\n")
+        environ["wsgi.errors"].writelines(["two ", "parts\n"])
+        environ["wsgi.errors"].flush()
+        return respond(start_response, b"logged")
+    if path == "/file-wrapper":
+        f = open(query["file"], "rb")  # noqa: SIM115 - closed by the server via the wrapper
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        wrapper = environ["wsgi.file_wrapper"](f, 4096)
+        CLOSED["file"] = f
+        return wrapper
+    if path == "/file-closed":
+        return respond(start_response, str(CLOSED["file"].closed).encode())
+    if path == "/cl-mismatch":
+        return respond(start_response, b"12345", headers=[("Content-Length", "100")])
+    if path == "/cl-over-at-once":
+
+        def gen():
+            start_response("200 OK", [("Content-Length", "5")])
+            yield b"12345"
+            yield b"67890"
+
+        return gen()
+    if path == "/cl-over-midstream":
+
+        def gen():
+            start_response("200 OK", [("Content-Length", "5")])
+            yield b"123"
+            yield b"45"
+            yield b"678"
+
+        return gen()
+    if path == "/stream":
+        n = int(query.get("n", "3"))
+        delay = float(query.get("delay", "0"))
+
+        def gen():
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            for i in range(n):
+                if delay:
+                    time.sleep(delay)
+                yield b"line %d\n" % i
+
+        return gen()
+    if path == "/input":
+        stream = environ["wsgi.input"]
+        op = query.get("op", "read")
+        if op == "read":
+            parts = [stream.read()]
+        elif op == "read-n":
+            parts = []
+            while chunk := stream.read(int(query["n"])):
+                parts.append(chunk)
+        elif op == "readline":
+            limit = int(query.get("limit", "-1"))
+            parts = []
+            while line := stream.readline(limit):
+                parts.append(line)
+        elif op == "readlines":
+            parts = stream.readlines(int(query.get("hint", "-1")))
+        elif op == "iter":
+            parts = list(stream)
+        elif op == "count":
+            total = 0
+            while chunk := stream.read(65536):
+                total += len(chunk)
+            parts = [str(total).encode()]
+        elif op == "none":
+            parts = []
+        body = json.dumps([p.decode("latin-1") for p in parts]).encode()
+        return respond(start_response, body, headers=[("Content-Type", "application/json")])
+    if path == "/sleep":
+        time.sleep(float(query.get("t", "0.5")))
+        body = json.dumps({"pid": os.getpid(), "thread": threading.get_ident()}).encode()
+        return respond(start_response, body)
+    if path == "/osenv":
+        return respond(start_response, os.environ.get(query["key"], "<unset>").encode())
+    if path == "/pid":
+        return respond(start_response, str(os.getpid()).encode())
+    if path == "/big":
+        size = int(query.get("size", "1048576"))
+        return respond(start_response, b"z" * size)
+    return respond(start_response, b"not found", status="404 Not Found")
