@@ -63,8 +63,12 @@ pub fn run(py: Python<'_>, argv: &[String]) -> i32 {
     for line in &config.warnings {
         warn!("{line}");
     }
-    for line in &config.notices {
-        warn!("{line}");
+    for notice in &config.notices {
+        if notice.not_yet {
+            warn!("{}", notice.text);
+        } else {
+            info!("{}", notice.text);
+        }
     }
     if let Err(e) = interp::prepare(py, &config) {
         eprintln!("dragoman: error: {e}");

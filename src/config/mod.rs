@@ -68,10 +68,19 @@ pub struct Config {
     pub threads: usize,
     /// How long a stopping worker may take to finish its requests.
     pub mercy: Duration,
-    /// Lines to log at startup: options accepted but not in effect, or with nothing to do.
-    pub notices: Vec<String>,
+    /// Lines to log at startup: options accepted but not yet in effect (warnings), and uWSGI
+    /// options with nothing to do in dragoman (information).
+    pub notices: Vec<Notice>,
     /// Lines to log at startup as warnings (an unset `$(VAR)` in an ini file, say).
     pub warnings: Vec<String>,
+}
+
+/// A startup line about an option that is set but does nothing (yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// A planned option (not yet in effect), as opposed to one dragoman never needs.
+    pub not_yet: bool,
+    pub text: String,
 }
 
 /// Reads the configuration from the command line (without argv\[0\]) and the environment.
@@ -386,7 +395,7 @@ fn is_identifier(s: &str) -> bool {
 }
 
 /// Startup notices for options that are set but planned or ignored.
-fn notices(r: &Resolved<'_>) -> Vec<String> {
+fn notices(r: &Resolved<'_>) -> Vec<Notice> {
     let mut planned = Vec::new();
     let mut lines = Vec::new();
     for spec in options::OPTIONS {
@@ -396,20 +405,26 @@ fn notices(r: &Resolved<'_>) -> Vec<String> {
         match spec.status {
             Status::Active => {}
             Status::Planned => planned.push(format!("{} ({})", spec.name, s.origin)),
-            Status::Ignored(why) => lines.push(format!(
-                "option '{}' ({}) has nothing to do in dragoman: {why}",
-                spec.name, s.origin
-            )),
+            Status::Ignored(why) => lines.push(Notice {
+                not_yet: false,
+                text: format!(
+                    "option '{}' ({}) has nothing to do in dragoman: {why}",
+                    spec.name, s.origin
+                ),
+            }),
         }
     }
     if !planned.is_empty() {
         lines.insert(
             0,
-            format!(
-                "not yet in effect in dragoman {}, accepted and ignored for now: {}",
-                env!("CARGO_PKG_VERSION"),
-                planned.join(", ")
-            ),
+            Notice {
+                not_yet: true,
+                text: format!(
+                    "not yet in effect in dragoman {}, accepted and ignored for now: {}",
+                    env!("CARGO_PKG_VERSION"),
+                    planned.join(", ")
+                ),
+            },
         );
     }
     lines
@@ -547,14 +562,12 @@ mod tests {
         );
         let p = f.path().to_str().unwrap();
         let c = load_run(&["--ini", p], &[]).unwrap();
-        assert!(
-            c.notices[0].contains("not yet in effect"),
-            "{:?}",
-            c.notices
-        );
-        assert!(c.notices[0].contains(&format!("static-map ({p} line 3)")));
-        assert!(c.notices[0].contains(&format!("vacuum ({p} line 4)")));
-        assert!(c.notices[1].contains("enable-threads"), "{:?}", c.notices);
+        assert!(c.notices[0].not_yet && c.notices[0].text.contains("not yet in effect"));
+        assert!(c.notices[0]
+            .text
+            .contains(&format!("static-map ({p} line 3)")));
+        assert!(c.notices[0].text.contains(&format!("vacuum ({p} line 4)")));
+        assert!(!c.notices[1].not_yet && c.notices[1].text.contains("enable-threads"));
     }
 
     #[test]

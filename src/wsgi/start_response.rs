@@ -187,12 +187,14 @@ impl StartResponse {
         self.state().delivered
     }
 
-    fn violate(&self, rule: String) -> PyErr {
+    /// Records a broken rule (the response becomes a 500) and makes the exception the
+    /// application sees, so its traceback points at the call that broke it.
+    fn broken(&self, rule: String, exception: fn(String) -> PyErr) -> PyErr {
         let mut state = self.state();
         if state.violation.is_none() {
             state.violation = Some(rule.clone());
         }
-        PyValueError::new_err(format!("PEP 3333: {rule}"))
+        exception(format!("PEP 3333: {rule}"))
     }
 }
 
@@ -291,26 +293,19 @@ impl StartResponse {
                 Some(_) => {}
                 None if state.head.is_some() => {
                     drop(state);
-                    return Err(PyRuntimeError::new_err(format!(
-                        "PEP 3333: {}",
-                        this.note("start_response() was called a second time without exc_info")
-                    )));
+                    let rule = "start_response() was called a second time without exc_info";
+                    return Err(this.broken(rule.into(), PyRuntimeError::new_err));
                 }
                 None => {}
             }
         }
         let status = status.cast::<PyString>().map_err(|_| {
-            PyTypeError::new_err(format!(
-                "PEP 3333: {}",
-                this.note(&format!(
-                    "the status must be str, not {}",
-                    type_name(status)
-                ))
-            ))
+            let rule = format!("the status must be str, not {}", type_name(status));
+            this.broken(rule, PyTypeError::new_err)
         })?;
         let head = extract_headers(headers)
             .and_then(|h| build_head(&status.to_string(), &h))
-            .map_err(|rule| this.violate(rule))?;
+            .map_err(|rule| this.broken(rule, PyValueError::new_err))?;
         {
             let mut state = this.state();
             state.head = Some(head);
@@ -324,15 +319,12 @@ impl StartResponse {
 
     /// The legacy imperative `write(data)`.
     fn write(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        let chunk = chunk_bytes(data)
-            .map_err(|rule| PyTypeError::new_err(format!("PEP 3333: {}", self.note(&rule))))?;
+        let chunk = chunk_bytes(data).map_err(|rule| self.broken(rule, PyTypeError::new_err))?;
         let mut state = self.state();
         if state.head.is_none() {
             drop(state);
-            return Err(PyRuntimeError::new_err(format!(
-                "PEP 3333: {}",
-                self.note("write() was called before start_response()")
-            )));
+            let rule = "write() was called before start_response()";
+            return Err(self.broken(rule.into(), PyRuntimeError::new_err));
         }
         state.committed = true;
         let Some(sink) = &self.sink else {
@@ -355,17 +347,6 @@ impl StartResponse {
             sink.data(py, chunk)?;
         }
         Ok(())
-    }
-}
-
-impl StartResponse {
-    /// Records a broken rule and returns its text.
-    fn note(&self, rule: &str) -> String {
-        let mut state = self.state();
-        if state.violation.is_none() {
-            state.violation = Some(rule.to_string());
-        }
-        rule.to_string()
     }
 }
 
