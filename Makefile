@@ -9,7 +9,7 @@ TEST_PROFILE ?= quick
 # CPython versions the test matrix covers (those pyenv has are used).
 MATRIX      ?= 3.10 3.12 3.13
 PYENV_ROOT  ?= $(HOME)/.pyenv
-DEBIAN_PACKAGES := curl procps
+DEBIAN_PACKAGES := curl procps systemd
 # libpython for `cargo test` (PyO3 links it into test binaries).
 PY_LIBDIR   := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
 export PYO3_PYTHON := $(shell command -v $(PYTHON))
@@ -39,8 +39,8 @@ $(VENV)/.deps: tests/requirements.txt
 lint: $(VENV)/.deps
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
-	$(VENV)/bin/ruff check tests examples python
-	$(VENV)/bin/ruff format --check tests python
+	$(VENV)/bin/ruff check tests examples python bench
+	$(VENV)/bin/ruff format --check tests python bench
 
 unit:
 	LD_LIBRARY_PATH=$(PY_LIBDIR) cargo test --lib -q
@@ -60,8 +60,11 @@ wheel: $(VENV)/.deps
 release-wheel: $(VENV)/.deps
 	$(call build_wheel,release,$(VENV))
 
+# Test files run in parallel (each file in one process: they mostly wait on servers).
+PYTEST := -m pytest tests/e2e -q -n 3 --dist loadfile
+
 e2e: wheel
-	$(PY) -m pytest tests/e2e -q
+	$(PY) $(PYTEST)
 
 ## The e2e suite on every other CPython that pyenv has: a wheel per version, proven.
 test-matrix: $(VENV)/.deps
@@ -74,7 +77,7 @@ test-matrix: $(VENV)/.deps
 		$$env/bin/python -m pip install -q -r tests/requirements.txt; \
 		$(MAKE) --no-print-directory wheel VENV_WHEEL=$$env; \
 		echo "== e2e on $$($$env/bin/python --version)"; \
-		$$env/bin/python -m pytest tests/e2e -q; \
+		$$env/bin/python $(PYTEST); \
 		ran=$$((ran+1)); \
 	done; echo "test-matrix: ran on $$ran other CPython version(s)"
 

@@ -72,13 +72,30 @@ class Server:
 def servers() -> list[Server]:
     out = []
     port = free_port()
-    out.append(Server("dragoman", [str(BIN / "dragoman"), "--http", f"127.0.0.1:{port}", "hello:application"], port))
+    out.append(
+        Server(
+            "dragoman",
+            [str(BIN / "dragoman"), "--http", f"127.0.0.1:{port}", "hello:application"],
+            port,
+        )
+    )
     port = free_port()
     out.append(
         Server(
             "granian",
-            [str(BIN / "granian"), "--interface", "wsgi", "--workers", "1", "--host", "127.0.0.1",
-             "--port", str(port), "--no-ws", "hello:application"],
+            [
+                str(BIN / "granian"),
+                "--interface",
+                "wsgi",
+                "--workers",
+                "1",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-ws",
+                "hello:application",
+            ],
             port,
         )
     )
@@ -102,9 +119,20 @@ class Result:
 
 def wrk(port: int, connections: int, seconds: int) -> tuple[float, float, float]:
     out = subprocess.run(
-        ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
-         f"http://127.0.0.1:{port}/"],
-        capture_output=True, text=True, check=True,
+        [
+            "taskset",
+            "-c",
+            LOAD_CPU,
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            f"http://127.0.0.1:{port}/",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
@@ -142,18 +170,25 @@ def main() -> None:
             r.rps.append(rps)
             r.p50_ms.append(p50)
             r.p99_ms.append(p99)
-            print(f"round {round_ + 1}: {server.name:16} {rps:10.0f} rps  p50 {p50:.2f} ms  p99 {p99:.2f} ms", flush=True)
+            print(
+                f"round {round_ + 1}: {server.name:16} {rps:10.0f} rps  p50 {p50:.2f} ms  p99 {p99:.2f} ms",
+                flush=True,
+            )
 
     base = statistics.median(results["dragoman"].rps)
     lines = [
         "# Benchmark results",
         "",
-        f"Hello world (`bench/apps/hello.py`), wrk -t1 -c{args.connections} -d{args.seconds}s, "
-        f"{args.rounds} rounds alternating servers; one worker process pinned to CPU {SERVER_CPU}, "
-        f"wrk pinned to CPU {LOAD_CPU}. Median (min-max).",
+        (
+            f"Hello world (`bench/apps/hello.py`), wrk -t1 -c{args.connections} -d{args.seconds}s, "
+            f"{args.rounds} rounds alternating servers; one worker process pinned to CPU "
+            f"{SERVER_CPU}, wrk pinned to CPU {LOAD_CPU}. Median (min-max)."
+        ),
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}; "
-        f"Python {platform.python_version()}; {versions()}",
+        (
+            f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}; "
+            f"Python {platform.python_version()}; {versions()}"
+        ),
         "",
         "| server | requests/s | p50 ms | p99 ms | dragoman / server |",
         "|---|---|---|---|---|",
@@ -164,6 +199,10 @@ def main() -> None:
             f"| {name} | {med:,.0f} ({min(r.rps):,.0f}-{max(r.rps):,.0f}) | "
             f"{statistics.median(r.p50_ms):.2f} | {statistics.median(r.p99_ms):.2f} | {base / med:.2f}x |"
         )
+    sys.path.insert(0, str(HERE))
+    import master  # the process-management figures, measured after the table
+
+    lines += ["", *master.measure()]
     text = "\n".join(lines) + "\n"
     (HERE / "results.md").write_text(text)
     print()
@@ -179,8 +218,10 @@ def versions() -> str:
             out.append(f"{pkg} {version(pkg)}")
         except Exception:  # noqa: BLE001 - a missing peer is reported as such
             out.append(f"{pkg} (not installed)")
-    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[0]
-    out.append(wrk_version.strip())
+    wrk_version = subprocess.run(
+        ["wrk", "-v"], capture_output=True, text=True, check=False
+    ).stdout.split("\n")[0]
+    out.append(wrk_version.split(" Copyright")[0].strip())
     return ", ".join(out)
 
 

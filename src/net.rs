@@ -1,45 +1,117 @@
-//! Listening sockets. The master binds them once (so a worker crash or reload never closes the
-//! port) and every worker inherits them across fork.
+//! Listening sockets. The master binds them once (so a worker crash or a reload never closes
+//! the port), or adopts them from systemd (socket activation), and every worker inherits them
+//! across fork.
 
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
 
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use crate::config::Listen;
+use crate::config::{Listen, ListenAddr};
 
-/// A socket the master bound, ready for workers to accept on.
+/// A listening socket of either family.
+#[derive(Debug)]
+pub enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+impl Listener {
+    pub fn fd(&self) -> RawFd {
+        match self {
+            Listener::Tcp(l) => l.as_raw_fd(),
+            Listener::Unix(l) => l.as_raw_fd(),
+        }
+    }
+}
+
+/// A socket the master bound or adopted, ready for workers to accept on.
 #[derive(Debug)]
 pub struct Bound {
-    pub listener: TcpListener,
+    pub listener: Listener,
     /// The address actually bound (port 0 resolved).
-    pub addr: SocketAddr,
+    pub addr: ListenAddr,
+    /// A unix socket file dragoman created (so `vacuum` removes it); not for adopted sockets.
+    pub created: Option<PathBuf>,
 }
 
 impl Bound {
-    /// `http://127.0.0.1:8000`, `http://[::1]:8000`, as users type it.
+    /// `http://127.0.0.1:8000`, `http://[::1]:8000`, `unix:/run/site.sock`, as users type it.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        match &self.addr {
+            ListenAddr::Tcp(addr) => format!("http://{addr}"),
+            ListenAddr::Unix(path) => format!("unix:{}", path.display()),
+        }
     }
 }
 
-/// Binds one listening socket: SO_REUSEADDR so a restart does not wait out TIME_WAIT, IPv6
-/// sockets IPv6-only so `[::]` and `0.0.0.0` can be listened on side by side, non-blocking
-/// because every worker drives it from an event loop.
-pub fn bind(listen: &Listen, backlog: i32) -> io::Result<Bound> {
-    let domain = Domain::for_address(listen.addr);
-    let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    if listen.addr.is_ipv6() {
-        socket.set_only_v6(true)?;
+/// Binds one listening socket. TCP: SO_REUSEADDR so a restart does not wait out TIME_WAIT,
+/// IPv6 sockets IPv6-only so `[::]` and `0.0.0.0` can be listened on side by side. Unix: a
+/// stale socket file left by a crash is replaced, a live one is an error. All non-blocking,
+/// because every worker drives them from an event loop.
+pub fn bind(listen: &Listen, backlog: i32, chmod: Option<u32>) -> io::Result<Bound> {
+    match &listen.addr {
+        ListenAddr::Tcp(addr) => {
+            let socket = Socket::new(
+                Domain::for_address(*addr),
+                Type::STREAM,
+                Some(Protocol::TCP),
+            )?;
+            socket.set_reuse_address(true)?;
+            if addr.is_ipv6() {
+                socket.set_only_v6(true)?;
+            }
+            socket.set_tcp_nodelay(true)?;
+            socket.bind(&(*addr).into())?;
+            socket.listen(backlog)?;
+            socket.set_nonblocking(true)?;
+            let listener: TcpListener = socket.into();
+            let addr = ListenAddr::Tcp(listener.local_addr()?);
+            Ok(Bound {
+                listener: Listener::Tcp(listener),
+                addr,
+                created: None,
+            })
+        }
+        ListenAddr::Unix(path) => {
+            remove_stale_socket(path)?;
+            let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+            socket.bind(&SockAddr::unix(path)?)?;
+            if let Some(mode) = chmod {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+            }
+            socket.listen(backlog)?;
+            socket.set_nonblocking(true)?;
+            Ok(Bound {
+                listener: Listener::Unix(UnixListener::from(OwnedFd::from(socket))),
+                addr: ListenAddr::Unix(path.clone()),
+                created: Some(path.clone()),
+            })
+        }
     }
-    socket.set_tcp_nodelay(true)?;
-    socket.bind(&listen.addr.into())?;
-    socket.listen(backlog)?;
-    socket.set_nonblocking(true)?;
-    let listener: TcpListener = socket.into();
-    let addr = listener.local_addr()?;
-    Ok(Bound { listener, addr })
+}
+
+/// Removes a unix socket file nobody listens on (left by a crash); refuses a live one.
+fn remove_stale_socket(path: &Path) -> io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+        Ok(meta) if !meta.file_type().is_socket() => Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "a file that is not a socket is in the way",
+        )),
+        Ok(_) => match UnixStream::connect(path) {
+            Ok(_) => Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                "another process listens there",
+            )),
+            Err(_) => std::fs::remove_file(path),
+        },
+    }
 }
 
 /// A bind error in words a user can act on.
@@ -51,13 +123,117 @@ pub fn explain_bind_error(listen: &Listen, err: &io::Error) -> String {
         .unwrap_or_else(|| " (the default address)".into());
     let hint = match err.kind() {
         io::ErrorKind::AddrInUse => {
-            "another process is listening there; stop it or choose another port".to_string()
+            "another process is listening there; stop it or choose another address".to_string()
         }
-        io::ErrorKind::PermissionDenied => {
-            "ports below 1024 need root (dragoman binds before it drops privileges)".to_string()
-        }
+        io::ErrorKind::PermissionDenied => match listen.addr {
+            ListenAddr::Tcp(_) => {
+                "ports below 1024 need root (dragoman binds before it drops privileges)".into()
+            }
+            ListenAddr::Unix(_) => "the directory is not writable for this user".into(),
+        },
         io::ErrorKind::AddrNotAvailable => "this machine has no such address".to_string(),
+        io::ErrorKind::NotFound => "the directory does not exist".to_string(),
         _ => "check the address".to_string(),
     };
     format!("cannot listen on {}{from}: {err}; {hint}", listen.addr)
+}
+
+/// Sockets passed by systemd socket activation (`LISTEN_FDS`), matched to the configured
+/// addresses. Returns them with the listen entries they stand for; the caller binds the rest.
+/// When no address was configured, every inherited socket is used.
+pub fn adopt_systemd(listens: &[Listen]) -> io::Result<(Vec<Bound>, Vec<Listen>)> {
+    let fds = systemd_fds();
+    if fds.is_empty() {
+        return Ok((Vec::new(), listens.to_vec()));
+    }
+    let only_default = listens.iter().all(|l| l.origin.is_none());
+    let mut adopted = Vec::new();
+    let mut remaining: Vec<Listen> = if only_default {
+        Vec::new()
+    } else {
+        listens.to_vec()
+    };
+    for fd in fds {
+        // SAFETY: systemd passes these fds to this process (LISTEN_PID checked); we take
+        // ownership of each exactly once.
+        let socket = unsafe { Socket::from_raw_fd(fd) };
+        socket.set_nonblocking(true)?;
+        let local = socket.local_addr()?;
+        let addr = match (local.as_socket(), local.as_pathname()) {
+            (Some(tcp), _) => ListenAddr::Tcp(tcp),
+            (None, Some(path)) => ListenAddr::Unix(path.to_path_buf()),
+            _ => continue,
+        };
+        let wanted = remaining.iter().position(|l| same_address(&l.addr, &addr));
+        if !only_default && wanted.is_none() {
+            continue; // an inherited socket nobody asked for
+        }
+        if let Some(i) = wanted {
+            remaining.remove(i);
+        }
+        let listener = match addr {
+            ListenAddr::Tcp(_) => Listener::Tcp(socket.into()),
+            ListenAddr::Unix(_) => Listener::Unix(UnixListener::from(OwnedFd::from(socket))),
+        };
+        adopted.push(Bound {
+            listener,
+            addr,
+            created: None,
+        });
+    }
+    Ok((adopted, remaining))
+}
+
+/// Whether a configured address names an inherited socket (`:8000` matches 0.0.0.0:8000).
+fn same_address(configured: &ListenAddr, actual: &ListenAddr) -> bool {
+    match (configured, actual) {
+        (ListenAddr::Tcp(a), ListenAddr::Tcp(b)) => a == b,
+        (ListenAddr::Unix(a), ListenAddr::Unix(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// The fds systemd passed, if `LISTEN_PID` is this process.
+fn systemd_fds() -> Vec<RawFd> {
+    let pid_matches = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        .is_some_and(|p| p == std::process::id());
+    let count = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse::<RawFd>().ok())
+        .unwrap_or(0);
+    if !pid_matches || count <= 0 {
+        return Vec::new();
+    }
+    (3..3 + count).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unix_socket_stale_file_is_replaced_live_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let listen = Listen {
+            addr: ListenAddr::Unix(path.clone()),
+            origin: None,
+        };
+        let first = bind(&listen, 16, Some(0o660)).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o660);
+        let err = bind(&listen, 16, None).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+        drop(first); // the file stays, nobody listens: stale
+        assert!(path.exists());
+        bind(&listen, 16, None).unwrap();
+        std::fs::write(dir.path().join("plain"), b"x").unwrap();
+        let plain = Listen {
+            addr: ListenAddr::Unix(dir.path().join("plain")),
+            origin: None,
+        };
+        assert!(bind(&plain, 16, None).is_err());
+    }
 }

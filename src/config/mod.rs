@@ -19,10 +19,26 @@ pub use source::{Command, ConfigError, Origin, Setting};
 
 use options::{Kind, OptionSpec, Status};
 
+/// An address to listen on: TCP, or a unix socket path.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ListenAddr {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenAddr::Tcp(addr) => write!(f, "{addr}"),
+            ListenAddr::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
 /// One address to listen on, with the setting that asked for it (`None`: the default).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listen {
-    pub addr: SocketAddr,
+    pub addr: ListenAddr,
     pub origin: Option<Origin>,
 }
 
@@ -68,11 +84,41 @@ pub struct Config {
     pub threads: usize,
     /// How long a stopping worker may take to finish its requests.
     pub mercy: Duration,
+    /// Load the application in the master before forking.
+    pub preload: bool,
+    pub recycle: Recycle,
+    /// A request running longer than this gets its worker killed and replaced.
+    pub harakiri: Option<Duration>,
+    pub touch_reload: Vec<PathBuf>,
+    pub touch_chain_reload: Vec<PathBuf>,
+    /// How often a worker checks whether a loaded .py file changed (development).
+    pub py_autoreload: Option<Duration>,
+    pub pidfile: Option<PathBuf>,
+    pub vacuum: bool,
+    /// The user and group to run as after binding, as written (name or number).
+    pub uid: Option<(String, Origin)>,
+    pub gid: Option<(String, Origin)>,
+    pub umask: Option<u32>,
+    pub chmod_socket: Option<u32>,
+    /// Where the stats server listens, and whether it answers in HTTP.
+    pub stats: Option<Listen>,
+    pub stats_http: bool,
     /// Lines to log at startup: options accepted but not yet in effect (warnings), and uWSGI
     /// options with nothing to do in dragoman (information).
     pub notices: Vec<Notice>,
     /// Lines to log at startup as warnings (an unset `$(VAR)` in an ini file, say).
     pub warnings: Vec<String>,
+}
+
+/// When workers are replaced gracefully, besides reloads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recycle {
+    /// After this many requests (0: never), plus `max_requests_delta` per worker number.
+    pub max_requests: u64,
+    pub max_requests_delta: u64,
+    pub max_lifetime: Option<Duration>,
+    /// Resident memory limit in bytes.
+    pub max_rss: Option<u64>,
 }
 
 /// A startup line about an option that is set but does nothing (yet).
@@ -190,15 +236,23 @@ fn count(s: &Setting, min: usize, example: &str) -> Result<usize, ConfigError> {
 }
 
 /// Parses a listen address as uWSGI writes it: `:8000`, `*:8000`, `127.0.0.1:8000`,
-/// `[::1]:8000`, `localhost:8000` (every address the name resolves to).
-pub fn parse_listen(value: &str) -> Result<Vec<SocketAddr>, String> {
+/// `[::1]:8000`, `localhost:8000` (every address the name resolves to), or a unix socket path
+/// (`/run/site.sock`, `./site.sock`, `unix:site.sock`).
+pub fn parse_listen(value: &str) -> Result<Vec<ListenAddr>, String> {
     let value = value.trim();
     if value.is_empty() {
         return Err("empty".into());
     }
-    if value.contains('/') {
-        return Err("unix socket listeners are not supported yet; give host:port".into());
+    if let Some(path) = value.strip_prefix("unix:") {
+        return Ok(vec![ListenAddr::Unix(PathBuf::from(path))]);
     }
+    if value.contains('/') {
+        return Ok(vec![ListenAddr::Unix(PathBuf::from(value))]);
+    }
+    parse_tcp(value).map(|addrs| addrs.into_iter().map(ListenAddr::Tcp).collect())
+}
+
+fn parse_tcp(value: &str) -> Result<Vec<SocketAddr>, String> {
     let (host, port) = value
         .rsplit_once(':')
         .ok_or_else(|| "no port (write host:port, or :port for every interface)".to_string())?;
@@ -247,7 +301,8 @@ pub fn build(settings: &[Setting]) -> Result<Config, ConfigError> {
             .map_err(|why| bad_value(s, &format!("an address to listen on ({why})"), ":8000"))?;
         for addr in addrs {
             // The same address twice is one listener; port 0 asks for a new port each time.
-            if addr.port() == 0 || !listeners.iter().any(|l: &Listen| l.addr == addr) {
+            let ephemeral = matches!(addr, ListenAddr::Tcp(a) if a.port() == 0);
+            if ephemeral || !listeners.iter().any(|l: &Listen| l.addr == addr) {
                 listeners.push(Listen {
                     addr,
                     origin: Some(s.origin.clone()),
@@ -257,7 +312,7 @@ pub fn build(settings: &[Setting]) -> Result<Config, ConfigError> {
     }
     if listeners.is_empty() {
         listeners.push(Listen {
-            addr: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            addr: ListenAddr::Tcp(SocketAddr::from(([127, 0, 0, 1], 8000))),
             origin: None,
         });
     }
@@ -318,7 +373,92 @@ pub fn build(settings: &[Setting]) -> Result<Config, ConfigError> {
         .transpose()?
         .unwrap_or(60);
 
+    let flag = |name: &str, default: bool| -> bool {
+        r.last(name)
+            .map(|s| s.value.is_empty() || parse_bool(&s.value).unwrap_or(default))
+            .unwrap_or(default)
+    };
+    let number = |name: &str, example: &str| -> Result<u64, ConfigError> {
+        Ok(r.last(name)
+            .map(|s| count(s, 0, example))
+            .transpose()?
+            .unwrap_or(0) as u64)
+    };
+    let seconds = |name: &str| -> Result<Option<Duration>, ConfigError> {
+        Ok(Some(number(name, "30")?)
+            .filter(|n| *n > 0)
+            .map(Duration::from_secs))
+    };
+    let recycle = Recycle {
+        max_requests: number("max-requests", "1000")?,
+        max_requests_delta: number("max-requests-delta", "10")?,
+        max_lifetime: seconds("max-worker-lifetime")?,
+        max_rss: Some(number("reload-on-rss", "512")?)
+            .filter(|n| *n > 0)
+            .map(|mib| mib * 1024 * 1024),
+    };
+    let py_autoreload = match r.last("py-autoreload") {
+        None => None,
+        Some(s) => match parse_bool(&s.value) {
+            Some(on) => on.then(|| Duration::from_secs(1)),
+            None => Some(count(s, 0, "1")? as u64)
+                .filter(|n| *n > 0)
+                .map(Duration::from_secs),
+        },
+    };
+    let octal = |name: &str, example: &str| -> Result<Option<u32>, ConfigError> {
+        r.last(name)
+            .map(|s| {
+                u32::from_str_radix(s.value.trim(), 8)
+                    .ok()
+                    .filter(|m| *m <= 0o7777)
+                    .ok_or_else(|| bad_value(s, "an octal permission mask", example))
+            })
+            .transpose()
+    };
+    let stats = r
+        .last("stats")
+        .map(|s| match parse_listen(&s.value) {
+            Ok(addrs) => Ok(Listen {
+                addr: addrs
+                    .into_iter()
+                    .next()
+                    .expect("parse_listen returns at least one"),
+                origin: Some(s.origin.clone()),
+            }),
+            Err(why) => Err(bad_value(
+                s,
+                &format!("an address ({why})"),
+                "127.0.0.1:9191",
+            )),
+        })
+        .transpose()?;
+    let named = |name: &str| {
+        r.last(name)
+            .map(|s| (s.value.trim().to_string(), s.origin.clone()))
+    };
+    let paths = |name: &str| -> Vec<PathBuf> {
+        r.all(name)
+            .iter()
+            .map(|s| PathBuf::from(s.value.trim()))
+            .collect()
+    };
+
     Ok(Config {
+        preload: flag("preload", false) || !flag("lazy-apps", true),
+        recycle,
+        harakiri: seconds("harakiri")?,
+        touch_reload: paths("touch-reload"),
+        touch_chain_reload: paths("touch-chain-reload"),
+        py_autoreload,
+        pidfile: r.last("pidfile").map(|s| PathBuf::from(s.value.trim())),
+        vacuum: flag("vacuum", false),
+        uid: named("uid"),
+        gid: named("gid"),
+        umask: octal("umask", "022")?,
+        chmod_socket: octal("chmod-socket", "660")?,
+        stats,
+        stats_http: flag("stats-http", false),
         listeners,
         backlog,
         app,
@@ -477,7 +617,10 @@ mod tests {
         .unwrap();
         assert_eq!((c.threads, c.processes), (7, 3));
         assert_eq!(c.app.describe(), "b.wsgi:app");
-        assert_eq!(c.listeners[0].addr, "0.0.0.0:7000".parse().unwrap());
+        assert_eq!(
+            c.listeners[0].addr,
+            ListenAddr::Tcp("0.0.0.0:7000".parse().unwrap())
+        );
         // The ini file can come from the environment too.
         let c = load_run(&[], &[("DRAGOMAN_INI", path)]).unwrap();
         assert_eq!(c.app.describe(), "a.wsgi:application");
@@ -488,6 +631,7 @@ mod tests {
         let f = ini_file("[uwsgi]\nmodule = a\nhttp = 127.0.0.1:1\nhttp = [::1]:2\npythonpath = /x\npythonpath = /y\n");
         let c = load_run(&["--ini", f.path().to_str().unwrap()], &[]).unwrap();
         let addrs: Vec<String> = c.listeners.iter().map(|l| l.addr.to_string()).collect();
+        assert!(!c.vacuum && c.harakiri.is_none() && c.recycle == Recycle::default());
         assert_eq!(addrs, vec!["127.0.0.1:1", "[::1]:2"]);
         assert_eq!(c.pythonpath, vec![PathBuf::from("/x"), PathBuf::from("/y")]);
         assert_eq!((c.threads, c.processes, c.backlog), (1, 1, 1024));
@@ -558,7 +702,7 @@ mod tests {
     #[test]
     fn planned_and_ignored_options_load_with_notices() {
         let f = ini_file(
-            "[uwsgi]\nmodule = a\nstatic-map = /static=/srv/static\nvacuum = true\nenable-threads\n",
+            "[uwsgi]\nmodule = a\nstatic-map = /static=/srv/static\nlimit-post = 1000\nenable-threads\n",
         );
         let p = f.path().to_str().unwrap();
         let c = load_run(&["--ini", p], &[]).unwrap();
@@ -566,34 +710,59 @@ mod tests {
         assert!(c.notices[0]
             .text
             .contains(&format!("static-map ({p} line 3)")));
-        assert!(c.notices[0].text.contains(&format!("vacuum ({p} line 4)")));
+        assert!(c.notices[0]
+            .text
+            .contains(&format!("limit-post ({p} line 4)")));
         assert!(!c.notices[1].not_yet && c.notices[1].text.contains("enable-threads"));
     }
 
     #[test]
+    fn process_management_options() {
+        let f = ini_file(
+            "[uwsgi]\nmodule = a\nmax-requests = 1000\nmax-requests-delta = 10\n\
+             max-worker-lifetime = 3600\nreload-on-rss = 256\nharakiri = 30\n\
+             touch-reload = /tmp/reload\npy-autoreload = 2\npidfile = /tmp/d.pid\nvacuum\n\
+             uid = www-data\ngid = 33\numask = 022\nchmod-socket = 660\n\
+             stats = 127.0.0.1:9191\nlazy-apps = false\n",
+        );
+        let c = load_run(&["--ini", f.path().to_str().unwrap()], &[]).unwrap();
+        assert_eq!(c.recycle.max_requests, 1000);
+        assert_eq!(c.recycle.max_requests_delta, 10);
+        assert_eq!(c.recycle.max_lifetime, Some(Duration::from_secs(3600)));
+        assert_eq!(c.recycle.max_rss, Some(256 * 1024 * 1024));
+        assert_eq!(c.harakiri, Some(Duration::from_secs(30)));
+        assert_eq!(c.touch_reload, vec![PathBuf::from("/tmp/reload")]);
+        assert_eq!(c.py_autoreload, Some(Duration::from_secs(2)));
+        assert_eq!(c.pidfile, Some(PathBuf::from("/tmp/d.pid")));
+        assert!(c.vacuum && c.preload);
+        assert_eq!(c.uid.unwrap().0, "www-data");
+        assert_eq!(c.gid.unwrap().0, "33");
+        assert_eq!((c.umask, c.chmod_socket), (Some(0o22), Some(0o660)));
+        assert_eq!(
+            c.stats.unwrap().addr,
+            ListenAddr::Tcp("127.0.0.1:9191".parse().unwrap())
+        );
+        let e = load_run(&["app", "--umask", "9"], &[]).unwrap_err();
+        assert!(e.0.contains("expects an octal permission mask"), "{e}");
+        let c = load_run(&["app", "--py-autoreload", "true"], &[]).unwrap();
+        assert_eq!(c.py_autoreload, Some(Duration::from_secs(1)));
+    }
+
+    #[test]
     fn listen_addresses() {
-        assert_eq!(
-            parse_listen(":80").unwrap(),
-            vec!["0.0.0.0:80".parse().unwrap()]
-        );
-        assert_eq!(
-            parse_listen("*:80").unwrap(),
-            vec!["0.0.0.0:80".parse().unwrap()]
-        );
-        assert_eq!(
-            parse_listen("[::]:80").unwrap(),
-            vec!["[::]:80".parse().unwrap()]
-        );
-        assert_eq!(
-            parse_listen("10.1.2.3:9").unwrap(),
-            vec!["10.1.2.3:9".parse().unwrap()]
-        );
+        let tcp = |s: &str| vec![ListenAddr::Tcp(s.parse().unwrap())];
+        assert_eq!(parse_listen(":80").unwrap(), tcp("0.0.0.0:80"));
+        assert_eq!(parse_listen("*:80").unwrap(), tcp("0.0.0.0:80"));
+        assert_eq!(parse_listen("[::]:80").unwrap(), tcp("[::]:80"));
+        assert_eq!(parse_listen("10.1.2.3:9").unwrap(), tcp("10.1.2.3:9"));
         assert!(parse_listen("localhost:80")
             .unwrap()
             .iter()
-            .all(|a| a.ip().is_loopback()));
+            .all(|a| matches!(a, ListenAddr::Tcp(a) if a.ip().is_loopback())));
         assert!(parse_listen("8000").is_err());
         assert!(parse_listen(":http").is_err());
-        assert!(parse_listen("/tmp/x.sock").unwrap_err().contains("unix"));
+        let unix = |s: &str| vec![ListenAddr::Unix(PathBuf::from(s))];
+        assert_eq!(parse_listen("/tmp/x.sock").unwrap(), unix("/tmp/x.sock"));
+        assert_eq!(parse_listen("unix:x.sock").unwrap(), unix("x.sock"));
     }
 }

@@ -162,10 +162,10 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("pythonpath", Application, "DIR", "", "add DIR to the front of sys.path (repeatable)").aka(&["python-path", "pp"]).many(),
     opt("home", Application, "VENV", "", "import the application's packages from this virtualenv (it must be for the same Python version as dragoman)").aka(&["virtualenv", "venv", "pyhome"]),
     opt("env", Application, "KEY=VALUE", "", "set an environment variable before the application loads (repeatable)").many(),
-    flag("lazy-apps", Application, "true", "load the application in each worker after fork (always the case in this version)"),
-    flag("preload", Application, "false", "load the application once in the master before forking workers").planned(),
+    flag("lazy-apps", Application, "true", "load the application in each worker after fork; `lazy-apps = false` is the same as --preload"),
+    flag("preload", Application, "false", "load the application once in the master before forking workers (a reload then restarts workers without re-importing the code)"),
     // Listeners and HTTP.
-    opt("http", Server, "ADDR", "127.0.0.1:8000", "serve HTTP on ADDR: `:8000` (all IPv4 interfaces), `127.0.0.1:8000`, `[::1]:8000`; repeatable").aka(&["http-socket"]).many(),
+    opt("http", Server, "ADDR", "127.0.0.1:8000", "serve HTTP on ADDR: `:8000` (all IPv4 interfaces), `127.0.0.1:8000`, `[::1]:8000`, or a unix socket path; repeatable").aka(&["http-socket", "bind"]).many(),
     opt("listen", Server, "N", "1024", "the listen queue (backlog) of each listening socket"),
     opt("socket", Server, "ADDR", "", "serve the uwsgi protocol (for nginx's uwsgi_pass) on ADDR").aka(&["uwsgi-socket"]).many().planned(),
     opt("https", Server, "ADDR,CERT,KEY", "", "serve HTTPS on ADDR with a certificate and key").many().planned(),
@@ -173,21 +173,23 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("processes", Processes, "N", "1", "number of worker processes").aka(&["workers"]),
     opt("threads", Processes, "N", "1", "Python threads per worker that run the application; with 1 the app runs on the worker's event-loop thread"),
     opt("worker-reload-mercy", Processes, "SECONDS", "60", "on stop, how long workers may take to finish their requests before they are killed").aka(&["graceful-timeout"]),
-    opt("max-requests", Processes, "N", "", "recycle a worker after N requests").planned(),
-    opt("max-requests-delta", Processes, "N", "", "spread max-requests by this much per worker").planned(),
-    opt("max-worker-lifetime", Processes, "SECONDS", "", "recycle a worker after it has run this long").planned(),
-    opt("reload-on-rss", Processes, "MIB", "", "recycle a worker whose resident memory exceeds this").planned(),
-    opt("harakiri", Processes, "SECONDS", "", "kill and replace a worker whose request runs longer than this").planned(),
-    flag("harakiri-verbose", Processes, "false", "log more about harakiri kills").planned(),
-    opt("touch-reload", Processes, "FILE", "", "reload gracefully when FILE is touched").many().planned(),
-    opt("touch-chain-reload", Processes, "FILE", "", "replace workers one at a time when FILE is touched").many().planned(),
-    flag("py-autoreload", Processes, "false", "reload when a loaded .py file changes (development)").planned(),
-    opt("pidfile", Processes, "FILE", "", "write the master's PID to FILE").planned(),
-    flag("vacuum", Processes, "false", "remove the pidfile and unix sockets on exit").planned(),
-    opt("uid", Processes, "USER", "", "run workers as this user (after binding)").planned(),
-    opt("gid", Processes, "GROUP", "", "run workers as this group (after binding)").planned(),
-    opt("umask", Processes, "MASK", "", "set the process umask").planned(),
-    opt("stats", Processes, "ADDR", "", "serve uWSGI-compatible JSON stats on ADDR").planned(),
+    opt("max-requests", Processes, "N", "0", "recycle a worker gracefully after N requests (0: never)"),
+    opt("max-requests-delta", Processes, "N", "0", "add N times the worker number to max-requests, so workers do not recycle together"),
+    opt("max-worker-lifetime", Processes, "SECONDS", "0", "recycle a worker gracefully after it has run this long (0: never)"),
+    opt("reload-on-rss", Processes, "MIB", "0", "recycle a worker gracefully when its resident memory exceeds this (0: never)"),
+    opt("harakiri", Processes, "SECONDS", "0", "kill and replace a worker whose request runs longer than this, after logging the stuck thread's traceback (0: never)").aka(&["timeout"]),
+    flag("harakiri-verbose", Processes, "true", "log the Python traceback of the stuck thread before a harakiri kill (always done)"),
+    opt("touch-reload", Processes, "FILE", "", "reload gracefully when FILE is touched (repeatable)").many(),
+    opt("touch-chain-reload", Processes, "FILE", "", "replace workers one at a time when FILE is touched (repeatable)").many(),
+    opt("py-autoreload", Processes, "SECONDS", "0", "development: check every SECONDS whether a loaded .py file changed, and reload if so (0: never)"),
+    opt("pidfile", Processes, "FILE", "", "write the master's PID to FILE").aka(&["pid"]),
+    flag("vacuum", Processes, "false", "remove the pidfile and unix sockets on exit"),
+    opt("uid", Processes, "USER", "", "run as this user (name or number) after binding the sockets").aka(&["user"]),
+    opt("gid", Processes, "GROUP", "", "run as this group (name or number) after binding the sockets").aka(&["group"]),
+    opt("umask", Processes, "MASK", "", "set the process umask (octal, e.g. 022)"),
+    opt("chmod-socket", Server, "MODE", "", "permissions of unix sockets dragoman creates (octal, e.g. 660)"),
+    opt("stats", Processes, "ADDR", "", "serve uWSGI-compatible JSON stats (as uwsgitop reads them) on ADDR: host:port or a unix socket path"),
+    flag("stats-http", Processes, "false", "serve the stats as an HTTP response"),
     // Static files.
     opt("static-map", Static, "MOUNT=PATH", "", "serve files under PATH at URL prefix MOUNT, without calling the app").many().planned(),
     opt("static-map2", Static, "MOUNT=PATH", "", "like static-map, with MOUNT appended to PATH").many().planned(),
@@ -203,7 +205,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("limit-post", Limits, "BYTES", "", "largest request body accepted").planned(),
     // uWSGI compatibility.
     flag("master", Compat, "true", "").ignored("dragoman always runs a master process"),
-    flag("die-on-term", Compat, "true", "").ignored("SIGTERM always stops dragoman gracefully"),
+    flag("die-on-term", Compat, "true", "").ignored("SIGTERM always stops dragoman gracefully (SIGHUP reloads)"),
     opt("plugins", Compat, "LIST", "", "").aka(&["plugin"]).many().ignored("dragoman needs no plugins; Python is built in"),
     flag("enable-threads", Compat, "true", "").ignored("Python threads are always enabled"),
     flag("single-interpreter", Compat, "true", "").ignored("dragoman always uses one interpreter per process"),
@@ -242,6 +244,21 @@ mod tests {
                 assert!(seen.insert(n), "duplicate option name {n}");
                 assert_eq!(n, n.to_ascii_lowercase());
             }
+        }
+    }
+
+    #[test]
+    fn gunicorn_names_are_aliases() {
+        for (gunicorn, ours) in [
+            ("bind", "http"),
+            ("workers", "processes"),
+            ("timeout", "harakiri"),
+            ("graceful-timeout", "worker-reload-mercy"),
+            ("pid", "pidfile"),
+            ("user", "uid"),
+            ("group", "gid"),
+        ] {
+            assert_eq!(lookup(gunicorn).unwrap().name, ours);
         }
     }
 

@@ -18,11 +18,12 @@ pub use body::{Body, BodyError};
 /// The `Server` header sent when the application sets none.
 pub const SERVER: &str = concat!("dragoman/", env!("CARGO_PKG_VERSION"));
 
-/// What a connection knows about itself, shared by the requests it carries.
+/// What a connection knows about itself, shared by the requests it carries. The addresses
+/// are `None` on a unix socket.
 #[derive(Debug, Clone)]
 pub struct ConnInfo {
-    pub local: SocketAddr,
-    pub peer: SocketAddr,
+    pub local: Option<SocketAddr>,
+    pub peer: Option<SocketAddr>,
     /// `http` or `https`.
     pub scheme: &'static str,
 }

@@ -11,18 +11,21 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 
 use super::{error_response, App, Body, ConnInfo, LocalFuture, SERVER};
+use crate::worker::Shutdown;
 
 /// Serves the requests of one connection.
 pub struct HttpService {
     app: Rc<dyn App>,
     conn: Rc<ConnInfo>,
+    shutdown: Shutdown,
 }
 
 impl HttpService {
-    pub fn new(app: Rc<dyn App>, conn: ConnInfo) -> Self {
+    pub fn new(app: Rc<dyn App>, conn: ConnInfo, shutdown: Shutdown) -> Self {
         HttpService {
             app,
             conn: Rc::new(conn),
+            shutdown,
         }
     }
 }
@@ -36,14 +39,21 @@ impl hyper::service::Service<Request<Incoming>> for HttpService {
         if let Err((status, why)) = check_request(&req) {
             return ServiceFuture::Ready(Some(error_response(status, why, true)));
         }
-        ServiceFuture::App(self.app.clone().call(req, self.conn.clone()))
+        ServiceFuture::App {
+            response: self.app.clone().call(req, self.conn.clone()),
+            shutdown: self.shutdown.clone(),
+        }
     }
 }
 
 /// A response ready at once (a rejected request) or the app's, without a second box.
 pub enum ServiceFuture {
     Ready(Option<Response<Body>>),
-    App(LocalFuture<Response<Body>>),
+    App {
+        response: LocalFuture<Response<Body>>,
+        /// While the worker drains, responses close their connection.
+        shutdown: Shutdown,
+    },
 }
 
 impl Future for ServiceFuture {
@@ -55,8 +65,14 @@ impl Future for ServiceFuture {
                 Some(r) => r,
                 None => return Poll::Pending, // polled after completion: never resolves again
             },
-            ServiceFuture::App(future) => match future.as_mut().poll(cx) {
-                Poll::Ready(r) => r,
+            ServiceFuture::App { response, shutdown } => match response.as_mut().poll(cx) {
+                Poll::Ready(mut r) => {
+                    if shutdown.is_draining() {
+                        r.headers_mut()
+                            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                    }
+                    r
+                }
                 Poll::Pending => return Poll::Pending,
             },
         };

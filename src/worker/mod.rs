@@ -1,55 +1,80 @@
 //! A worker process: loads the application, builds its tokio runtime (only now, after fork),
 //! accepts on the listeners it inherited from the master, and serves until told to stop.
 
+mod autoreload;
 mod shutdown;
 
-use std::io::Write;
-use std::os::fd::OwnedFd;
 use std::rc::Rc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use pyo3::Python;
-use tokio::net::TcpListener;
+use pyo3::prelude::*;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::config::Config;
 use crate::http::service::HttpService;
 use crate::http::{App, ConnInfo};
+use crate::master::events::{Event, Sender};
 use crate::master::WORKER_BOOT_ERROR;
-use crate::net::Bound;
+use crate::net::{Bound, Listener};
+use crate::scoreboard::{RequestStats, Slot};
 use crate::wsgi::WsgiApp;
 use crate::{error, info};
 pub use shutdown::Shutdown;
 
+/// How long a stopping worker answers with `Connection: close` before it closes the
+/// connections that are left: long enough for busy keep-alive clients to move elsewhere.
+const DRAIN_WINDOW: Duration = Duration::from_secs(1);
+
 /// What the master hands a freshly forked worker.
 pub struct WorkerArgs {
-    /// 1-based worker slot, for logs.
+    /// 1-based worker number, for logs and max-requests-delta.
     pub id: usize,
-    /// Written to (one byte) once the worker accepts connections.
-    pub ready_pipe: OwnedFd,
     pub config: Config,
     pub listeners: Vec<Bound>,
-    pub master_pid: libc::pid_t,
+    /// The worker's part of the scoreboard, and its way to tell the master things.
+    pub slot: &'static Slot,
+    pub events: Sender,
+    /// The application, when the master loaded it before forking (`preload`).
+    pub preloaded: Option<Py<PyAny>>,
 }
 
 /// Runs one worker to completion; returns its exit code.
 pub fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
     let WorkerArgs {
         id,
-        ready_pipe,
         config,
         listeners,
-        master_pid: _,
+        slot,
+        events,
+        preloaded,
     } = args;
-    let app = match WsgiApp::load(py, &config) {
+    // On SIGUSR2 (sent by the master before a harakiri kill) Python prints every thread's
+    // stack to stderr: the log shows where the stuck request was.
+    if let Err(e) = register_traceback_dump(py) {
+        error!("worker {id}: cannot register the harakiri traceback dump: {e}");
+    }
+    let recycle_after = match config.recycle.max_requests {
+        0 => 0,
+        n => n + config.recycle.max_requests_delta * id as u64,
+    };
+    let stats = RequestStats::new(
+        slot,
+        recycle_after,
+        Box::new(move || events.send(Event::Recycle)),
+    );
+    let app = match WsgiApp::load(py, &config, preloaded, stats) {
         Ok(app) => app,
         Err(_) => return WORKER_BOOT_ERROR,
     };
     let mercy = config.mercy;
+    let autoreload = config.py_autoreload.filter(|_| id == 1);
     // The event loop runs with the GIL released; the app bridge attaches when it calls Python.
-    let code = py.detach(move || {
+    py.detach(move || {
         let runtime = match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -62,17 +87,24 @@ pub fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
         };
         let app = Rc::new(app);
         let local = tokio::task::LocalSet::new();
-        let code = local.block_on(
-            &runtime,
-            serve(id, listeners, app.clone(), ready_pipe, mercy),
-        );
+        let serving = serve(id, listeners, app.clone(), events, mercy, autoreload);
+        let code = local.block_on(&runtime, serving);
         // Dropping the tasks closes what the app still had open (close() on each response).
         drop(local);
         drop(runtime);
         app.shutdown();
         code
-    });
-    code
+    })
+}
+
+/// `faulthandler.register(SIGUSR2, all_threads=True)`. faulthandler is built into CPython, so
+/// this imports no file (a worker that dropped privileges may not read the stdlib any more).
+fn register_traceback_dump(py: Python<'_>) -> PyResult<()> {
+    let kwargs = pyo3::types::PyDict::new(py);
+    kwargs.set_item("all_threads", true)?;
+    py.import("faulthandler")?
+        .call_method("register", (libc::SIGUSR2,), Some(&kwargs))?;
+    Ok(())
 }
 
 /// Accepts and serves until SIGTERM/SIGINT (graceful) or SIGQUIT (immediate).
@@ -80,8 +112,9 @@ async fn serve(
     id: usize,
     listeners: Vec<Bound>,
     app: Rc<WsgiApp>,
-    ready_pipe: OwnedFd,
+    events: Sender,
     mercy: Duration,
+    autoreload: Option<Duration>,
 ) -> i32 {
     let (mut term, mut int, mut quit) = match (
         signal(SignalKind::terminate()),
@@ -97,18 +130,25 @@ async fn serve(
     let shutdown = Shutdown::new();
     let app: Rc<dyn App> = app;
     for bound in listeners {
-        let local = bound.addr;
-        let listener = match TcpListener::from_std(bound.listener) {
-            Ok(l) => l,
-            Err(e) => {
-                error!("worker {id}: cannot use the listener on {local}: {e}");
-                return 1;
-            }
+        let url = bound.url();
+        let spawned = match bound.listener {
+            Listener::Tcp(l) => TcpListener::from_std(l).map(|l| {
+                tokio::task::spawn_local(accept_loop(l, app.clone(), shutdown.clone()));
+            }),
+            Listener::Unix(l) => UnixListener::from_std(l).map(|l| {
+                tokio::task::spawn_local(accept_loop(l, app.clone(), shutdown.clone()));
+            }),
         };
-        tokio::task::spawn_local(accept_loop(listener, app.clone(), shutdown.clone()));
+        if let Err(e) = spawned {
+            error!("worker {id}: cannot use the listener on {url}: {e}");
+            return 1;
+        }
     }
-    // Tell the master we are accepting; it may now start the other workers.
-    let _ = std::fs::File::from(ready_pipe).write_all(b"R");
+    if let Some(every) = autoreload {
+        tokio::task::spawn_local(autoreload::watch(every));
+    }
+    // Tell the master we are accepting: it may now retire the worker this one replaces.
+    events.send(Event::Ready);
 
     let immediate = tokio::select! {
         _ = term.recv() => false,
@@ -118,17 +158,19 @@ async fn serve(
     if immediate {
         return 0;
     }
-    shutdown.begin();
+    shutdown.drain();
     let busy = shutdown.connections();
     if busy > 0 {
         info!("worker {id}: finishing {busy} connection(s) before exiting");
     }
-    if tokio::time::timeout(mercy, shutdown.drained())
-        .await
-        .is_err()
-    {
+    let finished = async {
+        let _ = tokio::time::timeout(DRAIN_WINDOW, shutdown.drained()).await;
+        shutdown.close();
+        shutdown.drained().await;
+    };
+    if tokio::time::timeout(mercy, finished).await.is_err() {
         error!(
-            "worker {id}: {} connection(s) still open after {}s; exiting anyway",
+            "worker {id}: {} connection(s) still open after {}s (worker-reload-mercy); exiting anyway",
             shutdown.connections(),
             mercy.as_secs()
         );
@@ -136,42 +178,81 @@ async fn serve(
     0
 }
 
-/// Accepts connections on one listener until shutdown begins.
-async fn accept_loop(listener: TcpListener, app: Rc<dyn App>, shutdown: Shutdown) {
-    let local = listener.local_addr().ok();
+/// A listening socket the accept loop can take connections from.
+trait Acceptor {
+    type Stream: AsyncRead + AsyncWrite + Unpin + 'static;
+    fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<(Self::Stream, ConnInfo)>>;
+}
+
+impl Acceptor for TcpListener {
+    type Stream = tokio::net::TcpStream;
+    fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<(Self::Stream, ConnInfo)>> {
+        TcpListener::poll_accept(self, cx).map_ok(|(stream, peer)| {
+            let _ = stream.set_nodelay(true);
+            let conn = ConnInfo {
+                local: stream.local_addr().ok(),
+                peer: Some(peer),
+                scheme: "http",
+            };
+            (stream, conn)
+        })
+    }
+}
+
+impl Acceptor for UnixListener {
+    type Stream = tokio::net::UnixStream;
+    fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<(Self::Stream, ConnInfo)>> {
+        UnixListener::poll_accept(self, cx).map_ok(|(stream, _)| {
+            let conn = ConnInfo {
+                local: None,
+                peer: None,
+                scheme: "http",
+            };
+            (stream, conn)
+        })
+    }
+}
+
+/// Accepts connections until the worker drains.
+async fn accept_loop<A: Acceptor>(listener: A, app: Rc<dyn App>, shutdown: Shutdown) {
     loop {
         let accepted = tokio::select! {
             biased;
-            _ = shutdown.begun() => return,
-            accepted = listener.accept() => accepted,
+            _ = shutdown.draining() => return,
+            accepted = std::future::poll_fn(|cx| listener.poll_accept(cx)) => accepted,
         };
         match accepted {
-            Ok((stream, peer)) => {
-                let _ = stream.set_nodelay(true);
-                let conn = ConnInfo {
-                    local: stream.local_addr().ok().or(local).unwrap_or(peer),
-                    peer,
-                    scheme: "http",
-                };
-                let guard = shutdown.track();
-                let service = HttpService::new(app.clone(), conn);
-                let shutdown = shutdown.clone();
-                tokio::task::spawn_local(async move {
-                    serve_connection(stream, service, shutdown).await;
-                    drop(guard);
-                });
-            }
-            Err(e) => {
-                // Out of file descriptors and the like: wait a little rather than spin.
-                error!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            Ok((stream, conn)) => spawn_connection(stream, conn, &app, &shutdown),
+            Err(e) => accept_failed(e).await,
         }
     }
 }
 
-/// Serves one HTTP/1.1 connection; on shutdown, lets the request in flight finish and closes.
-async fn serve_connection(stream: tokio::net::TcpStream, service: HttpService, shutdown: Shutdown) {
+/// Out of file descriptors and the like: wait a little rather than spin.
+async fn accept_failed(e: std::io::Error) {
+    error!("accept failed: {e}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+fn spawn_connection<S>(stream: S, conn: ConnInfo, app: &Rc<dyn App>, shutdown: &Shutdown)
+where
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
+{
+    let guard = shutdown.track();
+    let service = HttpService::new(app.clone(), conn, shutdown.clone());
+    let shutdown = shutdown.clone();
+    tokio::task::spawn_local(async move {
+        serve_connection(stream, service, shutdown).await;
+        drop(guard);
+    });
+}
+
+/// Serves one HTTP/1.1 connection; when the worker closes its connections, lets the request
+/// in flight finish and closes.
+async fn serve_connection<S>(stream: S, service: HttpService, shutdown: Shutdown)
+where
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
+{
     let mut builder = http1::Builder::new();
     // pipeline_flush stays off: with it, hyper 1.12 drops the 400 it writes for a malformed
     // request (the connection closes unanswered). Pipelined requests are still answered in
@@ -181,7 +262,7 @@ async fn serve_connection(stream: tokio::net::TcpStream, service: HttpService, s
     tokio::pin!(conn);
     tokio::select! {
         _ = conn.as_mut() => return,
-        _ = shutdown.begun() => {}
+        _ = shutdown.closing() => {}
     }
     conn.as_mut().graceful_shutdown();
     let _ = conn.await;

@@ -1,13 +1,19 @@
-//! Graceful shutdown of one worker, as its own small type passed to whoever must react to it
-//! (accept loops stop accepting, connections finish their request and close), plus the count
-//! of live connections the worker waits on before exiting.
+//! Graceful shutdown of one worker, as its own small type passed to whoever must react to it,
+//! plus the count of live connections the worker waits on before exiting.
+//!
+//! Two phases, so that a reload under load fails no request:
+//! 1. draining: accept loops stop (new connections go to other workers, which share the
+//!    listening sockets), and every response carries `Connection: close`, so clients that keep
+//!    sending move to another worker after their current request;
+//! 2. closing: connections still open (idle keep-alive ones) are shut gracefully: idle ones
+//!    close at once, a request in flight finishes first.
 
 use std::cell::Cell;
 use std::rc::Rc;
 
 use tokio::sync::Notify;
 
-/// The worker-wide "stop now, gracefully" signal and the live-connection count.
+/// The worker-wide shutdown state and the live-connection count.
 #[derive(Clone, Default)]
 pub struct Shutdown {
     inner: Rc<Inner>,
@@ -15,8 +21,10 @@ pub struct Shutdown {
 
 #[derive(Default)]
 struct Inner {
-    begun: Cell<bool>,
-    started: Notify,
+    draining: Cell<bool>,
+    drain_started: Notify,
+    closing: Cell<bool>,
+    close_started: Notify,
     connections: Cell<usize>,
     drained: Notify,
 }
@@ -26,21 +34,38 @@ impl Shutdown {
         Self::default()
     }
 
-    /// Starts the graceful shutdown; idempotent.
-    pub fn begin(&self) {
-        if !self.inner.begun.replace(true) {
-            self.inner.started.notify_waiters();
+    /// Phase 1: stop accepting, answer with `Connection: close`. Idempotent.
+    pub fn drain(&self) {
+        if !self.inner.draining.replace(true) {
+            self.inner.drain_started.notify_waiters();
         }
     }
 
-    pub fn is_begun(&self) -> bool {
-        self.inner.begun.get()
+    /// Phase 2: close the connections that are left (gracefully). Idempotent.
+    pub fn close(&self) {
+        self.drain();
+        if !self.inner.closing.replace(true) {
+            self.inner.close_started.notify_waiters();
+        }
     }
 
-    /// Resolves once shutdown has begun (at once if it already has).
-    pub async fn begun(&self) {
-        let notified = self.inner.started.notified();
-        if self.is_begun() {
+    pub fn is_draining(&self) -> bool {
+        self.inner.draining.get()
+    }
+
+    /// Resolves once draining has begun (at once if it already has).
+    pub async fn draining(&self) {
+        let notified = self.inner.drain_started.notified();
+        if self.is_draining() {
+            return;
+        }
+        notified.await;
+    }
+
+    /// Resolves once closing has begun.
+    pub async fn closing(&self) {
+        let notified = self.inner.close_started.notified();
+        if self.inner.closing.get() {
             return;
         }
         notified.await;
@@ -90,7 +115,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn drains_after_last_guard() {
+    fn phases_and_drain() {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
@@ -99,8 +124,11 @@ mod tests {
             let a = s.track();
             let b = s.track();
             assert_eq!(s.connections(), 2);
-            s.begin();
-            s.begun().await;
+            s.drain();
+            s.draining().await;
+            assert!(s.is_draining());
+            s.close();
+            s.closing().await;
             drop(a);
             assert_eq!(s.connections(), 1);
             let waiter = s.drained();

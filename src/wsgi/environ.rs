@@ -242,12 +242,20 @@ impl Template {
                 name.to_string(),
                 if conn.scheme == "https" { "443" } else { "80" }.to_string(),
             ),
-            None => (conn.local.ip().to_string(), conn.local.port().to_string()),
+            None => match conn.local {
+                Some(local) => (local.ip().to_string(), local.port().to_string()),
+                None => ("localhost".to_string(), "0".to_string()), // a unix socket
+            },
         };
         env.set_item(intern!(py, "SERVER_NAME"), server_name)?;
         env.set_item(intern!(py, "SERVER_PORT"), server_port)?;
-        env.set_item(intern!(py, "REMOTE_ADDR"), conn.peer.ip().to_string())?;
-        env.set_item(intern!(py, "REMOTE_PORT"), conn.peer.port().to_string())?;
+        // A unix-socket peer has no address; the proxy in front passes X-Forwarded-For.
+        let (remote_addr, remote_port) = match conn.peer {
+            Some(peer) => (peer.ip().to_string(), peer.port().to_string()),
+            None => (String::new(), String::new()),
+        };
+        env.set_item(intern!(py, "REMOTE_ADDR"), remote_addr)?;
+        env.set_item(intern!(py, "REMOTE_PORT"), remote_port)?;
 
         self.add_headers(py, &env, parts)?;
         if let Some(length) = content_length {

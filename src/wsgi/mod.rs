@@ -30,6 +30,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use crate::config::Config;
 use crate::http::{error_response, App, Body, ConnInfo, LocalFuture};
+use crate::scoreboard::RequestStats;
 use crate::{error, interp, log};
 use environ::Template;
 use input::{InputStream, Source};
@@ -46,12 +47,13 @@ const SPOOL_IN_MEMORY: usize = 1024 * 1024;
 /// Chunks in flight between an app thread and the event loop, per response.
 const CHANNEL_DEPTH: usize = 4;
 
-/// What the app threads share: the application and the environ template.
+/// What the app threads share: the application, the environ template, the worker's stats.
 struct Core {
     app: Py<PyAny>,
     template: Template,
     /// `mysite.wsgi:application`, for log lines.
     name: Arc<str>,
+    stats: Arc<RequestStats>,
 }
 
 /// A loaded WSGI application, ready to serve requests.
@@ -64,23 +66,20 @@ pub struct WsgiApp {
 }
 
 impl WsgiApp {
-    /// Imports the application named by the config. On failure the traceback and a one-line
-    /// reason are logged, and the worker must exit.
-    pub fn load(py: Python<'_>, config: &Config) -> Result<WsgiApp, LoadFailed> {
+    /// Imports the application named by the config (unless the master already did:
+    /// `preloaded`). On failure the traceback and a one-line reason are logged, and the worker
+    /// must exit.
+    pub fn load(
+        py: Python<'_>,
+        config: &Config,
+        preloaded: Option<Py<PyAny>>,
+        stats: Arc<RequestStats>,
+    ) -> Result<WsgiApp, LoadFailed> {
         let name: Arc<str> = config.app.describe().into();
-        let app = interp::load_callable(py, &config.app).map_err(|err| {
-            log::write_block(
-                log::Level::Error,
-                format_args!("could not load the WSGI application {name}:"),
-                &response::traceback(py, &err),
-            );
-            error!(
-                "could not load the WSGI application {name} ({}): {}",
-                config.app.origin,
-                one_line(py, &err)
-            );
-            LoadFailed
-        })?;
+        let app = match preloaded {
+            Some(app) => app,
+            None => load_app(py, config)?,
+        };
         let template = Bound::new(py, ErrorStream::default())
             .and_then(|errors| {
                 Template::new(
@@ -100,6 +99,7 @@ impl WsgiApp {
                 app,
                 template,
                 name,
+                stats,
             }),
             slots: Arc::new(Semaphore::new(config.threads)),
             inline: config.threads == 1,
@@ -111,6 +111,25 @@ impl WsgiApp {
     pub fn shutdown(&self) {
         self.pool.shutdown();
     }
+}
+
+/// Imports the application, logging the traceback and a one-line reason on failure. Used by
+/// each worker, or by the master once (`preload`).
+pub fn load_app(py: Python<'_>, config: &Config) -> Result<Py<PyAny>, LoadFailed> {
+    let name = config.app.describe();
+    interp::load_callable(py, &config.app).map_err(|err| {
+        log::write_block(
+            log::Level::Error,
+            format_args!("could not load the WSGI application {name}:"),
+            &response::traceback(py, &err),
+        );
+        error!(
+            "could not load the WSGI application {name} ({}): {}",
+            config.app.origin,
+            one_line(py, &err)
+        );
+        LoadFailed
+    })
 }
 
 /// The application could not be loaded; the reason has been logged.
@@ -302,7 +321,9 @@ fn respond_inline(
     let label = RequestLabel {
         app: core.name.clone(),
         request: request_line(&req.parts),
+        stats: core.stats.clone(),
     };
+    let timer = core.stats.begin(0, &label.request);
     let result = match begin(py, core, req, None) {
         Ok(Outcome::Complete {
             head: Some(head),
@@ -314,7 +335,7 @@ fn respond_inline(
             prefix,
             rest,
         }) => {
-            let body = InlineBody::new(&head, prefix, rest, label, permit);
+            let body = InlineBody::new(&head, prefix, rest, label, timer, permit);
             let mut response = response::head_response(head);
             *response.body_mut() = Body::Stream(Box::pin(body));
             return response;
@@ -323,10 +344,18 @@ fn respond_inline(
         Ok(_) => Err(Failure::Rule("internal: head delivered early".into())),
         Err((failure, _)) => Err(failure),
     };
-    result.unwrap_or_else(|failure| {
-        failure.log(py, &label.app, &label.request);
-        response::internal_error()
-    })
+    match result {
+        Ok(response) => {
+            if let Some(n) = response.body().size_hint().exact() {
+                core.stats.sent(n as usize);
+            }
+            response
+        }
+        Err(failure) => {
+            label.report(py, &failure);
+            response::internal_error()
+        }
+    }
 }
 
 /// Runs the request on an app thread and relays the response through a bounded channel.
@@ -338,8 +367,8 @@ async fn respond_on_thread(
     let (tx, mut rx) = mpsc::channel(CHANNEL_DEPTH);
     let core = app.core.clone();
     let head_request = req.parts.method == Method::HEAD;
-    app.pool.submit(Box::new(move |py| {
-        run_on_thread(py, &core, req, Sink::new(tx));
+    app.pool.submit(Box::new(move |py, thread| {
+        run_on_thread(py, &core, req, Sink::new(tx), thread);
         drop(permit);
     }));
     match rx.recv().await {
@@ -361,15 +390,17 @@ async fn respond_on_thread(
 }
 
 /// The app-thread side of [`respond_on_thread`].
-fn run_on_thread(py: Python<'_>, core: &Core, req: AppRequest, sink: Sink) {
+fn run_on_thread(py: Python<'_>, core: &Core, req: AppRequest, sink: Sink, thread: usize) {
     let head_request = req.parts.method == Method::HEAD;
     let label = RequestLabel {
         app: core.name.clone(),
         request: request_line(&req.parts),
+        stats: core.stats.clone(),
     };
+    let _timer = core.stats.begin(thread, &label.request);
     // Reports a failure: a 500 if the head has not gone out, else a cut connection.
     let fail = |failure: Failure, delivered: bool| {
-        failure.log(py, &label.app, &label.request);
+        label.report(py, &failure);
         let _ = if delivered {
             sink.send(py, Msg::Abort)
         } else {
@@ -385,7 +416,10 @@ fn run_on_thread(py: Python<'_>, core: &Core, req: AppRequest, sink: Sink) {
         }) => {
             match response::check_length(&head, &body) {
                 Err(failure) if !head_request => fail(failure, false),
-                _ => drop(sink.head(py, head, body, true)),
+                _ => {
+                    core.stats.sent(body.iter().map(Bytes::len).sum());
+                    drop(sink.head(py, head, body, true));
+                }
             }
             return;
         }
@@ -433,6 +467,7 @@ fn run_on_thread(py: Python<'_>, core: &Core, req: AppRequest, sink: Sink) {
                 return fail(failure, true);
             }
         }
+        core.stats.sent(chunk.len());
         if !chunk.is_empty() && sink.data(py, chunk).is_err() {
             return; // the client left; `rest` is closed when dropped
         }

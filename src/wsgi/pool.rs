@@ -13,8 +13,9 @@ use pyo3::Python;
 
 use crate::error;
 
-/// Work for an app thread: runs with the GIL held.
-pub type Job = Box<dyn FnOnce(Python<'_>) + Send>;
+/// Work for an app thread: runs with the GIL held; gets the thread's index (0-based), which
+/// is its "core" in the scoreboard.
+pub type Job = Box<dyn FnOnce(Python<'_>, usize) + Send>;
 
 #[derive(Default)]
 struct Queue {
@@ -57,10 +58,11 @@ impl Pool {
         let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
         while threads.len() < self.size {
             let shared = self.shared.clone();
-            let name = format!("dragoman-app-{}", threads.len() + 1);
+            let index = threads.len();
+            let name = format!("dragoman-app-{}", index + 1);
             match std::thread::Builder::new()
                 .name(name)
-                .spawn(move || thread_main(&shared))
+                .spawn(move || thread_main(&shared, index))
             {
                 Ok(handle) => threads.push(handle),
                 Err(e) => {
@@ -86,7 +88,7 @@ impl Pool {
     }
 }
 
-fn thread_main(shared: &Shared) {
+fn thread_main(shared: &Shared, index: usize) {
     // Attach once for the thread's life, then release the GIL while waiting for work.
     Python::attach(|py| {
         py.detach(|| loop {
@@ -102,7 +104,7 @@ fn thread_main(shared: &Shared) {
                     queue = shared.wake.wait(queue).unwrap_or_else(|e| e.into_inner());
                 }
             };
-            let outcome = catch_unwind(AssertUnwindSafe(|| Python::attach(job)));
+            let outcome = catch_unwind(AssertUnwindSafe(|| Python::attach(|py| job(py, index))));
             if outcome.is_err() {
                 error!("an application thread hit an internal error; the request was cut off");
             }

@@ -26,6 +26,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::start_response::{chunk_bytes, Head, StartResponse};
 use crate::http::{error_response, Body, BodyError};
+use crate::scoreboard::{RequestStats, RequestTimer};
 use crate::{error, log};
 
 /// Why a request ended in a 500 (or, after the head was sent, a cut connection).
@@ -411,11 +412,21 @@ pub fn check_exhausted(py: Python<'_>, rest: &mut Iteration) -> Result<(), Failu
     }
 }
 
-/// Names a request in log lines: the application and the request line.
+/// Names a request in log lines (the application and the request line), and counts its
+/// failures in the worker's stats.
 #[derive(Clone)]
 pub struct RequestLabel {
     pub app: std::sync::Arc<str>,
     pub request: String,
+    pub stats: std::sync::Arc<RequestStats>,
+}
+
+impl RequestLabel {
+    /// Logs a failure and counts it as an exception.
+    pub fn report(&self, py: Python<'_>, failure: &Failure) {
+        self.stats.exception();
+        failure.log(py, &self.app, &self.request);
+    }
 }
 
 /// The rest of a response, pulled from the application on the event-loop thread (threads = 1).
@@ -429,7 +440,10 @@ pub struct InlineBody {
     flush_first: bool,
     length: LengthCheck,
     label: RequestLabel,
-    /// Released after `rest` is dropped (fields drop in order).
+    /// The request counts as running until the body is done (fields drop in order: after
+    /// `rest`, whose drop calls `close()`).
+    _timer: RequestTimer,
+    /// Released last.
     _permit: OwnedSemaphorePermit,
 }
 
@@ -439,6 +453,7 @@ impl InlineBody {
         prefix: Vec<Bytes>,
         rest: Iteration,
         label: RequestLabel,
+        timer: RequestTimer,
         permit: OwnedSemaphorePermit,
     ) -> Self {
         InlineBody {
@@ -447,12 +462,13 @@ impl InlineBody {
             flush_first: false,
             length: LengthCheck::new(Some(head)),
             label,
+            _timer: timer,
             _permit: permit,
         }
     }
 
     fn fail(&mut self, py: Python<'_>, failure: Failure) -> BodyError {
-        failure.log(py, &self.label.app, &self.label.request);
+        self.label.report(py, &failure);
         if let Some(mut rest) = self.rest.take() {
             close_logged(py, &mut rest);
         }
@@ -470,6 +486,7 @@ impl InlineBody {
             Ok(chunk) => chunk,
             Err((_, rule)) => return Poll::Ready(Some(Err(self.fail(py, Failure::Rule(rule))))),
         };
+        self.label.stats.sent(chunk.len());
         if self.length.is_done() && self.prefix.is_empty() {
             if let Some(mut rest) = self.rest.take() {
                 if let Err(failure) = check_exhausted(py, &mut rest) {

@@ -238,3 +238,53 @@ def parse_responses(data: bytes, methods: list[str] | None = None) -> list[RawRe
         resp.body = body
         out.append(resp)
     return out
+
+
+class Load:
+    """A bounded client loop: `clients` threads, each with its own keep-alive connection pool,
+    send GET requests until stopped, `seconds` pass, or `limit` requests are sent. Records
+    every outcome; a failure is a non-200 status or a transport error."""
+
+    def __init__(self, url: str, clients: int = 4, seconds: float = 60, limit: int = 200_000):
+        import threading
+
+        self.url = url
+        self.ok = 0
+        self.failed: list[str] = []
+        self.bodies: set[str] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._deadline = time.monotonic() + seconds
+        self._limit = limit
+        self._sent = 0
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(clients)]
+        for t in self._threads:
+            t.start()
+
+    def _run(self) -> None:
+        import httpx
+
+        with httpx.Client(timeout=30) as client:
+            while not self._stop.is_set() and time.monotonic() < self._deadline:
+                with self._lock:
+                    if self._sent >= self._limit:
+                        return
+                    self._sent += 1
+                try:
+                    r = client.get(self.url)
+                    outcome = None if r.status_code == 200 else f"status {r.status_code}"
+                    body = r.text
+                except Exception as exc:  # noqa: BLE001 - every failure is recorded
+                    outcome, body = f"{type(exc).__name__}: {exc}", ""
+                with self._lock:
+                    if outcome is None:
+                        self.ok += 1
+                        self.bodies.add(body)
+                    else:
+                        self.failed.append(outcome)
+
+    def stop(self) -> Load:
+        self._stop.set()
+        for t in self._threads:
+            t.join(30)
+        return self

@@ -1,0 +1,119 @@
+//! Events from workers to the master: one pipe shared by all workers (created before the first
+//! fork). A message is 4 bytes, so concurrent writes never interleave (writes up to PIPE_BUF
+//! are atomic), and the master reads them in its `poll` loop like signals.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// What a worker tells the master.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The worker accepts connections.
+    Ready,
+    /// The worker reached max-requests and asks to be replaced.
+    Recycle,
+}
+
+/// The master's end (read) and the end workers inherit (write).
+pub struct EventPipe {
+    read: OwnedFd,
+    write: OwnedFd,
+}
+
+impl EventPipe {
+    pub fn new() -> io::Result<EventPipe> {
+        let mut fds = [0 as RawFd; 2];
+        // SAFETY: fds is a valid array for pipe2 to fill.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: pipe2 succeeded; we own both fds.
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        // The master must never block reading; workers may block briefly if it is full.
+        // SAFETY: fcntl on an fd we own.
+        unsafe { libc::fcntl(read.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+        Ok(EventPipe { read, write })
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.read.as_raw_fd()
+    }
+
+    /// A sender for the worker in `slot`, used by the master itself (tests).
+    pub fn sender(&self, slot: usize) -> Sender {
+        Sender {
+            fd: self.write.as_raw_fd(),
+            slot: slot as u16,
+        }
+    }
+
+    /// In a freshly forked worker: a sender on its own copy of the write end, which stays open
+    /// for the worker's whole life (the master's copies close with the rest of its state).
+    pub fn sender_for_child(&self, slot: usize) -> Sender {
+        // SAFETY: dup of a pipe fd we own; the new fd is deliberately never closed.
+        let fd = unsafe { libc::dup(self.write.as_raw_fd()) };
+        Sender {
+            fd,
+            slot: slot as u16,
+        }
+    }
+
+    /// Every event waiting in the pipe: (slot, event).
+    pub fn drain(&self) -> Vec<(usize, Event)> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4 * 64];
+        loop {
+            // SAFETY: reading into a local buffer from our own non-blocking pipe.
+            let n =
+                unsafe { libc::read(self.read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                return out;
+            }
+            for msg in buf[..n as usize].chunks_exact(4) {
+                let slot = u16::from_le_bytes([msg[0], msg[1]]) as usize;
+                let event = match msg[2] {
+                    1 => Event::Ready,
+                    2 => Event::Recycle,
+                    _ => continue,
+                };
+                out.push((slot, event));
+            }
+        }
+    }
+}
+
+/// A worker's way to send events. The fd is the pipe's write end, inherited at fork and kept
+/// open by the master for as long as it runs.
+#[derive(Clone, Copy, Debug)]
+pub struct Sender {
+    fd: RawFd,
+    slot: u16,
+}
+
+impl Sender {
+    pub fn send(&self, event: Event) {
+        let code = match event {
+            Event::Ready => 1u8,
+            Event::Recycle => 2,
+        };
+        let [a, b] = self.slot.to_le_bytes();
+        let msg = [a, b, code, 0];
+        // SAFETY: writing 4 bytes from a local array to the inherited pipe; a failure (the
+        // master gone) is ignored, the worker dies with it anyway.
+        unsafe { libc::write(self.fd, msg.as_ptr().cast(), msg.len()) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let pipe = EventPipe::new().unwrap();
+        pipe.sender(7).send(Event::Ready);
+        pipe.sender(300).send(Event::Recycle);
+        assert_eq!(pipe.drain(), vec![(7, Event::Ready), (300, Event::Recycle)]);
+        assert!(pipe.drain().is_empty());
+    }
+}

@@ -1,0 +1,283 @@
+//! The scoreboard: memory shared by the master and its workers (mapped before the first fork),
+//! where each worker publishes what it is doing. Each worker writes only its own [`Slot`]; the
+//! master reads all of them to spot stuck requests (harakiri), recycle workers and serve stats.
+//!
+//! Everything in it is an atomic, so any process may read while another writes; a zeroed page
+//! is a valid, empty scoreboard.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering::*};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Workers that can be alive at once, old and new generations together during a reload.
+pub const MAX_SLOTS: usize = 256;
+/// Application threads a worker can have (`threads`).
+pub const MAX_CORES: usize = 256;
+/// Bytes of the request line kept per core ("GET /path").
+const LINE_WORDS: usize = 12;
+
+/// What one application thread ("core", as uWSGI calls it) is doing.
+#[repr(C)]
+pub struct Core {
+    /// CLOCK_MONOTONIC milliseconds when the current request started; 0 when idle.
+    started_ms: AtomicU64,
+    pub requests: AtomicU64,
+    /// Seqlock over `line`: odd while the line is being written.
+    seq: AtomicU32,
+    line_len: AtomicU32,
+    line: [AtomicU64; LINE_WORDS],
+}
+
+/// One worker's part of the scoreboard.
+#[repr(C)]
+pub struct Slot {
+    pub pid: AtomicI32,
+    pub requests: AtomicU64,
+    pub exceptions: AtomicU64,
+    /// Response bytes produced by the application.
+    pub tx: AtomicU64,
+    /// Total microseconds spent in requests, and a moving average per request.
+    pub running_time_us: AtomicU64,
+    pub avg_rt_us: AtomicU64,
+    pub cores: [Core; MAX_CORES],
+}
+
+/// The shared mapping.
+pub struct Scoreboard {
+    slots: &'static [Slot],
+}
+
+impl Scoreboard {
+    /// Maps a zeroed, shared, anonymous region for [`MAX_SLOTS`] slots. Call in the master
+    /// before forking; children inherit the same pages. The mapping lives as long as the
+    /// process (pages are only backed by memory once touched).
+    pub fn map() -> io::Result<Scoreboard> {
+        let size = std::mem::size_of::<Slot>() * MAX_SLOTS;
+        // SAFETY: an anonymous shared mapping with no address hint; the result is checked.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                size,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the mapping is `size` bytes, page-aligned (so aligned for Slot), zero-filled
+        // (a valid value for every atomic in Slot), and never unmapped, hence 'static.
+        let slots = unsafe { std::slice::from_raw_parts(ptr as *const Slot, MAX_SLOTS) };
+        Ok(Scoreboard { slots })
+    }
+
+    pub fn slot(&self, index: usize) -> &'static Slot {
+        &self.slots[index]
+    }
+
+    /// A slot no live worker uses.
+    pub fn free_slot(&self, in_use: impl Fn(usize) -> bool) -> Option<usize> {
+        (0..MAX_SLOTS).find(|i| !in_use(*i))
+    }
+}
+
+impl Slot {
+    /// Clears the slot for a new worker.
+    pub fn reset(&self, pid: i32) {
+        self.requests.store(0, Relaxed);
+        self.exceptions.store(0, Relaxed);
+        self.tx.store(0, Relaxed);
+        self.running_time_us.store(0, Relaxed);
+        self.avg_rt_us.store(0, Relaxed);
+        for core in &self.cores {
+            core.started_ms.store(0, Relaxed);
+            core.requests.store(0, Relaxed);
+            core.line_len.store(0, Relaxed);
+        }
+        self.pid.store(pid, Release);
+    }
+
+    /// Counts a finished request that took `micros`.
+    pub fn finish(&self, micros: u64) {
+        self.requests.fetch_add(1, Relaxed);
+        self.running_time_us.fetch_add(micros, Relaxed);
+        // An exponential moving average over roughly the last 16 requests.
+        let old = self.avg_rt_us.load(Relaxed);
+        let new = if old == 0 {
+            micros
+        } else {
+            old - old / 16 + micros / 16
+        };
+        self.avg_rt_us.store(new, Relaxed);
+    }
+}
+
+impl Core {
+    /// Marks a request as started, with its request line.
+    pub fn begin(&self, line: &str) {
+        let bytes = &line.as_bytes()[..line.len().min(LINE_WORDS * 8)];
+        self.seq.fetch_add(1, AcqRel);
+        for (i, word) in self.line.iter().enumerate() {
+            let mut chunk = [0u8; 8];
+            let start = (i * 8).min(bytes.len());
+            let end = (start + 8).min(bytes.len());
+            chunk[..end - start].copy_from_slice(&bytes[start..end]);
+            word.store(u64::from_le_bytes(chunk), Relaxed);
+        }
+        self.line_len.store(bytes.len() as u32, Relaxed);
+        self.seq.fetch_add(1, AcqRel);
+        self.started_ms.store(monotonic_ms().max(1), Release);
+    }
+
+    /// Marks the request as finished.
+    pub fn end(&self) {
+        self.started_ms.store(0, Release);
+        self.requests.fetch_add(1, Relaxed);
+    }
+
+    /// When the current request started (CLOCK_MONOTONIC ms), if one is running.
+    pub fn started_ms(&self) -> Option<u64> {
+        Some(self.started_ms.load(Acquire)).filter(|t| *t != 0)
+    }
+
+    /// The request line of the current (or last) request.
+    pub fn line(&self) -> String {
+        for _ in 0..8 {
+            let before = self.seq.load(Acquire);
+            if before % 2 == 1 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let len = (self.line_len.load(Relaxed) as usize).min(LINE_WORDS * 8);
+            let mut bytes = Vec::with_capacity(LINE_WORDS * 8);
+            for word in &self.line {
+                bytes.extend_from_slice(&word.load(Relaxed).to_le_bytes());
+            }
+            if self.seq.load(Acquire) == before {
+                bytes.truncate(len);
+                return String::from_utf8_lossy(&bytes).into_owned();
+            }
+        }
+        String::from("?")
+    }
+}
+
+/// A worker's handle on its slot, used by the application bridge to account for requests.
+pub struct RequestStats {
+    slot: &'static Slot,
+    /// After this many requests (0: never) the worker asks to be recycled, once.
+    limit: u64,
+    on_limit: Box<dyn Fn() + Send + Sync>,
+    asked: AtomicBool,
+}
+
+impl RequestStats {
+    pub fn new(
+        slot: &'static Slot,
+        limit: u64,
+        on_limit: Box<dyn Fn() + Send + Sync>,
+    ) -> Arc<Self> {
+        Arc::new(RequestStats {
+            slot,
+            limit,
+            on_limit,
+            asked: AtomicBool::new(false),
+        })
+    }
+
+    /// Marks a request as running on application thread `core` until the timer is dropped.
+    pub fn begin(self: &Arc<Self>, core: usize, line: &str) -> RequestTimer {
+        let core = core.min(MAX_CORES - 1);
+        self.slot.cores[core].begin(line);
+        RequestTimer {
+            stats: self.clone(),
+            core,
+            start: Instant::now(),
+        }
+    }
+
+    /// Counts an exception raised by the application.
+    pub fn exception(&self) {
+        self.slot.exceptions.fetch_add(1, Relaxed);
+    }
+
+    /// Counts response bytes produced by the application.
+    pub fn sent(&self, bytes: usize) {
+        self.slot.tx.fetch_add(bytes as u64, Relaxed);
+    }
+}
+
+/// A running request; dropping it marks the request finished.
+pub struct RequestTimer {
+    stats: Arc<RequestStats>,
+    core: usize,
+    start: Instant,
+}
+
+impl Drop for RequestTimer {
+    fn drop(&mut self) {
+        let slot = self.stats.slot;
+        slot.cores[self.core].end();
+        slot.finish(self.start.elapsed().as_micros() as u64);
+        let limit = self.stats.limit;
+        if limit > 0
+            && slot.requests.load(Relaxed) >= limit
+            && !self.stats.asked.swap(true, Relaxed)
+        {
+            (self.stats.on_limit)();
+        }
+    }
+}
+
+/// Milliseconds on CLOCK_MONOTONIC, the same clock in every process of the machine.
+pub fn monotonic_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we pass; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_across_fork() {
+        let board = Scoreboard::map().unwrap();
+        let slot = board.slot(3);
+        slot.reset(42);
+        // SAFETY: fork in a test; the child only touches atomics and exits with _exit.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            slot.cores[1].begin("GET /stuck/in/the/child");
+            slot.finish(1500);
+            // SAFETY: leaving the child without running the test harness's destructors.
+            unsafe { libc::_exit(0) };
+        }
+        let mut status = 0;
+        // SAFETY: waiting for the child we just forked.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert_eq!(slot.pid.load(Relaxed), 42);
+        assert_eq!(slot.requests.load(Relaxed), 1);
+        assert_eq!(slot.avg_rt_us.load(Relaxed), 1500);
+        assert!(slot.cores[1].started_ms().is_some());
+        assert_eq!(slot.cores[1].line(), "GET /stuck/in/the/child");
+        slot.cores[1].end();
+        assert!(slot.cores[1].started_ms().is_none());
+    }
+
+    #[test]
+    fn long_lines_are_cut() {
+        let board = Scoreboard::map().unwrap();
+        let core = &board.slot(0).cores[0];
+        let long = format!("GET /{}", "x".repeat(500));
+        core.begin(&long);
+        assert_eq!(core.line(), long[..LINE_WORDS * 8]);
+    }
+}

@@ -1,0 +1,482 @@
+"""The master as a process manager: respawn, graceful stop and reload under load, harakiri,
+recycling (max-requests, max-worker-lifetime, reload-on-rss), crash loops, scaling, systemd
+(notify and socket activation), privileges, pidfile/vacuum and the stats server. Real
+processes, real signals, load from a bounded client loop."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import APPS, DRAGOMAN, Load, _env
+
+PY = sys.executable
+
+
+@pytest.fixture
+def app_dir(tmp_path) -> Path:
+    """A copy of the master test app whose code (appversion.py) a test may rewrite."""
+    for name in ("master_app.py", "appversion.py"):
+        shutil.copy(APPS / name, tmp_path / name)
+    return tmp_path
+
+
+def set_version(app_dir: Path, version: str) -> None:
+    (app_dir / "appversion.py").write_text(f'VERSION = "{version}"\n')
+
+
+def wait_until(predicate, timeout: float = 20.0, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {message}")
+
+
+def ready_lines(server) -> int:
+    return len(re.findall(r"worker \d+ \(pid \d+\) ready", server.log()))
+
+
+def test_kill_9_of_a_worker_under_load(dragoman, app_dir):
+    server = dragoman("master_app:application", "--processes", "2", cwd=app_dir, workers=2)
+    before = set(server.worker_pids())
+    load = Load(server.url, clients=4, seconds=30)
+    time.sleep(1)
+    victim = min(before)
+    killed_at = time.monotonic()
+    os.kill(victim, signal.SIGKILL)
+    wait_until(lambda: ready_lines(server) >= 3, message="a replacement worker")
+    respawn = time.monotonic() - killed_at
+    time.sleep(1)
+    load.stop()
+    after = set(server.worker_pids())
+    assert victim not in after and len(after) == 2
+    assert f"(pid {victim}) was killed by SIGKILL; starting a new one" in server.log()
+    # Only requests in flight on the killed worker may fail: at most one per client.
+    assert len(load.failed) <= 4, load.failed
+    assert load.ok > 100
+    print(
+        f"\nkill -9 to replacement ready: {respawn * 1000:.0f} ms; failed {len(load.failed)} of {load.ok + len(load.failed)}"
+    )
+
+
+def test_sighup_under_load_reloads_with_zero_failed_requests(dragoman, app_dir):
+    server = dragoman("master_app:application", "--processes", "2", cwd=app_dir, workers=2)
+    first = set(server.worker_pids())
+    load = Load(server.url, clients=4, seconds=60)
+    started = time.monotonic()
+    for n in (2, 3, 4):
+        time.sleep(1.5)
+        set_version(app_dir, f"v{n}")
+        server.proc.send_signal(signal.SIGHUP)
+        wait_until(
+            lambda n=n: server.log().count("reload finished") >= n - 1, message=f"reload {n}"
+        )
+    while time.monotonic() - started < 10:
+        time.sleep(0.2)
+    load.stop()
+    assert load.failed == [], load.failed[:10]
+    versions = {body.split()[0] for body in load.bodies}
+    assert versions == {"v1", "v2", "v3", "v4"}, versions
+    assert httpx.get(server.url).text.startswith("v4 ")
+    assert first.isdisjoint(server.worker_pids())
+    print(f"\nreloads under load: 3, requests {load.ok}, failed {len(load.failed)}")
+
+
+def test_reload_with_broken_code_keeps_the_old_workers(dragoman, app_dir):
+    server = dragoman("master_app:application", "--processes", "2", cwd=app_dir, workers=2)
+    pids = set(server.worker_pids())
+    load = Load(server.url, clients=2, seconds=30)
+    (app_dir / "appversion.py").write_text("VERSION = (\n")  # a syntax error
+    server.proc.send_signal(signal.SIGHUP)
+    server.wait_for_log("reload failed: worker \\d could not load the application")
+    time.sleep(1)
+    load.stop()
+    assert load.failed == [], load.failed[:5]
+    assert set(server.worker_pids()) == pids
+    assert httpx.get(server.url).text.startswith("v1 ")
+    assert server.proc.poll() is None
+
+
+def test_sigterm_lets_a_slow_request_finish_and_vacuum_cleans_up(dragoman, app_dir):
+    sock = app_dir / "site.sock"
+    pidfile = app_dir / "site.pid"
+    server = dragoman(
+        "master_app:application",
+        "--http",
+        str(sock),
+        "--pidfile",
+        str(pidfile),
+        "--vacuum",
+        cwd=app_dir,
+        http=None,
+    )
+    assert int(pidfile.read_text()) == server.proc.pid
+    assert sock.exists()
+    result = {}
+
+    def slow():
+        transport = httpx.HTTPTransport(uds=str(sock))
+        with httpx.Client(transport=transport, timeout=30) as c:
+            r = c.get("http://localhost/sleep?t=3")
+            result["status"], result["body"] = r.status_code, r.text
+
+    t = threading.Thread(target=slow)
+    t.start()
+    time.sleep(0.7)
+    server.proc.send_signal(signal.SIGTERM)
+    t.join(30)
+    assert result.get("status") == 200 and result["body"].startswith("v1 ")
+    assert server.proc.wait(30) == 0
+    assert not pidfile.exists()
+    assert not sock.exists()
+    assert "finishing 1 connection(s) before exiting" in server.log()
+
+
+def test_harakiri_logs_the_stuck_traceback_and_replaces_the_worker(dragoman, app_dir):
+    server = dragoman(
+        "master_app:application", "--processes", "2", "--harakiri", "2", cwd=app_dir, workers=2
+    )
+    pids = set(server.worker_pids())
+    outcome = {}
+
+    def stuck():
+        try:
+            outcome["status"] = httpx.get(f"{server.url}/stuck", timeout=30).status_code
+        except httpx.HTTPError as exc:
+            outcome["error"] = type(exc).__name__
+
+    t = threading.Thread(target=stuck)
+    t.start()
+    time.sleep(0.5)
+    # The other worker keeps serving while one is stuck.
+    with httpx.Client() as c:
+        for _ in range(5):
+            assert c.get(server.url, headers={"Connection": "close"}).status_code == 200
+    t.join(30)
+    assert "error" in outcome, outcome  # the connection was cut, no response
+    log = server.wait_for_log(
+        r'(?s)HARAKIRI: worker \d \(pid (\d+)\) has been serving "GET /stuck" for [23]s'
+    )
+    stuck_pid = int(log.group(1))
+    server.wait_for_log(r'(?s)HARAKIRI.*File ".*master_app\.py", line \d+ in stuck_in_a_long_call')
+    server.wait_for_log(rf"worker \d \(pid {stuck_pid}\) killed by harakiri; starting a new one")
+    wait_until(lambda: len(server.worker_pids()) == 2 and stuck_pid not in server.worker_pids())
+    assert stuck_pid in pids
+
+
+def test_max_requests_recycles_gracefully(dragoman, app_dir):
+    server = dragoman("master_app:application", "--max-requests", "5", cwd=app_dir)
+    pids = []
+    with httpx.Client(timeout=10) as c:
+        for _ in range(60):
+            r = c.get(server.url)
+            assert r.status_code == 200
+            pids.append(int(r.text.split()[1]))
+            time.sleep(0.05)
+    distinct = list(dict.fromkeys(pids))
+    assert len(distinct) >= 3, distinct
+    assert "recycled after 5 requests (max-requests)" in server.log() or re.search(
+        r"recycled after \d+ requests \(max-requests\)", server.log()
+    )
+
+
+def test_max_worker_lifetime_recycles_without_failures(dragoman, app_dir):
+    server = dragoman("master_app:application", "--max-worker-lifetime", "2", cwd=app_dir)
+    load = Load(server.url, clients=2, seconds=6)
+    time.sleep(5.5)
+    load.stop()
+    assert load.failed == [], load.failed[:5]
+    assert len({b.split()[1] for b in load.bodies}) >= 2
+    server.wait_for_log(r"recycled after 2s \(max-worker-lifetime\)")
+
+
+def test_reload_on_rss_recycles_a_leaking_worker(dragoman, app_dir):
+    server = dragoman("master_app:application", "--reload-on-rss", "150", cwd=app_dir)
+    first = server.worker_pids()[0]
+    with httpx.Client(timeout=30) as c:
+        for _ in range(4):
+            assert c.get(f"{server.url}/leak?mb=50").status_code == 200
+    server.wait_for_log(
+        rf"worker 1 \(pid {first}\) recycled at \d+ MiB resident memory \(reload-on-rss\)"
+    )
+    wait_until(lambda: server.worker_pids() and first not in server.worker_pids())
+    assert httpx.get(server.url).status_code == 200
+
+
+def test_a_crash_looping_app_makes_the_master_give_up(tmp_path):
+    log = tmp_path / "log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [*DRAGOMAN, "--http", "127.0.0.1:0", "crash_app:application"],
+            cwd=APPS,
+            env=_env(None),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        code = proc.wait(90)
+    text = log.read_text()
+    assert code == 1, text
+    assert "workers keep dying right after they start (8 times in a row" in text, text
+    # Bounded: no fork storm.
+    assert text.count("starting a new one") <= 8
+    assert text.count("ready") <= 9
+
+
+def test_sigttin_and_sigttou_change_the_number_of_workers(dragoman):
+    server = dragoman("echo:application", "--processes", "2", workers=2)
+    server.proc.send_signal(signal.SIGTTIN)
+    wait_until(lambda: len(server.worker_pids()) == 3, message="3 workers")
+    # One at a time: two identical pending signals are delivered as one (as in any Unix).
+    server.proc.send_signal(signal.SIGTTOU)
+    wait_until(lambda: len(server.worker_pids()) == 2, message="2 workers")
+    server.proc.send_signal(signal.SIGTTOU)
+    wait_until(lambda: len(server.worker_pids()) == 1, message="1 worker")
+    assert "stopped: fewer workers wanted" in server.log()
+    assert httpx.get(server.url).status_code == 200
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_socket_activation(tmp_path):
+    if not shutil.which("systemd-socket-activate"):
+        pytest.fail("systemd-socket-activate is missing; make test installs the systemd package")
+    port = free_port()
+    log = tmp_path / "log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [
+                "systemd-socket-activate",
+                "-l",
+                f"127.0.0.1:{port}",
+                PY,
+                "-m",
+                "dragoman",
+                "echo:application",
+            ],
+            cwd=APPS,
+            env=_env(None),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        # The first connection makes systemd-socket-activate start dragoman with the socket.
+        r = httpx.get(f"http://127.0.0.1:{port}/activated", timeout=30)
+        assert r.status_code == 200 and r.json()["PATH_INFO"] == "/activated"
+        text = log.read_text()
+        assert f"listening on http://127.0.0.1:{port}" in text
+        # dragoman did not bind: the socket came from systemd (a second bind would fail).
+        assert "cannot listen" not in text
+        env = r.json()
+        assert "LISTEN_FDS" not in env and "LISTEN_PID" not in env
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+
+
+def test_sd_notify_ready_reloading_stopping(dragoman, tmp_path):
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(20)
+    server = dragoman(
+        "rules:application", "--processes", "2", workers=2, env={"NOTIFY_SOCKET": str(path)}
+    )
+    ready = sock.recv(4096).decode()
+    assert "READY=1" in ready and f"MAINPID={server.proc.pid}" in ready, ready
+    assert "STATUS=serving, 2 worker(s)" in ready
+    # The application does not see NOTIFY_SOCKET (only the master talks to systemd).
+    assert httpx.get(f"{server.url}/osenv?key=NOTIFY_SOCKET").text == "<unset>"
+    server.proc.send_signal(signal.SIGHUP)
+    assert sock.recv(4096).decode().startswith("RELOADING=1\nMONOTONIC_USEC=")
+    assert "READY=1" in sock.recv(4096).decode()
+    server.proc.send_signal(signal.SIGTERM)
+    assert "STOPPING=1" in sock.recv(4096).decode()
+    assert server.proc.wait(30) == 0
+    sock.close()
+
+
+def privileged_port() -> int:
+    for port in range(700, 1000):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    raise AssertionError("no free port below 1024")
+
+
+def test_uid_and_gid_are_dropped_after_binding_a_privileged_port(dragoman):
+    if os.geteuid() != 0:
+        pytest.fail("this test binds a port below 1024 and must run as root (CI does)")
+    port = privileged_port()
+    # uid_app imports nothing new: after the drop, `nobody` cannot read a stdlib under /root.
+    server = dragoman(
+        "uid_app:application", "--uid", "nobody", "--gid", "nogroup", http=f"127.0.0.1:{port}"
+    )
+    assert "running as uid 65534, gid 65534" in server.log()
+    r = httpx.get(f"http://127.0.0.1:{port}/")
+    assert r.text == "uid 65534 gid 65534"
+    for pid in [server.proc.pid, *server.worker_pids()]:
+        status = Path(f"/proc/{pid}/status").read_text()
+        assert re.search(r"^Uid:\s+65534\s", status, re.MULTILINE), status
+        assert re.search(r"^Gid:\s+65534\s", status, re.MULTILINE), status
+
+
+def stats_json(address: str) -> dict:
+    host, port = address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    return json.loads(data)
+
+
+def test_stats_in_the_uwsgi_layout_read_by_uwsgitop(dragoman):
+    port = free_port()
+    server = dragoman(
+        "rules:application",
+        "--processes",
+        "2",
+        "--threads",
+        "2",
+        "--stats",
+        f"127.0.0.1:{port}",
+        workers=2,
+    )
+    with httpx.Client() as c:
+        for _ in range(10):
+            assert c.get(f"{server.url}/pid").status_code == 200
+    doc = stats_json(f"127.0.0.1:{port}")
+    assert doc["pid"] == server.proc.pid
+    assert {w["pid"] for w in doc["workers"]} == set(server.worker_pids())
+    assert sum(w["requests"] for w in doc["workers"]) == 10
+    worker = doc["workers"][0]
+    for key in (
+        "id",
+        "accepting",
+        "exceptions",
+        "status",
+        "rss",
+        "vsz",
+        "avg_rt",
+        "tx",
+        "running_time",
+        "last_spawn",
+        "respawn_count",
+        "harakiri_count",
+        "cores",
+    ):
+        assert key in worker, key
+    assert len(worker["cores"]) == 2 and worker["rss"] > 1_000_000
+    assert doc["sockets"][0]["name"] == server.addresses[0]
+
+    # uwsgitop itself, in a pseudo-terminal: its screen lists both workers' PIDs.
+    uwsgitop = Path(sys.executable).parent / "uwsgitop"
+    import pty
+
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.environ.update(TERM="xterm", LINES="40", COLUMNS="160")
+        os.execv(str(uwsgitop), [str(uwsgitop), f"127.0.0.1:{port}"])
+    screen = b""
+    deadline = time.monotonic() + 10
+    try:
+        while time.monotonic() < deadline:
+            import select
+
+            if select.select([fd], [], [], 0.5)[0]:
+                try:
+                    screen += os.read(fd, 65536)
+                except OSError:
+                    break
+            text = screen.decode(errors="replace")
+            if all(str(p) in text for p in server.worker_pids()) and "req: 10" in text:
+                break
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    text = screen.decode(errors="replace")
+    assert "req: 10" in text, text[-2000:]
+    for p in server.worker_pids():
+        assert str(p) in text
+
+
+def test_touch_reload_and_touch_chain_reload(dragoman, app_dir):
+    trigger = app_dir / "reload.trigger"
+    chain = app_dir / "chain.trigger"
+    trigger.write_text("")
+    chain.write_text("")
+    server = dragoman(
+        "master_app:application",
+        "--processes",
+        "3",
+        "--touch-reload",
+        str(trigger),
+        "--touch-chain-reload",
+        str(chain),
+        cwd=app_dir,
+        workers=3,
+    )
+    first = set(server.worker_pids())
+    time.sleep(1.1)
+    set_version(app_dir, "v2")
+    trigger.write_text("touched")
+    server.wait_for_log("touch-reload: .*reload.trigger was touched")
+    wait_until(lambda: "reload finished" in server.log(), message="the reload")
+    second = set(server.worker_pids())
+    assert first.isdisjoint(second) and len(second) == 3
+    assert httpx.get(server.url).text.startswith("v2 ")
+
+    mark = len(server.log())
+    time.sleep(1.1)
+    chain.write_text("touched")
+    wait_until(lambda: server.log().count("reload finished") >= 2, message="the chain reload")
+    events = re.findall(
+        r"worker (\d) \(pid \d+\) (ready|replaced by a chain reload)", server.log()[mark:]
+    )
+    # One at a time: each new worker is ready before the next old one stops, never two new
+    # workers starting before an old one stopped.
+    assert [kind for _, kind in events] == ["ready", "replaced by a chain reload"] * 3, events
+    assert second.isdisjoint(server.worker_pids())
+
+
+def test_py_autoreload_picks_up_a_changed_module(dragoman, app_dir):
+    server = dragoman("master_app:application", "--py-autoreload", "1", cwd=app_dir)
+    assert httpx.get(server.url).text.startswith("v1 ")
+    time.sleep(1.1)
+    set_version(app_dir, "v9")
+    server.wait_for_log(r"py-autoreload: .*appversion\.py changed; reloading")
+    wait_until(lambda: httpx.get(server.url).text.startswith("v9 "), message="the new code")
+
+
+def test_preload_imports_the_app_once_in_the_master(dragoman, tmp_path):
+    (tmp_path / "loud_app.py").write_text(
+        "import os, sys\nprint('imported in', os.getpid(), file=sys.stderr, flush=True)\n"
+        "def application(environ, start_response):\n"
+        "    start_response('200 OK', [])\n"
+        "    return [str(os.getpid()).encode()]\n"
+    )
+    server = dragoman(
+        "loud_app:application", "--preload", "--processes", "3", cwd=tmp_path, workers=3
+    )
+    imports = re.findall(r"imported in (\d+)", server.log())
+    assert imports == [str(server.proc.pid)]
+    assert int(httpx.get(server.url).text) in server.worker_pids()
