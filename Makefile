@@ -9,7 +9,7 @@ TEST_PROFILE ?= quick
 # CPython versions the test matrix covers (those pyenv has are used).
 MATRIX      ?= 3.10 3.12 3.13
 PYENV_ROOT  ?= $(HOME)/.pyenv
-DEBIAN_PACKAGES := curl procps systemd
+DEBIAN_PACKAGES := curl procps systemd chromium
 # libpython for `cargo test` (PyO3 links it into test binaries).
 PY_LIBDIR   := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
 export PYO3_PYTHON := $(shell command -v $(PYTHON))
@@ -83,8 +83,10 @@ test-matrix: $(VENV)/.deps
 
 ## make bench: dragoman (release build) against its peers, side by side; writes bench/results.md.
 BENCH_VENV := .venv-bench
+BENCH_PACKAGES := wrk nginx
 bench: system-deps
-	@dpkg -s wrk >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk)
+	@missing=""; for p in $(BENCH_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
 	[ -x $(BENCH_VENV)/bin/python ] || $(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install -q -r bench/requirements.txt
 	$(call build_wheel,release,$(BENCH_VENV))
@@ -94,6 +96,7 @@ bench: system-deps
 example: $(VENV)/.deps
 	cd examples/mysite && ../../$(PY) manage.py migrate --noinput -v 0
 	cd examples/mysite && ../../$(PY) manage.py collectstatic --noinput -v 0
+	cd examples/mysite && ../../$(VENV)/bin/dragoman compress --quiet staticfiles
 	cd examples/mysite && ../../$(PY) manage.py ensure_demo_user
 
 clean:

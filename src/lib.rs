@@ -12,6 +12,7 @@ pub mod log;
 pub mod master;
 pub mod net;
 pub mod scoreboard;
+pub mod statics;
 pub mod worker;
 pub mod wsgi;
 
@@ -39,6 +40,9 @@ mod _native {
 /// Runs dragoman: the master's exit code in the master, the worker's in each worker.
 pub fn run(py: Python<'_>, argv: &[String]) -> i32 {
     let args = argv.get(1..).unwrap_or_default();
+    if args.first().map(String::as_str) == Some("compress") {
+        return statics::compress::run(&args[1..]);
+    }
     let env: Vec<(String, String)> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
@@ -63,6 +67,16 @@ pub fn run(py: Python<'_>, argv: &[String]) -> i32 {
     };
     for line in &config.warnings {
         warn!("{line}");
+    }
+    for mount in &config.statics.mounts {
+        if !mount.target.exists() {
+            warn!(
+                "{}: {} does not exist (yet); requests under {} go to the application until it does",
+                mount.origin,
+                mount.target.display(),
+                mount.prefix
+            );
+        }
     }
     for notice in &config.notices {
         if notice.not_yet {

@@ -14,7 +14,8 @@ const NBSP: char = '\u{1}';
 pub fn text() -> String {
     let mut out = format!(
         "dragoman {}: serves a Python WSGI application (Django, Flask, ...) over HTTP.\n\n\
-         Usage:\n  dragoman [OPTIONS] [MODULE[:CALLABLE]]\n  dragoman --ini site.ini\n\n\
+         Usage:\n  dragoman [OPTIONS] [MODULE[:CALLABLE]]\n  dragoman --ini site.ini\n  \
+         dragoman compress DIR...     write .br and .gz siblings of static files\n\n\
          Every option can also be written in an ini file (`name = value` in a [uwsgi] or\n\
          [dragoman] section) or set in the environment (DRAGOMAN_NAME=value). Precedence:\n\
          command line, then environment, then ini files, then the default.\n",

@@ -103,11 +103,40 @@ pub struct Config {
     /// Where the stats server listens, and whether it answers in HTTP.
     pub stats: Option<Listen>,
     pub stats_http: bool,
+    pub statics: StaticConfig,
     /// Lines to log at startup: options accepted but not yet in effect (warnings), and uWSGI
     /// options with nothing to do in dragoman (information).
     pub notices: Vec<Notice>,
     /// Lines to log at startup as warnings (an unset `$(VAR)` in an ini file, say).
     pub warnings: Vec<String>,
+}
+
+/// A URL prefix served from the file system.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticMount {
+    /// `/static`, no trailing slash (or `/`).
+    pub prefix: String,
+    /// The directory, or the single file, it maps to.
+    pub target: PathBuf,
+    pub origin: Origin,
+}
+
+/// Static file serving: the mounts and how their files are served.
+#[derive(Debug, Clone, Default)]
+pub struct StaticConfig {
+    pub mounts: Vec<StaticMount>,
+    pub index: Vec<String>,
+    /// Directories symlinks may lead into, besides the mount itself.
+    pub safe: Vec<PathBuf>,
+    /// (pattern on the file path, seconds) and (pattern on the URL, seconds).
+    pub expires: Vec<(regex::Regex, u64)>,
+    pub expires_uri: Vec<(regex::Regex, u64)>,
+    pub max_age: Option<u64>,
+    pub immutable: bool,
+    pub precompressed: bool,
+    pub dotfiles: bool,
+    /// Bytes the per-worker cache of small files may hold.
+    pub cache_bytes: u64,
 }
 
 /// When workers are replaced gracefully, besides reloads.
@@ -443,6 +472,7 @@ pub fn build(settings: &[Setting]) -> Result<Config, ConfigError> {
             .map(|s| PathBuf::from(s.value.trim()))
             .collect()
     };
+    let statics = static_config(&r, &flag)?;
 
     Ok(Config {
         preload: flag("preload", false) || !flag("lazy-apps", true),
@@ -459,6 +489,7 @@ pub fn build(settings: &[Setting]) -> Result<Config, ConfigError> {
         chmod_socket: octal("chmod-socket", "660")?,
         stats,
         stats_http: flag("stats-http", false),
+        statics,
         listeners,
         backlog,
         app,
@@ -471,6 +502,101 @@ pub fn build(settings: &[Setting]) -> Result<Config, ConfigError> {
         mercy: Duration::from_secs(mercy as u64),
         notices: notices(&r),
         warnings: Vec::new(),
+    })
+}
+
+/// The static-file options: mounts, caching and the rest.
+fn static_config(
+    r: &Resolved<'_>,
+    flag: &dyn Fn(&str, bool) -> bool,
+) -> Result<StaticConfig, ConfigError> {
+    let mut mounts = Vec::new();
+    for (name, appended) in [("static-map", false), ("static-map2", true)] {
+        for s in r.all(name) {
+            let example = "/static=/srv/mysite/static";
+            let (prefix, target) = s
+                .value
+                .split_once('=')
+                .map(|(p, t)| (p.trim(), t.trim()))
+                .filter(|(p, t)| p.starts_with('/') && !t.is_empty())
+                .ok_or_else(|| bad_value(s, "MOUNT=PATH, the mount starting with /", example))?;
+            let prefix = match prefix.trim_end_matches('/') {
+                "" => "/".to_string(),
+                p => p.to_string(),
+            };
+            let mut target = PathBuf::from(target);
+            if appended {
+                target.push(prefix.trim_start_matches('/'));
+            }
+            mounts.push(StaticMount {
+                prefix,
+                target,
+                origin: s.origin.clone(),
+            });
+        }
+    }
+    for s in r.all("check-static") {
+        if s.value.trim().is_empty() {
+            return Err(bad_value(s, "a directory", "/srv/mysite/public"));
+        }
+        mounts.push(StaticMount {
+            prefix: "/".into(),
+            target: PathBuf::from(s.value.trim()),
+            origin: s.origin.clone(),
+        });
+    }
+    let expires = |name: &str, example: &str| -> Result<Vec<(regex::Regex, u64)>, ConfigError> {
+        r.all(name)
+            .iter()
+            .map(|s| {
+                let expected = "a regular expression and a number of seconds";
+                let (pattern, secs) = s
+                    .value
+                    .trim()
+                    .rsplit_once(char::is_whitespace)
+                    .ok_or_else(|| bad_value(s, expected, example))?;
+                let secs = secs
+                    .parse::<u64>()
+                    .map_err(|_| bad_value(s, expected, example))?;
+                let re = regex::Regex::new(pattern.trim()).map_err(|e| {
+                    bad_value(
+                        s,
+                        &format!("{expected} (the pattern does not compile: {e})"),
+                        example,
+                    )
+                })?;
+                Ok((re, secs))
+            })
+            .collect()
+    };
+    let cache_mib = r
+        .last("static-cache")
+        .map(|s| count(s, 0, "64"))
+        .transpose()?
+        .unwrap_or(64) as u64;
+    Ok(StaticConfig {
+        mounts,
+        index: r
+            .all("static-index")
+            .iter()
+            .map(|s| s.value.trim().to_string())
+            .collect(),
+        safe: r
+            .all("static-safe")
+            .iter()
+            .map(|s| PathBuf::from(s.value.trim()))
+            .collect(),
+        expires: expires("static-expires", "/srv/mysite/static/.*\\.css 86400")?,
+        expires_uri: expires("static-expires-uri", "^/static/.*\\.css 86400")?,
+        max_age: r
+            .last("static-max-age")
+            .map(|s| count(s, 0, "3600"))
+            .transpose()?
+            .map(|n| n as u64),
+        immutable: flag("static-immutable", true),
+        precompressed: flag("static-gzip-all", true),
+        dotfiles: flag("static-dotfiles", false),
+        cache_bytes: cache_mib * 1024 * 1024,
     })
 }
 
@@ -701,15 +827,12 @@ mod tests {
 
     #[test]
     fn planned_and_ignored_options_load_with_notices() {
-        let f = ini_file(
-            "[uwsgi]\nmodule = a\nstatic-map = /static=/srv/static\nlimit-post = 1000\nenable-threads\n",
-        );
+        let f =
+            ini_file("[uwsgi]\nmodule = a\nsocket = :3031\nlimit-post = 1000\nenable-threads\n");
         let p = f.path().to_str().unwrap();
         let c = load_run(&["--ini", p], &[]).unwrap();
         assert!(c.notices[0].not_yet && c.notices[0].text.contains("not yet in effect"));
-        assert!(c.notices[0]
-            .text
-            .contains(&format!("static-map ({p} line 3)")));
+        assert!(c.notices[0].text.contains(&format!("socket ({p} line 3)")));
         assert!(c.notices[0]
             .text
             .contains(&format!("limit-post ({p} line 4)")));
@@ -746,6 +869,40 @@ mod tests {
         assert!(e.0.contains("expects an octal permission mask"), "{e}");
         let c = load_run(&["app", "--py-autoreload", "true"], &[]).unwrap();
         assert_eq!(c.py_autoreload, Some(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn static_options() {
+        let f = ini_file(
+            "[uwsgi]\nmodule = a\nstatic-map = /static/=/srv/s\nstatic-map = /favicon.ico=/srv/f.ico\n\
+             static-map2 = /media=/srv\ncheck-static = /srv/public\nstatic-index = index.html\n\
+             static-expires = /srv/.*\\.css 3600\nstatic-max-age = 60\nstatic-immutable = false\n",
+        );
+        let c = load_run(&["--ini", f.path().to_str().unwrap()], &[]).unwrap();
+        let m: Vec<(String, PathBuf)> = c
+            .statics
+            .mounts
+            .iter()
+            .map(|m| (m.prefix.clone(), m.target.clone()))
+            .collect();
+        assert_eq!(
+            m,
+            vec![
+                ("/static".into(), "/srv/s".into()),
+                ("/favicon.ico".into(), "/srv/f.ico".into()),
+                ("/media".into(), "/srv/media".into()),
+                ("/".into(), "/srv/public".into()),
+            ]
+        );
+        assert_eq!(c.statics.index, vec!["index.html"]);
+        assert_eq!(c.statics.expires[0].1, 3600);
+        assert!(c.statics.expires[0].0.is_match("/srv/x/a.css"));
+        assert_eq!(c.statics.max_age, Some(60));
+        assert!(!c.statics.immutable && c.statics.precompressed && !c.statics.dotfiles);
+        let e = load_run(&["a", "--static-map", "static=/x"], &[]).unwrap_err();
+        assert!(e.0.contains("expects MOUNT=PATH"), "{e}");
+        let e = load_run(&["a", "--static-expires", "([ 10"], &[]).unwrap_err();
+        assert!(e.0.contains("does not compile"), "{e}");
     }
 
     #[test]

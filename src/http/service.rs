@@ -11,19 +11,27 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 
 use super::{error_response, App, Body, ConnInfo, LocalFuture, SERVER};
+use crate::statics::{Outcome, StaticFiles};
 use crate::worker::Shutdown;
 
-/// Serves the requests of one connection.
+/// Serves the requests of one connection: static files first, then the application.
 pub struct HttpService {
     app: Rc<dyn App>,
+    statics: Option<Rc<StaticFiles>>,
     conn: Rc<ConnInfo>,
     shutdown: Shutdown,
 }
 
 impl HttpService {
-    pub fn new(app: Rc<dyn App>, conn: ConnInfo, shutdown: Shutdown) -> Self {
+    pub fn new(
+        app: Rc<dyn App>,
+        statics: Option<Rc<StaticFiles>>,
+        conn: ConnInfo,
+        shutdown: Shutdown,
+    ) -> Self {
         HttpService {
             app,
+            statics,
             conn: Rc::new(conn),
             shutdown,
         }
@@ -38,6 +46,16 @@ impl hyper::service::Service<Request<Incoming>> for HttpService {
     fn call(&self, req: Request<Incoming>) -> ServiceFuture {
         if let Err((status, why)) = check_request(&req) {
             return ServiceFuture::Ready(Some(error_response(status, why, true)));
+        }
+        if let Some(statics) = &self.statics {
+            if let Outcome::Serve(mut response) = statics.handle(&req) {
+                if self.shutdown.is_draining() {
+                    response
+                        .headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                return ServiceFuture::Ready(Some(response));
+            }
         }
         ServiceFuture::App {
             response: self.app.clone().call(req, self.conn.clone()),

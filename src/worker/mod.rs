@@ -22,6 +22,7 @@ use crate::master::events::{Event, Sender};
 use crate::master::WORKER_BOOT_ERROR;
 use crate::net::{Bound, Listener};
 use crate::scoreboard::{RequestStats, Slot};
+use crate::statics::StaticFiles;
 use crate::wsgi::WsgiApp;
 use crate::{error, info};
 pub use shutdown::Shutdown;
@@ -73,6 +74,7 @@ pub fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
     };
     let mercy = config.mercy;
     let autoreload = config.py_autoreload.filter(|_| id == 1);
+    let statics_config = config.statics.clone();
     // The event loop runs with the GIL released; the app bridge attaches when it calls Python.
     py.detach(move || {
         let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -86,8 +88,17 @@ pub fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
             }
         };
         let app = Rc::new(app);
+        let statics = StaticFiles::new(&statics_config);
         let local = tokio::task::LocalSet::new();
-        let serving = serve(id, listeners, app.clone(), events, mercy, autoreload);
+        let serving = serve(
+            id,
+            listeners,
+            app.clone(),
+            statics,
+            events,
+            mercy,
+            autoreload,
+        );
         let code = local.block_on(&runtime, serving);
         // Dropping the tasks closes what the app still had open (close() on each response).
         drop(local);
@@ -112,6 +123,7 @@ async fn serve(
     id: usize,
     listeners: Vec<Bound>,
     app: Rc<WsgiApp>,
+    statics: Option<Rc<StaticFiles>>,
     events: Sender,
     mercy: Duration,
     autoreload: Option<Duration>,
@@ -129,14 +141,15 @@ async fn serve(
     };
     let shutdown = Shutdown::new();
     let app: Rc<dyn App> = app;
+    let routes = Routes { app, statics };
     for bound in listeners {
         let url = bound.url();
         let spawned = match bound.listener {
             Listener::Tcp(l) => TcpListener::from_std(l).map(|l| {
-                tokio::task::spawn_local(accept_loop(l, app.clone(), shutdown.clone()));
+                tokio::task::spawn_local(accept_loop(l, routes.clone(), shutdown.clone()));
             }),
             Listener::Unix(l) => UnixListener::from_std(l).map(|l| {
-                tokio::task::spawn_local(accept_loop(l, app.clone(), shutdown.clone()));
+                tokio::task::spawn_local(accept_loop(l, routes.clone(), shutdown.clone()));
             }),
         };
         if let Err(e) = spawned {
@@ -213,8 +226,15 @@ impl Acceptor for UnixListener {
     }
 }
 
+/// Where a worker's requests go: static files, then the application.
+#[derive(Clone)]
+struct Routes {
+    app: Rc<dyn App>,
+    statics: Option<Rc<StaticFiles>>,
+}
+
 /// Accepts connections until the worker drains.
-async fn accept_loop<A: Acceptor>(listener: A, app: Rc<dyn App>, shutdown: Shutdown) {
+async fn accept_loop<A: Acceptor>(listener: A, routes: Routes, shutdown: Shutdown) {
     loop {
         let accepted = tokio::select! {
             biased;
@@ -222,7 +242,7 @@ async fn accept_loop<A: Acceptor>(listener: A, app: Rc<dyn App>, shutdown: Shutd
             accepted = std::future::poll_fn(|cx| listener.poll_accept(cx)) => accepted,
         };
         match accepted {
-            Ok((stream, conn)) => spawn_connection(stream, conn, &app, &shutdown),
+            Ok((stream, conn)) => spawn_connection(stream, conn, &routes, &shutdown),
             Err(e) => accept_failed(e).await,
         }
     }
@@ -234,12 +254,17 @@ async fn accept_failed(e: std::io::Error) {
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
-fn spawn_connection<S>(stream: S, conn: ConnInfo, app: &Rc<dyn App>, shutdown: &Shutdown)
+fn spawn_connection<S>(stream: S, conn: ConnInfo, routes: &Routes, shutdown: &Shutdown)
 where
     S: AsyncRead + AsyncWrite + Unpin + 'static,
 {
     let guard = shutdown.track();
-    let service = HttpService::new(app.clone(), conn, shutdown.clone());
+    let service = HttpService::new(
+        routes.app.clone(),
+        routes.statics.clone(),
+        conn,
+        shutdown.clone(),
+    );
     let shutdown = shutdown.clone();
     tokio::task::spawn_local(async move {
         serve_connection(stream, service, shutdown).await;

@@ -330,6 +330,7 @@ fn respond_inline(
             body,
         }) => response::complete_response(head, body, head_request),
         Ok(Outcome::HeadOnly { head: Some(head) }) => Ok(response::head_response(head)),
+        Ok(Outcome::File { head, body }) => Ok(response::file_response(head, body)),
         Ok(Outcome::Streaming {
             head: Some(head),
             prefix,
@@ -378,6 +379,7 @@ async fn respond_on_thread(
             complete: true,
         }) => response::complete_response(head, body, head_request)
             .unwrap_or_else(|_| response::internal_error()),
+        Some(Msg::File { head, body }) => response::file_response(head, body),
         Some(Msg::Head { head, body, .. }) => {
             let mut response = response::head_response(head);
             if !head_request {
@@ -427,6 +429,11 @@ fn run_on_thread(py: Python<'_>, core: &Core, req: AppRequest, sink: Sink, threa
             if let Some(head) = head {
                 let _ = sink.head(py, head, Vec::new(), true);
             }
+            return;
+        }
+        Ok(Outcome::File { head, body }) => {
+            // The event loop sends the file; this thread is free for the next request.
+            let _ = sink.send(py, Msg::File { head, body });
             return;
         }
         Ok(Outcome::Complete { head: None, body }) => {

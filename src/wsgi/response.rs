@@ -25,8 +25,10 @@ use tokio::sync::mpsc;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::start_response::{chunk_bytes, Head, StartResponse};
+use super::streams::FileWrapper;
 use crate::http::{error_response, Body, BodyError};
 use crate::scoreboard::{RequestStats, RequestTimer};
+use crate::statics::file::{FileBody, Piece};
 use crate::{error, log};
 
 /// Why a request ended in a 500 (or, after the head was sent, a cut connection).
@@ -204,6 +206,8 @@ pub enum Outcome {
     /// A HEAD request whose iteration was stopped once the head was known (so the body's
     /// length is unknown); `close()` was called.
     HeadOnly { head: Option<Head> },
+    /// A `wsgi.file_wrapper` over a real file, sent by Rust.
+    File { head: Head, body: WrappedFile },
     /// The head, the first bytes, and the iteration to pull the rest from.
     Streaming {
         head: Option<Head>,
@@ -224,6 +228,11 @@ pub fn start(
     let returned = app
         .call1((environ, start_response))
         .map_err(Failure::Raised)?;
+    if !head_only {
+        if let Some(file) = open_wrapped_file(&returned) {
+            return send_file(py, returned, file, start_response);
+        }
+    }
     let mut iteration = Iteration::new(returned)?;
     let mut chunks = Vec::new();
     let finished = loop {
@@ -278,6 +287,95 @@ fn total_len(chunks: &[Bytes]) -> u64 {
     chunks.iter().map(|c| c.len() as u64).sum()
 }
 
+/// The file behind a `wsgi.file_wrapper` the application returned, when it is a real file:
+/// a duplicate of its descriptor and its current position. Anything else (a BytesIO, a
+/// socket, a file object without `fileno`) is iterated as usual.
+fn open_wrapped_file(returned: &Bound<'_, PyAny>) -> Option<(std::fs::File, u64)> {
+    let wrapper = returned.cast::<FileWrapper>().ok()?;
+    let filelike = wrapper.get().filelike.bind(returned.py());
+    let fd: std::os::fd::RawFd = filelike.call_method0("fileno").ok()?.extract().ok()?;
+    let offset: u64 = filelike.call_method0("tell").ok()?.extract().ok()?;
+    // SAFETY: F_DUPFD_CLOEXEC on an fd the file object owns; we own the duplicate.
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        return None;
+    }
+    // SAFETY: dup is a fresh descriptor owned by nobody else.
+    let file = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(dup) };
+    file.metadata().ok().filter(|m| m.is_file())?;
+    Some((file, offset))
+}
+
+/// Hands a wrapped file to Rust: the application's part is over (its thread is free), and the
+/// file goes out from its current position; `close()` runs when the transfer ends.
+fn send_file(
+    py: Python<'_>,
+    returned: Bound<'_, PyAny>,
+    (file, offset): (std::fs::File, u64),
+    start_response: &Bound<'_, StartResponse>,
+) -> Result<Outcome, Failure> {
+    let mut closer = Iteration {
+        returned: Some(returned.unbind()),
+        kind: Kind::Done,
+    };
+    let head = match start_response.get().take_head() {
+        Ok(Some((head, written))) if written.is_empty() => head,
+        Ok(_) => {
+            close_logged(py, &mut closer);
+            return Err(Failure::Rule(
+                "write() and a wsgi.file_wrapper in the same response".into(),
+            ));
+        }
+        Err(rule) => {
+            close_logged(py, &mut closer);
+            return Err(Failure::Rule(rule));
+        }
+    };
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let available = size.saturating_sub(offset);
+    let len = head.content_length.unwrap_or(available);
+    if len > available {
+        close_logged(py, &mut closer);
+        return Err(Failure::Rule(format!(
+            "the response's Content-Length says {len} bytes, but the wrapped file has {available} from its position"
+        )));
+    }
+    Ok(Outcome::File {
+        head,
+        body: WrappedFile {
+            body: FileBody::new(file, vec![Piece::Range { offset, len }]),
+            _closer: closer,
+        },
+    })
+}
+
+/// A file sent by Rust on the application's behalf; dropping it calls the application's
+/// `close()` (Django releases its database connection there).
+pub struct WrappedFile {
+    body: FileBody,
+    _closer: Iteration,
+}
+
+impl http_body::Body for WrappedFile {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
 /// Closes after a failure; the failure is what gets reported, a close() error is just logged.
 fn close_logged(py: Python<'_>, iteration: &mut Iteration) {
     if let Some(err) = iteration.close(py) {
@@ -326,6 +424,17 @@ pub fn check_length(head: &Head, body: &[Bytes]) -> Result<(), Failure> {
         ))),
         _ => Ok(()),
     }
+}
+
+/// The response for a wrapped file: the head, with the length the file body knows.
+pub fn file_response(head: Head, body: WrappedFile) -> Response<Body> {
+    let len = http_body::Body::size_hint(&body).exact().unwrap_or(0);
+    let mut response = head_response(head);
+    response
+        .headers_mut()
+        .insert(CONTENT_LENGTH, HeaderValue::from(len));
+    *response.body_mut() = Body::Stream(Box::pin(body));
+    response
 }
 
 /// A response with the head and an empty body.
@@ -557,6 +666,11 @@ pub enum Msg {
         complete: bool,
     },
     Data(Bytes),
+    /// A wrapped file for the event loop to send (the whole response).
+    File {
+        head: Head,
+        body: WrappedFile,
+    },
     /// The body ended normally.
     End,
     /// The body failed midway: cut the connection.

@@ -58,7 +58,7 @@ impl ErrorStream {
 #[pyclass(frozen, module = "dragoman", name = "FileWrapper")]
 pub struct FileWrapper {
     #[pyo3(get)]
-    filelike: Py<PyAny>,
+    pub(crate) filelike: Py<PyAny>,
     #[pyo3(get)]
     block_size: usize,
 }

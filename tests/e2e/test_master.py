@@ -6,6 +6,7 @@ processes, real signals, load from a bounded client loop."""
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -390,29 +391,32 @@ def test_stats_in_the_uwsgi_layout_read_by_uwsgitop(dragoman):
 
     # uwsgitop itself, in a pseudo-terminal: its screen lists both workers' PIDs.
     uwsgitop = Path(sys.executable).parent / "uwsgitop"
-    import pty
-
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.environ.update(TERM="xterm", LINES="40", COLUMNS="160")
-        os.execv(str(uwsgitop), [str(uwsgitop), f"127.0.0.1:{port}"])
+    primary, secondary = os.openpty()
+    proc = subprocess.Popen(
+        [str(uwsgitop), f"127.0.0.1:{port}"],
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+        env={**os.environ, "TERM": "xterm", "LINES": "40", "COLUMNS": "160"},
+        start_new_session=True,
+    )
+    os.close(secondary)
     screen = b""
     deadline = time.monotonic() + 10
     try:
         while time.monotonic() < deadline:
-            import select
-
-            if select.select([fd], [], [], 0.5)[0]:
+            if select.select([primary], [], [], 0.5)[0]:
                 try:
-                    screen += os.read(fd, 65536)
+                    screen += os.read(primary, 65536)
                 except OSError:
                     break
             text = screen.decode(errors="replace")
             if all(str(p) in text for p in server.worker_pids()) and "req: 10" in text:
                 break
     finally:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
+        proc.kill()
+        proc.wait(10)
+        os.close(primary)
     text = screen.decode(errors="replace")
     assert "req: 10" in text, text[-2000:]
     for p in server.worker_pids():

@@ -140,6 +140,11 @@ def application(environ, start_response):
         wrapper = environ["wsgi.file_wrapper"](f, 4096)
         CLOSED["file"] = f
         return wrapper
+    if path == "/file-wrapper-bytesio":
+        import io
+
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return environ["wsgi.file_wrapper"](io.BytesIO(b"in memory " * 1000), 4096)
     if path == "/file-closed":
         return respond(start_response, str(CLOSED["file"].closed).encode())
     if path == "/cl-mismatch":

@@ -1,0 +1,738 @@
+//! Static and media files, served straight from disk in Rust, never touching Python.
+//!
+//! A request whose path falls under a mount (`static-map`, `static-map2`, `check-static`) is
+//! resolved to a file; a file that exists is served, anything else goes to the application
+//! (so Django can 404 it). On the way: ETag/Last-Modified and 304s, Range (206, 416,
+//! multipart/byteranges, If-Range), precompressed variants by Accept-Encoding, Cache-Control
+//! (a year, immutable, for content-hashed names), index files and the `/docs` -> `/docs/`
+//! redirect, and refusal of every path that could escape the mount.
+//!
+//! Hot files are kept in a per-worker cache (bounded; files up to 1 MiB with their bytes,
+//! larger ones by their metadata), revalidated against the disk at most once a second, so a
+//! cached file costs no file system call at all.
+
+pub mod compress;
+mod conditional;
+mod encoding;
+pub mod file;
+mod mime;
+mod path;
+mod range;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::fs::{File, Metadata};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+
+use crate::config::StaticConfig;
+use crate::http::{error_response, Body};
+use conditional::Validators;
+use encoding::Coding;
+use file::{FileBody, Piece};
+use path::Refusal;
+use range::{ByteRange, Ranges};
+
+/// Files up to this size are kept in memory with their bytes.
+const CACHE_FILE_MAX: u64 = 1024 * 1024;
+/// How stale a cache entry may get before the disk is checked again.
+const REVALIDATE: Duration = Duration::from_secs(1);
+/// Most entries the cache holds (metadata included), whatever their size.
+const CACHE_ENTRIES_MAX: usize = 10_000;
+const A_YEAR: u64 = 365 * 24 * 3600;
+
+/// What to do with a request.
+pub enum Outcome {
+    Serve(Response<Body>),
+    /// Not a static file: the application handles it.
+    Pass,
+}
+
+/// One mount, longest prefixes first.
+struct Mount {
+    prefix: String,
+    target: PathBuf,
+}
+
+/// One representation of a file: the file itself, or a precompressed sibling.
+struct Rep {
+    coding: Option<Coding>,
+    path: PathBuf,
+    len: u64,
+    etag: HeaderValue,
+    /// The bytes, when small enough to keep.
+    data: Option<Bytes>,
+}
+
+/// A resolved, servable file with everything its responses need.
+struct FileEntry {
+    reps: Vec<Rep>,
+    modified: SystemTime,
+    content_type: HeaderValue,
+    last_modified: HeaderValue,
+    cache_control: Option<HeaderValue>,
+    /// Seconds for an `Expires` header (static-expires rules).
+    expires: Option<u64>,
+    /// The files' modification times and sizes when loaded, to notice changes.
+    fingerprint: Vec<(PathBuf, Option<(SystemTime, u64)>)>,
+    checked: Cell<Instant>,
+}
+
+impl FileEntry {
+    fn memory(&self) -> u64 {
+        self.reps
+            .iter()
+            .filter_map(|r| r.data.as_ref())
+            .map(|d| d.len() as u64)
+            .sum()
+    }
+}
+
+/// A cache entry: a file, or a directory that redirects to its slashed path.
+enum Entry {
+    File(FileEntry),
+    Redirect {
+        checked: Cell<Instant>,
+        dir: PathBuf,
+    },
+}
+
+/// What a request path resolved to.
+enum Resolved {
+    Found(Rc<Entry>),
+    /// Nothing there: the application handles the request.
+    Missing,
+    /// A path that is not served: answered at once.
+    Refused(StatusCode, &'static str),
+}
+
+/// The static files of one worker.
+pub struct StaticFiles {
+    mounts: Vec<Mount>,
+    config: StaticConfig,
+    cache: RefCell<Cache>,
+}
+
+#[derive(Default)]
+struct Cache {
+    entries: HashMap<String, Rc<Entry>>,
+    bytes: u64,
+}
+
+impl StaticFiles {
+    /// `None` when no mount is configured.
+    pub fn new(config: &StaticConfig) -> Option<Rc<StaticFiles>> {
+        if config.mounts.is_empty() {
+            return None;
+        }
+        let mut mounts: Vec<Mount> = config
+            .mounts
+            .iter()
+            .map(|m| Mount {
+                prefix: m.prefix.clone(),
+                target: m.target.clone(),
+            })
+            .collect();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.prefix.len()));
+        Some(Rc::new(StaticFiles {
+            mounts,
+            config: config.clone(),
+            cache: RefCell::default(),
+        }))
+    }
+
+    /// Serves the request from disk if it names a static file.
+    pub fn handle<B>(&self, req: &Request<B>) -> Outcome {
+        let path = req.uri().path();
+        let Some((mount, rest)) = self.mount_for(path) else {
+            return Outcome::Pass;
+        };
+        let cached = self.cache.borrow().entries.get(path).cloned();
+        let entry = match cached {
+            Some(entry) if self.still_valid(&entry) => entry,
+            _ => match self.resolve(mount, rest, path, req) {
+                Resolved::Found(entry) => entry,
+                Resolved::Missing => return Outcome::Pass,
+                Resolved::Refused(status, why) => {
+                    return Outcome::Serve(error_response(status, why, false))
+                }
+            },
+        };
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            let mut response = error_response(StatusCode::METHOD_NOT_ALLOWED, "", false);
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return Outcome::Serve(response);
+        }
+        Outcome::Serve(match &*entry {
+            Entry::File(file) => self.respond(file, req),
+            Entry::Redirect { .. } => redirect(req),
+        })
+    }
+
+    /// The mount a path falls under, and the rest of the path below it.
+    fn mount_for<'p>(&self, path: &'p str) -> Option<(&Mount, &'p str)> {
+        self.mounts.iter().find_map(|m| {
+            if m.prefix == "/" {
+                return Some((m, path));
+            }
+            let rest = path.strip_prefix(m.prefix.as_str())?;
+            (rest.is_empty() || rest.starts_with('/')).then_some((m, rest))
+        })
+    }
+
+    /// Whether a cached entry still describes the disk (checked at most once a second).
+    fn still_valid(&self, entry: &Entry) -> bool {
+        let checked = match entry {
+            Entry::File(f) => &f.checked,
+            Entry::Redirect { checked, .. } => checked,
+        };
+        if checked.get().elapsed() < REVALIDATE {
+            return true;
+        }
+        let valid = match entry {
+            Entry::File(f) => f.fingerprint.iter().all(|(p, seen)| stamp(p) == *seen),
+            Entry::Redirect { dir, .. } => dir.is_dir(),
+        };
+        if valid {
+            checked.set(Instant::now());
+        }
+        valid
+    }
+
+    /// Resolves a request path on disk.
+    fn resolve<B>(
+        &self,
+        mount: &Mount,
+        rest: &str,
+        request_path: &str,
+        req: &Request<B>,
+    ) -> Resolved {
+        let (segments, wants_dir) = match path::segments(rest, self.config.dotfiles) {
+            Ok(s) => s,
+            Err(Refusal::BadRequest(why)) => {
+                return Resolved::Refused(StatusCode::BAD_REQUEST, why)
+            }
+            Err(Refusal::Hidden) => return Resolved::Refused(StatusCode::NOT_FOUND, ""),
+        };
+        let mut candidate = mount.target.clone();
+        for s in &segments {
+            candidate.push(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(s));
+        }
+        let Ok(meta) = std::fs::metadata(&candidate) else {
+            return Resolved::Missing;
+        };
+        if !self.inside(mount, &candidate) {
+            return Resolved::Refused(StatusCode::NOT_FOUND, "");
+        }
+        let (file, meta) = if meta.is_dir() {
+            let index = self
+                .config
+                .index
+                .iter()
+                .map(|name| candidate.join(name))
+                .find_map(|p| {
+                    let m = std::fs::metadata(&p).ok().filter(Metadata::is_file)?;
+                    Some((p, m))
+                });
+            match (index, wants_dir) {
+                (None, _) => return Resolved::Missing,
+                (Some(_), false) => {
+                    let entry = Rc::new(Entry::Redirect {
+                        checked: Cell::new(Instant::now()),
+                        dir: candidate,
+                    });
+                    self.remember(request_path, entry.clone(), 0);
+                    return Resolved::Found(entry);
+                }
+                (Some((index, meta)), true) => {
+                    if !self.inside(mount, &index) {
+                        return Resolved::Refused(StatusCode::NOT_FOUND, "");
+                    }
+                    (index, meta)
+                }
+            }
+        } else if meta.is_file() && !wants_dir {
+            (candidate, meta)
+        } else {
+            return Resolved::Missing;
+        };
+        let entry = self.load(&file, &meta, req.uri().path());
+        let memory = entry.memory();
+        let entry = Rc::new(Entry::File(entry));
+        self.remember(request_path, entry.clone(), memory);
+        Resolved::Found(entry)
+    }
+
+    /// Whether a path, symlinks resolved, stays inside its mount (or a static-safe directory).
+    fn inside(&self, mount: &Mount, path: &Path) -> bool {
+        let (Ok(real), Ok(root)) = (
+            std::fs::canonicalize(path),
+            std::fs::canonicalize(&mount.target),
+        ) else {
+            return false;
+        };
+        real.starts_with(&root)
+            || self
+                .config
+                .safe
+                .iter()
+                .filter_map(|d| std::fs::canonicalize(d).ok())
+                .any(|d| real.starts_with(d))
+    }
+
+    /// Reads what serving a file needs: its representations, validators and headers.
+    fn load(&self, file: &Path, meta: &Metadata, uri: &str) -> FileEntry {
+        let modified = meta.modified().unwrap_or(UNIX_EPOCH);
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let base_tag = format!(
+            "{:x}-{:x}",
+            modified
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            meta.len()
+        );
+        let keep = |len: u64| len <= CACHE_FILE_MAX && self.config.cache_bytes > 0;
+        let read = |p: &Path, len: u64| {
+            keep(len)
+                .then(|| std::fs::read(p).ok().map(Bytes::from))
+                .flatten()
+        };
+        let mut fingerprint = vec![(file.to_path_buf(), Some((modified, meta.len())))];
+        let mut reps = vec![Rep {
+            coding: None,
+            path: file.to_path_buf(),
+            len: meta.len(),
+            etag: etag(&base_tag, None),
+            data: read(file, meta.len()),
+        }];
+        if self.config.precompressed {
+            for coding in Coding::ALL {
+                let mut sibling = file.as_os_str().to_owned();
+                sibling.push(coding.suffix());
+                let sibling = PathBuf::from(sibling);
+                let stamp = stamp(&sibling);
+                fingerprint.push((sibling.clone(), stamp));
+                if let Some((_, len)) = stamp {
+                    reps.push(Rep {
+                        coding: Some(coding),
+                        data: read(&sibling, len),
+                        path: sibling,
+                        len,
+                        etag: etag(&base_tag, Some(coding)),
+                    });
+                }
+            }
+        }
+        let full = file.to_string_lossy();
+        let expires = self
+            .config
+            .expires
+            .iter()
+            .find(|(re, _)| re.is_match(&full))
+            .or_else(|| {
+                self.config
+                    .expires_uri
+                    .iter()
+                    .find(|(re, _)| re.is_match(uri))
+            })
+            .map(|(_, secs)| *secs);
+        let cache_control = match expires {
+            Some(secs) => Some(format!("public, max-age={secs}")),
+            None if self.config.immutable && path::is_hashed_name(&name) => {
+                Some(format!("public, max-age={A_YEAR}, immutable"))
+            }
+            None => self
+                .config
+                .max_age
+                .map(|secs| format!("public, max-age={secs}")),
+        };
+        FileEntry {
+            reps,
+            modified,
+            content_type: HeaderValue::from_static(mime::content_type(&name)),
+            last_modified: HeaderValue::from_str(&httpdate::fmt_http_date(modified))
+                .unwrap_or(HeaderValue::from_static("")),
+            cache_control: cache_control.and_then(|c| HeaderValue::from_str(&c).ok()),
+            expires,
+            fingerprint,
+            checked: Cell::new(Instant::now()),
+        }
+    }
+
+    /// Keeps an entry, within the cache's budget (oldest-checked entries go first).
+    fn remember(&self, key: &str, entry: Rc<Entry>, memory: u64) {
+        let mut cache = self.cache.borrow_mut();
+        if let Some(old) = cache.entries.remove(key) {
+            if let Entry::File(f) = &*old {
+                cache.bytes -= f.memory();
+            }
+        }
+        if memory > self.config.cache_bytes {
+            return;
+        }
+        while cache.bytes + memory > self.config.cache_bytes
+            || cache.entries.len() >= CACHE_ENTRIES_MAX
+        {
+            let Some(oldest) = cache
+                .entries
+                .iter()
+                .min_by_key(|(_, e)| match &***e {
+                    Entry::File(f) => f.checked.get(),
+                    Entry::Redirect { checked, .. } => checked.get(),
+                })
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            if let Some(Entry::File(f)) = cache.entries.remove(&oldest).as_deref() {
+                cache.bytes -= f.memory();
+            }
+        }
+        cache.bytes += memory;
+        cache.entries.insert(key.to_string(), entry);
+    }
+
+    /// The response for a GET or HEAD of a file.
+    fn respond<B>(&self, entry: &FileEntry, req: &Request<B>) -> Response<Body> {
+        let headers = req.headers();
+        let variants: Vec<(Coding, u64)> = entry.reps[1..]
+            .iter()
+            .filter_map(|r| Some((r.coding?, r.len)))
+            .collect();
+        let accept = headers
+            .get(header::ACCEPT_ENCODING)
+            .and_then(|h| h.to_str().ok());
+        let chosen = encoding::choose(accept, entry.reps[0].len, &variants);
+        let rep = entry
+            .reps
+            .iter()
+            .find(|r| r.coding == chosen)
+            .unwrap_or(&entry.reps[0]);
+        let etag_text = rep.etag.to_str().unwrap_or("");
+        let validators = Validators {
+            etag: etag_text,
+            modified: entry.modified,
+        };
+
+        let mut response = Response::new(Body::Empty);
+        let h = response.headers_mut();
+        h.insert(header::ETAG, rep.etag.clone());
+        h.insert(header::LAST_MODIFIED, entry.last_modified.clone());
+        if let Some(cc) = &entry.cache_control {
+            h.insert(header::CACHE_CONTROL, cc.clone());
+        }
+        if let Some(secs) = entry.expires {
+            let at = SystemTime::now() + Duration::from_secs(secs);
+            if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(at)) {
+                h.insert(header::EXPIRES, v);
+            }
+        }
+        if !variants.is_empty() {
+            h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+        }
+        if conditional::not_modified(headers, &validators) {
+            *response.status_mut() = StatusCode::NOT_MODIFIED;
+            return response;
+        }
+        let h = response.headers_mut();
+        h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        if let Some(coding) = rep.coding {
+            h.insert(
+                header::CONTENT_ENCODING,
+                HeaderValue::from_static(coding.token()),
+            );
+        }
+        let ranges = match headers.get(header::RANGE).and_then(|r| r.to_str().ok()) {
+            Some(spec)
+                if req.method() == Method::GET
+                    && conditional::range_allowed(headers, &validators) =>
+            {
+                range::parse(spec, rep.len)
+            }
+            _ => Ranges::Whole,
+        };
+        let head_only = req.method() == Method::HEAD;
+        let (status, content_type, pieces) = match ranges {
+            Ranges::Unsatisfiable => {
+                let mut r = error_response(StatusCode::RANGE_NOT_SATISFIABLE, "", false);
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{}", rep.len)) {
+                    r.headers_mut().insert(header::CONTENT_RANGE, v);
+                }
+                return r;
+            }
+            Ranges::Whole => (
+                StatusCode::OK,
+                entry.content_type.clone(),
+                vec![Piece::Range {
+                    offset: 0,
+                    len: rep.len,
+                }],
+            ),
+            Ranges::One(r) => {
+                if let Ok(v) = HeaderValue::from_str(&r.content_range(rep.len)) {
+                    response.headers_mut().insert(header::CONTENT_RANGE, v);
+                }
+                (
+                    StatusCode::PARTIAL_CONTENT,
+                    entry.content_type.clone(),
+                    vec![Piece::Range {
+                        offset: r.start,
+                        len: r.len(),
+                    }],
+                )
+            }
+            Ranges::Many(ranges) => {
+                let nanos = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0);
+                let boundary = format!("dragoman{nanos:x}");
+                let content_type =
+                    HeaderValue::from_str(&format!("multipart/byteranges; boundary={boundary}"))
+                        .unwrap_or(HeaderValue::from_static("multipart/byteranges"));
+                (
+                    StatusCode::PARTIAL_CONTENT,
+                    content_type,
+                    multipart(&ranges, rep.len, &entry.content_type, &boundary),
+                )
+            }
+        };
+        *response.status_mut() = status;
+        let total: u64 = pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Bytes(b) => b.len() as u64,
+                Piece::Range { len, .. } => *len,
+            })
+            .sum();
+        let h = response.headers_mut();
+        h.insert(header::CONTENT_TYPE, content_type);
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(total));
+        if head_only {
+            return response;
+        }
+        let body = match &rep.data {
+            // From the cache: slices of the cached bytes, never copied (one slice for a whole
+            // file or a range; multipart is rare enough to join).
+            Some(data) => {
+                let slice =
+                    |offset: u64, len: u64| data.slice(offset as usize..(offset + len) as usize);
+                match pieces.as_slice() {
+                    [Piece::Range { offset, len }] => Body::full(slice(*offset, *len)),
+                    _ => Body::full(Bytes::from(
+                        pieces
+                            .iter()
+                            .map(|p| match p {
+                                Piece::Bytes(b) => b.clone(),
+                                Piece::Range { offset, len } => slice(*offset, *len),
+                            })
+                            .collect::<Vec<Bytes>>()
+                            .concat(),
+                    )),
+                }
+            }
+            None => match File::open(&rep.path) {
+                Ok(file) => Body::Stream(Box::pin(FileBody::new(file, pieces))),
+                Err(_) => return error_response(StatusCode::NOT_FOUND, "", false),
+            },
+        };
+        *response.body_mut() = body;
+        response
+    }
+}
+
+/// `"<mtime>-<size>"`, with the coding for a precompressed variant, so each representation
+/// has its own tag.
+fn etag(base: &str, coding: Option<Coding>) -> HeaderValue {
+    let text = match coding {
+        None => format!("\"{base}\""),
+        Some(c) => format!("\"{base}-{}\"", c.token()),
+    };
+    HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("\"\""))
+}
+
+/// A file's modification time and size, if it exists.
+fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok().filter(Metadata::is_file)?;
+    Some((meta.modified().unwrap_or(UNIX_EPOCH), meta.len()))
+}
+
+/// The pieces of a multipart/byteranges body (RFC 9110 §14.6).
+fn multipart(
+    ranges: &[ByteRange],
+    total: u64,
+    content_type: &HeaderValue,
+    boundary: &str,
+) -> Vec<Piece> {
+    let content_type = content_type.to_str().unwrap_or("application/octet-stream");
+    let mut pieces = Vec::with_capacity(ranges.len() * 2 + 1);
+    for r in ranges {
+        let head = format!(
+            "\r\n--{boundary}\r\nContent-Type: {content_type}\r\nContent-Range: {}\r\n\r\n",
+            r.content_range(total)
+        );
+        pieces.push(Piece::Bytes(Bytes::from(head)));
+        pieces.push(Piece::Range {
+            offset: r.start,
+            len: r.len(),
+        });
+    }
+    pieces.push(Piece::Bytes(Bytes::from(format!("\r\n--{boundary}--\r\n"))));
+    pieces
+}
+
+/// `/docs` -> `/docs/`, keeping the query.
+fn redirect<B>(req: &Request<B>) -> Response<Body> {
+    let uri = req.uri();
+    let location = match uri.query() {
+        Some(q) => format!("{}/?{q}", uri.path()),
+        None => format!("{}/", uri.path()),
+    };
+    let mut response = Response::new(Body::Empty);
+    *response.status_mut() = StatusCode::MOVED_PERMANENTLY;
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Origin, StaticMount};
+    use http_body_util::BodyExt;
+
+    fn site() -> (tempfile::TempDir, Rc<StaticFiles>) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("static");
+        std::fs::create_dir_all(root.join("docs")).unwrap();
+        std::fs::write(root.join("app.css"), "body{color:red}\n".repeat(100)).unwrap();
+        std::fs::write(root.join("app.css.gz"), b"gzipped").unwrap();
+        std::fs::write(root.join("docs/index.html"), b"<h1>docs</h1>").unwrap();
+        std::fs::write(dir.path().join("secret.txt"), b"secret").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("secret.txt"), root.join("escape.txt")).unwrap();
+        let config = StaticConfig {
+            mounts: vec![StaticMount {
+                prefix: "/static".into(),
+                target: root,
+                origin: Origin::Positional,
+            }],
+            index: vec!["index.html".into()],
+            immutable: true,
+            precompressed: true,
+            cache_bytes: 1024 * 1024,
+            ..StaticConfig::default()
+        };
+        (dir, StaticFiles::new(&config).unwrap())
+    }
+
+    fn get(files: &StaticFiles, path: &str, headers: &[(&str, &str)]) -> Option<Response<Body>> {
+        let mut req = Request::get(path).body(()).unwrap();
+        for (k, v) in headers {
+            req.headers_mut().insert(
+                header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        match files.handle(&req) {
+            Outcome::Serve(r) => Some(r),
+            Outcome::Pass => None,
+        }
+    }
+
+    fn body(r: Response<Body>) -> Vec<u8> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(r.into_body().collect())
+            .unwrap()
+            .to_bytes()
+            .to_vec()
+    }
+
+    #[test]
+    fn serves_validates_and_negotiates() {
+        let (_dir, files) = site();
+        let r = get(&files, "/static/app.css", &[]).unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], "text/css; charset=utf-8");
+        assert_eq!(r.headers()["vary"], "Accept-Encoding");
+        let etag = r.headers()["etag"].to_str().unwrap().to_string();
+        assert_eq!(body(r).len(), 1600);
+        let r = get(&files, "/static/app.css", &[("if-none-match", &etag)]).unwrap();
+        assert_eq!(r.status(), 304);
+        let r = get(&files, "/static/app.css", &[("accept-encoding", "gzip")]).unwrap();
+        assert_eq!(r.headers()["content-encoding"], "gzip");
+        assert_ne!(r.headers()["etag"].to_str().unwrap(), etag);
+        assert_eq!(body(r), b"gzipped");
+        let r = get(&files, "/static/app.css", &[("range", "bytes=0-3")]).unwrap();
+        assert_eq!(r.status(), 206);
+        assert_eq!(r.headers()["content-range"], "bytes 0-3/1600");
+        assert_eq!(body(r), b"body");
+    }
+
+    #[test]
+    fn directories_missing_files_and_escapes() {
+        let (_dir, files) = site();
+        let r = get(&files, "/static/docs?x=1", &[]).unwrap();
+        assert_eq!(r.status(), 301);
+        assert_eq!(r.headers()["location"], "/static/docs/?x=1");
+        assert_eq!(
+            body(get(&files, "/static/docs/", &[]).unwrap()),
+            b"<h1>docs</h1>"
+        );
+        assert!(get(&files, "/static/missing.css", &[]).is_none());
+        assert!(get(&files, "/other/app.css", &[]).is_none());
+        assert_eq!(
+            get(&files, "/static/escape.txt", &[]).unwrap().status(),
+            404
+        );
+        assert_eq!(
+            get(&files, "/static/%2e%2e/secret.txt", &[])
+                .unwrap()
+                .status(),
+            400
+        );
+        assert_eq!(get(&files, "/static/.hidden", &[]).unwrap().status(), 404);
+    }
+
+    #[test]
+    fn cache_notices_changes() {
+        let (dir, files) = site();
+        assert_eq!(
+            body(get(&files, "/static/docs/", &[]).unwrap()),
+            b"<h1>docs</h1>"
+        );
+        std::fs::write(
+            dir.path().join("static/docs/index.html"),
+            b"<h1>new docs</h1>",
+        )
+        .unwrap();
+        // Still the cached copy within the revalidation window...
+        if let Some(Entry::File(f)) = files
+            .cache
+            .borrow()
+            .entries
+            .get("/static/docs/")
+            .map(|e| &**e)
+        {
+            f.checked.set(Instant::now() - REVALIDATE * 2);
+        }
+        // ...and the new file once the entry is checked again.
+        assert_eq!(
+            body(get(&files, "/static/docs/", &[]).unwrap()),
+            b"<h1>new docs</h1>"
+        );
+    }
+}
