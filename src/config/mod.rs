@@ -104,11 +104,43 @@ pub struct Config {
     pub stats: Option<Listen>,
     pub stats_http: bool,
     pub statics: StaticConfig,
+    pub limits: Limits,
     /// Lines to log at startup: options accepted but not yet in effect (warnings), and uWSGI
     /// options with nothing to do in dragoman (information).
     pub notices: Vec<Notice>,
     /// Lines to log at startup as warnings (an unset `$(VAR)` in an ini file, say).
     pub warnings: Vec<String>,
+}
+
+/// Limits and timeouts that protect a worker from clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub head_bytes: usize,
+    pub line_bytes: usize,
+    pub header_fields: usize,
+    /// Largest body (None: no limit).
+    pub body_bytes: Option<u64>,
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub write_timeout: Duration,
+    pub max_connections: usize,
+    pub request_queue: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            head_bytes: 32768,
+            line_bytes: 8190,
+            header_fields: 100,
+            body_bytes: None,
+            header_timeout: Duration::from_secs(15),
+            body_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+            request_queue: 128,
+        }
+    }
 }
 
 /// A URL prefix served from the file system.
@@ -473,6 +505,7 @@ pub fn build(settings: &[Setting]) -> Result<Config, ConfigError> {
             .collect()
     };
     let statics = static_config(&r, &flag)?;
+    let limits = limits(&r)?;
 
     Ok(Config {
         preload: flag("preload", false) || !flag("lazy-apps", true),
@@ -490,6 +523,7 @@ pub fn build(settings: &[Setting]) -> Result<Config, ConfigError> {
         stats,
         stats_http: flag("stats-http", false),
         statics,
+        limits,
         listeners,
         backlog,
         app,
@@ -502,6 +536,51 @@ pub fn build(settings: &[Setting]) -> Result<Config, ConfigError> {
         mercy: Duration::from_secs(mercy as u64),
         notices: notices(&r),
         warnings: Vec::new(),
+    })
+}
+
+/// The limits and timeouts, each checked for a sensible value.
+fn limits(r: &Resolved<'_>) -> Result<Limits, ConfigError> {
+    let d = Limits::default();
+    let n = |name: &str, min: usize, example: &str, default: usize| -> Result<usize, ConfigError> {
+        Ok(r.last(name)
+            .map(|s| count(s, min, example))
+            .transpose()?
+            .unwrap_or(default))
+    };
+    let secs = |name: &str, default: Duration| -> Result<Duration, ConfigError> {
+        Ok(r.last(name)
+            .map(|s| count(s, 1, "30"))
+            .transpose()?
+            .map_or(default, |n| Duration::from_secs(n as u64)))
+    };
+    let head_bytes = n("buffer-size", 1024, "32768", d.head_bytes)?;
+    // The request line is part of the head: unless set, its limit shrinks to fit (uWSGI's
+    // default buffer-size of 4096 must load).
+    let line_bytes = match r.last("limit-request-line") {
+        None => d.line_bytes.min(head_bytes),
+        Some(s) => count(s, 64, "8190")?,
+    };
+    if line_bytes > head_bytes {
+        let s = r
+            .last("limit-request-line")
+            .expect("set, or it would have been clamped");
+        return Err(ConfigError(format!(
+            "{}: limit-request-line ({line_bytes}) cannot be larger than buffer-size ({head_bytes}), \
+             which the request line is part of; raise buffer-size or lower limit-request-line",
+            s.origin
+        )));
+    }
+    Ok(Limits {
+        head_bytes,
+        line_bytes,
+        header_fields: n("limit-request-fields", 1, "100", d.header_fields)?,
+        body_bytes: Some(n("limit-post", 0, "10485760", 0)? as u64).filter(|n| *n > 0),
+        header_timeout: secs("header-timeout", d.header_timeout)?,
+        body_timeout: secs("body-timeout", d.body_timeout)?,
+        write_timeout: secs("write-timeout", d.write_timeout)?,
+        max_connections: n("max-connections", 1, "1024", d.max_connections)?,
+        request_queue: n("request-queue", 0, "128", d.request_queue)?,
     })
 }
 
@@ -827,15 +906,12 @@ mod tests {
 
     #[test]
     fn planned_and_ignored_options_load_with_notices() {
-        let f =
-            ini_file("[uwsgi]\nmodule = a\nsocket = :3031\nlimit-post = 1000\nenable-threads\n");
+        let f = ini_file("[uwsgi]\nmodule = a\nsocket = :3031\nhttps = :443,c,k\nenable-threads\n");
         let p = f.path().to_str().unwrap();
         let c = load_run(&["--ini", p], &[]).unwrap();
         assert!(c.notices[0].not_yet && c.notices[0].text.contains("not yet in effect"));
         assert!(c.notices[0].text.contains(&format!("socket ({p} line 3)")));
-        assert!(c.notices[0]
-            .text
-            .contains(&format!("limit-post ({p} line 4)")));
+        assert!(c.notices[0].text.contains(&format!("https ({p} line 4)")));
         assert!(!c.notices[1].not_yet && c.notices[1].text.contains("enable-threads"));
     }
 
@@ -903,6 +979,38 @@ mod tests {
         assert!(e.0.contains("expects MOUNT=PATH"), "{e}");
         let e = load_run(&["a", "--static-expires", "([ 10"], &[]).unwrap_err();
         assert!(e.0.contains("does not compile"), "{e}");
+    }
+
+    #[test]
+    fn limit_options() {
+        let c = load_run(&["a"], &[]).unwrap();
+        assert_eq!(c.limits, Limits::default());
+        let c = load_run(
+            &[
+                "a",
+                "--buffer-size",
+                "65536",
+                "--limit-post",
+                "1000",
+                "--header-timeout",
+                "5",
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.limits.head_bytes, 65536);
+        assert_eq!(c.limits.body_bytes, Some(1000));
+        assert_eq!(c.limits.header_timeout, Duration::from_secs(5));
+        let c = load_run(&["a", "--buffer-size", "4096"], &[]).unwrap();
+        assert_eq!(c.limits.line_bytes, 4096);
+        let e = load_run(
+            &["a", "--buffer-size", "4096", "--limit-request-line", "8000"],
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.0.contains("cannot be larger than buffer-size"), "{e}");
+        let e = load_run(&["a", "--header-timeout", "0"], &[]).unwrap_err();
+        assert!(e.0.contains("at least 1"), "{e}");
     }
 
     #[test]

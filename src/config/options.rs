@@ -204,8 +204,15 @@ pub static OPTIONS: &[OptionSpec] = &[
     flag("static-dotfiles", Static, "false", "serve files and directories whose name starts with a dot"),
     opt("static-cache", Static, "MIB", "64", "memory for the per-worker cache of small files (files up to 1 MiB); 0 turns it off"),
     // Limits and timeouts.
-    opt("buffer-size", Limits, "BYTES", "", "largest request header block accepted").planned(),
-    opt("limit-post", Limits, "BYTES", "", "largest request body accepted").planned(),
+    opt("buffer-size", Limits, "BYTES", "32768", "largest request head (request line and headers) accepted; beyond it, 431"),
+    opt("limit-request-line", Limits, "BYTES", "8190", "longest request line accepted; beyond it, 414"),
+    opt("limit-request-fields", Limits, "N", "100", "most header fields in a request; beyond it, 431"),
+    opt("limit-post", Limits, "BYTES", "0", "largest request body accepted, answered 413 before the body is read (0: no limit)"),
+    opt("header-timeout", Limits, "SECONDS", "15", "time a client has to send a complete request head, counted from when the connection is ready for one (so it also closes idle keep-alive connections)"),
+    opt("body-timeout", Limits, "SECONDS", "60", "longest wait for more of a request body"),
+    opt("write-timeout", Limits, "SECONDS", "60", "longest wait for a client to take more of a response"),
+    opt("max-connections", Limits, "N", "1024", "connections one worker keeps open; at the cap the least recently active is closed (when idle) for the new one"),
+    opt("request-queue", Limits, "N", "128", "requests one worker lets wait for an application thread; beyond it, 503 with Retry-After"),
     // uWSGI compatibility.
     flag("master", Compat, "true", "").ignored("dragoman always runs a master process"),
     flag("die-on-term", Compat, "true", "").ignored("SIGTERM always stops dragoman gracefully (SIGHUP reloads)"),

@@ -3,6 +3,8 @@
 //! knows about WSGI.
 
 pub mod body;
+pub mod framing;
+pub mod io;
 pub mod service;
 
 use std::future::Future;

@@ -11,6 +11,7 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 
 use super::{error_response, App, Body, ConnInfo, LocalFuture, SERVER};
+use crate::config::Limits;
 use crate::statics::{Outcome, StaticFiles};
 use crate::worker::Shutdown;
 
@@ -18,6 +19,7 @@ use crate::worker::Shutdown;
 pub struct HttpService {
     app: Rc<dyn App>,
     statics: Option<Rc<StaticFiles>>,
+    limits: Rc<Limits>,
     conn: Rc<ConnInfo>,
     shutdown: Shutdown,
 }
@@ -26,12 +28,14 @@ impl HttpService {
     pub fn new(
         app: Rc<dyn App>,
         statics: Option<Rc<StaticFiles>>,
+        limits: Rc<Limits>,
         conn: ConnInfo,
         shutdown: Shutdown,
     ) -> Self {
         HttpService {
             app,
             statics,
+            limits,
             conn: Rc::new(conn),
             shutdown,
         }
@@ -44,7 +48,7 @@ impl hyper::service::Service<Request<Incoming>> for HttpService {
     type Future = ServiceFuture;
 
     fn call(&self, req: Request<Incoming>) -> ServiceFuture {
-        if let Err((status, why)) = check_request(&req) {
+        if let Err((status, why)) = check_request(&req, self.limits.line_bytes) {
             return ServiceFuture::Ready(Some(error_response(status, why, true)));
         }
         if let Some(statics) = &self.statics {
@@ -102,14 +106,25 @@ impl Future for ServiceFuture {
     }
 }
 
-/// The checks RFC 9112 asks of a server that hyper does not make. A request that fails gets
-/// the status (400, or 501 for CONNECT) and the connection closes.
+/// The checks RFC 9112 asks of a server that hyper does not make, and the request-line limit.
+/// A request that fails gets the status (400, 414, or 501 for CONNECT) and the connection
+/// closes.
 /// - exactly one Host header on HTTP/1.1, at most one on HTTP/1.0 (§3.2);
 /// - the asterisk form (`*`) only with OPTIONS, the authority form (`host:port`) only with
 ///   CONNECT (§3.2.3, §3.2.4);
 /// - CONNECT itself: dragoman is an origin server, not a forward proxy.
-pub fn check_request<B>(req: &Request<B>) -> Result<(), (StatusCode, &'static str)> {
+pub fn check_request<B>(
+    req: &Request<B>,
+    line_bytes: usize,
+) -> Result<(), (StatusCode, &'static str)> {
     let bad = |why| Err((StatusCode::BAD_REQUEST, why));
+    let target = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if target > line_bytes {
+        return Err((
+            StatusCode::URI_TOO_LONG,
+            "the request line is longer than limit-request-line",
+        ));
+    }
     let mut hosts = req.headers().get_all(header::HOST).iter();
     match (hosts.next(), hosts.next()) {
         (_, Some(_)) => return bad("more than one Host header"),
@@ -152,22 +167,27 @@ mod tests {
 
     #[test]
     fn host_rules() {
-        assert!(check_request(&request(Version::HTTP_11, &["a"])).is_ok());
-        assert!(check_request(&request(Version::HTTP_10, &[])).is_ok());
-        assert!(check_request(&request(Version::HTTP_11, &[])).is_err());
-        assert!(check_request(&request(Version::HTTP_11, &["a", "b"])).is_err());
-        assert!(check_request(&request(Version::HTTP_10, &["a", "a"])).is_err());
+        let check = |r| check_request(&r, 8190);
+        assert!(check(request(Version::HTTP_11, &["a"])).is_ok());
+        assert!(check(request(Version::HTTP_10, &[])).is_ok());
+        assert!(check(request(Version::HTTP_11, &[])).is_err());
+        assert!(check(request(Version::HTTP_11, &["a", "b"])).is_err());
+        assert!(check(request(Version::HTTP_10, &["a", "a"])).is_err());
     }
 
     #[test]
     fn request_target_forms() {
         let v = Version::HTTP_11;
-        assert!(check_request(&target(Method::OPTIONS, "*", v, &["a"])).is_ok());
-        assert!(check_request(&target(Method::GET, "*", v, &["a"])).is_err());
-        assert!(check_request(&target(Method::GET, "http://a/x", v, &["a"])).is_ok());
-        let e = check_request(&target(Method::GET, "example.com:443", v, &["a"])).unwrap_err();
+        let check = |r| check_request(&r, 8190);
+        assert!(check(target(Method::OPTIONS, "*", v, &["a"])).is_ok());
+        assert!(check(target(Method::GET, "*", v, &["a"])).is_err());
+        assert!(check(target(Method::GET, "http://a/x", v, &["a"])).is_ok());
+        let e = check(target(Method::GET, "example.com:443", v, &["a"])).unwrap_err();
         assert_eq!(e.0, StatusCode::BAD_REQUEST);
-        let e = check_request(&target(Method::CONNECT, "example.com:443", v, &["a"])).unwrap_err();
+        let e = check(target(Method::CONNECT, "example.com:443", v, &["a"])).unwrap_err();
         assert_eq!(e.0, StatusCode::NOT_IMPLEMENTED);
+        let long = format!("/{}", "a".repeat(100));
+        let e = check_request(&target(Method::GET, &long, v, &["a"]), 50).unwrap_err();
+        assert_eq!(e.0, StatusCode::URI_TOO_LONG);
     }
 }

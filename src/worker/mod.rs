@@ -2,8 +2,10 @@
 //! accepts on the listeners it inherited from the master, and serves until told to stop.
 
 mod autoreload;
+mod connections;
 mod shutdown;
 
+use std::os::fd::AsFd;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -15,7 +17,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::config::Config;
+use crate::config::{Config, Limits};
+use crate::http::io::GuardedIo;
 use crate::http::service::HttpService;
 use crate::http::{App, ConnInfo};
 use crate::master::events::{Event, Sender};
@@ -25,6 +28,7 @@ use crate::scoreboard::{RequestStats, Slot};
 use crate::statics::StaticFiles;
 use crate::wsgi::WsgiApp;
 use crate::{error, info};
+use connections::{Connections, Registered};
 pub use shutdown::Shutdown;
 
 /// How long a stopping worker answers with `Connection: close` before it closes the
@@ -75,6 +79,7 @@ pub fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
     let mercy = config.mercy;
     let autoreload = config.py_autoreload.filter(|_| id == 1);
     let statics_config = config.statics.clone();
+    let limits = config.limits.clone();
     // The event loop runs with the GIL released; the app bridge attaches when it calls Python.
     py.detach(move || {
         let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -90,15 +95,13 @@ pub fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
         let app = Rc::new(app);
         let statics = StaticFiles::new(&statics_config);
         let local = tokio::task::LocalSet::new();
-        let serving = serve(
-            id,
-            listeners,
-            app.clone(),
+        let routes = Routes {
+            app: app.clone(),
             statics,
-            events,
-            mercy,
-            autoreload,
-        );
+            connections: Connections::new(limits.max_connections),
+            limits: Rc::new(limits),
+        };
+        let serving = serve(id, listeners, routes, events, mercy, autoreload);
         let code = local.block_on(&runtime, serving);
         // Dropping the tasks closes what the app still had open (close() on each response).
         drop(local);
@@ -122,8 +125,7 @@ fn register_traceback_dump(py: Python<'_>) -> PyResult<()> {
 async fn serve(
     id: usize,
     listeners: Vec<Bound>,
-    app: Rc<WsgiApp>,
-    statics: Option<Rc<StaticFiles>>,
+    routes: Routes,
     events: Sender,
     mercy: Duration,
     autoreload: Option<Duration>,
@@ -140,8 +142,6 @@ async fn serve(
         }
     };
     let shutdown = Shutdown::new();
-    let app: Rc<dyn App> = app;
-    let routes = Routes { app, statics };
     for bound in listeners {
         let url = bound.url();
         let spawned = match bound.listener {
@@ -193,7 +193,7 @@ async fn serve(
 
 /// A listening socket the accept loop can take connections from.
 trait Acceptor {
-    type Stream: AsyncRead + AsyncWrite + Unpin + 'static;
+    type Stream: AsyncRead + AsyncWrite + AsFd + Unpin + 'static;
     fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<(Self::Stream, ConnInfo)>>;
 }
 
@@ -226,11 +226,14 @@ impl Acceptor for UnixListener {
     }
 }
 
-/// Where a worker's requests go: static files, then the application.
+/// What a worker's connections share: where requests go (static files, then the
+/// application), the limits, and the connection registry.
 #[derive(Clone)]
 struct Routes {
     app: Rc<dyn App>,
     statics: Option<Rc<StaticFiles>>,
+    limits: Rc<Limits>,
+    connections: Rc<Connections>,
 }
 
 /// Accepts connections until the worker drains.
@@ -239,7 +242,10 @@ async fn accept_loop<A: Acceptor>(listener: A, routes: Routes, shutdown: Shutdow
         let accepted = tokio::select! {
             biased;
             _ = shutdown.draining() => return,
-            accepted = std::future::poll_fn(|cx| listener.poll_accept(cx)) => accepted,
+            accepted = async {
+                routes.connections.room().await;
+                std::future::poll_fn(|cx| listener.poll_accept(cx)).await
+            } => accepted,
         };
         match accepted {
             Ok((stream, conn)) => spawn_connection(stream, conn, &routes, &shutdown),
@@ -256,38 +262,62 @@ async fn accept_failed(e: std::io::Error) {
 
 fn spawn_connection<S>(stream: S, conn: ConnInfo, routes: &Routes, shutdown: &Shutdown)
 where
-    S: AsyncRead + AsyncWrite + Unpin + 'static,
+    S: AsyncRead + AsyncWrite + AsFd + Unpin + 'static,
 {
     let guard = shutdown.track();
+    let registered = routes.connections.register();
+    let peer = conn
+        .peer
+        .map_or_else(|| "a unix socket client".to_string(), |p| p.to_string());
+    let io = GuardedIo::new(
+        stream,
+        routes.limits.write_timeout,
+        registered.activity.clone(),
+        peer,
+    );
     let service = HttpService::new(
         routes.app.clone(),
         routes.statics.clone(),
+        routes.limits.clone(),
         conn,
         shutdown.clone(),
     );
     let shutdown = shutdown.clone();
+    let limits = routes.limits.clone();
     tokio::task::spawn_local(async move {
-        serve_connection(stream, service, shutdown).await;
+        serve_connection(io, service, &limits, &shutdown, &registered).await;
+        drop(registered);
         drop(guard);
     });
 }
 
-/// Serves one HTTP/1.1 connection; when the worker closes its connections, lets the request
-/// in flight finish and closes.
-async fn serve_connection<S>(stream: S, service: HttpService, shutdown: Shutdown)
-where
-    S: AsyncRead + AsyncWrite + Unpin + 'static,
+/// Serves one HTTP/1.1 connection. When the worker closes its connections, or the
+/// connection is evicted at the cap, the request in flight finishes and it closes.
+async fn serve_connection<S>(
+    io: GuardedIo<S>,
+    service: HttpService,
+    limits: &Limits,
+    shutdown: &Shutdown,
+    registered: &Registered,
+) where
+    S: AsyncRead + AsyncWrite + AsFd + Unpin + 'static,
 {
     let mut builder = http1::Builder::new();
     // pipeline_flush stays off: with it, hyper 1.12 drops the 400 it writes for a malformed
     // request (the connection closes unanswered). Pipelined requests are still answered in
     // order, one flush per response.
-    builder.timer(TokioTimer::new()).keep_alive(true);
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    builder
+        .timer(TokioTimer::new())
+        .keep_alive(true)
+        .max_header_size(limits.head_bytes)
+        .max_headers(limits.header_fields)
+        .header_read_timeout(limits.header_timeout);
+    let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     tokio::select! {
         _ = conn.as_mut() => return,
         _ = shutdown.closing() => {}
+        _ = registered.evict.notified() => {}
     }
     conn.as_mut().graceful_shutdown();
     let _ = conn.await;

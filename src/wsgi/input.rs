@@ -10,6 +10,7 @@ use std::pin::pin;
 use std::sync::{Arc, Mutex, TryLockError};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
 use http_body_util::BodyExt;
@@ -30,6 +31,8 @@ pub enum Source {
         body: Incoming,
         chunk: Bytes,
         done: bool,
+        /// The longest wait for more of the body (body-timeout).
+        idle: Duration,
     },
 }
 
@@ -50,9 +53,21 @@ impl Source {
                 let n = buf.len().min(*remaining as usize);
                 Ok(&buf[..n])
             }
-            Source::Stream { body, chunk, done } => {
+            Source::Stream {
+                body,
+                chunk,
+                done,
+                idle,
+            } => {
                 while chunk.is_empty() && !*done {
-                    let frame = py.detach(|| block_on(body.frame()));
+                    let wait = *idle;
+                    let Some(frame) = py.detach(|| block_on(body.frame(), wait)) else {
+                        *done = true;
+                        return Err(PyOSError::new_err(format!(
+                            "the client sent nothing of the request body for {}s (body-timeout)",
+                            wait.as_secs()
+                        )));
+                    };
                     match frame {
                         None => *done = true,
                         Some(Ok(frame)) => {
@@ -203,8 +218,9 @@ impl InputStream {
 }
 
 /// Runs a future to completion on the current (non-async) thread: the app thread waiting for
-/// the event loop to deliver more of the request body.
-pub fn block_on<F: Future>(future: F) -> F::Output {
+/// the event loop to deliver more of the request body. `None` if it takes longer than `limit`.
+pub fn block_on<F: Future>(future: F, limit: Duration) -> Option<F::Output> {
+    let deadline = Instant::now() + limit;
     struct Unpark(Thread);
     impl Wake for Unpark {
         fn wake(self: Arc<Self>) {
@@ -219,8 +235,12 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
     let mut future = pin!(future);
     loop {
         if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
-            return out;
+            return Some(out);
         }
-        thread::park();
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        thread::park_timeout(left);
     }
 }

@@ -19,6 +19,7 @@ mod streams;
 use std::io::{Seek, Write};
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::request::Parts;
@@ -28,7 +29,7 @@ use hyper::body::{Body as _, Incoming};
 use pyo3::prelude::*;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
-use crate::config::Config;
+use crate::config::{Config, Limits};
 use crate::http::{error_response, App, Body, ConnInfo, LocalFuture};
 use crate::scoreboard::RequestStats;
 use crate::{error, interp, log};
@@ -61,6 +62,9 @@ pub struct WsgiApp {
     core: Arc<Core>,
     /// One permit per request allowed in the application at once (`threads`).
     slots: Arc<Semaphore>,
+    /// Requests waiting for a slot (only the event-loop thread touches it).
+    waiting: std::cell::Cell<usize>,
+    limits: Limits,
     inline: bool,
     pool: Pool,
 }
@@ -102,6 +106,8 @@ impl WsgiApp {
                 stats,
             }),
             slots: Arc::new(Semaphore::new(config.threads)),
+            waiting: std::cell::Cell::new(0),
+            limits: config.limits.clone(),
             inline: config.threads == 1,
             pool: Pool::new(config.threads),
         })
@@ -174,36 +180,93 @@ fn plan(parts: &Parts, body: &Incoming) -> Plan {
     }
 }
 
-/// Reads a chunked body whole: in memory up to [`SPOOL_IN_MEMORY`], then in a temporary file.
-async fn spool(mut body: Incoming) -> Result<(Source, u64), String> {
+/// Why a request body could not be read before the call.
+enum BodyProblem {
+    TooLarge(u64),
+    Idle(Duration),
+    Broken(String),
+}
+
+impl BodyProblem {
+    /// The answer: 413, 408 or 400, closing the connection (the body is not all read).
+    fn response(&self) -> Response<Body> {
+        let (status, detail) = match self {
+            BodyProblem::TooLarge(limit) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the request body is larger than limit-post ({limit} bytes)"),
+            ),
+            BodyProblem::Idle(t) => (
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the client sent nothing of the request body for {}s (body-timeout)",
+                    t.as_secs()
+                ),
+            ),
+            BodyProblem::Broken(e) => (
+                StatusCode::BAD_REQUEST,
+                format!("the request body could not be read ({e})"),
+            ),
+        };
+        error_response(status, &detail, true)
+    }
+}
+
+/// The next piece of a body, waiting at most `idle` for it.
+async fn next_data(body: &mut Incoming, idle: Duration) -> Result<Option<Bytes>, BodyProblem> {
+    loop {
+        match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => return Err(BodyProblem::Idle(idle)),
+            Ok(None) => return Ok(None),
+            Ok(Some(Err(e))) => return Err(BodyProblem::Broken(e.to_string())),
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    return Ok(Some(data));
+                }
+            }
+        }
+    }
+}
+
+/// Reads a small body of known length into memory.
+async fn collect(mut body: Incoming, idle: Duration) -> Result<Bytes, BodyProblem> {
+    let mut all = BytesMut::new();
+    while let Some(data) = next_data(&mut body, idle).await? {
+        all.extend_from_slice(&data);
+    }
+    Ok(all.freeze())
+}
+
+/// Reads a chunked body whole: in memory up to [`SPOOL_IN_MEMORY`], then in a temporary file,
+/// refusing it past `limit-post`.
+async fn spool(mut body: Incoming, limits: &Limits) -> Result<(Source, u64), BodyProblem> {
+    let broken = |what: &str, e: std::io::Error| BodyProblem::Broken(format!("{what}: {e}"));
     let mut memory = BytesMut::new();
     let mut file: Option<std::fs::File> = None;
     let mut total = 0u64;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| e.to_string())?;
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
+    while let Some(data) = next_data(&mut body, limits.body_timeout).await? {
         total += data.len() as u64;
+        if let Some(limit) = limits.body_bytes.filter(|limit| total > *limit) {
+            return Err(BodyProblem::TooLarge(limit));
+        }
         if file.is_none() && memory.len() + data.len() > SPOOL_IN_MEMORY {
             let mut f =
-                tempfile::tempfile().map_err(|e| format!("cannot create a spool file: {e}"))?;
+                tempfile::tempfile().map_err(|e| broken("cannot create a spool file", e))?;
             f.write_all(&memory)
-                .map_err(|e| format!("cannot write the spool file: {e}"))?;
+                .map_err(|e| broken("cannot write the spool file", e))?;
             memory.clear();
             file = Some(f);
         }
         match &mut file {
             Some(f) => f
                 .write_all(&data)
-                .map_err(|e| format!("cannot write the spool file: {e}"))?,
+                .map_err(|e| broken("cannot write the spool file", e))?,
             None => memory.extend_from_slice(&data),
         }
     }
     let source = match file {
         Some(mut f) => {
             f.rewind()
-                .map_err(|e| format!("cannot read the spool file: {e}"))?;
+                .map_err(|e| broken("cannot read the spool file", e))?;
             Source::File {
                 reader: std::io::BufReader::with_capacity(64 * 1024, f),
                 remaining: total,
@@ -212,6 +275,22 @@ async fn spool(mut body: Incoming) -> Result<(Source, u64), String> {
         None => Source::Memory(memory.freeze()),
     };
     Ok((source, total))
+}
+
+/// Counts a request waiting for an application slot while it exists.
+struct Waiting<'a>(&'a std::cell::Cell<usize>);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a std::cell::Cell<usize>) -> Self {
+        count.set(count.get() + 1);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
 }
 
 /// "GET /path", for log lines.
@@ -229,29 +308,53 @@ impl App for WsgiApp {
     ) -> LocalFuture<Response<Body>> {
         Box::pin(async move {
             let (parts, body) = req.into_parts();
+            // A declared length over the limit is refused before the body is read, so no
+            // 100 Continue goes out either.
+            if let (Some(limit), Some(len)) = (self.limits.body_bytes, body.size_hint().exact()) {
+                if len > limit {
+                    return BodyProblem::TooLarge(limit).response();
+                }
+            }
+            let idle = self.limits.body_timeout;
             let (source, content_length, needs_thread) = match plan(&parts, &body) {
                 Plan::Empty => (Source::Empty, None, false),
-                Plan::Small => match body.collect().await {
-                    Ok(collected) => (Source::Memory(collected.to_bytes()), None, false),
-                    Err(e) => return bad_body(&e.to_string()),
+                Plan::Small => match collect(body, idle).await {
+                    Ok(data) => (Source::Memory(data), None, false),
+                    Err(problem) => return problem.response(),
                 },
-                Plan::Chunked => match spool(body).await {
+                Plan::Chunked => match spool(body, &self.limits).await {
                     Ok((source, total)) => (source, Some(total), false),
-                    Err(e) => return bad_body(&e),
+                    Err(problem) => return problem.response(),
                 },
                 Plan::Stream => (
                     Source::Stream {
                         body,
                         chunk: Bytes::new(),
                         done: false,
+                        idle,
                     },
                     None,
                     true,
                 ),
             };
+            // Every slot busy and the queue full: a 503 now beats a wait without end.
+            if self.slots.available_permits() == 0
+                && self.waiting.get() >= self.limits.request_queue
+            {
+                let mut r = error_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "every application thread is busy and the request queue is full",
+                    false,
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+                return r;
+            }
+            let waiting = Waiting::new(&self.waiting);
             let Ok(permit) = self.slots.clone().acquire_owned().await else {
                 return error_response(StatusCode::SERVICE_UNAVAILABLE, "shutting down", true);
             };
+            drop(waiting);
             let request = AppRequest {
                 parts,
                 conn: ConnInfo::clone(&conn),
@@ -265,15 +368,6 @@ impl App for WsgiApp {
             }
         })
     }
-}
-
-/// A 400 for a request body that could not be read (malformed chunks, a client gone midway).
-fn bad_body(detail: &str) -> Response<Body> {
-    error_response(
-        StatusCode::BAD_REQUEST,
-        &format!("the request body could not be read ({detail})"),
-        true,
-    )
 }
 
 /// Everything about a request an app thread needs; `Send`, unlike the hyper request.
@@ -483,7 +577,7 @@ fn run_on_thread(py: Python<'_>, core: &Core, req: AppRequest, sink: Sink, threa
         }
     }
     if let Some(err) = rest.close(py) {
-        return fail(Failure::Raised(err), true);
+        return fail(Failure::CloseRaised(err), true);
     }
     match length.finish() {
         Ok(()) => drop(sink.send(py, Msg::End)),

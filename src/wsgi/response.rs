@@ -35,6 +35,8 @@ use crate::{error, log};
 pub enum Failure {
     /// The application raised.
     Raised(PyErr),
+    /// The `close()` of what the application returned raised.
+    CloseRaised(PyErr),
     /// The application broke a rule of PEP 3333; the text names it.
     Rule(String),
 }
@@ -46,6 +48,14 @@ impl Failure {
             Failure::Raised(err) => log::write_block(
                 log::Level::Error,
                 format_args!("error in the application {app} while serving {request}:"),
+                &traceback(py, err),
+            ),
+            Failure::CloseRaised(err) => log::write_block(
+                log::Level::Error,
+                format_args!(
+                    "the application {app} broke PEP 3333 while serving {request}: close() of its \
+                     response raised"
+                ),
                 &traceback(py, err),
             ),
             Failure::Rule(rule) => {
@@ -269,7 +279,7 @@ pub fn start(
     }
     if finished || head_only {
         if let Some(err) = iteration.close(py) {
-            return Err(Failure::Raised(err));
+            return Err(Failure::CloseRaised(err));
         }
         if !finished {
             return Ok(Outcome::HeadOnly { head });
@@ -516,7 +526,7 @@ pub fn check_exhausted(py: Python<'_>, rest: &mut Iteration) -> Result<(), Failu
         }
     }
     match rest.close(py) {
-        Some(err) => Err(Failure::Raised(err)),
+        Some(err) => Err(Failure::CloseRaised(err)),
         None => Ok(()),
     }
 }
@@ -640,7 +650,7 @@ impl http_body::Body for InlineBody {
                 Ok(None) => {
                     let mut rest = this.rest.take();
                     if let Some(err) = rest.as_mut().and_then(|r| r.close(py)) {
-                        return Poll::Ready(Some(Err(this.fail(py, Failure::Raised(err)))));
+                        return Poll::Ready(Some(Err(this.fail(py, Failure::CloseRaised(err)))));
                     }
                     match this.length.finish() {
                         Ok(()) => Poll::Ready(None),

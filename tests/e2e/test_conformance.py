@@ -122,10 +122,6 @@ DEVIATIONS: dict[str, tuple[str, str]] = {
         "accept",
         "trailer fields are read and dropped, never given to the app, so a forbidden one changes nothing",
     ),
-    "gunicorn:invalid/rfc9112_smuggle_cl_te_chunked_01": (
-        "accept",
-        "Content-Length with Transfer-Encoding: the body is read as chunked and the connection closed after the response (RFC 9112 §6.1 allows this); a 400 comes with the limits work",
-    ),
     "llhttp:invalid/http-protocol-and-announce-method": (
         "accept",
         "any token is a method (RFC 9110 §9.1); the application decides what it supports",

@@ -284,6 +284,25 @@ def test_exception_mid_stream_closes_the_connection(dragoman, threads):
     assert httpx.get(f"{server.url}/pid").status_code == 200
 
 
+@pytest.mark.parametrize("threads", [1, 4])
+def test_a_close_that_raises(dragoman, threads):
+    server = dragoman("rules:application", "--threads", str(threads))
+    pid = httpx.get(f"{server.url}/pid").text
+    # Nothing sent yet (the list is in memory): 500.
+    assert httpx.get(f"{server.url}/close-raises-list").status_code == 500
+    # Streamed: the bytes went out, so the connection is cut (no final chunk).
+    with pytest.raises(httpx.RemoteProtocolError):
+        httpx.get(f"{server.url}/close-raises")
+    server.wait_for_log(
+        r"(?s)the application rules:application broke PEP 3333 while serving GET /close-raises-list: "
+        r"close\(\) of its response raised.*deliberate failure in close\(\)"
+    )
+    server.wait_for_log(
+        r"broke PEP 3333 while serving GET /close-raises: close\(\) of its response raised"
+    )
+    assert httpx.get(f"{server.url}/pid").text == pid
+
+
 def closed_count(server) -> int:
     return int(httpx.get(f"{server.url}/closed").text)
 

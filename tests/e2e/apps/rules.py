@@ -119,6 +119,17 @@ def application(environ, start_response):
     if path == "/closeable":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return Closeable([b"a", b"b", b"c"])
+    if path in ("/close-raises", "/close-raises-list"):
+
+        class Raising(list if path.endswith("list") else object):
+            def __iter__(self):
+                return iter([b"body ", b"bytes"])
+
+            def close(self):
+                raise RuntimeError("deliberate failure in close()")
+
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return Raising()
     if path == "/closed":
         return respond(start_response, str(CLOSED["count"]).encode())
     if path == "/endless":

@@ -1,0 +1,156 @@
+//! The socket as hyper sees it: reads pass through the request-framing tracker (which
+//! neutralises smuggling attempts), writes that stay blocked longer than `write-timeout` fail
+//! (a client that stopped reading cannot hold a response forever), and every read or write
+//! marks the connection active (the least recently active idle one is closed first when a
+//! worker is at its connection cap).
+
+use std::cell::Cell;
+use std::future::Future;
+use std::io;
+use std::os::fd::AsFd;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Sleep;
+
+use super::framing::{Found, Framing};
+use crate::warn;
+
+/// A connection's socket with the guards.
+pub struct GuardedIo<S: AsFd> {
+    inner: S,
+    framing: Framing,
+    write_timeout: Duration,
+    /// Armed while a write is blocked; reused between stalls.
+    write_deadline: Option<Pin<Box<Sleep>>>,
+    write_stalled: bool,
+    activity: Rc<Cell<Instant>>,
+    /// Who is on the other end, for the log line about a refused request.
+    peer: String,
+}
+
+impl<S: AsFd> GuardedIo<S> {
+    pub fn new(
+        inner: S,
+        write_timeout: Duration,
+        activity: Rc<Cell<Instant>>,
+        peer: String,
+    ) -> Self {
+        GuardedIo {
+            inner,
+            framing: Framing::new(),
+            write_timeout,
+            write_deadline: None,
+            write_stalled: false,
+            activity,
+            peer,
+        }
+    }
+
+    /// A write could not proceed: fail it once the client has taken nothing for too long.
+    fn stalled(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let deadline = tokio::time::Instant::now() + self.write_timeout;
+        if !self.write_stalled {
+            self.write_stalled = true;
+            match &mut self.write_deadline {
+                Some(sleep) => sleep.as_mut().reset(deadline),
+                None => self.write_deadline = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+        }
+        if let Some(sleep) = &mut self.write_deadline {
+            if sleep.as_mut().poll(cx).is_ready() {
+                // Abort rather than close: a close would leave the kernel trickling megabytes
+                // of queued response to a client that does not read.
+                let _ = socket2::SockRef::from(&self.inner).set_linger(Some(Duration::ZERO));
+                warn!(
+                    "dropped the connection to {}: it took nothing of the response for {}s (write-timeout)",
+                    self.peer,
+                    self.write_timeout.as_secs()
+                );
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the client took nothing of the response for write-timeout",
+                )));
+            }
+        }
+        Poll::Pending
+    }
+
+    fn progressed(&mut self) {
+        self.write_stalled = false;
+        self.activity.set(Instant::now());
+    }
+}
+
+impl<S: AsyncRead + AsFd + Unpin> AsyncRead for GuardedIo<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let ready = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = &ready {
+            let fresh = &mut buf.filled_mut()[before..];
+            if !fresh.is_empty() {
+                this.activity.set(Instant::now());
+                if this.framing.scan(fresh) == Found::Smuggling {
+                    warn!(
+                        "refused a request from {} with both Content-Length and Transfer-Encoding \
+                         (a request smuggling attempt): 400",
+                        this.peer
+                    );
+                }
+            }
+        }
+        ready
+    }
+}
+
+impl<S: AsyncWrite + AsFd + Unpin> AsyncWrite for GuardedIo<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_write(cx, buf) {
+            Poll::Pending => this.stalled(cx),
+            ready => {
+                this.progressed();
+                ready
+            }
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
+            Poll::Pending => this.stalled(cx),
+            ready => {
+                this.progressed();
+                ready
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
