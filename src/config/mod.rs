@@ -105,6 +105,8 @@ pub struct Config {
     pub stats_http: bool,
     pub statics: StaticConfig,
     pub limits: Limits,
+    /// The peers whose PROXY protocol headers are believed, when the protocol is on.
+    pub proxy_protocol: Option<Vec<IpAddr>>,
     /// Lines to log at startup: options accepted but not yet in effect (warnings), and uWSGI
     /// options with nothing to do in dragoman (information).
     pub notices: Vec<Notice>,
@@ -506,6 +508,28 @@ pub fn build(settings: &[Setting]) -> Result<Config, ConfigError> {
     };
     let statics = static_config(&r, &flag)?;
     let limits = limits(&r)?;
+    let proxy_protocol = if flag("proxy-protocol", false) {
+        let allowed = r
+            .all("proxy-allow-from")
+            .iter()
+            .map(|s| {
+                s.value
+                    .trim()
+                    .parse::<IpAddr>()
+                    .map_err(|_| bad_value(s, "an IP address", "10.0.0.5"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Some(if allowed.is_empty() {
+            vec![
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+            ]
+        } else {
+            allowed
+        })
+    } else {
+        None
+    };
 
     Ok(Config {
         preload: flag("preload", false) || !flag("lazy-apps", true),
@@ -524,6 +548,7 @@ pub fn build(settings: &[Setting]) -> Result<Config, ConfigError> {
         stats_http: flag("stats-http", false),
         statics,
         limits,
+        proxy_protocol,
         listeners,
         backlog,
         app,

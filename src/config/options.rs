@@ -167,6 +167,8 @@ pub static OPTIONS: &[OptionSpec] = &[
     // Listeners and HTTP.
     opt("http", Server, "ADDR", "127.0.0.1:8000", "serve HTTP on ADDR: `:8000` (all IPv4 interfaces), `127.0.0.1:8000`, `[::1]:8000`, or a unix socket path; repeatable").aka(&["http-socket", "bind"]).many(),
     opt("listen", Server, "N", "1024", "the listen queue (backlog) of each listening socket"),
+    flag("proxy-protocol", Server, "false", "every connection on the http listeners starts with a PROXY protocol header (v1 or v2) naming the real client; it becomes REMOTE_ADDR").aka(&["enable-proxy-protocol"]),
+    opt("proxy-allow-from", Server, "IP", "127.0.0.1, ::1", "peers whose PROXY headers are believed (repeatable); others are served as plain HTTP").many(),
     opt("socket", Server, "ADDR", "", "serve the uwsgi protocol (for nginx's uwsgi_pass) on ADDR").aka(&["uwsgi-socket"]).many().planned(),
     opt("https", Server, "ADDR,CERT,KEY", "", "serve HTTPS on ADDR with a certificate and key").many().planned(),
     // Processes and workers.

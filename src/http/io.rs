@@ -30,11 +30,14 @@ pub struct GuardedIo<S: AsFd> {
     activity: Rc<Cell<Instant>>,
     /// Who is on the other end, for the log line about a refused request.
     peer: String,
+    /// Bytes read before hyper took over (after a PROXY header), served first.
+    prefix: bytes::Bytes,
 }
 
 impl<S: AsFd> GuardedIo<S> {
     pub fn new(
         inner: S,
+        prefix: bytes::Bytes,
         write_timeout: Duration,
         activity: Rc<Cell<Instant>>,
         peer: String,
@@ -47,6 +50,7 @@ impl<S: AsFd> GuardedIo<S> {
             write_stalled: false,
             activity,
             peer,
+            prefix,
         }
     }
 
@@ -93,7 +97,13 @@ impl<S: AsyncRead + AsFd + Unpin> AsyncRead for GuardedIo<S> {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let before = buf.filled().len();
-        let ready = Pin::new(&mut this.inner).poll_read(cx, buf);
+        let ready = if this.prefix.is_empty() {
+            Pin::new(&mut this.inner).poll_read(cx, buf)
+        } else {
+            let n = this.prefix.len().min(buf.remaining());
+            buf.put_slice(&this.prefix.split_to(n));
+            Poll::Ready(Ok(()))
+        };
         if let Poll::Ready(Ok(())) = &ready {
             let fresh = &mut buf.filled_mut()[before..];
             if !fresh.is_empty() {

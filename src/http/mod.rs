@@ -5,6 +5,7 @@
 pub mod body;
 pub mod framing;
 pub mod io;
+pub mod proxy;
 pub mod service;
 
 use std::future::Future;

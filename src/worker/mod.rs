@@ -5,6 +5,7 @@ mod autoreload;
 mod connections;
 mod shutdown;
 
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsFd;
 use std::rc::Rc;
 use std::task::{Context, Poll};
@@ -19,6 +20,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::config::{Config, Limits};
 use crate::http::io::GuardedIo;
+use crate::http::proxy::{self, Parsed};
 use crate::http::service::HttpService;
 use crate::http::{App, ConnInfo};
 use crate::master::events::{Event, Sender};
@@ -27,9 +29,11 @@ use crate::net::{Bound, Listener};
 use crate::scoreboard::{RequestStats, Slot};
 use crate::statics::StaticFiles;
 use crate::wsgi::WsgiApp;
-use crate::{error, info};
+use crate::{error, info, warn};
+use bytes::{Bytes, BytesMut};
 use connections::{Connections, Registered};
 pub use shutdown::Shutdown;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// How long a stopping worker answers with `Connection: close` before it closes the
 /// connections that are left: long enough for busy keep-alive clients to move elsewhere.
@@ -80,6 +84,7 @@ pub fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
     let autoreload = config.py_autoreload.filter(|_| id == 1);
     let statics_config = config.statics.clone();
     let limits = config.limits.clone();
+    let proxy_protocol = config.proxy_protocol.clone();
     // The event loop runs with the GIL released; the app bridge attaches when it calls Python.
     py.detach(move || {
         let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -100,6 +105,7 @@ pub fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
             statics,
             connections: Connections::new(limits.max_connections),
             limits: Rc::new(limits),
+            proxy: proxy_protocol.map(Rc::new),
         };
         let serving = serve(id, listeners, routes, events, mercy, autoreload);
         let code = local.block_on(&runtime, serving);
@@ -234,6 +240,8 @@ struct Routes {
     statics: Option<Rc<StaticFiles>>,
     limits: Rc<Limits>,
     connections: Rc<Connections>,
+    /// With the PROXY protocol on: the peers whose headers are believed.
+    proxy: Option<Rc<Vec<IpAddr>>>,
 }
 
 /// Accepts connections until the worker drains.
@@ -260,35 +268,113 @@ async fn accept_failed(e: std::io::Error) {
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
-fn spawn_connection<S>(stream: S, conn: ConnInfo, routes: &Routes, shutdown: &Shutdown)
+fn spawn_connection<S>(mut stream: S, mut conn: ConnInfo, routes: &Routes, shutdown: &Shutdown)
 where
     S: AsyncRead + AsyncWrite + AsFd + Unpin + 'static,
 {
     let guard = shutdown.track();
     let registered = routes.connections.register();
-    let peer = conn
-        .peer
-        .map_or_else(|| "a unix socket client".to_string(), |p| p.to_string());
-    let io = GuardedIo::new(
-        stream,
-        routes.limits.write_timeout,
-        registered.activity.clone(),
-        peer,
-    );
-    let service = HttpService::new(
-        routes.app.clone(),
-        routes.statics.clone(),
-        routes.limits.clone(),
-        conn,
-        shutdown.clone(),
-    );
+    let routes = routes.clone();
     let shutdown = shutdown.clone();
-    let limits = routes.limits.clone();
     tokio::task::spawn_local(async move {
-        serve_connection(io, service, &limits, &shutdown, &registered).await;
+        let mut prefix = Bytes::new();
+        // Unix socket peers are trusted: the socket's permissions say who may connect.
+        let trusted = routes
+            .proxy
+            .as_ref()
+            .is_some_and(|ips| conn.peer.is_none_or(|peer| ips.contains(&peer.ip())));
+        if trusted {
+            let peer = conn
+                .peer
+                .map_or_else(|| "a unix socket client".to_string(), |p| p.to_string());
+            match read_proxy_header(&mut stream, routes.limits.header_timeout).await {
+                Ok((source, rest)) => {
+                    conn.peer = source.or(conn.peer);
+                    prefix = rest;
+                }
+                Err(ProxyError::Invalid(why)) => {
+                    warn!("refused the connection from {peer}: {why} (proxy-protocol is on)");
+                    let body = format!("{why}\n");
+                    let head = format!(
+                        "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let reply = async {
+                        stream.write_all(head.as_bytes()).await?;
+                        stream.write_all(body.as_bytes()).await?;
+                        stream.shutdown().await
+                    };
+                    let _ = tokio::time::timeout(routes.limits.write_timeout, reply).await;
+                    return;
+                }
+                Err(ProxyError::Gone(why)) => {
+                    info!("closed the connection from {peer}: {why}");
+                    return;
+                }
+            }
+        }
+        let peer = conn
+            .peer
+            .map_or_else(|| "a unix socket client".to_string(), |p| p.to_string());
+        let io = GuardedIo::new(
+            stream,
+            prefix,
+            routes.limits.write_timeout,
+            registered.activity.clone(),
+            peer,
+        );
+        let service = HttpService::new(
+            routes.app.clone(),
+            routes.statics.clone(),
+            routes.limits.clone(),
+            conn,
+            shutdown.clone(),
+        );
+        serve_connection(io, service, &routes.limits, &shutdown, &registered).await;
         drop(registered);
         drop(guard);
     });
+}
+
+/// The longest PROXY header read (v2 may carry TLVs; they are skipped).
+const PROXY_HEADER_MAX: usize = 4096;
+
+/// Reads the PROXY protocol header a trusted load balancer sends first: the client it names,
+/// and the bytes read past the header (the start of the first request).
+async fn read_proxy_header<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    timeout: Duration,
+) -> Result<(Option<SocketAddr>, Bytes), ProxyError> {
+    let read = async {
+        let mut buf = BytesMut::with_capacity(512);
+        loop {
+            match proxy::parse(&buf) {
+                Parsed::Header { len, source } => return Ok((source, buf.split_off(len).freeze())),
+                Parsed::Absent => return Ok((None, buf.freeze())),
+                Parsed::Invalid(why) => return Err(ProxyError::Invalid(why)),
+                Parsed::Incomplete if buf.len() >= PROXY_HEADER_MAX => {
+                    return Err(ProxyError::Invalid("the PROXY header is too long"))
+                }
+                Parsed::Incomplete => {}
+            }
+            match stream.read_buf(&mut buf).await {
+                Ok(0) => return Err(ProxyError::Gone("it closed before its PROXY header".into())),
+                Ok(_) => {}
+                Err(e) => return Err(ProxyError::Gone(e.to_string())),
+            }
+        }
+    };
+    tokio::time::timeout(timeout, read)
+        .await
+        .map_err(|_| ProxyError::Gone("no PROXY header within header-timeout".into()))?
+}
+
+/// Why a connection ended before its PROXY header.
+enum ProxyError {
+    /// The bytes are not a PROXY header: answered with a 400 that says so.
+    Invalid(&'static str),
+    /// The peer went away or stayed silent.
+    Gone(String),
 }
 
 /// Serves one HTTP/1.1 connection. When the worker closes its connections, or the
