@@ -13,6 +13,7 @@ pub mod master;
 pub mod net;
 pub mod scoreboard;
 pub mod statics;
+pub mod uwsgi;
 pub mod worker;
 pub mod wsgi;
 

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use crate::config::{Listen, ListenAddr};
+use crate::config::{Listen, ListenAddr, Wire};
 
 /// A listening socket of either family.
 #[derive(Debug)]
@@ -35,16 +35,21 @@ pub struct Bound {
     pub listener: Listener,
     /// The address actually bound (port 0 resolved).
     pub addr: ListenAddr,
+    /// What its clients speak.
+    pub wire: Wire,
     /// A unix socket file dragoman created (so `vacuum` removes it); not for adopted sockets.
     pub created: Option<PathBuf>,
 }
 
 impl Bound {
-    /// `http://127.0.0.1:8000`, `http://[::1]:8000`, `unix:/run/site.sock`, as users type it.
+    /// `http://127.0.0.1:8000`, `http://[::1]:8000`, `unix:/run/site.sock`, as users type it;
+    /// uwsgi listeners say so (`uwsgi://127.0.0.1:3031`, `uwsgi unix:/run/site.sock`).
     pub fn url(&self) -> String {
-        match &self.addr {
-            ListenAddr::Tcp(addr) => format!("http://{addr}"),
-            ListenAddr::Unix(path) => format!("unix:{}", path.display()),
+        match (&self.addr, self.wire) {
+            (ListenAddr::Tcp(addr), Wire::Http) => format!("http://{addr}"),
+            (ListenAddr::Tcp(addr), Wire::Uwsgi) => format!("uwsgi://{addr}"),
+            (ListenAddr::Unix(path), Wire::Http) => format!("unix:{}", path.display()),
+            (ListenAddr::Unix(path), Wire::Uwsgi) => format!("uwsgi unix:{}", path.display()),
         }
     }
 }
@@ -74,6 +79,7 @@ pub fn bind(listen: &Listen, backlog: i32, chmod: Option<u32>) -> io::Result<Bou
             Ok(Bound {
                 listener: Listener::Tcp(listener),
                 addr,
+                wire: listen.wire,
                 created: None,
             })
         }
@@ -89,6 +95,7 @@ pub fn bind(listen: &Listen, backlog: i32, chmod: Option<u32>) -> io::Result<Bou
             Ok(Bound {
                 listener: Listener::Unix(UnixListener::from(OwnedFd::from(socket))),
                 addr: ListenAddr::Unix(path.clone()),
+                wire: listen.wire,
                 created: Some(path.clone()),
             })
         }
@@ -168,9 +175,7 @@ pub fn adopt_systemd(listens: &[Listen]) -> io::Result<(Vec<Bound>, Vec<Listen>)
         if !only_default && wanted.is_none() {
             continue; // an inherited socket nobody asked for
         }
-        if let Some(i) = wanted {
-            remaining.remove(i);
-        }
+        let wire = wanted.map_or(Wire::Http, |i| remaining.remove(i).wire);
         let listener = match addr {
             ListenAddr::Tcp(_) => Listener::Tcp(socket.into()),
             ListenAddr::Unix(_) => Listener::Unix(UnixListener::from(OwnedFd::from(socket))),
@@ -178,6 +183,7 @@ pub fn adopt_systemd(listens: &[Listen]) -> io::Result<(Vec<Bound>, Vec<Listen>)
         adopted.push(Bound {
             listener,
             addr,
+            wire,
             created: None,
         });
     }
@@ -219,6 +225,7 @@ mod tests {
         let path = dir.path().join("s.sock");
         let listen = Listen {
             addr: ListenAddr::Unix(path.clone()),
+            wire: Wire::Http,
             origin: None,
         };
         let first = bind(&listen, 16, Some(0o660)).unwrap();
@@ -232,6 +239,7 @@ mod tests {
         std::fs::write(dir.path().join("plain"), b"x").unwrap();
         let plain = Listen {
             addr: ListenAddr::Unix(dir.path().join("plain")),
+            wire: Wire::Http,
             origin: None,
         };
         assert!(bind(&plain, 16, None).is_err());

@@ -35,10 +35,20 @@ impl std::fmt::Display for ListenAddr {
     }
 }
 
+/// What a listener's clients speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Wire {
+    /// HTTP/1.1 (`http`).
+    Http,
+    /// The uwsgi protocol, from nginx's `uwsgi_pass` (`socket`).
+    Uwsgi,
+}
+
 /// One address to listen on, with the setting that asked for it (`None`: the default).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listen {
     pub addr: ListenAddr,
+    pub wire: Wire,
     pub origin: Option<Origin>,
 }
 
@@ -358,24 +368,49 @@ pub fn build(settings: &[Setting]) -> Result<Config, ConfigError> {
         }
     }
 
-    let mut listeners = Vec::new();
-    for s in r.all("http") {
-        let addrs = parse_listen(&s.value)
-            .map_err(|why| bad_value(s, &format!("an address to listen on ({why})"), ":8000"))?;
-        for addr in addrs {
-            // The same address twice is one listener; port 0 asks for a new port each time.
-            let ephemeral = matches!(addr, ListenAddr::Tcp(a) if a.port() == 0);
-            if ephemeral || !listeners.iter().any(|l: &Listen| l.addr == addr) {
-                listeners.push(Listen {
-                    addr,
-                    origin: Some(s.origin.clone()),
-                });
+    let mut listeners: Vec<Listen> = Vec::new();
+    for (option, wire, example) in [
+        ("http", Wire::Http, ":8000"),
+        ("socket", Wire::Uwsgi, ":3031"),
+    ] {
+        for s in r.all(option) {
+            let addrs = parse_listen(&s.value).map_err(|why| {
+                bad_value(s, &format!("an address to listen on ({why})"), example)
+            })?;
+            for addr in addrs {
+                // The same address twice is one listener; port 0 asks for a new port each time.
+                let ephemeral = matches!(addr, ListenAddr::Tcp(a) if a.port() == 0);
+                match listeners.iter().find(|l| l.addr == addr) {
+                    Some(taken) if !ephemeral && taken.wire != wire => {
+                        return Err(ConfigError(format!(
+                            "{}: {addr} is already {} listener ({}); one address speaks one \
+                             protocol: give `socket` (uwsgi) and `http` different addresses",
+                            s.origin,
+                            if taken.wire == Wire::Http {
+                                "an http"
+                            } else {
+                                "a uwsgi"
+                            },
+                            taken
+                                .origin
+                                .as_ref()
+                                .map_or_else(|| "the default".to_string(), |o| o.to_string()),
+                        )))
+                    }
+                    Some(_) if !ephemeral => {}
+                    _ => listeners.push(Listen {
+                        addr,
+                        wire,
+                        origin: Some(s.origin.clone()),
+                    }),
+                }
             }
         }
     }
     if listeners.is_empty() {
         listeners.push(Listen {
             addr: ListenAddr::Tcp(SocketAddr::from(([127, 0, 0, 1], 8000))),
+            wire: Wire::Http,
             origin: None,
         });
     }
@@ -487,6 +522,7 @@ pub fn build(settings: &[Setting]) -> Result<Config, ConfigError> {
                     .into_iter()
                     .next()
                     .expect("parse_listen returns at least one"),
+                wire: Wire::Http,
                 origin: Some(s.origin.clone()),
             }),
             Err(why) => Err(bad_value(
@@ -931,11 +967,10 @@ mod tests {
 
     #[test]
     fn planned_and_ignored_options_load_with_notices() {
-        let f = ini_file("[uwsgi]\nmodule = a\nsocket = :3031\nhttps = :443,c,k\nenable-threads\n");
+        let f = ini_file("[uwsgi]\nmodule = a\nhttp = :8000\nhttps = :443,c,k\nenable-threads\n");
         let p = f.path().to_str().unwrap();
         let c = load_run(&["--ini", p], &[]).unwrap();
         assert!(c.notices[0].not_yet && c.notices[0].text.contains("not yet in effect"));
-        assert!(c.notices[0].text.contains(&format!("socket ({p} line 3)")));
         assert!(c.notices[0].text.contains(&format!("https ({p} line 4)")));
         assert!(!c.notices[1].not_yet && c.notices[1].text.contains("enable-threads"));
     }

@@ -169,7 +169,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("listen", Server, "N", "1024", "the listen queue (backlog) of each listening socket"),
     flag("proxy-protocol", Server, "false", "every connection on the http listeners starts with a PROXY protocol header (v1 or v2) naming the real client; it becomes REMOTE_ADDR").aka(&["enable-proxy-protocol"]),
     opt("proxy-allow-from", Server, "IP", "127.0.0.1, ::1", "peers whose PROXY headers are believed (repeatable); others are served as plain HTTP").many(),
-    opt("socket", Server, "ADDR", "", "serve the uwsgi protocol (for nginx's uwsgi_pass) on ADDR").aka(&["uwsgi-socket"]).many().planned(),
+    opt("socket", Server, "ADDR", "", "serve the uwsgi protocol (for nginx's uwsgi_pass) on ADDR: `:3031`, `127.0.0.1:3031` or a unix socket path; repeatable").aka(&["uwsgi-socket"]).many(),
     opt("https", Server, "ADDR,CERT,KEY", "", "serve HTTPS on ADDR with a certificate and key").many().planned(),
     // Processes and workers.
     opt("processes", Processes, "N", "1", "number of worker processes").aka(&["workers"]),

@@ -2,7 +2,11 @@
 //! neutralises smuggling attempts), writes that stay blocked longer than `write-timeout` fail
 //! (a client that stopped reading cannot hold a response forever), and every read or write
 //! marks the connection active (the least recently active idle one is closed first when a
-//! worker is at its connection cap).
+//! worker is at its connection cap). When hyper closes a connection in the middle of a request
+//! body it did not read (the application answered without reading it, or a 413), the close
+//! lingers: the write side is shut and the rest of the body read and discarded, so the peer
+//! reads the answer instead of a reset (nginx's lingering close; behind nginx's `uwsgi_pass`
+//! with request buffering off, a reset is a 502).
 
 use std::cell::Cell;
 use std::future::Future;
@@ -32,6 +36,22 @@ pub struct GuardedIo<S: AsFd> {
     peer: String,
     /// Bytes read before hyper took over (after a PROXY header), served first.
     prefix: bytes::Bytes,
+    closing: Closing,
+}
+
+/// How long a close lingers at most, and how much it reads and discards.
+const LINGER_TIME: Duration = Duration::from_secs(5);
+const LINGER_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Where a close is.
+enum Closing {
+    Open,
+    /// The write side is shut; reading what the peer still sends until it closes.
+    Lingering {
+        deadline: Pin<Box<Sleep>>,
+        discarded: u64,
+    },
+    Closed,
 }
 
 impl<S: AsFd> GuardedIo<S> {
@@ -51,6 +71,7 @@ impl<S: AsFd> GuardedIo<S> {
             activity,
             peer,
             prefix,
+            closing: Closing::Open,
         }
     }
 
@@ -121,7 +142,7 @@ impl<S: AsyncRead + AsFd + Unpin> AsyncRead for GuardedIo<S> {
     }
 }
 
-impl<S: AsyncWrite + AsFd + Unpin> AsyncWrite for GuardedIo<S> {
+impl<S: AsyncRead + AsyncWrite + AsFd + Unpin> AsyncWrite for GuardedIo<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -161,6 +182,46 @@ impl<S: AsyncWrite + AsFd + Unpin> AsyncWrite for GuardedIo<S> {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        let this = self.get_mut();
+        loop {
+            match &mut this.closing {
+                Closing::Open => {
+                    std::task::ready!(Pin::new(&mut this.inner).poll_shutdown(cx))?;
+                    // Between requests, or after a write-timeout abort: nothing to wait for.
+                    let unread = !this.framing.at_boundary() && !this.write_stalled;
+                    this.closing = if unread {
+                        Closing::Lingering {
+                            deadline: Box::pin(tokio::time::sleep(LINGER_TIME)),
+                            discarded: 0,
+                        }
+                    } else {
+                        Closing::Closed
+                    };
+                }
+                Closing::Lingering {
+                    deadline,
+                    discarded,
+                } => {
+                    if deadline.as_mut().poll(cx).is_ready() {
+                        this.closing = Closing::Closed;
+                        continue;
+                    }
+                    let mut scratch = [0u8; 16 * 1024];
+                    let mut buf = ReadBuf::new(&mut scratch);
+                    match Pin::new(&mut this.inner).poll_read(cx, &mut buf) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Ok(())) if !buf.filled().is_empty() => {
+                            *discarded += buf.filled().len() as u64;
+                            if *discarded > LINGER_BYTES {
+                                this.closing = Closing::Closed;
+                            }
+                        }
+                        // The peer closed (or failed): done.
+                        Poll::Ready(_) => this.closing = Closing::Closed,
+                    }
+                }
+                Closing::Closed => return Poll::Ready(Ok(())),
+            }
+        }
     }
 }

@@ -29,6 +29,10 @@ pub struct ConnInfo {
     pub peer: Option<SocketAddr>,
     /// `http` or `https`.
     pub scheme: &'static str,
+    /// Variables the environ gets as they are, over what dragoman derives from the request:
+    /// those a uwsgi peer sent (PATH_INFO, SCRIPT_NAME, REMOTE_ADDR, `uwsgi_param`s, ...).
+    /// Empty on HTTP connections.
+    pub extra_environ: Vec<(String, String)>,
 }
 
 /// A boxed future local to the worker's event-loop thread.

@@ -18,7 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::config::{Config, Limits};
+use crate::config::{Config, Limits, Wire};
 use crate::http::io::GuardedIo;
 use crate::http::proxy::{self, Parsed};
 use crate::http::service::HttpService;
@@ -28,6 +28,7 @@ use crate::master::WORKER_BOOT_ERROR;
 use crate::net::{Bound, Listener};
 use crate::scoreboard::{RequestStats, Slot};
 use crate::statics::StaticFiles;
+use crate::uwsgi;
 use crate::wsgi::WsgiApp;
 use crate::{error, info, warn};
 use bytes::{Bytes, BytesMut};
@@ -150,12 +151,13 @@ async fn serve(
     let shutdown = Shutdown::new();
     for bound in listeners {
         let url = bound.url();
+        let wire = bound.wire;
         let spawned = match bound.listener {
             Listener::Tcp(l) => TcpListener::from_std(l).map(|l| {
-                tokio::task::spawn_local(accept_loop(l, routes.clone(), shutdown.clone()));
+                tokio::task::spawn_local(accept_loop(l, wire, routes.clone(), shutdown.clone()));
             }),
             Listener::Unix(l) => UnixListener::from_std(l).map(|l| {
-                tokio::task::spawn_local(accept_loop(l, routes.clone(), shutdown.clone()));
+                tokio::task::spawn_local(accept_loop(l, wire, routes.clone(), shutdown.clone()));
             }),
         };
         if let Err(e) = spawned {
@@ -212,6 +214,7 @@ impl Acceptor for TcpListener {
                 local: stream.local_addr().ok(),
                 peer: Some(peer),
                 scheme: "http",
+                extra_environ: Vec::new(),
             };
             (stream, conn)
         })
@@ -226,6 +229,7 @@ impl Acceptor for UnixListener {
                 local: None,
                 peer: None,
                 scheme: "http",
+                extra_environ: Vec::new(),
             };
             (stream, conn)
         })
@@ -245,7 +249,7 @@ struct Routes {
 }
 
 /// Accepts connections until the worker drains.
-async fn accept_loop<A: Acceptor>(listener: A, routes: Routes, shutdown: Shutdown) {
+async fn accept_loop<A: Acceptor>(listener: A, wire: Wire, routes: Routes, shutdown: Shutdown) {
     loop {
         let accepted = tokio::select! {
             biased;
@@ -256,7 +260,7 @@ async fn accept_loop<A: Acceptor>(listener: A, routes: Routes, shutdown: Shutdow
             } => accepted,
         };
         match accepted {
-            Ok((stream, conn)) => spawn_connection(stream, conn, &routes, &shutdown),
+            Ok((stream, conn)) => spawn_connection(stream, conn, wire, &routes, &shutdown),
             Err(e) => accept_failed(e).await,
         }
     }
@@ -268,8 +272,13 @@ async fn accept_failed(e: std::io::Error) {
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
-fn spawn_connection<S>(mut stream: S, mut conn: ConnInfo, routes: &Routes, shutdown: &Shutdown)
-where
+fn spawn_connection<S>(
+    mut stream: S,
+    mut conn: ConnInfo,
+    wire: Wire,
+    routes: &Routes,
+    shutdown: &Shutdown,
+) where
     S: AsyncRead + AsyncWrite + AsFd + Unpin + 'static,
 {
     let guard = shutdown.track();
@@ -277,51 +286,19 @@ where
     let routes = routes.clone();
     let shutdown = shutdown.clone();
     tokio::task::spawn_local(async move {
-        let mut prefix = Bytes::new();
-        // Unix socket peers are trusted: the socket's permissions say who may connect.
-        let trusted = routes
-            .proxy
-            .as_ref()
-            .is_some_and(|ips| conn.peer.is_none_or(|peer| ips.contains(&peer.ip())));
-        if trusted {
-            let peer = conn
-                .peer
-                .map_or_else(|| "a unix socket client".to_string(), |p| p.to_string());
-            match read_proxy_header(&mut stream, routes.limits.header_timeout).await {
-                Ok((source, rest)) => {
-                    conn.peer = source.or(conn.peer);
-                    prefix = rest;
-                }
-                Err(ProxyError::Invalid(why)) => {
-                    warn!("refused the connection from {peer}: {why} (proxy-protocol is on)");
-                    let body = format!("{why}\n");
-                    let head = format!(
-                        "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                        body.len()
-                    );
-                    let reply = async {
-                        stream.write_all(head.as_bytes()).await?;
-                        stream.write_all(body.as_bytes()).await?;
-                        stream.shutdown().await
-                    };
-                    let _ = tokio::time::timeout(routes.limits.write_timeout, reply).await;
-                    return;
-                }
-                Err(ProxyError::Gone(why)) => {
-                    info!("closed the connection from {peer}: {why}");
-                    return;
-                }
-            }
-        }
-        let peer = conn
-            .peer
-            .map_or_else(|| "a unix socket client".to_string(), |p| p.to_string());
+        let prefix = match wire {
+            Wire::Http => proxy_preamble(&mut stream, &mut conn, &routes).await,
+            Wire::Uwsgi => uwsgi_preamble(&mut stream, &mut conn, &routes).await,
+        };
+        let Some(prefix) = prefix else {
+            return;
+        };
         let io = GuardedIo::new(
             stream,
             prefix,
             routes.limits.write_timeout,
             registered.activity.clone(),
-            peer,
+            describe(&conn),
         );
         let service = HttpService::new(
             routes.app.clone(),
@@ -330,10 +307,110 @@ where
             conn,
             shutdown.clone(),
         );
-        serve_connection(io, service, &routes.limits, &shutdown, &registered).await;
+        // A uwsgi connection carries one request.
+        let keep_alive = wire == Wire::Http;
+        serve_connection(
+            io,
+            service,
+            &routes.limits,
+            keep_alive,
+            &shutdown,
+            &registered,
+        )
+        .await;
         drop(registered);
         drop(guard);
     });
+}
+
+/// The peer as log lines name it.
+fn describe(conn: &ConnInfo) -> String {
+    conn.peer
+        .map_or_else(|| "a unix socket client".to_string(), |p| p.to_string())
+}
+
+/// On an http listener with the PROXY protocol on, a trusted peer's PROXY header: the client
+/// it names becomes the connection's peer. Returns the bytes read past the header, or `None`
+/// when the connection is over (refused, or gone).
+async fn proxy_preamble<S>(stream: &mut S, conn: &mut ConnInfo, routes: &Routes) -> Option<Bytes>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    // Unix socket peers are trusted: the socket's permissions say who may connect.
+    let trusted = routes
+        .proxy
+        .as_ref()
+        .is_some_and(|ips| conn.peer.is_none_or(|peer| ips.contains(&peer.ip())));
+    if !trusted {
+        return Some(Bytes::new());
+    }
+    match read_proxy_header(stream, routes.limits.header_timeout).await {
+        Ok((source, rest)) => {
+            conn.peer = source.or(conn.peer);
+            Some(rest)
+        }
+        Err(PreambleError::Invalid(why)) => {
+            warn!(
+                "refused the connection from {}: {why} (proxy-protocol is on)",
+                describe(conn)
+            );
+            refuse(stream, &why, routes.limits.write_timeout).await;
+            None
+        }
+        Err(PreambleError::Gone(why)) => {
+            if let Some(why) = why {
+                info!("closed the connection from {}: {why}", describe(conn));
+            }
+            None
+        }
+    }
+}
+
+/// On a uwsgi listener, the request packet, translated to an HTTP/1.0 head for hyper (see
+/// [`crate::uwsgi::request`]); the variables the environ takes as sent go into `conn`.
+async fn uwsgi_preamble<S>(stream: &mut S, conn: &mut ConnInfo, routes: &Routes) -> Option<Bytes>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match uwsgi::read_request(stream, routes.limits.header_timeout).await {
+        Ok((request, rest)) => {
+            conn.peer = request.remote.or(conn.peer);
+            if request.https {
+                conn.scheme = "https";
+            }
+            conn.extra_environ = request.environ;
+            let mut prefix = BytesMut::with_capacity(request.head.len() + rest.len());
+            prefix.extend_from_slice(&request.head);
+            prefix.extend_from_slice(&rest);
+            Some(prefix.freeze())
+        }
+        Err(uwsgi::RequestError::Invalid(why)) => {
+            warn!("refused a uwsgi request from {}: {why}", describe(conn));
+            refuse(stream, &why, routes.limits.write_timeout).await;
+            None
+        }
+        Err(uwsgi::RequestError::Gone(why)) => {
+            if let Some(why) = why {
+                info!("closed the uwsgi connection from {}: {why}", describe(conn));
+            }
+            None
+        }
+    }
+}
+
+/// Answers 400 with the reason, before hyper has the connection, and closes it.
+async fn refuse<S: AsyncWrite + Unpin>(stream: &mut S, why: &str, write_timeout: Duration) {
+    let body = format!("400 Bad Request: {why}\n");
+    let head = format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    let reply = async {
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(body.as_bytes()).await?;
+        stream.shutdown().await
+    };
+    let _ = tokio::time::timeout(write_timeout, reply).await;
 }
 
 /// The longest PROXY header read (v2 may carry TLVs; they are skipped).
@@ -344,37 +421,45 @@ const PROXY_HEADER_MAX: usize = 4096;
 async fn read_proxy_header<S: AsyncRead + Unpin>(
     stream: &mut S,
     timeout: Duration,
-) -> Result<(Option<SocketAddr>, Bytes), ProxyError> {
+) -> Result<(Option<SocketAddr>, Bytes), PreambleError> {
     let read = async {
         let mut buf = BytesMut::with_capacity(512);
         loop {
             match proxy::parse(&buf) {
                 Parsed::Header { len, source } => return Ok((source, buf.split_off(len).freeze())),
                 Parsed::Absent => return Ok((None, buf.freeze())),
-                Parsed::Invalid(why) => return Err(ProxyError::Invalid(why)),
+                Parsed::Invalid(why) => return Err(PreambleError::Invalid(why.to_string())),
                 Parsed::Incomplete if buf.len() >= PROXY_HEADER_MAX => {
-                    return Err(ProxyError::Invalid("the PROXY header is too long"))
+                    return Err(PreambleError::Invalid(
+                        "the PROXY header is too long".into(),
+                    ))
                 }
                 Parsed::Incomplete => {}
             }
             match stream.read_buf(&mut buf).await {
-                Ok(0) => return Err(ProxyError::Gone("it closed before its PROXY header".into())),
+                Ok(0) if buf.is_empty() => return Err(PreambleError::Gone(None)),
+                Ok(0) => {
+                    return Err(PreambleError::Gone(Some(
+                        "it closed in the middle of its PROXY header".into(),
+                    )))
+                }
                 Ok(_) => {}
-                Err(e) => return Err(ProxyError::Gone(e.to_string())),
+                Err(e) => return Err(PreambleError::Gone(Some(e.to_string()))),
             }
         }
     };
     tokio::time::timeout(timeout, read)
         .await
-        .map_err(|_| ProxyError::Gone("no PROXY header within header-timeout".into()))?
+        .map_err(|_| PreambleError::Gone(Some("no PROXY header within header-timeout".into())))?
 }
 
-/// Why a connection ended before its PROXY header.
-enum ProxyError {
-    /// The bytes are not a PROXY header: answered with a 400 that says so.
-    Invalid(&'static str),
-    /// The peer went away or stayed silent.
-    Gone(String),
+/// Why a connection ended before hyper took it over.
+enum PreambleError {
+    /// The bytes are not what the listener expects: answered with a 400 that says so.
+    Invalid(String),
+    /// The peer went away (silently: `None`, as a health check that only connects does) or
+    /// stayed silent too long.
+    Gone(Option<String>),
 }
 
 /// Serves one HTTP/1.1 connection. When the worker closes its connections, or the
@@ -383,6 +468,7 @@ async fn serve_connection<S>(
     io: GuardedIo<S>,
     service: HttpService,
     limits: &Limits,
+    keep_alive: bool,
     shutdown: &Shutdown,
     registered: &Registered,
 ) where
@@ -394,7 +480,7 @@ async fn serve_connection<S>(
     // order, one flush per response.
     builder
         .timer(TokioTimer::new())
-        .keep_alive(true)
+        .keep_alive(keep_alive)
         .max_header_size(limits.head_bytes)
         .max_headers(limits.header_fields)
         .header_read_timeout(limits.header_timeout);

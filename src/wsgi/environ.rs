@@ -261,6 +261,9 @@ impl Template {
         if let Some(length) = content_length {
             env.set_item(intern!(py, "CONTENT_LENGTH"), length.to_string())?;
         }
+        for (key, value) in &conn.extra_environ {
+            env.set_item(key, value)?;
+        }
         env.set_item(intern!(py, "wsgi.input"), input)?;
         Ok(env)
     }

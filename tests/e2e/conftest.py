@@ -22,6 +22,7 @@ APPS = Path(__file__).parent / "apps"
 REPO = Path(__file__).resolve().parents[2]
 DRAGOMAN = [sys.executable, "-m", "dragoman"]
 LISTENING = re.compile(r"listening on http://(\S+)")
+UWSGI_LISTENING = re.compile(r"listening on uwsgi://(\S+)")
 
 
 class Server:
@@ -31,6 +32,7 @@ class Server:
         self.proc = proc
         self.log_path = log_path
         self.addresses: list[str] = []
+        self.uwsgi_addresses: list[str] = []
 
     @property
     def url(self) -> str:
@@ -54,6 +56,7 @@ class Server:
             ready = len(re.findall(r"worker \d+ \(pid \d+\) ready", text))
             if ready >= workers:
                 self.addresses = LISTENING.findall(text)
+                self.uwsgi_addresses = UWSGI_LISTENING.findall(text)
                 return
             if self.proc.poll() is not None:
                 raise AssertionError(f"dragoman exited with {self.proc.returncode}:\n{text}")
