@@ -14,7 +14,7 @@ DEBIAN_PACKAGES := curl procps systemd chromium nginx
 PY_LIBDIR   := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
 export PYO3_PYTHON := $(shell command -v $(PYTHON))
 
-.PHONY: run test lint unit e2e test-matrix system-deps wheel release-wheel example bench clean
+.PHONY: run test lint unit e2e test-matrix system-deps wheel release-wheel example bench fuzz soak clean
 
 ## make run: build dragoman (release), prepare the example Django site, serve it on :8000.
 run: $(VENV)/.deps release-wheel example
@@ -39,8 +39,8 @@ $(VENV)/.deps: tests/requirements.txt
 lint: $(VENV)/.deps
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
-	$(VENV)/bin/ruff check tests examples python bench
-	$(VENV)/bin/ruff format --check tests python bench
+	$(VENV)/bin/ruff check tests examples python bench fuzz soak
+	$(VENV)/bin/ruff format --check tests python bench fuzz soak
 
 unit:
 	LD_LIBRARY_PATH=$(PY_LIBDIR) cargo test --lib -q
@@ -91,6 +91,17 @@ bench: system-deps
 	$(BENCH_VENV)/bin/python -m pip install -q -r bench/requirements.txt
 	$(call build_wheel,release,$(BENCH_VENV))
 	$(BENCH_VENV)/bin/python bench/run.py
+
+## make fuzz: every fuzz target under libFuzzer for FUZZ_SECONDS each; writes fuzz/results.md.
+FUZZ_SECONDS ?= 300
+fuzz:
+	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	$(PYTHON) fuzz/run.py --seconds $(FUZZ_SECONDS)
+
+## make soak: the example site under mixed traffic and faults; writes soak/results.md.
+SOAK_SECONDS ?= 600
+soak: $(VENV)/.deps release-wheel example
+	$(PY) soak/run.py --seconds $(SOAK_SECONDS)
 
 ## Prepares the example site: database, static files, the demo admin user.
 example: $(VENV)/.deps

@@ -6,6 +6,8 @@
 //! the application through its bridge ([`wsgi`]).
 
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod interp;
 pub mod log;

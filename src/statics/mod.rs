@@ -13,11 +13,11 @@
 
 pub mod compress;
 mod conditional;
-mod encoding;
+pub(crate) mod encoding;
 pub mod file;
 mod mime;
-mod path;
-mod range;
+pub(crate) mod path;
+pub(crate) mod range;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;

@@ -153,7 +153,7 @@ fn target(packet: &Packet<'_>) -> Result<Vec<u8>, String> {
 
 /// The header line a variable becomes, if it is one: `HTTP_X_FORWARDED_FOR` is
 /// `x-forwarded-for`; CONTENT_TYPE and CONTENT_LENGTH are theirs.
-fn header_name(key: &[u8]) -> Option<String> {
+pub fn header_name(key: &[u8]) -> Option<String> {
     match key {
         b"CONTENT_TYPE" => return Some("content-type".into()),
         b"CONTENT_LENGTH" => return Some("content-length".into()),

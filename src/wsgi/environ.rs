@@ -213,7 +213,9 @@ impl Template {
             if query.is_empty() {
                 self.empty.bind(py).clone()
             } else {
-                PyString::new(py, query)
+                // Raw bytes above 0x7F may reach us (hyper takes them): latin-1, like every
+                // other native string of the environ, so `.encode("latin-1")` gives them back.
+                latin1(py, query.as_bytes())
             },
         )?;
         let request_uri = match uri.path_and_query() {

@@ -9,7 +9,7 @@
 //! - `threads = N`: every request runs on a fixed pool of N Python threads; the event loop
 //!   never takes the GIL.
 
-mod environ;
+pub(crate) mod environ;
 mod input;
 mod pool;
 mod response;

@@ -106,6 +106,18 @@ def test_request_uri_is_raw_and_path_info_is_decoded_latin1(dragoman):
     assert env["PATH_INFO"].encode("latin-1").decode("utf-8", "replace").startswith("/café/")
 
 
+def test_raw_bytes_in_the_target_arrive_as_latin1_strings(dragoman):
+    # Found by the environ fuzz target: raw UTF-8 in the query (which hyper accepts) went into
+    # QUERY_STRING decoded as UTF-8, so Django's .encode("latin-1") of it raised.
+    server = dragoman("echo:application")
+    env = raw_echo(server, "GET /δ?q=δ¶ HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    for key in ("QUERY_STRING", "REQUEST_URI", "PATH_INFO"):
+        assert all(ord(c) < 256 for c in env[key]), (key, env[key])
+    assert env["QUERY_STRING"].encode("latin-1").decode() == "q=δ¶"
+    assert env["PATH_INFO"].encode("latin-1").decode() == "/δ"
+    assert env["REQUEST_URI"].encode("latin-1").decode() == "/δ?q=δ¶"
+
+
 @pytest.mark.parametrize("threads", [1, 4])
 @pytest.mark.parametrize("size", [1000, 200_000], ids=["buffered-body", "streamed-body"])
 def test_wsgi_input_methods(dragoman, threads, size):
