@@ -112,21 +112,32 @@ impl Framing {
                     i += self.chunked(chunk, &bytes[i..]);
                 }
                 State::Head => {
-                    let b = bytes[i];
-                    if b != b'\n' {
-                        if self.head.line.len() >= MAX_LINE {
+                    let Some(end) = memchr::memchr(b'\n', &bytes[i..]) else {
+                        // The line goes on in the next read: keep its start.
+                        if self.head.line.len() + (bytes.len() - i) > MAX_LINE {
                             self.state = State::Off;
                             return found;
                         }
-                        self.head.line.push(b);
-                        i += 1;
-                        continue;
-                    }
-                    // A line ends (CRLF or a bare LF, both of which hyper accepts).
-                    let line = std::mem::take(&mut self.head.line);
-                    let line = line.strip_suffix(b"\r").unwrap_or(&line);
+                        self.head.line.extend_from_slice(&bytes[i..]);
+                        return found;
+                    };
+                    // A line ends (CRLF or a bare LF, both of which hyper accepts). Most lines
+                    // arrive whole and are looked at where they are; a split one is joined.
+                    let pending = std::mem::take(&mut self.head.line);
+                    let whole;
+                    let line: &[u8] = if pending.is_empty() {
+                        &bytes[i..i + end]
+                    } else {
+                        if pending.len() + end > MAX_LINE {
+                            self.state = State::Off;
+                            return found;
+                        }
+                        whole = [&pending[..], &bytes[i..i + end]].concat();
+                        &whole
+                    };
+                    let line = line.strip_suffix(b"\r").unwrap_or(line);
                     if line.is_empty() && self.head.lines == 0 {
-                        i += 1; // a stray empty line before a request
+                        i += end + 1; // a stray empty line before a request
                         continue;
                     }
                     if !line.is_empty() {
@@ -134,9 +145,10 @@ impl Framing {
                         if self.head.lines > 1 {
                             self.header_line(line);
                         }
-                        i += 1;
+                        i += end + 1;
                         continue;
                     }
+                    i += end;
                     // The empty line that ends the head: decide before hyper sees it.
                     if self.head.has_cl && self.head.has_te {
                         bytes[i] = 0; // "\r\n\r\0": hyper's parser fails, it answers 400

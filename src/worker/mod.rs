@@ -108,7 +108,13 @@ pub fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
             limits: Rc::new(limits),
             proxy: proxy_protocol.map(Rc::new),
         };
-        let serving = serve(id, listeners, routes, events, mercy, autoreload);
+        // The LocalSet polls the future it runs on every wake-up of any of its tasks, so that
+        // future is a join handle (cheap to poll), not the signal select of `serve`.
+        let serving = async move {
+            tokio::task::spawn_local(serve(id, listeners, routes, events, mercy, autoreload))
+                .await
+                .unwrap_or(1)
+        };
         let code = local.block_on(&runtime, serving);
         // Dropping the tasks closes what the app still had open (close() on each response).
         drop(local);

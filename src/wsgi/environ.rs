@@ -5,7 +5,7 @@
 //! The string rules are pure functions, tested without Python: which header becomes which
 //! `HTTP_*` key, how repeated headers join, how `PATH_INFO` is percent-decoded.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 
 use http::header::{self, HeaderName};
 use http::request::Parts;
@@ -99,10 +99,11 @@ pub fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
 pub struct Template {
     /// `wsgi.*`, `SCRIPT_NAME`, `SERVER_SOFTWARE`: copied into every environ.
     base: Py<PyDict>,
-    /// Interned `HTTP_*` keys for the headers most requests carry.
-    header_keys: HashMap<HeaderName, Py<PyString>>,
+    /// Interned `HTTP_*` keys for the headers most requests carry (a short list: comparing
+    /// standard header names is cheaper than hashing them).
+    header_keys: Vec<(HeaderName, Py<PyString>)>,
     /// Interned method names and protocol strings.
-    methods: HashMap<Method, Py<PyString>>,
+    methods: Vec<(Method, Py<PyString>)>,
     http11: Py<PyString>,
     http10: Py<PyString>,
     empty: Py<PyString>,
@@ -198,8 +199,8 @@ impl Template {
         content_length: Option<u64>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let env = self.base.bind(py).copy()?;
-        let method = match self.methods.get(&parts.method) {
-            Some(m) => m.bind(py).clone(),
+        let method = match self.methods.iter().find(|(m, _)| *m == parts.method) {
+            Some((_, m)) => m.bind(py).clone(),
             None => PyString::new(py, parts.method.as_str()),
         };
         env.set_item(intern!(py, "REQUEST_METHOD"), method)?;
@@ -238,15 +239,18 @@ impl Template {
             .headers
             .get(header::HOST)
             .and_then(|h| h.to_str().ok());
-        let (server_name, server_port) = match host.map(split_host) {
-            Some((name, Some(port))) => (name.to_string(), port.to_string()),
+        let (server_name, server_port): (Cow<'_, str>, Cow<'_, str>) = match host.map(split_host) {
+            Some((name, Some(port))) => (name.into(), port.into()),
             Some((name, None)) => (
-                name.to_string(),
-                if conn.scheme == "https" { "443" } else { "80" }.to_string(),
+                name.into(),
+                if conn.scheme == "https" { "443" } else { "80" }.into(),
             ),
             None => match conn.local {
-                Some(local) => (local.ip().to_string(), local.port().to_string()),
-                None => ("localhost".to_string(), "0".to_string()), // a unix socket
+                Some(local) => (
+                    local.ip().to_string().into(),
+                    local.port().to_string().into(),
+                ),
+                None => ("localhost".into(), "0".into()), // a unix socket
             },
         };
         env.set_item(intern!(py, "SERVER_NAME"), server_name)?;
@@ -276,8 +280,8 @@ impl Template {
             if name == header::TRANSFER_ENCODING {
                 continue; // the body is de-chunked; CONTENT_LENGTH describes what the app reads
             }
-            let key = match self.header_keys.get(name) {
-                Some(k) => k.bind(py).clone(),
+            let key = match self.header_keys.iter().find(|(n, _)| n == name) {
+                Some((_, k)) => k.bind(py).clone(),
                 None => match header_key(name.as_str()) {
                     Some(k) => PyString::new(py, &k),
                     None => continue,

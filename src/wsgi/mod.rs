@@ -296,8 +296,16 @@ impl Drop for Waiting<'_> {
 /// "GET /path", for log lines.
 fn request_line(parts: &Parts) -> String {
     let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let path: String = path.chars().take(200).collect();
-    format!("{} {path}", parts.method)
+    let mut end = path.len().min(200);
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    let method = parts.method.as_str();
+    let mut line = String::with_capacity(method.len() + 1 + end);
+    line.push_str(method);
+    line.push(' ');
+    line.push_str(&path[..end]);
+    line
 }
 
 impl App for WsgiApp {

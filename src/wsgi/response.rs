@@ -19,6 +19,7 @@ use http::header::{HeaderValue, CONTENT_LENGTH};
 use http::{Response, StatusCode};
 use http_body::Frame;
 use pyo3::exceptions::PyOSError;
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 use tokio::sync::mpsc;
@@ -181,7 +182,12 @@ impl Iteration {
         self.kind = Kind::Done;
         let returned = self.returned.take()?;
         let returned = returned.bind(py);
-        match returned.getattr_opt("close") {
+        // A plain list or tuple has no close(), and looking for one costs a raised and
+        // cleared AttributeError (before Python 3.13): skip it on the hot path.
+        if returned.is_exact_instance_of::<PyList>() || returned.is_exact_instance_of::<PyTuple>() {
+            return None;
+        }
+        match returned.getattr_opt(intern!(py, "close")) {
             Ok(Some(close)) => close.call0().err(),
             Ok(None) => None,
             Err(e) => Some(e),

@@ -11,6 +11,7 @@ use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH};
 use http::StatusCode;
 use hyper::ext::ReasonPhrase;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString, PyTuple};
 
@@ -59,9 +60,13 @@ pub fn parse_status(status: &str) -> Result<(StatusCode, Option<ReasonPhrase>), 
         None
     } else {
         Some(
-            ReasonPhrase::try_from(latin1_bytes(reason).ok_or_else(|| {
-                format!("the reason phrase must be latin-1 text; got {status:?}")
-            })?)
+            ReasonPhrase::try_from(
+                latin1_bytes(reason)
+                    .ok_or_else(|| {
+                        format!("the reason phrase must be latin-1 text; got {status:?}")
+                    })?
+                    .into_owned(),
+            )
             .map_err(|_| {
                 format!("the reason phrase has characters not allowed in HTTP; got {status:?}")
             })?,
@@ -89,22 +94,23 @@ pub fn parse_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue)
 }
 
 /// Encodes text as latin-1 bytes, or `None` if a character is above U+00FF.
-fn latin1_bytes(text: &str) -> Option<Vec<u8>> {
+fn latin1_bytes(text: &str) -> Option<std::borrow::Cow<'_, [u8]>> {
     if text.is_ascii() {
-        return Some(text.as_bytes().to_vec());
+        return Some(text.as_bytes().into());
     }
     text.chars()
         .map(|c| u8::try_from(u32::from(c)).ok())
-        .collect()
+        .collect::<Option<Vec<u8>>>()
+        .map(Into::into)
 }
 
 /// Builds the head from a checked status and header list.
-pub fn build_head(status: &str, headers: &[(String, String)]) -> Result<Head, String> {
+pub fn build_head<S: AsRef<str>>(status: &str, headers: &[(S, S)]) -> Result<Head, String> {
     let (status, reason) = parse_status(status)?;
     let mut map = HeaderMap::with_capacity(headers.len());
     let mut content_length = None;
     for (name, value) in headers {
-        let (name, value) = parse_header(name, value)?;
+        let (name, value) = parse_header(name.as_ref(), value.as_ref())?;
         if name == CONTENT_LENGTH {
             let n = value
                 .to_str()
@@ -132,6 +138,8 @@ pub fn build_head(status: &str, headers: &[(String, String)]) -> Result<Head, St
 /// Where start_response is in its life.
 #[derive(Default)]
 struct State {
+    /// start_response() was called (successfully).
+    called: bool,
     head: Option<Head>,
     /// The first rule the application broke, if any: the response becomes a 500.
     violation: Option<String>,
@@ -175,7 +183,7 @@ impl StartResponse {
         if state.delivered {
             return Ok(None);
         }
-        let head = state.head.clone().ok_or_else(|| {
+        let head = state.head.take().ok_or_else(|| {
             "the application returned without calling start_response()".to_string()
         })?;
         let written = std::mem::take(&mut state.written);
@@ -199,7 +207,11 @@ impl StartResponse {
 }
 
 /// Reads the `headers` argument: a list (or tuple) of (name, value) pairs of `str`.
-fn extract_headers(headers: &Bound<'_, PyAny>) -> Result<Vec<(String, String)>, String> {
+/// A header's name and value as the application gave them.
+type HeaderPair<'py> = (Bound<'py, PyString>, Bound<'py, PyString>);
+
+/// The (name, value) pairs of the headers list, borrowed from the Python strings.
+fn extract_headers<'py>(headers: &Bound<'py, PyAny>) -> Result<Vec<HeaderPair<'py>>, String> {
     if !(headers.is_instance_of::<pyo3::types::PyList>() || headers.is_instance_of::<PyTuple>()) {
         return Err(format!(
             "the headers must be a list of (name, value) tuples; got {}",
@@ -218,22 +230,31 @@ fn extract_headers(headers: &Bound<'_, PyAny>) -> Result<Vec<(String, String)>, 
                     short_repr(&item)
                 )
             })?;
-        let text = |o: &Bound<'_, PyAny>, what: &str| -> Result<String, String> {
-            o.cast::<PyString>()
-                .map_err(|_| {
-                    format!(
-                        "header {what}s must be str, not {}: {}",
-                        type_name(o),
-                        short_repr(o)
-                    )
-                })?
-                .to_str()
-                .map(str::to_owned)
-                .map_err(|_| format!("header {what} {} is not valid text", short_repr(o)))
+        let text = |o: Bound<'py, PyAny>, what: &str| -> Result<Bound<'py, PyString>, String> {
+            o.cast_into::<PyString>().map_err(|e| {
+                let o = e.into_inner();
+                format!(
+                    "header {what}s must be str, not {}: {}",
+                    type_name(&o),
+                    short_repr(&o)
+                )
+            })
         };
-        out.push((text(&pair.0, "name")?, text(&pair.1, "value")?));
+        out.push((text(pair.0, "name")?, text(pair.1, "value")?));
     }
     Ok(out)
+}
+
+/// The text of the header strings, or the rule a string broke.
+fn header_texts<'a>(pairs: &'a [HeaderPair<'_>]) -> Result<Vec<(&'a str, &'a str)>, String> {
+    let text = |s: &'a Bound<'_, PyString>, what: &str| {
+        s.to_str()
+            .map_err(|_| format!("header {what} {} is not valid text", short_repr(s.as_any())))
+    };
+    pairs
+        .iter()
+        .map(|(name, value)| Ok((text(name, "name")?, text(value, "value")?)))
+        .collect()
 }
 
 fn type_name(o: &Bound<'_, PyAny>) -> String {
@@ -291,7 +312,7 @@ impl StartResponse {
                     return Err(PyErr::from_value(value));
                 }
                 Some(_) => {}
-                None if state.head.is_some() => {
+                None if state.called => {
                     drop(state);
                     let rule = "start_response() was called a second time without exc_info";
                     return Err(this.broken(rule.into(), PyRuntimeError::new_err));
@@ -304,24 +325,30 @@ impl StartResponse {
             this.broken(rule, PyTypeError::new_err)
         })?;
         let head = extract_headers(headers)
-            .and_then(|h| build_head(&status.to_string(), &h))
+            .and_then(|pairs| {
+                let status = status
+                    .to_str()
+                    .map_err(|_| "the status is not valid text".to_string())?;
+                build_head(status, &header_texts(&pairs)?)
+            })
             .map_err(|rule| this.broken(rule, PyValueError::new_err))?;
         {
             let mut state = this.state();
+            state.called = true;
             state.head = Some(head);
             // A replacement via exc_info clears an earlier broken call.
             if exc_info.is_some() {
                 state.violation = None;
             }
         }
-        slf.getattr("write")
+        slf.getattr(intern!(slf.py(), "write"))
     }
 
     /// The legacy imperative `write(data)`.
     fn write(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
         let chunk = chunk_bytes(data).map_err(|rule| self.broken(rule, PyTypeError::new_err))?;
         let mut state = self.state();
-        if state.head.is_none() {
+        if !state.called {
             drop(state);
             let rule = "write() was called before start_response()";
             return Err(self.broken(rule.into(), PyRuntimeError::new_err));
