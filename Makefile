@@ -82,14 +82,17 @@ test-matrix: $(VENV)/.deps
 	done; echo "test-matrix: ran on $$ran other CPython version(s)"
 
 ## make bench: dragoman (release build) against its peers, side by side; writes bench/results.md.
+## Peers: Granian, bjoern, gunicorn, uWSGI (pip, into .venv-bench), nginx and wrk (apt), and
+## bench/hyper-hello (cargo); libev-dev lets pip build bjoern, valgrind counts instructions.
 BENCH_VENV := .venv-bench
-BENCH_PACKAGES := wrk nginx
-bench: system-deps
+BENCH_PACKAGES := wrk nginx libev-dev valgrind
+bench: system-deps $(VENV)/.deps
 	@missing=""; for p in $(BENCH_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
 	[ -x $(BENCH_VENV)/bin/python ] || $(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install -q -r bench/requirements.txt
 	$(call build_wheel,release,$(BENCH_VENV))
+	cargo build --release --quiet --manifest-path bench/hyper-hello/Cargo.toml
 	$(BENCH_VENV)/bin/python bench/run.py
 
 ## make fuzz: every fuzz target under libFuzzer for FUZZ_SECONDS each; writes fuzz/results.md.

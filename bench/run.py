@@ -1,17 +1,39 @@
-"""Side-by-side throughput of dragoman and its peers, measured in one run (`make bench`).
+"""Side-by-side measurements of dragoman and its peers, all taken in one run (`make bench`).
 
-Each server runs one worker process pinned to one core (taskset), wrk is pinned to the other;
-within each round the servers alternate, each scenario is repeated over the rounds, and the
-median is reported with the min and max. Writes bench/results.md.
+What is measured, and how:
 
-Scenarios: hello world (bench/apps/hello.py) against Granian and gunicorn; static files of
-1 KiB, 100 KiB and 1 MiB against nginx, uWSGI's --static-map, Granian's static mount and
-whitenoise under gunicorn; then the process-management figures (bench/master.py).
+- Throughput and latency with wrk: requests per second, and the 50th and 99th percentile
+  latency from `wrk --latency`. Each server runs one worker process pinned to CPU 0 (taskset),
+  wrk (one thread) is pinned to CPU 1. Every round starts each server in turn (the order rotates
+  from round to round); for each scenario it serves, one request checks the response (status,
+  body, Content-Type), then come a 1 s warm-up and the measured run; then the server is
+  stopped. The tables give the median over the rounds with the min and max.
+- Scenarios: hello world over 64 keep-alive connections and over 1 connection (latency);
+  a 4 KiB JSON POST echoed back (bench/post_json.lua); a 1 MiB response streamed as 16 chunks of
+  64 KiB with no Content-Length (all from bench/apps/hello.py); the template view "/" of the
+  Django example (examples/mysite, DEBUG off, on a database of its own that this script migrates
+  and seeds); static files of 1 KiB, 100 KiB and 1 MiB; hello world with 2 worker processes,
+  unpinned.
+- Servers: dragoman, Granian, bjoern, gunicorn (sync and gthread) and uWSGI for the Python
+  scenarios; nginx (`return 200`) and a minimal hyper server with no Python
+  (bench/hyper-hello) as the ceiling for hello world; nginx, uWSGI's --static-map, Granian's
+  static mount and WhiteNoise for static files.
+- Memory: the resident set size (VmRSS, shared pages included) of the largest process in the
+  server's session (every server starts in a session of its own), at rest (after start-up and
+  one probe request, before any load) and after each scenario's measured run.
+- Instructions per hello-world request under callgrind (bench/callgrind.py), which do not depend
+  on the machine's load; and the process-management figures (bench/master.py).
+- Goals: ratios computed from this run's numbers, each marked met or not met.
+
+Nothing in the output is written by hand: every number comes from the run. Writes
+bench/results.md (or --output). `--only GROUP` (repeatable) runs part of it, e.g.
+`bench/run.py --only hello --rounds 1 --seconds 1 --output /tmp/smoke.md`.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
 import platform
 import re
@@ -27,10 +49,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 APPS = HERE / "apps"
+MYSITE = ROOT / "examples" / "mysite"
+HYPER_HELLO = HERE / "hyper-hello"
+POST_JSON = HERE / "post_json.lua"
 BIN = Path(sys.executable).parent
 SERVER_CPU = "0"
 LOAD_CPU = "1"
+WARM_UP_SECONDS = 1
+REST_SECONDS = 0.5  # after the probe request, before RSS at rest is read
+PAGE = os.sysconf("SC_PAGE_SIZE")
+MIB = 1024 * 1024
+
+HELLO = {"expect": b"Hello, world!", "content_type": "text/plain"}
+# The body bench/post_json.lua sends: a 4 KiB JSON document.
+ECHO_BODY = b'{"data": "' + b"x" * (4096 - 12) + b'"}'
+
+# The --only choices, in the order they run.
+GROUPS = ["hello", "echo", "stream", "django", "static", "two-process", "callgrind", "master"]
 
 
 def free_port() -> int:
@@ -39,29 +76,76 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class Scenario:
+    label: str  # the key of the results
+    group: str  # the --only choice that selects it
+    title: str
+    path: str
+    connections: int
+    script: Path | None = None  # a wrk script (the POST)
+    body: bytes | None = None  # what the script sends, for the response check
+    expect: bytes | int | None = None  # the response body, or its length
+    content_type: str | None = None
+
+    def check(self, port: int) -> str | None:
+        """One request before the load: None if the response is the expected one."""
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            if self.body is None:
+                conn.request("GET", self.path)
+            else:
+                headers = {"Content-Type": "application/json"}
+                conn.request("POST", self.path, body=self.body, headers=headers)
+            response = conn.getresponse()
+            body = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            return f"check request failed: {exc}"
+        finally:
+            conn.close()
+        if response.status != 200:
+            return f"check: status {response.status}"
+        if isinstance(self.expect, bytes) and body != self.expect:
+            return f"check: unexpected body of {len(body)} bytes"
+        if isinstance(self.expect, int) and len(body) != self.expect:
+            return f"check: {len(body)} bytes instead of {self.expect}"
+        content_type = response.getheader("Content-Type", "")
+        if self.content_type and not content_type.startswith(self.content_type):
+            return f"check: Content-Type {content_type!r}"
+        return None
+
+
 @dataclass
 class Server:
     name: str
     argv: list[str]
     port: int
     env: dict[str, str] = field(default_factory=dict)
+    cwd: Path = APPS
+    serves: frozenset[str] | None = None  # the scenario labels it serves; None: all of them
+    pinned: bool = True
+    log: Path | None = None
     proc: subprocess.Popen | None = None
 
+    def serves_scenario(self, scenario: Scenario) -> bool:
+        return self.serves is None or scenario.label in self.serves
+
     def start(self, probe: str) -> None:
-        self.proc = subprocess.Popen(
-            ["taskset", "-c", SERVER_CPU, *self.argv],
-            cwd=APPS,
-            env={**os.environ, **self.env},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        with open(self.log or os.devnull, "wb") as out:
+            self.proc = subprocess.Popen(
+                ["taskset", "-c", SERVER_CPU, *self.argv] if self.pinned else self.argv,
+                cwd=self.cwd,
+                env={**os.environ, **self.env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and self.proc.poll() is None:
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
                     s.sendall(
-                        f"GET {probe} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+                        f"GET {probe} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
                     )
                     if s.recv(12).startswith(b"HTTP/1.1 200"):
                         return
@@ -69,7 +153,26 @@ class Server:
                 pass
             time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"{self.name} did not start")
+        tail = ""
+        if self.log and self.log.exists():
+            tail = " ".join(self.log.read_text(errors="replace").strip().splitlines()[-1:])
+        raise RuntimeError(f"did not start{': ' + tail if tail else ''}")
+
+    def rss(self) -> int:
+        """Bytes resident in the largest process of the server's session (its worker)."""
+        best = 0
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                if int(stat[stat.rindex(")") + 2 :].split()[3]) != self.proc.pid:
+                    continue
+                resident = int(Path(f"/proc/{entry}/statm").read_text().split()[1]) * PAGE
+            except (OSError, ValueError, IndexError):
+                continue
+            best = max(best, resident)
+        return best
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -79,46 +182,177 @@ class Server:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
+        if self.proc:  # workers left behind by a master that exited first
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
-def hello_servers() -> list[Server]:
+# --- the servers ------------------------------------------------------------------------------
+
+
+def python_servers(
+    app: str, cwd: Path, env: dict[str, str], serves: set[str], processes: int = 1
+) -> list[Server]:
+    """The WSGI servers, each serving `app` (module:callable) from `cwd` with `processes`
+    worker processes (bjoern only with 1: it has no multi-process mode)."""
+    pinned = processes == 1
+    labels = frozenset(serves)
+    n = str(processes)
     servers = []
+
+    def add(name: str, argv: list[str], port: int) -> None:
+        servers.append(Server(name, argv, port, env=env, cwd=cwd, serves=labels, pinned=pinned))
+
     port = free_port()
-    servers.append(
-        Server(
-            "dragoman",
-            [str(BIN / "dragoman"), "--http", f"127.0.0.1:{port}", "hello:application"],
-            port,
-        )
+    chdir = [] if cwd == APPS else ["--chdir", str(cwd)]
+    procs = [] if processes == 1 else ["--processes", n]
+    add(
+        "dragoman",
+        [str(BIN / "dragoman"), "--http", f"127.0.0.1:{port}", *chdir, *procs, app],
+        port,
     )
     port = free_port()
-    servers.append(Server("granian", granian(port), port))
+    add("granian", granian(port, app, processes), port)
+    if processes == 1:
+        port = free_port()
+        add("bjoern", [sys.executable, str(APPS / "bjoern_run.py"), app, str(port)], port)
     port = free_port()
-    servers.append(
-        Server(
-            "gunicorn (sync)",
-            [str(BIN / "gunicorn"), "-w", "1", "-b", f"127.0.0.1:{port}", "hello:application"],
-            port,
-        )
+    add(
+        "gunicorn (sync)",
+        [str(BIN / "gunicorn"), "-w", n, "-b", f"127.0.0.1:{port}", app],
+        port,
+    )
+    port = free_port()
+    add(
+        "gunicorn (gthread, 4 threads)",
+        [str(BIN / "gunicorn"), "-w", n, "-k", "gthread", "--threads", "4"]
+        + ["-b", f"127.0.0.1:{port}", app],
+        port,
+    )
+    port = free_port()
+    add(
+        "uWSGI",
+        [str(BIN / "uwsgi"), *uwsgi_http(port), "--chdir", str(cwd), "--module", app]
+        + ["--master", "--processes", n, "--disable-logging", "--die-on-term"],
+        port,
     )
     return servers
 
 
-def granian(port: int, *extra: str) -> list[str]:
+def uwsgi_http(port: int) -> list[str]:
+    # As uWSGI sites run it behind nginx: one request per connection (wrk counts each close as a
+    # read error). --http11-socket keeps connections open but stalls 40 ms per response on
+    # Nagle/delayed-ACK here (23 requests/s).
+    return ["--http-socket", f"127.0.0.1:{port}"]
+
+
+def granian(port: int, app: str = "hello:application", processes: int = 1, *extra: str):
     return [
         str(BIN / "granian"),
         "--interface",
         "wsgi",
         "--workers",
-        "1",
+        str(processes),
         "--host",
         "127.0.0.1",
         "--port",
         str(port),
         "--no-ws",
         *extra,
-        "hello:application",
+        app,
     ]
+
+
+def nginx(
+    work: Path, directory: str, server_block: str, workers: int = 1, name: str = "nginx"
+) -> Server:
+    """nginx with `workers` worker processes and one server block, configured in work/directory."""
+    port = free_port()
+    prefix = work / directory
+    prefix.mkdir(exist_ok=True)
+    conf = prefix / "nginx.conf"
+    conf.write_text(
+        f"""user root;
+worker_processes {workers};
+daemon off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/nginx-error.log;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    types {{ application/octet-stream bin; }}
+    server {{
+        listen 127.0.0.1:{port};
+{server_block.rstrip()}
+    }}
+}}
+"""
+    )
+    return Server(name, ["nginx", "-p", str(prefix), "-c", str(conf)], port)
+
+
+NGINX_HELLO = """        location / { default_type text/plain; return 200 "Hello, world!"; }"""
+NGINX_CEILING = "nginx return 200 (ceiling)"
+HYPER_CEILING = "hyper, no Python (ceiling)"
+
+
+def hyper_hello_binary() -> Path | None:
+    """bench/hyper-hello's release binary (`make bench` builds it; built here if missing)."""
+    binary = HYPER_HELLO / "target" / "release" / "hyper-hello"
+    if not binary.exists() and shutil.which("cargo"):
+        subprocess.run(
+            ["cargo", "build", "--release", "--manifest-path", str(HYPER_HELLO / "Cargo.toml")],
+            check=False,
+        )
+    return binary if binary.exists() else None
+
+
+def app_servers(work: Path, scenarios: list[Scenario]) -> tuple[list[Server], list[str]]:
+    """The servers of bench/apps/hello.py's scenarios, and notes on those left out."""
+    labels = {s.label for s in scenarios}
+    servers = python_servers("hello:application", APPS, {}, labels)
+    notes = []
+    ceiling = frozenset(labels & {"hello", "hello-1"})
+    if ceiling:
+        server = nginx(work, "nginx-hello", NGINX_HELLO, name=NGINX_CEILING)
+        server.serves = ceiling
+        servers.append(server)
+        binary = hyper_hello_binary()
+        if binary:
+            port = free_port()
+            servers.append(Server(HYPER_CEILING, [str(binary), str(port)], port, serves=ceiling))
+        else:
+            notes.append("bench/hyper-hello could not be built (is cargo installed?): left out.")
+    return servers, notes
+
+
+def django_servers(work: Path) -> list[Server]:
+    env = {"DJANGO_DEBUG": "0", "DJANGO_DB_PATH": str(django_db(work))}
+    return python_servers("mysite.wsgi:application", MYSITE, env, {"django"})
+
+
+def django_db(work: Path) -> Path:
+    """A database of the benchmark's own for the example (its DJANGO_DB_PATH): migrated, with
+    20 guestbook messages (the most the index page lists), so every server renders the same
+    page and examples/mysite/db.sqlite3 is left as it is."""
+    db = work / "db.sqlite3"
+    env = {**os.environ, "DJANGO_DB_PATH": str(db), "DJANGO_DEBUG": "0"}
+    manage = [sys.executable, "manage.py"]
+    subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], cwd=MYSITE, env=env, check=True)
+    seed = (
+        "from demo.models import Message; Message.objects.bulk_create("
+        "Message(name=f'Guest {i}', text=f'Message {i} of the benchmark.\\nSecond line.') "
+        "for i in range(20))"
+    )
+    subprocess.run(
+        [*manage, "shell", "-c", seed], cwd=MYSITE, env=env, check=True, stdout=subprocess.DEVNULL
+    )
+    return db
 
 
 def static_servers(root: Path, work: Path) -> list[Server]:
@@ -138,40 +372,14 @@ def static_servers(root: Path, work: Path) -> list[Server]:
             port,
         )
     )
-    port = free_port()
-    conf = work / "nginx.conf"
-    conf.write_text(
-        f"""user root;
-worker_processes 1;
-daemon off;
-pid {work}/nginx.pid;
-error_log {work}/nginx-error.log;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    keepalive_requests 1000000;
-    types {{ application/octet-stream bin; }}
-    server {{
-        listen 127.0.0.1:{port};
-        location /static/ {{ alias {root}/; }}
-    }}
-}}
-"""
-    )
-    servers.append(Server("nginx", ["nginx", "-p", str(work), "-c", str(conf)], port))
+    servers.append(nginx(work, "nginx-static", f"        location /static/ {{ alias {root}/; }}"))
     port = free_port()
     servers.append(
         Server(
             "uWSGI --static-map",
             [
                 str(BIN / "uwsgi"),
-                # As uWSGI sites run it behind nginx: one request per connection (wrk counts each
-                # close as a read error). --http11-socket keeps connections open but stalls 40 ms
-                # per response on Nagle/delayed-ACK here (23 requests/s).
-                "--http-socket",
-                f"127.0.0.1:{port}",
+                *uwsgi_http(port),
                 "--wsgi-file",
                 "hello.py",
                 "--static-map",
@@ -180,6 +388,7 @@ http {{
                 "--processes",
                 "1",
                 "--disable-logging",
+                "--die-on-term",
             ],
             port,
         )
@@ -188,7 +397,15 @@ http {{
     servers.append(
         Server(
             "granian static",
-            granian(port, "--static-path-route", "/static", "--static-path-mount", str(root)),
+            granian(
+                port,
+                "hello:application",
+                1,
+                "--static-path-route",
+                "/static",
+                "--static-path-mount",
+                str(root),
+            ),
             port,
         )
     )
@@ -211,31 +428,66 @@ http {{
     return servers
 
 
+def two_process_servers(work: Path) -> list[Server]:
+    servers = python_servers("hello:application", APPS, {}, {"hello-2p"}, processes=2)
+    server = nginx(work, "nginx-hello-2p", NGINX_HELLO, workers=2, name=NGINX_CEILING)
+    server.pinned = False
+    servers.append(server)
+    return servers
+
+
+def make_files(root: Path, connections: int) -> list[Scenario]:
+    sizes = [("1 KiB", 1024), ("100 KiB", 100 * 1024), ("1 MiB", 1024 * 1024)]
+    scenarios = []
+    for label, size in sizes:
+        name = f"{size}.bin"
+        data = os.urandom(size)
+        (root / name).write_bytes(data)
+        scenarios.append(
+            Scenario(
+                f"static {label}",
+                "static",
+                f"Static file, {label}",
+                f"/static/{name}",
+                connections,
+                expect=data,
+            )
+        )
+    return scenarios
+
+
+# --- measuring --------------------------------------------------------------------------------
+
+
 @dataclass
 class Sample:
     rps: list[float] = field(default_factory=list)
     p50_ms: list[float] = field(default_factory=list)
     p99_ms: list[float] = field(default_factory=list)
+    rss_rest: list[int] = field(default_factory=list)
+    rss_after: list[int] = field(default_factory=list)
     errors: int = 0
+    failures: list[str] = field(default_factory=list)
 
 
-def wrk(port: int, path: str, connections: int, seconds: int) -> tuple[float, float, float, int]:
-    out = subprocess.run(
-        [
-            "taskset",
-            "-c",
-            LOAD_CPU,
-            "wrk",
-            "-t1",
-            f"-c{connections}",
-            f"-d{seconds}s",
-            "--latency",
-            f"http://127.0.0.1:{port}{path}",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+@dataclass
+class Group:
+    """results[scenario label][server name]; failed[server name] = why it did not start."""
+
+    results: dict[str, dict[str, Sample]]
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def wrk_argv(scenario: Scenario, port: int, connections: int, seconds: int, pinned: bool):
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if scenario.script:
+        argv += ["-s", str(scenario.script)]
+    argv.append(f"http://127.0.0.1:{port}{scenario.path}")
+    return ["taskset", "-c", LOAD_CPU, *argv] if pinned else argv
+
+
+def wrk(argv: list[str]) -> tuple[float, float, float, int]:
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
     def pct(p: str) -> float:
@@ -253,123 +505,385 @@ def wrk(port: int, path: str, connections: int, seconds: int) -> tuple[float, fl
     return rps, pct("50"), pct("99"), errors
 
 
-def run_group(
-    servers: list[Server], paths: list[tuple[str, str]], args
-) -> dict[str, dict[str, Sample]]:
-    """results[scenario][server]."""
-    results = {label: {s.name: Sample() for s in servers} for label, _ in paths}
+def run_group(servers: list[Server], scenarios: list[Scenario], args, work: Path) -> Group:
+    group = Group(
+        {sc.label: {s.name: Sample() for s in servers if s.serves_scenario(sc)} for sc in scenarios}
+    )
+    for server in servers:
+        server.log = work / (re.sub(r"\W+", "-", server.name).strip("-") + ".log")
     for round_ in range(args.rounds):
-        for server in servers:
-            server.start(paths[0][1])
+        shift = round_ % len(servers)
+        for server in servers[shift:] + servers[:shift]:
+            mine = [sc for sc in scenarios if server.serves_scenario(sc)]
+            if server.name in group.failed or not mine:
+                continue
             try:
-                for label, path in paths:
-                    wrk(server.port, path, args.connections, 1)  # warm-up
-                    rps, p50, p99, errors = wrk(server.port, path, args.connections, args.seconds)
-                    sample = results[label][server.name]
+                server.start(mine[0].path)
+            except RuntimeError as exc:
+                group.failed[server.name] = str(exc)
+                print(f"round {round_ + 1}: {server.name} {exc}", flush=True)
+                continue
+            try:
+                time.sleep(REST_SECONDS)
+                rest = server.rss()
+                for sc in mine:
+                    conns = sc.connections
+                    sample = group.results[sc.label][server.name]
+                    problem = sc.check(server.port)
+                    if problem:
+                        sample.failures.append(problem)
+                        print(f"round {round_ + 1}: {sc.label:12} {server.name}: {problem}")
+                        continue
+                    try:
+                        wrk(wrk_argv(sc, server.port, conns, WARM_UP_SECONDS, server.pinned))
+                        rps, p50, p99, errors = wrk(
+                            wrk_argv(sc, server.port, conns, args.seconds, server.pinned)
+                        )
+                    except (subprocess.CalledProcessError, AttributeError) as exc:
+                        sample.failures.append(f"wrk failed ({exc.__class__.__name__})")
+                        print(f"round {round_ + 1}: {sc.label:12} {server.name}: wrk failed")
+                        continue
                     sample.rps.append(rps)
                     sample.p50_ms.append(p50)
                     sample.p99_ms.append(p99)
                     sample.errors += errors
+                    sample.rss_rest.append(rest)
+                    sample.rss_after.append(server.rss())
                     print(
-                        f"round {round_ + 1}: {label:10} {server.name:22} {rps:10.0f} rps  "
-                        f"p50 {p50:.2f} ms  p99 {p99:.2f} ms  errors {errors}",
+                        f"round {round_ + 1}: {sc.label:12} {server.name:30} {rps:10.0f} rps  "
+                        f"p50 {p50:.3f} ms  p99 {p99:.3f} ms  errors {errors:6}  "
+                        f"RSS {rest / MIB:.1f} -> {sample.rss_after[-1] / MIB:.1f} MiB",
                         flush=True,
                     )
             finally:
                 server.stop()
-    return results
+    return group
 
 
-def table(results: dict[str, Sample]) -> list[str]:
-    base = statistics.median(results["dragoman"].rps)
+# --- the report -------------------------------------------------------------------------------
+
+
+def ms(value: float) -> str:
+    return f"{value:.3f}" if value < 1 else f"{value:.2f}"
+
+
+def table(group: Group, label: str) -> list[str]:
+    results = group.results[label]
+    base = results.get("dragoman")
+    base = statistics.median(base.rps) if base and base.rps else None
     lines = [
-        "| server | requests/s | p50 ms | p99 ms | errors | dragoman / server |",
-        "|---|---|---|---|---|---|",
+        (
+            "| server | requests/s median (min-max) | p50 ms | p99 ms | errors | RSS at rest MiB "
+            "| RSS after MiB | dragoman / server |"
+        ),
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
+        if not r.rps:
+            why = group.failed.get(name) or "; ".join(dict.fromkeys(r.failures)) or "not run"
+            lines.append(f"| {name} | {why} | | | | | | |")
+            continue
         med = statistics.median(r.rps)
+        ratio = f"{base / med:.2f}x" if base else "n/a"
+        errors = str(r.errors)
+        if r.failures:  # some rounds only
+            errors += f"; {len(r.failures)} round(s) failed: {'; '.join(dict.fromkeys(r.failures))}"
         lines.append(
             f"| {name} | {med:,.0f} ({min(r.rps):,.0f}-{max(r.rps):,.0f}) | "
-            f"{statistics.median(r.p50_ms):.2f} | {statistics.median(r.p99_ms):.2f} | {r.errors} | "
-            f"{base / med:.2f}x |"
+            f"{ms(statistics.median(r.p50_ms))} | {ms(statistics.median(r.p99_ms))} | "
+            f"{errors} | {statistics.median(r.rss_rest) / MIB:.1f} | "
+            f"{statistics.median(r.rss_after) / MIB:.1f} | {ratio} |"
         )
     return lines
 
 
-def make_files(root: Path) -> list[tuple[str, str]]:
-    sizes = [("1 KiB", 1024), ("100 KiB", 100 * 1024), ("1 MiB", 1024 * 1024)]
-    paths = []
-    for label, size in sizes:
-        name = f"{size}.bin"
-        (root / name).write_bytes(os.urandom(size))
-        paths.append((label, f"/static/{name}"))
-    return paths
+CEILING_NOTE = (
+    "Ceilings, no WSGI: nginx `location / { default_type text/plain; "
+    'return 200 "Hello, world!"; }` (1 worker process) and bench/hyper-hello, hyper\'s HTTP/1 '
+    "server on a single-threaded tokio runtime; both send the same status, Content-Type and "
+    "body as the WSGI app. bjoern runs bench/apps/bjoern_run.py (TCP_NODELAY on its listening "
+    "socket, see there)."
+)
+NOTES = {
+    "hello": [CEILING_NOTE],
+    "hello-1": [CEILING_NOTE],
+    "stream": [
+        (
+            "The app yields 16 chunks of 64 KiB and sets no Content-Length, so each server "
+            "frames the body itself (chunked encoding over HTTP/1.1)."
+        )
+    ],
+    "django": [
+        (
+            "Every server loads `mysite.wsgi:application` with examples/mysite as its working "
+            "directory. The page is the guestbook: a form with a CSRF token and the 20 latest "
+            "messages from SQLite (a database of the benchmark's own, which it migrates and seeds "
+            "with 20 messages, so every server renders the same page)."
+        )
+    ],
+    "hello-2p": [
+        (
+            "Unpinned: the server's 2 worker processes and wrk share both cores, so this shows "
+            "scaling, not a per-core figure. bjoern has no multi-process mode and "
+            "bench/hyper-hello is single-threaded by design: both are left out. nginx runs 2 "
+            "worker processes."
+        )
+    ],
+}
+UWSGI_NOTE = (
+    "uWSGI serves `--http-socket` as sites run it behind nginx: one request per connection. "
+    "It closes each connection after the response; wrk counts every close as a read error and "
+    "reconnects, so uWSGI's errors column counts closed connections, not failed requests."
+)
+
+
+def section(group: Group, scenario: Scenario, notes: list[str]) -> list[str]:
+    lines = ["", f"## {scenario.title}", "", *table(group, scenario.label)]
+    if any(name.startswith("uWSGI") for name in group.results[scenario.label]):
+        notes = [*notes, UWSGI_NOTE]
+    for note in notes:
+        lines += ["", note]
+    return lines
+
+
+def median_of(results: dict, label: str, server: str, attr: str) -> float | None:
+    sample = results.get(label, {}).get(server)
+    values = getattr(sample, attr, None) if sample else None
+    return statistics.median(values) if values else None
+
+
+def goals(results: dict[str, dict[str, Sample]], connections: int) -> list[str]:
+    """Issue 6's goals, each checked against this run's medians (nothing here is a result)."""
+    rows = []
+
+    def value(label: str, server: str, attr: str = "rps") -> float | None:
+        return median_of(results, label, server, attr)
+
+    def row(goal: str, shown: str | None, met: bool | None) -> None:
+        if shown is None:
+            rows.append(f"| {goal} | not measured | |")
+        else:
+            verdict = "reported (no goal)" if met is None else "met" if met else "not met"
+            rows.append(f"| {goal} | {shown} | {verdict} |")
+
+    def rps_ratio(goal: str, label: str, peer: str, at_least: float | None, fmt="{:.2f}x"):
+        mine, theirs = value(label, "dragoman"), value(label, peer)
+        if not (mine and theirs):
+            return row(goal, None, None)
+        ratio = mine / theirs
+        row(goal, fmt.format(ratio), None if at_least is None else ratio >= at_least)
+
+    def no_more(goal: str, label: str, attr: str, peer: str, show) -> None:
+        mine, theirs = value(label, "dragoman", attr), value(label, peer, attr)
+        if mine is None or theirs is None:
+            return row(goal, None, None)
+        row(goal, f"{show(mine)} vs {show(theirs)}", mine <= theirs)
+
+    hello = f"hello world ({connections} connections)"
+    rps_ratio(f"{hello} requests/s, dragoman / bjoern >= 1.0", "hello", "bjoern", 1.0)
+    # The issue's figures (bjoern ~143k, Granian ~90k) make "at least bjoern" about 1.5x Granian.
+    rps_ratio(f"{hello} requests/s, dragoman / granian >= 1.5", "hello", "granian", 1.5)
+    for peer in ("uWSGI", "gunicorn (sync)"):
+        rps_ratio(f"{hello} requests/s, dragoman / {peer} >= 5", "hello", peer, 5.0)
+    for label, title in (("hello", hello), ("hello-1", "hello world (1 connection)")):
+        for peer in ("bjoern", "granian"):
+            no_more(
+                f"{title} p99 latency, dragoman no worse than {peer}",
+                label,
+                "p99_ms",
+                peer,
+                lambda v: f"{ms(v)} ms",
+            )
+    rps_ratio("Django view requests/s, dragoman / bjoern >= 1.0", "django", "bjoern", 1.0)
+    for attr, when in (("rss_rest", "at rest"), ("rss_after", f"after the {hello} run")):
+        no_more(
+            f"worker RSS {when}, dragoman <= granian",
+            "hello",
+            attr,
+            "granian",
+            lambda v: f"{v / MIB:.1f} MiB",
+        )
+    for ceiling in (NGINX_CEILING, HYPER_CEILING):
+        name = ceiling.removesuffix(" (ceiling)")
+        rps_ratio(
+            f"ceiling: dragoman {hello} requests/s as a fraction of {name}",
+            "hello",
+            ceiling,
+            None,
+            "{:.0%}",
+        )
+    if all(" | not measured | " in r for r in rows):
+        return []  # none of the goals' scenarios ran
+    return [
+        "## Goals",
+        "",
+        (
+            "Each line compares this run's medians; a line whose servers were not part of the "
+            'run reads "not measured".'
+        ),
+        "",
+        "| goal | this run | result |",
+        "|---|---|---|",
+        *rows,
+    ]
 
 
 def versions() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     out = []
-    for pkg in ("dragoman", "granian", "gunicorn", "uwsgi", "whitenoise"):
+    for pkg in ("dragoman", "granian", "bjoern", "gunicorn", "uwsgi", "whitenoise", "django"):
         try:
             out.append(f"{pkg} {version(pkg)}")
         except PackageNotFoundError:
             out.append(f"{pkg} (not installed)")
-    nginx = subprocess.run(
+    lock = HYPER_HELLO / "Cargo.lock"
+    if lock.exists():
+        m = re.search(r'name = "hyper"\nversion = "([^"]+)"', lock.read_text())
+        if m:
+            out.append(f"hyper {m.group(1)} (bench/hyper-hello)")
+    nginx_version = subprocess.run(
         ["nginx", "-v"], capture_output=True, text=True, check=False
     ).stderr.strip()
-    out.append(nginx.replace("nginx version: ", ""))
+    out.append(nginx_version.replace("nginx version: ", ""))
     wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False).stdout
     out.append(wrk_version.split("\n")[0].split(" Copyright")[0].strip())
+    if shutil.which("valgrind"):
+        valgrind = subprocess.run(
+            ["valgrind", "--version"], capture_output=True, text=True, check=False
+        )
+        out.append(valgrind.stdout.strip())
     return ", ".join(out)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=5, help="of each measured wrk run")
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--only", choices=["hello", "static", "master"], action="append")
+    parser.add_argument("--only", choices=GROUPS, action="append", help="repeatable")
+    parser.add_argument("--output", type=Path, default=HERE / "results.md")
     args = parser.parse_args()
-    for tool in ("wrk", "nginx", "taskset"):
+    only = set(args.only or GROUPS)
+    started = time.monotonic()
+    tools = ["wrk", "nginx", "taskset"] + (["valgrind"] if "callgrind" in only else [])
+    for tool in tools:
         if not shutil.which(tool):
             sys.exit(f"{tool} is not installed (make bench installs it)")
-    only = set(args.only or ["hello", "static", "master"])
 
-    lines = [
+    c = args.connections
+    app_scenarios = [
+        Scenario("hello", "hello", f"Hello world, {c} connections", "/", c, **HELLO),
+        Scenario("hello-1", "hello", "Hello world, 1 connection (latency)", "/", 1, **HELLO),
+        Scenario(
+            "echo",
+            "echo",
+            "4 KiB JSON POST, echoed back",
+            "/echo",
+            c,
+            script=POST_JSON,
+            body=ECHO_BODY,
+            expect=ECHO_BODY,
+            content_type="application/json",
+        ),
+        Scenario(
+            "stream",
+            "stream",
+            "1 MiB streamed response (16 x 64 KiB, no Content-Length)",
+            "/stream",
+            c,
+            expect=1024 * 1024,
+        ),
+    ]
+    app_scenarios = [s for s in app_scenarios if s.group in only]
+    load = os.getloadavg()
+    header = [
         "# Benchmark results",
         "",
         (
-            f"wrk -t1 -c{args.connections} -d{args.seconds}s, {args.rounds} rounds alternating servers; "
-            f"one worker process pinned to CPU {SERVER_CPU}, wrk pinned to CPU {LOAD_CPU}. "
-            "Median (min-max) of the rounds."
+            f"Measured runs: `wrk -t1 -c{c} -d{args.seconds}s --latency URL` (`-c1` for the "
+            "latency scenario, `-s bench/post_json.lua` for the JSON POST), each after a "
+            f"{WARM_UP_SECONDS} s warm-up run with the same flags; {args.rounds} round(s), the "
+            "servers alternating within each round. One worker process pinned to CPU "
+            f"{SERVER_CPU}, wrk pinned to CPU {LOAD_CPU}, except in the 2-process table. "
+            "Median (min-max) of the rounds; p50 and p99 are the medians of the rounds' "
+            "percentiles; errors are summed over the rounds."
         ),
         "",
         (
+            "RSS: the resident set size (VmRSS, shared pages included) of the largest process in "
+            "the server's session (its worker), at rest after start-up and one probe request, "
+            "and after the scenario's measured run; median of the rounds."
+        ),
+        "",
+        "HTTPS and HTTP/2: not yet implemented in dragoman, so not measured.",
+        "",
+        (
             f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}; "
+            f"load average at the start {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}; "
             f"Python {platform.python_version()}; {versions()}"
         ),
     ]
-    if "hello" in only:
-        results = run_group(hello_servers(), [("hello", "/")], args)
-        lines += ["", "## Hello world", "", *table(results["hello"])]
-    if "static" in only:
-        with tempfile.TemporaryDirectory() as tmp:
-            root = Path(tmp) / "static"
+    body: list[str] = []
+    all_results: dict[str, dict[str, Sample]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        if app_scenarios:
+            servers, notes = app_servers(work, app_scenarios)
+            group = run_group(servers, app_scenarios, args, work)
+            all_results.update(group.results)
+            for sc in app_scenarios:
+                extra = notes if sc.label in ("hello", "hello-1") else []
+                body += section(group, sc, [*extra, *NOTES.get(sc.label, [])])
+        if "django" in only:
+            django = Scenario(
+                "django",
+                "django",
+                'Django template view ("/" of examples/mysite, DEBUG off)',
+                "/",
+                c,
+                content_type="text/html",
+            )
+            group = run_group(django_servers(work), [django], args, work)
+            all_results.update(group.results)
+            body += section(group, django, NOTES["django"])
+        if "static" in only:
+            root = work / "static"
             root.mkdir()
-            work = Path(tmp) / "work"
-            work.mkdir()
-            paths = make_files(root)
-            results = run_group(static_servers(root, work), paths, args)
-        for label, _ in paths:
-            lines += ["", f"## Static file, {label}", "", *table(results[label])]
+            scenarios = make_files(root, c)
+            group = run_group(static_servers(root, work), scenarios, args, work)
+            all_results.update(group.results)
+            for sc in scenarios:
+                body += section(group, sc, [])
+        if "two-process" in only:
+            two = Scenario(
+                "hello-2p",
+                "two-process",
+                f"Hello world, 2 worker processes, {c} connections",
+                "/",
+                c,
+                **HELLO,
+            )
+            group = run_group(two_process_servers(work), [two], args, work)
+            all_results.update(group.results)
+            body += section(group, two, NOTES["hello-2p"])
+    sys.path.insert(0, str(HERE))
+    if "callgrind" in only:
+        import callgrind
+
+        body += ["", *callgrind.measure()]
     if "master" in only:
-        sys.path.insert(0, str(HERE))
         import master  # the process-management figures
 
-        lines += ["", *master.measure()]
-    text = "\n".join(lines) + "\n"
-    (HERE / "results.md").write_text(text)
+        body += ["", *master.measure()]
+    minutes = (time.monotonic() - started) / 60
+    header += [
+        "",
+        f"Groups run: {', '.join(g for g in GROUPS if g in only)}; {minutes:.1f} minutes.",
+    ]
+    summary = goals(all_results, c)
+    text = "\n".join([*header, *([""] + summary if summary else []), *body]) + "\n"
+    args.output.write_text(text)
     print()
     print(text)
 

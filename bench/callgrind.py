@@ -1,0 +1,224 @@
+"""Instructions per hello-world request, counted by valgrind's callgrind (so regressions show
+regardless of the machine's load: instruction counts do not depend on timing).
+
+Each server runs under `valgrind --tool=callgrind`; a plain socket client sends N requests
+(`GET / HTTP/1.1`) one after the other over one keep-alive connection, reading each full
+response, then the server is stopped and callgrind writes its totals. valgrind follows fork, so
+dragoman's master and its worker each write a file (`cg.PID`); the worker's is the one whose pid
+is not the master's. The same is done for N1 and N2 requests, and
+
+    instructions per request = (Ir(N2) - Ir(N1)) / (N2 - N1)
+
+so start-up, the first request's one-time costs and shutdown cancel out. bjoern (one process) is
+the reference row.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+APPS = HERE / "apps"
+PYTHON = sys.executable
+N1, N2 = 500, 3000
+START_TIMEOUT = 300  # Python starts in 10-30 s under valgrind, more on a loaded machine
+STOP_TIMEOUT = 300
+REQUEST = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Client:
+    """One keep-alive connection; request() sends GET / and reads one full response."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.buf = b""
+
+    def _fill(self) -> None:
+        data = self.sock.recv(65536)
+        if not data:
+            raise ConnectionError("server closed the connection")
+        self.buf += data
+
+    def _take_line(self) -> bytes:
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _take(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            self._fill()
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def request(self) -> bytes:
+        self.sock.sendall(REQUEST)
+        while b"\r\n\r\n" not in self.buf:
+            self._fill()
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        status, *lines = head.decode("latin-1").split("\r\n")
+        if not status.startswith("HTTP/1.1 200"):
+            raise RuntimeError(f"unexpected response: {status!r}")
+        headers = {k.strip().lower(): v.strip() for k, v in (x.split(":", 1) for x in lines)}
+        if "content-length" in headers:
+            return self._take(int(headers["content-length"]))
+        if headers.get("transfer-encoding", "").lower() == "chunked":
+            body = b""
+            while size := int(self._take_line().split(b";")[0], 16):
+                body += self._take(size)
+                self._take(2)
+            while self._take_line():  # trailers, then the empty line
+                pass
+            return body
+        raise RuntimeError("response with neither Content-Length nor chunked encoding")
+
+
+def connect(port: int, proc: subprocess.Popen) -> Client:
+    """The first connection that answers a request (the probe counts as one request)."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"exited with {proc.returncode} before serving")
+        try:
+            sock = socket.create_connection(("127.0.0.1", port), timeout=1)
+        except OSError:
+            time.sleep(0.5)
+            continue
+        sock.settimeout(START_TIMEOUT)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        client = Client(sock)
+        client.request()
+        sock.settimeout(60)
+        return client
+    raise RuntimeError(f"did not answer within {START_TIMEOUT} s")
+
+
+def totals(path: Path) -> int:
+    """The Ir total of one callgrind output file ("totals:" line, else "summary:")."""
+    text = path.read_text(errors="replace")
+    for key in ("totals", "summary"):
+        m = re.search(rf"^{key}:\s+(\d+)", text, re.MULTILINE)
+        if m:
+            return int(m.group(1))
+    raise RuntimeError(f"no totals in {path}")
+
+
+def count(name: str, argv: list[str], n: int, stop: signal.Signals, work: Path) -> int:
+    """Ir of the process that served n (+1 probe) requests: the one file that is not the
+    master's if the server forked, else the only one."""
+    out = work / (re.sub(r"\W+", "-", name) + f"-{n}")
+    out.mkdir()
+    port = free_port()
+    with open(out / "log", "wb") as log:
+        proc = subprocess.Popen(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                f"--callgrind-out-file={out}/cg.%p",
+                *[a.replace("PORT", str(port)) for a in argv],
+            ],
+            cwd=APPS,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        client = connect(port, proc)
+        for _ in range(n):
+            client.request()
+        client.sock.close()
+        proc.send_signal(stop)
+        proc.wait(STOP_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
+    # dragoman's master exits after its worker; wait for every process of the session anyway
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while _session_alive(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if _session_alive(proc.pid):
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise RuntimeError(f"did not stop within {STOP_TIMEOUT} s")
+    files = {int(p.name.split(".")[1]): p for p in out.glob("cg.*")}
+    workers = [totals(p) for pid, p in files.items() if pid != proc.pid]
+    if len(workers) > 1:
+        raise RuntimeError(f"expected one worker's file, found {len(workers)}")
+    if workers:
+        return workers[0]
+    if proc.pid not in files:
+        raise RuntimeError(f"callgrind wrote no file; see {out / 'log'}")
+    return totals(files[proc.pid])  # a single-process server
+
+
+def _session_alive(sid: int) -> bool:
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2 :].split()[3]) == sid:
+                return True
+    return False
+
+
+SERVERS = {
+    "dragoman": (
+        [PYTHON, "-m", "dragoman", "--http", "127.0.0.1:PORT", "--processes", "1"]
+        + ["hello:application"],
+        signal.SIGTERM,
+    ),
+    "bjoern (reference)": (
+        [PYTHON, "bjoern_run.py", "hello:application", "PORT"],
+        signal.SIGINT,
+    ),
+}
+
+
+def measure() -> list[str]:
+    lines = [
+        "## Instructions per request (callgrind)",
+        "",
+        (
+            f"Hello world under `valgrind --tool=callgrind`: {N1} and then {N2} requests over one "
+            "keep-alive connection from a plain socket client (one request at a time); "
+            f"instructions per request = (Ir({N2}) - Ir({N1})) / ({N2} - {N1}) of the worker "
+            "process, so start-up and shutdown cancel out. Instruction counts do not depend on "
+            "the machine's load; they show regressions that timings hide."
+        ),
+        "",
+        f"| server | Ir, {N1} requests | Ir, {N2} requests | instructions / request |",
+        "|---|---|---|---|",
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, (argv, stop) in SERVERS.items():
+            try:
+                ir1 = count(name, argv, N1, stop, Path(tmp))
+                ir2 = count(name, argv, N2, stop, Path(tmp))
+            except (OSError, RuntimeError, subprocess.TimeoutExpired) as exc:
+                print(f"callgrind: {name}: {exc}", flush=True)
+                lines.append(f"| {name} | failed: {exc} | | |")
+                continue
+            per = (ir2 - ir1) / (N2 - N1)
+            print(f"callgrind: {name:20} {per:12,.0f} instructions/request", flush=True)
+            lines.append(f"| {name} | {ir1:,} | {ir2:,} | {per:,.0f} |")
+    return lines
+
+
+if __name__ == "__main__":
+    print("\n".join(measure()))
