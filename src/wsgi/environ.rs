@@ -72,10 +72,10 @@ pub fn split_host(host: &str) -> (&str, Option<&str>) {
 
 /// Creates a `str` from latin-1 bytes, as PEP 3333 wants for header values and paths.
 pub fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
-    if let Ok(text) = std::str::from_utf8(bytes) {
-        if text.is_ascii() {
-            return PyString::new(py, text);
-        }
+    if bytes.is_ascii() {
+        // SAFETY: ASCII bytes are valid UTF-8 (one pass, instead of validating and then
+        // checking for ASCII).
+        return PyString::new(py, unsafe { std::str::from_utf8_unchecked(bytes) });
     }
     // SAFETY: the pointer and length describe a live byte slice; PyUnicode_DecodeLatin1 cannot
     // fail on any input except by running out of memory, which PyO3 turns into a panic-free

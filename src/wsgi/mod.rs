@@ -227,9 +227,16 @@ async fn next_data(body: &mut Incoming, idle: Duration) -> Result<Option<Bytes>,
     }
 }
 
-/// Reads a small body of known length into memory.
+/// Reads a small body of known length into memory. A body that came in one piece (the usual
+/// case: it arrived with the head) is kept as it is, without a copy.
 async fn collect(mut body: Incoming, idle: Duration) -> Result<Bytes, BodyProblem> {
-    let mut all = BytesMut::new();
+    let Some(first) = next_data(&mut body, idle).await? else {
+        return Ok(Bytes::new());
+    };
+    if body.is_end_stream() {
+        return Ok(first);
+    }
+    let mut all = BytesMut::from(&first[..]);
     while let Some(data) = next_data(&mut body, idle).await? {
         all.extend_from_slice(&data);
     }
