@@ -251,6 +251,7 @@ pub fn environ(data: &[u8]) {
         peer: Some("[::1]:5000".parse().expect("an address")),
         scheme: "http",
         extra_environ: Vec::new(),
+        remote_text: Default::default(),
     };
     Python::initialize();
     Python::attach(|py| {

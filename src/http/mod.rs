@@ -12,6 +12,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::{Arc, OnceLock};
 
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -33,6 +34,20 @@ pub struct ConnInfo {
     /// those a uwsgi peer sent (PATH_INFO, SCRIPT_NAME, REMOTE_ADDR, `uwsgi_param`s, ...).
     /// Empty on HTTP connections.
     pub extra_environ: Vec<(String, String)>,
+    /// `REMOTE_ADDR` and `REMOTE_PORT` as text, made once per connection (on first use, so
+    /// after a PROXY or uwsgi preamble has set `peer`).
+    pub remote_text: OnceLock<(String, String)>,
+}
+
+impl ConnInfo {
+    /// The peer's address and port as text; empty for a unix-socket peer.
+    pub fn remote_text(&self) -> (&str, &str) {
+        let (addr, port) = self.remote_text.get_or_init(|| match self.peer {
+            Some(peer) => (peer.ip().to_string(), peer.port().to_string()),
+            None => (String::new(), String::new()),
+        });
+        (addr, port)
+    }
 }
 
 /// A boxed future local to the worker's event-loop thread.
@@ -44,7 +59,7 @@ pub trait App {
     fn call(
         self: Rc<Self>,
         req: Request<Incoming>,
-        conn: Rc<ConnInfo>,
+        conn: Arc<ConnInfo>,
     ) -> LocalFuture<Response<Body>>;
 }
 

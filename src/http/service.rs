@@ -5,6 +5,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{header, HeaderValue, Method, Request, Response, StatusCode, Version};
@@ -20,7 +21,7 @@ pub struct HttpService {
     app: Rc<dyn App>,
     statics: Option<Rc<StaticFiles>>,
     limits: Rc<Limits>,
-    conn: Rc<ConnInfo>,
+    conn: Arc<ConnInfo>,
     shutdown: Shutdown,
 }
 
@@ -36,7 +37,7 @@ impl HttpService {
             app,
             statics,
             limits,
-            conn: Rc::new(conn),
+            conn: Arc::new(conn),
             shutdown,
         }
     }

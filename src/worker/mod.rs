@@ -221,6 +221,7 @@ impl Acceptor for TcpListener {
                 peer: Some(peer),
                 scheme: "http",
                 extra_environ: Vec::new(),
+                remote_text: Default::default(),
             };
             (stream, conn)
         })
@@ -236,6 +237,7 @@ impl Acceptor for UnixListener {
                 peer: None,
                 scheme: "http",
                 extra_environ: Vec::new(),
+                remote_text: Default::default(),
             };
             (stream, conn)
         })

@@ -256,10 +256,7 @@ impl Template {
         env.set_item(intern!(py, "SERVER_NAME"), server_name)?;
         env.set_item(intern!(py, "SERVER_PORT"), server_port)?;
         // A unix-socket peer has no address; the proxy in front passes X-Forwarded-For.
-        let (remote_addr, remote_port) = match conn.peer {
-            Some(peer) => (peer.ip().to_string(), peer.port().to_string()),
-            None => (String::new(), String::new()),
-        };
+        let (remote_addr, remote_port) = conn.remote_text();
         env.set_item(intern!(py, "REMOTE_ADDR"), remote_addr)?;
         env.set_item(intern!(py, "REMOTE_PORT"), remote_port)?;
 

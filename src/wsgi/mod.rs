@@ -319,7 +319,7 @@ impl App for WsgiApp {
     fn call(
         self: Rc<Self>,
         req: Request<Incoming>,
-        conn: Rc<ConnInfo>,
+        conn: Arc<ConnInfo>,
     ) -> LocalFuture<Response<Body>> {
         Box::pin(async move {
             let (parts, body) = req.into_parts();
@@ -372,7 +372,7 @@ impl App for WsgiApp {
             drop(waiting);
             let request = AppRequest {
                 parts,
-                conn: ConnInfo::clone(&conn),
+                conn,
                 source,
                 content_length,
             };
@@ -388,7 +388,7 @@ impl App for WsgiApp {
 /// Everything about a request an app thread needs; `Send`, unlike the hyper request.
 struct AppRequest {
     parts: Parts,
-    conn: ConnInfo,
+    conn: Arc<ConnInfo>,
     source: Source,
     content_length: Option<u64>,
 }
