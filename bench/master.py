@@ -76,9 +76,8 @@ def wrk(port: int, seconds: int, connections: int = 64) -> str:
     ).stdout
 
 
-def parse(out: str) -> tuple[int, int, float]:
-    """(requests, errors, rps) from wrk's output; errors = non-2xx + socket errors."""
-    requests = int(re.search(r"(\d+) requests in", out).group(1))
+def wrk_errors(out: str) -> int:
+    """Failed requests in wrk's output: non-2xx/3xx responses plus socket errors."""
     errors = 0
     m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if m:
@@ -86,8 +85,14 @@ def parse(out: str) -> tuple[int, int, float]:
     m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     if m:
         errors += sum(int(x) for x in m.groups())
+    return errors
+
+
+def parse(out: str) -> tuple[int, int, float]:
+    """(requests, errors, rps) from wrk's output."""
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    return requests, errors, rps
+    return requests, wrk_errors(out), rps
 
 
 def reload_under_load() -> str:

@@ -48,6 +48,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from master import wrk_errors  # bench/ is the script's directory, so first on sys.path
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 APPS = HERE / "apps"
@@ -495,14 +497,7 @@ def wrk(argv: list[str]) -> tuple[float, float, float, int]:
         value, unit = float(m.group(1)), m.group(2)
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
-    errors = 0
-    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if m:
-        errors += int(m.group(1))
-    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    if m:
-        errors += sum(int(x) for x in m.groups())
-    return rps, pct("50"), pct("99"), errors
+    return rps, pct("50"), pct("99"), wrk_errors(out)
 
 
 def run_group(servers: list[Server], scenarios: list[Scenario], args, work: Path) -> Group:

@@ -166,20 +166,14 @@ def main() -> int:
 
 
 def previous_rows() -> dict[str, str]:
-    """The rows of the last results.md, by target (rows of the older 7-column table get the
-    commit and seconds columns, taken from its heading)."""
+    """The rows of the last results.md, by target."""
     if not RESULTS.exists():
         return {}
-    text = RESULTS.read_text()
-    seconds = re.search(r"--seconds (\d+)", text)
     rows = {}
-    for line in text.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if cells[0] not in TARGETS:
-            continue
-        if len(cells) == 7:
-            cells[1:1] = ["?", seconds.group(1) if seconds else "?"]
-        rows[cells[0]] = "| " + " | ".join(cells) + " |"
+    for line in RESULTS.read_text().splitlines():
+        target = line.strip().strip("|").split("|")[0].strip()
+        if target in TARGETS:
+            rows[target] = line
     return rows
 
 
