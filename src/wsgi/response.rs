@@ -135,8 +135,12 @@ impl Iteration {
                 }
             }
         };
+        // A plain list or tuple has no close(), and looking for one costs a raised and
+        // cleared AttributeError (before Python 3.13): nothing to keep for it.
+        let plain =
+            returned.is_exact_instance_of::<PyList>() || returned.is_exact_instance_of::<PyTuple>();
         Ok(Iteration {
-            returned: Some(returned.unbind()),
+            returned: (!plain).then(|| returned.unbind()),
             kind,
         })
     }
@@ -182,11 +186,6 @@ impl Iteration {
         self.kind = Kind::Done;
         let returned = self.returned.take()?;
         let returned = returned.bind(py);
-        // A plain list or tuple has no close(), and looking for one costs a raised and
-        // cleared AttributeError (before Python 3.13): skip it on the hot path.
-        if returned.is_exact_instance_of::<PyList>() || returned.is_exact_instance_of::<PyTuple>() {
-            return None;
-        }
         match returned.getattr_opt(intern!(py, "close")) {
             Ok(Some(close)) => close.call0().err(),
             Ok(None) => None,
