@@ -21,6 +21,10 @@ What is measured, and how:
 - Memory: the resident set size (VmRSS, shared pages included) of the largest process in the
   server's session (every server starts in a session of its own), at rest (after start-up and
   one probe request, before any load) and after each scenario's measured run.
+- CPU per request: the user + system CPU time of every process in the server's session during
+  the measured run, divided by the requests wrk completed. Where the load generator is the
+  limit (large static files), it shows what requests/s cannot: how much of its core each server
+  spent per request.
 - Instructions per hello-world request under callgrind (bench/callgrind.py), which do not depend
   on the machine's load; and the process-management figures (bench/master.py).
 - Goals: ratios computed from this run's numbers, each marked met or not met.
@@ -63,6 +67,7 @@ WARM_UP_SECONDS = 1
 REST_SECONDS = 0.5  # after the probe request, before RSS at rest is read
 PAGE = os.sysconf("SC_PAGE_SIZE")
 MIB = 1024 * 1024
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 HELLO = {"expect": b"Hello, world!", "content_type": "text/plain"}
 # The body bench/post_json.lua sends: a 4 KiB JSON document.
@@ -160,21 +165,36 @@ class Server:
             tail = " ".join(self.log.read_text(errors="replace").strip().splitlines()[-1:])
         raise RuntimeError(f"did not start{': ' + tail if tail else ''}")
 
-    def rss(self) -> int:
-        """Bytes resident in the largest process of the server's session (its worker)."""
-        best = 0
+    def session(self) -> list[tuple[str, list[str]]]:
+        """(pid, /proc/pid/stat fields after the command name) of the server's processes."""
+        found = []
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
                 continue
             try:
                 stat = Path(f"/proc/{entry}/stat").read_text()
-                if int(stat[stat.rindex(")") + 2 :].split()[3]) != self.proc.pid:
-                    continue
-                resident = int(Path(f"/proc/{entry}/statm").read_text().split()[1]) * PAGE
+                fields = stat[stat.rindex(")") + 2 :].split()
+                if int(fields[3]) == self.proc.pid:
+                    found.append((entry, fields))
+            except (OSError, ValueError, IndexError):
+                continue
+        return found
+
+    def rss(self) -> int:
+        """Bytes resident in the largest process of the server's session (its worker)."""
+        best = 0
+        for pid, _ in self.session():
+            try:
+                resident = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
             except (OSError, ValueError, IndexError):
                 continue
             best = max(best, resident)
         return best
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server's processes so far."""
+        ticks = sum(int(fields[11]) + int(fields[12]) for _, fields in self.session())
+        return ticks / CLOCK_TICKS
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -468,6 +488,7 @@ class Sample:
     p99_ms: list[float] = field(default_factory=list)
     rss_rest: list[int] = field(default_factory=list)
     rss_after: list[int] = field(default_factory=list)
+    cpu_us: list[float] = field(default_factory=list)  # server CPU per request
     errors: int = 0
     failures: list[str] = field(default_factory=list)
 
@@ -488,16 +509,18 @@ def wrk_argv(scenario: Scenario, port: int, connections: int, seconds: int, pinn
     return ["taskset", "-c", LOAD_CPU, *argv] if pinned else argv
 
 
-def wrk(argv: list[str]) -> tuple[float, float, float, int]:
+def wrk(argv: list[str]) -> tuple[float, float, float, int, int]:
+    """requests/s, p50 ms, p99 ms, errors, requests completed."""
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
 
     def pct(p: str) -> float:
         m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out)
         value, unit = float(m.group(1)), m.group(2)
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
-    return rps, pct("50"), pct("99"), wrk_errors(out)
+    return rps, pct("50"), pct("99"), wrk_errors(out), requests
 
 
 def run_group(servers: list[Server], scenarios: list[Scenario], args, work: Path) -> Group:
@@ -531,9 +554,11 @@ def run_group(servers: list[Server], scenarios: list[Scenario], args, work: Path
                         continue
                     try:
                         wrk(wrk_argv(sc, server.port, conns, WARM_UP_SECONDS, server.pinned))
-                        rps, p50, p99, errors = wrk(
+                        cpu_before = server.cpu_seconds()
+                        rps, p50, p99, errors, requests = wrk(
                             wrk_argv(sc, server.port, conns, args.seconds, server.pinned)
                         )
+                        cpu = server.cpu_seconds() - cpu_before
                     except (subprocess.CalledProcessError, AttributeError) as exc:
                         sample.failures.append(f"wrk failed ({exc.__class__.__name__})")
                         print(f"round {round_ + 1}: {sc.label:12} {server.name}: wrk failed")
@@ -544,10 +569,12 @@ def run_group(servers: list[Server], scenarios: list[Scenario], args, work: Path
                     sample.errors += errors
                     sample.rss_rest.append(rest)
                     sample.rss_after.append(server.rss())
+                    sample.cpu_us.append(cpu * 1e6 / max(requests, 1))
                     print(
                         f"round {round_ + 1}: {sc.label:12} {server.name:30} {rps:10.0f} rps  "
                         f"p50 {p50:.3f} ms  p99 {p99:.3f} ms  errors {errors:6}  "
-                        f"RSS {rest / MIB:.1f} -> {sample.rss_after[-1] / MIB:.1f} MiB",
+                        f"RSS {rest / MIB:.1f} -> {sample.rss_after[-1] / MIB:.1f} MiB  "
+                        f"CPU {sample.cpu_us[-1]:.1f} us/request",
                         flush=True,
                     )
             finally:
@@ -569,14 +596,14 @@ def table(group: Group, label: str) -> list[str]:
     lines = [
         (
             "| server | requests/s median (min-max) | p50 ms | p99 ms | errors | RSS at rest MiB "
-            "| RSS after MiB | dragoman / server |"
+            "| RSS after MiB | server CPU us/request | dragoman / server |"
         ),
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
         if not r.rps:
             why = group.failed.get(name) or "; ".join(dict.fromkeys(r.failures)) or "not run"
-            lines.append(f"| {name} | {why} | | | | | | |")
+            lines.append(f"| {name} | {why} | | | | | | | |")
             continue
         med = statistics.median(r.rps)
         ratio = f"{base / med:.2f}x" if base else "n/a"
@@ -587,7 +614,8 @@ def table(group: Group, label: str) -> list[str]:
             f"| {name} | {med:,.0f} ({min(r.rps):,.0f}-{max(r.rps):,.0f}) | "
             f"{ms(statistics.median(r.p50_ms))} | {ms(statistics.median(r.p99_ms))} | "
             f"{errors} | {statistics.median(r.rss_rest) / MIB:.1f} | "
-            f"{statistics.median(r.rss_after) / MIB:.1f} | {ratio} |"
+            f"{statistics.median(r.rss_after) / MIB:.1f} | {statistics.median(r.cpu_us):.1f} | "
+            f"{ratio} |"
         )
     return lines
 
@@ -648,7 +676,8 @@ def median_of(results: dict, label: str, server: str, attr: str) -> float | None
 
 
 def goals(results: dict[str, dict[str, Sample]], connections: int) -> list[str]:
-    """Issue 6's goals, each checked against this run's medians (nothing here is a result)."""
+    """Issues 6's and 3's goals, each checked against this run's medians (nothing here is a
+    result)."""
     rows = []
 
     def value(label: str, server: str, attr: str = "rps") -> float | None:
@@ -697,6 +726,25 @@ def goals(results: dict[str, dict[str, Sample]], connections: int) -> list[str]:
             attr,
             "granian",
             lambda v: f"{v / MIB:.1f} MiB",
+        )
+    # Issue 3's static-file goals.
+    for size, at_least in (("1 KiB", 1.0), ("100 KiB", 1.0), ("1 MiB", 0.9)):
+        label = f"static {size}"
+        rps_ratio(
+            f"static {size} requests/s, dragoman / nginx >= {at_least}", label, "nginx", at_least
+        )
+        rps_ratio(
+            f"static {size} requests/s, dragoman / whitenoise + gunicorn >= 10",
+            label,
+            "whitenoise + gunicorn",
+            10.0,
+        )
+        # Not an issue goal: where wrk is the limit, it shows which server works less.
+        mine, theirs = value(label, "dragoman", "cpu_us"), value(label, "nginx", "cpu_us")
+        row(
+            f"static {size} server CPU per request, dragoman vs nginx",
+            None if mine is None or theirs is None else f"{mine:.1f} us vs {theirs:.1f} us",
+            None,
         )
     for ceiling in (NGINX_CEILING, HYPER_CEILING):
         name = ceiling.removesuffix(" (ceiling)")

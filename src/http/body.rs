@@ -1,6 +1,8 @@
 //! The response body every responder (app bridge, error pages, later static files) hands to
 //! hyper. A small enum so the common cases (nothing, one buffer) cost no allocation or dynamic
-//! call; anything that streams is a boxed [`http_body::Body`] supplied by its responder.
+//! call; a file has a variant of its own (the connection may send it with zero copies, see
+//! [`crate::http::zerocopy`]); anything else that streams is a boxed [`http_body::Body`]
+//! supplied by its responder.
 
 use std::fmt;
 use std::pin::Pin;
@@ -8,6 +10,8 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
+
+use crate::statics::file::FileBody;
 
 /// Why a streaming body stopped early. hyper closes the connection when it sees one, so the
 /// client can tell the response is incomplete.
@@ -30,6 +34,8 @@ pub enum Body {
     Empty,
     /// One buffer, sent with `Content-Length`; `None` once sent.
     Full(Option<Bytes>),
+    /// A file, or ranges of it (static files, `wsgi.file_wrapper`).
+    File(FileBody),
     Stream(BoxStream),
 }
 
@@ -55,6 +61,7 @@ impl http_body::Body for Body {
         match self.get_mut() {
             Body::Empty => Poll::Ready(None),
             Body::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            Body::File(file) => Pin::new(file).poll_frame(cx),
             Body::Stream(stream) => stream.as_mut().poll_frame(cx),
         }
     }
@@ -63,6 +70,7 @@ impl http_body::Body for Body {
         match self {
             Body::Empty | Body::Full(None) => true,
             Body::Full(Some(_)) => false,
+            Body::File(file) => http_body::Body::is_end_stream(file),
             Body::Stream(stream) => stream.is_end_stream(),
         }
     }
@@ -71,6 +79,7 @@ impl http_body::Body for Body {
         match self {
             Body::Empty | Body::Full(None) => SizeHint::with_exact(0),
             Body::Full(Some(data)) => SizeHint::with_exact(data.len() as u64),
+            Body::File(file) => http_body::Body::size_hint(file),
             Body::Stream(stream) => stream.size_hint(),
         }
     }

@@ -6,7 +6,8 @@
 //! body it did not read (the application answered without reading it, or a 413), the close
 //! lingers: the write side is shut and the rest of the body read and discarded, so the peer
 //! reads the answer instead of a reset (nginx's lingering close; behind nginx's `uwsgi_pass`
-//! with request buffering off, a reset is a 502).
+//! with request buffering off, a reset is a 502). With zero-copy on, file bodies go out with
+//! sendfile (see [`super::zerocopy`]).
 
 use std::cell::Cell;
 use std::future::Future;
@@ -14,14 +15,38 @@ use std::io;
 use std::os::fd::AsFd;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::time::Sleep;
 
 use super::framing::{Found, Framing};
+use super::zerocopy::{self, ZeroCopy};
 use crate::warn;
+
+/// A socket the connection can also write to directly (sendmsg, sendfile), with tokio's
+/// readiness tracking.
+pub trait RawSocket: AsyncRead + AsyncWrite + AsFd + Unpin {
+    fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    /// Runs a non-blocking write; a `WouldBlock` from it clears the write readiness.
+    fn try_write_with<R>(&self, f: impl FnOnce() -> io::Result<R>) -> io::Result<R>;
+}
+
+macro_rules! raw_socket {
+    ($t:ty) => {
+        impl RawSocket for $t {
+            fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                self.poll_write_ready(cx)
+            }
+            fn try_write_with<R>(&self, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+                self.try_io(Interest::WRITABLE, f)
+            }
+        }
+    };
+}
+raw_socket!(tokio::net::TcpStream);
+raw_socket!(tokio::net::UnixStream);
 
 /// A connection's socket with the guards.
 pub struct GuardedIo<S: AsFd> {
@@ -37,6 +62,8 @@ pub struct GuardedIo<S: AsFd> {
     /// Bytes read before hyper took over (after a PROXY header), served first.
     prefix: bytes::Bytes,
     closing: Closing,
+    /// File regions waiting to be sent with sendfile, when zero-copy is on.
+    zero_copy: Option<Rc<ZeroCopy>>,
 }
 
 /// How long a close lingers at most, and how much it reads and discards.
@@ -72,7 +99,14 @@ impl<S: AsFd> GuardedIo<S> {
             peer,
             prefix,
             closing: Closing::Open,
+            zero_copy: None,
         }
+    }
+
+    /// Turns zero-copy on: file bodies given the returned queue go out with sendfile. hyper
+    /// must then queue frames as they are, never flatten them (`writev(true)`).
+    pub fn zero_copy(&mut self) -> Rc<ZeroCopy> {
+        self.zero_copy.get_or_insert_with(Rc::default).clone()
     }
 
     /// A write could not proceed: fail it once the client has taken nothing for too long.
@@ -110,7 +144,7 @@ impl<S: AsFd> GuardedIo<S> {
     }
 }
 
-impl<S: AsyncRead + AsFd + Unpin> AsyncRead for GuardedIo<S> {
+impl<S: RawSocket> AsyncRead for GuardedIo<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -142,20 +176,67 @@ impl<S: AsyncRead + AsFd + Unpin> AsyncRead for GuardedIo<S> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + AsFd + Unpin> AsyncWrite for GuardedIo<S> {
+impl<S: RawSocket> GuardedIo<S> {
+    /// Writes `bufs`, sending any stand-in for a file region with sendfile.
+    fn poll_send(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        // Every write is looked through (a few pointer comparisons), not only those made while
+        // a region waits: a stand-in must never go out as it is.
+        let Some(zero_copy) = self.zero_copy.as_deref() else {
+            return Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        };
+        let inner = &self.inner;
+        let fd = inner.as_fd();
+        match bufs.iter().position(|b| ZeroCopy::is_stand_in(b)) {
+            None => Pin::new(&mut self.inner).poll_write_vectored(cx, bufs),
+            Some(0) => poll_raw(inner, cx, || zero_copy.send(fd, &bufs[0])),
+            Some(k) => {
+                // What precedes the file (the head), held back to go out with its first bytes.
+                let before = &bufs[..k];
+                let want: usize = before.iter().map(|b| b.len()).sum();
+                let n = ready!(poll_raw(inner, cx, || zerocopy::send_flags(
+                    fd,
+                    before,
+                    libc::MSG_MORE
+                )))?;
+                if n < want {
+                    return Poll::Ready(Ok(n));
+                }
+                // The file right away if the socket takes it; a failure shows on the next write.
+                match inner.try_write_with(|| zero_copy.send(fd, &bufs[k])) {
+                    Ok(m) => Poll::Ready(Ok(n + m)),
+                    Err(_) => Poll::Ready(Ok(n)),
+                }
+            }
+        }
+    }
+}
+
+/// Runs a direct write once the socket is writable, until it does not block.
+fn poll_raw<S: RawSocket>(
+    socket: &S,
+    cx: &mut Context<'_>,
+    mut write: impl FnMut() -> io::Result<usize>,
+) -> Poll<io::Result<usize>> {
+    loop {
+        ready!(socket.poll_writable(cx))?;
+        match socket.try_write_with(&mut write) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            done => return Poll::Ready(done),
+        }
+    }
+}
+
+impl<S: RawSocket> AsyncWrite for GuardedIo<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_write(cx, buf) {
-            Poll::Pending => this.stalled(cx),
-            ready => {
-                this.progressed();
-                ready
-            }
-        }
+        self.poll_write_vectored(cx, &[io::IoSlice::new(buf)])
     }
 
     fn poll_write_vectored(
@@ -164,7 +245,7 @@ impl<S: AsyncRead + AsyncWrite + AsFd + Unpin> AsyncWrite for GuardedIo<S> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
+        match this.poll_send(cx, bufs) {
             Poll::Pending => this.stalled(cx),
             ready => {
                 this.progressed();

@@ -7,6 +7,7 @@ pub mod framing;
 pub mod io;
 pub mod proxy;
 pub mod service;
+pub mod zerocopy;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -11,6 +11,7 @@ use std::task::{Context, Poll};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 
+use super::zerocopy::ZeroCopy;
 use super::{error_response, App, Body, ConnInfo, LocalFuture, SERVER};
 use crate::config::Limits;
 use crate::statics::{Outcome, StaticFiles};
@@ -23,6 +24,8 @@ pub struct HttpService {
     limits: Rc<Limits>,
     conn: Arc<ConnInfo>,
     shutdown: Shutdown,
+    /// The connection's queue for file bodies sent with sendfile.
+    zero_copy: Rc<ZeroCopy>,
 }
 
 impl HttpService {
@@ -32,6 +35,7 @@ impl HttpService {
         limits: Rc<Limits>,
         conn: ConnInfo,
         shutdown: Shutdown,
+        zero_copy: Rc<ZeroCopy>,
     ) -> Self {
         HttpService {
             app,
@@ -39,6 +43,7 @@ impl HttpService {
             limits,
             conn: Arc::new(conn),
             shutdown,
+            zero_copy,
         }
     }
 }
@@ -59,12 +64,16 @@ impl hyper::service::Service<Request<Incoming>> for HttpService {
                         .headers_mut()
                         .insert(header::CONNECTION, HeaderValue::from_static("close"));
                 }
+                if let Body::File(file) = response.body_mut() {
+                    file.send_through(&self.zero_copy);
+                }
                 return ServiceFuture::Ready(Some(response));
             }
         }
         ServiceFuture::App {
             response: self.app.clone().call(req, self.conn.clone()),
             shutdown: self.shutdown.clone(),
+            zero_copy: self.zero_copy.clone(),
         }
     }
 }
@@ -76,6 +85,7 @@ pub enum ServiceFuture {
         response: LocalFuture<Response<Body>>,
         /// While the worker drains, responses close their connection.
         shutdown: Shutdown,
+        zero_copy: Rc<ZeroCopy>,
     },
 }
 
@@ -88,11 +98,19 @@ impl Future for ServiceFuture {
                 Some(r) => r,
                 None => return Poll::Pending, // polled after completion: never resolves again
             },
-            ServiceFuture::App { response, shutdown } => match response.as_mut().poll(cx) {
+            ServiceFuture::App {
+                response,
+                shutdown,
+                zero_copy,
+            } => match response.as_mut().poll(cx) {
                 Poll::Ready(mut r) => {
                     if shutdown.is_draining() {
                         r.headers_mut()
                             .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                    }
+                    // A wsgi.file_wrapper file.
+                    if let Body::File(file) = r.body_mut() {
+                        file.send_through(zero_copy);
                     }
                     r
                 }

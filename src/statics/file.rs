@@ -1,20 +1,23 @@
 //! A response body read from an open file: a list of pieces, each bytes in memory (the
-//! boundaries of multipart/byteranges) or a range of the file, read in large blocks as hyper
-//! asks for them. A file is never read whole into memory, and the bytes go from the page
-//! cache to the socket with one copy.
+//! boundaries of multipart/byteranges) or a range of the file. On a connection with zero-copy
+//! on ([`ZeroCopy`]) a range goes from the page cache to the socket with sendfile; otherwise
+//! it is read in large blocks as hyper asks for them. A file is never read whole into memory.
 
+use std::any::Any;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use http_body::{Frame, SizeHint};
 
+use crate::http::zerocopy::ZeroCopy;
 use crate::http::BodyError;
 
-/// How much of a file one frame carries.
+/// How much of a file one frame carries when it is read into memory.
 const BLOCK: usize = 256 * 1024;
 
 /// One piece of a file body.
@@ -26,13 +29,23 @@ pub enum Piece {
 
 /// The body.
 pub struct FileBody {
-    file: File,
+    file: Rc<File>,
     pieces: VecDeque<Piece>,
     remaining: u64,
+    zero_copy: Option<Rc<ZeroCopy>>,
+    /// Kept until the body is dropped (the application's iterable, whose `close()` runs then).
+    _guard: Option<Box<dyn Any>>,
 }
 
 impl FileBody {
     pub fn new(file: File, pieces: Vec<Piece>) -> FileBody {
+        let pieces: VecDeque<Piece> = pieces
+            .into_iter()
+            .filter(|p| match p {
+                Piece::Bytes(b) => !b.is_empty(),
+                Piece::Range { len, .. } => *len > 0,
+            })
+            .collect();
         let remaining = pieces
             .iter()
             .map(|p| match p {
@@ -41,10 +54,23 @@ impl FileBody {
             })
             .sum();
         FileBody {
-            file,
-            pieces: pieces.into(),
+            file: Rc::new(file),
+            pieces,
             remaining,
+            zero_copy: None,
+            _guard: None,
         }
+    }
+
+    /// Keeps `guard` alive as long as the body.
+    pub fn with_guard(mut self, guard: Box<dyn Any>) -> FileBody {
+        self._guard = Some(guard);
+        self
+    }
+
+    /// Sends the file's ranges through the connection's zero-copy queue.
+    pub fn send_through(&mut self, zero_copy: &Rc<ZeroCopy>) {
+        self.zero_copy = Some(zero_copy.clone());
     }
 
     /// Reads up to `len` bytes at `offset` into a fresh buffer.
@@ -82,31 +108,34 @@ impl http_body::Body for FileBody {
         let Some(piece) = this.pieces.pop_front() else {
             return Poll::Ready(None);
         };
-        let data = match piece {
-            Piece::Bytes(b) => b,
-            Piece::Range { offset, len } => {
-                let want = (len as usize).min(BLOCK);
-                let data = match this.read_block(offset, want) {
-                    Ok(d) if !d.is_empty() => d,
-                    Ok(_) => {
-                        return Poll::Ready(Some(Err(BodyError(
-                            "the file became shorter while it was being sent".into(),
-                        ))))
-                    }
-                    Err(e) => {
-                        return Poll::Ready(Some(Err(BodyError(format!("reading the file: {e}")))))
-                    }
-                };
-                let got = data.len() as u64;
-                if got < len {
-                    this.pieces.push_front(Piece::Range {
-                        offset: offset + got,
-                        len: len - got,
-                    });
-                }
-                data
+        let (offset, len) = match piece {
+            Piece::Bytes(b) => {
+                this.remaining -= b.len() as u64;
+                return Poll::Ready(Some(Ok(Frame::data(b))));
             }
+            Piece::Range { offset, len } => (offset, len),
         };
+        let data = match &this.zero_copy {
+            Some(zero_copy) => zero_copy.stand_in(this.file.clone(), offset, len as usize),
+            None => match this.read_block(offset, (len as usize).min(BLOCK)) {
+                Ok(d) if !d.is_empty() => d,
+                Ok(_) => {
+                    return Poll::Ready(Some(Err(BodyError(
+                        "the file became shorter while it was being sent".into(),
+                    ))))
+                }
+                Err(e) => {
+                    return Poll::Ready(Some(Err(BodyError(format!("reading the file: {e}")))))
+                }
+            },
+        };
+        let got = data.len() as u64;
+        if got < len {
+            this.pieces.push_front(Piece::Range {
+                offset: offset + got,
+                len: len - got,
+            });
+        }
         this.remaining -= data.len() as u64;
         Poll::Ready(Some(Ok(Frame::data(data))))
     }

@@ -7,9 +7,10 @@
 //! (a year, immutable, for content-hashed names), index files and the `/docs` -> `/docs/`
 //! redirect, and refusal of every path that could escape the mount.
 //!
-//! Hot files are kept in a per-worker cache (bounded; files up to 1 MiB with their bytes,
+//! Hot files are kept in a per-worker cache (bounded; files up to 16 KiB with their bytes,
 //! larger ones by their metadata), revalidated against the disk at most once a second, so a
-//! cached file costs no file system call at all.
+//! cached small file costs no file system call at all. Larger files are opened per request
+//! and go out with sendfile.
 
 pub mod compress;
 mod conditional;
@@ -38,8 +39,10 @@ use file::{FileBody, Piece};
 use path::Refusal;
 use range::{ByteRange, Ranges};
 
-/// Files up to this size are kept in memory with their bytes.
-const CACHE_FILE_MAX: u64 = 1024 * 1024;
+/// Files up to this size are kept in memory with their bytes; larger ones are sent from the
+/// file, with sendfile on plaintext connections (cheaper than copying from memory above about
+/// this size: see docs/static-files.md).
+const CACHE_FILE_MAX: u64 = 16 * 1024;
 /// How stale a cache entry may get before the disk is checked again.
 const REVALIDATE: Duration = Duration::from_secs(1);
 /// Most entries the cache holds (metadata included), whatever their size.
@@ -543,7 +546,7 @@ impl StaticFiles {
                 }
             }
             None => match File::open(&rep.path) {
-                Ok(file) => Body::Stream(Box::pin(FileBody::new(file, pieces))),
+                Ok(file) => Body::File(FileBody::new(file, pieces)),
                 Err(_) => return error_response(StatusCode::NOT_FOUND, "", false),
             },
         };

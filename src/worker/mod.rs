@@ -6,7 +6,6 @@ mod connections;
 mod shutdown;
 
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::AsFd;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -19,7 +18,7 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::config::{Config, Limits, Wire};
-use crate::http::io::GuardedIo;
+use crate::http::io::{GuardedIo, RawSocket};
 use crate::http::proxy::{self, Parsed};
 use crate::http::service::HttpService;
 use crate::http::{App, ConnInfo};
@@ -207,7 +206,7 @@ async fn serve(
 
 /// A listening socket the accept loop can take connections from.
 trait Acceptor {
-    type Stream: AsyncRead + AsyncWrite + AsFd + Unpin + 'static;
+    type Stream: RawSocket + 'static;
     fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<(Self::Stream, ConnInfo)>>;
 }
 
@@ -287,7 +286,7 @@ fn spawn_connection<S>(
     routes: &Routes,
     shutdown: &Shutdown,
 ) where
-    S: AsyncRead + AsyncWrite + AsFd + Unpin + 'static,
+    S: RawSocket + 'static,
 {
     let guard = shutdown.track();
     let registered = routes.connections.register();
@@ -301,7 +300,7 @@ fn spawn_connection<S>(
         let Some(prefix) = prefix else {
             return;
         };
-        let io = GuardedIo::new(
+        let mut io = GuardedIo::new(
             stream,
             prefix,
             routes.limits.write_timeout,
@@ -314,6 +313,7 @@ fn spawn_connection<S>(
             routes.limits.clone(),
             conn,
             shutdown.clone(),
+            io.zero_copy(),
         );
         // A uwsgi connection carries one request.
         let keep_alive = wire == Wire::Http;
@@ -480,14 +480,17 @@ async fn serve_connection<S>(
     shutdown: &Shutdown,
     registered: &Registered,
 ) where
-    S: AsyncRead + AsyncWrite + AsFd + Unpin + 'static,
+    S: RawSocket + 'static,
 {
     let mut builder = http1::Builder::new();
     // pipeline_flush stays off: with it, hyper 1.12 drops the 400 it writes for a malformed
     // request (the connection closes unanswered). Pipelined requests are still answered in
     // order, one flush per response.
+    // writev(true): frames are queued as they are, never copied into one buffer, which the
+    // zero-copy file bodies rely on (their frames only stand in for the file's bytes).
     builder
         .timer(TokioTimer::new())
+        .writev(true)
         .keep_alive(keep_alive)
         .max_header_size(limits.head_bytes)
         .max_headers(limits.header_fields)

@@ -358,37 +358,22 @@ fn send_file(
     Ok(Outcome::File {
         head,
         body: WrappedFile {
-            body: FileBody::new(file, vec![Piece::Range { offset, len }]),
-            _closer: closer,
+            file,
+            offset,
+            len,
+            closer,
         },
     })
 }
 
-/// A file sent by Rust on the application's behalf; dropping it calls the application's
-/// `close()` (Django releases its database connection there).
+/// A file sent by Rust on the application's behalf: `len` bytes from `offset`. Once the
+/// response is made, the body keeps `closer`, so dropping it calls the application's `close()`
+/// (Django releases its database connection there).
 pub struct WrappedFile {
-    body: FileBody,
-    _closer: Iteration,
-}
-
-impl http_body::Body for WrappedFile {
-    type Data = Bytes;
-    type Error = BodyError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.body.size_hint()
-    }
+    file: std::fs::File,
+    offset: u64,
+    len: u64,
+    closer: Iteration,
 }
 
 /// Closes after a failure; the failure is what gets reported, a close() error is just logged.
@@ -442,13 +427,19 @@ pub fn check_length(head: &Head, body: &[Bytes]) -> Result<(), Failure> {
 }
 
 /// The response for a wrapped file: the head, with the length the file body knows.
-pub fn file_response(head: Head, body: WrappedFile) -> Response<Body> {
-    let len = http_body::Body::size_hint(&body).exact().unwrap_or(0);
+pub fn file_response(head: Head, wrapped: WrappedFile) -> Response<Body> {
+    let WrappedFile {
+        file,
+        offset,
+        len,
+        closer,
+    } = wrapped;
     let mut response = head_response(head);
     response
         .headers_mut()
         .insert(CONTENT_LENGTH, HeaderValue::from(len));
-    *response.body_mut() = Body::Stream(Box::pin(body));
+    let body = FileBody::new(file, vec![Piece::Range { offset, len }]);
+    *response.body_mut() = Body::File(body.with_guard(Box::new(closer)));
     response
 }
 

@@ -9,6 +9,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 from conftest import parse_responses, raw_exchange
 
 
@@ -134,12 +135,24 @@ def test_a_stalled_streamed_body_raises_in_the_app(dragoman):
     still_serving(server)
 
 
-def test_a_client_that_stops_reading_is_dropped_after_write_timeout(dragoman):
-    server = dragoman("rules:application", "--write-timeout", "2")
+@pytest.mark.parametrize("source", ["app", "static-file", "file-wrapper"])
+def test_a_client_that_stops_reading_is_dropped_after_write_timeout(dragoman, tmp_path, source):
+    """Whatever the body is made of: the app's bytes, or a file going out with sendfile."""
     size = 200 * 1024 * 1024
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as f:
+        f.truncate(size)
+    server = dragoman(
+        "rules:application", "--write-timeout", "2", "--static-map", f"/files={tmp_path}"
+    )
+    target = {
+        "app": f"/big?size={size}",
+        "static-file": "/files/big.bin",
+        "file-wrapper": f"/file-wrapper?file={big}",
+    }[source]
     with socket.create_connection((server.host, server.port), timeout=30) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        s.sendall(f"GET /big?size={size} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        s.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
         # Not reading: the server's writes stall, and after write-timeout it gives up.
         server.wait_for_log(
             r"dropped the connection to 127\.0\.0\.1:\d+: it took nothing of the response for 2s"

@@ -4,7 +4,9 @@ escape a mount, and wsgi.file_wrapper sent by Rust. Real files made here, real c
 curl, raw sockets for what clients would normalise)."""
 
 import gzip
+import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -36,6 +38,9 @@ def tree(tmp_path_factory) -> Path:
     (static / "docs" / "index.html").write_text("<h1>docs index</h1>")
     (static / ".env").write_text("PASSWORD=hunter2")
     (static / "big.bin").write_bytes(bytes(range(256)) * (12 * 1024))  # 3 MiB: not cached
+    # Random bytes, so a byte sent from the wrong offset cannot go unnoticed; over 1 MiB, so
+    # it goes out as several sendfile regions.
+    (static / "random.bin").write_bytes(os.urandom(5 * 1024 * 1024 + 123))
     (root / "secret.txt").write_text(SECRET)
     (static / "escape.txt").symlink_to(root / "secret.txt")
     (root / "shared").mkdir()
@@ -409,17 +414,25 @@ def test_file_wrapper_streams_a_gib_from_rust_and_frees_the_app(dragoman, tmp_pa
     ):
         assert r.headers["content-type"] == "application/octet-stream"
         stream = r.iter_raw(1024 * 1024)
-        received = len(next(stream))
+        first = next(stream)
+        received = len(first)
         # The download is paused; the application is free for the next request.
         started = time.monotonic()
         assert httpx.get(f"{server.url}/pid", timeout=10).text == str(pid)
         assert time.monotonic() - started < 2
-        middle = None
+        # The bytes around the marker at 512 MiB (they may straddle two chunks).
+        mark = 512 * 1024 * 1024
+        around = b""
+        nonzero_elsewhere = any(first)
         for chunk in stream:
-            if middle is None and received + len(chunk) > 512 * 1024 * 1024:
-                middle = chunk
+            lo, hi = max(mark - received, 0), min(mark + 6 - received, len(chunk))
+            if lo < hi:
+                around += chunk[lo:hi]
+            elif any(chunk):
+                nonzero_elsewhere = True
             received += len(chunk)
     assert received == 1024 * 1024 * 1024
+    assert around == b"MIDDLE" and not nonzero_elsewhere
     grown = (rss_peak_kib(pid) - before) / 1024
     assert grown < 50, f"peak RSS grew by {grown:.0f} MiB during a 1 GiB download"
     deadline = time.monotonic() + 5
@@ -449,3 +462,82 @@ def test_concurrent_clients_get_whole_files(server):
     for t in threads:
         t.join(60)
     assert len(results) == 30 and all(results)
+
+
+def tracer_attached(pid: int) -> bool:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("TracerPid:"):
+            return line.split()[1] != "0"
+    return False
+
+
+def test_large_files_go_out_with_sendfile(server, tree, tmp_path):
+    """A file above the in-memory size goes from the page cache to the socket with sendfile
+    (no copy through the worker's memory): strace on the worker sees the calls, and they
+    carry exactly the file's bytes, which the client gets whole."""
+    want = (tree / "static" / "random.bin").read_bytes()
+    (pid,) = server.worker_pids()
+    trace = tmp_path / "trace"
+    tracer = subprocess.Popen(
+        ["strace", "-f", "-qq", "-e", "trace=sendfile", "-o", str(trace), "-p", str(pid)]
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not tracer_attached(pid):
+            assert time.monotonic() < deadline, "strace did not attach"
+            time.sleep(0.05)
+        assert get(server, "/static/random.bin").content == want
+    finally:
+        tracer.terminate()
+        tracer.wait(10)
+    text = trace.read_text()
+    sent = [
+        int(n) for n in re.findall(r"sendfile\(\d+, \d+, \[\d+\] => \[\d+\], \d+\) = (\d+)", text)
+    ]
+    assert sent, f"no sendfile call traced:\n{text[:2000]}"
+    assert sum(sent) == len(want)
+
+
+def test_pipelined_files_read_slowly_arrive_whole_and_in_order(server, tree):
+    """One connection, requests pipelined: a large file, a small cached one, a range, a HEAD
+    and a multipart range of the large one, read through a small receive buffer, slowly at
+    first, so the server's writes block part-way, again and again. Every body is exact."""
+    big = (tree / "static" / "random.bin").read_bytes()
+    paths = [
+        ("GET", "/static/random.bin", ""),
+        ("GET", "/static/css/app.css", ""),
+        ("GET", "/static/random.bin", "Range: bytes=1000-2000999\r\n"),
+        ("HEAD", "/static/random.bin", ""),
+        ("GET", "/static/random.bin", "Range: bytes=0-9, 3000000-3000099\r\n"),
+        ("GET", "/static/random.bin", ""),
+    ]
+    data = b"".join(
+        f"{m} {p} HTTP/1.1\r\nHost: x\r\nAccept-Encoding: identity\r\n{extra}\r\n".encode()
+        for m, p, extra in paths
+    )
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(5)
+        s.connect((host, int(port)))
+        s.sendall(data)
+        chunks = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                chunk = s.recv(4096 if len(chunks) < 300 else 1 << 20)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+            if len(chunks) < 300:
+                time.sleep(0.002)
+    responses = parse_responses(b"".join(chunks), [m for m, _, _ in paths])
+    assert [r.status for r in responses] == [200, 200, 206, 200, 206, 200]
+    assert responses[0].body == big and responses[5].body == big
+    assert responses[1].body == CSS.encode()
+    assert responses[2].body == big[1000:2001000]
+    assert responses[3].body == b"" and responses[3].header("content-length") == str(len(big))
+    assert big[0:10] in responses[4].body and big[3000000:3000100] in responses[4].body
+    assert int(responses[4].header("content-length")) == len(responses[4].body)

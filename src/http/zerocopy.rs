@@ -1,0 +1,249 @@
+//! Zero-copy file bodies on plaintext HTTP/1: the bytes of a file go from the page cache to
+//! the socket with `sendfile(2)`, never through user memory (nginx's `sendfile on`).
+//!
+//! hyper writes every response itself, from the frames a body yields, so a file region cannot
+//! simply be handed to it. Instead a file body on a connection with zero-copy on queues the
+//! region here and yields a *stand-in*: a slice of [`STAND_IN`], memory that is never read
+//! and never anything else. hyper queues the stand-in like any frame (the connection forces
+//! its vectored, queueing write strategy, so frames are never copied or flattened) and later
+//! passes it back, whole or in part, to the connection's `poll_write_vectored`
+//! ([`crate::http::io::GuardedIo`]), which recognises the address and sends the region at the
+//! front of the queue instead.
+//!
+//! Frames are written in the order they were yielded, so the queue's front is always the
+//! region of the first stand-in a write sees; each write checks that the stand-in's offset
+//! and length are exactly what remains of that region and fails the connection otherwise.
+//! The stand-in's zeros can never reach a client.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::rc::Rc;
+
+use bytes::Bytes;
+
+/// The largest region one frame stands in for.
+pub const MAX_REGION: usize = 1024 * 1024;
+
+/// What stand-ins point into. Zero-initialised static memory: it lives in .bss and, never
+/// being read or written, never becomes resident.
+static STAND_IN: [u8; MAX_REGION] = [0; MAX_REGION];
+
+/// A stretch of a file waiting to be sent.
+struct Region {
+    file: Rc<File>,
+    offset: u64,
+    len: usize,
+    sent: usize,
+    /// sendfile is not supported for this file: copy through a buffer instead.
+    copy: bool,
+}
+
+/// One connection's queue of regions, shared by its file bodies and its socket.
+#[derive(Default)]
+pub struct ZeroCopy {
+    regions: RefCell<VecDeque<Region>>,
+}
+
+impl ZeroCopy {
+    /// Queues `len` bytes of `file` from `offset` (at most [`MAX_REGION`]), and returns the
+    /// stand-in frame for them.
+    pub fn stand_in(&self, file: Rc<File>, offset: u64, len: usize) -> Bytes {
+        let len = len.min(MAX_REGION);
+        self.regions.borrow_mut().push_back(Region {
+            file,
+            offset,
+            len,
+            sent: 0,
+            copy: false,
+        });
+        Bytes::from_static(&STAND_IN[..len])
+    }
+
+    /// Whether no region is waiting.
+    #[cfg(test)]
+    fn is_idle(&self) -> bool {
+        self.regions.borrow().is_empty()
+    }
+
+    /// Whether a buffer hyper asks to write is (part of) a stand-in.
+    pub fn is_stand_in(buf: &[u8]) -> bool {
+        let start = STAND_IN.as_ptr() as usize;
+        let at = buf.as_ptr() as usize;
+        !buf.is_empty() && at >= start && at < start + MAX_REGION
+    }
+
+    /// Sends what the socket takes of the region `buf` stands in for; returns the bytes sent
+    /// (`WouldBlock` when the socket is full).
+    pub fn send(&self, socket: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+        let mut regions = self.regions.borrow_mut();
+        let Some(region) = regions.front_mut() else {
+            return Err(mismatch("no file region is waiting"));
+        };
+        let at = buf.as_ptr() as usize - STAND_IN.as_ptr() as usize;
+        if at != region.sent || buf.len() != region.len - region.sent {
+            return Err(mismatch(
+                "the write does not match the file region at the front",
+            ));
+        }
+        let n = if region.copy {
+            copy(socket, region)?
+        } else {
+            match sendfile(socket, region) {
+                Err(e) if unsupported(&e) => {
+                    region.copy = true;
+                    copy(socket, region)?
+                }
+                other => other?,
+            }
+        };
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the file became shorter while it was being sent",
+            ));
+        }
+        region.sent += n;
+        if region.sent == region.len {
+            regions.pop_front();
+        }
+        Ok(n)
+    }
+}
+
+/// A write that does not match the queue: a bug, so it is logged, and the connection fails
+/// rather than send anything else.
+fn mismatch(why: &str) -> io::Error {
+    crate::error!("zero-copy send: {why}; closing the connection");
+    io::Error::other(format!("zero-copy send: {why}"))
+}
+
+/// Errors that mean "this file cannot be spliced", not "the connection failed".
+fn unsupported(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)
+    )
+}
+
+fn sendfile(socket: BorrowedFd<'_>, region: &Region) -> io::Result<usize> {
+    let mut offset = (region.offset + region.sent as u64) as libc::off_t;
+    // SAFETY: both fds are open for the duration of the call (the socket is borrowed, the
+    // file is kept by the region), and `offset` is a valid, exclusively borrowed off_t.
+    let n = unsafe {
+        libc::sendfile(
+            socket.as_raw_fd(),
+            region.file.as_raw_fd(),
+            &mut offset,
+            region.len - region.sent,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+/// The fallback: read a block of the region and send what the socket takes of it (the rest is
+/// read again next time).
+fn copy(socket: BorrowedFd<'_>, region: &Region) -> io::Result<usize> {
+    let want = (region.len - region.sent).min(64 * 1024);
+    let mut buf = vec![0u8; want];
+    // SAFETY: pread writes at most `want` bytes into `buf`, which is `want` bytes long.
+    let got = unsafe {
+        libc::pread(
+            region.file.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            want,
+            (region.offset + region.sent as u64) as libc::off_t,
+        )
+    };
+    if got < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if got == 0 {
+        return Ok(0);
+    }
+    send_flags(socket, &[io::IoSlice::new(&buf[..got as usize])], 0)
+}
+
+/// `sendmsg` of `bufs` with `flags` (plus MSG_NOSIGNAL).
+pub fn send_flags(
+    socket: BorrowedFd<'_>,
+    bufs: &[io::IoSlice<'_>],
+    flags: libc::c_int,
+) -> io::Result<usize> {
+    // SAFETY: an all-zero msghdr is a valid empty message.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    // IoSlice is ABI-compatible with iovec on Unix; the kernel only reads through the pointer.
+    msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = bufs.len().min(libc::UIO_MAXIOV as usize) as _;
+    // SAFETY: msg points at `bufs`, which outlive the call; the socket fd is borrowed.
+    let n = unsafe { libc::sendmsg(socket.as_raw_fd(), &msg, flags | libc::MSG_NOSIGNAL) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixStream;
+
+    fn file(content: &[u8]) -> Rc<File> {
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(content).unwrap();
+        Rc::new(f)
+    }
+
+    #[test]
+    fn regions_go_out_in_order_and_in_parts() {
+        let content: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+        let f = file(&content);
+        let zc = ZeroCopy::default();
+        let a = zc.stand_in(f.clone(), 10, 100);
+        let b = zc.stand_in(f, 1000, 3000);
+        assert!(ZeroCopy::is_stand_in(&a) && ZeroCopy::is_stand_in(&b[5..]));
+        assert!(!ZeroCopy::is_stand_in(b"other bytes"));
+        let (tx, mut rx) = UnixStream::pair().unwrap();
+        assert_eq!(zc.send(tx.as_fd(), &a).unwrap(), 100);
+        // hyper passes what remains after a partial write.
+        let mut sent = 0;
+        while sent < 3000 {
+            sent += zc.send(tx.as_fd(), &b[sent..]).unwrap();
+        }
+        assert!(zc.is_idle());
+        drop(tx);
+        let mut got = Vec::new();
+        rx.read_to_end(&mut got).unwrap();
+        assert_eq!(&got[..100], &content[10..110]);
+        assert_eq!(&got[100..], &content[1000..4000]);
+    }
+
+    #[test]
+    fn a_write_that_does_not_match_fails_and_sends_nothing() {
+        let f = file(&[7u8; 100]);
+        let zc = ZeroCopy::default();
+        let a = zc.stand_in(f, 0, 100);
+        let (tx, _rx) = UnixStream::pair().unwrap();
+        assert!(zc.send(tx.as_fd(), &a[..50]).is_err());
+        assert!(zc.send(tx.as_fd(), &a[1..]).is_err());
+        let empty = ZeroCopy::default();
+        assert!(empty.send(tx.as_fd(), &a).is_err());
+    }
+
+    #[test]
+    fn a_file_that_shrinks_is_an_error() {
+        let f = file(b"short");
+        let zc = ZeroCopy::default();
+        let a = zc.stand_in(f, 0, 100);
+        let (tx, _rx) = UnixStream::pair().unwrap();
+        assert_eq!(zc.send(tx.as_fd(), &a).unwrap(), 5);
+        assert!(zc.send(tx.as_fd(), &a[5..]).is_err());
+    }
+}
