@@ -8,7 +8,6 @@
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering::*};
 use std::sync::Arc;
-use std::time::Instant;
 
 /// Workers that can be alive at once, old and new generations together during a reload.
 pub const MAX_SLOTS: usize = 256;
@@ -116,20 +115,20 @@ impl Slot {
 }
 
 impl Core {
-    /// Marks a request as started, with its request line.
-    pub fn begin(&self, line: &str) {
-        let bytes = &line.as_bytes()[..line.len().min(LINE_WORDS * 8)];
+    /// Marks a request as started at `now_ms`, with its request line. Only the words the
+    /// line covers are written (readers stop at its length).
+    pub fn begin(&self, line: &str, now_ms: u64) {
+        let len = line.len().min(LINE_WORDS * 8);
+        let mut buf = [0u8; LINE_WORDS * 8];
+        buf[..len].copy_from_slice(&line.as_bytes()[..len]);
         self.seq.fetch_add(1, AcqRel);
-        for (i, word) in self.line.iter().enumerate() {
-            let mut chunk = [0u8; 8];
-            let start = (i * 8).min(bytes.len());
-            let end = (start + 8).min(bytes.len());
-            chunk[..end - start].copy_from_slice(&bytes[start..end]);
-            word.store(u64::from_le_bytes(chunk), Relaxed);
+        let words = buf.chunks_exact(8).filter_map(|c| c.first_chunk::<8>());
+        for (word, bytes) in self.line.iter().zip(words).take(len.div_ceil(8)) {
+            word.store(u64::from_le_bytes(*bytes), Relaxed);
         }
-        self.line_len.store(bytes.len() as u32, Relaxed);
+        self.line_len.store(len as u32, Relaxed);
         self.seq.fetch_add(1, AcqRel);
-        self.started_ms.store(monotonic_ms().max(1), Release);
+        self.started_ms.store(now_ms.max(1), Release);
     }
 
     /// Marks the request as finished.
@@ -191,11 +190,12 @@ impl RequestStats {
     /// Marks a request as running on application thread `core` until the timer is dropped.
     pub fn begin(self: &Arc<Self>, core: usize, line: &str) -> RequestTimer {
         let core = core.min(MAX_CORES - 1);
-        self.slot.cores[core].begin(line);
+        let start_us = monotonic_us();
+        self.slot.cores[core].begin(line, start_us / 1000);
         RequestTimer {
             stats: self.clone(),
             core,
-            start: Instant::now(),
+            start_us,
         }
     }
 
@@ -214,14 +214,15 @@ impl RequestStats {
 pub struct RequestTimer {
     stats: Arc<RequestStats>,
     core: usize,
-    start: Instant,
+    /// CLOCK_MONOTONIC microseconds.
+    start_us: u64,
 }
 
 impl Drop for RequestTimer {
     fn drop(&mut self) {
         let slot = self.stats.slot;
         slot.cores[self.core].end();
-        slot.finish(self.start.elapsed().as_micros() as u64);
+        slot.finish(monotonic_us().saturating_sub(self.start_us));
         let limit = self.stats.limit;
         if limit > 0
             && slot.requests.load(Relaxed) >= limit
@@ -234,13 +235,18 @@ impl Drop for RequestTimer {
 
 /// Milliseconds on CLOCK_MONOTONIC, the same clock in every process of the machine.
 pub fn monotonic_ms() -> u64 {
+    monotonic_us() / 1000
+}
+
+/// Microseconds on CLOCK_MONOTONIC.
+pub fn monotonic_us() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: clock_gettime writes into the timespec we pass; CLOCK_MONOTONIC always exists.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
 }
 
 #[cfg(test)]
@@ -255,7 +261,7 @@ mod tests {
         // SAFETY: fork in a test; the child only touches atomics and exits with _exit.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
-            slot.cores[1].begin("GET /stuck/in/the/child");
+            slot.cores[1].begin("GET /stuck/in/the/child", monotonic_ms());
             slot.finish(1500);
             // SAFETY: leaving the child without running the test harness's destructors.
             unsafe { libc::_exit(0) };
@@ -277,7 +283,10 @@ mod tests {
         let board = Scoreboard::map().unwrap();
         let core = &board.slot(0).cores[0];
         let long = format!("GET /{}", "x".repeat(500));
-        core.begin(&long);
+        core.begin(&long, monotonic_ms());
         assert_eq!(core.line(), long[..LINE_WORDS * 8]);
+        // A shorter line after it: nothing of the longer one shows.
+        core.begin("GET /a", monotonic_ms());
+        assert_eq!(core.line(), "GET /a");
     }
 }

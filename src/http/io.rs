@@ -9,14 +9,13 @@
 //! with request buffering off, a reset is a 502). With zero-copy on, file bodies go out with
 //! sendfile (see [`super::zerocopy`]).
 
-use std::cell::Cell;
 use std::future::Future;
 use std::io;
 use std::os::fd::AsFd;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{ready, Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::time::Sleep;
@@ -24,6 +23,7 @@ use tokio::time::Sleep;
 use super::framing::{Found, Framing};
 use super::zerocopy::{self, ZeroCopy};
 use crate::warn;
+use crate::worker::connections::{coarse_ms, Activity};
 
 /// A socket the connection can also write to directly (sendmsg, sendfile), with tokio's
 /// readiness tracking.
@@ -56,7 +56,7 @@ pub struct GuardedIo<S: AsFd> {
     /// Armed while a write is blocked; reused between stalls.
     write_deadline: Option<Pin<Box<Sleep>>>,
     write_stalled: bool,
-    activity: Rc<Cell<Instant>>,
+    activity: Activity,
     /// Who is on the other end, for the log line about a refused request.
     peer: String,
     /// Bytes read before hyper took over (after a PROXY header), served first.
@@ -86,7 +86,7 @@ impl<S: AsFd> GuardedIo<S> {
         inner: S,
         prefix: bytes::Bytes,
         write_timeout: Duration,
-        activity: Rc<Cell<Instant>>,
+        activity: Activity,
         peer: String,
     ) -> Self {
         GuardedIo {
@@ -140,7 +140,7 @@ impl<S: AsFd> GuardedIo<S> {
 
     fn progressed(&mut self) {
         self.write_stalled = false;
-        self.activity.set(Instant::now());
+        self.activity.set(coarse_ms());
     }
 }
 
@@ -162,7 +162,7 @@ impl<S: RawSocket> AsyncRead for GuardedIo<S> {
         if let Poll::Ready(Ok(())) = &ready {
             let fresh = &mut buf.filled_mut()[before..];
             if !fresh.is_empty() {
-                this.activity.set(Instant::now());
+                this.activity.set(coarse_ms());
                 if this.framing.scan(fresh) == Found::Smuggling {
                     warn!(
                         "refused a request from {} with both Content-Length and Transfer-Encoding \

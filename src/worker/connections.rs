@@ -7,7 +7,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::Notify;
 
@@ -15,9 +15,25 @@ use tokio::sync::Notify;
 /// is likely to send again, and closing it then races the client's next request.
 const EVICTABLE_AFTER: Duration = Duration::from_secs(1);
 
+/// When a connection last read or wrote: [`coarse_ms`] at the time.
+pub type Activity = Rc<Cell<u64>>;
+
+/// Milliseconds on CLOCK_MONOTONIC_COARSE: the clock's last tick (a few ms of resolution),
+/// read without the time-stamp counter, so marking activity on every read and write is cheap.
+pub fn coarse_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we pass; the coarse clock exists on
+    // every Linux since 2.6.32.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
+
 /// One connection as the registry sees it.
 struct Entry {
-    activity: Rc<Cell<Instant>>,
+    activity: Activity,
     evict: Rc<Notify>,
     asked: bool,
 }
@@ -34,7 +50,7 @@ pub struct Connections {
 pub struct Registered {
     registry: Rc<Connections>,
     id: u64,
-    pub activity: Rc<Cell<Instant>>,
+    pub activity: Activity,
     pub evict: Rc<Notify>,
 }
 
@@ -77,7 +93,7 @@ impl Connections {
     /// close gracefully.
     fn evict_one(&self) {
         let mut entries = self.entries.borrow_mut();
-        let idle_since = Instant::now() - EVICTABLE_AFTER;
+        let idle_since = coarse_ms().saturating_sub(EVICTABLE_AFTER.as_millis() as u64);
         if let Some(entry) = entries
             .values_mut()
             .filter(|e| !e.asked && e.activity.get() <= idle_since)
@@ -92,7 +108,7 @@ impl Connections {
     pub fn register(self: &Rc<Self>) -> Registered {
         let id = self.next.get();
         self.next.set(id + 1);
-        let activity = Rc::new(Cell::new(Instant::now()));
+        let activity = Rc::new(Cell::new(coarse_ms()));
         let evict = Rc::new(Notify::new());
         self.entries.borrow_mut().insert(
             id,
@@ -126,8 +142,8 @@ mod tests {
             let conns = Connections::new(2);
             let old = conns.register();
             let new = conns.register();
-            old.activity.set(Instant::now() - Duration::from_secs(10));
-            new.activity.set(Instant::now()); // just used: never the one asked
+            old.activity.set(coarse_ms().saturating_sub(10_000));
+            new.activity.set(coarse_ms()); // just used: never the one asked
             assert_eq!(conns.count(), 2);
             // At the cap: waiting for room asks `old` to close...
             let waiting = conns.room();

@@ -2,7 +2,7 @@
 //! accepts on the listeners it inherited from the master, and serves until told to stop.
 
 mod autoreload;
-mod connections;
+pub(crate) mod connections;
 mod shutdown;
 
 use std::net::{IpAddr, SocketAddr};
