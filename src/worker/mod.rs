@@ -491,6 +491,9 @@ async fn serve_connection<S>(
     builder
         .timer(TokioTimer::new())
         .writev(true)
+        // A client may shut its write side once its request is sent (nc -N, some health
+        // checks): it still gets its response.
+        .half_close(true)
         .keep_alive(keep_alive)
         .max_header_size(limits.head_bytes)
         .max_headers(limits.header_fields)

@@ -200,3 +200,16 @@ def test_malformed_request_gets_400_and_the_worker_keeps_serving(dragoman):
         data = raw_exchange(server.host, server.port, bad)
         assert data.startswith(b"HTTP/1.1 400 "), (bad, data)
     assert echo_json(httpx.get(server.url))["pid"] == pid
+
+
+def test_a_client_that_half_closes_after_its_request_gets_the_response(dragoman):
+    """nc -N and some health checks shut their write side once the request is sent: the
+    server sees end-of-file while the application still runs, and must answer anyway."""
+    server = dragoman("rules:application")
+    with socket.create_connection((server.host, server.port), timeout=10) as s:
+        s.sendall(b"GET /sleep?t=0.3 HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 200"), data
