@@ -59,14 +59,7 @@ impl hyper::service::Service<Request<Incoming>> for HttpService {
         }
         if let Some(statics) = &self.statics {
             if let Outcome::Serve(mut response) = statics.handle(&req) {
-                if self.shutdown.is_draining() {
-                    response
-                        .headers_mut()
-                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-                }
-                if let Body::File(file) = response.body_mut() {
-                    file.send_through(&self.zero_copy);
-                }
+                prepare(&mut response, &self.shutdown, &self.zero_copy);
                 return ServiceFuture::Ready(Some(response));
             }
         }
@@ -104,14 +97,7 @@ impl Future for ServiceFuture {
                 zero_copy,
             } => match response.as_mut().poll(cx) {
                 Poll::Ready(mut r) => {
-                    if shutdown.is_draining() {
-                        r.headers_mut()
-                            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-                    }
-                    // A wsgi.file_wrapper file.
-                    if let Body::File(file) = r.body_mut() {
-                        file.send_through(zero_copy);
-                    }
+                    prepare(&mut r, shutdown, zero_copy);
                     r
                 }
                 Poll::Pending => return Poll::Pending,
@@ -122,6 +108,19 @@ impl Future for ServiceFuture {
             .entry(header::SERVER)
             .or_insert(HeaderValue::from_static(SERVER));
         Poll::Ready(Ok(response))
+    }
+}
+
+/// What every static or application response gets on its way out: `Connection: close` while
+/// the worker drains, and the connection's zero-copy queue for a file body.
+fn prepare(response: &mut Response<Body>, shutdown: &Shutdown, zero_copy: &Rc<ZeroCopy>) {
+    if shutdown.is_draining() {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    if let Body::File(file) = response.body_mut() {
+        file.send_through(zero_copy);
     }
 }
 

@@ -21,14 +21,7 @@ pub type Activity = Rc<Cell<u64>>;
 /// Milliseconds on CLOCK_MONOTONIC_COARSE: the clock's last tick (a few ms of resolution),
 /// read without the time-stamp counter, so marking activity on every read and write is cheap.
 pub fn coarse_ms() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we pass; the coarse clock exists on
-    // every Linux since 2.6.32.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
-    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+    crate::scoreboard::clock_us(libc::CLOCK_MONOTONIC_COARSE) / 1000
 }
 
 /// One connection as the registry sees it.
