@@ -38,7 +38,7 @@ pub struct FileBody {
 }
 
 impl FileBody {
-    pub fn new(file: File, pieces: Vec<Piece>) -> FileBody {
+    pub fn new(file: impl Into<Rc<File>>, pieces: Vec<Piece>) -> FileBody {
         let pieces: VecDeque<Piece> = pieces
             .into_iter()
             .filter(|p| match p {
@@ -54,7 +54,7 @@ impl FileBody {
             })
             .sum();
         FileBody {
-            file: Rc::new(file),
+            file: file.into(),
             pieces,
             remaining,
             zero_copy: None,

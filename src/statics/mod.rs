@@ -9,8 +9,9 @@
 //!
 //! Hot files are kept in a per-worker cache (bounded; files up to 16 KiB with their bytes,
 //! larger ones by their metadata), revalidated against the disk at most once a second, so a
-//! cached small file costs no file system call at all. Larger files are opened per request
-//! and go out with sendfile.
+//! cached small file costs no file system call at all. Larger files go out with sendfile from
+//! a descriptor the entry keeps open (a bounded number of them, see [`Descriptors`]), so a
+//! cached large file costs no open or close either.
 
 pub mod compress;
 mod conditional;
@@ -47,6 +48,8 @@ const CACHE_FILE_MAX: u64 = 16 * 1024;
 const REVALIDATE: Duration = Duration::from_secs(1);
 /// Most entries the cache holds (metadata included), whatever their size.
 const CACHE_ENTRIES_MAX: usize = 10_000;
+/// Most descriptors the cache keeps open, whatever the descriptor limit.
+const KEPT_FILES_MAX: usize = 1024;
 const A_YEAR: u64 = 365 * 24 * 3600;
 
 /// What to do with a request.
@@ -70,6 +73,47 @@ struct Rep {
     etag: HeaderValue,
     /// The bytes, when small enough to keep.
     data: Option<Bytes>,
+    /// Otherwise the open file, once a request has opened it and the budget allowed keeping it.
+    kept: RefCell<Option<KeptFile>>,
+}
+
+/// How many descriptors cache entries hold open, against a budget: a fraction of the
+/// descriptor limit, so connections always have the rest.
+struct Descriptors {
+    open: Cell<usize>,
+    max: usize,
+}
+
+impl Descriptors {
+    fn new() -> Rc<Descriptors> {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes the limits into the struct we pass, nothing else.
+        let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+            usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
+        } else {
+            1024
+        };
+        Rc::new(Descriptors {
+            open: Cell::new(0),
+            max: (soft / 8).min(KEPT_FILES_MAX),
+        })
+    }
+}
+
+/// A file a cache entry keeps open; its descriptor goes back to the budget when the entry
+/// goes (and closes once the last response sending from it is done).
+struct KeptFile {
+    file: Rc<File>,
+    budget: Rc<Descriptors>,
+}
+
+impl Drop for KeptFile {
+    fn drop(&mut self) {
+        self.budget.open.set(self.budget.open.get() - 1);
+    }
 }
 
 /// A resolved, servable file with everything its responses need.
@@ -119,6 +163,7 @@ pub struct StaticFiles {
     mounts: Vec<Mount>,
     config: StaticConfig,
     cache: RefCell<Cache>,
+    descriptors: Rc<Descriptors>,
 }
 
 #[derive(Default)]
@@ -146,6 +191,7 @@ impl StaticFiles {
             mounts,
             config: config.clone(),
             cache: RefCell::default(),
+            descriptors: Descriptors::new(),
         }))
     }
 
@@ -158,13 +204,20 @@ impl StaticFiles {
         let cached = self.cache.borrow().entries.get(path).cloned();
         let entry = match cached {
             Some(entry) if self.still_valid(&entry) => entry,
-            _ => match self.resolve(mount, rest, path, req) {
-                Resolved::Found(entry) => entry,
-                Resolved::Missing => return Outcome::Pass,
-                Resolved::Refused(status, why) => {
-                    return Outcome::Serve(error_response(status, why, false))
+            stale => {
+                if stale.is_some() {
+                    // Gone now, with the descriptor it may keep (a deleted file's space
+                    // must not stay held), whatever the path resolves to next.
+                    self.forget(path);
                 }
-            },
+                match self.resolve(mount, rest, path, req) {
+                    Resolved::Found(entry) => entry,
+                    Resolved::Missing => return Outcome::Pass,
+                    Resolved::Refused(status, why) => {
+                        return Outcome::Serve(error_response(status, why, false))
+                    }
+                }
+            }
         };
         if req.method() != Method::GET && req.method() != Method::HEAD {
             let mut response = error_response(StatusCode::METHOD_NOT_ALLOWED, "", false);
@@ -318,6 +371,7 @@ impl StaticFiles {
             len: meta.len(),
             etag: etag(&base_tag, None),
             data: read(file, meta.len()),
+            kept: RefCell::default(),
         }];
         if self.config.precompressed {
             for coding in Coding::ALL {
@@ -333,6 +387,7 @@ impl StaticFiles {
                         path: sibling,
                         len,
                         etag: etag(&base_tag, Some(coding)),
+                        kept: RefCell::default(),
                     });
                 }
             }
@@ -373,14 +428,20 @@ impl StaticFiles {
         }
     }
 
-    /// Keeps an entry, within the cache's budget (oldest-checked entries go first).
-    fn remember(&self, key: &str, entry: Rc<Entry>, memory: u64) {
+    /// Drops an entry.
+    fn forget(&self, key: &str) {
         let mut cache = self.cache.borrow_mut();
         if let Some(old) = cache.entries.remove(key) {
             if let Entry::File(f) = &*old {
                 cache.bytes -= f.memory();
             }
         }
+    }
+
+    /// Keeps an entry, within the cache's budget (oldest-checked entries go first).
+    fn remember(&self, key: &str, entry: Rc<Entry>, memory: u64) {
+        self.forget(key);
+        let mut cache = self.cache.borrow_mut();
         if memory > self.config.cache_bytes {
             return;
         }
@@ -545,13 +606,39 @@ impl StaticFiles {
                     )),
                 }
             }
-            None => match File::open(&rep.path) {
-                Ok(file) => Body::File(FileBody::new(file, pieces)),
-                Err(_) => return error_response(StatusCode::NOT_FOUND, "", false),
+            None => match self.open(rep, entry) {
+                Some(file) => Body::File(FileBody::new(file, pieces)),
+                None => return error_response(StatusCode::NOT_FOUND, "", false),
             },
         };
         *response.body_mut() = body;
         response
+    }
+
+    /// The open file of a representation not kept in memory: the one its entry keeps, or
+    /// freshly opened (and kept, if the budget allows and it is still the file the entry
+    /// describes; the entry's revalidation then covers it).
+    fn open(&self, rep: &Rep, entry: &FileEntry) -> Option<Rc<File>> {
+        if let Some(kept) = &*rep.kept.borrow() {
+            return Some(kept.file.clone());
+        }
+        let file = Rc::new(File::open(&rep.path).ok()?);
+        let budget = &self.descriptors;
+        if budget.open.get() < budget.max {
+            let seen = entry.fingerprint.iter().find(|(p, _)| *p == rep.path);
+            let same = file.metadata().is_ok_and(|m| {
+                let now = (m.modified().unwrap_or(UNIX_EPOCH), m.len());
+                m.is_file() && seen.is_some_and(|(_, s)| *s == Some(now))
+            });
+            if same {
+                budget.open.set(budget.open.get() + 1);
+                *rep.kept.borrow_mut() = Some(KeptFile {
+                    file: file.clone(),
+                    budget: budget.clone(),
+                });
+            }
+        }
+        Some(file)
     }
 }
 
@@ -737,5 +824,46 @@ mod tests {
             body(get(&files, "/static/docs/", &[]).unwrap()),
             b"<h1>new docs</h1>"
         );
+    }
+
+    #[test]
+    fn large_files_stay_open_within_the_budget_and_close_when_gone() {
+        let (dir, mut files) = site();
+        Rc::get_mut(&mut files).unwrap().descriptors = Rc::new(Descriptors {
+            open: Cell::new(0),
+            max: 1,
+        });
+        let big = |n: u8| vec![n; CACHE_FILE_MAX as usize + 1000];
+        std::fs::write(dir.path().join("static/one.bin"), big(1)).unwrap();
+        std::fs::write(dir.path().join("static/two.bin"), big(2)).unwrap();
+        for _ in 0..3 {
+            assert_eq!(body(get(&files, "/static/one.bin", &[]).unwrap()), big(1));
+            assert_eq!(body(get(&files, "/static/two.bin", &[]).unwrap()), big(2));
+        }
+        // One kept (the budget), the other opened per request.
+        assert_eq!(files.descriptors.open.get(), 1);
+        let kept = |path: &str| match files.cache.borrow().entries.get(path).map(|e| &**e) {
+            Some(Entry::File(f)) => f.reps[0].kept.borrow().is_some(),
+            _ => false,
+        };
+        assert!(kept("/static/one.bin") && !kept("/static/two.bin"));
+        // Deleted: once the entry is checked again, the request falls through to the app
+        // and the descriptor is closed (the file's space is not held).
+        std::fs::remove_file(dir.path().join("static/one.bin")).unwrap();
+        if let Some(Entry::File(f)) = files
+            .cache
+            .borrow()
+            .entries
+            .get("/static/one.bin")
+            .map(|e| &**e)
+        {
+            f.checked.set(Instant::now() - REVALIDATE * 2);
+        }
+        assert!(get(&files, "/static/one.bin", &[]).is_none());
+        assert_eq!(files.descriptors.open.get(), 0);
+        assert!(!files.cache.borrow().entries.contains_key("/static/one.bin"));
+        // The freed slot goes to the next file opened.
+        assert_eq!(body(get(&files, "/static/two.bin", &[]).unwrap()), big(2));
+        assert!(kept("/static/two.bin"));
     }
 }

@@ -378,6 +378,67 @@ def test_a_changed_file_is_served_within_a_second(tree, dragoman):
         time.sleep(0.1)
 
 
+def open_files(pid: int) -> list[str]:
+    fds = Path(f"/proc/{pid}/fd")
+    out = []
+    for fd in fds.iterdir():
+        try:
+            out.append(os.readlink(fd))
+        except FileNotFoundError:
+            pass
+    return out
+
+
+def test_a_large_file_is_opened_once_and_its_replacement_and_deletion_noticed(
+    tree, dragoman, tmp_path
+):
+    """A file sent with sendfile keeps its descriptor in the cache: repeated requests open it
+    once. A file renamed over it is served within a second; a deleted one falls through to the
+    app and its descriptor is closed, so the disk space is not held."""
+    d = tree / "kept"
+    d.mkdir(exist_ok=True)
+    first = os.urandom(64 * 1024)
+    (d / "v.bin").write_bytes(first)
+    server = dragoman("rules:application", "--static-map", f"/k={d}")
+    (pid,) = server.worker_pids()
+    trace = tmp_path / "trace"
+    tracer = subprocess.Popen(
+        ["strace", "-f", "-qq", "-e", "trace=openat", "-o", str(trace), "-p", str(pid)]
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not tracer_attached(pid):
+            assert time.monotonic() < deadline, "strace did not attach"
+            time.sleep(0.05)
+        with httpx.Client() as c:
+            for _ in range(5):
+                assert c.get(f"{server.url}/k/v.bin").content == first
+    finally:
+        tracer.terminate()
+        tracer.wait(10)
+    opens = [line for line in trace.read_text().splitlines() if "v.bin" in line]
+    assert len(opens) == 1, opens
+
+    second = os.urandom(70 * 1024)
+    (d / "v.new").write_bytes(second)
+    os.rename(d / "v.new", d / "v.bin")
+    deadline = time.monotonic() + 5
+    while (body := get(server, "/k/v.bin").content) != second:
+        assert body == first, "neither the old file nor the new one"
+        assert time.monotonic() < deadline, "the replacement was not noticed"
+        time.sleep(0.1)
+
+    os.unlink(d / "v.bin")
+    deadline = time.monotonic() + 5
+    while (r := get(server, "/k/v.bin")).status_code != 404:
+        assert r.content == second
+        assert time.monotonic() < deadline, "the deletion was not noticed"
+        time.sleep(0.1)
+    assert r.text == "not found"  # the app's 404
+    held = [f for f in open_files(pid) if "v.bin" in f or "v.new" in f]
+    assert held == [], held
+
+
 def test_static_files_never_reach_python(server):
     before = int(get(server, "/closed").text)
     for _ in range(20):
