@@ -23,7 +23,7 @@ use tokio::time::Sleep;
 use super::framing::{Found, Framing};
 use super::zerocopy::{self, ZeroCopy};
 use crate::warn;
-use crate::worker::connections::{coarse_ms, Activity};
+use crate::worker::connections::{coarse_ms, Activity, Waiting, BUSY};
 
 /// A socket the connection can also write to directly (sendmsg, sendfile), with tokio's
 /// readiness tracking.
@@ -57,6 +57,9 @@ pub struct GuardedIo<S: AsFd> {
     write_deadline: Option<Pin<Box<Sleep>>>,
     write_stalled: bool,
     activity: Activity,
+    /// The header-timeout mark: once a response is handed over, it counts from the last
+    /// byte written, so a response read more slowly than header-timeout is not cut off.
+    waiting: Waiting,
     /// Who is on the other end, for the log line about a refused request.
     peer: String,
     /// Bytes read before hyper took over (after a PROXY header), served first.
@@ -87,6 +90,7 @@ impl<S: AsFd> GuardedIo<S> {
         prefix: bytes::Bytes,
         write_timeout: Duration,
         activity: Activity,
+        waiting: Waiting,
         peer: String,
     ) -> Self {
         GuardedIo {
@@ -96,6 +100,7 @@ impl<S: AsFd> GuardedIo<S> {
             write_deadline: None,
             write_stalled: false,
             activity,
+            waiting,
             peer,
             prefix,
             closing: Closing::Open,
@@ -140,7 +145,11 @@ impl<S: AsFd> GuardedIo<S> {
 
     fn progressed(&mut self) {
         self.write_stalled = false;
-        self.activity.set(coarse_ms());
+        let now = coarse_ms();
+        self.activity.set(now);
+        if self.waiting.get() != BUSY {
+            self.waiting.set(now.max(BUSY + 1));
+        }
     }
 }
 

@@ -15,6 +15,7 @@ use super::zerocopy::ZeroCopy;
 use super::{error_response, App, Body, ConnInfo, LocalFuture, SERVER};
 use crate::config::Limits;
 use crate::statics::{Outcome, StaticFiles};
+use crate::worker::connections::{coarse_ms, Waiting, BUSY};
 use crate::worker::Shutdown;
 
 /// Serves the requests of one connection: static files first, then the application.
@@ -26,6 +27,9 @@ pub struct HttpService {
     shutdown: Shutdown,
     /// The connection's queue for file bodies sent with sendfile.
     zero_copy: Rc<ZeroCopy>,
+    /// The connection's header-timeout mark: busy from a request's head to the end of its
+    /// response.
+    waiting: Waiting,
 }
 
 impl HttpService {
@@ -36,6 +40,7 @@ impl HttpService {
         conn: ConnInfo,
         shutdown: Shutdown,
         zero_copy: Rc<ZeroCopy>,
+        waiting: Waiting,
     ) -> Self {
         HttpService {
             app,
@@ -44,61 +49,67 @@ impl HttpService {
             conn: Arc::new(conn),
             shutdown,
             zero_copy,
+            waiting,
         }
     }
 }
 
 impl hyper::service::Service<Request<Incoming>> for HttpService {
-    type Response = Response<Body>;
+    type Response = Response<Sent>;
     type Error = Infallible;
     type Future = ServiceFuture;
 
     fn call(&self, req: Request<Incoming>) -> ServiceFuture {
+        self.waiting.set(BUSY);
+        let waiting = self.waiting.clone();
         if let Err((status, why)) = check_request(&req, self.limits.line_bytes) {
-            return ServiceFuture::Ready(Some(error_response(status, why, true)));
+            return ServiceFuture::Ready(Some(error_response(status, why, true)), waiting);
         }
         if let Some(statics) = &self.statics {
             if let Outcome::Serve(mut response) = statics.handle(&req) {
                 prepare(&mut response, &self.shutdown, &self.zero_copy);
-                return ServiceFuture::Ready(Some(response));
+                return ServiceFuture::Ready(Some(response), waiting);
             }
         }
         ServiceFuture::App {
             response: self.app.clone().call(req, self.conn.clone()),
             shutdown: self.shutdown.clone(),
             zero_copy: self.zero_copy.clone(),
+            waiting,
         }
     }
 }
 
 /// A response ready at once (a rejected request) or the app's, without a second box.
 pub enum ServiceFuture {
-    Ready(Option<Response<Body>>),
+    Ready(Option<Response<Body>>, Waiting),
     App {
         response: LocalFuture<Response<Body>>,
         /// While the worker drains, responses close their connection.
         shutdown: Shutdown,
         zero_copy: Rc<ZeroCopy>,
+        waiting: Waiting,
     },
 }
 
 impl Future for ServiceFuture {
-    type Output = Result<Response<Body>, Infallible>;
+    type Output = Result<Response<Sent>, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut response = match self.get_mut() {
-            ServiceFuture::Ready(response) => match response.take() {
-                Some(r) => r,
+        let (mut response, waiting) = match self.get_mut() {
+            ServiceFuture::Ready(response, waiting) => match response.take() {
+                Some(r) => (r, waiting),
                 None => return Poll::Pending, // polled after completion: never resolves again
             },
             ServiceFuture::App {
                 response,
                 shutdown,
                 zero_copy,
+                waiting,
             } => match response.as_mut().poll(cx) {
                 Poll::Ready(mut r) => {
                     prepare(&mut r, shutdown, zero_copy);
-                    r
+                    (r, waiting)
                 }
                 Poll::Pending => return Poll::Pending,
             },
@@ -107,7 +118,43 @@ impl Future for ServiceFuture {
             .headers_mut()
             .entry(header::SERVER)
             .or_insert(HeaderValue::from_static(SERVER));
-        Poll::Ready(Ok(response))
+        let waiting = waiting.clone();
+        Poll::Ready(Ok(response.map(|body| Sent { body, waiting })))
+    }
+}
+
+/// A response body that, when hyper is done with it (handed over whole, or the connection
+/// failed), marks the connection as waiting for its next request head. header-timeout
+/// counts from then, or from the last byte written while hyper still flushes (see
+/// `GuardedIo`).
+pub struct Sent {
+    body: Body,
+    waiting: Waiting,
+}
+
+impl Drop for Sent {
+    fn drop(&mut self) {
+        self.waiting.set(coarse_ms().max(BUSY + 1));
+    }
+}
+
+impl http_body::Body for Sent {
+    type Data = bytes::Bytes;
+    type Error = super::BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, super::BodyError>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }
 

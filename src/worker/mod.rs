@@ -5,13 +5,14 @@ mod autoreload;
 pub(crate) mod connections;
 mod shutdown;
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use pyo3::prelude::*;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
@@ -31,7 +32,7 @@ use crate::uwsgi;
 use crate::wsgi::WsgiApp;
 use crate::{error, info, warn};
 use bytes::{Bytes, BytesMut};
-use connections::{Connections, Registered};
+use connections::{Connections, Order, Registered};
 pub use shutdown::Shutdown;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -170,6 +171,12 @@ async fn serve(
             return 1;
         }
     }
+    tokio::task::spawn_local(
+        routes
+            .connections
+            .clone()
+            .expire_slow_heads(routes.limits.header_timeout),
+    );
     if let Some(every) = autoreload {
         tokio::task::spawn_local(autoreload::watch(every));
     }
@@ -191,7 +198,7 @@ async fn serve(
     }
     let finished = async {
         let _ = tokio::time::timeout(DRAIN_WINDOW, shutdown.drained()).await;
-        shutdown.close();
+        routes.connections.close_all();
         shutdown.drained().await;
     };
     if tokio::time::timeout(mercy, finished).await.is_err() {
@@ -305,6 +312,7 @@ fn spawn_connection<S>(
             prefix,
             routes.limits.write_timeout,
             registered.activity.clone(),
+            registered.waiting.clone(),
             describe(&conn),
         );
         let service = HttpService::new(
@@ -314,18 +322,11 @@ fn spawn_connection<S>(
             conn,
             shutdown.clone(),
             io.zero_copy(),
+            registered.waiting.clone(),
         );
         // A uwsgi connection carries one request.
         let keep_alive = wire == Wire::Http;
-        serve_connection(
-            io,
-            service,
-            &routes.limits,
-            keep_alive,
-            &shutdown,
-            &registered,
-        )
-        .await;
+        serve_connection(io, service, &routes.limits, keep_alive, &registered).await;
         drop(registered);
         drop(guard);
     });
@@ -477,7 +478,6 @@ async fn serve_connection<S>(
     service: HttpService,
     limits: &Limits,
     keep_alive: bool,
-    shutdown: &Shutdown,
     registered: &Registered,
 ) where
     S: RawSocket + 'static,
@@ -488,23 +488,36 @@ async fn serve_connection<S>(
     // order, one flush per response.
     // writev(true): frames are queued as they are, never copied into one buffer, which the
     // zero-copy file bodies rely on (their frames only stand in for the file's bytes).
+    // header-timeout is not hyper's: the connection registry's sweep enforces it (see
+    // connections.rs), without a timer per request.
     builder
-        .timer(TokioTimer::new())
+        .header_read_timeout(None::<Duration>)
         .writev(true)
         // A client may shut its write side once its request is sent (nc -N, some health
         // checks): it still gets its response.
         .half_close(true)
         .keep_alive(keep_alive)
         .max_header_size(limits.head_bytes)
-        .max_headers(limits.header_fields)
-        .header_read_timeout(limits.header_timeout);
+        .max_headers(limits.header_fields);
     let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
-    tokio::select! {
-        _ = conn.as_mut() => return,
-        _ = shutdown.closing() => {}
-        _ = registered.evict.notified() => {}
+    // One check of the connection's orders per wake-up: a close (evicted at the cap, or the
+    // worker closing) lets the request in flight finish; a drop (no request head within
+    // header-timeout) closes it at once, unanswered, as hyper's own header timeout did.
+    let orders = &registered.orders;
+    let mut seen = Order::Serve;
+    loop {
+        let order = std::future::poll_fn(|cx| match conn.as_mut().poll(cx) {
+            Poll::Ready(_) => Poll::Ready(None),
+            Poll::Pending => orders.poll_above(seen, cx).map(Some),
+        })
+        .await;
+        match order {
+            None | Some(Order::Drop) => return,
+            Some(order) => {
+                seen = order;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
     }
-    conn.as_mut().graceful_shutdown();
-    let _ = conn.await;
 }

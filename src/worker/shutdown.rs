@@ -6,7 +6,8 @@
 //!    listening sockets), and every response carries `Connection: close`, so clients that keep
 //!    sending move to another worker after their current request;
 //! 2. closing: connections still open (idle keep-alive ones) are shut gracefully: idle ones
-//!    close at once, a request in flight finishes first.
+//!    close at once, a request in flight finishes first (the connection registry asks them:
+//!    `Connections::close_all`).
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -23,8 +24,6 @@ pub struct Shutdown {
 struct Inner {
     draining: Cell<bool>,
     drain_started: Notify,
-    closing: Cell<bool>,
-    close_started: Notify,
     connections: Cell<usize>,
     drained: Notify,
 }
@@ -41,14 +40,6 @@ impl Shutdown {
         }
     }
 
-    /// Phase 2: close the connections that are left (gracefully). Idempotent.
-    pub fn close(&self) {
-        self.drain();
-        if !self.inner.closing.replace(true) {
-            self.inner.close_started.notify_waiters();
-        }
-    }
-
     pub fn is_draining(&self) -> bool {
         self.inner.draining.get()
     }
@@ -57,15 +48,6 @@ impl Shutdown {
     pub async fn draining(&self) {
         let notified = self.inner.drain_started.notified();
         if self.is_draining() {
-            return;
-        }
-        notified.await;
-    }
-
-    /// Resolves once closing has begun.
-    pub async fn closing(&self) {
-        let notified = self.inner.close_started.notified();
-        if self.inner.closing.get() {
             return;
         }
         notified.await;
@@ -127,8 +109,6 @@ mod tests {
             s.drain();
             s.draining().await;
             assert!(s.is_draining());
-            s.close();
-            s.closing().await;
             drop(a);
             assert_eq!(s.connections(), 1);
             let waiter = s.drained();

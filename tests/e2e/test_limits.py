@@ -3,6 +3,7 @@
 (connections, queued requests), and request smuggling. After each, the worker keeps serving."""
 
 import json
+import re
 import socket
 import threading
 import time
@@ -105,6 +106,63 @@ def test_idle_keep_alive_connections_are_closed(dragoman):
         start = time.monotonic()
         assert s.recv(65536) == b""  # the server closes the idle connection
         assert time.monotonic() - start < 3
+
+
+def test_header_timeout_counts_only_while_waiting_for_a_head(dragoman):
+    """header-timeout runs from when a connection is ready for a request head (opened, or the
+    last byte of its last response written) until the head arrives, never while a request is
+    served: an app slower than the timeout, a response written for longer than the timeout,
+    and a client sending a request more often than the timeout all keep their connection;
+    once idle it closes after the timeout (within the sweep's quarter)."""
+    server = dragoman("rules:application", "--header-timeout", "1")
+    size = 32 * 1024 * 1024
+    with socket.create_connection((server.host, server.port), timeout=10) as s:
+        # The app takes 1.5 s: longer than the timeout.
+        s.sendall(b"GET /sleep?t=1.5 HTTP/1.1\r\nHost: x\r\n\r\n")
+        (r,) = parse_responses(read_response(s), ["GET"])
+        assert r.status == 200 and b"pid" in r.body
+        # 32 MiB read at most 64 KiB per 5 ms: the server writes for well over the timeout
+        # (its socket buffer holds a few MiB of it at the end).
+        s.sendall(f"GET /big?size={size} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        start = time.monotonic()
+        got = bytearray()
+        while b"\r\n\r\n" not in got:
+            got += s.recv(4096)
+        body = len(got) - got.index(b"\r\n\r\n") - 4
+        while body < size:
+            chunk = s.recv(65536)
+            assert chunk, f"cut off after {body} bytes, {time.monotonic() - start:.1f} s"
+            body += len(chunk)
+            time.sleep(0.005)
+        assert body == size
+        assert time.monotonic() - start > 2
+    with socket.create_connection((server.host, server.port), timeout=10) as s:
+        # A request every 0.4 s for 2.4 s: each resets the wait.
+        for _ in range(6):
+            time.sleep(0.4)
+            s.sendall(b"GET /pid HTTP/1.1\r\nHost: x\r\n\r\n")
+            (r,) = parse_responses(read_response(s), ["GET"])
+            assert r.status == 200 and r.body.isdigit()
+        # Idle: closed after the timeout, not before.
+        start = time.monotonic()
+        assert s.recv(65536) == b""
+        assert 0.8 < time.monotonic() - start < 3
+
+
+def read_response(s: socket.socket) -> bytes:
+    """One response with a Content-Length body, read whole."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        assert chunk, data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+    while len(body) < length:
+        chunk = s.recv(65536)
+        assert chunk
+        body += chunk
+    return head + b"\r\n\r\n" + body
 
 
 def test_a_stalled_chunked_body_gets_408(dragoman):
