@@ -252,6 +252,8 @@ pub fn environ(data: &[u8]) {
         scheme: "http",
         extra_environ: Vec::new(),
         remote_text: Default::default(),
+        one_request: false,
+        app_state: Default::default(),
     };
     Python::initialize();
     Python::attach(|py| {

@@ -25,7 +25,6 @@ pub const SERVER: &str = concat!("dragoman/", env!("CARGO_PKG_VERSION"));
 
 /// What a connection knows about itself, shared by the requests it carries. The addresses
 /// are `None` on a unix socket.
-#[derive(Debug, Clone)]
 pub struct ConnInfo {
     pub local: Option<SocketAddr>,
     pub peer: Option<SocketAddr>,
@@ -38,6 +37,11 @@ pub struct ConnInfo {
     /// `REMOTE_ADDR` and `REMOTE_PORT` as text, made once per connection (on first use, so
     /// after a PROXY or uwsgi preamble has set `peer`).
     pub remote_text: OnceLock<(String, String)>,
+    /// The connection carries one request (uwsgi): nothing is worth keeping for a next one.
+    pub one_request: bool,
+    /// What the application bridge keeps for the connection's later requests (the WSGI
+    /// bridge: the environ's per-connection part).
+    pub app_state: OnceLock<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 impl ConnInfo {

@@ -228,6 +228,8 @@ impl Acceptor for TcpListener {
                 scheme: "http",
                 extra_environ: Vec::new(),
                 remote_text: Default::default(),
+                one_request: false,
+                app_state: Default::default(),
             };
             (stream, conn)
         })
@@ -244,6 +246,8 @@ impl Acceptor for UnixListener {
                 scheme: "http",
                 extra_environ: Vec::new(),
                 remote_text: Default::default(),
+                one_request: false,
+                app_state: Default::default(),
             };
             (stream, conn)
         })
@@ -388,6 +392,7 @@ where
                 conn.scheme = "https";
             }
             conn.extra_environ = request.environ;
+            conn.one_request = true;
             let mut prefix = BytesMut::with_capacity(request.head.len() + rest.len());
             prefix.extend_from_slice(&request.head);
             prefix.extend_from_slice(&rest);

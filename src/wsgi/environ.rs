@@ -1,13 +1,16 @@
 //! The WSGI environ (PEP 3333), built per request from a per-worker template dict (the keys
 //! that never change) and interned key strings, so a request costs one dict copy and a few
-//! dozen `set_item`s.
+//! dozen `set_item`s. A keep-alive connection's later requests start from a per-connection
+//! copy ([`ConnEnviron`]) that already holds what its requests share (`REMOTE_*`,
+//! `SERVER_*`, the usual method and protocol), so they set little more than the path, the
+//! headers and `wsgi.input`.
 //!
 //! The string rules are pure functions, tested without Python: which header becomes which
 //! `HTTP_*` key, how repeated headers join, how `PATH_INFO` is percent-decoded.
 
 use std::borrow::Cow;
 
-use http::header::{self, HeaderName};
+use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::{Method, Version};
 use pyo3::prelude::*;
@@ -93,6 +96,17 @@ pub fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
         }
         Bound::from_owned_ptr(py, ptr).cast_into_unchecked()
     }
+}
+
+/// The environ's per-connection part, made at a connection's first request: the worker's
+/// keys, `REMOTE_*`, `wsgi.url_scheme`, and that request's method, protocol and
+/// `SERVER_NAME`/`SERVER_PORT` (with the values they came from, to tell when a later request
+/// differs). No header, query or body key: each request sets its own.
+pub struct ConnEnviron {
+    dict: Py<PyDict>,
+    method: Method,
+    version: Version,
+    host: Option<HeaderValue>,
 }
 
 /// Keys and values that are the same for every request of a worker, made once.
@@ -198,47 +212,96 @@ impl Template {
         input: Bound<'py, PyAny>,
         content_length: Option<u64>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let env = self.base.bind(py).copy()?;
-        let method = match self.methods.iter().find(|(m, _)| *m == parts.method) {
-            Some((_, m)) => m.bind(py).clone(),
-            None => PyString::new(py, parts.method.as_str()),
+        let shared = conn
+            .app_state
+            .get()
+            .and_then(|s| s.downcast_ref::<ConnEnviron>());
+        let env = match shared {
+            Some(shared) => shared.dict.bind(py).copy()?,
+            None => self.base.bind(py).copy()?,
         };
-        env.set_item(intern!(py, "REQUEST_METHOD"), method)?;
+        let host = parts.headers.get(header::HOST);
+        // Each key below is set unless the connection's copy already holds this request's
+        // value.
+        if shared.is_none_or(|s| s.method != parts.method) {
+            let method = match self.methods.iter().find(|(m, _)| *m == parts.method) {
+                Some((_, m)) => m.bind(py).clone(),
+                None => PyString::new(py, parts.method.as_str()),
+            };
+            env.set_item(intern!(py, "REQUEST_METHOD"), method)?;
+        }
 
         let uri = &parts.uri;
         let path = uri.path();
         env.set_item(intern!(py, "PATH_INFO"), latin1(py, &decode_path(path)))?;
         let query = uri.query().unwrap_or("");
-        env.set_item(
-            intern!(py, "QUERY_STRING"),
-            if query.is_empty() {
-                self.empty.bind(py).clone()
-            } else {
-                // Raw bytes above 0x7F may reach us (hyper takes them): latin-1, like every
-                // other native string of the environ, so `.encode("latin-1")` gives them back.
-                latin1(py, query.as_bytes())
-            },
-        )?;
+        if !query.is_empty() {
+            // Raw bytes above 0x7F may reach us (hyper takes them): latin-1, like every
+            // other native string of the environ, so `.encode("latin-1")` gives them back.
+            env.set_item(intern!(py, "QUERY_STRING"), latin1(py, query.as_bytes()))?;
+        } else if shared.is_none() {
+            env.set_item(intern!(py, "QUERY_STRING"), self.empty.bind(py))?;
+        }
         let request_uri = match uri.path_and_query() {
             Some(pq) if uri.scheme().is_none() => latin1(py, pq.as_str().as_bytes()),
             _ => latin1(py, uri.to_string().as_bytes()),
         };
         env.set_item(intern!(py, "REQUEST_URI"), request_uri)?;
-        let protocol = match parts.version {
-            Version::HTTP_10 => &self.http10,
-            _ => &self.http11,
-        };
-        env.set_item(intern!(py, "SERVER_PROTOCOL"), protocol.bind(py))?;
-        if conn.scheme != "http" {
+        if shared.is_none_or(|s| s.version != parts.version) {
+            let protocol = match parts.version {
+                Version::HTTP_10 => &self.http10,
+                _ => &self.http11,
+            };
+            env.set_item(intern!(py, "SERVER_PROTOCOL"), protocol.bind(py))?;
+        }
+        if shared.is_none() && conn.scheme != "http" {
             env.set_item(intern!(py, "wsgi.url_scheme"), conn.scheme)?;
         }
+        if shared.is_none_or(|s| s.host.as_ref() != host) {
+            self.set_server(py, &env, host, conn)?;
+        }
+        if shared.is_none() {
+            // A unix-socket peer has no address; the proxy in front passes X-Forwarded-For.
+            let (remote_addr, remote_port) = conn.remote_text();
+            env.set_item(intern!(py, "REMOTE_ADDR"), remote_addr)?;
+            env.set_item(intern!(py, "REMOTE_PORT"), remote_port)?;
+            if !conn.one_request {
+                // Kept before any header or body key goes in, with an empty query: a later
+                // request sets those of its own.
+                let dict = env.copy()?;
+                if !query.is_empty() {
+                    dict.set_item(intern!(py, "QUERY_STRING"), self.empty.bind(py))?;
+                }
+                let _ = conn.app_state.set(Box::new(ConnEnviron {
+                    dict: dict.unbind(),
+                    method: parts.method.clone(),
+                    version: parts.version,
+                    host: host.cloned(),
+                }));
+            }
+        }
 
-        // SERVER_NAME/PORT from the Host header, as the client addressed us; the socket's own
-        // address when there is none (HTTP/1.0).
-        let host = parts
-            .headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok());
+        self.add_headers(py, &env, parts)?;
+        if let Some(length) = content_length {
+            env.set_item(intern!(py, "CONTENT_LENGTH"), length.to_string())?;
+        }
+        for (key, value) in &conn.extra_environ {
+            env.set_item(key, value)?;
+        }
+        env.set_item(intern!(py, "wsgi.input"), input)?;
+        Ok(env)
+    }
+
+    /// `SERVER_NAME` and `SERVER_PORT` from the Host header, as the client addressed us; the
+    /// socket's own address when there is none (HTTP/1.0).
+    fn set_server(
+        &self,
+        py: Python<'_>,
+        env: &Bound<'_, PyDict>,
+        host: Option<&HeaderValue>,
+        conn: &ConnInfo,
+    ) -> PyResult<()> {
+        let host = host.and_then(|h| h.to_str().ok());
         let (server_name, server_port): (Cow<'_, str>, Cow<'_, str>) = match host.map(split_host) {
             Some((name, Some(port))) => (name.into(), port.into()),
             Some((name, None)) => (
@@ -255,20 +318,7 @@ impl Template {
         };
         env.set_item(intern!(py, "SERVER_NAME"), server_name)?;
         env.set_item(intern!(py, "SERVER_PORT"), server_port)?;
-        // A unix-socket peer has no address; the proxy in front passes X-Forwarded-For.
-        let (remote_addr, remote_port) = conn.remote_text();
-        env.set_item(intern!(py, "REMOTE_ADDR"), remote_addr)?;
-        env.set_item(intern!(py, "REMOTE_PORT"), remote_port)?;
-
-        self.add_headers(py, &env, parts)?;
-        if let Some(length) = content_length {
-            env.set_item(intern!(py, "CONTENT_LENGTH"), length.to_string())?;
-        }
-        for (key, value) in &conn.extra_environ {
-            env.set_item(key, value)?;
-        }
-        env.set_item(intern!(py, "wsgi.input"), input)?;
-        Ok(env)
+        Ok(())
     }
 
     /// Adds `HTTP_*`, `CONTENT_TYPE` and `CONTENT_LENGTH`, joining repeated header lines.

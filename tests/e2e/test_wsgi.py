@@ -63,6 +63,37 @@ def test_environ_has_every_required_key(dragoman):
     assert "CONTENT_LENGTH" not in env and "CONTENT_TYPE" not in env
 
 
+def test_each_request_of_a_keep_alive_connection_gets_its_own_environ(dragoman):
+    """Later requests on a connection start from what its first request shares (REMOTE_*,
+    SERVER_*, method, protocol), never from its headers, query or body: every environ on one
+    connection equals the environ of the same request sent alone, REMOTE_PORT aside."""
+    server = dragoman("echo:application")
+    requests = [
+        (
+            b"POST /a?x=1 HTTP/1.1\r\nHost: one.example:8080\r\nX-Foo: first\r\n"
+            b"Content-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"
+        ),
+        b"GET /b HTTP/1.1\r\nHost: two.example\r\n\r\n",
+        b"GET /c?y=2 HTTP/1.1\r\nHost: one.example:8080\r\nCookie: a=b\r\n\r\n",
+        b"PURGE /d HTTP/1.1\r\nHost: one.example:8080\r\n\r\n",
+        b"GET /e HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        b"GET /f HTTP/1.1\r\nHost: one.example:8080\r\n\r\n",
+    ]
+    together = parse_responses(raw_exchange(server.host, server.port, b"".join(requests)))
+    assert [r.status for r in together] == [200] * len(requests)
+    for request, response in zip(requests, together, strict=True):
+        shared = json.loads(response.body)
+        alone = raw_echo(server, request.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1))
+        for env in (shared, alone):
+            env.pop("REMOTE_PORT")
+            env.pop("HTTP_CONNECTION", None)
+        assert shared == alone, request
+    first, second = json.loads(together[0].body), json.loads(together[1].body)
+    assert first["HTTP_X_FOO"] == "first" and "HTTP_X_FOO" not in second
+    assert "CONTENT_TYPE" not in second and second["QUERY_STRING"] == ""
+    assert second["SERVER_NAME"] == "two.example" and second["SERVER_PORT"] == "80"
+
+
 def test_server_name_without_host_is_the_socket_address(dragoman):
     server = dragoman("echo:application")
     env = raw_echo(server, b"GET / HTTP/1.0\r\n\r\n")
