@@ -25,6 +25,12 @@ What is measured, and how:
   the measured run, divided by the requests wrk completed. Where the load generator is the
   limit (large static files), it shows what requests/s cannot: how much of its core each server
   spent per request.
+- A second load generator for the static files: after wrk, `h2load --h1` (nghttp2's, HTTP/1.1,
+  one thread, the same connections and seconds, pinned likewise) measures the same server.
+  wrk reads responses in 8 KiB pieces and, from 100 KiB up, its core is the limit before the
+  servers'; h2load reads in larger ones. Its requests/s are a column of their own (it reports
+  no percentiles), and the goal against nginx is checked with both. h2load does not reconnect,
+  so servers that close every connection (uWSGI, gunicorn's sync worker) get no h2load figure.
 - Instructions per hello-world request under callgrind (bench/callgrind.py), which do not depend
   on the machine's load; and the process-management figures (bench/master.py).
 - Goals: ratios computed from this run's numbers, each marked met or not met.
@@ -94,6 +100,7 @@ class Scenario:
     body: bytes | None = None  # what the script sends, for the response check
     expect: bytes | int | None = None  # the response body, or its length
     content_type: str | None = None
+    second_opinion: bool = False  # also measured with h2load --h1
 
     def check(self, port: int) -> str | None:
         """One request before the load: None if the response is the expected one."""
@@ -131,6 +138,9 @@ class Server:
     cwd: Path = APPS
     serves: frozenset[str] | None = None  # the scenario labels it serves; None: all of them
     pinned: bool = True
+    # Closes every connection after its response (uWSGI's --http-socket, gunicorn's sync
+    # worker): wrk reconnects, h2load does not, so h2load is not run against it.
+    one_request_per_connection: bool = False
     log: Path | None = None
     proc: subprocess.Popen | None = None
 
@@ -413,6 +423,7 @@ def static_servers(root: Path, work: Path) -> list[Server]:
                 "--die-on-term",
             ],
             port,
+            one_request_per_connection=True,
         )
     )
     port = free_port()
@@ -445,6 +456,7 @@ def static_servers(root: Path, work: Path) -> list[Server]:
             ],
             port,
             env={"STATIC_ROOT": str(root)},
+            one_request_per_connection=True,  # gunicorn's sync worker has no keep-alive
         )
     )
     return servers
@@ -473,6 +485,7 @@ def make_files(root: Path, connections: int) -> list[Scenario]:
                 f"/static/{name}",
                 connections,
                 expect=data,
+                second_opinion=True,
             )
         )
     return scenarios
@@ -489,6 +502,7 @@ class Sample:
     rss_rest: list[int] = field(default_factory=list)
     rss_after: list[int] = field(default_factory=list)
     cpu_us: list[float] = field(default_factory=list)  # server CPU per request
+    h2load_rps: list[float] = field(default_factory=list)
     errors: int = 0
     failures: list[str] = field(default_factory=list)
 
@@ -521,6 +535,21 @@ def wrk(argv: list[str]) -> tuple[float, float, float, int, int]:
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
     return rps, pct("50"), pct("99"), wrk_errors(out), requests
+
+
+def h2load(scenario: Scenario, port: int, connections: int, seconds: int, pinned: bool) -> float:
+    """requests/s from h2load over HTTP/1.1; raises if any request failed."""
+    argv = ["h2load", "--h1", "-t1", f"-c{connections}", f"-D{seconds}"]
+    argv.append(f"http://127.0.0.1:{port}{scenario.path}")
+    if pinned:
+        argv = ["taskset", "-c", LOAD_CPU, *argv]
+    out = subprocess.run(
+        argv, capture_output=True, text=True, check=True, timeout=seconds + 30
+    ).stdout
+    m = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded", out)
+    if not m or int(m.group(3)) != int(m.group(2)) or int(m.group(2)) == 0:
+        raise ValueError(f"h2load: failed requests: {m.group(0) if m else out[-300:]}")
+    return float(re.search(r"finished in [\d.]+s, ([\d.]+) req/s", out).group(1))
 
 
 def run_group(servers: list[Server], scenarios: list[Scenario], args, work: Path) -> Group:
@@ -570,11 +599,25 @@ def run_group(servers: list[Server], scenarios: list[Scenario], args, work: Path
                     sample.rss_rest.append(rest)
                     sample.rss_after.append(server.rss())
                     sample.cpu_us.append(cpu * 1e6 / max(requests, 1))
+                    if sc.second_opinion and not server.one_request_per_connection:
+                        try:
+                            sample.h2load_rps.append(
+                                h2load(sc, server.port, conns, args.seconds, server.pinned)
+                            )
+                        except (
+                            subprocess.CalledProcessError,
+                            subprocess.TimeoutExpired,
+                            ValueError,
+                        ) as exc:
+                            sample.failures.append(f"h2load: {exc.__class__.__name__}")
                     print(
                         f"round {round_ + 1}: {sc.label:12} {server.name:30} {rps:10.0f} rps  "
                         f"p50 {p50:.3f} ms  p99 {p99:.3f} ms  errors {errors:6}  "
                         f"RSS {rest / MIB:.1f} -> {sample.rss_after[-1] / MIB:.1f} MiB  "
-                        f"CPU {sample.cpu_us[-1]:.1f} us/request",
+                        f"CPU {sample.cpu_us[-1]:.1f} us/request"
+                        + (
+                            f"  h2load {sample.h2load_rps[-1]:.0f} rps" if sample.h2load_rps else ""
+                        ),
                         flush=True,
                     )
             finally:
@@ -593,29 +636,37 @@ def table(group: Group, label: str) -> list[str]:
     results = group.results[label]
     base = results.get("dragoman")
     base = statistics.median(base.rps) if base and base.rps else None
+    second = any(r.h2load_rps for r in results.values())
+    extra_head, extra_rule = (
+        (" h2load --h1 requests/s median (min-max) |", "---|") if second else ("", "")
+    )
     lines = [
         (
             "| server | requests/s median (min-max) | p50 ms | p99 ms | errors | RSS at rest MiB "
-            "| RSS after MiB | server CPU us/request | dragoman / server |"
+            f"| RSS after MiB | server CPU us/request | dragoman / server |{extra_head}"
         ),
-        "|---|---|---|---|---|---|---|---|---|",
+        f"|---|---|---|---|---|---|---|---|---|{extra_rule}",
     ]
     for name, r in results.items():
         if not r.rps:
             why = group.failed.get(name) or "; ".join(dict.fromkeys(r.failures)) or "not run"
-            lines.append(f"| {name} | {why} | | | | | | | |")
+            lines.append(f"| {name} | {why} | | | | | | | |" + (" |" if second else ""))
             continue
         med = statistics.median(r.rps)
         ratio = f"{base / med:.2f}x" if base else "n/a"
         errors = str(r.errors)
         if r.failures:  # some rounds only
             errors += f"; {len(r.failures)} round(s) failed: {'; '.join(dict.fromkeys(r.failures))}"
+        h2 = ""
+        if second:
+            h = r.h2load_rps
+            h2 = f" {statistics.median(h):,.0f} ({min(h):,.0f}-{max(h):,.0f}) |" if h else " |"
         lines.append(
             f"| {name} | {med:,.0f} ({min(r.rps):,.0f}-{max(r.rps):,.0f}) | "
             f"{ms(statistics.median(r.p50_ms))} | {ms(statistics.median(r.p99_ms))} | "
             f"{errors} | {statistics.median(r.rss_rest) / MIB:.1f} | "
             f"{statistics.median(r.rss_after) / MIB:.1f} | {statistics.median(r.cpu_us):.1f} | "
-            f"{ratio} |"
+            f"{ratio} |{h2}"
         )
     return lines
 
@@ -660,10 +711,20 @@ UWSGI_NOTE = (
 )
 
 
+H2LOAD_NOTE = (
+    "The h2load column: the same server measured with `h2load --h1` right after wrk, the "
+    "second load generator (wrk's 8 KiB reads make its core the limit from 100 KiB up). "
+    "h2load does not reconnect when a server closes the connection, so it is not run "
+    "against uWSGI or gunicorn's sync worker, which close every connection (n/a)."
+)
+
+
 def section(group: Group, scenario: Scenario, notes: list[str]) -> list[str]:
     lines = ["", f"## {scenario.title}", "", *table(group, scenario.label)]
     if any(name.startswith("uWSGI") for name in group.results[scenario.label]):
         notes = [*notes, UWSGI_NOTE]
+    if scenario.second_opinion:
+        notes = [*notes, H2LOAD_NOTE]
     for note in notes:
         lines += ["", note]
     return lines
@@ -690,8 +751,10 @@ def goals(results: dict[str, dict[str, Sample]], connections: int) -> list[str]:
             verdict = "reported (no goal)" if met is None else "met" if met else "not met"
             rows.append(f"| {goal} | {shown} | {verdict} |")
 
-    def rps_ratio(goal: str, label: str, peer: str, at_least: float | None, fmt="{:.2f}x"):
-        mine, theirs = value(label, "dragoman"), value(label, peer)
+    def rps_ratio(
+        goal: str, label: str, peer: str, at_least: float | None, fmt="{:.2f}x", attr="rps"
+    ):
+        mine, theirs = value(label, "dragoman", attr), value(label, peer, attr)
         if not (mine and theirs):
             return row(goal, None, None)
         ratio = mine / theirs
@@ -738,6 +801,15 @@ def goals(results: dict[str, dict[str, Sample]], connections: int) -> list[str]:
             label,
             "whitenoise + gunicorn",
             10.0,
+        )
+        # The nginx goal measured with the second load generator (whitenoise under gunicorn's
+        # sync worker closes every connection, which h2load cannot measure).
+        rps_ratio(
+            f"static {size} requests/s with h2load --h1, dragoman / nginx >= {at_least}",
+            label,
+            "nginx",
+            at_least,
+            attr="h2load_rps",
         )
         # Not an issue goal: where wrk is the limit, it shows which server works less.
         mine, theirs = value(label, "dragoman", "cpu_us"), value(label, "nginx", "cpu_us")
@@ -791,6 +863,9 @@ def versions() -> str:
     out.append(nginx_version.replace("nginx version: ", ""))
     wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False).stdout
     out.append(wrk_version.split("\n")[0].split(" Copyright")[0].strip())
+    if shutil.which("h2load"):
+        h2 = subprocess.run(["h2load", "--version"], capture_output=True, text=True, check=False)
+        out.append(h2.stdout.split("\n")[0].strip())
     if shutil.which("valgrind"):
         valgrind = subprocess.run(
             ["valgrind", "--version"], capture_output=True, text=True, check=False
@@ -810,6 +885,7 @@ def main() -> None:
     only = set(args.only or GROUPS)
     started = time.monotonic()
     tools = ["wrk", "nginx", "taskset"] + (["valgrind"] if "callgrind" in only else [])
+    tools += ["h2load"] if "static" in only else []
     for tool in tools:
         if not shutil.which(tool):
             sys.exit(f"{tool} is not installed (make bench installs it)")
@@ -850,7 +926,10 @@ def main() -> None:
             "servers alternating within each round. One worker process pinned to CPU "
             f"{SERVER_CPU}, wrk pinned to CPU {LOAD_CPU}, except in the 2-process table. "
             "Median (min-max) of the rounds; p50 and p99 are the medians of the rounds' "
-            "percentiles; errors are summed over the rounds."
+            "percentiles; errors are summed over the rounds. The static files are also "
+            f"measured with `h2load --h1 -t1 -c{c} -D{args.seconds} URL` right after wrk (pinned "
+            "to the same CPU): wrk reads responses in 8 KiB pieces and its core is the limit "
+            "from 100 KiB up."
         ),
         "",
         (
