@@ -311,6 +311,10 @@ fn spawn_connection<S>(
         let Some(prefix) = prefix else {
             return;
         };
+        // The preamble had a header-timeout of its own: the request head gets a fresh one.
+        registered
+            .waiting
+            .set(connections::coarse_ms().max(connections::BUSY + 1));
         let mut io = GuardedIo::new(
             stream,
             prefix,

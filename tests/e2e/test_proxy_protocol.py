@@ -7,6 +7,7 @@ import ipaddress
 import json
 import socket
 import struct
+import time
 
 import httpx
 from conftest import parse_responses, raw_exchange, run_dragoman
@@ -39,6 +40,22 @@ def test_v1_header_names_the_client_for_every_request_on_the_connection(dragoman
     for env in envs:
         assert env["REMOTE_ADDR"] == "203.0.113.7"
         assert env["REMOTE_PORT"] == "51000"
+
+
+def test_the_request_head_gets_its_own_header_timeout_after_the_proxy_header(dragoman):
+    """header-timeout covers the PROXY header, then the request head afresh: each arriving
+    within the timeout is served even when together they take longer."""
+    server = dragoman("echo:application", "--proxy-protocol", "--header-timeout", "2")
+    with socket.create_connection((server.host, server.port), timeout=10) as s:
+        time.sleep(1.4)
+        s.sendall(b"PROXY TCP4 203.0.113.7 10.0.0.1 51000 80\r\n")
+        time.sleep(1.4)
+        s.sendall(b"GET /late HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    (env,) = environ_of(data)
+    assert env["REMOTE_ADDR"] == "203.0.113.7" and env["PATH_INFO"] == "/late"
 
 
 def test_v1_tcp6_and_unknown(dragoman):
