@@ -741,6 +741,13 @@ mod tests {
         }
     }
 
+    /// Makes a cached entry old enough to be checked against the disk on its next request.
+    fn due_for_a_check(files: &StaticFiles, path: &str) {
+        if let Some(Entry::File(f)) = files.cache.borrow().entries.get(path).map(|e| &**e) {
+            f.checked.set(Instant::now() - REVALIDATE * 2);
+        }
+    }
+
     fn body(r: Response<Body>) -> Vec<u8> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
@@ -810,15 +817,7 @@ mod tests {
         )
         .unwrap();
         // Still the cached copy within the revalidation window...
-        if let Some(Entry::File(f)) = files
-            .cache
-            .borrow()
-            .entries
-            .get("/static/docs/")
-            .map(|e| &**e)
-        {
-            f.checked.set(Instant::now() - REVALIDATE * 2);
-        }
+        due_for_a_check(&files, "/static/docs/");
         // ...and the new file once the entry is checked again.
         assert_eq!(
             body(get(&files, "/static/docs/", &[]).unwrap()),
@@ -850,15 +849,7 @@ mod tests {
         // Deleted: once the entry is checked again, the request falls through to the app
         // and the descriptor is closed (the file's space is not held).
         std::fs::remove_file(dir.path().join("static/one.bin")).unwrap();
-        if let Some(Entry::File(f)) = files
-            .cache
-            .borrow()
-            .entries
-            .get("/static/one.bin")
-            .map(|e| &**e)
-        {
-            f.checked.set(Instant::now() - REVALIDATE * 2);
-        }
+        due_for_a_check(&files, "/static/one.bin");
         assert!(get(&files, "/static/one.bin", &[]).is_none());
         assert_eq!(files.descriptors.open.get(), 0);
         assert!(!files.cache.borrow().entries.contains_key("/static/one.bin"));

@@ -230,6 +230,13 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+    }
+
     /// The order a connection gets above `Serve` within `ms`, if any.
     async fn order_within(orders: &Orders, ms: u64) -> Option<Order> {
         let order = std::future::poll_fn(|cx| orders.poll_above(Order::Serve, cx));
@@ -240,11 +247,7 @@ mod tests {
 
     #[test]
     fn the_least_recently_active_goes_first() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        runtime().block_on(async {
             let conns = Connections::new(2);
             let old = conns.register();
             let new = conns.register();
@@ -271,11 +274,7 @@ mod tests {
 
     #[test]
     fn orders_only_rise_wake_the_task_and_reach_later_connections_when_closing() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        runtime().block_on(async {
             let conns = Connections::new(10);
             let a = conns.register();
             let orders = a.orders.clone();
@@ -299,11 +298,7 @@ mod tests {
 
     #[test]
     fn connections_waiting_too_long_for_a_head_expire_busy_ones_do_not() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        runtime().block_on(async {
             let conns = Connections::new(10);
             let slow = conns.register();
             let busy = conns.register();

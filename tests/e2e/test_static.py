@@ -3,6 +3,7 @@ directories, precompressed variants, caching headers, the refusal of every path 
 escape a mount, and wsgi.file_wrapper sent by Rust. Real files made here, real clients (httpx,
 curl, raw sockets for what clients would normalise)."""
 
+import contextlib
 import gzip
 import os
 import re
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -402,20 +404,9 @@ def test_a_large_file_is_opened_once_and_its_replacement_and_deletion_noticed(
     server = dragoman("rules:application", "--static-map", f"/k={d}")
     (pid,) = server.worker_pids()
     trace = tmp_path / "trace"
-    tracer = subprocess.Popen(
-        ["strace", "-f", "-qq", "-e", "trace=openat", "-o", str(trace), "-p", str(pid)]
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while not tracer_attached(pid):
-            assert time.monotonic() < deadline, "strace did not attach"
-            time.sleep(0.05)
-        with httpx.Client() as c:
-            for _ in range(5):
-                assert c.get(f"{server.url}/k/v.bin").content == first
-    finally:
-        tracer.terminate()
-        tracer.wait(10)
+    with strace(pid, "openat", trace), httpx.Client() as c:
+        for _ in range(5):
+            assert c.get(f"{server.url}/k/v.bin").content == first
     opens = [line for line in trace.read_text().splitlines() if "v.bin" in line]
     assert len(opens) == 1, opens
 
@@ -532,6 +523,23 @@ def tracer_attached(pid: int) -> bool:
     return False
 
 
+@contextlib.contextmanager
+def strace(pid: int, calls: str, out: Path) -> Iterator[None]:
+    """Traces `calls` of the worker into `out` while the block runs (attached first)."""
+    tracer = subprocess.Popen(
+        ["strace", "-f", "-qq", "-e", f"trace={calls}", "-o", str(out), "-p", str(pid)]
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not tracer_attached(pid):
+            assert time.monotonic() < deadline, "strace did not attach"
+            time.sleep(0.05)
+        yield
+    finally:
+        tracer.terminate()
+        tracer.wait(10)
+
+
 def test_large_files_go_out_with_sendfile(server, tree, tmp_path):
     """A file above the in-memory size goes from the page cache to the socket with sendfile
     (no copy through the worker's memory): strace on the worker sees the calls, and they
@@ -539,18 +547,8 @@ def test_large_files_go_out_with_sendfile(server, tree, tmp_path):
     want = (tree / "static" / "random.bin").read_bytes()
     (pid,) = server.worker_pids()
     trace = tmp_path / "trace"
-    tracer = subprocess.Popen(
-        ["strace", "-f", "-qq", "-e", "trace=sendfile", "-o", str(trace), "-p", str(pid)]
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while not tracer_attached(pid):
-            assert time.monotonic() < deadline, "strace did not attach"
-            time.sleep(0.05)
+    with strace(pid, "sendfile", trace):
         assert get(server, "/static/random.bin").content == want
-    finally:
-        tracer.terminate()
-        tracer.wait(10)
     text = trace.read_text()
     sent = [
         int(n) for n in re.findall(r"sendfile\(\d+, \d+, \[\d+\] => \[\d+\], \d+\) = (\d+)", text)
