@@ -23,7 +23,7 @@ use tokio::time::Sleep;
 use super::framing::{Found, Framing};
 use super::zerocopy::{self, ZeroCopy};
 use crate::warn;
-use crate::worker::connections::{coarse_ms, Activity, Waiting, BUSY};
+use crate::worker::connections::{coarse_ms, waiting_since, Activity, Waiting, BUSY};
 
 /// A socket the connection can also write to directly (sendmsg, sendfile), with tokio's
 /// readiness tracking.
@@ -148,7 +148,7 @@ impl<S: AsFd> GuardedIo<S> {
         let now = coarse_ms();
         self.activity.set(now);
         if self.waiting.get() != BUSY {
-            self.waiting.set(now.max(BUSY + 1));
+            self.waiting.set(waiting_since(now));
         }
     }
 }

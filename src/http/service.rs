@@ -15,7 +15,7 @@ use super::zerocopy::ZeroCopy;
 use super::{error_response, App, Body, ConnInfo, LocalFuture, SERVER};
 use crate::config::Limits;
 use crate::statics::{Outcome, StaticFiles};
-use crate::worker::connections::{coarse_ms, Waiting, BUSY};
+use crate::worker::connections::{coarse_ms, waiting_since, Waiting, BUSY};
 use crate::worker::Shutdown;
 
 /// Serves the requests of one connection: static files first, then the application.
@@ -134,7 +134,7 @@ pub struct Sent {
 
 impl Drop for Sent {
     fn drop(&mut self) {
-        self.waiting.set(coarse_ms().max(BUSY + 1));
+        self.waiting.set(waiting_since(coarse_ms()));
     }
 }
 

@@ -43,6 +43,12 @@ pub type Waiting = Rc<Cell<u64>>;
 /// The [`Waiting`] mark of a connection serving a request.
 pub const BUSY: u64 = 0;
 
+/// The [`Waiting`] mark of a connection that starts waiting for a request head at `now_ms`
+/// ([`coarse_ms`]): never [`BUSY`].
+pub fn waiting_since(now_ms: u64) -> u64 {
+    now_ms.max(BUSY + 1)
+}
+
 /// What the worker asks of a connection; a later order only ever raises it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Order {
@@ -176,7 +182,7 @@ impl Connections {
         self.next.set(id + 1);
         let now = coarse_ms();
         let activity = Rc::new(Cell::new(now));
-        let waiting = Rc::new(Cell::new(now.max(BUSY + 1)));
+        let waiting = Rc::new(Cell::new(waiting_since(now)));
         let orders = Rc::new(Orders::default());
         if self.closing.get() {
             orders.give(Order::Close);
@@ -303,7 +309,8 @@ mod tests {
             let slow = conns.register();
             let busy = conns.register();
             let fresh = conns.register();
-            slow.waiting.set(coarse_ms().saturating_sub(5_000).max(1));
+            slow.waiting
+                .set(waiting_since(coarse_ms().saturating_sub(5_000)));
             busy.waiting.set(BUSY);
             let sweep = tokio::task::LocalSet::new();
             sweep.spawn_local(conns.clone().expire_slow_heads(Duration::from_secs(2)));
@@ -313,7 +320,8 @@ mod tests {
                     assert_eq!(order_within(&busy.orders, 100).await, None);
                     assert_eq!(order_within(&fresh.orders, 100).await, None);
                     // Waiting since long ago now: the next sweeps (every 500 ms) expire it.
-                    busy.waiting.set(coarse_ms().saturating_sub(3_000).max(1));
+                    busy.waiting
+                        .set(waiting_since(coarse_ms().saturating_sub(3_000)));
                     assert_eq!(order_within(&busy.orders, 2000).await, Some(Order::Drop));
                 })
                 .await;

@@ -314,7 +314,7 @@ fn spawn_connection<S>(
         // The preamble had a header-timeout of its own: the request head gets a fresh one.
         registered
             .waiting
-            .set(connections::coarse_ms().max(connections::BUSY + 1));
+            .set(connections::waiting_since(connections::coarse_ms()));
         let mut io = GuardedIo::new(
             stream,
             prefix,
