@@ -257,8 +257,13 @@ impl Template {
         if shared.is_none() && conn.scheme != "http" {
             env.set_item(intern!(py, "wsgi.url_scheme"), conn.scheme)?;
         }
-        if shared.is_none_or(|s| s.host.as_ref() != host) {
+        // The Host header's value is in the per-connection copy while it stays the same.
+        let host_shared = shared.is_some_and(|s| s.host.as_ref() == host);
+        if !host_shared {
             self.set_server(py, &env, host, conn)?;
+            if shared.is_some_and(|s| s.host.is_some()) && host.is_none() {
+                env.del_item(intern!(py, "HTTP_HOST"))?;
+            }
         }
         if shared.is_none() {
             // A unix-socket peer has no address; the proxy in front passes X-Forwarded-For.
@@ -272,6 +277,12 @@ impl Template {
                 if !query.is_empty() {
                     dict.set_item(intern!(py, "QUERY_STRING"), self.empty.bind(py))?;
                 }
+                // Keys every later request sets go in now (values replaced each time), so
+                // filling the copy replaces entries instead of inserting and resizing.
+                if let Some(host) = host {
+                    dict.set_item(intern!(py, "HTTP_HOST"), latin1(py, host.as_bytes()))?;
+                }
+                dict.set_item(intern!(py, "wsgi.input"), py.None())?;
                 let _ = conn.app_state.set(Box::new(ConnEnviron {
                     dict: dict.unbind(),
                     method: parts.method.clone(),
@@ -281,7 +292,7 @@ impl Template {
             }
         }
 
-        self.add_headers(py, &env, parts)?;
+        self.add_headers(py, &env, parts, host_shared)?;
         if let Some(length) = content_length {
             env.set_item(intern!(py, "CONTENT_LENGTH"), length.to_string())?;
         }
@@ -322,7 +333,15 @@ impl Template {
     }
 
     /// Adds `HTTP_*`, `CONTENT_TYPE` and `CONTENT_LENGTH`, joining repeated header lines.
-    fn add_headers(&self, py: Python<'_>, env: &Bound<'_, PyDict>, parts: &Parts) -> PyResult<()> {
+    /// Sets an `HTTP_*` key per header. `host_shared`: the environ already holds this
+    /// request's single Host header as `HTTP_HOST`.
+    fn add_headers(
+        &self,
+        py: Python<'_>,
+        env: &Bound<'_, PyDict>,
+        parts: &Parts,
+        host_shared: bool,
+    ) -> PyResult<()> {
         for name in parts.headers.keys() {
             if name == header::TRANSFER_ENCODING {
                 continue; // the body is de-chunked; CONTENT_LENGTH describes what the app reads
@@ -337,6 +356,7 @@ impl Template {
             let mut values = parts.headers.get_all(name).iter();
             let first = values.next().map(|v| v.as_bytes()).unwrap_or_default();
             let value = match values.next() {
+                None if host_shared && name == header::HOST => continue,
                 None => latin1(py, first),
                 Some(second) => {
                     let sep = join_separator(name);

@@ -129,16 +129,31 @@ impl Source {
 #[pyclass(frozen, module = "dragoman", name = "InputStream")]
 pub struct InputStream {
     source: Mutex<Source>,
+    /// The stream shared by every request without a body: it reads as empty without taking
+    /// the lock, so threads reading it at once never collide.
+    shared_empty: bool,
 }
 
 impl InputStream {
     pub fn new(source: Source) -> Self {
         InputStream {
             source: Mutex::new(source),
+            shared_empty: false,
+        }
+    }
+
+    /// The one empty stream a worker gives every request that has no body.
+    pub fn empty() -> Self {
+        InputStream {
+            source: Mutex::new(Source::Empty),
+            shared_empty: true,
         }
     }
 
     fn with_source<T>(&self, f: impl FnOnce(&mut Source) -> PyResult<T>) -> PyResult<T> {
+        if self.shared_empty {
+            return f(&mut Source::Empty);
+        }
         match self.source.try_lock() {
             Ok(mut source) => f(&mut source),
             Err(TryLockError::WouldBlock) => Err(PyRuntimeError::new_err(

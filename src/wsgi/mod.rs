@@ -55,6 +55,8 @@ struct Core {
     /// `mysite.wsgi:application`, for log lines.
     name: Arc<str>,
     stats: Arc<RequestStats>,
+    /// The `wsgi.input` of every request without a body: it holds no state, so one serves all.
+    empty_input: Py<InputStream>,
 }
 
 /// A loaded WSGI application, ready to serve requests.
@@ -98,12 +100,17 @@ impl WsgiApp {
                 error!("cannot build the WSGI environ: {err}");
                 LoadFailed
             })?;
+        let empty_input = Py::new(py, InputStream::empty()).map_err(|err| {
+            error!("cannot build the WSGI environ: {err}");
+            LoadFailed
+        })?;
         Ok(WsgiApp {
             core: Arc::new(Core {
                 app,
                 template,
                 name,
                 stats,
+                empty_input,
             }),
             slots: Arc::new(Semaphore::new(config.threads)),
             waiting: std::cell::Cell::new(0),
@@ -403,7 +410,10 @@ fn begin(
 ) -> Result<Outcome, (Failure, bool)> {
     let raised = |e| (Failure::Raised(e), false);
     let start_response = Bound::new(py, StartResponse::new(sink)).map_err(raised)?;
-    let input = Bound::new(py, InputStream::new(req.source)).map_err(raised)?;
+    let input = match req.source {
+        Source::Empty => core.empty_input.bind(py).clone(),
+        source => Bound::new(py, InputStream::new(source)).map_err(raised)?,
+    };
     let environ = core
         .template
         .build(
