@@ -13,7 +13,7 @@ use hyper::ext::ReasonPhrase;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
 use super::response::Sink;
 
@@ -55,8 +55,15 @@ pub fn parse_status(status: &str) -> Result<(StatusCode, Option<ReasonPhrase>), 
         .ok()
         .filter(|c| (200..=599).contains(&c.as_u16()))
         .ok_or_else(|| format!("the status code must be between 200 and 599; got {status:?}"))?;
-    let reason = status[4..].trim();
-    let reason = if code.canonical_reason() == Some(reason) {
+    // The usual status ("200 OK") matches as given; only others are trimmed first.
+    let canonical = code.canonical_reason();
+    let reason = &status[4..];
+    let reason = if canonical == Some(reason) {
+        reason
+    } else {
+        reason.trim()
+    };
+    let reason = if canonical == Some(reason) {
         None
     } else {
         Some(
@@ -105,34 +112,58 @@ fn latin1_bytes(text: &str) -> Option<std::borrow::Cow<'_, [u8]>> {
 }
 
 /// Builds the head from a checked status and header list.
+#[cfg(test)]
 pub fn build_head<S: AsRef<str>>(status: &str, headers: &[(S, S)]) -> Result<Head, String> {
-    let (status, reason) = parse_status(status)?;
-    let mut map = HeaderMap::with_capacity(headers.len());
-    let mut content_length = None;
+    let mut head = HeadBuilder::new(status, headers.len())?;
     for (name, value) in headers {
-        let (name, value) = parse_header(name.as_ref(), value.as_ref())?;
+        head.add(name.as_ref(), value.as_ref())?;
+    }
+    Ok(head.finish())
+}
+
+/// A head built one checked header at a time, straight from the application's list.
+pub struct HeadBuilder {
+    head: Head,
+}
+
+impl HeadBuilder {
+    pub fn new(status: &str, headers: usize) -> Result<HeadBuilder, String> {
+        let (status, reason) = parse_status(status)?;
+        Ok(HeadBuilder {
+            head: Head {
+                status,
+                reason,
+                // Room for the Server header the service adds, so the map never regrows.
+                headers: HeaderMap::with_capacity(headers + 1),
+                content_length: None,
+            },
+        })
+    }
+
+    pub fn add(&mut self, name: &str, value: &str) -> Result<(), String> {
+        let (name, value) = parse_header(name, value)?;
+        let head = &mut self.head;
         if name == CONTENT_LENGTH {
             let n = value
                 .to_str()
                 .ok()
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .ok_or_else(|| format!("Content-Length must be a whole number; got {value:?}"))?;
-            if content_length.is_some_and(|c| c != n) {
+            if head.content_length.is_some_and(|c| c != n) {
                 return Err("two different Content-Length headers".into());
             }
-            content_length = Some(n);
-            if map.contains_key(CONTENT_LENGTH) {
-                continue;
+            head.content_length = Some(n);
+            if head.headers.contains_key(CONTENT_LENGTH) {
+                return Ok(());
             }
         }
-        map.append(name, value);
+        head.headers.append(name, value);
+        Ok(())
     }
-    Ok(Head {
-        status,
-        reason,
-        headers: map,
-        content_length,
-    })
+
+    pub fn finish(self) -> Head {
+        self.head
+    }
 }
 
 /// Where start_response is in its life.
@@ -206,55 +237,66 @@ impl StartResponse {
     }
 }
 
-/// Reads the `headers` argument: a list (or tuple) of (name, value) pairs of `str`.
-/// A header's name and value as the application gave them.
-type HeaderPair<'py> = (Bound<'py, PyString>, Bound<'py, PyString>);
-
-/// The (name, value) pairs of the headers list, borrowed from the Python strings.
-fn extract_headers<'py>(headers: &Bound<'py, PyAny>) -> Result<Vec<HeaderPair<'py>>, String> {
-    if !(headers.is_instance_of::<pyo3::types::PyList>() || headers.is_instance_of::<PyTuple>()) {
-        return Err(format!(
+/// Builds the head from the application's status and `headers` argument: a list (or tuple)
+/// of (name, value) tuples of `str`, checked and converted one at a time.
+fn head_from_python(
+    status: &Bound<'_, PyString>,
+    headers: &Bound<'_, PyAny>,
+) -> Result<Head, String> {
+    let status = status
+        .to_str()
+        .map_err(|_| "the status is not valid text".to_string())?;
+    if let Ok(list) = headers.cast::<PyList>() {
+        let mut head = HeadBuilder::new(status, list.len())?;
+        for item in list.iter() {
+            add_header(&mut head, &item)?;
+        }
+        Ok(head.finish())
+    } else if let Ok(tuple) = headers.cast::<PyTuple>() {
+        let mut head = HeadBuilder::new(status, tuple.len())?;
+        for item in tuple.iter() {
+            add_header(&mut head, &item)?;
+        }
+        Ok(head.finish())
+    } else {
+        Err(format!(
             "the headers must be a list of (name, value) tuples; got {}",
             type_name(headers)
-        ));
+        ))
     }
-    let mut out = Vec::new();
-    let iter = headers.try_iter().map_err(|e| e.to_string())?;
-    for item in iter {
-        let item = item.map_err(|e| e.to_string())?;
-        let pair = item
-            .extract::<(Bound<'_, PyAny>, Bound<'_, PyAny>)>()
-            .map_err(|_| {
-                format!(
-                    "each header must be a (name, value) tuple; got {}",
-                    short_repr(&item)
-                )
-            })?;
-        let text = |o: Bound<'py, PyAny>, what: &str| -> Result<Bound<'py, PyString>, String> {
-            o.cast_into::<PyString>().map_err(|e| {
-                let o = e.into_inner();
-                format!(
-                    "header {what}s must be str, not {}: {}",
-                    type_name(&o),
-                    short_repr(&o)
-                )
-            })
-        };
-        out.push((text(pair.0, "name")?, text(pair.1, "value")?));
-    }
-    Ok(out)
 }
 
-/// The text of the header strings, or the rule a string broke.
-fn header_texts<'a>(pairs: &'a [HeaderPair<'_>]) -> Result<Vec<(&'a str, &'a str)>, String> {
-    let text = |s: &'a Bound<'_, PyString>, what: &str| {
-        s.to_str()
-            .map_err(|_| format!("header {what} {} is not valid text", short_repr(s.as_any())))
+/// Checks one item of the headers list, a (name, value) tuple of `str`, and adds it.
+fn add_header(head: &mut HeadBuilder, item: &Bound<'_, PyAny>) -> Result<(), String> {
+    let pair = item
+        .cast::<PyTuple>()
+        .ok()
+        .filter(|t| t.len() == 2)
+        .ok_or_else(|| {
+            format!(
+                "each header must be a (name, value) tuple; got {}",
+                short_repr(item)
+            )
+        })?;
+    let text = |index: usize, what: &str| -> Result<Bound<'_, PyString>, String> {
+        let o = pair.get_item(index).map_err(|e| e.to_string())?;
+        o.cast_into::<PyString>().map_err(|e| {
+            let o = e.into_inner();
+            format!(
+                "header {what}s must be str, not {}: {}",
+                type_name(&o),
+                short_repr(&o)
+            )
+        })
     };
-    pairs
-        .iter()
-        .map(|(name, value)| Ok((text(name, "name")?, text(value, "value")?)))
-        .collect()
+    let (name, value) = (text(0, "name")?, text(1, "value")?);
+    head.add(utf8(&name, "name")?, utf8(&value, "value")?)
+}
+
+/// The text of a header string, or the rule it broke.
+fn utf8<'a>(s: &'a Bound<'_, PyString>, what: &str) -> Result<&'a str, String> {
+    s.to_str()
+        .map_err(|_| format!("header {what} {} is not valid text", short_repr(s.as_any())))
 }
 
 fn type_name(o: &Bound<'_, PyAny>) -> String {
@@ -324,13 +366,7 @@ impl StartResponse {
             let rule = format!("the status must be str, not {}", type_name(status));
             this.broken(rule, PyTypeError::new_err)
         })?;
-        let head = extract_headers(headers)
-            .and_then(|pairs| {
-                let status = status
-                    .to_str()
-                    .map_err(|_| "the status is not valid text".to_string())?;
-                build_head(status, &header_texts(&pairs)?)
-            })
+        let head = head_from_python(status, headers)
             .map_err(|rule| this.broken(rule, PyValueError::new_err))?;
         {
             let mut state = this.state();
