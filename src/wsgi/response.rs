@@ -91,7 +91,8 @@ pub struct Iteration {
 }
 
 enum Kind {
-    /// A list or tuple: indexed directly, no iterator object.
+    /// A list or tuple that iterates as the built-in one does: indexed directly, no iterator
+    /// object. (A subclass with its own `__iter__` is iterated.)
     Sequence {
         items: Py<PyAny>,
         index: usize,
@@ -101,15 +102,40 @@ enum Kind {
     Done,
 }
 
+/// Whether a list or tuple iterates as the built-in type does: it is one, or its subclass
+/// keeps the built-in `__iter__`.
+fn builtin_iter<T: pyo3::PyTypeInfo>(sequence: &Bound<'_, PyAny>) -> bool {
+    let py = sequence.py();
+    if sequence.is_exact_instance_of::<T>() {
+        return true;
+    }
+    let iter = intern!(py, "__iter__");
+    match (
+        sequence.get_type().getattr(iter),
+        T::type_object(py).getattr(iter),
+    ) {
+        (Ok(own), Ok(builtin)) => own.is(&builtin),
+        _ => false,
+    }
+}
+
 impl Iteration {
     fn new(returned: Bound<'_, PyAny>) -> Result<Iteration, Failure> {
-        let kind = if let Ok(list) = returned.cast::<PyList>() {
+        let kind = if let Some(list) = returned
+            .cast::<PyList>()
+            .ok()
+            .filter(|_| builtin_iter::<PyList>(&returned))
+        {
             Kind::Sequence {
                 len: list.len(),
                 items: list.clone().into_any().unbind(),
                 index: 0,
             }
-        } else if let Ok(tuple) = returned.cast::<PyTuple>() {
+        } else if let Some(tuple) = returned
+            .cast::<PyTuple>()
+            .ok()
+            .filter(|_| builtin_iter::<PyTuple>(&returned))
+        {
             Kind::Sequence {
                 len: tuple.len(),
                 items: tuple.clone().into_any().unbind(),
@@ -159,7 +185,14 @@ impl Iteration {
                     self.kind = Kind::Done;
                     return Ok(None);
                 }
-                let item = items.bind(py).get_item(*index).map_err(Failure::Raised)?;
+                let items = items.bind(py);
+                let item = match items.cast::<PyList>() {
+                    Ok(list) => list.get_item(*index),
+                    Err(_) => items
+                        .cast::<PyTuple>()
+                        .map_or_else(|_| items.get_item(*index), |tuple| tuple.get_item(*index)),
+                }
+                .map_err(Failure::Raised)?;
                 *index += 1;
                 item
             }
@@ -274,7 +307,11 @@ pub fn start(
             return Err(Failure::Rule(rule));
         }
     };
-    prefix.append(&mut chunks);
+    if prefix.is_empty() {
+        prefix = chunks;
+    } else {
+        prefix.append(&mut chunks);
+    }
     // The declared length is already here (Django's HttpResponse: one chunk, Content-Length
     // set): the iteration must be over, which makes this a complete response.
     let declared = head.as_ref().and_then(|h| h.content_length);

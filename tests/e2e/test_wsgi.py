@@ -346,6 +346,15 @@ def test_a_close_that_raises(dragoman, threads):
     assert httpx.get(f"{server.url}/pid").text == pid
 
 
+@pytest.mark.parametrize("threads", [1, 4])
+def test_a_list_or_tuple_subclass_with_its_own_iter_is_iterated(dragoman, threads):
+    # PEP 3333: the server iterates the returned object; a subclass's __iter__ decides what
+    # goes out, not the items the sequence stores.
+    server = dragoman("rules:application", "--threads", str(threads))
+    for kind in ("list", "tuple"):
+        assert httpx.get(f"{server.url}/own-iter-{kind}").text == "from __iter__"
+
+
 def closed_count(server) -> int:
     return int(httpx.get(f"{server.url}/closed").text)
 

@@ -119,9 +119,9 @@ def application(environ, start_response):
     if path == "/closeable":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return Closeable([b"a", b"b", b"c"])
-    if path in ("/close-raises", "/close-raises-list"):
+    if path == "/close-raises":
 
-        class Raising(list if path.endswith("list") else object):
+        class Raising:
             def __iter__(self):
                 return iter([b"body ", b"bytes"])
 
@@ -130,6 +130,23 @@ def application(environ, start_response):
 
         start_response("200 OK", [("Content-Type", "text/plain")])
         return Raising()
+    if path == "/close-raises-list":
+
+        class RaisingList(list):  # keeps list's iteration: the whole body is in memory
+            def close(self):
+                raise RuntimeError("deliberate failure in close()")
+
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return RaisingList([b"body ", b"bytes"])
+    if path in ("/own-iter-list", "/own-iter-tuple"):
+        base = list if path.endswith("list") else tuple
+
+        class OwnIter(base):  # what the server iterates is not what the sequence stores
+            def __iter__(self):
+                return iter([b"from ", b"__iter__"])
+
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return OwnIter([b"stored"])
     if path == "/closed":
         return respond(start_response, str(CLOSED["count"]).encode())
     if path == "/endless":
