@@ -9,6 +9,7 @@
 //! `HTTP_*` key, how repeated headers join, how `PATH_INFO` is percent-decoded.
 
 use std::borrow::Cow;
+use std::sync::Mutex;
 
 use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
@@ -17,6 +18,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 use pyo3::{ffi, intern};
 
+use super::start_response::Responder;
 use crate::http::ConnInfo;
 
 /// The environ key a request header goes under: `HTTP_` + upper-cased name with `-` as `_`;
@@ -107,6 +109,8 @@ pub struct ConnEnviron {
     method: Method,
     version: Version,
     host: Option<HeaderValue>,
+    /// The last request's start_response and write(), for the next request to reuse.
+    pub responder: Mutex<Option<Responder>>,
 }
 
 /// Keys and values that are the same for every request of a worker, made once.
@@ -288,6 +292,7 @@ impl Template {
                     method: parts.method.clone(),
                     version: parts.version,
                     host: host.cloned(),
+                    responder: Mutex::new(None),
                 }));
             }
         }

@@ -33,11 +33,11 @@ use crate::config::{Config, Limits};
 use crate::http::{error_response, App, Body, ConnInfo, LocalFuture};
 use crate::scoreboard::RequestStats;
 use crate::{error, interp, log};
-use environ::Template;
+use environ::{ConnEnviron, Template};
 use input::{InputStream, Source};
 use pool::Pool;
 use response::{ChannelBody, Failure, InlineBody, Msg, Outcome, RequestLabel, Sink};
-use start_response::StartResponse;
+use start_response::Responder;
 pub use streams::{ErrorStream, FileWrapper};
 
 /// Bodies up to this size are read before the app is called (inline mode), so the app's
@@ -409,7 +409,6 @@ fn begin(
     sink: Option<Sink>,
 ) -> Result<Outcome, (Failure, bool)> {
     let raised = |e| (Failure::Raised(e), false);
-    let start_response = Bound::new(py, StartResponse::new(sink)).map_err(raised)?;
     let input = match req.source {
         Source::Empty => core.empty_input.bind(py).clone(),
         source => Bound::new(py, InputStream::new(source)).map_err(raised)?,
@@ -424,9 +423,27 @@ fn begin(
             req.content_length,
         )
         .map_err(raised)?;
+    // A keep-alive connection's previous start_response, when nothing else holds it.
+    let kept = req
+        .conn
+        .app_state
+        .get()
+        .and_then(|s| s.downcast_ref::<ConnEnviron>())
+        .filter(|_| sink.is_none());
+    let previous = kept.and_then(|k| k.responder.lock().ok()?.take());
+    let responder = match previous.and_then(|r| r.reuse(py)) {
+        Some(responder) => responder,
+        None => Responder::new(py, sink).map_err(raised)?,
+    };
+    let start_response = responder.start(py);
     let head_only = req.parts.method == Method::HEAD;
-    response::start(py, core.app.bind(py), environ, &start_response, head_only)
-        .map_err(|failure| (failure, start_response.get().delivered()))
+    let outcome = response::start(py, core.app.bind(py), environ, start_response, head_only)
+        .map_err(|failure| (failure, start_response.get().delivered()));
+    responder.finish(py);
+    if let Some(mut slot) = kept.and_then(|k| k.responder.lock().ok()) {
+        *slot = Some(responder);
+    }
+    outcome
 }
 
 /// Runs the application on the event-loop thread (threads = 1) and builds the response.

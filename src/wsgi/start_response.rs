@@ -180,6 +180,9 @@ struct State {
     delivered: bool,
     /// Bytes passed to write() that wait for the head (inline mode).
     written: Vec<Bytes>,
+    /// The write() callable start_response returns, lent by the [`Responder`] while its
+    /// request is in the application (a cycle it breaks when the request is done).
+    write: Option<Py<PyAny>>,
 }
 
 /// The `start_response` callable of one request.
@@ -237,6 +240,64 @@ impl StartResponse {
     }
 }
 
+/// A request's start_response and the write() it returns. The bound method costs an object
+/// per call to make, so the pair is made once and, on a keep-alive connection in inline
+/// mode, reused by the next request while nothing else holds either object (reference counts:
+/// the pair's own, and write's `__self__`): no one can tell it from a new pair then.
+pub struct Responder {
+    start: Py<StartResponse>,
+    write: Py<PyAny>,
+}
+
+impl Responder {
+    pub fn new(py: Python<'_>, sink: Option<Sink>) -> PyResult<Responder> {
+        let start = Bound::new(py, StartResponse::new(sink))?;
+        let write = start.getattr(intern!(py, "write"))?.unbind();
+        start.get().state().write = Some(write.clone_ref(py));
+        Ok(Responder {
+            start: start.unbind(),
+            write,
+        })
+    }
+
+    pub fn start<'py>(&self, py: Python<'py>) -> &Bound<'py, StartResponse> {
+        self.start.bind(py)
+    }
+
+    /// The request is done with them: start_response no longer holds its write().
+    pub fn finish(&self, py: Python<'_>) {
+        let lent = self.start.bind(py).get().state().write.take();
+        drop(lent);
+    }
+
+    /// The pair, fresh for another request, if nothing but this holds it.
+    pub fn reuse(self, py: Python<'_>) -> Option<Responder> {
+        if !counts_are_exact(py) {
+            return None;
+        }
+        // SAFETY: both pointers are live objects this pair owns a reference to, and the GIL
+        // (py) is held, so the counts are stable while they are read.
+        let (start_refs, write_refs) = unsafe {
+            (
+                pyo3::ffi::Py_REFCNT(self.start.as_ptr()),
+                pyo3::ffi::Py_REFCNT(self.write.as_ptr()),
+            )
+        };
+        if start_refs != 2 || write_refs != 1 {
+            return None;
+        }
+        let this = self.start.bind(py).get();
+        if this.sink.is_some() {
+            return None;
+        }
+        *this.state() = State {
+            write: Some(self.write.clone_ref(py)),
+            ..State::default()
+        };
+        Some(self)
+    }
+}
+
 /// Builds the head from the application's status and `headers` argument: a list (or tuple)
 /// of (name, value) tuples of `str`, checked and converted one at a time.
 fn head_from_python(
@@ -291,6 +352,20 @@ fn add_header(head: &mut HeadBuilder, item: &Bound<'_, PyAny>) -> Result<(), Str
     };
     let (name, value) = (text(0, "name")?, text(1, "value")?);
     head.add(utf8(&name, "name")?, utf8(&value, "value")?)
+}
+
+/// Whether an object's reference count shows every holder. Not on free-threaded CPython,
+/// where other threads' references may not have reached the count yet (nor if that cannot
+/// be told).
+fn counts_are_exact(py: Python<'_>) -> bool {
+    static EXACT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *EXACT.get_or_init(|| {
+        let free_threaded = py
+            .import("sysconfig")
+            .and_then(|m| m.call_method1("get_config_var", ("Py_GIL_DISABLED",)))
+            .and_then(|v| v.is_truthy());
+        matches!(free_threaded, Ok(false))
+    })
 }
 
 /// The text of a header string, or the rule it broke.
@@ -377,7 +452,11 @@ impl StartResponse {
                 state.violation = None;
             }
         }
-        slf.getattr(intern!(slf.py(), "write"))
+        let lent = this.state().write.as_ref().map(|w| w.clone_ref(slf.py()));
+        match lent {
+            Some(write) => Ok(write.into_bound(slf.py())),
+            None => slf.getattr(intern!(slf.py(), "write")),
+        }
     }
 
     /// The legacy imperative `write(data)`.

@@ -355,6 +355,27 @@ def test_a_list_or_tuple_subclass_with_its_own_iter_is_iterated(dragoman, thread
         assert httpx.get(f"{server.url}/own-iter-{kind}").text == "from __iter__"
 
 
+def test_start_response_state_never_leaks_into_the_next_request_of_a_connection(dragoman):
+    """One connection, requests that leave start_response in every state: each next request
+    starts afresh, and a start_response or write() kept past its request stays that
+    request's (the server reuses the pair only while nothing else holds it)."""
+    server = dragoman("rules:application")
+    paths = ["/twice-swallowed", "/write", "/pid", "/exc-info-before", "/keep", "/kept", "/pid"]
+    requests = b"".join(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % p.encode() for p in paths)
+    responses = parse_responses(raw_exchange(server.host, server.port, requests))
+    got = [(r.status, r.body) for r in responses]
+    pid = got[2][1]
+    assert got == [
+        (500, b"500 Internal Server Error\n"),
+        (200, b"written then returned"),
+        (200, pid),
+        (503, b"replaced"),
+        (200, b"kept"),
+        (200, b"same=False late=refused"),
+        (200, pid),
+    ]
+
+
 def closed_count(server) -> int:
     return int(httpx.get(f"{server.url}/closed").text)
 

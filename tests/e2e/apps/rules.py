@@ -7,6 +7,7 @@ import time
 from urllib.parse import parse_qs
 
 CLOSED = {"count": 0}
+KEPT = {}
 
 
 def respond(start_response, body, status="200 OK", headers=()):
@@ -241,6 +242,21 @@ def application(environ, start_response):
         return respond(start_response, os.environ.get(query["key"], "<unset>").encode())
     if path == "/pid":
         return respond(start_response, str(os.getpid()).encode())
+    if path == "/keep":
+        # Holds on to this request's start_response and write() past the request.
+        KEPT["start_response"] = start_response
+        KEPT["write"] = start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"kept"]
+    if path == "/kept":
+        kept, kept_write = KEPT.pop("start_response"), KEPT.pop("write")
+        same = kept is start_response
+        kept_write(b"late bytes")  # the old request's write(): must not reach this response
+        try:
+            kept("200 OK", [])  # the old request's: it was already called
+            late = "accepted"
+        except RuntimeError:
+            late = "refused"
+        return respond(start_response, f"same={same} late={late}".encode())
     if path == "/big":
         size = int(query.get("size", "1048576"))
         return respond(start_response, b"z" * size)
