@@ -103,7 +103,9 @@ pub fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
 /// The environ's per-connection part, made at a connection's first request: the worker's
 /// keys, `REMOTE_*`, `wsgi.url_scheme`, and that request's method, protocol and
 /// `SERVER_NAME`/`SERVER_PORT` (with the values they came from, to tell when a later request
-/// differs). No header, query or body key: each request sets its own.
+/// differs), and `HTTP_HOST` while the Host header stays the same. No other header, query or
+/// body key: each request sets its own (the path, `REQUEST_URI` and `wsgi.input` are there,
+/// to be replaced, so filling a copy replaces entries instead of growing the dict).
 pub struct ConnEnviron {
     dict: Py<PyDict>,
     method: Method,
