@@ -61,11 +61,16 @@ pub type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 /// An application bridge: turns a request into a response. Implemented by the WSGI bridge;
 /// the ASGI bridge will sit beside it.
 pub trait App {
-    fn call(
-        self: Rc<Self>,
-        req: Request<Incoming>,
-        conn: Arc<ConnInfo>,
-    ) -> LocalFuture<Response<Body>>;
+    fn call(self: Rc<Self>, req: Request<Incoming>, conn: Arc<ConnInfo>) -> Answer;
+}
+
+/// What an application bridge gives for a request.
+pub enum Answer {
+    /// The response, made during the call: nothing had to be waited for (the usual request
+    /// without a body, served on the event-loop thread), so no future was boxed.
+    Now(Response<Body>),
+    /// A response still to come: a body to read first, or an app thread to wait for.
+    Later(LocalFuture<Response<Body>>),
 }
 
 /// A short plain-text response for errors the server answers itself (400, 500, ...). `close`

@@ -12,7 +12,7 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 
 use super::zerocopy::ZeroCopy;
-use super::{error_response, App, Body, ConnInfo, LocalFuture, SERVER};
+use super::{error_response, Answer, App, Body, ConnInfo, LocalFuture, SERVER};
 use crate::config::Limits;
 use crate::statics::{Outcome, StaticFiles};
 use crate::worker::connections::{coarse_ms, waiting_since, Waiting, BUSY};
@@ -71,16 +71,23 @@ impl hyper::service::Service<Request<Incoming>> for HttpService {
                 return ServiceFuture::Ready(Some(response), waiting);
             }
         }
-        ServiceFuture::App {
-            response: self.app.clone().call(req, self.conn.clone()),
-            shutdown: self.shutdown.clone(),
-            zero_copy: self.zero_copy.clone(),
-            waiting,
+        match self.app.clone().call(req, self.conn.clone()) {
+            Answer::Now(mut response) => {
+                prepare(&mut response, &self.shutdown, &self.zero_copy);
+                ServiceFuture::Ready(Some(response), waiting)
+            }
+            Answer::Later(response) => ServiceFuture::App {
+                response,
+                shutdown: self.shutdown.clone(),
+                zero_copy: self.zero_copy.clone(),
+                waiting,
+            },
         }
     }
 }
 
-/// A response ready at once (a rejected request) or the app's, without a second box.
+/// A response ready at once (a rejected request, a static file, an app's immediate answer)
+/// or the app's still to come, without a second box.
 pub enum ServiceFuture {
     Ready(Option<Response<Body>>, Waiting),
     App {

@@ -30,7 +30,7 @@ use pyo3::prelude::*;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use crate::config::{Config, Limits};
-use crate::http::{error_response, App, Body, ConnInfo, LocalFuture};
+use crate::http::{error_response, Answer, App, Body, ConnInfo};
 use crate::scoreboard::RequestStats;
 use crate::{error, interp, log};
 use environ::{ConnEnviron, Template};
@@ -323,22 +323,35 @@ fn request_line(parts: &Parts) -> String {
 }
 
 impl App for WsgiApp {
-    fn call(
-        self: Rc<Self>,
-        req: Request<Incoming>,
-        conn: Arc<ConnInfo>,
-    ) -> LocalFuture<Response<Body>> {
-        Box::pin(async move {
-            let (parts, body) = req.into_parts();
-            // A declared length over the limit is refused before the body is read, so no
-            // 100 Continue goes out either.
-            if let (Some(limit), Some(len)) = (self.limits.body_bytes, body.size_hint().exact()) {
-                if len > limit {
-                    return BodyProblem::TooLarge(limit).response();
-                }
+    fn call(self: Rc<Self>, req: Request<Incoming>, conn: Arc<ConnInfo>) -> Answer {
+        let (parts, body) = req.into_parts();
+        // A declared length over the limit is refused before the body is read, so no
+        // 100 Continue goes out either.
+        if let (Some(limit), Some(len)) = (self.limits.body_bytes, body.size_hint().exact()) {
+            if len > limit {
+                return Answer::Now(BodyProblem::TooLarge(limit).response());
             }
+        }
+        let plan = plan(&parts, &body);
+        // The usual request: no body, and the app runs on this thread. Its one slot is free
+        // unless a streamed response still holds it, so the app is called right here: no
+        // future to box, nothing to wait for.
+        if self.inline && matches!(plan, Plan::Empty) {
+            if let Ok(permit) = self.slots.clone().try_acquire_owned() {
+                let request = AppRequest {
+                    parts,
+                    conn,
+                    source: Source::Empty,
+                    content_length: None,
+                };
+                return Answer::Now(Python::attach(|py| {
+                    respond_inline(py, &self.core, request, permit)
+                }));
+            }
+        }
+        Answer::Later(Box::pin(async move {
             let idle = self.limits.body_timeout;
-            let (source, content_length, needs_thread) = match plan(&parts, &body) {
+            let (source, content_length, needs_thread) = match plan {
                 Plan::Empty => (Source::Empty, None, false),
                 Plan::Small => match collect(body, idle).await {
                     Ok(data) => (Source::Memory(data), None, false),
@@ -388,7 +401,7 @@ impl App for WsgiApp {
             } else {
                 respond_on_thread(&self, request, permit).await
             }
-        })
+        }))
     }
 }
 

@@ -478,3 +478,23 @@ def test_a_slow_generator_reaches_the_client_chunk_by_chunk(dragoman, threads):
     assert b"".join(c for _, c in arrivals) == b"line 0\nline 1\nline 2\nline 3\n"
     # The first line is on the client's side long before the last is produced.
     assert arrivals[-1][0] - arrivals[0][0] > 0.6
+
+
+def test_with_one_thread_a_request_waits_while_a_stalled_response_holds_the_app(dragoman):
+    # threads = 1: the app runs on the event-loop thread, one request at a time. A generator
+    # paused by a client that does not read keeps the app; a request on another connection
+    # is called once that response is over (here: its client leaves).
+    server = dragoman("rules:application", "--threads", "1")
+    stalled = socket.create_connection((server.host, server.port))
+    stalled.sendall(b"GET /endless HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert stalled.recv(100).startswith(b"HTTP/1.1 200")
+    time.sleep(0.5)  # the socket buffers fill; the generator waits
+    with socket.create_connection((server.host, server.port)) as waiting:
+        waiting.sendall(b"GET /pid HTTP/1.1\r\nHost: x\r\n\r\n")
+        waiting.settimeout(0.5)
+        with pytest.raises(TimeoutError):
+            waiting.recv(100)
+        stalled.close()
+        waiting.settimeout(10)
+        assert waiting.recv(100).startswith(b"HTTP/1.1 200")
+    assert closed_count(server) == 1
