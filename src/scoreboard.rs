@@ -115,12 +115,17 @@ impl Slot {
 }
 
 impl Core {
-    /// Marks a request as started at `now_ms`, with its request line. Only the words the
-    /// line covers are written (readers stop at its length).
-    pub fn begin(&self, line: &str, now_ms: u64) {
-        let len = line.len().min(LINE_WORDS * 8);
+    /// Marks a request as started at `now_ms`, with its request line given in pieces
+    /// (joined, cut to the slot's length). Only the words the line covers are written
+    /// (readers stop at its length).
+    pub fn begin(&self, line: &[&str], now_ms: u64) {
         let mut buf = [0u8; LINE_WORDS * 8];
-        buf[..len].copy_from_slice(&line.as_bytes()[..len]);
+        let mut len = 0;
+        for piece in line {
+            let n = piece.len().min(buf.len() - len);
+            buf[len..len + n].copy_from_slice(&piece.as_bytes()[..n]);
+            len += n;
+        }
         self.seq.fetch_add(1, AcqRel);
         let words = buf.chunks_exact(8).filter_map(|c| c.first_chunk::<8>());
         for (word, bytes) in self.line.iter().zip(words).take(len.div_ceil(8)) {
@@ -187,8 +192,9 @@ impl RequestStats {
         })
     }
 
-    /// Marks a request as running on application thread `core` until the timer is dropped.
-    pub fn begin(self: &Arc<Self>, core: usize, line: &str) -> RequestTimer {
+    /// Marks a request as running on application thread `core` until the timer is dropped;
+    /// `line` is its request line in pieces.
+    pub fn begin(self: &Arc<Self>, core: usize, line: &[&str]) -> RequestTimer {
         let core = core.min(MAX_CORES - 1);
         let start_us = monotonic_us();
         self.slot.cores[core].begin(line, start_us / 1000);
@@ -267,7 +273,7 @@ mod tests {
         // SAFETY: fork in a test; the child only touches atomics and exits with _exit.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
-            slot.cores[1].begin("GET /stuck/in/the/child", monotonic_ms());
+            slot.cores[1].begin(&["GET", " /stuck/in/the/child"], monotonic_ms());
             slot.finish(1500);
             // SAFETY: leaving the child without running the test harness's destructors.
             unsafe { libc::_exit(0) };
@@ -288,11 +294,12 @@ mod tests {
     fn long_lines_are_cut() {
         let board = Scoreboard::map().unwrap();
         let core = &board.slot(0).cores[0];
-        let long = format!("GET /{}", "x".repeat(500));
-        core.begin(&long, monotonic_ms());
+        let path = format!("/{}", "x".repeat(500));
+        let long = format!("GET {path}");
+        core.begin(&["GET", " ", &path], monotonic_ms());
         assert_eq!(core.line(), long[..LINE_WORDS * 8]);
         // A shorter line after it: nothing of the longer one shows.
-        core.begin("GET /a", monotonic_ms());
+        core.begin(&["GET /a"], monotonic_ms());
         assert_eq!(core.line(), "GET /a");
     }
 }

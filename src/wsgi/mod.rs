@@ -36,7 +36,7 @@ use crate::{error, interp, log};
 use environ::{ConnEnviron, Template};
 use input::{InputStream, Source};
 use pool::Pool;
-use response::{ChannelBody, Failure, InlineBody, Msg, Outcome, RequestLabel, Sink};
+use response::{ChannelBody, Failure, InlineBody, Msg, Outcome, RequestLabel, RequestLine, Sink};
 use start_response::Responder;
 pub use streams::{ErrorStream, FileWrapper};
 
@@ -307,21 +307,6 @@ impl Drop for Waiting<'_> {
     }
 }
 
-/// "GET /path", for log lines.
-fn request_line(parts: &Parts) -> String {
-    let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let mut end = path.len().min(200);
-    while !path.is_char_boundary(end) {
-        end -= 1;
-    }
-    let method = parts.method.as_str();
-    let mut line = String::with_capacity(method.len() + 1 + end);
-    line.push_str(method);
-    line.push(' ');
-    line.push_str(&path[..end]);
-    line
-}
-
 impl App for WsgiApp {
     fn call(self: Rc<Self>, req: Request<Incoming>, conn: Arc<ConnInfo>) -> Answer {
         let (parts, body) = req.into_parts();
@@ -469,10 +454,10 @@ fn respond_inline(
     let head_request = req.parts.method == Method::HEAD;
     let label = RequestLabel {
         app: core.name.clone(),
-        request: request_line(&req.parts),
+        request: RequestLine::of(&req.parts),
         stats: core.stats.clone(),
     };
-    let timer = core.stats.begin(0, &label.request);
+    let timer = label.begin(0);
     let result = match begin(py, core, req, None) {
         Ok(Outcome::Complete {
             head: Some(head),
@@ -545,10 +530,10 @@ fn run_on_thread(py: Python<'_>, core: &Core, req: AppRequest, sink: Sink, threa
     let head_request = req.parts.method == Method::HEAD;
     let label = RequestLabel {
         app: core.name.clone(),
-        request: request_line(&req.parts),
+        request: RequestLine::of(&req.parts),
         stats: core.stats.clone(),
     };
-    let _timer = core.stats.begin(thread, &label.request);
+    let _timer = label.begin(thread);
     // Reports a failure: a 500 if the head has not gone out, else a cut connection.
     let fail = |failure: Failure, delivered: bool| {
         label.report(py, &failure);

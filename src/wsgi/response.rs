@@ -11,12 +11,15 @@
 //! fails, or the client goes away (the body is dropped).
 
 use std::collections::VecDeque;
+use std::fmt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_LENGTH};
-use http::{Response, StatusCode};
+use http::request::Parts;
+use http::uri::PathAndQuery;
+use http::{Method, Response, StatusCode};
 use http_body::Frame;
 use pyo3::exceptions::PyOSError;
 use pyo3::intern;
@@ -569,7 +572,7 @@ pub fn check_exhausted(py: Python<'_>, rest: &mut Iteration) -> Result<(), Failu
 #[derive(Clone)]
 pub struct RequestLabel {
     pub app: std::sync::Arc<str>,
-    pub request: String,
+    pub request: RequestLine,
     pub stats: std::sync::Arc<RequestStats>,
 }
 
@@ -577,7 +580,47 @@ impl RequestLabel {
     /// Logs a failure and counts it as an exception.
     pub fn report(&self, py: Python<'_>, failure: &Failure) {
         self.stats.exception();
-        failure.log(py, &self.app, &self.request);
+        failure.log(py, &self.app, &self.request.to_string());
+    }
+
+    /// Marks the request as running on application thread `core` in the worker's stats.
+    pub fn begin(&self, core: usize) -> RequestTimer {
+        let line = &self.request;
+        self.stats
+            .begin(core, &[line.method.as_str(), " ", line.target()])
+    }
+}
+
+/// "GET /path?query" of a request, for the scoreboard and log lines: the method and the
+/// request's own target (a shared slice of what hyper read), written out only when needed.
+#[derive(Clone)]
+pub struct RequestLine {
+    method: Method,
+    target: Option<PathAndQuery>,
+}
+
+impl RequestLine {
+    pub fn of(parts: &Parts) -> RequestLine {
+        RequestLine {
+            method: parts.method.clone(),
+            target: parts.uri.path_and_query().cloned(),
+        }
+    }
+
+    /// The target, cut to at most 200 bytes (at a character boundary).
+    fn target(&self) -> &str {
+        let target = self.target.as_ref().map_or("/", |pq| pq.as_str());
+        let mut end = target.len().min(200);
+        while !target.is_char_boundary(end) {
+            end -= 1;
+        }
+        &target[..end]
+    }
+}
+
+impl fmt::Display for RequestLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.method, self.target())
     }
 }
 
