@@ -1,0 +1,55 @@
+#!/bin/bash
+# A/B of two dragoman builds: both serve bench/apps/hello.py pinned to CPU 0, wrk (pinned to
+# CPU 1, 64 connections) measures them in turn, ROUNDS times; each round prints requests/s and
+# the worker's CPU per request, and the medians close the output. SCENARIO is hello (GET /)
+# or echo (the 4 KiB JSON POST of bench/post_json.lua to /echo).
+#
+#   bench/ab.sh OLD/bin/dragoman NEW/bin/dragoman [ROUNDS=7] [SECONDS=4] [SCENARIO=hello]
+#
+# Build each side with `make release-wheel VENV=/tmp/old` (at the old commit) and
+# `make release-wheel VENV=/tmp/new`. Keep the machine otherwise idle while it runs.
+set -euo pipefail
+OLD=$1 NEW=$2 ROUNDS=${3:-7} SECONDS_=${4:-4} SCENARIO=${5:-hello}
+cd "$(dirname "$0")/apps"
+case $SCENARIO in
+    hello) URL_PATH=/ WRK_ARGS=() ;;
+    echo) URL_PATH=/echo WRK_ARGS=(-s ../post_json.lua) ;;
+    *) echo "unknown scenario $SCENARIO (hello or echo)" >&2; exit 2 ;;
+esac
+taskset -c 0 "$OLD" --http 127.0.0.1:18090 hello:application >/dev/null 2>&1 &
+OP=$!
+taskset -c 0 "$NEW" --http 127.0.0.1:18091 hello:application >/dev/null 2>&1 &
+NP=$!
+trap 'kill $OP $NP 2>/dev/null; wait' EXIT
+sleep 2
+worker() { pgrep -P "$1" | head -1; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+OW=$(worker $OP) NW=$(worker $NP)
+TICK=$(getconf CLK_TCK)
+: >/tmp/ab.$$
+for round in $(seq "$ROUNDS"); do
+    line="round $round"
+    for side in "old 18090 $OW" "new 18091 $NW"; do
+        set -- $side
+        taskset -c 1 wrk -t1 -c64 -d1s "${WRK_ARGS[@]}" "http://127.0.0.1:$2$URL_PATH" >/dev/null
+        before=$(cpu_ticks "$3")
+        out=$(taskset -c 1 wrk -t1 -c64 -d"${SECONDS_}s" "${WRK_ARGS[@]}" "http://127.0.0.1:$2$URL_PATH")
+        after=$(cpu_ticks "$3")
+        rps=$(awk '/Requests\/sec/ {print int($2)}' <<<"$out")
+        n=$(awk '/requests in/ {print $1}' <<<"$out")
+        us=$(awk -v t=$((after - before)) -v n="$n" -v hz="$TICK" 'BEGIN {printf "%.2f", t * 1e6 / hz / n}')
+        echo "$1 $rps $us" >>/tmp/ab.$$
+        line="$line  $1 $rps req/s $us us/req"
+    done
+    echo "$line"
+done
+python3 - /tmp/ab.$$ <<'PY'
+import statistics, sys
+rows = [line.split() for line in open(sys.argv[1])]
+for side in ("old", "new"):
+    rps = [int(r[1]) for r in rows if r[0] == side]
+    us = [float(r[2]) for r in rows if r[0] == side]
+    print(f"{side}: median {statistics.median(rps):,.0f} req/s ({min(rps):,}-{max(rps):,}), "
+          f"{statistics.median(us):.2f} us/req")
+PY
+rm -f /tmp/ab.$$
