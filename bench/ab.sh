@@ -9,7 +9,7 @@
 # Build each side with `make release-wheel VENV=/tmp/old` (at the old commit) and
 # `make release-wheel VENV=/tmp/new`. Keep the machine otherwise idle while it runs.
 set -euo pipefail
-OLD=$1 NEW=$2 ROUNDS=${3:-7} SECONDS_=${4:-4} SCENARIO=${5:-hello}
+OLD=$(realpath "$1") NEW=$(realpath "$2") ROUNDS=${3:-7} SECONDS_=${4:-4} SCENARIO=${5:-hello}
 cd "$(dirname "$0")/apps"
 case $SCENARIO in
     hello) URL_PATH=/ WRK_ARGS=() ;;
@@ -25,6 +25,10 @@ sleep 2
 worker() { pgrep -P "$1" | head -1; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 OW=$(worker $OP) NW=$(worker $NP)
+if [ -z "$OW" ] || [ -z "$NW" ]; then
+    echo "a server did not start: run each build by hand to see why" >&2
+    exit 1
+fi
 TICK=$(getconf CLK_TCK)
 : >/tmp/ab.$$
 for round in $(seq "$ROUNDS"); do
