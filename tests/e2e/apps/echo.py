@@ -1,4 +1,5 @@
-"""Echoes the environ as JSON: every str value, the wsgi.* flags and the body (base64).
+"""Echoes the environ as JSON: every str value, the wsgi.* flags, the body (base64) and the
+sorted list of every key (``environ_keys``, whatever its value).
 
 The conformance corpora and the environ tests compare what reached the application.
 A body that cannot be read is a 400, as the corpora's runner expects.
@@ -24,6 +25,7 @@ def application(environ, start_response):
     data["has_file_wrapper"] = callable(environ.get("wsgi.file_wrapper"))
     data["errors_type"] = type(environ["wsgi.errors"]).__name__
     data["body_base64"] = base64.b64encode(body).decode()
+    data["environ_keys"] = sorted(environ)
     data["pid"] = os.getpid()
     data["thread"] = threading.get_ident()
     out = json.dumps(data).encode()
