@@ -79,7 +79,7 @@ pub fn split_host(host: &str) -> (&str, Option<&str>) {
 /// they grow. A copy of a dict keeps its table's size, and a full table that grows makes room
 /// for about three times its entries and never shrinks; without this, the per-connection dict
 /// is full, and every later request with a header besides Host (or a body) paid a resize of
-/// its copy (about 1,500 instructions). So spare keys go in until the table grows (seen in
+/// its copy (about 700 instructions). So spare keys go in until the table grows (seen in
 /// `__sizeof__`), then out again. Only speed depends on this: where CPython behaves otherwise,
 /// the dict is the same dict.
 fn make_room(py: Python<'_>, dict: &Bound<'_, PyDict>) -> PyResult<()> {
