@@ -278,7 +278,16 @@ def test_socket_activation(tmp_path):
         )
     try:
         # The first connection makes systemd-socket-activate start dragoman with the socket.
-        r = httpx.get(f"http://127.0.0.1:{port}/activated", timeout=30)
+        # It binds after Popen returns, so a connection can be refused for a moment.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/activated", timeout=30)
+                break
+            except httpx.ConnectError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
         assert r.status_code == 200 and r.json()["PATH_INFO"] == "/activated"
         text = log.read_text()
         assert f"listening on http://127.0.0.1:{port}" in text
