@@ -1,8 +1,9 @@
 #!/bin/bash
 # A/B of two dragoman builds: both serve bench/apps/hello.py pinned to CPU 0, wrk (pinned to
 # CPU 1, 64 connections) measures them in turn, ROUNDS times; each round prints requests/s and
-# the worker's CPU per request, and the medians close the output. SCENARIO is hello (GET /)
-# or echo (the 4 KiB JSON POST of bench/post_json.lua to /echo).
+# the worker's CPU per request, and the medians close the output. SCENARIO is hello (GET /),
+# echo (the 4 KiB JSON POST of bench/post_json.lua to /echo) or stream (GET /stream, 1 MiB in
+# 16 chunks).
 #
 #   bench/ab.sh OLD/bin/dragoman NEW/bin/dragoman [ROUNDS=7] [SECONDS=4] [SCENARIO=hello]
 #
@@ -14,7 +15,8 @@ cd "$(dirname "$0")/apps"
 case $SCENARIO in
     hello) URL_PATH=/ WRK_ARGS=() ;;
     echo) URL_PATH=/echo WRK_ARGS=(-s ../post_json.lua) ;;
-    *) echo "unknown scenario $SCENARIO (hello or echo)" >&2; exit 2 ;;
+    stream) URL_PATH=/stream WRK_ARGS=() ;;
+    *) echo "unknown scenario $SCENARIO (hello, echo or stream)" >&2; exit 2 ;;
 esac
 taskset -c 0 "$OLD" --http 127.0.0.1:18090 hello:application >/dev/null 2>&1 &
 OP=$!

@@ -8,6 +8,14 @@ from urllib.parse import parse_qs
 
 CLOSED = {"count": 0}
 KEPT = {}
+# One bytes object every /lent?via=shared response returns; /refcount tells how many
+# references to it exist, so a server that keeps chunks (or loses their release) shows.
+LENT = bytes(range(256)) * 64
+
+
+def numbered(i, size):
+    """A new bytes object of `size` bytes, lines of i: the app drops it once returned."""
+    return (b"%07d\n" % i) * (size // 8)
 
 
 def respond(start_response, body, status="200 OK", headers=()):
@@ -57,6 +65,26 @@ def application(environ, start_response):
         write(b"written ")
         write(b"then ")
         return [b"returned"]
+    if path == "/lent":
+        via, size = query.get("via", "shared"), int(query.get("size", "65536"))
+        if via == "shared":
+            return respond(start_response, LENT)
+        if via == "write":
+            write = start_response("200 OK", [("Content-Type", "text/plain")])
+            for i in range(3):
+                write(numbered(i, size))
+            return [numbered(3, size)]
+
+        def gen():
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            for i in range(4):
+                yield numbered(i, size)
+
+        return gen()
+    if path == "/refcount":
+        import sys
+
+        return respond(start_response, str(sys.getrefcount(LENT)).encode())
     if path == "/exc-info-before":
         start_response("200 OK", [("Content-Type", "text/plain")])
         try:
