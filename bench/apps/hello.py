@@ -1,6 +1,9 @@
 """The WSGI application every Python server in the benchmark serves, dispatching on PATH_INFO:
 
-- ``/``: hello world, 200 text/plain ``Hello, world!`` (the first and cheapest branch);
+- ``/``: hello world, 200 text/plain ``Hello, world!`` with its Content-Length, as Django and
+  Flask send every response (the first and cheapest branch). Without one, each server frames
+  the body itself, and some (bjoern) fall back to chunked encoding, which measures their
+  chunked path rather than the usual response;
 - ``/echo``: reads CONTENT_LENGTH bytes from wsgi.input and returns them as application/json
   with a Content-Length (the 4 KiB JSON POST scenario);
 - ``/stream``: 1 MiB as 16 chunks of 64 KiB from a generator, without a Content-Length.
@@ -18,7 +21,7 @@ def stream():
 def application(environ, start_response):
     path = environ["PATH_INFO"]
     if path == "/":
-        start_response("200 OK", [("Content-Type", "text/plain")])
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "13")])
         return [b"Hello, world!"]
     if path == "/echo":
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
