@@ -450,7 +450,17 @@ pub fn complete_response(
         1 => body.into_iter().next().unwrap_or_default(),
         _ => Bytes::from(body.concat()),
     };
-    let mut response = head_response(head);
+    // hyper writes the length of a complete body itself, unless the status has no body (a
+    // 304 keeps the application's Content-Length).
+    let status = head.status;
+    let hyper_writes_it = !(status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED);
+    let mut response = if hyper_writes_it {
+        response_without_length(head)
+    } else {
+        head_response(head)
+    };
     *response.body_mut() = Body::full(data);
     Ok(response)
 }
@@ -483,8 +493,20 @@ pub fn file_response(head: Head, wrapped: WrappedFile) -> Response<Body> {
     response
 }
 
-/// A response with the head and an empty body.
+/// A response with the head (its Content-Length included) and an empty body.
 pub fn head_response(head: Head) -> Response<Body> {
+    let length = head.content_length;
+    let mut response = response_without_length(head);
+    if let Some(n) = length {
+        response
+            .headers_mut()
+            .insert(CONTENT_LENGTH, HeaderValue::from(n));
+    }
+    response
+}
+
+/// [`head_response`] without the Content-Length header.
+fn response_without_length(head: Head) -> Response<Body> {
     let mut response = Response::new(Body::Empty);
     *response.status_mut() = head.status;
     *response.headers_mut() = head.headers;

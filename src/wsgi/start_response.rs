@@ -7,7 +7,7 @@
 use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
-use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::StatusCode;
 use hyper::ext::ReasonPhrase;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
@@ -23,8 +23,9 @@ pub struct Head {
     pub status: StatusCode,
     /// Set when the application's reason phrase differs from the standard one.
     pub reason: Option<ReasonPhrase>,
+    /// The headers, except Content-Length.
     pub headers: HeaderMap,
-    /// The application's `Content-Length`, if it set one.
+    /// The application's `Content-Length`, if it set one (never in `headers`).
     pub content_length: Option<u64>,
 }
 
@@ -141,23 +142,22 @@ impl HeadBuilder {
     }
 
     pub fn add(&mut self, name: &str, value: &str) -> Result<(), String> {
-        let (name, value) = parse_header(name, value)?;
-        let head = &mut self.head;
-        if name == CONTENT_LENGTH {
-            let n = value
-                .to_str()
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
+        // Content-Length is kept as a number, not a header: the response writes it from the
+        // number (hyper does, for a complete body), so it is never parsed twice.
+        if name.eq_ignore_ascii_case("content-length") {
+            let digits = value.trim_matches([' ', '\t']);
+            let n = Some(digits)
+                .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|d| d.parse::<u64>().ok())
                 .ok_or_else(|| format!("Content-Length must be a whole number; got {value:?}"))?;
-            if head.content_length.is_some_and(|c| c != n) {
+            if self.head.content_length.is_some_and(|c| c != n) {
                 return Err("two different Content-Length headers".into());
             }
-            head.content_length = Some(n);
-            if head.headers.contains_key(CONTENT_LENGTH) {
-                return Ok(());
-            }
+            self.head.content_length = Some(n);
+            return Ok(());
         }
-        head.headers.append(name, value);
+        let (name, value) = parse_header(name, value)?;
+        self.head.headers.append(name, value);
         Ok(())
     }
 
@@ -530,6 +530,7 @@ impl StartResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::CONTENT_LENGTH;
 
     fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
@@ -588,6 +589,23 @@ mod tests {
             &h(&[("Content-Length", "1"), ("Content-Length", "1")]),
         )
         .unwrap();
-        assert_eq!(same.headers.get_all(CONTENT_LENGTH).iter().count(), 1);
+        assert_eq!(same.content_length, Some(1));
+        assert!(!same.headers.contains_key(CONTENT_LENGTH));
+        for bad in [
+            "+1",
+            "-1",
+            "1 2",
+            "0x10",
+            "1\r\n",
+            "",
+            "18446744073709551616",
+        ] {
+            assert!(
+                build_head("200 OK", &h(&[("Content-Length", bad)])).is_err(),
+                "{bad:?}"
+            );
+        }
+        let spaced = build_head("200 OK", &h(&[("content-LENGTH", " 7\t")])).unwrap();
+        assert_eq!(spaced.content_length, Some(7));
     }
 }

@@ -283,6 +283,26 @@ def test_response_chunks_arrive_intact_and_are_released(dragoman, threads):
         assert int(client.get("/refcount").text) == before
 
 
+@pytest.mark.parametrize("threads", [1, 4])
+def test_the_applications_content_length_goes_out_once(dragoman, threads):
+    server = dragoman("rules:application", "--threads", str(threads))
+    for target in ("/declared", "/declared?via=gen", "/declared?name=content-LENGTH"):
+        for method in ("GET", "HEAD"):
+            data = raw_exchange(
+                server.host,
+                server.port,
+                f"{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode(),
+            )
+            head, _, body = data.partition(b"\r\n\r\n")
+            lines = head.lower().split(b"\r\n")
+            assert lines[0] == b"http/1.1 200 ok", (method, target, head)
+            assert [x for x in lines if x.startswith(b"content-length:")] == [
+                b"content-length: 13"
+            ], (method, target, head)
+            assert not any(x.startswith(b"transfer-encoding") for x in lines)
+            assert body == (b"declared body" if method == "GET" else b""), (method, target)
+
+
 VIOLATIONS = [
     ("/twice", "start_response() was called a second time without exc_info"),
     ("/twice-swallowed", "start_response() was called a second time without exc_info"),

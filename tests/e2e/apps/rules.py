@@ -81,6 +81,20 @@ def application(environ, start_response):
                 yield numbered(i, size)
 
         return gen()
+    if path == "/declared":
+        # The application's own Content-Length, spelled as the query says.
+        body = b"declared body"
+        headers = [("Content-Type", "text/plain"), (query.get("name", "Content-Length"), " 13 ")]
+        if query.get("via") == "gen":
+
+            def gen():
+                start_response("200 OK", headers)
+                yield body[:5]
+                yield body[5:]
+
+            return gen()
+        start_response("200 OK", headers)
+        return [body]
     if path == "/refcount":
         import sys
 
