@@ -200,6 +200,15 @@ impl<S: RawSocket> GuardedIo<S> {
         let inner = &self.inner;
         let fd = inner.as_fd();
         match bufs.iter().position(|b| ZeroCopy::is_stand_in(b)) {
+            None if bufs.len() > 1 && bufs.iter().map(|b| b.len()).sum::<usize>() <= COALESCE => {
+                let mut joined = [0u8; COALESCE];
+                let mut n = 0;
+                for b in bufs {
+                    joined[n..n + b.len()].copy_from_slice(b);
+                    n += b.len();
+                }
+                Pin::new(&mut self.inner).poll_write(cx, &joined[..n])
+            }
             None => Pin::new(&mut self.inner).poll_write_vectored(cx, bufs),
             Some(0) => poll_raw(inner, cx, || zero_copy.send(fd, &bufs[0])),
             Some(k) => {
@@ -223,6 +232,9 @@ impl<S: RawSocket> GuardedIo<S> {
         }
     }
 }
+
+/// Pieces that add up to no more than this go out in one plain write, copied together.
+const COALESCE: usize = 2048;
 
 /// Runs a direct write once the socket is writable, until it does not block.
 fn poll_raw<S: RawSocket>(
