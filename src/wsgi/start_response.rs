@@ -426,15 +426,17 @@ impl AsRef<[u8]> for Lent {
 /// Converts one chunk of response body: it must be `bytes` (PEP 3333).
 pub fn chunk_bytes(chunk: &Bound<'_, PyAny>) -> Result<Bytes, String> {
     match chunk.cast::<PyBytes>() {
-        Ok(b) if b.as_bytes().len() >= LEND_FROM => {
+        Ok(b) => {
             let data = b.as_bytes();
+            if data.len() < LEND_FROM {
+                return Ok(Bytes::copy_from_slice(data));
+            }
             Ok(Bytes::from_owner(Lent {
                 data: data.as_ptr(),
                 len: data.len(),
                 _object: b.clone().unbind(),
             }))
         }
-        Ok(b) => Ok(Bytes::copy_from_slice(b.as_bytes())),
         Err(_) => Err(format!(
             "the response body must be bytes, but the application produced {}: {}",
             type_name(chunk),
