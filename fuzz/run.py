@@ -30,6 +30,7 @@ TARGETS = [
     "static_path",
     "proxy",
     "framing",
+    "h1_head",
     "environ",
 ]
 

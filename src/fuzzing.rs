@@ -24,6 +24,7 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("static_path", static_path),
     ("proxy", proxy_header),
     ("framing", framing),
+    ("h1_head", h1_head),
     ("environ", environ),
 ];
 
@@ -218,6 +219,40 @@ pub fn framing(data: &[u8]) {
     }
     assert_eq!(found_whole, found_pieces);
     assert_eq!(whole, pieces);
+}
+
+/// The own HTTP/1 path's head reader: a head it takes is exactly what httparse reads as a
+/// complete GET or HEAD in origin form, split off the buffer whole; anything else leaves every
+/// byte in place for hyper.
+pub fn h1_head(data: &[u8]) {
+    use crate::http::h1::{parse, HeadLimits, Parsed};
+    let limits = HeadLimits {
+        head_bytes: 4096,
+        line_bytes: 2048,
+        header_fields: 20,
+    };
+    let mut buf = bytes::BytesMut::from(data);
+    match parse(&mut buf, limits) {
+        Parsed::Simple { request, len, .. } => {
+            assert!(len <= data.len() && len <= limits.head_bytes);
+            assert_eq!(&buf[..], &data[len..]);
+            let mut headers = [httparse::EMPTY_HEADER; 64];
+            let mut req = httparse::Request::new(&mut headers);
+            assert_eq!(req.parse(data), Ok(httparse::Status::Complete(len)));
+            assert!(matches!(req.method, Some("GET" | "HEAD")));
+            assert_eq!(request.method().as_str(), req.method.unwrap_or_default());
+            assert!(request.uri().path().starts_with('/'));
+            assert_eq!(request.headers().len(), req.headers.len());
+            for h in req.headers.iter() {
+                let name = h.name.to_ascii_lowercase();
+                assert!(!matches!(
+                    name.as_str(),
+                    "content-length" | "transfer-encoding" | "expect" | "upgrade"
+                ));
+            }
+        }
+        Parsed::Partial | Parsed::Other => assert_eq!(&buf[..], data),
+    }
 }
 
 /// The environ builder fed with arbitrary requests (parsed as hyper parses them): every key

@@ -84,3 +84,40 @@ impl http_body::Body for Body {
         }
     }
 }
+
+/// A request body: hyper's for the requests it parses, or none for those the connection's
+/// own HTTP/1 path serves (which only takes requests without a body, see
+/// [`crate::http::fast`]).
+pub enum RequestBody {
+    Empty,
+    Hyper(hyper::body::Incoming),
+}
+
+impl http_body::Body for RequestBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            RequestBody::Empty => Poll::Ready(None),
+            RequestBody::Hyper(body) => Pin::new(body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            RequestBody::Empty => true,
+            RequestBody::Hyper(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            RequestBody::Empty => SizeHint::with_exact(0),
+            RequestBody::Hyper(body) => body.size_hint(),
+        }
+    }
+}

@@ -64,6 +64,9 @@ pub struct GuardedIo<S: AsFd> {
     peer: String,
     /// Bytes read before hyper took over (after a PROXY header), served first.
     prefix: bytes::Bytes,
+    /// Bytes read and scanned already, given back unused (by the connection's own HTTP/1
+    /// path when it hands over to hyper): served before anything else, not scanned again.
+    replay: bytes::Bytes,
     closing: Closing,
     /// File regions waiting to be sent with sendfile, when zero-copy is on.
     zero_copy: Option<Rc<ZeroCopy>>,
@@ -103,6 +106,7 @@ impl<S: AsFd> GuardedIo<S> {
             waiting,
             peer,
             prefix,
+            replay: bytes::Bytes::new(),
             closing: Closing::Open,
             zero_copy: None,
         }
@@ -112,6 +116,13 @@ impl<S: AsFd> GuardedIo<S> {
     /// must then queue frames as they are, never flatten them (`writev(true)`).
     pub fn zero_copy(&mut self) -> Rc<ZeroCopy> {
         self.zero_copy.get_or_insert_with(Rc::default).clone()
+    }
+
+    /// Gives back bytes read through this socket and not used: the next reads return them
+    /// first.
+    pub fn unread(&mut self, bytes: bytes::Bytes) {
+        debug_assert!(self.replay.is_empty());
+        self.replay = bytes;
     }
 
     /// A write could not proceed: fail it once the client has taken nothing for too long.
@@ -160,6 +171,11 @@ impl<S: RawSocket> AsyncRead for GuardedIo<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if !this.replay.is_empty() {
+            let n = this.replay.len().min(buf.remaining());
+            buf.put_slice(&this.replay.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let ready = if this.prefix.is_empty() {
             Pin::new(&mut this.inner).poll_read(cx, buf)

@@ -3,7 +3,9 @@
 //! knows about WSGI.
 
 pub mod body;
+pub mod fast;
 pub mod framing;
+pub mod h1;
 pub mod io;
 pub mod proxy;
 pub mod service;
@@ -16,9 +18,8 @@ use std::rc::Rc;
 use std::sync::{Arc, OnceLock};
 
 use http::{header, HeaderValue, Request, Response, StatusCode};
-use hyper::body::Incoming;
 
-pub use body::{Body, BodyError};
+pub use body::{Body, BodyError, RequestBody};
 
 /// The `Server` header sent when the application sets none.
 pub const SERVER: &str = concat!("dragoman/", env!("CARGO_PKG_VERSION"));
@@ -61,7 +62,7 @@ pub type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 /// An application bridge: turns a request into a response. Implemented by the WSGI bridge;
 /// the ASGI bridge will sit beside it.
 pub trait App {
-    fn call(self: Rc<Self>, req: Request<Incoming>, conn: Arc<ConnInfo>) -> Answer;
+    fn call(self: Rc<Self>, req: Request<RequestBody>, conn: Arc<ConnInfo>) -> Answer;
 }
 
 /// What an application bridge gives for a request.

@@ -12,7 +12,7 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 
 use super::zerocopy::ZeroCopy;
-use super::{error_response, Answer, App, Body, ConnInfo, LocalFuture, SERVER};
+use super::{error_response, Answer, App, Body, ConnInfo, LocalFuture, RequestBody, SERVER};
 use crate::config::Limits;
 use crate::statics::{Outcome, StaticFiles};
 use crate::worker::connections::{coarse_ms, waiting_since, Waiting, BUSY};
@@ -60,6 +60,13 @@ impl hyper::service::Service<Request<Incoming>> for HttpService {
     type Future = ServiceFuture;
 
     fn call(&self, req: Request<Incoming>) -> ServiceFuture {
+        self.respond(req.map(RequestBody::Hyper))
+    }
+}
+
+impl HttpService {
+    /// The response to a request, parsed by hyper or by the connection's own HTTP/1 path.
+    pub fn respond(&self, req: Request<RequestBody>) -> ServiceFuture {
         self.waiting.set(BUSY);
         let waiting = self.waiting.clone();
         if let Err((status, why)) = check_request(&req, self.limits.line_bytes) {

@@ -78,6 +78,11 @@ impl Orders {
         }
     }
 
+    /// The order as it stands.
+    pub fn current(&self) -> Order {
+        self.order.get()
+    }
+
     /// Ready with the order once it is above `seen`; otherwise keeps the task's waker.
     pub fn poll_above(&self, seen: Order, cx: &mut Context<'_>) -> Poll<Order> {
         let order = self.order.get();

@@ -19,6 +19,7 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::config::{Config, Limits, Wire};
+use crate::http::fast;
 use crate::http::io::{GuardedIo, RawSocket};
 use crate::http::proxy::{self, Parsed};
 use crate::http::service::HttpService;
@@ -483,7 +484,7 @@ enum PreambleError {
 /// Serves one HTTP/1.1 connection. When the worker closes its connections, or the
 /// connection is evicted at the cap, the request in flight finishes and it closes.
 async fn serve_connection<S>(
-    io: GuardedIo<S>,
+    mut io: GuardedIo<S>,
     service: HttpService,
     limits: &Limits,
     keep_alive: bool,
@@ -491,6 +492,14 @@ async fn serve_connection<S>(
 ) where
     S: RawSocket + 'static,
 {
+    // The usual request (no body) is served by the connection's own HTTP/1 path; the first
+    // one it does not take, and all after it, by hyper.
+    if keep_alive {
+        match fast::serve(&mut io, &service, limits, &registered.orders).await {
+            fast::Outcome::Done => return,
+            fast::Outcome::Hyper => {}
+        }
+    }
     let mut builder = http1::Builder::new();
     // pipeline_flush stays off: with it, hyper 1.12 drops the 400 it writes for a malformed
     // request (the connection closes unanswered). Pipelined requests are still answered in

@@ -12,9 +12,9 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
+use crate::http::RequestBody;
 use bytes::{Buf, Bytes};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use pyo3::exceptions::{PyOSError, PyRuntimeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
@@ -28,7 +28,7 @@ pub enum Source {
         remaining: u64,
     },
     Stream {
-        body: Incoming,
+        body: RequestBody,
         chunk: Bytes,
         done: bool,
         /// The longest wait for more of the body (body-timeout).

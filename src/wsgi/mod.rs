@@ -21,11 +21,12 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::http::RequestBody;
 use bytes::{Bytes, BytesMut};
 use http::request::Parts;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use hyper::body::{Body as _, Incoming};
+use hyper::body::Body as _;
 use pyo3::prelude::*;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
@@ -171,7 +172,7 @@ enum Plan {
     Stream,
 }
 
-fn plan(parts: &Parts, body: &Incoming) -> Plan {
+fn plan(parts: &Parts, body: &RequestBody) -> Plan {
     if body.is_end_stream() {
         return Plan::Empty;
     }
@@ -219,7 +220,7 @@ impl BodyProblem {
 }
 
 /// The next piece of a body, waiting at most `idle` for it.
-async fn next_data(body: &mut Incoming, idle: Duration) -> Result<Option<Bytes>, BodyProblem> {
+async fn next_data(body: &mut RequestBody, idle: Duration) -> Result<Option<Bytes>, BodyProblem> {
     loop {
         match tokio::time::timeout(idle, body.frame()).await {
             Err(_) => return Err(BodyProblem::Idle(idle)),
@@ -236,7 +237,7 @@ async fn next_data(body: &mut Incoming, idle: Duration) -> Result<Option<Bytes>,
 
 /// Reads a small body of known length into memory. A body that came in one piece (the usual
 /// case: it arrived with the head) is kept as it is, without a copy.
-async fn collect(mut body: Incoming, idle: Duration) -> Result<Bytes, BodyProblem> {
+async fn collect(mut body: RequestBody, idle: Duration) -> Result<Bytes, BodyProblem> {
     let Some(first) = next_data(&mut body, idle).await? else {
         return Ok(Bytes::new());
     };
@@ -252,7 +253,7 @@ async fn collect(mut body: Incoming, idle: Duration) -> Result<Bytes, BodyProble
 
 /// Reads a chunked body whole: in memory up to [`SPOOL_IN_MEMORY`], then in a temporary file,
 /// refusing it past `limit-post`.
-async fn spool(mut body: Incoming, limits: &Limits) -> Result<(Source, u64), BodyProblem> {
+async fn spool(mut body: RequestBody, limits: &Limits) -> Result<(Source, u64), BodyProblem> {
     let broken = |what: &str, e: std::io::Error| BodyProblem::Broken(format!("{what}: {e}"));
     let mut memory = BytesMut::new();
     let mut file: Option<std::fs::File> = None;
@@ -308,7 +309,7 @@ impl Drop for Waiting<'_> {
 }
 
 impl App for WsgiApp {
-    fn call(self: Rc<Self>, req: Request<Incoming>, conn: Arc<ConnInfo>) -> Answer {
+    fn call(self: Rc<Self>, req: Request<RequestBody>, conn: Arc<ConnInfo>) -> Answer {
         let (parts, body) = req.into_parts();
         // A declared length over the limit is refused before the body is read, so no
         // 100 Continue goes out either.

@@ -162,7 +162,15 @@ def raw_exchange(
     host: str, port: int, data: bytes, idle: float = 1.0, total: float = 10.0
 ) -> bytes:
     """Writes raw bytes and reads until the server closes or stays idle for `idle` seconds."""
+    return raw_exchange_closed(host, port, data, idle, total)[0]
+
+
+def raw_exchange_closed(
+    host: str, port: int, data: bytes, idle: float = 1.0, total: float = 10.0
+) -> tuple[bytes, bool]:
+    """raw_exchange, and whether the server closed (or reset) the connection."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    closed = False
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.settimeout(idle)
         s.connect((host, port))
@@ -175,11 +183,13 @@ def raw_exchange(
             except TimeoutError:
                 break
             except ConnectionResetError:
+                closed = True
                 break
             if not chunk:
+                closed = True
                 break
             chunks.append(chunk)
-        return b"".join(chunks)
+        return b"".join(chunks), closed
 
 
 class RawResponse:

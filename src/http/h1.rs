@@ -1,0 +1,644 @@
+//! The HTTP/1 wire format of the requests the connection serves itself, ahead of hyper (see
+//! [`super::fast`]): a request without a body (GET or HEAD in origin form, nothing that asks
+//! for a body, an upgrade or a 100 Continue), and any response to it.
+//!
+//! Sans-I/O: [`parse`] reads a head from bytes and says whether it is such a request;
+//! [`encode_head`] writes a response head and says how its body is framed. Everything else,
+//! and every head this path does not take, is left to hyper, so the rules here only need to
+//! be right for what they accept. The response rules are hyper's (1.12, `role.rs`), so a
+//! client cannot tell which of the two answered: the same status line, the same headers in
+//! the same order, the same framing and the same keep-alive decision.
+
+use std::cell::RefCell;
+use std::mem::MaybeUninit;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http::header::{self, HeaderName, HeaderValue};
+use http::{Method, Request, StatusCode, Uri, Version};
+use hyper::ext::ReasonPhrase;
+
+use super::RequestBody;
+
+/// The most header fields a head this path takes may have; one with more goes to hyper,
+/// which applies `limit-request-fields`.
+const MAX_HEADERS: usize = 32;
+
+/// What [`parse`] found at the start of the buffer.
+// Returned once per request and taken apart at once: a box would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+pub enum Parsed {
+    /// A request this path serves; its head is the first `len` bytes.
+    Simple {
+        request: Request<RequestBody>,
+        len: usize,
+        /// What the request asks of the connection: HTTP/1.1 keeps it unless it says
+        /// `close`, HTTP/1.0 closes it unless it says `keep-alive`.
+        keep_alive: bool,
+    },
+    /// The head is not complete yet.
+    Partial,
+    /// Anything else, valid or not: hyper's to parse and answer.
+    Other,
+}
+
+/// Limits a head must meet to be taken here (hyper answers the ones that do not).
+#[derive(Clone, Copy)]
+pub struct HeadLimits {
+    /// `buffer-size`: the longest head.
+    pub head_bytes: usize,
+    /// `limit-request-line`: the longest request target.
+    pub line_bytes: usize,
+    /// `limit-request-fields`.
+    pub header_fields: usize,
+}
+
+/// Reads the head at the start of `buf`. A [`Parsed::Simple`] head is split off `buf`; the
+/// request's target and header values share its bytes, without a copy.
+pub fn parse(buf: &mut BytesMut, limits: HeadLimits) -> Parsed {
+    let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_request_with_uninit_headers(
+        &mut req,
+        buf,
+        &mut headers,
+    ) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.len() < limits.head_bytes => return Parsed::Partial,
+        _ => return Parsed::Other,
+    };
+    if len > limits.head_bytes || req.headers.len() > limits.header_fields {
+        return Parsed::Other;
+    }
+    let (Some(method), Some(path), Some(minor)) = (req.method, req.path, req.version) else {
+        return Parsed::Other;
+    };
+    let method = match method {
+        "GET" => Method::GET,
+        "HEAD" => Method::HEAD,
+        _ => return Parsed::Other,
+    };
+    if !path.starts_with('/') || path.len() > limits.line_bytes {
+        return Parsed::Other;
+    }
+    let (version, mut keep_alive) = match minor {
+        1 => (Version::HTTP_11, true),
+        _ => (Version::HTTP_10, false),
+    };
+    // Where the target and each header sit in the head, to share its bytes once split off.
+    let base = buf.as_ptr() as usize;
+    let offset = |s: &[u8]| s.as_ptr() as usize - base;
+    let path_at = (offset(path.as_bytes()), path.len());
+    let mut fields = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
+    let count = req.headers.len();
+    let mut saw_close = false;
+    for (field, h) in fields.iter_mut().zip(req.headers.iter()) {
+        let name = h.name.as_bytes();
+        // Anything that frames a body, or asks for more than a plain response: hyper's.
+        for special in ["content-length", "transfer-encoding", "expect", "upgrade"] {
+            if name.eq_ignore_ascii_case(special.as_bytes()) {
+                return Parsed::Other;
+            }
+        }
+        if name.eq_ignore_ascii_case(b"connection") {
+            // hyper's rule: once a Connection line asks to close, no later one undoes it.
+            if saw_close || has_token(h.value, b"close") {
+                saw_close = true;
+                keep_alive = false;
+            } else if !keep_alive {
+                keep_alive = has_token(h.value, b"keep-alive");
+            }
+        }
+        *field = (offset(name), name.len(), offset(h.value), h.value.len());
+    }
+    let head = buf.split_to(len).freeze();
+    let Ok(uri) = Uri::from_maybe_shared(head.slice(path_at.0..path_at.0 + path_at.1)) else {
+        // Put back: hyper answers it.
+        return other_after_split(buf, head);
+    };
+    let mut request = Request::new(RequestBody::Empty);
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.version_mut() = version;
+    let map = request.headers_mut();
+    map.reserve(count);
+    for &(name_at, name_len, value_at, value_len) in &fields[..count] {
+        let Ok(name) = HeaderName::from_bytes(&head[name_at..name_at + name_len]) else {
+            return other_after_split(buf, head);
+        };
+        let value = head.slice(value_at..value_at + value_len);
+        // SAFETY: httparse accepted the value, so every byte is a visible ASCII character,
+        // a space, a tab or obs-text (0x80-0xFF): exactly what HeaderValue allows (no
+        // control characters, no DEL).
+        let value = unsafe { HeaderValue::from_maybe_shared_unchecked(value) };
+        map.append(name, value);
+    }
+    Parsed::Simple {
+        request,
+        len,
+        keep_alive,
+    }
+}
+
+/// A head split off that hyper must see after all: rejoined in front of what follows.
+fn other_after_split(buf: &mut BytesMut, head: Bytes) -> Parsed {
+    let mut joined = BytesMut::with_capacity(head.len() + buf.len());
+    joined.extend_from_slice(&head);
+    joined.extend_from_slice(buf);
+    *buf = joined;
+    Parsed::Other
+}
+
+/// Whether a comma-separated header value lists `token` (case-insensitive).
+fn has_token(value: &[u8], token: &[u8]) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+}
+
+/// The request facts a response's framing depends on.
+#[derive(Clone, Copy)]
+pub struct Asked {
+    pub version: Version,
+    pub head: bool,
+    /// The request, and the worker, let the connection stay open.
+    pub keep_alive: bool,
+}
+
+/// What is known of a response body before it is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodySize {
+    /// Nothing to send (the body is already at its end).
+    None,
+    Known(u64),
+    Unknown,
+}
+
+/// How a response body goes on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// Exactly this many bytes; nothing at all when 0 (HEAD, 204, 304).
+    Length(u64),
+    Chunked,
+    /// Until the connection closes (HTTP/1.0 without a length).
+    Close,
+}
+
+/// A response head as encoded: how its body goes, and whether the connection closes after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Encoded {
+    pub framing: Framing,
+    pub last: bool,
+}
+
+/// A Content-Length value the response's own headers carry that is not a number: the
+/// response cannot be framed (hyper drops the connection too).
+#[derive(Debug)]
+pub struct BadLength;
+
+/// Writes the status line and headers of a response to `asked` into `dst`, with the framing
+/// headers (`content-length`, `transfer-encoding`), `connection: keep-alive` for an HTTP/1.0
+/// client that keeps the connection, and `date` when the response has none.
+pub fn encode_head(
+    dst: &mut BytesMut,
+    status: StatusCode,
+    reason: Option<&ReasonPhrase>,
+    headers: &http::HeaderMap,
+    body: BodySize,
+    asked: Asked,
+) -> Result<Encoded, BadLength> {
+    let mut last = !asked.keep_alive;
+    let http10 = asked.version == Version::HTTP_10;
+    // What hyper adds to the Connection header (its enforce_version): `keep-alive` for an
+    // HTTP/1.0 client that keeps the connection, `close` for an HTTP/1.1 one that does not,
+    // unless the response says so already. It joins the response's own Connection line, or
+    // goes after the other headers.
+    let says = |token: &[u8]| {
+        headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .any(|v| has_token(v.as_bytes(), token))
+    };
+    let mut add_connection = match (http10, asked.keep_alive) {
+        (true, true) if !says(b"keep-alive") => Some(&b"keep-alive"[..]),
+        (false, false) if !says(b"close") => Some(&b"close"[..]),
+        _ => None,
+    };
+    let can_body = can_have_body(asked.head, status);
+    let can_length = can_have_length(status);
+    dst.reserve(64 + headers.len() * 32);
+    if !http10 && status == StatusCode::OK && reason.is_none() {
+        dst.put_slice(b"HTTP/1.1 200 OK\r\n");
+    } else {
+        dst.put_slice(if http10 { b"HTTP/1.0 " } else { b"HTTP/1.1 " });
+        dst.put_slice(status.as_str().as_bytes());
+        dst.put_u8(b' ');
+        match reason {
+            Some(reason) => dst.put_slice(reason.as_bytes()),
+            None => dst.put_slice(status.canonical_reason().unwrap_or("<none>").as_bytes()),
+        }
+        dst.put_slice(b"\r\n");
+    }
+    let mut framing = Framing::Length(0);
+    let mut wrote_len = false;
+    let mut wrote_date = false;
+    let mut prev_len: Option<u64> = None;
+    // Connection and Transfer-Encoding values go on one line each, joined with ", ".
+    let mut joined: Option<HeaderName> = None;
+    let mut must_add_chunked = false;
+    for (name, value) in headers {
+        if joined.as_ref().is_some_and(|j| j != name) {
+            end_joined(dst, &mut joined, must_add_chunked, &mut add_connection);
+        }
+        match *name {
+            header::CONTENT_LENGTH => match body {
+                BodySize::Known(n) => {
+                    // The body's own length wins; the header goes out as the first value.
+                    if !wrote_len {
+                        framing = Framing::Length(n);
+                        write_header(dst, name, value);
+                        wrote_len = true;
+                    }
+                    continue;
+                }
+                BodySize::Unknown => {
+                    let len = parse_length(value.as_bytes()).ok_or(BadLength)?;
+                    match prev_len {
+                        Some(prev) if prev != len => return Err(BadLength),
+                        Some(_) => {}
+                        None => {
+                            framing = Framing::Length(len);
+                            write_header(dst, name, value);
+                            wrote_len = true;
+                            prev_len = Some(len);
+                        }
+                    }
+                    continue;
+                }
+                BodySize::None if asked.head => {
+                    write_header(dst, name, value);
+                    wrote_len = true;
+                    continue;
+                }
+                BodySize::None => continue,
+            },
+            header::TRANSFER_ENCODING => {
+                if http10 || !can_body {
+                    continue;
+                }
+                wrote_len = true;
+                framing = Framing::Chunked;
+                must_add_chunked = !is_chunked(value.as_bytes());
+                join(dst, &mut joined, name, value);
+                continue;
+            }
+            header::CONNECTION => {
+                if has_token(value.as_bytes(), b"close") {
+                    last = true;
+                }
+                join(dst, &mut joined, name, value);
+                continue;
+            }
+            header::DATE => wrote_date = true,
+            _ => {}
+        }
+        write_header(dst, name, value);
+    }
+    end_joined(dst, &mut joined, must_add_chunked, &mut add_connection);
+    if let Some(value) = add_connection {
+        dst.put_slice(b"connection: ");
+        dst.put_slice(value);
+        dst.put_slice(b"\r\n");
+    }
+    if !wrote_len {
+        framing = match body {
+            BodySize::Unknown if http10 || !can_body => Framing::Close,
+            BodySize::Unknown => {
+                dst.put_slice(b"transfer-encoding: chunked\r\n");
+                Framing::Chunked
+            }
+            BodySize::None | BodySize::Known(0) => {
+                if can_length && !asked.head {
+                    dst.put_slice(b"content-length: 0\r\n");
+                }
+                Framing::Length(0)
+            }
+            BodySize::Known(n) if can_length => {
+                dst.put_slice(b"content-length: ");
+                dst.put_slice(itoa::Buffer::new().format(n).as_bytes());
+                dst.put_slice(b"\r\n");
+                Framing::Length(n)
+            }
+            BodySize::Known(_) => Framing::Length(0),
+        };
+    }
+    if !can_body {
+        framing = Framing::Length(0);
+    }
+    // A body sent until the close: the close ends it.
+    last |= framing == Framing::Close;
+    if !wrote_date {
+        dst.put_slice(b"date: ");
+        with_date(|date| dst.put_slice(date));
+        dst.put_slice(b"\r\n");
+    }
+    dst.put_slice(b"\r\n");
+    Ok(Encoded { framing, last })
+}
+
+fn write_header(dst: &mut BytesMut, name: &HeaderName, value: &HeaderValue) {
+    dst.put_slice(name.as_str().as_bytes());
+    dst.put_slice(b": ");
+    dst.put_slice(value.as_bytes());
+    dst.put_slice(b"\r\n");
+}
+
+/// Adds a value to the line being joined for `name`, starting the line if needed.
+fn join(
+    dst: &mut BytesMut,
+    joined: &mut Option<HeaderName>,
+    name: &HeaderName,
+    value: &HeaderValue,
+) {
+    if joined.is_some() {
+        dst.put_slice(b", ");
+    } else {
+        dst.put_slice(name.as_str().as_bytes());
+        dst.put_slice(b": ");
+        *joined = Some(name.clone());
+    }
+    dst.put_slice(value.as_bytes());
+}
+
+fn end_joined(
+    dst: &mut BytesMut,
+    joined: &mut Option<HeaderName>,
+    add_chunked: bool,
+    add_connection: &mut Option<&[u8]>,
+) {
+    if let Some(name) = joined.take() {
+        if name == header::TRANSFER_ENCODING && add_chunked {
+            dst.put_slice(b", chunked");
+        }
+        if name == header::CONNECTION {
+            if let Some(value) = add_connection.take() {
+                dst.put_slice(b", ");
+                dst.put_slice(value);
+            }
+        }
+        dst.put_slice(b"\r\n");
+    }
+}
+
+/// Whether `chunked` is the last transfer coding listed.
+fn is_chunked(value: &[u8]) -> bool {
+    value
+        .rsplit(|&b| b == b',')
+        .next()
+        .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+}
+
+/// A Content-Length value: digits, possibly with surrounding spaces.
+fn parse_length(value: &[u8]) -> Option<u64> {
+    let digits = value.trim_ascii();
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// A response to HEAD, a 1xx, 204 or 304 has no body.
+fn can_have_body(head: bool, status: StatusCode) -> bool {
+    !head && can_have_length(status)
+}
+
+fn can_have_length(status: StatusCode) -> bool {
+    !status.is_informational()
+        && status != StatusCode::NO_CONTENT
+        && status != StatusCode::NOT_MODIFIED
+}
+
+/// The current `Date` value (IMF-fixdate), formatted once a second.
+fn with_date<R>(f: impl FnOnce(&[u8]) -> R) -> R {
+    thread_local! {
+        static DATE: RefCell<(u64, [u8; 29])> = const { RefCell::new((u64::MAX, [0; 29])) };
+    }
+    let now = crate::scoreboard::clock_us(libc::CLOCK_REALTIME_COARSE) / 1_000_000;
+    DATE.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        if cached.0 != now {
+            let text = httpdate::fmt_http_date(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(now),
+            );
+            if text.len() == 29 {
+                cached.1.copy_from_slice(text.as_bytes());
+                cached.0 = now;
+            }
+        }
+        f(&cached.1)
+    })
+}
+
+/// The line that opens a chunk of `len` bytes.
+pub fn chunk_size_line(len: usize) -> Bytes {
+    Bytes::from(format!("{len:X}\r\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: HeadLimits = HeadLimits {
+        head_bytes: 8192,
+        line_bytes: 8190,
+        header_fields: 100,
+    };
+
+    fn parsed(raw: &[u8]) -> (Parsed, BytesMut) {
+        let mut buf = BytesMut::from(raw);
+        let p = parse(&mut buf, LIMITS);
+        (p, buf)
+    }
+
+    #[test]
+    fn a_plain_get_is_taken_and_split_off() {
+        let (p, rest) =
+            parsed(b"GET /a?b=1 HTTP/1.1\r\nHost: x\r\nX-Two: 1\r\nx-two: 2\r\n\r\nGET /next");
+        let Parsed::Simple {
+            request,
+            len,
+            keep_alive,
+        } = p
+        else {
+            panic!("not taken");
+        };
+        assert_eq!(len, 52);
+        assert!(keep_alive);
+        assert_eq!(&rest[..], b"GET /next");
+        assert_eq!(request.method(), Method::GET);
+        assert_eq!(request.uri().path(), "/a");
+        assert_eq!(request.uri().query(), Some("b=1"));
+        assert_eq!(request.version(), Version::HTTP_11);
+        assert_eq!(request.headers()["host"], "x");
+        let two: Vec<_> = request.headers().get_all("x-two").iter().collect();
+        assert_eq!(two, ["1", "2"]);
+    }
+
+    #[test]
+    fn keep_alive_follows_the_version_and_connection_lines() {
+        let ka = |raw: &[u8]| match parsed(raw).0 {
+            Parsed::Simple { keep_alive, .. } => keep_alive,
+            _ => panic!("not taken"),
+        };
+        assert!(!ka(b"GET / HTTP/1.0\r\n\r\n"));
+        assert!(ka(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"));
+        assert!(!ka(
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: foo, close\r\n\r\n"
+        ));
+        assert!(!ka(
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nConnection: keep-alive\r\n\r\n"
+        ));
+    }
+
+    #[test]
+    fn anything_else_is_left_to_hyper_untouched() {
+        for raw in [
+            &b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\na"[..],
+            b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n",
+            b"GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nBad Name: 1\r\n\r\n",
+            b"GET / HTTP/2.0\r\n\r\n",
+        ] {
+            let (p, rest) = parsed(raw);
+            assert!(
+                matches!(p, Parsed::Other | Parsed::Partial),
+                "{:?}",
+                String::from_utf8_lossy(raw)
+            );
+            if matches!(p, Parsed::Other) {
+                assert_eq!(&rest[..], raw, "the bytes stay for hyper");
+            }
+        }
+        assert!(matches!(parsed(b"GET / HTTP/1.1\r\nHo").0, Parsed::Partial));
+        let long = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(9000));
+        assert!(matches!(parsed(long.as_bytes()).0, Parsed::Other));
+        let many: String = (0..40).map(|i| format!("x-{i}: 1\r\n")).collect();
+        let many = format!("GET / HTTP/1.1\r\n{many}\r\n");
+        assert!(matches!(parsed(many.as_bytes()).0, Parsed::Other));
+    }
+
+    fn encode(
+        status: u16,
+        headers: &[(&str, &str)],
+        body: BodySize,
+        asked: Asked,
+    ) -> (String, Encoded) {
+        let mut map = http::HeaderMap::new();
+        for (n, v) in headers {
+            map.append(
+                HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        let mut dst = BytesMut::new();
+        let e = encode_head(
+            &mut dst,
+            StatusCode::from_u16(status).unwrap(),
+            None,
+            &map,
+            body,
+            asked,
+        )
+        .unwrap();
+        let text = String::from_utf8(dst.to_vec()).unwrap();
+        let cut = text.find("date: ").expect("a date");
+        assert_eq!(&text[cut + 6 + 29..], "\r\n\r\n");
+        (text[..cut].to_string(), e)
+    }
+
+    const GET11: Asked = Asked {
+        version: Version::HTTP_11,
+        head: false,
+        keep_alive: true,
+    };
+
+    #[test]
+    fn framing_follows_the_body_and_the_request() {
+        let (t, e) = encode(200, &[("a", "1")], BodySize::Known(5), GET11);
+        assert_eq!(t, "HTTP/1.1 200 OK\r\na: 1\r\ncontent-length: 5\r\n");
+        assert_eq!(
+            e,
+            Encoded {
+                framing: Framing::Length(5),
+                last: false
+            }
+        );
+        let (t, e) = encode(200, &[], BodySize::Unknown, GET11);
+        assert_eq!(t, "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n");
+        assert_eq!(e.framing, Framing::Chunked);
+        let old = Asked {
+            version: Version::HTTP_10,
+            ..GET11
+        };
+        let (t, e) = encode(200, &[], BodySize::Unknown, old);
+        assert_eq!(t, "HTTP/1.0 200 OK\r\nconnection: keep-alive\r\n");
+        assert_eq!(
+            e,
+            Encoded {
+                framing: Framing::Close,
+                last: true
+            }
+        );
+        let (t, e) = encode(200, &[], BodySize::None, GET11);
+        assert_eq!(t, "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n");
+        assert_eq!(e.framing, Framing::Length(0));
+        let (t, e) = encode(204, &[], BodySize::None, GET11);
+        assert_eq!(t, "HTTP/1.1 204 No Content\r\n");
+        assert_eq!(e.framing, Framing::Length(0));
+        let head = Asked {
+            head: true,
+            ..GET11
+        };
+        let (t, e) = encode(200, &[("content-length", "13")], BodySize::None, head);
+        assert_eq!(t, "HTTP/1.1 200 OK\r\ncontent-length: 13\r\n");
+        assert_eq!(e.framing, Framing::Length(0));
+        let (t, e) = encode(200, &[("content-length", "7")], BodySize::Unknown, GET11);
+        assert_eq!(t, "HTTP/1.1 200 OK\r\ncontent-length: 7\r\n");
+        assert_eq!(e.framing, Framing::Length(7));
+        let (t, e) = encode(
+            404,
+            &[("connection", "close"), ("connection", "x")],
+            BodySize::Known(2),
+            GET11,
+        );
+        assert_eq!(
+            t,
+            "HTTP/1.1 404 Not Found\r\nconnection: close, x\r\ncontent-length: 2\r\n"
+        );
+        assert!(e.last);
+        let closing = Asked {
+            keep_alive: false,
+            ..GET11
+        };
+        assert!(encode(200, &[], BodySize::Known(1), closing).1.last);
+    }
+
+    #[test]
+    fn a_length_that_is_not_a_number_cannot_be_framed() {
+        let mut map = http::HeaderMap::new();
+        map.insert(header::CONTENT_LENGTH, HeaderValue::from_static("+5"));
+        let mut dst = BytesMut::new();
+        let r = encode_head(
+            &mut dst,
+            StatusCode::OK,
+            None,
+            &map,
+            BodySize::Unknown,
+            GET11,
+        );
+        assert!(r.is_err());
+    }
+}

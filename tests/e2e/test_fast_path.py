@@ -1,0 +1,137 @@
+"""The connection's own HTTP/1 path (src/http/fast.rs) answers requests without a body; hyper
+answers the rest. A client must not be able to tell which one answered.
+
+Each request here goes out twice on fresh connections: as it is (the own path takes it) and
+with `Content-Length: 0` added (which the own path leaves to hyper; the app sees the same
+request), each followed by a request that asks to close, so a kept connection shows as its
+answer. The raw bytes that come back must be the same, but for the Date value.
+
+Responses cut short by the app (an exception mid-stream, a body that does not match its
+Content-Length) are compared more loosely on a threaded worker: when the failure reaches hyper
+before it wrote what it had gathered, it drops those bytes, so either may have sent more of a
+response that is cut either way.
+"""
+
+import re
+
+import pytest
+from conftest import raw_exchange_closed
+
+DATE = re.compile(rb"\r\ndate: [^\r]*\r\n")
+
+
+def exchange(port: int, data: bytes) -> tuple[bytes, bool]:
+    """Sends `data`; returns what came back (Date masked) and whether the server closed."""
+    raw, closed = raw_exchange_closed("127.0.0.1", port, data, idle=3.0)
+    assert raw.count(b"\r\ndate: ") == len(DATE.findall(raw))
+    return DATE.sub(b"\r\ndate: -\r\n", raw), closed
+
+
+def head(method: str, target: str, version: str, extra: list[str], hyper: bool) -> bytes:
+    lines = [f"{method} {target} HTTP/{version}", "Host: t", *extra]
+    if hyper:
+        lines.append("Content-Length: 0")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+TARGETS = [
+    "/",  # a 404 from the app
+    "/reason",  # a custom reason phrase
+    "/hop",  # the app's Connection header is dropped
+    "/cookies",  # a repeated header
+    "/gen",  # a generator: chunked on HTTP/1.1, until the close on HTTP/1.0
+    "/write",  # write() then the iterable
+    "/stream?n=40",
+    "/lent?via=gen&size=4096",
+    "/declared",
+    "/declared?via=gen",  # a streamed body with the app's Content-Length
+    "/cl-over-at-once",
+    "/raise",  # a 500
+    "/noniterable",
+    "/big?size=300000",
+    "/file-wrapper-bytesio",
+    "/static/page.html",  # a static file (sendfile)
+    "/static/missing",
+]
+
+# Cut short: shorter than its Content-Length, longer, an exception after the first chunk.
+CUT = ["/cl-mismatch", "/cl-over-midstream", "/raise-midstream"]
+
+# Asks to close: answered only if the connection was kept after the request before it.
+LAST = b"GET /reason HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+
+VARIANTS = [
+    ("GET", "1.1", []),
+    ("HEAD", "1.1", []),
+    ("GET", "1.1", ["Connection: close"]),
+    ("GET", "1.0", []),
+    ("GET", "1.0", ["Connection: keep-alive"]),
+    ("HEAD", "1.0", ["Connection: keep-alive"]),
+]
+
+
+@pytest.fixture(params=[1, 4], ids=["threads1", "threads4"])
+def server(request, dragoman, tmp_path):
+    request.node.threads = request.param
+    root = tmp_path / "static"
+    root.mkdir()
+    (root / "page.html").write_bytes(b"<p>static</p>\n" * 300)
+    return dragoman(
+        "rules:application",
+        "--threads",
+        str(request.param),
+        "--static-map",
+        f"/static={root}",
+    )
+
+
+def test_own_path_and_hyper_answer_alike(server, request):
+    compared = 0
+    kept = 0
+    for target in TARGETS + CUT:
+        for method, version, extra in VARIANTS:
+            own = exchange(server.port, head(method, target, version, extra, False) + LAST)
+            by_hyper = exchange(server.port, head(method, target, version, extra, True) + LAST)
+            what = f"{method} {target} HTTP/{version} {extra}"
+            assert own[0].startswith(b"HTTP/1."), what
+            assert own[1] and by_hyper[1], what
+            if target in CUT and request.node.threads > 1:
+                shorter, longer = sorted((own[0], by_hyper[0]), key=len)
+                assert longer.startswith(shorter), what
+            else:
+                assert own == by_hyper, what
+            kept += own[0].count(b"HTTP/1.1 299 Custom Reason") - (target == "/reason")
+            compared += 1
+    # The keep-alive variants kept their connection for most targets.
+    assert kept >= len(TARGETS) * 2
+    # Conditional and range requests of a static file, and a pipelined pair.
+    etag = None
+    raw, _ = exchange(server.port, head("GET", "/static/page.html", "1.1", [], False))
+    for line in raw.split(b"\r\n"):
+        if line.lower().startswith(b"etag:"):
+            etag = line.split(b":", 1)[1].strip().decode()
+    assert etag
+    for extra in ([f"If-None-Match: {etag}"], ["Range: bytes=10-99"], ["Range: bytes=9999-"]):
+        own = exchange(server.port, head("GET", "/static/page.html", "1.1", extra, False) + LAST)
+        by_hyper = exchange(
+            server.port, head("GET", "/static/page.html", "1.1", extra, True) + LAST
+        )
+        assert own == by_hyper, extra
+        compared += 1
+    pair = head("GET", "/gen", "1.1", [], False) + head("GET", "/cookies", "1.1", [], False)
+    pair_hyper = head("GET", "/gen", "1.1", [], True) + head("GET", "/cookies", "1.1", [], True)
+    own, by_hyper = exchange(server.port, pair + LAST), exchange(server.port, pair_hyper + LAST)
+    assert own == by_hyper
+    assert own[0].count(b"HTTP/1.1 ") == 3
+    assert compared == len(TARGETS + CUT) * len(VARIANTS) + 3
+
+
+def test_a_connection_moves_to_hyper_and_keeps_serving(server):
+    """Requests the own path takes, then one it does not (a body), then more: all answered,
+    in order, on one connection."""
+    post = b"POST /gen HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello"
+    get = head("GET", "/reason", "1.1", [], False)
+    raw, closed = exchange(server.port, get + get + post + get + LAST)
+    assert closed
+    statuses = re.findall(rb"HTTP/1\.1 (\d+) ", raw)
+    assert statuses == [b"299", b"299", b"200", b"299", b"299"]
