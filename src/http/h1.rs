@@ -196,8 +196,9 @@ pub struct Encoded {
 pub struct BadLength;
 
 /// Writes the status line and headers of a response to `asked` into `dst`, with the framing
-/// headers (`content-length`, `transfer-encoding`), `connection: keep-alive` for an HTTP/1.0
-/// client that keeps the connection, and `date` when the response has none.
+/// headers (`content-length`, `transfer-encoding`), the Connection token hyper adds
+/// (`keep-alive` for an HTTP/1.0 client that keeps the connection, `close` for an HTTP/1.1
+/// one that does not), and `date` when the response has none.
 pub fn encode_head(
     dst: &mut BytesMut,
     status: StatusCode,
