@@ -225,14 +225,16 @@ pub fn framing(data: &[u8]) {
 /// complete GET or HEAD in origin form, split off the buffer whole; anything else leaves every
 /// byte in place for hyper.
 pub fn h1_head(data: &[u8]) {
-    use crate::http::h1::{parse, HeadLimits, Parsed};
-    let limits = HeadLimits {
+    use crate::config::Limits;
+    use crate::http::h1::{parse, Parsed};
+    let limits = Limits {
         head_bytes: 4096,
         line_bytes: 2048,
         header_fields: 20,
+        ..Limits::default()
     };
     let mut buf = bytes::BytesMut::from(data);
-    match parse(&mut buf, limits) {
+    match parse(&mut buf, &limits) {
         Parsed::Simple { request, len, .. } => {
             assert!(len <= data.len() && len <= limits.head_bytes);
             assert_eq!(&buf[..], &data[len..]);

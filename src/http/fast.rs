@@ -20,7 +20,7 @@ use http_body::Body as _;
 use hyper::ext::ReasonPhrase;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
-use super::h1::{self, Asked, BodySize, Framing, HeadLimits, Parsed};
+use super::h1::{self, Asked, BodySize, Framing, Parsed};
 use super::io::{GuardedIo, RawSocket};
 use super::service::{HttpService, Sent};
 use crate::config::Limits;
@@ -51,17 +51,12 @@ pub async fn serve<S: RawSocket>(
     limits: &Limits,
     orders: &Orders,
 ) -> Outcome {
-    let head_limits = HeadLimits {
-        head_bytes: limits.head_bytes,
-        line_bytes: limits.line_bytes,
-        header_fields: limits.header_fields,
-    };
     let mut buf = BytesMut::with_capacity(READ_BUF);
     let mut out = BytesMut::new();
     let mut pieces = VecDeque::with_capacity(4);
     loop {
         let (request, keep_alive) = loop {
-            match h1::parse(&mut buf, head_limits) {
+            match h1::parse(&mut buf, limits) {
                 Parsed::Simple {
                     request,
                     keep_alive,

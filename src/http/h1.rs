@@ -18,6 +18,7 @@ use http::{Method, Request, StatusCode, Uri, Version};
 use hyper::ext::ReasonPhrase;
 
 use super::RequestBody;
+use crate::config::Limits;
 
 /// The most header fields a head this path takes may have; one with more goes to hyper,
 /// which applies `limit-request-fields`.
@@ -41,20 +42,10 @@ pub enum Parsed {
     Other,
 }
 
-/// Limits a head must meet to be taken here (hyper answers the ones that do not).
-#[derive(Clone, Copy)]
-pub struct HeadLimits {
-    /// `buffer-size`: the longest head.
-    pub head_bytes: usize,
-    /// `limit-request-line`: the longest request target.
-    pub line_bytes: usize,
-    /// `limit-request-fields`.
-    pub header_fields: usize,
-}
-
-/// Reads the head at the start of `buf`. A [`Parsed::Simple`] head is split off `buf`; the
+/// Reads the head at the start of `buf`; one over `buffer-size`, `limit-request-line` or
+/// `limit-request-fields` is hyper's to answer. A [`Parsed::Simple`] head is split off `buf`; the
 /// request's target and header values share its bytes, without a copy.
-pub fn parse(buf: &mut BytesMut, limits: HeadLimits) -> Parsed {
+pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Parsed {
     let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
     let len = match httparse::ParserConfig::default().parse_request_with_uninit_headers(
@@ -448,15 +439,16 @@ pub fn chunk_size_line(len: usize) -> Bytes {
 mod tests {
     use super::*;
 
-    const LIMITS: HeadLimits = HeadLimits {
-        head_bytes: 8192,
-        line_bytes: 8190,
-        header_fields: 100,
-    };
+    fn limits() -> Limits {
+        Limits {
+            head_bytes: 8192,
+            ..Limits::default()
+        }
+    }
 
     fn parsed(raw: &[u8]) -> (Parsed, BytesMut) {
         let mut buf = BytesMut::from(raw);
-        let p = parse(&mut buf, LIMITS);
+        let p = parse(&mut buf, &limits());
         (p, buf)
     }
 

@@ -1,13 +1,13 @@
-//! The socket as hyper sees it: reads pass through the request-framing tracker (which
-//! neutralises smuggling attempts), writes that stay blocked longer than `write-timeout` fail
-//! (a client that stopped reading cannot hold a response forever), and every read or write
-//! marks the connection active (the least recently active idle one is closed first when a
-//! worker is at its connection cap). When hyper closes a connection in the middle of a request
-//! body it did not read (the application answered without reading it, or a 413), the close
-//! lingers: the write side is shut and the rest of the body read and discarded, so the peer
-//! reads the answer instead of a reset (nginx's lingering close; behind nginx's `uwsgi_pass`
-//! with request buffering off, a reset is a 502). With zero-copy on, file bodies go out with
-//! sendfile (see [`super::zerocopy`]).
+//! The socket as hyper and the connection's own HTTP/1 path see it: reads pass through the
+//! request-framing tracker (which neutralises smuggling attempts), writes that stay blocked
+//! longer than `write-timeout` fail (a client that stopped reading cannot hold a response
+//! forever), and every read or write marks the connection active (the least recently active
+//! idle one is closed first when a worker is at its connection cap). When hyper closes a
+//! connection in the middle of a request body it did not read (the application answered without
+//! reading it, or a 413), the close lingers: the write side is shut and the rest of the body
+//! read and discarded, so the peer reads the answer instead of a reset (nginx's lingering
+//! close; behind nginx's `uwsgi_pass` with request buffering off, a reset is a 502). With
+//! zero-copy on, file bodies go out with sendfile (see [`super::zerocopy`]).
 
 use std::future::Future;
 use std::io;
