@@ -132,6 +132,11 @@ def test_sigterm_lets_a_slow_request_finish_and_vacuum_cleans_up(dragoman, app_d
         with httpx.Client(transport=transport, timeout=30) as c:
             r = c.get("http://localhost/sleep?t=3")
             result["status"], result["body"] = r.status_code, r.text
+            # The single-threaded worker runs the app on its event loop, so it reads the
+            # signal only after this response is sent. Holding the kept connection open a
+            # moment keeps it live when the worker counts what it must finish; closing it
+            # at once would race that count.
+            time.sleep(1)
 
     t = threading.Thread(target=slow)
     t.start()
