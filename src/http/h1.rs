@@ -189,7 +189,7 @@ pub struct BadLength;
 /// Writes the status line and headers of a response to `asked` into `dst`, with the framing
 /// headers (`content-length`, `transfer-encoding`), the Connection token hyper adds
 /// (`keep-alive` for an HTTP/1.0 client that keeps the connection, `close` for an HTTP/1.1
-/// one that does not), and `date` when the response has none.
+/// one that does not), and `server` and `date` when the response has none.
 pub fn encode_head(
     dst: &mut BytesMut,
     status: StatusCode,
@@ -233,6 +233,7 @@ pub fn encode_head(
     let mut framing = Framing::Length(0);
     let mut wrote_len = false;
     let mut wrote_date = false;
+    let mut wrote_server = false;
     let mut prev_len: Option<u64> = None;
     // Connection and Transfer-Encoding values go on one line each, joined with ", ".
     let mut joined: Option<HeaderName> = None;
@@ -291,11 +292,19 @@ pub fn encode_head(
                 continue;
             }
             header::DATE => wrote_date = true,
+            header::SERVER => wrote_server = true,
             _ => {}
         }
         write_header(dst, name, value);
     }
     end_joined(dst, &mut joined, must_add_chunked, &mut add_connection);
+    // Where hyper's path has it: last of the response's own headers (see
+    // `service::WithServer`).
+    if !wrote_server {
+        dst.put_slice(b"server: ");
+        dst.put_slice(super::SERVER.as_bytes());
+        dst.put_slice(b"\r\n");
+    }
     if let Some(value) = add_connection {
         dst.put_slice(b"connection: ");
         dst.put_slice(value);
@@ -547,6 +556,16 @@ mod tests {
         )
         .unwrap();
         let text = String::from_utf8(dst.to_vec()).unwrap();
+        // dragoman's own Server line, when the response has none: one, and left out here
+        // (its place is tested on its own).
+        let ours = format!("server: {}\r\n", crate::http::SERVER);
+        let text = if map.contains_key(header::SERVER) {
+            assert!(!text.contains(&ours));
+            text
+        } else {
+            assert_eq!(text.matches(&ours).count(), 1, "{text}");
+            text.replacen(&ours, "", 1)
+        };
         let cut = text.find("date: ").expect("a date");
         assert_eq!(&text[cut + 6 + 29..], "\r\n\r\n");
         (text[..cut].to_string(), e)
@@ -617,6 +636,40 @@ mod tests {
             ..GET11
         };
         assert!(encode(200, &[], BodySize::Known(1), closing).1.last);
+    }
+
+    #[test]
+    fn the_server_line_follows_the_apps_headers_unless_the_app_sent_one() {
+        let ours = format!("server: {}\r\n", crate::http::SERVER);
+        let old = Asked {
+            version: Version::HTTP_10,
+            ..GET11
+        };
+        let mut map = http::HeaderMap::new();
+        map.insert(header::CONNECTION, HeaderValue::from_static("x"));
+        let mut dst = BytesMut::new();
+        encode_head(
+            &mut dst,
+            StatusCode::OK,
+            None,
+            &map,
+            BodySize::Known(1),
+            old,
+        )
+        .unwrap();
+        let want =
+            format!("HTTP/1.0 200 OK\r\nconnection: x, keep-alive\r\n{ours}content-length: 1\r\n");
+        assert!(dst.starts_with(want.as_bytes()), "{dst:?}");
+        let (t, _) = encode(
+            200,
+            &[("server", "mine"), ("a", "1")],
+            BodySize::Known(1),
+            GET11,
+        );
+        assert_eq!(
+            t,
+            "HTTP/1.1 200 OK\r\nserver: mine\r\na: 1\r\ncontent-length: 1\r\n"
+        );
     }
 
     #[test]

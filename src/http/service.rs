@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 use http::{header, HeaderValue, Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
@@ -57,10 +57,28 @@ impl HttpService {
 impl hyper::service::Service<Request<Incoming>> for HttpService {
     type Response = Response<Sent>;
     type Error = Infallible;
-    type Future = ServiceFuture;
+    type Future = WithServer;
 
-    fn call(&self, req: Request<Incoming>) -> ServiceFuture {
-        self.respond(req.map(RequestBody::Hyper))
+    fn call(&self, req: Request<Incoming>) -> WithServer {
+        WithServer(self.respond(req.map(RequestBody::Hyper)))
+    }
+}
+
+/// A response on its way to hyper, which writes the headers it is given: the `Server` header
+/// goes into them (unless the app set its own). The connection's own HTTP/1 path writes it
+/// while encoding the head instead ([`super::h1::encode_head`]), without touching the map.
+pub struct WithServer(ServiceFuture);
+
+impl Future for WithServer {
+    type Output = Result<Response<Sent>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Ok(mut response) = ready!(Pin::new(&mut self.get_mut().0).poll(cx));
+        response
+            .headers_mut()
+            .entry(header::SERVER)
+            .or_insert(HeaderValue::from_static(SERVER));
+        Poll::Ready(Ok(response))
     }
 }
 
@@ -110,7 +128,7 @@ impl Future for ServiceFuture {
     type Output = Result<Response<Sent>, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let (mut response, waiting) = match self.get_mut() {
+        let (response, waiting) = match self.get_mut() {
             ServiceFuture::Ready(response, waiting) => match response.take() {
                 Some(r) => (r, waiting),
                 None => return Poll::Pending, // polled after completion: never resolves again
@@ -128,10 +146,6 @@ impl Future for ServiceFuture {
                 Poll::Pending => return Poll::Pending,
             },
         };
-        response
-            .headers_mut()
-            .entry(header::SERVER)
-            .or_insert(HeaderValue::from_static(SERVER));
         let waiting = waiting.clone();
         Poll::Ready(Ok(response.map(|body| Sent { body, waiting })))
     }
