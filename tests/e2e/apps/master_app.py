@@ -2,6 +2,7 @@
 module the tests rewrite before a reload), sleeps, leaks memory or gets stuck on request."""
 
 import os
+import sys
 import time
 from urllib.parse import parse_qs
 
@@ -17,6 +18,9 @@ def stuck_in_a_long_call():
 def application(environ, start_response):
     path = environ["PATH_INFO"]
     query = {k: v[0] for k, v in parse_qs(environ["QUERY_STRING"]).items()}
+    if path in ("/sleep", "/stuck"):
+        # A mark in the log, for tests that must know the request is in the app.
+        print(f"app: {path} started in {os.getpid()}", file=sys.stderr, flush=True)
     if path == "/sleep":
         time.sleep(float(query.get("t", "1")))
     elif path == "/stuck":
