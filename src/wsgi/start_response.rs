@@ -134,7 +134,8 @@ impl HeadBuilder {
             head: Head {
                 status,
                 reason,
-                // Room for the Server header the service adds, so the map never regrows.
+                // Room for the Server header hyper's path adds (the own HTTP/1 path writes it
+                // without the map), so the map never regrows.
                 headers: HeaderMap::with_capacity(headers + 1),
                 content_length: None,
             },
