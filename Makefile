@@ -39,8 +39,8 @@ $(VENV)/.deps: tests/requirements.txt
 lint: $(VENV)/.deps
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
-	$(VENV)/bin/ruff check tests examples python bench fuzz soak
-	$(VENV)/bin/ruff format --check tests python bench fuzz soak
+	$(VENV)/bin/ruff check tests examples python bench fuzz soak pgo
+	$(VENV)/bin/ruff format --check tests python bench fuzz soak pgo
 
 unit:
 	LD_LIBRARY_PATH=$(PY_LIBDIR) cargo test --lib -q
@@ -57,8 +57,12 @@ VENV_WHEEL ?= $(VENV)
 wheel: $(VENV)/.deps
 	$(call build_wheel,$(TEST_PROFILE),$(VENV_WHEEL))
 
+# The release wheel is built with profile-guided optimisation (pgo/build.py: an instrumented
+# build serves pgo/train.py's traffic, and the release build uses its counts). PGO=off: plain;
+# auto: plain, with a warning, when the toolchain's llvm-profdata cannot be had.
+PGO ?= auto
 release-wheel: $(VENV)/.deps
-	$(call build_wheel,release,$(VENV))
+	$(PY) pgo/build.py $(VENV) --pgo $(PGO)
 
 # Test files run in parallel (each file in one process: they mostly wait on servers).
 PYTEST := -m pytest tests/e2e -q -n 3 --dist loadfile
@@ -81,7 +85,7 @@ test-matrix: $(VENV)/.deps
 		ran=$$((ran+1)); \
 	done; echo "test-matrix: ran on $$ran other CPython version(s)"
 
-## make bench: dragoman (release build) against its peers, side by side; writes bench/results.md.
+## make bench: dragoman (release build, profile-guided) against its peers, side by side; writes bench/results.md.
 ## Peers: Granian, bjoern, gunicorn, uWSGI (pip, into .venv-bench), nginx, wrk and h2load (apt), and
 ## bench/hyper-hello (cargo); libev-dev lets pip build bjoern, valgrind counts instructions.
 BENCH_VENV := .venv-bench
@@ -91,7 +95,7 @@ bench: system-deps $(VENV)/.deps
 	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
 	[ -x $(BENCH_VENV)/bin/python ] || $(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install -q -r bench/requirements.txt
-	$(call build_wheel,release,$(BENCH_VENV))
+	$(PY) pgo/build.py $(BENCH_VENV) --pgo on
 	cargo build --release --quiet --manifest-path bench/hyper-hello/Cargo.toml
 	$(BENCH_VENV)/bin/python bench/run.py
 

@@ -941,6 +941,11 @@ def main() -> None:
         "HTTPS and HTTP/2: not yet implemented in dragoman, so not measured.",
         "",
         (
+            "dragoman is the release wheel `make bench` builds with profile-guided optimisation "
+            "(pgo/build.py: trained on pgo/train.py's traffic)."
+        ),
+        "",
+        (
             f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}; "
             f"load average at the start {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}; "
             f"Python {platform.python_version()}; {versions()}"
