@@ -265,37 +265,42 @@ def free_port() -> int:
 def test_socket_activation(tmp_path):
     if not shutil.which("systemd-socket-activate"):
         pytest.fail("systemd-socket-activate is missing; make test installs the systemd package")
-    port = free_port()
-    log = tmp_path / "log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [
-                "systemd-socket-activate",
-                "-l",
-                f"127.0.0.1:{port}",
-                PY,
-                "-m",
-                "dragoman",
-                "echo:application",
-            ],
-            cwd=APPS,
-            env=_env(None),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    # systemd-socket-activate cannot take port 0, so free_port() picks one, and another process
+    # may bind it first: then it exits at once, and a new port is tried.
+    for attempt in range(5):
+        port = free_port()
+        log = tmp_path / f"log-{attempt}"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(
+                [
+                    "systemd-socket-activate",
+                    "-l",
+                    f"127.0.0.1:{port}",
+                    PY,
+                    "-m",
+                    "dragoman",
+                    "echo:application",
+                ],
+                cwd=APPS,
+                env=_env(None),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 10
+        while f"Listening on 127.0.0.1:{port}" not in log.read_text():
+            assert time.monotonic() < deadline, f"systemd-socket-activate: {log.read_text()}"
+            if proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        if proc.poll() is None:
+            break
+        assert "Address already in use" in log.read_text(), log.read_text()
+    else:
+        pytest.fail("systemd-socket-activate found its port taken 5 times")
     try:
         # The first connection makes systemd-socket-activate start dragoman with the socket.
-        # It binds after Popen returns, so a connection can be refused for a moment.
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                r = httpx.get(f"http://127.0.0.1:{port}/activated", timeout=30)
-                break
-            except httpx.ConnectError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        r = httpx.get(f"http://127.0.0.1:{port}/activated", timeout=30)
         assert r.status_code == 200 and r.json()["PATH_INFO"] == "/activated"
         text = log.read_text()
         assert f"listening on http://127.0.0.1:{port}" in text
@@ -368,7 +373,6 @@ def stats_json(address: str) -> dict:
 
 
 def test_stats_in_the_uwsgi_layout_read_by_uwsgitop(dragoman):
-    port = free_port()
     server = dragoman(
         "rules:application",
         "--processes",
@@ -376,9 +380,11 @@ def test_stats_in_the_uwsgi_layout_read_by_uwsgitop(dragoman):
         "--threads",
         "2",
         "--stats",
-        f"127.0.0.1:{port}",
+        "127.0.0.1:0",
         workers=2,
     )
+    # Port 0: the master logs the port it bound (no window for another process to take it).
+    port = int(server.wait_for_log(r"stats on 127\.0\.0\.1:(\d+)").group(1))
     with httpx.Client() as c:
         for _ in range(10):
             assert c.get(f"{server.url}/pid").status_code == 200

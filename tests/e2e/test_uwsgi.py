@@ -35,7 +35,16 @@ def nginx(tmp_path):
     started: list[Nginx] = []
 
     def start(upstream: str) -> Nginx:
-        work = tmp_path / f"nginx-{len(started)}"
+        # nginx cannot take port 0, so free_port() picks one, and another process may bind it
+        # first; nginx then gives up on it (after its own bind retries), and a new port is tried.
+        for attempt in range(5):
+            server = start_once(upstream, attempt)
+            if server is not None:
+                return server
+        raise AssertionError("nginx found its port taken 5 times")
+
+    def start_once(upstream: str, attempt: int) -> Nginx | None:
+        work = tmp_path / f"nginx-{len(started)}-{attempt}"
         work.mkdir()
         port = free_port()
         params = "include /etc/nginx/uwsgi_params;"
@@ -57,6 +66,7 @@ http {{
     client_max_body_size 64m;
     server {{
         listen 127.0.0.1:{port};
+        location = /nginx-ready {{ return 204; }}
         location / {{ {params} uwsgi_pass {upstream}; }}
         location /app/ {{
             {params}
@@ -87,12 +97,19 @@ http {{
         started.append(server)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                log = server.log.read_text()
+                if "Address already in use" in log:
+                    return None
+                raise AssertionError(f"nginx exited:\n{log}")
+            # Its own answer, so a listener of another process on the port does not count.
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return server
-            except OSError:
-                assert proc.poll() is None, server.log.read_text()
-                time.sleep(0.05)
+                ready = httpx.get(f"{server.url}/nginx-ready", timeout=1)
+                if ready.status_code == 204 and ready.headers.get("server", "").startswith("nginx"):
+                    return server
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
         raise AssertionError("nginx did not start")
 
     yield start
