@@ -42,8 +42,9 @@ STOP_TIMEOUT = 60.0
 ANSWER_TIMEOUT = 30.0
 
 HELLO = b"Hello, world!"
-ECHO = b'{"items": [' + b",".join(b'{"id": %d, "name": "item %05d"}' % (i, i) for i in range(120))
-ECHO = (ECHO + b" " * 4096)[: 4096 - 2] + b"]}"
+# A JSON document of exactly 4 KiB: 100 items, padded with spaces before the closing brackets.
+ECHO = b'{"items": [' + b",".join(b'{"id": %d, "name": "item %05d"}' % (i, i) for i in range(100))
+ECHO = ECHO + b" " * (4096 - 2 - len(ECHO)) + b"]}"
 BROWSER_HEADERS = (
     b"User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
     b"Chrome/131.0.0.0 Safari/537.36\r\n"
@@ -124,7 +125,8 @@ class Exchange:
 
 
 async def client(address: str, exchange: Exchange, count: int) -> None:
-    """Sends `count` requests, one at a time, reconnecting when the server closes."""
+    """Sends `count` requests one at a time over one connection, or over a new connection each
+    when the exchange does not keep it alive."""
     host, port = address.rsplit(":", 1)
     writer = None
     try:
@@ -138,6 +140,8 @@ async def client(address: str, exchange: Exchange, count: int) -> None:
                 writer.close()
                 await writer.wait_closed()
                 writer = None
+    except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError) as e:
+        raise TrainingError(f"{exchange.name}: {type(e).__name__}: {e}") from None
     finally:
         if writer is not None:
             writer.close()
