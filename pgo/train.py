@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 APPS = Path(__file__).resolve().parent.parent / "bench" / "apps"
@@ -60,13 +61,13 @@ class TrainingError(Exception):
     """A server did not start or stop as it should, or answered wrongly."""
 
 
+@dataclass
 class Answer:
     """One HTTP response as read off the wire."""
 
-    def __init__(self, status: int, headers: dict[bytes, bytes], body: bytes):
-        self.status = status
-        self.headers = headers
-        self.body = body
+    status: int
+    headers: dict[bytes, bytes]
+    body: bytes
 
 
 async def read_answer(reader: asyncio.StreamReader, head_only: bool = False) -> Answer:
@@ -106,22 +107,15 @@ def expect(answer: Answer, status: int, body: bytes | None = None, what: str = "
         )
 
 
+@dataclass
 class Exchange:
     """One kind of request: the bytes to send and the check of the answer."""
 
-    def __init__(
-        self,
-        name: str,
-        request: bytes,
-        check: Callable[[Answer], None],
-        keep_alive: bool = True,
-        head_only: bool = False,
-    ):
-        self.name = name
-        self.request = request
-        self.check = check
-        self.keep_alive = keep_alive
-        self.head_only = head_only
+    name: str
+    request: bytes
+    check: Callable[[Answer], None]
+    keep_alive: bool = True
+    head_only: bool = False
 
 
 async def client(address: str, exchange: Exchange, count: int) -> None:
@@ -169,8 +163,9 @@ def uwsgi_packet(variables: dict[str, str]) -> bytes:
     return struct.pack("<BHB", 0, len(data), 0) + data
 
 
-def http_exchanges(static: dict[str, bytes]) -> list[tuple[Exchange, int, int]]:
-    """(exchange, connections, count) for the HTTP listener, at scale 1."""
+def http_exchanges(static: dict[str, bytes], etag: bytes) -> list[tuple[Exchange, int, int]]:
+    """(exchange, connections, count) for the HTTP listener, at scale 1; `etag` is the one the
+    server gives small.css."""
     small, large = static["small.css"], static["large.js"]
 
     def hello(answer: Answer) -> None:
@@ -220,7 +215,7 @@ def http_exchanges(static: dict[str, bytes]) -> list[tuple[Exchange, int, int]]:
         (Exchange("GET / (many connections)", http_get("/"), hello), 32, 40_000),
         (Exchange("GET / (a browser's head)", http_get("/", BROWSER_HEADERS), hello), 8, 10_000),
         (
-            Exchange("HEAD /", b"HEAD / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", head, True, True),
+            Exchange("HEAD /", b"HEAD / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", head, head_only=True),
             4,
             2000,
         ),
@@ -231,7 +226,10 @@ def http_exchanges(static: dict[str, bytes]) -> list[tuple[Exchange, int, int]]:
         ),
         (
             Exchange(
-                "GET /, Connection: close", http_get("/", b"Connection: close\r\n"), hello, False
+                "GET /, Connection: close",
+                http_get("/", b"Connection: close\r\n"),
+                hello,
+                keep_alive=False,
             ),
             4,
             2000,
@@ -269,7 +267,7 @@ def http_exchanges(static: dict[str, bytes]) -> list[tuple[Exchange, int, int]]:
         (
             Exchange(
                 "GET /static/small.css (If-None-Match)",
-                http_get("/static/small.css", b"If-None-Match: ETAG\r\n"),
+                http_get("/static/small.css", b"If-None-Match: " + etag + b"\r\n"),
                 static_304,
             ),
             8,
@@ -386,8 +384,7 @@ async def train(scale: float, apps: Path, work: Path) -> None:
         if not etag:
             raise TrainingError("GET /static/small.css: no ETag")
         print(f"dragoman at {address}:")
-        for exchange, connections, count in http_exchanges(static):
-            exchange.request = exchange.request.replace(b"ETAG", etag)
+        for exchange, connections, count in http_exchanges(static, etag):
             await drive(address, exchange, connections, max(1, int(count * scale)))
         await drive(server.addresses["uwsgi"], uwsgi_exchange(), 8, max(1, int(5000 * scale)))
     finally:
