@@ -91,7 +91,7 @@ pub fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
     py.detach(move || {
         let runtime = match tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .build()
+            .build_local(tokio::runtime::LocalOptions::default())
         {
             Ok(rt) => rt,
             Err(e) => {
@@ -101,7 +101,6 @@ pub fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
         };
         let app = Rc::new(app);
         let statics = StaticFiles::new(&statics_config);
-        let local = tokio::task::LocalSet::new();
         let routes = Routes {
             app: app.clone(),
             statics,
@@ -109,16 +108,14 @@ pub fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
             limits: Rc::new(limits),
             proxy: proxy_protocol.map(Rc::new),
         };
-        // The LocalSet polls the future it runs on every wake-up of any of its tasks, so that
-        // future is a join handle (cheap to poll), not the signal select of `serve`.
-        let serving = async move {
+        // `serve` runs as a task of its own so that a bug panicking in it ends this worker with
+        // exit code 1 (the master replaces it) instead of unwinding through the interpreter.
+        let code = runtime.block_on(async move {
             tokio::task::spawn_local(serve(id, listeners, routes, events, mercy, autoreload))
                 .await
                 .unwrap_or(1)
-        };
-        let code = local.block_on(&runtime, serving);
+        });
         // Dropping the tasks closes what the app still had open (close() on each response).
-        drop(local);
         drop(runtime);
         app.shutdown();
         code
