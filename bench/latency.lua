@@ -14,8 +14,8 @@
 -- lower bins, walking up), so corrected[m] = recorded[m] + the sum of recorded[m + k*interval]
 -- over k >= 1 (when m > interval). Walking down from the top, each recorded[m] is
 -- corrected[m] minus the recorded bins above it, already known. The recorded total must equal
--- the requests wrk completed; the line says so, and bench/run.py refuses a run where it does
--- not.
+-- the requests wrk completed, less those slower than its timeout (it counts them as timeouts
+-- and records nothing); bench/run.py checks that and refuses a run where it does not hold.
 --
 -- Output, in microseconds: LATENCY interval=I corrected=N p50=.. p99=.. recorded=N p50=.. p99=..
 
