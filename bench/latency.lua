@@ -51,10 +51,8 @@ done = function(summary, latency, requests)
     local count = corrected[m]
     if interval and m > interval then
       local k = m + interval
-      while k <= latency.max do
-        if k >= 2 * interval and recorded[k] then
-          count = count - recorded[k]
-        end
+      while k <= latency.max do -- k > 2 intervals: bins stats_correct took from
+        count = count - (recorded[k] or 0)
         k = k + interval
       end
     end
