@@ -10,7 +10,8 @@ What is measured, and how:
   runs one worker process pinned to CPU 0 (taskset), wrk (one thread) is pinned to CPU 1.
   Every round starts each server in turn (the order rotates from round to round); for each
   scenario it serves, one request checks the response (status, body, Content-Type), then come a
-  1 s warm-up and the measured run; then the server is stopped. The tables give the median over the rounds with the min and max.
+  1 s warm-up and the measured run; then the server is stopped. The tables give the median over
+  the rounds with the min and max.
 - Scenarios: hello world over 64 keep-alive connections and over 1 connection (latency);
   a 4 KiB JSON POST echoed back (bench/post_json.lua); a 1 MiB response streamed as 16 chunks of
   64 KiB with no Content-Length (all from bench/apps/hello.py); the template view "/" of the
@@ -684,8 +685,8 @@ def table(group: Group, label: str) -> list[str]:
     lines = [
         (
             "| server | requests/s median (min-max) | p50 ms | p99 ms | p99 ms, wrk's correction "
-            "| errors | RSS at rest MiB | RSS after MiB | server CPU us/request | dragoman / server "
-            f"|{extra_head}"
+            "| errors | RSS at rest MiB | RSS after MiB | server CPU us/request "
+            f"| dragoman / server |{extra_head}"
         ),
         f"|---|---|---|---|---|---|---|---|---|---|{extra_rule}",
     ]
@@ -706,7 +707,8 @@ def table(group: Group, label: str) -> list[str]:
         lines.append(
             f"| {name} | {med:,.0f} ({min(r.rps):,.0f}-{max(r.rps):,.0f}) | "
             f"{ms(statistics.median(r.p50_ms))} | {ms(statistics.median(r.p99_ms))} | "
-            f"{ms(statistics.median(r.p99_wrk_ms))} | {errors} | {statistics.median(r.rss_rest) / MIB:.1f} | "
+            f"{ms(statistics.median(r.p99_wrk_ms))} | {errors} | "
+            f"{statistics.median(r.rss_rest) / MIB:.1f} | "
             f"{statistics.median(r.rss_after) / MIB:.1f} | {statistics.median(r.cpu_us):.1f} | "
             f"{ratio} |{h2}"
         )
@@ -1024,10 +1026,10 @@ def main() -> None:
             "intervals (interval = run time / requests per connection) adds samples at one "
             "interval less, two less, and so on, modelling a client that sends at the server's "
             "own throughput. bench/latency.lua undoes that exactly (the recorded count must equal "
-            "the requests completed, less wrk's timeouts, or the run fails). wrk's corrected p99 is the column after: "
-            "at full load, a stall of a few milliseconds (the VM's or wrk's own) adds samples in "
-            "proportion to the server's throughput, so that column ranks the faster servers "
-            "lower for the same stalls."
+            "the requests completed, less wrk's timeouts, or the run fails). wrk's corrected p99 "
+            "is the column after: at full load, a stall of a few milliseconds (the VM's or "
+            "wrk's own) adds samples in proportion to the server's throughput, so that column "
+            "ranks the faster servers lower for the same stalls."
         ),
         "",
         (
