@@ -105,6 +105,8 @@ impl WsgiApp {
             error!("cannot build the WSGI environ: {err}");
             LoadFailed
         })?;
+        // Asked once, here, rather than by the first request (it imports sysconfig).
+        start_response::counts_are_exact(py);
         Ok(WsgiApp {
             core: Arc::new(Core {
                 app,

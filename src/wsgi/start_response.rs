@@ -357,8 +357,9 @@ fn add_header(head: &mut HeadBuilder, item: &Bound<'_, PyAny>) -> Result<(), Str
 
 /// Whether an object's reference count shows every holder. Not on free-threaded CPython,
 /// where other threads' references may not have reached the count yet (nor if that cannot
-/// be told).
-fn counts_are_exact(py: Python<'_>) -> bool {
+/// be told). The first call imports `sysconfig`; [`super::WsgiApp::load`] makes it, so that
+/// no request waits for it.
+pub(super) fn counts_are_exact(py: Python<'_>) -> bool {
     static EXACT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *EXACT.get_or_init(|| {
         let free_threaded = py

@@ -421,6 +421,14 @@ def test_start_response_state_never_leaks_into_the_next_request_of_a_connection(
     ]
 
 
+def test_the_first_request_does_not_wait_for_the_servers_own_imports(dragoman):
+    """What dragoman asks of Python once (whether this CPython is free-threaded, which
+    imports sysconfig, about 0.8 ms) it asks while the app loads, not in the first request."""
+    server = dragoman("rules:application")
+    assert httpx.get(f"{server.url}/imported?name=sysconfig").text == "yes"
+    assert httpx.get(f"{server.url}/imported?name=no_such_module").text == "no"
+
+
 def closed_count(server) -> int:
     return int(httpx.get(f"{server.url}/closed").text)
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import sys
 import threading
 import time
 from urllib.parse import parse_qs
@@ -96,16 +97,12 @@ def application(environ, start_response):
         start_response("200 OK", headers)
         return [body]
     if path == "/refcount":
-        import sys
-
         return respond(start_response, str(sys.getrefcount(LENT)).encode())
     if path == "/exc-info-before":
         start_response("200 OK", [("Content-Type", "text/plain")])
         try:
             raise ValueError("changed my mind")
         except ValueError:
-            import sys
-
             start_response("503 Try Later", [("Content-Type", "text/plain")], sys.exc_info())
         return [b"replaced"]
     if path == "/exc-info-after":
@@ -116,8 +113,6 @@ def application(environ, start_response):
             try:
                 raise ValueError("too late")
             except ValueError:
-                import sys
-
                 start_response("500 Oops", [], sys.exc_info())
             yield b"never"
 
@@ -284,6 +279,8 @@ def application(environ, start_response):
         return respond(start_response, os.environ.get(query["key"], "<unset>").encode())
     if path == "/pid":
         return respond(start_response, str(os.getpid()).encode())
+    if path == "/imported":
+        return respond(start_response, b"yes" if query["name"] in sys.modules else b"no")
     if path == "/keep":
         # Holds on to this request's start_response and write() past the request.
         KEPT["start_response"] = start_response
