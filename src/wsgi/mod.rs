@@ -105,7 +105,8 @@ impl WsgiApp {
             error!("cannot build the WSGI environ: {err}");
             LoadFailed
         })?;
-        // Asked once, here, rather than by the first request (it imports sysconfig).
+        // Asked once, here (it imports sysconfig), not when a keep-alive connection's second
+        // request first reuses start_response.
         start_response::counts_are_exact(py);
         Ok(WsgiApp {
             core: Arc::new(Core {

@@ -421,9 +421,10 @@ def test_start_response_state_never_leaks_into_the_next_request_of_a_connection(
     ]
 
 
-def test_the_first_request_does_not_wait_for_the_servers_own_imports(dragoman):
+def test_no_request_waits_for_the_servers_own_imports(dragoman):
     """What dragoman asks of Python once (whether this CPython is free-threaded, which
-    imports sysconfig, about 0.8 ms) it asks while the app loads, not in the first request."""
+    imports sysconfig, about 0.8 ms) it asks while the app loads, not when the first
+    keep-alive connection's second request reuses start_response."""
     server = dragoman("rules:application")
     assert httpx.get(f"{server.url}/imported?name=sysconfig").text == "yes"
     assert httpx.get(f"{server.url}/imported?name=no_such_module").text == "no"
