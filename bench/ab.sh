@@ -18,7 +18,8 @@ set -euo pipefail
 BENCH=$(realpath "$(dirname "$0")")
 # side NAME: a dragoman binary's full path, or bjoern.
 side() { if [ "$1" = bjoern ]; then echo bjoern; else realpath "$1"; fi; }
-OLD=$(side "$1") NEW=$(side "$2") ROUNDS=${3:-7} SECONDS_=${4:-4} SCENARIO=${5:-hello} CONNECTIONS=${6:-64}
+OLD=$(side "$1") NEW=$(side "$2")
+ROUNDS=${3:-7} SECONDS_=${4:-4} SCENARIO=${5:-hello} CONNECTIONS=${6:-64}
 WORK=$(mktemp -d)
 case $SCENARIO in
     hello) URL_PATH=/ OWN_SCRIPT= ;;
@@ -31,7 +32,7 @@ esac
 cd "$BENCH/apps"
 PIDS=()
 trap 'kill "${PIDS[@]}" 2>/dev/null; wait; rm -rf "$WORK"' EXIT
-# start SIDE PORT: serves hello.py on PORT; prints the pid of the process that serves.
+# start SIDE PORT: serves hello.py on PORT in the background; its pid goes into PIDS.
 start() {
     if [ "$1" = bjoern ]; then
         taskset -c 0 "$BENCH/../.venv-bench/bin/python" bjoern_run.py hello:application "$2" \
@@ -44,11 +45,11 @@ start() {
 start "$OLD" 18090
 start "$NEW" 18091
 sleep 2
-# The worker: dragoman's master forks it; bjoern serves in its own process.
-worker() { pgrep -P "$1" | head -1 || echo "$1"; }
-OW=$(worker "${PIDS[0]}") NW=$(worker "${PIDS[1]}")
+# worker SIDE PID: the serving process. dragoman's master forks it; bjoern serves itself.
+worker() { if [ "$1" = bjoern ]; then echo "$2"; else pgrep -P "$2" | head -1 || true; fi; }
+OW=$(worker "$OLD" "${PIDS[0]}") NW=$(worker "$NEW" "${PIDS[1]}")
 for pid in "$OW" "$NW"; do
-    if ! kill -0 "$pid" 2>/dev/null; then
+    if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
         echo "a server did not start: run each side by hand to see why" >&2
         exit 1
     fi
@@ -71,8 +72,13 @@ for round in $(seq "$ROUNDS"); do
         read -r after user_after <<<"$(cpu_ticks "$3")"
         rps=$(awk '/Requests\/sec/ {print int($2)}' <<<"$out")
         n=$(awk '/requests in/ {print $1}' <<<"$out")
-        # recorded=N p50=US p99=US
-        read -r p50 p99 < <(sed -n 's/.*recorded=[0-9]* p50=\([0-9]*\) p99=\([0-9]*\).*/\1 \2/p' <<<"$out")
+        # bench/latency.lua's "recorded=N p50=US p99=US"
+        recorded='s/.*recorded=[0-9]* p50=\([0-9]*\) p99=\([0-9]*\).*/\1 \2/p'
+        if ! read -r p50 p99 < <(sed -n "$recorded" <<<"$out"); then
+            echo "wrk printed no LATENCY line (bench/latency.lua):" >&2
+            echo "$out" >&2
+            exit 1
+        fi
         us=$(per_request $((after - before)) "$n")
         user=$(per_request $((user_after - user_before)) "$n")
         echo "$1 $rps $us $user $p50 $p99" >>"$WORK/rows"
