@@ -531,6 +531,7 @@ class Sample:
     rss_after: list[int] = field(default_factory=list)
     cpu_us: list[float] = field(default_factory=list)  # server CPU per request
     h2load_rps: list[float] = field(default_factory=list)
+    rounds: list[int] = field(default_factory=list)  # the round of each rps
     errors: int = 0
     failures: list[str] = field(default_factory=list)
 
@@ -656,6 +657,7 @@ def run_group(servers: list[Server], scenarios: list[Scenario], args, work: Path
                         )
                         continue
                     sample.rps.append(run.rps)
+                    sample.rounds.append(round_)
                     sample.p50_ms.append(run.p50_ms)
                     sample.p99_ms.append(run.p99_ms)
                     sample.p99_wrk_ms.append(run.p99_wrk_ms)
@@ -844,7 +846,22 @@ def goals(results: dict[str, dict[str, Sample]], connections: int) -> list[str]:
         if not (mine and theirs):
             return row(goal, None, None)
         ratio = mine / theirs
-        row(goal, fmt.format(ratio), None if at_least is None else ratio >= at_least)
+        shown = fmt.format(ratio)
+        if attr == "rps" and at_least is not None:
+            shown += paired(label, peer, fmt, at_least)
+        row(goal, shown, None if at_least is None else ratio >= at_least)
+
+    def paired(label: str, peer: str, fmt: str, at_least: float) -> str:
+        """The ratio within each round (the two servers measured minutes apart, not a whole
+        run apart), and in how many rounds it reached the goal: a tie shows as one."""
+        a, b = results[label]["dragoman"], results[label][peer]
+        theirs = dict(zip(b.rounds, b.rps))
+        ratios = [rps / theirs[r] for r, rps in zip(a.rounds, a.rps) if r in theirs]
+        if len(ratios) < 2:
+            return ""
+        reached = sum(x >= at_least for x in ratios)
+        spread = f"{fmt.format(min(ratios))}-{fmt.format(max(ratios))}"
+        return f" (round by round {spread}, the goal reached in {reached} of {len(ratios)})"
 
     def no_more(goal: str, label: str, attr: str, peer: str, show, judged: bool = True) -> None:
         """dragoman's figure against the peer's; `judged=False` reports them with no verdict."""
@@ -944,7 +961,9 @@ def goals(results: dict[str, dict[str, Sample]], connections: int) -> list[str]:
         "",
         (
             "Each line compares this run's medians; a line whose servers were not part of the "
-            'run reads "not measured".'
+            'run reads "not measured". A requests/s goal also gives the ratio within each round '
+            "(the two servers measured minutes apart) and in how many rounds it reached the goal: "
+            "where the machine's speed drifts from round to round, that shows a tie as a tie."
         ),
         "",
         "| goal | this run | result |",
