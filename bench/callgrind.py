@@ -11,6 +11,11 @@ is not the master's. The same is done for N1 and N2 requests, and
 
 so start-up, the first request's one-time costs and shutdown cancel out. bjoern (one process) is
 the reference row.
+
+`python bench/callgrind.py --django [N1 N2]` measures the Django example's template view the
+same way (20 and 100 requests by default: one takes about 0.3 s under valgrind), on a database
+of its own, with PYTHONHASHSEED=0 for both servers: CPython's per-request instructions vary by
+a few percent from one process to the next with its hash seed. Not part of `make bench`.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ HERE = Path(__file__).resolve().parent
 APPS = HERE / "apps"
 PYTHON = sys.executable
 N1, N2 = 500, 3000
+MYSITE = HERE.parent / "examples" / "mysite"
 START_TIMEOUT = 300  # Python starts in 10-30 s under valgrind, more on a loaded machine
 STOP_TIMEOUT = 300
 REQUEST = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -41,11 +47,12 @@ def free_port() -> int:
 
 
 class Client:
-    """One keep-alive connection; request() sends GET / and reads one full response."""
+    """One keep-alive connection; request() sends its request and reads one full response."""
 
-    def __init__(self, sock: socket.socket):
+    def __init__(self, sock: socket.socket, request: bytes = REQUEST):
         self.sock = sock
         self.buf = b""
+        self.request_bytes = request
 
     def _fill(self) -> None:
         data = self.sock.recv(65536)
@@ -66,7 +73,7 @@ class Client:
         return data
 
     def request(self) -> bytes:
-        self.sock.sendall(REQUEST)
+        self.sock.sendall(self.request_bytes)
         while b"\r\n\r\n" not in self.buf:
             self._fill()
         head, self.buf = self.buf.split(b"\r\n\r\n", 1)
@@ -87,7 +94,7 @@ class Client:
         raise RuntimeError("response with neither Content-Length nor chunked encoding")
 
 
-def connect(port: int, proc: subprocess.Popen) -> Client:
+def connect(port: int, proc: subprocess.Popen, request: bytes = REQUEST) -> Client:
     """The first connection that answers a request (the probe counts as one request)."""
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
@@ -100,7 +107,7 @@ def connect(port: int, proc: subprocess.Popen) -> Client:
             continue
         sock.settimeout(START_TIMEOUT)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        client = Client(sock)
+        client = Client(sock, request)
         client.request()
         sock.settimeout(60)
         return client
@@ -117,9 +124,18 @@ def totals(path: Path) -> int:
     raise RuntimeError(f"no totals in {path}")
 
 
-def count(name: str, argv: list[str], n: int, stop: signal.Signals, work: Path) -> int:
+def count(
+    name: str,
+    argv: list[str],
+    n: int,
+    stop: signal.Signals,
+    work: Path,
+    app: tuple[Path, bytes, dict[str, str]] | None = None,
+) -> int:
     """Ir of the process that served n (+1 probe) requests: the one file that is not the
-    master's if the server forked, else the only one."""
+    master's if the server forked, else the only one. `app` is (working directory, request,
+    environment variables); hello.py's by default."""
+    cwd, request, env = app or (APPS, REQUEST, {})
     out = work / (re.sub(r"\W+", "-", name) + f"-{n}")
     out.mkdir()
     port = free_port()
@@ -131,13 +147,14 @@ def count(name: str, argv: list[str], n: int, stop: signal.Signals, work: Path) 
                 f"--callgrind-out-file={out}/cg.%p",
                 *[a.replace("PORT", str(port)) for a in argv],
             ],
-            cwd=APPS,
+            cwd=cwd,
+            env={**os.environ, **env},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     try:
-        client = connect(port, proc)
+        client = connect(port, proc, request)
         for _ in range(n):
             client.request()
         client.sock.close()
@@ -220,5 +237,36 @@ def measure() -> list[str]:
     return lines
 
 
+def measure_django(n1: int, n2: int) -> list[str]:
+    """Instructions per request of the Django example's template view, dragoman and bjoern."""
+    sys.path.insert(0, str(HERE))
+    from run import django_db  # migrates and seeds a database of the benchmark's own
+
+    lines = [f"| server | Ir, {n1} requests | Ir, {n2} requests | instructions / request |"]
+    lines.append("|---|---|---|---|")
+    request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"  # in the example's ALLOWED_HOSTS
+    bjoern_run = str(APPS / "bjoern_run.py")
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {"DJANGO_DEBUG": "0", "DJANGO_DB_PATH": str(django_db(Path(tmp)))}
+        env["PYTHONHASHSEED"] = "0"
+        target = "mysite.wsgi:application"
+        servers = {
+            "dragoman": (SERVERS["dragoman"][0][:-1] + [target], signal.SIGTERM),
+            "bjoern (reference)": ([PYTHON, bjoern_run, target, "PORT"], signal.SIGINT),
+        }
+        for name, (argv, stop) in servers.items():
+            app = (MYSITE, request, env)
+            ir1 = count(name, argv, n1, stop, Path(tmp), app)
+            ir2 = count(name, argv, n2, stop, Path(tmp), app)
+            per = (ir2 - ir1) / (n2 - n1)
+            print(f"callgrind: {name:20} {per:12,.0f} instructions/request", flush=True)
+            lines.append(f"| {name} | {ir1:,} | {ir2:,} | {per:,.0f} |")
+    return lines
+
+
 if __name__ == "__main__":
-    print("\n".join(measure()))
+    if sys.argv[1:2] == ["--django"]:
+        n1, n2 = (int(x) for x in sys.argv[2:4]) if len(sys.argv) >= 4 else (20, 100)
+        print("\n".join(measure_django(n1, n2)))
+    else:
+        print("\n".join(measure()))
