@@ -773,10 +773,10 @@ NOTES = {
             "with 20 messages, so every server renders the same page)."
         ),
         (
-            "The runs are 3x longer than the others. bjoern answers this view in bursts: it runs "
-            "the app for every connection that was readable (64 requests, about 200 ms) and only "
-            "then writes the 64 responses, where dragoman writes each response as soon as the app "
-            "returns it. A 5 s window holds 23 or 24 of bjoern's bursts, so its count moved by "
+            "The runs are 3x --seconds long (15 s by default). bjoern answers this view in "
+            "bursts: it runs the app for every connection that was readable (64 requests, about "
+            "200 ms) and only then writes the 64 responses, where dragoman writes each response "
+            "as soon as the app returns it. A 5 s window holds 23 or 24 of bjoern's bursts, so its count moved by "
             "4% with where the window fell; at 15 s that is 1.4%. The servers' own code is a "
             "sliver of this view's CPU: in a perf profile of the worker, dragoman's native module "
             "takes 0.3% (about 12 us a request) and bjoern's 0.1% (4 us); CPython, SQLite and "
