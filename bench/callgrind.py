@@ -247,15 +247,15 @@ def measure_django(n1: int, n2: int) -> list[str]:
     request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"  # in the example's ALLOWED_HOSTS
     bjoern_run = str(APPS / "bjoern_run.py")
     with tempfile.TemporaryDirectory() as tmp:
-        env = {"DJANGO_DEBUG": "0", "DJANGO_DB_PATH": str(django_db(Path(tmp)))}
-        env["PYTHONHASHSEED"] = "0"
+        db = django_db(Path(tmp))
+        env = {"DJANGO_DEBUG": "0", "DJANGO_DB_PATH": str(db), "PYTHONHASHSEED": "0"}
+        app = (MYSITE, request, env)
         target = "mysite.wsgi:application"
         servers = {
             "dragoman": (SERVERS["dragoman"][0][:-1] + [target], signal.SIGTERM),
             "bjoern (reference)": ([PYTHON, bjoern_run, target, "PORT"], signal.SIGINT),
         }
         for name, (argv, stop) in servers.items():
-            app = (MYSITE, request, env)
             ir1 = count(name, argv, n1, stop, Path(tmp), app)
             ir2 = count(name, argv, n2, stop, Path(tmp), app)
             per = (ir2 - ir1) / (n2 - n1)
