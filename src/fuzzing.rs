@@ -5,8 +5,8 @@
 use std::path::{Component, Path};
 
 use crate::config::ini;
+use crate::conn::proxy;
 use crate::http::framing::{Found, Framing};
-use crate::http::proxy;
 use crate::statics::encoding::{self, Accepted, Coding};
 use crate::statics::path::segments;
 use crate::statics::range::{self, Ranges};
@@ -283,15 +283,10 @@ pub fn environ(data: &[u8]) {
         return;
     };
     let (parts, ()) = request.into_parts();
-    let conn = crate::http::ConnInfo {
-        local: Some("127.0.0.1:8000".parse().expect("an address")),
-        peer: Some("[::1]:5000".parse().expect("an address")),
-        scheme: "http",
-        extra_environ: Vec::new(),
-        remote_text: Default::default(),
-        one_request: false,
-        app_state: Default::default(),
-    };
+    let conn = crate::conn::ConnInfo::new(
+        Some("127.0.0.1:8000".parse().expect("an address")),
+        Some("[::1]:5000".parse().expect("an address")),
+    );
     Python::initialize();
     Python::attach(|py| {
         let template = crate::wsgi::environ::Template::new(

@@ -6,6 +6,7 @@
 //! the application through its bridge ([`wsgi`]).
 
 pub mod config;
+pub mod conn;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;

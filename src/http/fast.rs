@@ -20,14 +20,15 @@ use http_body::Body as _;
 use hyper::ext::ReasonPhrase;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
+use super::guard::Guard;
 use super::h1::{self, Asked, BodySize, Framing, Parsed};
-use super::io::{GuardedIo, RawSocket};
 use super::service::{HttpService, Sent};
 use crate::config::Limits;
-use crate::worker::connections::{Order, Orders};
+use crate::conn::lifecycle::{Lifecycle, Order};
+use crate::conn::transport::Transport;
 
 /// How a connection left this path.
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// It is over (closed, failed, or told to go).
     Done,
     /// hyper serves the rest: the bytes read and not yet used are back in the socket's
@@ -45,11 +46,11 @@ const MAX_PIECES: usize = 64;
 const GATHER_BYTES: usize = 256 * 1024;
 
 /// Serves requests on `io` while they are ones this path takes.
-pub async fn serve<S: RawSocket>(
-    io: &mut GuardedIo<S>,
+pub(crate) async fn serve<T: Transport>(
+    io: &mut Guard<T>,
     service: &HttpService,
     limits: &Limits,
-    orders: &Orders,
+    life: &Lifecycle,
 ) -> Outcome {
     let mut buf = BytesMut::with_capacity(READ_BUF);
     let mut out = BytesMut::new();
@@ -65,16 +66,14 @@ pub async fn serve<S: RawSocket>(
                 Parsed::Other => return to_hyper(io, buf),
                 Parsed::Partial => {}
             }
-            match poll_fn(|cx| poll_more(io, cx, &mut buf, orders)).await {
+            match poll_fn(|cx| poll_more(io, cx, &mut buf, life)).await {
                 Ok(Some(0)) if buf.is_empty() => return Outcome::Done,
                 // A head cut short: hyper says what it says about it.
                 Ok(Some(0)) => return to_hyper(io, buf),
                 Ok(Some(_)) => {}
                 // Told to close while idle, or to drop: go. A close with half a head read
                 // is hyper's to finish, as it would have been.
-                Ok(None) if buf.is_empty() || orders.current() == Order::Drop => {
-                    return Outcome::Done
-                }
+                Ok(None) if buf.is_empty() || life.order() == Order::Drop => return Outcome::Done,
                 Ok(None) => return to_hyper(io, buf),
                 Err(_) => return Outcome::Done,
             }
@@ -85,9 +84,9 @@ pub async fn serve<S: RawSocket>(
             keep_alive,
         };
         let Ok(response) = service.respond(request).await;
-        // Evicted or closing while the app ran: this response is the last.
+        // Evicted, draining or closing while the app ran: this response is the last.
         let asked = Asked {
-            keep_alive: asked.keep_alive && orders.current() == Order::Serve,
+            keep_alive: asked.keep_alive && life.order() == Order::Serve,
             ..asked
         };
         match respond(io, response, asked, &mut out, &mut pieces).await {
@@ -101,20 +100,21 @@ pub async fn serve<S: RawSocket>(
     }
 }
 
-fn to_hyper<S: RawSocket>(io: &mut GuardedIo<S>, buf: BytesMut) -> Outcome {
+fn to_hyper<T: Transport>(io: &mut Guard<T>, buf: BytesMut) -> Outcome {
     io.unread(buf.freeze());
     Outcome::Hyper
 }
 
 /// Reads more of the stream into `buf`: the bytes read (0 at its end), or `None` when the
-/// connection has been told to close or drop.
-fn poll_more<S: RawSocket>(
-    io: &mut GuardedIo<S>,
+/// connection has been told to close or drop (a drain leaves an idle connection open: its
+/// next response says `Connection: close`).
+fn poll_more<T: Transport>(
+    io: &mut Guard<T>,
     cx: &mut Context<'_>,
     buf: &mut BytesMut,
-    orders: &Orders,
+    life: &Lifecycle,
 ) -> Poll<io::Result<Option<usize>>> {
-    if orders.poll_above(Order::Serve, cx).is_ready() {
+    if life.poll_order_above(Order::Drain, cx).is_ready() {
         return Poll::Ready(Ok(None));
     }
     if buf.capacity() - buf.len() < READ_ROOM {
@@ -132,8 +132,8 @@ fn poll_more<S: RawSocket>(
 
 /// Writes one response; whether the connection stays open after it. An error means the
 /// connection cannot go on (the client went, or the body failed part way).
-async fn respond<S: RawSocket>(
-    io: &mut GuardedIo<S>,
+async fn respond<T: Transport>(
+    io: &mut Guard<T>,
     response: http::Response<Sent>,
     asked: Asked,
     out: &mut BytesMut,
@@ -235,7 +235,7 @@ fn broken(why: &str) -> io::Error {
 }
 
 /// Writes every piece, in order, with as few writes as the socket allows.
-async fn send<S: RawSocket>(io: &mut GuardedIo<S>, pieces: &mut VecDeque<Bytes>) -> io::Result<()> {
+async fn send<T: Transport>(io: &mut Guard<T>, pieces: &mut VecDeque<Bytes>) -> io::Result<()> {
     while !pieces.is_empty() {
         let n = poll_fn(|cx| poll_send(io, cx, pieces)).await?;
         if n == 0 {
@@ -258,8 +258,8 @@ async fn send<S: RawSocket>(io: &mut GuardedIo<S>, pieces: &mut VecDeque<Bytes>)
     Ok(())
 }
 
-fn poll_send<S: RawSocket>(
-    io: &mut GuardedIo<S>,
+fn poll_send<T: Transport>(
+    io: &mut Guard<T>,
     cx: &mut Context<'_>,
     pieces: &VecDeque<Bytes>,
 ) -> Poll<io::Result<usize>> {
@@ -272,8 +272,8 @@ fn poll_send<S: RawSocket>(
     poll_slices(io, cx, pieces, &mut slices)
 }
 
-fn poll_slices<'a, S: RawSocket>(
-    io: &mut GuardedIo<S>,
+fn poll_slices<'a, T: Transport>(
+    io: &mut Guard<T>,
     cx: &mut Context<'_>,
     pieces: &'a VecDeque<Bytes>,
     slices: &mut [io::IoSlice<'a>],

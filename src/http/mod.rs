@@ -3,58 +3,26 @@
 //! knows about WSGI.
 
 pub mod body;
-pub mod fast;
+pub(crate) mod fast;
 pub mod framing;
+pub(crate) mod guard;
 pub mod h1;
-pub mod io;
-pub mod proxy;
-pub mod service;
-pub mod zerocopy;
+pub(crate) mod server;
+pub(crate) mod service;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use http::{header, HeaderValue, Request, Response, StatusCode};
 
 pub use body::{Body, BodyError, RequestBody};
 
+use crate::conn::ConnInfo;
+
 /// The `Server` header sent when the application sets none.
 pub const SERVER: &str = concat!("dragoman/", env!("CARGO_PKG_VERSION"));
-
-/// What a connection knows about itself, shared by the requests it carries. The addresses
-/// are `None` on a unix socket.
-pub struct ConnInfo {
-    pub local: Option<SocketAddr>,
-    pub peer: Option<SocketAddr>,
-    /// `http` or `https`.
-    pub scheme: &'static str,
-    /// Variables the environ gets as they are, over what dragoman derives from the request:
-    /// those a uwsgi peer sent (PATH_INFO, SCRIPT_NAME, REMOTE_ADDR, `uwsgi_param`s, ...).
-    /// Empty on HTTP connections.
-    pub extra_environ: Vec<(String, String)>,
-    /// `REMOTE_ADDR` and `REMOTE_PORT` as text, made once per connection (on first use, so
-    /// after a PROXY or uwsgi preamble has set `peer`).
-    pub remote_text: OnceLock<(String, String)>,
-    /// The connection carries one request (uwsgi): nothing is worth keeping for a next one.
-    pub one_request: bool,
-    /// What the application bridge keeps for the connection's later requests (the WSGI
-    /// bridge: the environ's per-connection part).
-    pub app_state: OnceLock<Box<dyn std::any::Any + Send + Sync>>,
-}
-
-impl ConnInfo {
-    /// The peer's address and port as text; empty for a unix-socket peer.
-    pub fn remote_text(&self) -> (&str, &str) {
-        let (addr, port) = self.remote_text.get_or_init(|| match self.peer {
-            Some(peer) => (peer.ip().to_string(), peer.port().to_string()),
-            None => (String::new(), String::new()),
-        });
-        (addr, port)
-    }
-}
 
 /// A boxed future local to the worker's event-loop thread.
 pub type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;

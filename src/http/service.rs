@@ -11,45 +11,42 @@ use std::task::{ready, Context, Poll};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 
-use super::zerocopy::ZeroCopy;
-use super::{error_response, Answer, App, Body, ConnInfo, LocalFuture, RequestBody, SERVER};
+use super::{error_response, Answer, App, Body, LocalFuture, RequestBody, SERVER};
 use crate::config::Limits;
+use crate::conn::lifecycle::{InFlight, Lifecycle};
+use crate::conn::zerocopy::ZeroCopy;
+use crate::conn::ConnInfo;
 use crate::statics::{Outcome, StaticFiles};
-use crate::worker::connections::{coarse_ms, waiting_since, Waiting, BUSY};
-use crate::worker::Shutdown;
 
-/// Serves the requests of one connection: static files first, then the application.
-pub struct HttpService {
-    app: Rc<dyn App>,
-    statics: Option<Rc<StaticFiles>>,
-    limits: Rc<Limits>,
+/// Where a worker's requests go: static files first, then the application; and the limits
+/// they are checked against.
+pub(crate) struct Routes {
+    pub(crate) app: Rc<dyn App>,
+    pub(crate) statics: Option<Rc<StaticFiles>>,
+    pub(crate) limits: Limits,
+}
+
+/// Serves the requests of one connection.
+pub(crate) struct HttpService {
+    routes: Rc<Routes>,
     conn: Arc<ConnInfo>,
-    shutdown: Shutdown,
-    /// The connection's queue for file bodies sent with sendfile.
-    zero_copy: Rc<ZeroCopy>,
-    /// The connection's header-timeout mark: busy from a request's head to the end of its
-    /// response.
-    waiting: Waiting,
+    life: Rc<Lifecycle>,
+    /// The connection's queue for file bodies sent with sendfile, when its transport can.
+    zero_copy: Option<Rc<ZeroCopy>>,
 }
 
 impl HttpService {
-    pub fn new(
-        app: Rc<dyn App>,
-        statics: Option<Rc<StaticFiles>>,
-        limits: Rc<Limits>,
+    pub(crate) fn new(
+        routes: Rc<Routes>,
         conn: ConnInfo,
-        shutdown: Shutdown,
-        zero_copy: Rc<ZeroCopy>,
-        waiting: Waiting,
+        life: Rc<Lifecycle>,
+        zero_copy: Option<Rc<ZeroCopy>>,
     ) -> Self {
         HttpService {
-            app,
-            statics,
-            limits,
+            routes,
             conn: Arc::new(conn),
-            shutdown,
+            life,
             zero_copy,
-            waiting,
         }
     }
 }
@@ -67,7 +64,7 @@ impl hyper::service::Service<Request<Incoming>> for HttpService {
 /// A response on its way to hyper, which writes the headers it is given: the `Server` header
 /// goes into them (unless the app set its own). The connection's own HTTP/1 path writes it
 /// while encoding the head instead ([`super::h1::encode_head`]), without touching the map.
-pub struct WithServer(ServiceFuture);
+pub(crate) struct WithServer(ServiceFuture);
 
 impl Future for WithServer {
     type Output = Result<Response<Sent>, Infallible>;
@@ -84,43 +81,48 @@ impl Future for WithServer {
 
 impl HttpService {
     /// The response to a request, parsed by hyper or by the connection's own HTTP/1 path.
-    pub fn respond(&self, req: Request<RequestBody>) -> ServiceFuture {
-        self.waiting.set(BUSY);
-        let waiting = self.waiting.clone();
-        if let Err((status, why)) = check_request(&req, self.limits.line_bytes) {
-            return ServiceFuture::Ready(Some(error_response(status, why, true)), waiting);
+    pub(crate) fn respond(&self, req: Request<RequestBody>) -> ServiceFuture {
+        let in_flight = self.life.begin_request();
+        let routes = &*self.routes;
+        if let Err((status, why)) = check_request(&req, routes.limits.line_bytes) {
+            let response = error_response(status, why, true);
+            return ServiceFuture::Ready(Some((response, in_flight)));
         }
-        if let Some(statics) = &self.statics {
+        if let Some(statics) = &routes.statics {
             if let Outcome::Serve(mut response) = statics.handle(&req) {
-                prepare(&mut response, &self.shutdown, &self.zero_copy);
-                return ServiceFuture::Ready(Some(response), waiting);
+                self.prepare(&mut response);
+                return ServiceFuture::Ready(Some((response, in_flight)));
             }
         }
-        match self.app.clone().call(req, self.conn.clone()) {
+        match routes.app.clone().call(req, self.conn.clone()) {
             Answer::Now(mut response) => {
-                prepare(&mut response, &self.shutdown, &self.zero_copy);
-                ServiceFuture::Ready(Some(response), waiting)
+                self.prepare(&mut response);
+                ServiceFuture::Ready(Some((response, in_flight)))
             }
             Answer::Later(response) => ServiceFuture::App {
                 response,
-                shutdown: self.shutdown.clone(),
+                life: self.life.clone(),
                 zero_copy: self.zero_copy.clone(),
-                waiting,
+                in_flight: Some(in_flight),
             },
         }
+    }
+
+    fn prepare(&self, response: &mut Response<Body>) {
+        prepare(response, &self.life, self.zero_copy.as_ref());
     }
 }
 
 /// A response ready at once (a rejected request, a static file, an app's immediate answer)
 /// or the app's still to come, without a second box.
-pub enum ServiceFuture {
-    Ready(Option<Response<Body>>, Waiting),
+pub(crate) enum ServiceFuture {
+    Ready(Option<(Response<Body>, InFlight)>),
     App {
         response: LocalFuture<Response<Body>>,
         /// While the worker drains, responses close their connection.
-        shutdown: Shutdown,
-        zero_copy: Rc<ZeroCopy>,
-        waiting: Waiting,
+        life: Rc<Lifecycle>,
+        zero_copy: Option<Rc<ZeroCopy>>,
+        in_flight: Option<InFlight>,
     },
 }
 
@@ -128,42 +130,39 @@ impl Future for ServiceFuture {
     type Output = Result<Response<Sent>, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let (response, waiting) = match self.get_mut() {
-            ServiceFuture::Ready(response, waiting) => match response.take() {
-                Some(r) => (r, waiting),
+        let (response, in_flight) = match self.get_mut() {
+            ServiceFuture::Ready(ready) => match ready.take() {
+                Some(ready) => ready,
                 None => return Poll::Pending, // polled after completion: never resolves again
             },
             ServiceFuture::App {
                 response,
-                shutdown,
+                life,
                 zero_copy,
-                waiting,
-            } => match response.as_mut().poll(cx) {
-                Poll::Ready(mut r) => {
-                    prepare(&mut r, shutdown, zero_copy);
-                    (r, waiting)
+                in_flight,
+            } => {
+                let mut r = ready!(response.as_mut().poll(cx));
+                prepare(&mut r, life, zero_copy.as_ref());
+                match in_flight.take() {
+                    Some(in_flight) => (r, in_flight),
+                    None => return Poll::Pending, // polled after completion
                 }
-                Poll::Pending => return Poll::Pending,
-            },
+            }
         };
-        let waiting = waiting.clone();
-        Poll::Ready(Ok(response.map(|body| Sent { body, waiting })))
+        Poll::Ready(Ok(response.map(|body| Sent {
+            body,
+            _in_flight: in_flight,
+        })))
     }
 }
 
-/// A response body that, when hyper is done with it (handed over whole, or the connection
-/// failed), marks the connection as waiting for its next request head. header-timeout
-/// counts from then, or from the last byte written while hyper still flushes (see
-/// `GuardedIo`).
-pub struct Sent {
+/// A response body that keeps its request in flight until hyper (or the own HTTP/1 path) is
+/// done with it: handed over whole, or the connection failed. header-timeout counts from
+/// then, or from the last byte written while the connection still flushes (see
+/// [`Lifecycle::wrote`]).
+pub(crate) struct Sent {
     body: Body,
-    waiting: Waiting,
-}
-
-impl Drop for Sent {
-    fn drop(&mut self) {
-        self.waiting.set(waiting_since(coarse_ms()));
-    }
+    _in_flight: InFlight,
 }
 
 impl http_body::Body for Sent {
@@ -188,13 +187,13 @@ impl http_body::Body for Sent {
 
 /// What every static or application response gets on its way out: `Connection: close` while
 /// the worker drains, and the connection's zero-copy queue for a file body.
-fn prepare(response: &mut Response<Body>, shutdown: &Shutdown, zero_copy: &Rc<ZeroCopy>) {
-    if shutdown.is_draining() {
+fn prepare(response: &mut Response<Body>, life: &Lifecycle, zero_copy: Option<&Rc<ZeroCopy>>) {
+    if life.closing() {
         response
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    if let Body::File(file) = response.body_mut() {
+    if let (Body::File(file), Some(zero_copy)) = (response.body_mut(), zero_copy) {
         file.send_through(zero_copy);
     }
 }
@@ -206,7 +205,7 @@ fn prepare(response: &mut Response<Body>, shutdown: &Shutdown, zero_copy: &Rc<Ze
 /// - the asterisk form (`*`) only with OPTIONS, the authority form (`host:port`) only with
 ///   CONNECT (§3.2.3, §3.2.4);
 /// - CONNECT itself: dragoman is an origin server, not a forward proxy.
-pub fn check_request<B>(
+pub(crate) fn check_request<B>(
     req: &Request<B>,
     line_bytes: usize,
 ) -> Result<(), (StatusCode, &'static str)> {

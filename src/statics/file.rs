@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 use bytes::{Bytes, BytesMut};
 use http_body::{Frame, SizeHint};
 
-use crate::http::zerocopy::ZeroCopy;
+use crate::conn::zerocopy::ZeroCopy;
 use crate::http::BodyError;
 
 /// How much of a file one frame carries when it is read into memory.
@@ -69,7 +69,7 @@ impl FileBody {
     }
 
     /// Sends the file's ranges through the connection's zero-copy queue.
-    pub fn send_through(&mut self, zero_copy: &Rc<ZeroCopy>) {
+    pub(crate) fn send_through(&mut self, zero_copy: &Rc<ZeroCopy>) {
         self.zero_copy = Some(zero_copy.clone());
     }
 

@@ -19,7 +19,7 @@ use pyo3::types::{PyDict, PyString, PyTuple};
 use pyo3::{ffi, intern};
 
 use super::start_response::Responder;
-use crate::http::ConnInfo;
+use crate::conn::ConnInfo;
 
 /// The environ key a request header goes under: `HTTP_` + upper-cased name with `-` as `_`;
 /// `CONTENT_TYPE` and `CONTENT_LENGTH` without the prefix (CGI). `None` for names containing

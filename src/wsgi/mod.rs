@@ -31,7 +31,8 @@ use pyo3::prelude::*;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use crate::config::{Config, Limits};
-use crate::http::{error_response, Answer, App, Body, ConnInfo};
+use crate::conn::ConnInfo;
+use crate::http::{error_response, Answer, App, Body};
 use crate::scoreboard::RequestStats;
 use crate::{error, interp, log};
 use environ::{ConnEnviron, Template};

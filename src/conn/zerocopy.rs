@@ -1,31 +1,40 @@
-//! Zero-copy file bodies on plaintext HTTP/1: the bytes of a file go from the page cache to
+//! Zero-copy file bodies on plain sockets: the bytes of a file go from the page cache to
 //! the socket with `sendfile(2)`, never through user memory (nginx's `sendfile on`).
 //!
 //! hyper writes every response itself, from the frames a body yields, so a file region cannot
-//! simply be handed to it. Instead a file body on a connection with zero-copy on queues the
-//! region here and yields a *stand-in*: a slice of [`STAND_IN`], memory that is never read
-//! and never anything else. hyper queues the stand-in like any frame (the connection forces
-//! its vectored, queueing write strategy, so frames are never copied or flattened) and later
-//! passes it back, whole or in part, to the connection's `poll_write_vectored`
-//! ([`crate::http::io::GuardedIo`]), which recognises the address and sends the region at the
-//! front of the queue instead.
+//! simply be handed to it. Instead a file body on a connection with a [`FileSender`] queues
+//! the region here and yields a *stand-in*: a slice of [`STAND_IN`], memory that is never
+//! read and never anything else. hyper queues the stand-in like any frame (the connection
+//! forces its vectored, queueing write strategy, so frames are never copied or flattened) and
+//! later passes it back, whole or in part, to the connection's writes, which reach the
+//! [`FileSender`] layer; it recognises the address and sends the region at the front of the
+//! queue instead.
 //!
 //! Frames are written in the order they were yielded, so the queue's front is always the
 //! region of the first stand-in a write sees; each write checks that the stand-in's offset
 //! and length are exactly what remains of that region and fails the connection otherwise.
 //! The stand-in's zeros can never reach a client.
+//!
+//! A [`FileSender`] can only be built over a [`RawSocket`], and the queue only comes with
+//! one: a connection whose bytes are transformed on the way (TLS) has no queue, so its file
+//! bodies are read into memory.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::transport::{RawSocket, Transport};
 
 /// The largest region one frame stands in for.
-pub const MAX_REGION: usize = 1024 * 1024;
+pub(crate) const MAX_REGION: usize = 1024 * 1024;
 
 /// What stand-ins point into. Zero-initialised static memory: it lives in .bss and, never
 /// being read or written, never becomes resident.
@@ -43,14 +52,14 @@ struct Region {
 
 /// One connection's queue of regions, shared by its file bodies and its socket.
 #[derive(Default)]
-pub struct ZeroCopy {
+pub(crate) struct ZeroCopy {
     regions: RefCell<VecDeque<Region>>,
 }
 
 impl ZeroCopy {
     /// Queues `len` bytes of `file` from `offset` (at most [`MAX_REGION`]), and returns the
     /// stand-in frame for them.
-    pub fn stand_in(&self, file: Rc<File>, offset: u64, len: usize) -> Bytes {
+    pub(crate) fn stand_in(&self, file: Rc<File>, offset: u64, len: usize) -> Bytes {
         let len = len.min(MAX_REGION);
         self.regions.borrow_mut().push_back(Region {
             file,
@@ -69,7 +78,7 @@ impl ZeroCopy {
     }
 
     /// Whether a buffer hyper asks to write is (part of) a stand-in.
-    pub fn is_stand_in(buf: &[u8]) -> bool {
+    fn is_stand_in(buf: &[u8]) -> bool {
         let start = STAND_IN.as_ptr() as usize;
         let at = buf.as_ptr() as usize;
         !buf.is_empty() && at >= start && at < start + MAX_REGION
@@ -77,7 +86,7 @@ impl ZeroCopy {
 
     /// Sends what the socket takes of the region `buf` stands in for; returns the bytes sent
     /// (`WouldBlock` when the socket is full).
-    pub fn send(&self, socket: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    fn send(&self, socket: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
         let mut regions = self.regions.borrow_mut();
         let Some(region) = regions.front_mut() else {
             return Err(mismatch("no file region is waiting"));
@@ -170,7 +179,7 @@ fn copy(socket: BorrowedFd<'_>, region: &Region) -> io::Result<usize> {
 }
 
 /// `sendmsg` of `bufs` with `flags` (plus MSG_NOSIGNAL).
-pub fn send_flags(
+fn send_flags(
     socket: BorrowedFd<'_>,
     bufs: &[io::IoSlice<'_>],
     flags: libc::c_int,
@@ -186,6 +195,135 @@ pub fn send_flags(
         return Err(io::Error::last_os_error());
     }
     Ok(n as usize)
+}
+
+/// The layer that sends file regions: every write is looked through for stand-ins (a few
+/// pointer comparisons), and a stand-in's region goes out with sendfile.
+pub(crate) struct FileSender<S> {
+    inner: S,
+    queue: Rc<ZeroCopy>,
+}
+
+impl<S: RawSocket> FileSender<S> {
+    /// The layer, and the queue the connection's file bodies put their regions in. hyper must
+    /// then queue frames as they are, never flatten them (`writev(true)`).
+    pub(crate) fn new(inner: S) -> (Self, Rc<ZeroCopy>) {
+        let queue = Rc::new(ZeroCopy::default());
+        (
+            FileSender {
+                inner,
+                queue: queue.clone(),
+            },
+            queue,
+        )
+    }
+
+    /// Writes `bufs`, sending any stand-in for a file region with sendfile.
+    fn poll_send(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        // Every write is looked through, not only those made while a region waits: a
+        // stand-in must never go out as it is.
+        let inner = &self.inner;
+        let fd = inner.as_fd();
+        match bufs.iter().position(|b| ZeroCopy::is_stand_in(b)) {
+            None if bufs.len() > 1 && bufs.iter().map(|b| b.len()).sum::<usize>() <= COALESCE => {
+                let mut joined = [0u8; COALESCE];
+                let mut n = 0;
+                for b in bufs {
+                    joined[n..n + b.len()].copy_from_slice(b);
+                    n += b.len();
+                }
+                Pin::new(&mut self.inner).poll_write(cx, &joined[..n])
+            }
+            None => Pin::new(&mut self.inner).poll_write_vectored(cx, bufs),
+            Some(0) => poll_raw(inner, cx, || self.queue.send(fd, &bufs[0])),
+            Some(k) => {
+                // What precedes the file (the head), held back to go out with its first bytes.
+                let before = &bufs[..k];
+                let want: usize = before.iter().map(|b| b.len()).sum();
+                let n = ready!(poll_raw(inner, cx, || send_flags(
+                    fd,
+                    before,
+                    libc::MSG_MORE
+                )))?;
+                if n < want {
+                    return Poll::Ready(Ok(n));
+                }
+                // The file right away if the socket takes it; a failure shows on the next write.
+                match inner.try_write_with(|| self.queue.send(fd, &bufs[k])) {
+                    Ok(m) => Poll::Ready(Ok(n + m)),
+                    Err(_) => Poll::Ready(Ok(n)),
+                }
+            }
+        }
+    }
+}
+
+/// Pieces that add up to no more than this go out in one plain write, copied together.
+const COALESCE: usize = 2048;
+
+/// Runs a direct write once the socket is writable, until it does not block.
+fn poll_raw<S: RawSocket>(
+    socket: &S,
+    cx: &mut Context<'_>,
+    mut write: impl FnMut() -> io::Result<usize>,
+) -> Poll<io::Result<usize>> {
+    loop {
+        ready!(socket.poll_writable(cx))?;
+        match socket.try_write_with(&mut write) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            done => return Poll::Ready(done),
+        }
+    }
+}
+
+impl<S: RawSocket> AsyncRead for FileSender<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: RawSocket> AsyncWrite for FileSender<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().poll_send(cx, &[io::IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().poll_send(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+impl<S: RawSocket> Transport for FileSender<S> {
+    fn reset_on_close(&self) {
+        self.inner.reset_on_close();
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,148 @@
+//! The layer that watches a connection's traffic for its [`Lifecycle`]: every read and write
+//! marks the connection active (the least recently active idle one is closed first when a
+//! worker is at its connection cap), writes mark the end of a response's flushing (the wait
+//! for the next request head counts from there), and a write that stays blocked longer than
+//! `write-timeout` fails (a client that stopped reading cannot hold a response forever).
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Sleep;
+
+use super::lifecycle::Lifecycle;
+use super::transport::Transport;
+use crate::warn;
+
+/// A transport with the watch on.
+pub(crate) struct Watch<T> {
+    inner: T,
+    life: Rc<Lifecycle>,
+    write_timeout: Duration,
+    /// Armed while a write is blocked; reused between stalls.
+    write_deadline: Option<Pin<Box<Sleep>>>,
+    write_stalled: bool,
+    /// Who is on the other end, for the log line about a client that stopped reading.
+    peer: Rc<str>,
+}
+
+impl<T: Transport> Watch<T> {
+    pub(crate) fn new(
+        inner: T,
+        life: Rc<Lifecycle>,
+        write_timeout: Duration,
+        peer: Rc<str>,
+    ) -> Self {
+        Watch {
+            inner,
+            life,
+            write_timeout,
+            write_deadline: None,
+            write_stalled: false,
+            peer,
+        }
+    }
+
+    /// Whether the last write could not proceed (the client is not reading).
+    pub(crate) fn write_stalled(&self) -> bool {
+        self.write_stalled
+    }
+
+    /// Who is on the other end, as log lines name it.
+    pub(crate) fn peer(&self) -> &str {
+        &self.peer
+    }
+
+    /// A write could not proceed: fail it once the client has taken nothing for too long.
+    fn stalled(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if !self.write_stalled {
+            self.write_stalled = true;
+            let deadline = tokio::time::Instant::now() + self.write_timeout;
+            match &mut self.write_deadline {
+                Some(sleep) => sleep.as_mut().reset(deadline),
+                None => self.write_deadline = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+        }
+        if let Some(sleep) = &mut self.write_deadline {
+            if sleep.as_mut().poll(cx).is_ready() {
+                // Abort rather than close: a close would leave the kernel trickling megabytes
+                // of queued response to a client that does not read.
+                self.inner.reset_on_close();
+                warn!(
+                    "dropped the connection to {}: it took nothing of the response for {}s (write-timeout)",
+                    self.peer,
+                    self.write_timeout.as_secs()
+                );
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the client took nothing of the response for write-timeout",
+                )));
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl<T: Transport> AsyncRead for Watch<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let ready = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.life.read();
+        }
+        ready
+    }
+}
+
+impl<T: Transport> AsyncWrite for Watch<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored(cx, &[io::IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
+            Poll::Pending => this.stalled(cx),
+            ready => {
+                this.write_stalled = false;
+                this.life.wrote();
+                ready
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+impl<T: Transport> Transport for Watch<T> {
+    fn reset_on_close(&self) {
+        self.inner.reset_on_close();
+    }
+}
