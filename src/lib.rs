@@ -14,6 +14,7 @@ pub mod interp;
 pub mod log;
 pub mod master;
 pub mod net;
+pub(crate) mod rules;
 pub mod scoreboard;
 pub mod statics;
 pub mod uwsgi;

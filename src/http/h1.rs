@@ -19,6 +19,7 @@ use hyper::ext::ReasonPhrase;
 
 use super::RequestBody;
 use crate::config::Limits;
+use crate::rules;
 
 /// The most header fields a head this path takes may have; one with more goes to hyper,
 /// which applies `limit-request-fields`.
@@ -92,11 +93,11 @@ pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Parsed {
         }
         if name.eq_ignore_ascii_case(b"connection") {
             // hyper's rule: once a Connection line asks to close, no later one undoes it.
-            if saw_close || has_token(h.value, b"close") {
+            if saw_close || rules::has_token(h.value, b"close") {
                 saw_close = true;
                 keep_alive = false;
             } else if !keep_alive {
-                keep_alive = has_token(h.value, b"keep-alive");
+                keep_alive = rules::has_token(h.value, b"keep-alive");
             }
         }
         *field = (offset(name), name.len(), offset(h.value), h.value.len());
@@ -137,13 +138,6 @@ fn other_after_split(buf: &mut BytesMut, head: Bytes) -> Parsed {
     joined.extend_from_slice(buf);
     *buf = joined;
     Parsed::Other
-}
-
-/// Whether a comma-separated header value lists `token` (case-insensitive).
-fn has_token(value: &[u8], token: &[u8]) -> bool {
-    value
-        .split(|&b| b == b',')
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
 }
 
 /// The request facts a response's framing depends on.
@@ -208,7 +202,7 @@ pub fn encode_head(
         headers
             .get_all(header::CONNECTION)
             .iter()
-            .any(|v| has_token(v.as_bytes(), token))
+            .any(|v| rules::has_token(v.as_bytes(), token))
     };
     let mut add_connection = match (http10, asked.keep_alive) {
         (true, true) if !says(b"keep-alive") => Some(&b"keep-alive"[..]),
@@ -216,7 +210,7 @@ pub fn encode_head(
         _ => None,
     };
     let can_body = can_have_body(asked.head, status);
-    let can_length = can_have_length(status);
+    let can_length = rules::status_has_body(status);
     dst.reserve(64 + headers.len() * 32);
     if !http10 && status == StatusCode::OK && reason.is_none() {
         dst.put_slice(b"HTTP/1.1 200 OK\r\n");
@@ -254,7 +248,7 @@ pub fn encode_head(
                     continue;
                 }
                 BodySize::Unknown => {
-                    let len = parse_length(value.as_bytes()).ok_or(BadLength)?;
+                    let len = rules::content_length(value.as_bytes()).ok_or(BadLength)?;
                     match prev_len {
                         Some(prev) if prev != len => return Err(BadLength),
                         Some(_) => {}
@@ -280,12 +274,12 @@ pub fn encode_head(
                 }
                 wrote_len = true;
                 framing = Framing::Chunked;
-                must_add_chunked = !is_chunked(value.as_bytes());
+                must_add_chunked = !rules::ends_chunked(value.as_bytes());
                 join(dst, &mut joined, name, value);
                 continue;
             }
             header::CONNECTION => {
-                if has_token(value.as_bytes(), b"close") {
+                if rules::has_token(value.as_bytes(), b"close") {
                     last = true;
                 }
                 join(dst, &mut joined, name, value);
@@ -390,32 +384,9 @@ fn end_joined(
     }
 }
 
-/// Whether `chunked` is the last transfer coding listed.
-fn is_chunked(value: &[u8]) -> bool {
-    value
-        .rsplit(|&b| b == b',')
-        .next()
-        .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"))
-}
-
-/// A Content-Length value: digits, possibly with surrounding spaces.
-fn parse_length(value: &[u8]) -> Option<u64> {
-    let digits = value.trim_ascii();
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(digits).ok()?.parse().ok()
-}
-
 /// A response to HEAD, a 1xx, 204 or 304 has no body.
 fn can_have_body(head: bool, status: StatusCode) -> bool {
-    !head && can_have_length(status)
-}
-
-fn can_have_length(status: StatusCode) -> bool {
-    !status.is_informational()
-        && status != StatusCode::NO_CONTENT
-        && status != StatusCode::NOT_MODIFIED
+    !head && rules::status_has_body(status)
 }
 
 /// The current `Date` value (IMF-fixdate), formatted once a second.

@@ -64,7 +64,7 @@ pub fn translate(packet: &Packet<'_>) -> Result<Translated, String> {
     let method = packet
         .get("REQUEST_METHOD")
         .ok_or("the uwsgi packet has no REQUEST_METHOD")?;
-    if method.is_empty() || !method.iter().all(|&b| is_tchar(b)) {
+    if method.is_empty() || !method.iter().all(|&b| crate::rules::is_tchar(b)) {
         return Err("the uwsgi REQUEST_METHOD is not a method name".into());
     }
     let target = target(packet)?;
@@ -199,11 +199,6 @@ fn strip_script_name_from_path_info(environ: &mut [(String, String)]) {
             }
         }
     }
-}
-
-/// RFC 9110 token characters.
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// Bytes as a latin-1 string (each byte one char), as PEP 3333 wants environ values.

@@ -452,11 +452,7 @@ pub fn complete_response(
     };
     // hyper writes the length of a complete body itself, unless the status has no body (a
     // 304 keeps the application's Content-Length).
-    let status = head.status;
-    let hyper_writes_it = !(status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED);
-    let mut response = if hyper_writes_it {
+    let mut response = if crate::rules::status_has_body(head.status) {
         response_without_length(head)
     } else {
         head_response(head)

@@ -146,10 +146,7 @@ impl HeadBuilder {
         // Content-Length is kept as a number, not a header: the response writes it from the
         // number (hyper does, for a complete body), so it is never parsed twice.
         if name.eq_ignore_ascii_case("content-length") {
-            let digits = value.trim_matches([' ', '\t']);
-            let n = Some(digits)
-                .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|d| d.parse::<u64>().ok())
+            let n = crate::rules::content_length(value.as_bytes())
                 .ok_or_else(|| format!("Content-Length must be a whole number; got {value:?}"))?;
             if self.head.content_length.is_some_and(|c| c != n) {
                 return Err("two different Content-Length headers".into());
