@@ -1,45 +1,75 @@
-//! Request framing as the bytes arrive, to catch what hyper lets through: a head with both
-//! Content-Length and Transfer-Encoding (hyper reads the body as chunked and drops the length,
-//! as RFC 9112 §6.1 allows; a proxy in front may have framed it by the length, which is how
-//! requests are smuggled). Such a head is made unparseable before hyper sees its end, so hyper
-//! answers 400 and closes.
+//! Request framing as the bytes arrive, to catch what hyper lets through before hyper sees
+//! it. Sans-I/O: [`Framing::scan`] takes the bytes just read and may alter them in place. It
+//! knows where each head starts (after the previous body, chunked or sized) so pipelined
+//! requests are all checked, and it follows a chunked body exactly as hyper's decoder does
+//! (hyper 1.12's `ChunkedState`), so the two always agree on where a request ends.
 //!
-//! Sans-I/O: [`Framing::scan`] takes the bytes just read and may alter them in place. It knows
-//! where each head starts (after the previous body, chunked or sized) so pipelined requests
-//! are all checked. On anything it cannot follow it steps aside, and hyper's own parser rules.
+//! What it refuses, by altering a byte so that hyper's own parser fails and hyper answers 400
+//! (a head) or the body read fails (a chunk, answered 400 by the bridge):
+//! - a head with both Content-Length and Transfer-Encoding (hyper reads the body as chunked
+//!   and drops the length, as RFC 9112 §6.1 allows; a proxy in front may have framed it by
+//!   the length, which is how requests are smuggled);
+//! - a bare LF ending a line of a head or of the trailers (RFC 9112 §2.2 lets a recipient
+//!   accept it; hyper does in heads. A proxy in front that does not is the classic
+//!   disagreement about where a header, and so a request, ends);
+//! - a chunk extension that is not `;name[=value]` (RFC 9112 §7.1.1): an empty one (`2;`) or
+//!   one with control characters (hyper skips any bytes up to the CR).
+//!
+//! On anything hyper itself refuses it steps aside ([`State::Off`]): hyper closes the
+//! connection, so there is nothing after it to follow.
+
+use crate::rules;
 
 /// Where the tracker is in the request stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    /// In a head; `line` bytes into the current line.
+    /// In a head.
     Head,
     /// In a body of known length.
     Body { remaining: u64 },
     /// In a chunked body.
     Chunk(Chunk),
-    /// Following no more (after a rejected head, or input it cannot make sense of).
+    /// Following no more (after a rejected head, or input hyper refuses).
     Off,
 }
 
+/// The chunked decoder's states, as hyper's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Chunk {
-    /// The chunk-size line; the size read so far and whether digits have ended.
-    Size {
-        size: u64,
-        digits: bool,
-        done: bool,
-    },
-    Data {
-        remaining: u64,
-    },
+    /// The first hex digit of a chunk size.
+    Start,
+    /// More hex digits of the size read so far.
+    Size(u64),
+    /// Whitespace after the size.
+    SizeLws(u64),
+    /// A chunk extension, in its own grammar.
+    Ext(u64, Ext),
+    /// The LF of the size line.
+    SizeLf(u64),
+    Data(u64),
     /// The CRLF after chunk data.
-    DataEnd {
-        cr: bool,
-    },
-    /// Trailer lines after the last chunk, until an empty line.
-    Trailer {
-        line: usize,
-    },
+    DataCr,
+    DataLf,
+    /// After the last chunk's size line: the CR of the final CRLF, or a trailer line.
+    EndCr,
+    /// In a trailer line.
+    Trailer,
+    TrailerLf,
+    /// The LF of the final CRLF.
+    EndLf,
+}
+
+/// Where a chunk extension is: `*( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] )`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ext {
+    BeforeName,
+    Name,
+    AfterName,
+    BeforeValue,
+    Token,
+    Quoted,
+    Escape,
+    AfterValue,
 }
 
 /// What the current head has shown so far.
@@ -69,6 +99,24 @@ pub enum Found {
     Nothing,
     /// A head with both Content-Length and Transfer-Encoding was neutralised.
     Smuggling,
+    /// A line of a head or of trailers ended with a bare LF: neutralised.
+    BareLf,
+    /// A chunk extension out of its grammar: neutralised.
+    BadChunkExtension,
+}
+
+impl Found {
+    /// What the log line says of the refused request.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Found::Nothing => "nothing",
+            Found::Smuggling => {
+                "both Content-Length and Transfer-Encoding (a request smuggling attempt)"
+            }
+            Found::BareLf => "a line ending in a bare LF instead of CRLF",
+            Found::BadChunkExtension => "a malformed chunk extension",
+        }
+    }
 }
 
 impl Default for Framing {
@@ -80,6 +128,12 @@ impl Default for Framing {
     }
 }
 
+/// The byte that replaces an offending one so hyper's parser fails where it is: NUL is
+/// allowed nowhere in a head or a trailer, and LF is the one byte hyper refuses inside a
+/// chunk extension.
+const POISON_HEAD: u8 = 0;
+const POISON_EXT: u8 = b'\n';
+
 impl Framing {
     pub fn new() -> Self {
         Self::default()
@@ -90,13 +144,13 @@ impl Framing {
         self.state == State::Head && self.head.lines == 0 && self.head.line.is_empty()
     }
 
-    /// Follows the bytes just read (in order); may alter them so hyper rejects a hostile head.
+    /// Follows the bytes just read (in order); may alter them so hyper rejects a hostile
+    /// request. Reports the first refusal.
     pub fn scan(&mut self, bytes: &mut [u8]) -> Found {
-        let mut found = Found::Nothing;
         let mut i = 0;
         while i < bytes.len() {
             match self.state {
-                State::Off => return found,
+                State::Off => return Found::Nothing,
                 State::Body { remaining } => {
                     let take = remaining.min((bytes.len() - i) as u64);
                     i += take as usize;
@@ -108,21 +162,25 @@ impl Framing {
                         }
                     };
                 }
-                State::Chunk(chunk) => {
-                    i += self.chunked(chunk, &bytes[i..]);
-                }
+                State::Chunk(chunk) => match self.chunked(chunk, bytes, i) {
+                    Ok(next) => i = next,
+                    Err(found) => {
+                        self.state = State::Off;
+                        return found;
+                    }
+                },
                 State::Head => {
                     let Some(end) = memchr::memchr(b'\n', &bytes[i..]) else {
                         // The line goes on in the next read: keep its start.
                         if self.head.line.len() + (bytes.len() - i) > MAX_LINE {
                             self.state = State::Off;
-                            return found;
+                            return Found::Nothing;
                         }
                         self.head.line.extend_from_slice(&bytes[i..]);
-                        return found;
+                        return Found::Nothing;
                     };
-                    // A line ends (CRLF or a bare LF, both of which hyper accepts). Most lines
-                    // arrive whole and are looked at where they are; a split one is joined.
+                    // A line ends. Most lines arrive whole and are looked at where they are;
+                    // a split one is joined.
                     let pending = std::mem::take(&mut self.head.line);
                     let whole;
                     let line: &[u8] = if pending.is_empty() {
@@ -130,14 +188,18 @@ impl Framing {
                     } else {
                         if pending.len() + end > MAX_LINE {
                             self.state = State::Off;
-                            return found;
+                            return Found::Nothing;
                         }
                         whole = [&pending[..], &bytes[i..i + end]].concat();
                         &whole
                     };
-                    let line = line.strip_suffix(b"\r").unwrap_or(line);
+                    let Some(line) = line.strip_suffix(b"\r") else {
+                        bytes[i + end] = POISON_HEAD;
+                        self.state = State::Off;
+                        return Found::BareLf;
+                    };
                     if line.is_empty() && self.head.lines == 0 {
-                        i += end + 1; // a stray empty line before a request
+                        i += end + 1; // a stray empty line before a request (hyper refuses it)
                         continue;
                     }
                     if !line.is_empty() {
@@ -148,22 +210,16 @@ impl Framing {
                         i += end + 1;
                         continue;
                     }
-                    i += end;
                     // The empty line that ends the head: decide before hyper sees it.
                     if self.head.has_cl && self.head.has_te {
-                        bytes[i] = 0; // "\r\n\r\0": hyper's parser fails, it answers 400
-                        found = Found::Smuggling;
+                        bytes[i + end] = POISON_HEAD; // "\r\n\r\0": hyper answers 400
                         self.state = State::Off;
-                        return found;
+                        return Found::Smuggling;
                     }
-                    i += 1;
+                    i += end + 1;
                     let head = std::mem::take(&mut self.head);
                     self.state = if head.chunked {
-                        State::Chunk(Chunk::Size {
-                            size: 0,
-                            digits: false,
-                            done: false,
-                        })
+                        State::Chunk(Chunk::Start)
                     } else {
                         match head.length {
                             Some(0) | None => State::Head,
@@ -173,7 +229,7 @@ impl Framing {
                 }
             }
         }
-        found
+        Found::Nothing
     }
 
     /// Notes Content-Length and Transfer-Encoding from one header line.
@@ -182,106 +238,179 @@ impl Framing {
             return;
         };
         let name = &line[..colon];
-        let value = std::str::from_utf8(&line[colon + 1..]).unwrap_or("").trim();
+        let value = &line[colon + 1..];
         if name.eq_ignore_ascii_case(b"content-length") {
             self.head.has_cl = true;
-            match value.parse::<u64>() {
-                Ok(n) if self.head.length.is_none_or(|m| m == n) => self.head.length = Some(n),
-                _ => self.state = State::Off, // hyper refuses it; nothing to follow
+            // As hyper reads it: a list of equal numbers is one length.
+            let mut length = self.head.length;
+            for item in value.split(|&b| b == b',') {
+                match rules::content_length(item) {
+                    Some(n) if length.is_none_or(|m| m == n) => length = Some(n),
+                    _ => {
+                        self.state = State::Off; // hyper refuses it; nothing to follow
+                        return;
+                    }
+                }
             }
+            self.head.length = length;
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             self.head.has_te = true;
-            let last = value.rsplit(',').next().unwrap_or("").trim();
-            self.head.chunked = last.eq_ignore_ascii_case("chunked");
+            self.head.chunked = rules::ends_chunked(value);
         }
     }
 
-    /// Follows a chunked body; returns how many bytes of `bytes` it consumed.
-    fn chunked(&mut self, chunk: Chunk, bytes: &[u8]) -> usize {
-        let mut i = 0;
-        let mut chunk = chunk;
+    /// Follows a chunked body from `bytes[i]`: where it stopped (the end of `bytes`, or the
+    /// end of the body), or what it refused. Hyper's refusals step aside.
+    fn chunked(
+        &mut self,
+        mut chunk: Chunk,
+        bytes: &mut [u8],
+        mut i: usize,
+    ) -> Result<usize, Found> {
+        let off = Err(Found::Nothing);
         while i < bytes.len() {
             let b = bytes[i];
             chunk = match chunk {
-                Chunk::Size { size, digits, done } => {
-                    i += 1;
-                    match b {
-                        b'\n' if digits => {
-                            if size == 0 {
-                                Chunk::Trailer { line: 0 }
-                            } else {
-                                Chunk::Data { remaining: size }
-                            }
-                        }
-                        b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' if !done => {
-                            let digit = (b as char).to_digit(16).unwrap_or(0) as u64;
-                            match size.checked_mul(16).and_then(|s| s.checked_add(digit)) {
-                                Some(size) => Chunk::Size {
-                                    size,
-                                    digits: true,
-                                    done,
-                                },
-                                None => {
-                                    self.state = State::Off;
-                                    return i;
-                                }
-                            }
-                        }
-                        // Extensions, whitespace, CR: skipped to the end of the line.
-                        _ if digits => Chunk::Size {
-                            size,
-                            digits,
-                            done: true,
-                        },
-                        _ => {
-                            self.state = State::Off;
-                            return i;
-                        }
-                    }
-                }
-                Chunk::Data { remaining } => {
+                Chunk::Data(remaining) => {
                     let take = remaining.min((bytes.len() - i) as u64);
                     i += take as usize;
                     if take == remaining {
-                        Chunk::DataEnd { cr: false }
+                        Chunk::DataCr
                     } else {
-                        Chunk::Data {
-                            remaining: remaining - take,
-                        }
+                        Chunk::Data(remaining - take)
                     }
                 }
-                Chunk::DataEnd { cr } => {
+                _ => {
                     i += 1;
-                    match b {
-                        b'\r' if !cr => Chunk::DataEnd { cr: true },
-                        b'\n' => Chunk::Size {
-                            size: 0,
-                            digits: false,
-                            done: false,
-                        },
-                        _ => {
-                            self.state = State::Off;
-                            return i;
-                        }
-                    }
-                }
-                Chunk::Trailer { line } => {
-                    i += 1;
-                    match b {
-                        b'\n' if line == 0 => {
+                    match step(chunk, b) {
+                        Step::Next(next) => next,
+                        Step::BodyEnd => {
                             self.state = State::Head;
-                            return i;
+                            return Ok(i);
                         }
-                        b'\n' => Chunk::Trailer { line: 0 },
-                        b'\r' => Chunk::Trailer { line },
-                        _ => Chunk::Trailer { line: line + 1 },
+                        Step::Refuse(found, poison) => {
+                            bytes[i - 1] = poison;
+                            return Err(found);
+                        }
+                        Step::HyperRefuses => return off,
                     }
                 }
             };
         }
         self.state = State::Chunk(chunk);
-        i
+        Ok(i)
     }
+}
+
+/// One byte of a chunked body, outside chunk data.
+enum Step {
+    Next(Chunk),
+    /// The final CRLF: the body is over.
+    BodyEnd,
+    /// Refused here: replace the byte with this one.
+    Refuse(Found, u8),
+    /// hyper's decoder fails on it by itself.
+    HyperRefuses,
+}
+
+fn step(chunk: Chunk, b: u8) -> Step {
+    let hex = |size: u64| {
+        let digit = (b as char).to_digit(16)?;
+        size.checked_mul(16)?.checked_add(u64::from(digit))
+    };
+    let ws = b == b' ' || b == b'\t';
+    let end_of_size = |size: u64| Step::Next(Chunk::SizeLf(size));
+    match chunk {
+        Chunk::Start => match hex(0) {
+            Some(size) => Step::Next(Chunk::Size(size)),
+            None => Step::HyperRefuses,
+        },
+        Chunk::Size(size) => match b {
+            b';' => Step::Next(Chunk::Ext(size, Ext::BeforeName)),
+            b'\r' => end_of_size(size),
+            _ if ws => Step::Next(Chunk::SizeLws(size)),
+            _ => match hex(size) {
+                Some(size) => Step::Next(Chunk::Size(size)),
+                None => Step::HyperRefuses, // not a digit, or an overflow
+            },
+        },
+        Chunk::SizeLws(size) => match b {
+            b';' => Step::Next(Chunk::Ext(size, Ext::BeforeName)),
+            b'\r' => end_of_size(size),
+            _ if ws => Step::Next(Chunk::SizeLws(size)),
+            _ => Step::HyperRefuses,
+        },
+        Chunk::Ext(size, ext) => {
+            // hyper refuses an LF in an extension, and takes anything else up to the CR.
+            if b == b'\n' {
+                return Step::HyperRefuses;
+            }
+            match extension(ext, b) {
+                Some(None) => end_of_size(size),
+                Some(Some(ext)) => Step::Next(Chunk::Ext(size, ext)),
+                None => Step::Refuse(Found::BadChunkExtension, POISON_EXT),
+            }
+        }
+        Chunk::SizeLf(size) => match b {
+            b'\n' if size == 0 => Step::Next(Chunk::EndCr),
+            b'\n' => Step::Next(Chunk::Data(size)),
+            _ => Step::HyperRefuses,
+        },
+        // Skipped in bulk by the caller, never a byte at a time.
+        Chunk::Data(_) => Step::Next(chunk),
+        Chunk::DataCr => match b {
+            b'\r' => Step::Next(Chunk::DataLf),
+            _ => Step::HyperRefuses,
+        },
+        Chunk::DataLf => match b {
+            b'\n' => Step::Next(Chunk::Start),
+            _ => Step::HyperRefuses,
+        },
+        Chunk::EndCr => match b {
+            b'\r' => Step::Next(Chunk::EndLf),
+            b'\n' => Step::Refuse(Found::BareLf, POISON_HEAD),
+            _ => Step::Next(Chunk::Trailer),
+        },
+        Chunk::Trailer => match b {
+            b'\r' => Step::Next(Chunk::TrailerLf),
+            b'\n' => Step::Refuse(Found::BareLf, POISON_HEAD),
+            _ => Step::Next(Chunk::Trailer),
+        },
+        Chunk::TrailerLf => match b {
+            b'\n' => Step::Next(Chunk::EndCr),
+            _ => Step::HyperRefuses,
+        },
+        Chunk::EndLf => match b {
+            b'\n' => Step::BodyEnd,
+            _ => Step::HyperRefuses,
+        },
+    }
+}
+
+/// One byte of a chunk extension: the next place in it (`None` inside: the extension ended
+/// with the CR of its line), or `None` outside when the byte breaks the grammar.
+fn extension(ext: Ext, b: u8) -> Option<Option<Ext>> {
+    let ws = b == b' ' || b == b'\t';
+    let next = match (ext, b) {
+        (Ext::BeforeName | Ext::AfterName | Ext::BeforeValue | Ext::AfterValue, _) if ws => ext,
+        (Ext::BeforeName, _) if rules::is_tchar(b) => Ext::Name,
+        (Ext::Name, _) if rules::is_tchar(b) => Ext::Name,
+        (Ext::Name, _) if ws => Ext::AfterName,
+        (Ext::Name | Ext::AfterName, b'=') => Ext::BeforeValue,
+        (Ext::BeforeValue, b'"') => Ext::Quoted,
+        (Ext::BeforeValue | Ext::Token, _) if rules::is_tchar(b) => Ext::Token,
+        (Ext::Token, _) if ws => Ext::AfterValue,
+        (Ext::Quoted, b'"') => Ext::AfterValue,
+        (Ext::Quoted, b'\\') => Ext::Escape,
+        // qdtext: HTAB, SP, visible characters but `"` and `\`, obs-text.
+        (Ext::Quoted, _) if ws || (0x21..=0x7e).contains(&b) || b >= 0x80 => Ext::Quoted,
+        // quoted-pair: HTAB, SP, visible characters, obs-text.
+        (Ext::Escape, _) if ws || (0x21..=0x7e).contains(&b) || b >= 0x80 => Ext::Quoted,
+        (Ext::Name | Ext::AfterName | Ext::Token | Ext::AfterValue, b';') => Ext::BeforeName,
+        (Ext::Name | Ext::AfterName | Ext::Token | Ext::AfterValue, b'\r') => return Some(None),
+        _ => return None,
+    };
+    Some(Some(next))
 }
 
 #[cfg(test)]
@@ -301,8 +430,9 @@ mod tests {
         let mut found = Found::Nothing;
         for part in input.chunks(piece) {
             let mut part = part.to_vec();
-            if f.scan(&mut part) == Found::Smuggling {
-                found = Found::Smuggling;
+            let now = f.scan(&mut part);
+            if found == Found::Nothing {
+                found = now;
             }
             out.extend(part);
         }
@@ -330,9 +460,11 @@ mod tests {
 
     #[test]
     fn ordinary_requests_pass_untouched() {
-        let input = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nPOST /a HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc\
-                      POST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nxyz\r\n0\r\nTrailer: t\r\n\r\n\
-                      GET /c HTTP/1.1\nHost: x\n\n";
+        let input =
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\nPOST /a HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc\
+                      POST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nxyz\r\n\
+                      5 ; a ; b=\"q \\\" \\z\";c = d \r\nhello\r\n0\r\nTrailer: t\r\n\r\n\
+                      GET /c HTTP/1.1\r\nHost: x\r\n\r\n";
         for piece in 1..=input.len() {
             let (out, found) = scan_split(input, piece);
             assert_eq!(found, Found::Nothing);
@@ -378,12 +510,96 @@ mod tests {
         assert!(f.at_boundary());
     }
 
+    /// Scans `input` in pieces of every size: what is found, and whether the byte at `at`
+    /// was replaced (and nothing else changed).
+    fn refused_at(input: &[u8], at: usize, want: Found) {
+        for piece in 1..=input.len() {
+            let (out, found) = scan_split(input, piece);
+            assert_eq!(
+                found,
+                want,
+                "piece {piece}: {:?}",
+                String::from_utf8_lossy(input)
+            );
+            for (k, (a, b)) in input.iter().zip(&out).enumerate() {
+                assert_eq!(a != b, k == at, "piece {piece}, byte {k}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_bare_lf_in_a_head_or_in_trailers_is_neutralised() {
+        let head = b"GET / HTTP/1.1\r\nDummy: x\nContent-Length: 23\r\n\r\n";
+        refused_at(head, 24, Found::BareLf);
+        refused_at(b"GET / HTTP/1.1\nHost: x\r\n\r\n", 14, Found::BareLf);
+        refused_at(b"GET / HTTP/1.1\r\nHost: x\r\n\n", 25, Found::BareLf);
+        // In trailers: hyper reads a trailer line to its CRLF, so a bare LF would end the
+        // trailers for a lenient reader and not for hyper.
+        let chunked = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let trailer = [&chunked[..], b"0\r\nA: b\nGET /x HTTP/1.1\r\n\r\n"].concat();
+        refused_at(&trailer, chunked.len() + 7, Found::BareLf);
+        let empty = [&chunked[..], b"0\r\n\n"].concat();
+        refused_at(&empty, chunked.len() + 3, Found::BareLf);
+    }
+
+    #[test]
+    fn chunk_extensions_follow_their_grammar() {
+        let chunked = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let n = chunked.len();
+        for (ext, at) in [
+            (&b"2;\r\nab\r\n0\r\n\r\n"[..], 2),
+            (b"3;\x01\r\nabc\r\n0\r\n\r\n", 2),
+            (b"3;a=\r\nabc\r\n0\r\n\r\n", 4),
+            (b"3;a b\r\nabc\r\n0\r\n\r\n", 4),
+            (b"3;a=\"x\r\nabc\r\n0\r\n\r\n", 6),
+            (b"3;a=b c\r\nabc\r\n0\r\n\r\n", 6),
+            (b"0;=1\r\n\r\n", 2),
+        ] {
+            let input = [&chunked[..], ext].concat();
+            refused_at(&input, n + at, Found::BadChunkExtension);
+        }
+    }
+
+    #[test]
+    fn a_chunked_body_ends_where_hyper_ends_it() {
+        // After the body, the next head is checked: the tracker knows where it starts.
+        let chunked = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        for body in [
+            &b"0\r\n\r\n"[..],
+            b"1\r\nx\r\n0\r\n\r\n",
+            b"A\t \r\n0123456789\r\n0\r\nT: 1\r\nU: 2\r\n\r\n",
+        ] {
+            let input = [&chunked[..], body, CL_TE].concat();
+            assert_eq!(
+                scan_all(&input).1,
+                Found::Smuggling,
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        // A list of equal lengths is one length, as hyper reads it.
+        let listed = b"POST / HTTP/1.1\r\nContent-Length: 3, 3\r\n\r\nabc";
+        assert_eq!(scan_all(&[&listed[..], CL_TE].concat()).1, Found::Smuggling);
+    }
+
     #[test]
     fn gives_up_on_what_hyper_will_refuse() {
         let (_, found) =
             scan_all(b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n");
         assert_eq!(found, Found::Nothing);
-        let (_, found) = scan_all(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
-        assert_eq!(found, Found::Nothing);
+        let chunked = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        for body in [
+            &b"zz\r\n"[..],
+            b"1\nx",
+            b"1\r\nxy",
+            b"1\r\nx\r0",
+            b"0\r\nT: 1\rx",
+            b"ffffffffffffffffff\r\n",
+        ] {
+            let input = [&chunked[..], body, CL_TE].concat();
+            let (out, found) = scan_all(&input);
+            assert_eq!(found, Found::Nothing, "{:?}", String::from_utf8_lossy(body));
+            assert_eq!(out, input, "untouched: hyper refuses it itself");
+        }
     }
 }

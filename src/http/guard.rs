@@ -84,12 +84,15 @@ impl<T: Transport> AsyncRead for Guard<T> {
         let before = buf.filled().len();
         let ready = Pin::new(&mut this.inner).poll_read(cx, buf);
         let fresh = &mut buf.filled_mut()[before..];
-        if !fresh.is_empty() && this.framing.scan(fresh) == Found::Smuggling {
-            warn!(
-                "refused a request from {} with both Content-Length and Transfer-Encoding \
-                 (a request smuggling attempt): 400",
-                this.inner.peer()
-            );
+        if !fresh.is_empty() {
+            let found = this.framing.scan(fresh);
+            if found != Found::Nothing {
+                warn!(
+                    "refused a request from {} with {}: 400",
+                    this.inner.peer(),
+                    found.describe()
+                );
+            }
         }
         ready
     }

@@ -131,14 +131,6 @@ DEVIATIONS: dict[str, tuple[str, str]] = {
         "accept",
         "raw bytes above 0x7F in the target reach the app as latin-1 in PATH_INFO, like gunicorn and uWSGI",
     ),
-    "llhttp:invalid/missing-cr-between-headers": (
-        "accept",
-        "a bare LF ends a header line (RFC 9112 §2.2 allows a recipient to accept it; hyper does)",
-    ),
-    "llhttp:transfer-encoding/no-extension-after-semicolon": (
-        "accept",
-        "an empty chunk extension (`2;`) is ignored, as gunicorn does; the chunk size is unambiguous",
-    ),
     # Limits: dragoman's defaults differ from gunicorn's (4094-byte request line, 8190-byte
     # fields); the cases that set gunicorn's limits run with dragoman's equivalent options.
     "gunicorn:invalid/006": (

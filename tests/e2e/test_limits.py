@@ -329,6 +329,34 @@ def test_smuggling_variants_are_refused(dragoman):
     still_serving(server)
 
 
+def test_bare_lf_and_malformed_chunk_extensions_are_refused(dragoman):
+    """A bare LF ending a line of a head or of trailers, and a chunk extension out of its
+    grammar: each gets 400 (a proxy in front may read them differently), the application
+    never sees the request, and the worker keeps serving."""
+    server = dragoman("echo:application")
+    chunked = b"POST /body HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    for request, why in (
+        (b"GET /h HTTP/1.1\r\nHost: x\r\nDummy: x\nContent-Length: 0\r\n\r\n", "bare LF"),
+        (b"GET /h HTTP/1.1\nHost: x\r\n\r\n", "bare LF"),
+        (chunked + b"0\r\nTrailer: a\nGET /t HTTP/1.1\r\n\r\n", "bare LF"),
+        (chunked + b"3;\x01\r\nabc\r\n0\r\n\r\n", "chunk extension"),
+        (chunked + b"2;\r\nab\r\n0\r\n\r\n", "chunk extension"),
+    ):
+        data = raw_exchange(server.host, server.port, request)
+        assert status_of(data) == 400, (request, data[:200])
+        assert b"PATH_INFO" not in data, "the application must not see it"
+        server.wait_for_log(f"refused a request from .* with .*{why}")
+    # Extensions in their grammar are fine.
+    data = raw_exchange(
+        server.host,
+        server.port,
+        chunked + b'3;a=1;b="x y"\r\nabc\r\n0\r\nTrailer: t\r\n\r\n',
+    )
+    assert status_of(data) == 200
+    assert json.loads(data.split(b"\r\n\r\n", 1)[1])["body_base64"] == "YWJj"
+    still_serving(server)
+
+
 def test_many_concurrent_clients_with_faults_leave_the_worker_serving(dragoman):
     server = dragoman("rules:application", "--header-timeout", "2", "--max-connections", "64")
     stop = time.monotonic() + 4
