@@ -5,6 +5,8 @@
 //! and the master ([`master`]) forks workers ([`worker`]) that serve HTTP ([`http`]) and call
 //! the application through its bridge ([`wsgi`]).
 
+mod app;
+pub(crate) mod bridge;
 pub mod config;
 pub mod conn;
 #[doc(hidden)]
@@ -183,7 +185,7 @@ pub fn run(py: Python<'_>, argv: &[String]) -> i32 {
         info!("running as uid {uid}, gid {gid}");
     }
     let preloaded = if config.preload {
-        match wsgi::load_app(py, &config) {
+        match app::preload(py, &config) {
             Ok(app) => Some(app),
             Err(_) => {
                 error!("could not preload the application; exiting");

@@ -11,6 +11,8 @@ use pyo3::prelude::*;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::signal::unix::{signal, SignalKind};
 
+use crate::app;
+use crate::bridge::Bridge;
 use crate::config::{Config, Wire};
 use crate::conn::driver::Driver;
 use crate::conn::registry::Registry;
@@ -23,7 +25,6 @@ use crate::master::WORKER_BOOT_ERROR;
 use crate::net::{Bound, Listener};
 use crate::scoreboard::{RequestStats, Slot};
 use crate::statics::StaticFiles;
-use crate::wsgi::WsgiApp;
 use crate::{error, info};
 
 /// How long a stopping worker answers with `Connection: close` before it closes the
@@ -67,7 +68,7 @@ pub fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
         recycle_after,
         Box::new(move || events.send(Event::Recycle)),
     );
-    let app = match WsgiApp::load(py, &config, preloaded, stats) {
+    let app = match app::load(py, &config, preloaded, stats) {
         Ok(app) => app,
         Err(_) => return WORKER_BOOT_ERROR,
     };
@@ -88,7 +89,7 @@ pub fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
                 return 1;
             }
         };
-        let app = Rc::new(app);
+        let app: Rc<dyn Bridge + Send> = Rc::from(app);
         let registry = Registry::new(limits.max_connections);
         let driver = Rc::new(Driver {
             proxy: proxy_protocol,

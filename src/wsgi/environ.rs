@@ -25,7 +25,7 @@ use crate::conn::ConnInfo;
 /// `CONTENT_TYPE` and `CONTENT_LENGTH` without the prefix (CGI). `None` for names containing
 /// `_`: `X_Forwarded_For` and `X-Forwarded-For` would both become `HTTP_X_FORWARDED_FOR`, a
 /// known way to spoof headers a proxy sets, so such headers are dropped (as nginx and gunicorn do).
-pub fn header_key(name: &str) -> Option<String> {
+pub(crate) fn header_key(name: &str) -> Option<String> {
     if name.contains('_') {
         return None;
     }
@@ -48,7 +48,7 @@ pub fn header_key(name: &str) -> Option<String> {
 
 /// The separator for repeated header lines: `; ` for Cookie (RFC 6265 §5.4), `, ` for every
 /// other field (RFC 9110 §5.3).
-pub fn join_separator(name: &HeaderName) -> &'static [u8] {
+pub(crate) fn join_separator(name: &HeaderName) -> &'static [u8] {
     if name == header::COOKIE {
         b"; "
     } else {
@@ -58,12 +58,12 @@ pub fn join_separator(name: &HeaderName) -> &'static [u8] {
 
 /// Percent-decodes a request path into bytes. Invalid escapes stay as written. `PATH_INFO` is
 /// these bytes as a latin-1 string, per PEP 3333.
-pub fn decode_path(raw: &str) -> std::borrow::Cow<'_, [u8]> {
+pub(crate) fn decode_path(raw: &str) -> std::borrow::Cow<'_, [u8]> {
     percent_encoding::percent_decode_str(raw).into()
 }
 
 /// Splits a Host header into (name, port), `[v6]:port` included.
-pub fn split_host(host: &str) -> (&str, Option<&str>) {
+pub(crate) fn split_host(host: &str) -> (&str, Option<&str>) {
     if let Some(rest) = host.strip_prefix('[') {
         if let Some((addr, after)) = rest.split_once(']') {
             return (addr, after.strip_prefix(':'));
@@ -105,7 +105,7 @@ fn make_room(py: Python<'_>, dict: &Bound<'_, PyDict>) -> PyResult<()> {
 }
 
 /// Creates a `str` from latin-1 bytes, as PEP 3333 wants for header values and paths.
-pub fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
+pub(crate) fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
     if bytes.is_ascii() {
         // SAFETY: ASCII bytes are valid UTF-8 (one pass, instead of validating and then
         // checking for ASCII).
@@ -135,7 +135,7 @@ pub fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
 /// differs), and `HTTP_HOST` while the Host header stays the same. No other header, query or
 /// body key: each request sets its own (the path, `REQUEST_URI` and `wsgi.input` are there,
 /// to be replaced, so filling a copy replaces entries instead of growing the dict).
-pub struct ConnEnviron {
+pub(crate) struct ConnEnviron {
     dict: Py<PyDict>,
     method: Method,
     version: Version,
@@ -145,7 +145,7 @@ pub struct ConnEnviron {
 }
 
 /// Keys and values that are the same for every request of a worker, made once.
-pub struct Template {
+pub(crate) struct Template {
     /// `wsgi.*`, `SCRIPT_NAME`, `SERVER_SOFTWARE`: copied into every environ.
     base: Py<PyDict>,
     /// Interned `HTTP_*` keys for the headers most requests carry (a short list: comparing
@@ -160,7 +160,7 @@ pub struct Template {
 
 impl Template {
     /// Builds the template. `errors` is `wsgi.errors`, `file_wrapper` is `wsgi.file_wrapper`.
-    pub fn new(
+    pub(crate) fn new(
         py: Python<'_>,
         errors: Bound<'_, PyAny>,
         file_wrapper: Bound<'_, PyAny>,
@@ -239,7 +239,7 @@ impl Template {
 
     /// Builds one request's environ. `content_length` overrides the header (set for chunked
     /// bodies, which are buffered first because Django reads exactly CONTENT_LENGTH bytes).
-    pub fn build<'py>(
+    pub(crate) fn build<'py>(
         &self,
         py: Python<'py>,
         parts: &Parts,

@@ -12,6 +12,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
+use crate::bridge::body::Buffered;
 use crate::http::RequestBody;
 use bytes::{Buf, Bytes};
 use http_body_util::BodyExt;
@@ -20,7 +21,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
 /// Where the body bytes come from.
-pub enum Source {
+pub(crate) enum Source {
     Empty,
     Memory(Bytes),
     File {
@@ -34,6 +35,19 @@ pub enum Source {
         /// The longest wait for more of the body (body-timeout).
         idle: Duration,
     },
+}
+
+impl From<Buffered> for Source {
+    fn from(buffered: Buffered) -> Source {
+        match buffered {
+            Buffered::Empty => Source::Empty,
+            Buffered::Memory(data) => Source::Memory(data),
+            Buffered::File { file, len } => Source::File {
+                reader: BufReader::with_capacity(64 * 1024, file),
+                remaining: len,
+            },
+        }
+    }
 }
 
 impl Source {
@@ -127,7 +141,7 @@ impl Source {
 
 /// `wsgi.input`.
 #[pyclass(frozen, module = "dragoman", name = "InputStream")]
-pub struct InputStream {
+pub(crate) struct InputStream {
     source: Mutex<Source>,
     /// The stream shared by every request without a body: it reads as empty without taking
     /// the lock, so threads reading it at once never collide.
@@ -135,7 +149,7 @@ pub struct InputStream {
 }
 
 impl InputStream {
-    pub fn new(source: Source) -> Self {
+    pub(crate) fn new(source: Source) -> Self {
         InputStream {
             source: Mutex::new(source),
             shared_empty: false,
@@ -143,7 +157,7 @@ impl InputStream {
     }
 
     /// The one empty stream a worker gives every request that has no body.
-    pub fn empty() -> Self {
+    pub(crate) fn empty() -> Self {
         InputStream {
             source: Mutex::new(Source::Empty),
             shared_empty: true,
@@ -234,7 +248,7 @@ impl InputStream {
 
 /// Runs a future to completion on the current (non-async) thread: the app thread waiting for
 /// the event loop to deliver more of the request body. `None` if it takes longer than `limit`.
-pub fn block_on<F: Future>(future: F, limit: Duration) -> Option<F::Output> {
+pub(crate) fn block_on<F: Future>(future: F, limit: Duration) -> Option<F::Output> {
     let deadline = Instant::now() + limit;
     struct Unpark(Thread);
     impl Wake for Unpark {

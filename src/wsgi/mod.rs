@@ -16,37 +16,33 @@ mod response;
 mod start_response;
 mod streams;
 
-use std::io::{Seek, Write};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
 
-use crate::http::RequestBody;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::request::Parts;
 use http::{header, Method, Request, Response, StatusCode};
-use http_body_util::BodyExt;
-use hyper::body::Body as _;
+use http_body::Body as _;
 use pyo3::prelude::*;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::mpsc;
 
+use crate::bridge::admission::{Admission, Slot};
+use crate::bridge::body::{self, Buffered, Plan};
+use crate::bridge::head::{self as heads, Head};
+use crate::bridge::label::{RequestLabel, RequestLine};
+use crate::bridge::{Bridge, LoadFailed};
 use crate::config::{Config, Limits};
 use crate::conn::ConnInfo;
-use crate::http::{error_response, Answer, App, Body};
+use crate::http::{Answer, App, Body, RequestBody};
 use crate::scoreboard::RequestStats;
 use crate::{error, interp, log};
 use environ::{ConnEnviron, Template};
 use input::{InputStream, Source};
 use pool::Pool;
-use response::{ChannelBody, Failure, InlineBody, Msg, Outcome, RequestLabel, RequestLine, Sink};
+use response::{ChannelBody, Failure, InlineBody, Msg, Outcome, Sink};
 use start_response::Responder;
-pub use streams::{ErrorStream, FileWrapper};
+pub(crate) use streams::{ErrorStream, FileWrapper};
 
-/// Bodies up to this size are read before the app is called (inline mode), so the app's
-/// `read()` never has to wait on the socket.
-const SMALL_BODY: u64 = 64 * 1024;
-/// A chunked body is kept in memory up to this size, then spooled to a temporary file.
-const SPOOL_IN_MEMORY: usize = 1024 * 1024;
 /// Chunks in flight between an app thread and the event loop, per response.
 const CHANNEL_DEPTH: usize = 4;
 
@@ -62,12 +58,10 @@ struct Core {
 }
 
 /// A loaded WSGI application, ready to serve requests.
-pub struct WsgiApp {
+pub(crate) struct WsgiApp {
     core: Arc<Core>,
-    /// One permit per request allowed in the application at once (`threads`).
-    slots: Arc<Semaphore>,
-    /// Requests waiting for a slot (only the event-loop thread touches it).
-    waiting: std::cell::Cell<usize>,
+    /// One slot per request allowed in the application at once (`threads`).
+    admission: Admission,
     limits: Limits,
     inline: bool,
     pool: Pool,
@@ -77,7 +71,7 @@ impl WsgiApp {
     /// Imports the application named by the config (unless the master already did:
     /// `preloaded`). On failure the traceback and a one-line reason are logged, and the worker
     /// must exit.
-    pub fn load(
+    pub(crate) fn load(
         py: Python<'_>,
         config: &Config,
         preloaded: Option<Py<PyAny>>,
@@ -117,23 +111,17 @@ impl WsgiApp {
                 stats,
                 empty_input,
             }),
-            slots: Arc::new(Semaphore::new(config.threads)),
-            waiting: std::cell::Cell::new(0),
+            admission: Admission::new(config.threads, config.limits.request_queue),
             limits: config.limits.clone(),
             inline: config.threads == 1,
             pool: Pool::new(config.threads),
         })
     }
-
-    /// Stops the app threads once the worker has finished serving.
-    pub fn shutdown(&self) {
-        self.pool.shutdown();
-    }
 }
 
 /// Imports the application, logging the traceback and a one-line reason on failure. Used by
 /// each worker, or by the master once (`preload`).
-pub fn load_app(py: Python<'_>, config: &Config) -> Result<Py<PyAny>, LoadFailed> {
+pub(crate) fn load_app(py: Python<'_>, config: &Config) -> Result<Py<PyAny>, LoadFailed> {
     let name = config.app.describe();
     interp::load_callable(py, &config.app).map_err(|err| {
         log::write_block(
@@ -150,10 +138,6 @@ pub fn load_app(py: Python<'_>, config: &Config) -> Result<Py<PyAny>, LoadFailed
     })
 }
 
-/// The application could not be loaded; the reason has been logged.
-#[derive(Debug)]
-pub struct LoadFailed;
-
 /// `ExceptionType: message`, for the one-line summary after a traceback.
 fn one_line(py: Python<'_>, err: &PyErr) -> String {
     let kind = err
@@ -164,170 +148,18 @@ fn one_line(py: Python<'_>, err: &PyErr) -> String {
     format!("{kind}: {}", err.value(py))
 }
 
-/// How the request body reaches the application.
-enum Plan {
-    /// No body.
-    Empty,
-    /// A Content-Length body small enough to read before calling the app.
-    Small,
-    /// A chunked body: buffered (spooled past a size) so CONTENT_LENGTH can be set.
-    Chunked,
-    /// Streamed from the socket while the app reads it (needs an app thread).
-    Stream,
-}
-
-fn plan(parts: &Parts, body: &RequestBody) -> Plan {
-    if body.is_end_stream() {
-        return Plan::Empty;
-    }
-    let expects_continue = parts
-        .headers
-        .get(header::EXPECT)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    match body.size_hint().exact() {
-        Some(0) => Plan::Empty,
-        Some(n) if n <= SMALL_BODY && !expects_continue => Plan::Small,
-        Some(_) => Plan::Stream,
-        None => Plan::Chunked,
-    }
-}
-
-/// Why a request body could not be read before the call.
-enum BodyProblem {
-    TooLarge(u64),
-    Idle(Duration),
-    Broken(String),
-}
-
-impl BodyProblem {
-    /// The answer: 413, 408 or 400, closing the connection (the body is not all read).
-    fn response(&self) -> Response<Body> {
-        let (status, detail) = match self {
-            BodyProblem::TooLarge(limit) => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("the request body is larger than limit-post ({limit} bytes)"),
-            ),
-            BodyProblem::Idle(t) => (
-                StatusCode::REQUEST_TIMEOUT,
-                format!(
-                    "the client sent nothing of the request body for {}s (body-timeout)",
-                    t.as_secs()
-                ),
-            ),
-            BodyProblem::Broken(e) => (
-                StatusCode::BAD_REQUEST,
-                format!("the request body could not be read ({e})"),
-            ),
-        };
-        error_response(status, &detail, true)
-    }
-}
-
-/// The next piece of a body, waiting at most `idle` for it.
-async fn next_data(body: &mut RequestBody, idle: Duration) -> Result<Option<Bytes>, BodyProblem> {
-    loop {
-        match tokio::time::timeout(idle, body.frame()).await {
-            Err(_) => return Err(BodyProblem::Idle(idle)),
-            Ok(None) => return Ok(None),
-            Ok(Some(Err(e))) => return Err(BodyProblem::Broken(e.to_string())),
-            Ok(Some(Ok(frame))) => {
-                if let Ok(data) = frame.into_data() {
-                    return Ok(Some(data));
-                }
-            }
-        }
-    }
-}
-
-/// Reads a small body of known length into memory. A body that came in one piece (the usual
-/// case: it arrived with the head) is kept as it is, without a copy.
-async fn collect(mut body: RequestBody, idle: Duration) -> Result<Bytes, BodyProblem> {
-    let Some(first) = next_data(&mut body, idle).await? else {
-        return Ok(Bytes::new());
-    };
-    if body.is_end_stream() {
-        return Ok(first);
-    }
-    let mut all = BytesMut::from(&first[..]);
-    while let Some(data) = next_data(&mut body, idle).await? {
-        all.extend_from_slice(&data);
-    }
-    Ok(all.freeze())
-}
-
-/// Reads a chunked body whole: in memory up to [`SPOOL_IN_MEMORY`], then in a temporary file,
-/// refusing it past `limit-post`.
-async fn spool(mut body: RequestBody, limits: &Limits) -> Result<(Source, u64), BodyProblem> {
-    let broken = |what: &str, e: std::io::Error| BodyProblem::Broken(format!("{what}: {e}"));
-    let mut memory = BytesMut::new();
-    let mut file: Option<std::fs::File> = None;
-    let mut total = 0u64;
-    while let Some(data) = next_data(&mut body, limits.body_timeout).await? {
-        total += data.len() as u64;
-        if let Some(limit) = limits.body_bytes.filter(|limit| total > *limit) {
-            return Err(BodyProblem::TooLarge(limit));
-        }
-        if file.is_none() && memory.len() + data.len() > SPOOL_IN_MEMORY {
-            let mut f =
-                tempfile::tempfile().map_err(|e| broken("cannot create a spool file", e))?;
-            f.write_all(&memory)
-                .map_err(|e| broken("cannot write the spool file", e))?;
-            memory.clear();
-            file = Some(f);
-        }
-        match &mut file {
-            Some(f) => f
-                .write_all(&data)
-                .map_err(|e| broken("cannot write the spool file", e))?,
-            None => memory.extend_from_slice(&data),
-        }
-    }
-    let source = match file {
-        Some(mut f) => {
-            f.rewind()
-                .map_err(|e| broken("cannot read the spool file", e))?;
-            Source::File {
-                reader: std::io::BufReader::with_capacity(64 * 1024, f),
-                remaining: total,
-            }
-        }
-        None => Source::Memory(memory.freeze()),
-    };
-    Ok((source, total))
-}
-
-/// Counts a request waiting for an application slot while it exists.
-struct Waiting<'a>(&'a std::cell::Cell<usize>);
-
-impl<'a> Waiting<'a> {
-    fn new(count: &'a std::cell::Cell<usize>) -> Self {
-        count.set(count.get() + 1);
-        Waiting(count)
-    }
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.0.set(self.0.get() - 1);
-    }
-}
-
 impl App for WsgiApp {
     fn call(self: Rc<Self>, req: Request<RequestBody>, conn: Arc<ConnInfo>) -> Answer {
         let (parts, body) = req.into_parts();
-        // A declared length over the limit is refused before the body is read, so no
-        // 100 Continue goes out either.
-        if let (Some(limit), Some(len)) = (self.limits.body_bytes, body.size_hint().exact()) {
-            if len > limit {
-                return Answer::Now(BodyProblem::TooLarge(limit).response());
-            }
+        if let Err(problem) = body::check_declared(&self.limits, &body) {
+            return Answer::Now(problem.response());
         }
-        let plan = plan(&parts, &body);
+        let plan = body::plan(&parts, &body);
         // The usual request: no body, and the app runs on this thread. Its one slot is free
         // unless a streamed response still holds it, so the app is called right here: no
         // future to box, nothing to wait for.
         if self.inline && matches!(plan, Plan::Empty) {
-            if let Ok(permit) = self.slots.clone().try_acquire_owned() {
+            if let Some(slot) = self.admission.try_now() {
                 let request = AppRequest {
                     parts,
                     conn,
@@ -335,7 +167,7 @@ impl App for WsgiApp {
                     content_length: None,
                 };
                 return Answer::Now(Python::attach(|py| {
-                    respond_inline(py, &self.core, request, permit)
+                    respond_inline(py, &self.core, request, slot)
                 }));
             }
         }
@@ -343,12 +175,19 @@ impl App for WsgiApp {
             let idle = self.limits.body_timeout;
             let (source, content_length, needs_thread) = match plan {
                 Plan::Empty => (Source::Empty, None, false),
-                Plan::Small => match collect(body, idle).await {
+                Plan::Small => match body::collect(body, idle).await {
                     Ok(data) => (Source::Memory(data), None, false),
                     Err(problem) => return problem.response(),
                 },
-                Plan::Chunked => match spool(body, &self.limits).await {
-                    Ok((source, total)) => (source, Some(total), false),
+                Plan::Chunked => match body::spool(body, &self.limits).await {
+                    Ok(buffered) => {
+                        let len = match &buffered {
+                            Buffered::Empty => 0,
+                            Buffered::Memory(data) => data.len() as u64,
+                            Buffered::File { len, .. } => *len,
+                        };
+                        (Source::from(buffered), Some(len), false)
+                    }
                     Err(problem) => return problem.response(),
                 },
                 Plan::Stream => (
@@ -362,24 +201,10 @@ impl App for WsgiApp {
                     true,
                 ),
             };
-            // Every slot busy and the queue full: a 503 now beats a wait without end.
-            if self.slots.available_permits() == 0
-                && self.waiting.get() >= self.limits.request_queue
-            {
-                let mut r = error_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "every application thread is busy and the request queue is full",
-                    false,
-                );
-                r.headers_mut()
-                    .insert(header::RETRY_AFTER, http::HeaderValue::from_static("1"));
-                return r;
-            }
-            let waiting = Waiting::new(&self.waiting);
-            let Ok(permit) = self.slots.clone().acquire_owned().await else {
-                return error_response(StatusCode::SERVICE_UNAVAILABLE, "shutting down", true);
+            let slot = match self.admission.admit().await {
+                Ok(slot) => slot,
+                Err(refused) => return refused,
             };
-            drop(waiting);
             let request = AppRequest {
                 parts,
                 conn,
@@ -387,11 +212,17 @@ impl App for WsgiApp {
                 content_length,
             };
             if self.inline && !needs_thread {
-                Python::attach(|py| respond_inline(py, &self.core, request, permit))
+                Python::attach(|py| respond_inline(py, &self.core, request, slot))
             } else {
-                respond_on_thread(&self, request, permit).await
+                respond_on_thread(&self, request, slot).await
             }
         }))
+    }
+}
+
+impl Bridge for WsgiApp {
+    fn shutdown(&self) {
+        self.pool.shutdown();
     }
 }
 
@@ -450,12 +281,7 @@ fn begin(
 }
 
 /// Runs the application on the event-loop thread (threads = 1) and builds the response.
-fn respond_inline(
-    py: Python<'_>,
-    core: &Core,
-    req: AppRequest,
-    permit: OwnedSemaphorePermit,
-) -> Response<Body> {
+fn respond_inline(py: Python<'_>, core: &Core, req: AppRequest, permit: Slot) -> Response<Body> {
     let head_request = req.parts.method == Method::HEAD;
     let label = RequestLabel {
         app: core.name.clone(),
@@ -467,8 +293,8 @@ fn respond_inline(
         Ok(Outcome::Complete {
             head: Some(head),
             body,
-        }) => response::complete_response(head, body, head_request),
-        Ok(Outcome::HeadOnly { head: Some(head) }) => Ok(response::head_response(head)),
+        }) => complete_response(head, body, head_request),
+        Ok(Outcome::HeadOnly { head: Some(head) }) => Ok(heads::head_response(head)),
         Ok(Outcome::File { head, body }) => Ok(response::file_response(head, body)),
         Ok(Outcome::Streaming {
             head: Some(head),
@@ -476,7 +302,7 @@ fn respond_inline(
             rest,
         }) => {
             let body = InlineBody::new(&head, prefix, rest, label, timer, permit);
-            let mut response = response::head_response(head);
+            let mut response = heads::head_response(head);
             *response.body_mut() = Body::Stream(Box::pin(body));
             return response;
         }
@@ -492,18 +318,14 @@ fn respond_inline(
             response
         }
         Err(failure) => {
-            label.report(py, &failure);
-            response::internal_error()
+            failure.report(py, &label);
+            heads::internal_error()
         }
     }
 }
 
 /// Runs the request on an app thread and relays the response through a bounded channel.
-async fn respond_on_thread(
-    app: &WsgiApp,
-    req: AppRequest,
-    permit: OwnedSemaphorePermit,
-) -> Response<Body> {
+async fn respond_on_thread(app: &WsgiApp, req: AppRequest, permit: Slot) -> Response<Body> {
     let (tx, mut rx) = mpsc::channel(CHANNEL_DEPTH);
     let core = app.core.clone();
     let head_request = req.parts.method == Method::HEAD;
@@ -516,17 +338,18 @@ async fn respond_on_thread(
             head,
             body,
             complete: true,
-        }) => response::complete_response(head, body, head_request)
-            .unwrap_or_else(|_| response::internal_error()),
+        }) => {
+            complete_response(head, body, head_request).unwrap_or_else(|_| heads::internal_error())
+        }
         Some(Msg::File { head, body }) => response::file_response(head, body),
         Some(Msg::Head { head, body, .. }) => {
-            let mut response = response::head_response(head);
+            let mut response = heads::head_response(head);
             if !head_request {
                 *response.body_mut() = Body::Stream(Box::pin(ChannelBody::new(body, rx)));
             }
             response
         }
-        _ => response::internal_error(),
+        _ => heads::internal_error(),
     }
 }
 
@@ -541,7 +364,7 @@ fn run_on_thread(py: Python<'_>, core: &Core, req: AppRequest, sink: Sink, threa
     let _timer = label.begin(thread);
     // Reports a failure: a 500 if the head has not gone out, else a cut connection.
     let fail = |failure: Failure, delivered: bool| {
-        label.report(py, &failure);
+        failure.report(py, &label);
         let _ = if delivered {
             sink.send(py, Msg::Abort)
         } else {
@@ -555,7 +378,7 @@ fn run_on_thread(py: Python<'_>, core: &Core, req: AppRequest, sink: Sink, threa
             head: Some(head),
             body,
         }) => {
-            match response::check_length(&head, &body) {
+            match heads::check_length(&head, &body).map_err(Failure::Rule) {
                 Err(failure) if !head_request => fail(failure, false),
                 _ => {
                     core.stats.sent(body.iter().map(Bytes::len).sum());
@@ -586,7 +409,7 @@ fn run_on_thread(py: Python<'_>, core: &Core, req: AppRequest, sink: Sink, threa
         }
         Ok(Outcome::Streaming { head, prefix, rest }) => (head, prefix, rest),
     };
-    let mut length = response::LengthCheck::new(head.as_ref());
+    let mut length = heads::LengthCheck::new(head.as_ref());
     if let Some(head) = head {
         if sink.head(py, head, Vec::new(), false).is_err() {
             return; // the client left; `rest` is closed when dropped
@@ -630,16 +453,22 @@ fn run_on_thread(py: Python<'_>, core: &Core, req: AppRequest, sink: Sink, threa
     }
 }
 
-fn internal_error_head() -> start_response::Head {
+fn internal_error_head() -> Head {
     let mut headers = http::HeaderMap::new();
     headers.insert(
         header::CONTENT_TYPE,
         http::HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    start_response::Head {
-        status: StatusCode::INTERNAL_SERVER_ERROR,
-        reason: None,
-        headers,
-        content_length: None,
-    }
+    let mut head = Head::new(StatusCode::INTERNAL_SERVER_ERROR, None, 1);
+    head.headers = headers;
+    head
+}
+
+/// [`heads::complete_response`], a broken rule reported as the application's failure.
+fn complete_response(
+    head: Head,
+    body: Vec<Bytes>,
+    head_request: bool,
+) -> Result<Response<Body>, Failure> {
+    heads::complete_response(head, body, head_request).map_err(Failure::Rule)
 }

@@ -15,7 +15,7 @@ use crate::error;
 
 /// Work for an app thread: runs with the GIL held; gets the thread's index (0-based), which
 /// is its "core" in the scoreboard.
-pub type Job = Box<dyn FnOnce(Python<'_>, usize) + Send>;
+pub(crate) type Job = Box<dyn FnOnce(Python<'_>, usize) + Send>;
 
 #[derive(Default)]
 struct Queue {
@@ -30,14 +30,14 @@ struct Shared {
 }
 
 /// The app threads of one worker, started on first use.
-pub struct Pool {
+pub(crate) struct Pool {
     size: usize,
     shared: Arc<Shared>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Pool {
-    pub fn new(size: usize) -> Self {
+    pub(crate) fn new(size: usize) -> Self {
         Pool {
             size,
             shared: Arc::default(),
@@ -46,7 +46,7 @@ impl Pool {
     }
 
     /// Queues a job for the next free app thread.
-    pub fn submit(&self, job: Job) {
+    pub(crate) fn submit(&self, job: Job) {
         self.start();
         let mut queue = self.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
         queue.jobs.push_back(job);
@@ -74,7 +74,7 @@ impl Pool {
     }
 
     /// Lets the threads finish their jobs, then joins them. Called with the GIL released.
-    pub fn shutdown(&self) {
+    pub(crate) fn shutdown(&self) {
         self.shared
             .queue
             .lock()

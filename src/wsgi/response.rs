@@ -11,15 +11,12 @@
 //! fails, or the client goes away (the body is dropped).
 
 use std::collections::VecDeque;
-use std::fmt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_LENGTH};
-use http::request::Parts;
-use http::uri::PathAndQuery;
-use http::{Method, Response, StatusCode};
+use http::Response;
 use http_body::Frame;
 use pyo3::exceptions::PyOSError;
 use pyo3::intern;
@@ -28,15 +25,17 @@ use pyo3::types::{PyDict, PyList, PyTuple};
 use tokio::sync::mpsc;
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::start_response::{chunk_bytes, Head, StartResponse};
+use super::start_response::{chunk_bytes, StartResponse};
 use super::streams::FileWrapper;
-use crate::http::{error_response, Body, BodyError};
-use crate::scoreboard::{RequestStats, RequestTimer};
+use crate::bridge::head::{head_response, total_len, Head, LengthCheck};
+use crate::bridge::label::RequestLabel;
+use crate::http::{Body, BodyError};
+use crate::scoreboard::RequestTimer;
 use crate::statics::file::{FileBody, Piece};
 use crate::{error, log};
 
 /// Why a request ended in a 500 (or, after the head was sent, a cut connection).
-pub enum Failure {
+pub(crate) enum Failure {
     /// The application raised.
     Raised(PyErr),
     /// The `close()` of what the application returned raised.
@@ -46,8 +45,14 @@ pub enum Failure {
 }
 
 impl Failure {
+    /// Logs the failure and counts it as an exception in the worker's stats.
+    pub(crate) fn report(&self, py: Python<'_>, label: &RequestLabel) {
+        label.stats.exception();
+        self.log(py, &label.app, &label.request.to_string());
+    }
+
     /// Logs the failure: the traceback, or the rule, with the app and the request line.
-    pub fn log(&self, py: Python<'_>, app: &str, request: &str) {
+    pub(crate) fn log(&self, py: Python<'_>, app: &str, request: &str) {
         match self {
             Failure::Raised(err) => log::write_block(
                 log::Level::Error,
@@ -70,7 +75,7 @@ impl Failure {
 }
 
 /// A Python exception formatted as the interpreter would print it.
-pub fn traceback(py: Python<'_>, err: &PyErr) -> String {
+pub(crate) fn traceback(py: Python<'_>, err: &PyErr) -> String {
     let formatted = py
         .import("traceback")
         .and_then(|tb| {
@@ -87,7 +92,7 @@ pub fn traceback(py: Python<'_>, err: &PyErr) -> String {
 }
 
 /// The iteration over an application's return value.
-pub struct Iteration {
+pub(crate) struct Iteration {
     /// What the application returned, kept for its `close()`.
     returned: Option<Py<PyAny>>,
     kind: Kind,
@@ -180,7 +185,7 @@ impl Iteration {
     }
 
     /// The next chunk, or `None` at the end.
-    pub fn next(&mut self, py: Python<'_>) -> Result<Option<Bytes>, Failure> {
+    pub(crate) fn next(&mut self, py: Python<'_>) -> Result<Option<Bytes>, Failure> {
         let item = match &mut self.kind {
             Kind::Done => return Ok(None),
             Kind::Sequence { items, index, len } => {
@@ -218,7 +223,7 @@ impl Iteration {
     }
 
     /// Calls the returned object's `close()`, once. An error from it is logged.
-    pub fn close(&mut self, py: Python<'_>) -> Option<PyErr> {
+    pub(crate) fn close(&mut self, py: Python<'_>) -> Option<PyErr> {
         self.kind = Kind::Done;
         let returned = self.returned.take()?;
         let returned = returned.bind(py);
@@ -247,7 +252,7 @@ impl Drop for Iteration {
 }
 
 /// What [`start`] produced.
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Iteration finished (and `close()` was called): the head and every chunk.
     /// `head` is `None` when write() already delivered it (thread-pool mode).
     Complete {
@@ -269,7 +274,7 @@ pub enum Outcome {
 
 /// Calls the application and iterates to the first non-empty chunk (or the end). For HEAD
 /// (`head_only`) iteration stops once the head is known.
-pub fn start(
+pub(crate) fn start(
     py: Python<'_>,
     app: &Bound<'_, PyAny>,
     environ: Bound<'_, PyDict>,
@@ -336,10 +341,6 @@ pub fn start(
         prefix,
         rest: iteration,
     })
-}
-
-fn total_len(chunks: &[Bytes]) -> u64 {
-    chunks.iter().map(|c| c.len() as u64).sum()
 }
 
 /// The file behind a `wsgi.file_wrapper` the application returned, when it is a real file:
@@ -409,7 +410,7 @@ fn send_file(
 /// A file sent by Rust on the application's behalf: `len` bytes from `offset`. Once the
 /// response is made, the body keeps `closer`, so dropping it calls the application's `close()`
 /// (Django releases its database connection there).
-pub struct WrappedFile {
+pub(crate) struct WrappedFile {
     file: std::fs::File,
     offset: u64,
     len: u64,
@@ -427,53 +428,8 @@ fn close_logged(py: Python<'_>, iteration: &mut Iteration) {
     }
 }
 
-/// Builds the hyper response for a complete body, enforcing the application's Content-Length.
-pub fn complete_response(
-    head: Head,
-    body: Vec<Bytes>,
-    head_request: bool,
-) -> Result<Response<Body>, Failure> {
-    let total: usize = body.iter().map(Bytes::len).sum();
-    if head_request {
-        // No body goes out; the headers are those a GET would get.
-        let mut response = head_response(head);
-        if !response.headers().contains_key(CONTENT_LENGTH) && total > 0 {
-            response
-                .headers_mut()
-                .insert(CONTENT_LENGTH, HeaderValue::from(total));
-        }
-        return Ok(response);
-    }
-    check_length(&head, &body)?;
-    let data = match body.len() {
-        0 => Bytes::new(),
-        1 => body.into_iter().next().unwrap_or_default(),
-        _ => Bytes::from(body.concat()),
-    };
-    // hyper writes the length of a complete body itself, unless the status has no body (a
-    // 304 keeps the application's Content-Length).
-    let mut response = if crate::rules::status_has_body(head.status) {
-        response_without_length(head)
-    } else {
-        head_response(head)
-    };
-    *response.body_mut() = Body::full(data);
-    Ok(response)
-}
-
-/// A complete body must be exactly as long as the application's Content-Length says.
-pub fn check_length(head: &Head, body: &[Bytes]) -> Result<(), Failure> {
-    let total = total_len(body);
-    match head.content_length {
-        Some(declared) if declared != total => Err(Failure::Rule(format!(
-            "the response has {total} bytes but its Content-Length header says {declared}"
-        ))),
-        _ => Ok(()),
-    }
-}
-
 /// The response for a wrapped file: the head, with the length the file body knows.
-pub fn file_response(head: Head, wrapped: WrappedFile) -> Response<Body> {
+pub(crate) fn file_response(head: Head, wrapped: WrappedFile) -> Response<Body> {
     let WrappedFile {
         file,
         offset,
@@ -489,85 +445,10 @@ pub fn file_response(head: Head, wrapped: WrappedFile) -> Response<Body> {
     response
 }
 
-/// A response with the head (its Content-Length included) and an empty body.
-pub fn head_response(head: Head) -> Response<Body> {
-    let length = head.content_length;
-    let mut response = response_without_length(head);
-    if let Some(n) = length {
-        response
-            .headers_mut()
-            .insert(CONTENT_LENGTH, HeaderValue::from(n));
-    }
-    response
-}
-
-/// [`head_response`] without the Content-Length header.
-fn response_without_length(head: Head) -> Response<Body> {
-    let mut response = Response::new(Body::Empty);
-    *response.status_mut() = head.status;
-    *response.headers_mut() = head.headers;
-    if let Some(reason) = head.reason {
-        response.extensions_mut().insert(reason);
-    }
-    response
-}
-
-/// The 500 sent when the application fails before its head went out.
-pub fn internal_error() -> Response<Body> {
-    error_response(StatusCode::INTERNAL_SERVER_ERROR, "", false)
-}
-
-/// Holds a streamed body to the application's Content-Length: extra bytes are cut off and
-/// reported, a short body is reported at the end.
-pub struct LengthCheck {
-    remaining: Option<u64>,
-}
-
-impl LengthCheck {
-    /// `head` is `None` when write() already sent it; its length was not tracked then.
-    pub fn new(head: Option<&Head>) -> Self {
-        LengthCheck {
-            remaining: head.and_then(|h| h.content_length),
-        }
-    }
-
-    /// Passes a chunk, truncated to what the declared length still allows.
-    pub fn pass(&mut self, mut chunk: Bytes) -> Result<Bytes, (Bytes, String)> {
-        let Some(remaining) = &mut self.remaining else {
-            return Ok(chunk);
-        };
-        if chunk.len() as u64 > *remaining {
-            chunk.truncate(*remaining as usize);
-            *remaining = 0;
-            return Err((
-                chunk,
-                "the application sent more bytes than its Content-Length header says".into(),
-            ));
-        }
-        *remaining -= chunk.len() as u64;
-        Ok(chunk)
-    }
-
-    /// Whether the declared length has been sent in full: the iteration must be over.
-    pub fn is_done(&self) -> bool {
-        self.remaining == Some(0)
-    }
-
-    /// At the end: an error if fewer bytes came than declared.
-    pub fn finish(&self) -> Result<(), String> {
-        match self.remaining {
-            Some(n) if n > 0 => Err(format!(
-                "the application's response ended {n} bytes short of its Content-Length header"
-            )),
-            _ => Ok(()),
-        }
-    }
-}
-
 /// Once the declared Content-Length has gone out, hyper stops reading the body, so the
 /// iteration is checked for more before the last chunk is released: more bytes break the rule
 /// (the connection is cut); none means the iteration is over (and `close()` runs now).
-pub fn check_exhausted(py: Python<'_>, rest: &mut Iteration) -> Result<(), Failure> {
+pub(crate) fn check_exhausted(py: Python<'_>, rest: &mut Iteration) -> Result<(), Failure> {
     loop {
         match rest.next(py)? {
             Some(chunk) if chunk.is_empty() => continue,
@@ -585,66 +466,9 @@ pub fn check_exhausted(py: Python<'_>, rest: &mut Iteration) -> Result<(), Failu
     }
 }
 
-/// Names a request in log lines (the application and the request line), and counts its
-/// failures in the worker's stats.
-#[derive(Clone)]
-pub struct RequestLabel {
-    pub app: std::sync::Arc<str>,
-    pub request: RequestLine,
-    pub stats: std::sync::Arc<RequestStats>,
-}
-
-impl RequestLabel {
-    /// Logs a failure and counts it as an exception.
-    pub fn report(&self, py: Python<'_>, failure: &Failure) {
-        self.stats.exception();
-        failure.log(py, &self.app, &self.request.to_string());
-    }
-
-    /// Marks the request as running on application thread `core` in the worker's stats.
-    pub fn begin(&self, core: usize) -> RequestTimer {
-        let line = &self.request;
-        self.stats
-            .begin(core, &[line.method.as_str(), " ", line.target()])
-    }
-}
-
-/// "GET /path?query" of a request, for the scoreboard and log lines: the method and the
-/// request's own target (a shared slice of what hyper read), written out only when needed.
-#[derive(Clone)]
-pub struct RequestLine {
-    method: Method,
-    target: Option<PathAndQuery>,
-}
-
-impl RequestLine {
-    pub fn of(parts: &Parts) -> RequestLine {
-        RequestLine {
-            method: parts.method.clone(),
-            target: parts.uri.path_and_query().cloned(),
-        }
-    }
-
-    /// The target, cut to at most 200 bytes (at a character boundary).
-    fn target(&self) -> &str {
-        let target = self.target.as_ref().map_or("/", |pq| pq.as_str());
-        let mut end = target.len().min(200);
-        while !target.is_char_boundary(end) {
-            end -= 1;
-        }
-        &target[..end]
-    }
-}
-
-impl fmt::Display for RequestLine {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.method, self.target())
-    }
-}
-
 /// The rest of a response, pulled from the application on the event-loop thread (threads = 1).
 /// Holds the app slot until the iteration is over, so the next request waits for `close()`.
-pub struct InlineBody {
+pub(crate) struct InlineBody {
     prefix: VecDeque<Bytes>,
     rest: Option<Iteration>,
     /// Set after a chunk is handed out: the next poll yields once, so hyper writes what it
@@ -661,7 +485,7 @@ pub struct InlineBody {
 }
 
 impl InlineBody {
-    pub fn new(
+    pub(crate) fn new(
         head: &Head,
         prefix: Vec<Bytes>,
         rest: Iteration,
@@ -681,7 +505,7 @@ impl InlineBody {
     }
 
     fn fail(&mut self, py: Python<'_>, failure: Failure) -> BodyError {
-        self.label.report(py, &failure);
+        failure.report(py, &self.label);
         if let Some(mut rest) = self.rest.take() {
             close_logged(py, &mut rest);
         }
@@ -762,7 +586,7 @@ impl http_body::Body for InlineBody {
 }
 
 /// A message from an app thread to the event loop, through a bounded channel.
-pub enum Msg {
+pub(crate) enum Msg {
     /// The head; `complete` when `body` is the whole body.
     Head {
         head: Head,
@@ -784,17 +608,17 @@ pub enum Msg {
 /// The app thread's end of the channel. Sending blocks (with the GIL released) while the
 /// channel is full, which is the backpressure from a slow client.
 #[derive(Clone)]
-pub struct Sink {
+pub(crate) struct Sink {
     tx: mpsc::Sender<Msg>,
 }
 
 impl Sink {
-    pub fn new(tx: mpsc::Sender<Msg>) -> Self {
+    pub(crate) fn new(tx: mpsc::Sender<Msg>) -> Self {
         Sink { tx }
     }
 
     /// Sends a message; an error means the client is gone (the event loop dropped its end).
-    pub fn send(&self, py: Python<'_>, msg: Msg) -> PyResult<()> {
+    pub(crate) fn send(&self, py: Python<'_>, msg: Msg) -> PyResult<()> {
         let tx = &self.tx;
         if py.detach(|| tx.blocking_send(msg).is_ok()) {
             Ok(())
@@ -803,7 +627,7 @@ impl Sink {
         }
     }
 
-    pub fn head(
+    pub(crate) fn head(
         &self,
         py: Python<'_>,
         head: Head,
@@ -820,20 +644,20 @@ impl Sink {
         )
     }
 
-    pub fn data(&self, py: Python<'_>, chunk: Bytes) -> PyResult<()> {
+    pub(crate) fn data(&self, py: Python<'_>, chunk: Bytes) -> PyResult<()> {
         self.send(py, Msg::Data(chunk))
     }
 }
 
 /// The event loop's end of the channel, as a response body.
-pub struct ChannelBody {
+pub(crate) struct ChannelBody {
     prefix: VecDeque<Bytes>,
     rx: mpsc::Receiver<Msg>,
     done: bool,
 }
 
 impl ChannelBody {
-    pub fn new(prefix: Vec<Bytes>, rx: mpsc::Receiver<Msg>) -> Self {
+    pub(crate) fn new(prefix: Vec<Bytes>, rx: mpsc::Receiver<Msg>) -> Self {
         ChannelBody {
             prefix: prefix.into(),
             rx,

@@ -7,7 +7,6 @@
 use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
-use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::StatusCode;
 use hyper::ext::ReasonPhrase;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
@@ -16,34 +15,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
 use super::response::Sink;
-
-/// A response's status line and headers, as the application gave them.
-#[derive(Debug, Clone)]
-pub struct Head {
-    pub status: StatusCode,
-    /// Set when the application's reason phrase differs from the standard one.
-    pub reason: Option<ReasonPhrase>,
-    /// The headers, except Content-Length.
-    pub headers: HeaderMap,
-    /// The application's `Content-Length`, if it set one (never in `headers`).
-    pub content_length: Option<u64>,
-}
-
-/// Hop-by-hop headers: they describe one connection, which the server owns (PEP 3333).
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "trailers",
-    "transfer-encoding",
-    "upgrade",
-];
+use crate::bridge::head::Head;
 
 /// Parses `"200 OK"`: three digits, a space, a reason phrase.
-pub fn parse_status(status: &str) -> Result<(StatusCode, Option<ReasonPhrase>), String> {
+pub(crate) fn parse_status(status: &str) -> Result<(StatusCode, Option<ReasonPhrase>), String> {
     let bytes = status.as_bytes();
     let well_formed =
         bytes.len() >= 4 && bytes[..3].iter().all(u8::is_ascii_digit) && bytes[3] == b' ';
@@ -83,24 +58,6 @@ pub fn parse_status(status: &str) -> Result<(StatusCode, Option<ReasonPhrase>), 
     Ok((code, reason))
 }
 
-/// Checks one response header and converts it for hyper.
-pub fn parse_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), String> {
-    let header = HeaderName::from_bytes(name.as_bytes())
-        .map_err(|_| format!("{name:?} is not a valid header name"))?;
-    if HOP_BY_HOP.contains(&header.as_str()) {
-        return Err(format!(
-            "{name:?} is a hop-by-hop header; the server manages the connection, so applications \
-             must not set it"
-        ));
-    }
-    let bytes = latin1_bytes(value).ok_or_else(|| {
-        format!("the value of header {name:?} must be latin-1 text (encode other text first, e.g. RFC 8187); got {value:?}")
-    })?;
-    let value = HeaderValue::from_bytes(&bytes)
-        .map_err(|_| format!("the value of header {name:?} contains control characters (CR, LF, NUL...); got {value:?}"))?;
-    Ok((header, value))
-}
-
 /// Encodes text as latin-1 bytes, or `None` if a character is above U+00FF.
 fn latin1_bytes(text: &str) -> Option<std::borrow::Cow<'_, [u8]>> {
     if text.is_ascii() {
@@ -114,7 +71,7 @@ fn latin1_bytes(text: &str) -> Option<std::borrow::Cow<'_, [u8]>> {
 
 /// Builds the head from a checked status and header list.
 #[cfg(test)]
-pub fn build_head<S: AsRef<str>>(status: &str, headers: &[(S, S)]) -> Result<Head, String> {
+pub(crate) fn build_head<S: AsRef<str>>(status: &str, headers: &[(S, S)]) -> Result<Head, String> {
     let mut head = HeadBuilder::new(status, headers.len())?;
     for (name, value) in headers {
         head.add(name.as_ref(), value.as_ref())?;
@@ -123,43 +80,28 @@ pub fn build_head<S: AsRef<str>>(status: &str, headers: &[(S, S)]) -> Result<Hea
 }
 
 /// A head built one checked header at a time, straight from the application's list.
-pub struct HeadBuilder {
+pub(crate) struct HeadBuilder {
     head: Head,
 }
 
 impl HeadBuilder {
-    pub fn new(status: &str, headers: usize) -> Result<HeadBuilder, String> {
+    pub(crate) fn new(status: &str, headers: usize) -> Result<HeadBuilder, String> {
         let (status, reason) = parse_status(status)?;
         Ok(HeadBuilder {
-            head: Head {
-                status,
-                reason,
-                // Room for the Server header hyper's path adds (the own HTTP/1 path writes it
-                // without the map), so the map never regrows.
-                headers: HeaderMap::with_capacity(headers + 1),
-                content_length: None,
-            },
+            head: Head::new(status, reason, headers),
         })
     }
 
-    pub fn add(&mut self, name: &str, value: &str) -> Result<(), String> {
-        // Content-Length is kept as a number, not a header: the response writes it from the
-        // number (hyper does, for a complete body), so it is never parsed twice.
-        if name.eq_ignore_ascii_case("content-length") {
-            let n = crate::rules::content_length(value.as_bytes())
-                .ok_or_else(|| format!("Content-Length must be a whole number; got {value:?}"))?;
-            if self.head.content_length.is_some_and(|c| c != n) {
-                return Err("two different Content-Length headers".into());
-            }
-            self.head.content_length = Some(n);
-            return Ok(());
-        }
-        let (name, value) = parse_header(name, value)?;
-        self.head.headers.append(name, value);
-        Ok(())
+    /// Adds a header: the value must be latin-1 text (PEP 3333), then the bridge's rules
+    /// apply.
+    pub(crate) fn add(&mut self, name: &str, value: &str) -> Result<(), String> {
+        let bytes = latin1_bytes(value).ok_or_else(|| {
+            format!("the value of header {name:?} must be latin-1 text (encode other text first, e.g. RFC 8187); got {value:?}")
+        })?;
+        self.head.add(name.as_bytes(), &bytes)
     }
 
-    pub fn finish(self) -> Head {
+    pub(crate) fn finish(self) -> Head {
         self.head
     }
 }
@@ -185,14 +127,14 @@ struct State {
 
 /// The `start_response` callable of one request.
 #[pyclass(frozen, module = "dragoman", name = "StartResponse")]
-pub struct StartResponse {
+pub(crate) struct StartResponse {
     state: Mutex<State>,
     /// In thread-pool mode, where write() sends at once; inline, write() buffers.
     sink: Option<Sink>,
 }
 
 impl StartResponse {
-    pub fn new(sink: Option<Sink>) -> Self {
+    pub(crate) fn new(sink: Option<Sink>) -> Self {
         StartResponse {
             state: Mutex::new(State::default()),
             sink,
@@ -206,7 +148,7 @@ impl StartResponse {
 
     /// Takes the head for sending, with bytes written so far; marks the headers as sent.
     /// `Ok(None)`: the head was already delivered by write().
-    pub fn take_head(&self) -> Result<Option<(Head, Vec<Bytes>)>, String> {
+    pub(crate) fn take_head(&self) -> Result<Option<(Head, Vec<Bytes>)>, String> {
         let mut state = self.state();
         if let Some(rule) = &state.violation {
             return Err(rule.clone());
@@ -223,7 +165,7 @@ impl StartResponse {
     }
 
     /// Whether the head has reached the event loop (thread-pool mode).
-    pub fn delivered(&self) -> bool {
+    pub(crate) fn delivered(&self) -> bool {
         self.state().delivered
     }
 
@@ -242,13 +184,13 @@ impl StartResponse {
 /// per call to make, so the pair is made once and, on a keep-alive connection in inline
 /// mode, reused by the next request while nothing else holds either object (reference counts:
 /// the pair's own, and write's `__self__`): no one can tell it from a new pair then.
-pub struct Responder {
+pub(crate) struct Responder {
     start: Py<StartResponse>,
     write: Py<PyAny>,
 }
 
 impl Responder {
-    pub fn new(py: Python<'_>, sink: Option<Sink>) -> PyResult<Responder> {
+    pub(crate) fn new(py: Python<'_>, sink: Option<Sink>) -> PyResult<Responder> {
         let start = Bound::new(py, StartResponse::new(sink))?;
         let write = start.getattr(intern!(py, "write"))?.unbind();
         start.get().state().write = Some(write.clone_ref(py));
@@ -258,18 +200,18 @@ impl Responder {
         })
     }
 
-    pub fn start<'py>(&self, py: Python<'py>) -> &Bound<'py, StartResponse> {
+    pub(crate) fn start<'py>(&self, py: Python<'py>) -> &Bound<'py, StartResponse> {
         self.start.bind(py)
     }
 
     /// The request is done with them: start_response no longer holds its write().
-    pub fn finish(&self, py: Python<'_>) {
+    pub(crate) fn finish(&self, py: Python<'_>) {
         let lent = self.start.bind(py).get().state().write.take();
         drop(lent);
     }
 
     /// The pair, fresh for another request, if nothing but this holds it.
-    pub fn reuse(self, py: Python<'_>) -> Option<Responder> {
+    pub(crate) fn reuse(self, py: Python<'_>) -> Option<Responder> {
         if !counts_are_exact(py) {
             return None;
         }
@@ -423,7 +365,7 @@ impl AsRef<[u8]> for Lent {
 }
 
 /// Converts one chunk of response body: it must be `bytes` (PEP 3333).
-pub fn chunk_bytes(chunk: &Bound<'_, PyAny>) -> Result<Bytes, String> {
+pub(crate) fn chunk_bytes(chunk: &Bound<'_, PyAny>) -> Result<Bytes, String> {
     match chunk.cast::<PyBytes>() {
         Ok(b) => {
             let data = b.as_bytes();

@@ -10,7 +10,7 @@ use crate::log;
 /// `wsgi.errors`: a text stream whose complete lines become server log lines.
 #[pyclass(frozen, module = "dragoman", name = "ErrorStream")]
 #[derive(Default)]
-pub struct ErrorStream {
+pub(crate) struct ErrorStream {
     pending: Mutex<String>,
 }
 
@@ -56,7 +56,7 @@ impl ErrorStream {
 /// `wsgi.file_wrapper(filelike, block_size=8192)`: iterates a file in blocks and closes it
 /// with the response. Django's FileResponse uses it.
 #[pyclass(frozen, module = "dragoman", name = "FileWrapper")]
-pub struct FileWrapper {
+pub(crate) struct FileWrapper {
     #[pyo3(get)]
     pub(crate) filelike: Py<PyAny>,
     #[pyo3(get)]
