@@ -10,6 +10,7 @@ pub mod config;
 pub mod fuzzing;
 pub mod http;
 pub mod interp;
+pub mod ipc;
 pub mod log;
 pub mod master;
 pub mod net;
@@ -32,7 +33,7 @@ use config::Loaded;
 #[cfg(not(fuzzing))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use master::Role;
+use ipc::Role;
 
 /// The Python extension module `dragoman._native`.
 #[pymodule]

@@ -11,7 +11,6 @@
 //! stop only when the new one accepts connections. That one rule gives reloads (SIGHUP,
 //! touch-reload), chain reloads, max-requests, max-worker-lifetime and reload-on-rss.
 
-pub mod events;
 mod fork;
 pub mod privileges;
 pub mod signals;
@@ -26,17 +25,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use pyo3::prelude::*;
 
 use crate::config::{self, Config, Loaded};
+use crate::ipc::{Event, EventPipe, Role, WorkerArgs, WORKER_BOOT_ERROR};
 use crate::net::Bound;
 use crate::scoreboard::{monotonic_ms, Scoreboard};
-use crate::worker::WorkerArgs;
 use crate::{error, info, interp, warn};
-use events::{Event, EventPipe};
 use signals::SignalQueue;
 use stats::{CoreView, StatsServer, WorkerView};
 use systemd::Notifier;
 
-/// Exit code of a worker that could not load the application (gunicorn uses the same number).
-pub const WORKER_BOOT_ERROR: i32 = 3;
 /// A worker that dies unasked sooner than this after it started counts toward a crash loop.
 const QUICK_DEATH: Duration = Duration::from_secs(5);
 /// That many quick deaths in a row, with no worker serving, and the master gives up.
@@ -118,14 +114,6 @@ struct Worker {
 enum Stop {
     Graceful(Instant),
     Immediate,
-}
-
-/// What `run` returns in each process after a fork.
-pub enum Role {
-    /// The master finished; exit with this code.
-    Master(i32),
-    /// This process is a freshly forked worker: run it.
-    Worker(Box<WorkerArgs>),
 }
 
 /// What the master needs to re-read its configuration on SIGHUP.
@@ -274,7 +262,7 @@ impl Arbiter<'_> {
                 self.handle_signal(py, sig);
             }
             for (slot, event) in self.events.drain() {
-                self.handle_event(slot, event);
+                self.handle_event(py, slot, event);
             }
             self.reap();
             if let Some(stop) = self.stop {
@@ -402,7 +390,7 @@ impl Arbiter<'_> {
         }
     }
 
-    fn handle_event(&mut self, slot: usize, event: Event) {
+    fn handle_event(&mut self, py: Python<'_>, slot: usize, event: Event) {
         let Some(index) = self.workers.iter().position(|w| w.slot == slot) else {
             return;
         };
@@ -433,6 +421,15 @@ impl Arbiter<'_> {
                     .load(std::sync::atomic::Ordering::Relaxed);
                 self.replace(index, Reason::MaxRequests(requests));
             }
+            Event::Reload if self.stop.is_none() => {
+                let w = &self.workers[index];
+                info!(
+                    "worker {} (pid {}) saw a module change (py-autoreload): reloading gracefully",
+                    w.id, w.pid
+                );
+                self.reload(py, false);
+            }
+            Event::Reload => {}
         }
     }
 

@@ -18,16 +18,15 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::config::{Config, Limits, Wire};
+use crate::config::{Limits, Wire};
 use crate::http::fast;
 use crate::http::io::{GuardedIo, RawSocket};
 use crate::http::proxy::{self, Parsed};
 use crate::http::service::HttpService;
 use crate::http::{App, ConnInfo};
-use crate::master::events::{Event, Sender};
-use crate::master::WORKER_BOOT_ERROR;
+use crate::ipc::{Event, Sender, WorkerArgs, WORKER_BOOT_ERROR};
 use crate::net::{Bound, Listener};
-use crate::scoreboard::{RequestStats, Slot};
+use crate::scoreboard::RequestStats;
 use crate::statics::StaticFiles;
 use crate::uwsgi;
 use crate::wsgi::WsgiApp;
@@ -40,19 +39,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// How long a stopping worker answers with `Connection: close` before it closes the
 /// connections that are left: long enough for busy keep-alive clients to move elsewhere.
 const DRAIN_WINDOW: Duration = Duration::from_secs(1);
-
-/// What the master hands a freshly forked worker.
-pub struct WorkerArgs {
-    /// 1-based worker number, for logs and max-requests-delta.
-    pub id: usize,
-    pub config: Config,
-    pub listeners: Vec<Bound>,
-    /// The worker's part of the scoreboard, and its way to tell the master things.
-    pub slot: &'static Slot,
-    pub events: Sender,
-    /// The application, when the master loaded it before forking (`preload`).
-    pub preloaded: Option<Py<PyAny>>,
-}
 
 /// Runs one worker to completion; returns its exit code.
 pub fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
@@ -176,7 +162,7 @@ async fn serve(
             .expire_slow_heads(routes.limits.header_timeout),
     );
     if let Some(every) = autoreload {
-        tokio::task::spawn_local(autoreload::watch(every));
+        tokio::task::spawn_local(autoreload::watch(every, events));
     }
     // Tell the master we are accepting: it may now retire the worker this one replaces.
     events.send(Event::Ready);
