@@ -5,6 +5,7 @@
 //! and the master ([`master`]) forks workers ([`worker`]) that serve HTTP ([`http`]) and call
 //! the application through its bridge ([`wsgi`]).
 
+pub mod clock;
 pub mod config;
 #[doc(hidden)]
 pub mod fuzzing;

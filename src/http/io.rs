@@ -22,8 +22,9 @@ use tokio::time::Sleep;
 
 use super::framing::{Found, Framing};
 use super::zerocopy::{self, ZeroCopy};
+use crate::clock::coarse_ms;
 use crate::warn;
-use crate::worker::connections::{coarse_ms, waiting_since, Activity, Waiting, BUSY};
+use crate::worker::connections::{waiting_since, Activity, Waiting, BUSY};
 
 /// A socket the connection can also write to directly (sendmsg, sendfile), with tokio's
 /// readiness tracking.

@@ -13,9 +13,10 @@ use hyper::body::Incoming;
 
 use super::zerocopy::ZeroCopy;
 use super::{error_response, Answer, App, Body, ConnInfo, LocalFuture, RequestBody, SERVER};
+use crate::clock::coarse_ms;
 use crate::config::Limits;
 use crate::statics::{Outcome, StaticFiles};
-use crate::worker::connections::{coarse_ms, waiting_since, Waiting, BUSY};
+use crate::worker::connections::{waiting_since, Waiting, BUSY};
 use crate::worker::Shutdown;
 
 /// Serves the requests of one connection: static files first, then the application.

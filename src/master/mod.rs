@@ -24,10 +24,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pyo3::prelude::*;
 
+use crate::clock::monotonic_ms;
 use crate::config::{self, Config, Loaded};
 use crate::ipc::{Event, EventPipe, Role, WorkerArgs, WORKER_BOOT_ERROR};
 use crate::net::Bound;
-use crate::scoreboard::{monotonic_ms, Scoreboard};
+use crate::scoreboard::Scoreboard;
 use crate::{error, info, interp, warn};
 use signals::SignalQueue;
 use stats::{CoreView, StatsServer, WorkerView};

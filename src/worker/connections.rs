@@ -23,18 +23,14 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use crate::clock::coarse_ms;
+
 /// Only connections idle at least this long are closed to make room: one that was just used
 /// is likely to send again, and closing it then races the client's next request.
 const EVICTABLE_AFTER: Duration = Duration::from_secs(1);
 
 /// When a connection last read or wrote: [`coarse_ms`] at the time.
 pub type Activity = Rc<Cell<u64>>;
-
-/// Milliseconds on CLOCK_MONOTONIC_COARSE: the clock's last tick (a few ms of resolution),
-/// read without the time-stamp counter, so marking activity on every read and write is cheap.
-pub fn coarse_ms() -> u64 {
-    crate::scoreboard::clock_us(libc::CLOCK_MONOTONIC_COARSE) / 1000
-}
 
 /// Since when a connection has been waiting for a request head ([`coarse_ms`]), or
 /// [`BUSY`] while it serves a request.

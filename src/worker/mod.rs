@@ -298,7 +298,7 @@ fn spawn_connection<S>(
         // The preamble had a header-timeout of its own: the request head gets a fresh one.
         registered
             .waiting
-            .set(connections::waiting_since(connections::coarse_ms()));
+            .set(connections::waiting_since(crate::clock::coarse_ms()));
         let mut io = GuardedIo::new(
             stream,
             prefix,
