@@ -110,6 +110,17 @@ struct Worker {
     fate: Fate,
 }
 
+impl Worker {
+    /// Sends `sig` to this worker. The pid is still this worker's: a worker stays in the
+    /// master's list until `reap` has collected its exit status, and until then the kernel
+    /// keeps the pid (a zombie at worst), so the signal cannot reach a recycled pid.
+    fn signal(&self, sig: libc::c_int) {
+        // SAFETY: kill(2) takes plain numbers (a pid we forked and have not reaped, a valid
+        // signal); no memory is involved.
+        unsafe { libc::kill(self.pid, sig) };
+    }
+}
+
 /// Why the master is stopping.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Stop {
@@ -446,8 +457,7 @@ impl Arbiter<'_> {
     fn retire(&mut self, index: usize, reason: Reason) {
         let deadline = Instant::now() + self.config.mercy;
         let w = &mut self.workers[index];
-        // SAFETY: sending a signal to a child we forked and have not reaped.
-        unsafe { libc::kill(w.pid, libc::SIGTERM) };
+        w.signal(libc::SIGTERM);
         w.fate = Fate::Retire { reason, deadline };
     }
 
@@ -571,8 +581,7 @@ impl Arbiter<'_> {
                     o.fate = Fate::Serving;
                 }
                 if o.generation == self.generation && !o.ready {
-                    // SAFETY: sending a signal to a child we forked and have not reaped.
-                    unsafe { libc::kill(o.pid, libc::SIGKILL) };
+                    o.signal(libc::SIGKILL);
                 }
             }
             self.generation -= 1;
@@ -622,11 +631,17 @@ impl Arbiter<'_> {
     fn murder(&mut self) {
         let now = Instant::now();
         for w in &mut self.workers {
-            if let Fate::Harakiri { deadline, killed } = &mut w.fate {
-                if now >= *deadline && !*killed {
-                    // SAFETY: sending a signal to a child we forked and have not reaped.
-                    unsafe { libc::kill(w.pid, libc::SIGKILL) };
-                    *killed = true;
+            if let Fate::Harakiri {
+                deadline,
+                killed: false,
+            } = w.fate
+            {
+                if now >= deadline {
+                    w.signal(libc::SIGKILL);
+                    w.fate = Fate::Harakiri {
+                        deadline,
+                        killed: true,
+                    };
                 }
             }
         }
@@ -659,8 +674,7 @@ impl Arbiter<'_> {
                 ran_ms / 1000,
                 limit.as_secs()
             );
-            // SAFETY: sending a signal to a child we forked and have not reaped.
-            unsafe { libc::kill(w.pid, libc::SIGUSR2) };
+            w.signal(libc::SIGUSR2);
             w.fate = Fate::Harakiri {
                 deadline: now + HARAKIRI_GRACE,
                 killed: false,
@@ -704,8 +718,7 @@ impl Arbiter<'_> {
                         w.pid,
                         self.config.mercy.as_secs()
                     );
-                    // SAFETY: sending a signal to a child we forked and have not reaped.
-                    unsafe { libc::kill(w.pid, libc::SIGKILL) };
+                    w.signal(libc::SIGKILL);
                     w.fate = Fate::Harakiri {
                         deadline: now,
                         killed: true,
@@ -903,8 +916,7 @@ impl Arbiter<'_> {
 
     fn signal_all(&self, sig: libc::c_int) {
         for w in &self.workers {
-            // SAFETY: sending a signal to a child we forked and have not reaped.
-            unsafe { libc::kill(w.pid, sig) };
+            w.signal(sig);
         }
     }
 
