@@ -270,7 +270,11 @@ impl Arbiter<'_> {
         );
         loop {
             self.wait_for_events();
-            for sig in self.signals.take() {
+            let (signals, dropped) = self.signals.take();
+            if dropped > 0 {
+                warn!("{dropped} signal(s) dropped: more arrived than the queue holds while the master was busy");
+            }
+            for sig in signals {
                 self.handle_signal(py, sig);
             }
             for (slot, event) in self.events.drain() {
