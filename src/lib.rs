@@ -254,17 +254,12 @@ fn bind_sockets(
     Ok((listeners, stats))
 }
 
-/// Writes the master's pid to `pidfile`.
+/// Writes the master's pid to `pidfile` (as root, often: see master/pidfile.rs).
 fn write_pidfile(config: &Config, made: &mut Made) -> Result<(), Failure> {
     let Some(pidfile) = &config.pidfile else {
         return Ok(());
     };
-    std::fs::write(pidfile, format!("{}\n", std::process::id())).map_err(|e| {
-        Failure::new(format!(
-            "cannot write the pidfile {}: {e}",
-            pidfile.display()
-        ))
-    })?;
+    master::pidfile::write(pidfile, std::process::id()).map_err(Failure::new)?;
     made.files.push(pidfile.clone());
     Ok(())
 }

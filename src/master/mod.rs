@@ -14,6 +14,7 @@
 
 mod decide;
 mod fork;
+pub mod pidfile;
 pub mod privileges;
 pub mod signals;
 pub mod stats;
