@@ -7,12 +7,14 @@
 
 mod app;
 pub(crate) mod bridge;
+pub mod clock;
 pub mod config;
 pub mod conn;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
 pub mod interp;
+pub mod ipc;
 pub mod log;
 pub mod master;
 pub mod net;
@@ -23,9 +25,13 @@ pub mod uwsgi;
 pub mod worker;
 pub mod wsgi;
 
+use std::path::PathBuf;
+
 use pyo3::prelude::*;
 
-use config::Loaded;
+use config::{Config, Loaded};
+use ipc::Role;
+use master::stats::StatsServer;
 
 /// mimalloc for the Rust side (requests, headers, bodies, futures): about 30 allocations per
 /// request, where glibc's malloc and free cost about 950 instructions more per hello-world
@@ -36,7 +42,6 @@ use config::Loaded;
 #[cfg(not(fuzzing))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use master::Role;
 
 /// The Python extension module `dragoman._native`.
 #[pymodule]
@@ -63,11 +68,43 @@ pub fn run(py: Python<'_>, argv: &[String]) -> i32 {
     let env: Vec<(String, String)> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
-    let config = match config::load(args, &env) {
-        Ok(Loaded::Run(config)) => *config,
+    let config = match load_config(py, args, &env) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    log_startup_notes(&config);
+    let vacuum = config.vacuum;
+    let source = master::Source {
+        args: args.to_vec(),
+        env,
+    };
+    let mut made = Made::default();
+    // The one exit of the master, whether it served or failed to start: `vacuum` removes what
+    // this process made. A worker returns from its own run and never vacuums.
+    let code = match start(py, config, source, &mut made) {
+        Ok(Role::Worker(args)) => return worker::run(py, *args),
+        Ok(Role::Master(code)) => code,
+        Err(failure) => {
+            if let Some(message) = failure.message {
+                eprintln!("dragoman: error: {message}");
+            }
+            failure.code
+        }
+    };
+    if vacuum {
+        made.remove();
+    }
+    code
+}
+
+/// The configuration to run with, or the exit code when there is nothing to run (`--help`,
+/// `--version`, or an error, which is printed).
+fn load_config(py: Python<'_>, args: &[String], env: &[(String, String)]) -> Result<Config, i32> {
+    match config::load(args, env) {
+        Ok(Loaded::Run(config)) => Ok(*config),
         Ok(Loaded::Help) => {
             print!("{}", config::help::text());
-            return 0;
+            Err(0)
         }
         Ok(Loaded::Version) => {
             println!(
@@ -75,13 +112,85 @@ pub fn run(py: Python<'_>, argv: &[String]) -> i32 {
                 env!("CARGO_PKG_VERSION"),
                 python_version(py)
             );
-            return 0;
+            Err(0)
         }
         Err(e) => {
             eprintln!("dragoman: error: {e}");
-            return 2;
+            Err(2)
         }
+    }
+}
+
+/// Why dragoman could not start: the exit code, and the message for stderr (`None` when the
+/// log already said it).
+struct Failure {
+    code: i32,
+    message: Option<String>,
+}
+
+impl Failure {
+    /// A startup error (exit code 1) with its message.
+    fn new(message: String) -> Failure {
+        Failure {
+            code: 1,
+            message: Some(message),
+        }
+    }
+}
+
+/// The files this process made, which `vacuum` removes at exit: the pidfile once written, the
+/// unix sockets once bound. Never a file it did not make (another instance's pidfile, say).
+#[derive(Default)]
+struct Made {
+    files: Vec<PathBuf>,
+}
+
+impl Made {
+    fn remove(&self) {
+        for path in &self.files {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Startup, in order: the process (umask, systemd), the interpreter, the sockets, the pidfile,
+/// the privilege drop, the preloaded application; then the master, until it stops.
+fn start(
+    py: Python<'_>,
+    config: Config,
+    source: master::Source,
+    made: &mut Made,
+) -> Result<Role, Failure> {
+    if let Some(mask) = config.umask {
+        master::privileges::set_umask(mask);
+    }
+    // systemd's variables are for the master alone: read them, then hide them from the
+    // workers and the application.
+    let notifier = master::systemd::Notifier::from_env().unwrap_or_else(|e| {
+        warn!("NOTIFY_SOCKET is set but unusable: {e}");
+        None
+    });
+    interp::prepare(py, &config).map_err(|message| Failure {
+        code: 2,
+        message: Some(message),
+    })?;
+    let (listeners, stats) = bind_sockets(py, &config, made)?;
+    write_pidfile(&config, made)?;
+    drop_privileges(&config)?;
+    let preloaded = preload(py, &config)?;
+    let setup = master::Setup {
+        source,
+        listeners,
+        stats,
+        notifier,
+        preloaded,
     };
+    Ok(master::run(py, config, setup))
+}
+
+/// The startup lines about the configuration: warnings, mounts that do not exist yet, options
+/// with nothing to do.
+fn log_startup_notes(config: &Config) {
     for line in &config.warnings {
         warn!("{line}");
     }
@@ -102,29 +211,19 @@ pub fn run(py: Python<'_>, argv: &[String]) -> i32 {
             info!("{}", notice.text);
         }
     }
-    if let Some(mask) = config.umask {
-        master::privileges::set_umask(mask);
-    }
-    // systemd's variables are for the master alone: read them, then hide them from the
-    // workers and the application.
-    let notifier = match master::systemd::Notifier::from_env() {
-        Ok(n) => n,
-        Err(e) => {
-            warn!("NOTIFY_SOCKET is set but unusable: {e}");
-            None
-        }
-    };
-    if let Err(e) = interp::prepare(py, &config) {
-        eprintln!("dragoman: error: {e}");
-        return 2;
-    }
-    let (mut listeners, to_bind) = match net::adopt_systemd(&config.listeners) {
-        Ok(found) => found,
-        Err(e) => {
-            eprintln!("dragoman: error: cannot use the sockets systemd passed (LISTEN_FDS): {e}");
-            return 1;
-        }
-    };
+}
+
+/// The listeners (systemd's, then the ones left to bind) and the stats server's socket.
+fn bind_sockets(
+    py: Python<'_>,
+    config: &Config,
+    made: &mut Made,
+) -> Result<(Vec<net::Bound>, Option<StatsServer>), Failure> {
+    let (mut listeners, to_bind) = net::adopt_systemd(&config.listeners).map_err(|e| {
+        Failure::new(format!(
+            "cannot use the sockets systemd passed (LISTEN_FDS): {e}"
+        ))
+    })?;
     forget_env(
         py,
         &[
@@ -134,28 +233,20 @@ pub fn run(py: Python<'_>, argv: &[String]) -> i32 {
             "LISTEN_FDNAMES",
         ],
     );
+    let mut bind = |listen: &config::Listen, backlog: i32| {
+        let bound = net::bind(listen, backlog, config.chmod_socket)
+            .map_err(|e| Failure::new(net::explain_bind_error(listen, &e)))?;
+        made.files.extend(bound.created.clone());
+        Ok::<_, Failure>(bound)
+    };
     for listen in &to_bind {
-        match net::bind(listen, config.backlog, config.chmod_socket) {
-            Ok(bound) => listeners.push(bound),
-            Err(e) => {
-                eprintln!("dragoman: error: {}", net::explain_bind_error(listen, &e));
-                vacuum(&config, &listeners, None);
-                return 1;
-            }
-        }
+        listeners.push(bind(listen, config.backlog)?);
     }
     let stats = match &config.stats {
-        Some(listen) => match net::bind(listen, 64, config.chmod_socket) {
-            Ok(bound) => Some(master::stats::StatsServer {
-                bound,
-                http: config.stats_http,
-            }),
-            Err(e) => {
-                eprintln!("dragoman: error: {}", net::explain_bind_error(listen, &e));
-                vacuum(&config, &listeners, None);
-                return 1;
-            }
-        },
+        Some(listen) => Some(StatsServer {
+            bound: bind(listen, 64)?,
+            http: config.stats_http,
+        }),
         None => None,
     };
     for bound in &listeners {
@@ -164,84 +255,45 @@ pub fn run(py: Python<'_>, argv: &[String]) -> i32 {
     if let Some(s) = &stats {
         info!("stats on {}", s.bound.addr);
     }
-    if let Some(pidfile) = &config.pidfile {
-        if let Err(e) = std::fs::write(pidfile, format!("{}\n", std::process::id())) {
-            eprintln!(
-                "dragoman: error: cannot write the pidfile {}: {e}",
-                pidfile.display()
-            );
-            vacuum(&config, &listeners, stats.as_ref());
-            return 1;
-        }
-    }
-    if config.uid.is_some() || config.gid.is_some() {
-        if let Err(e) = master::privileges::drop_to(config.uid.as_ref(), config.gid.as_ref()) {
-            eprintln!("dragoman: error: {e}");
-            vacuum(&config, &listeners, stats.as_ref());
-            return 1;
-        }
-        // SAFETY: getuid/getgid have no preconditions.
-        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-        info!("running as uid {uid}, gid {gid}");
-    }
-    let preloaded = if config.preload {
-        match app::preload(py, &config) {
-            Ok(app) => Some(app),
-            Err(_) => {
-                error!("could not preload the application; exiting");
-                vacuum(&config, &listeners, stats.as_ref());
-                return 1;
-            }
-        }
-    } else {
-        None
-    };
-    let created: Vec<std::path::PathBuf> = listeners
-        .iter()
-        .chain(stats.as_ref().map(|s| &s.bound))
-        .filter_map(|b| b.created.clone())
-        .collect();
-    let setup = master::Setup {
-        source: master::Source {
-            args: args.to_vec(),
-            env,
-        },
-        listeners,
-        stats,
-        notifier,
-        preloaded,
-    };
-    let vacuum_config = config.clone();
-    match master::run(py, config, setup) {
-        Role::Master(code) => {
-            if vacuum_config.vacuum {
-                remove_files(vacuum_config.pidfile.iter().chain(created.iter()));
-            }
-            code
-        }
-        Role::Worker(args) => worker::run(py, *args),
-    }
+    Ok((listeners, stats))
 }
 
-/// With `vacuum`, removes the pidfile and the unix sockets dragoman created.
-fn vacuum(
-    config: &config::Config,
-    listeners: &[net::Bound],
-    stats: Option<&master::stats::StatsServer>,
-) {
-    if !config.vacuum {
-        return;
-    }
-    let created = listeners
-        .iter()
-        .chain(stats.map(|s| &s.bound))
-        .filter_map(|b| b.created.as_ref());
-    remove_files(config.pidfile.iter().chain(created));
+/// Writes the master's pid to `pidfile` (as root, often: see master/pidfile.rs).
+fn write_pidfile(config: &Config, made: &mut Made) -> Result<(), Failure> {
+    let Some(pidfile) = &config.pidfile else {
+        return Ok(());
+    };
+    master::pidfile::write(pidfile, std::process::id()).map_err(Failure::new)?;
+    made.files.push(pidfile.clone());
+    Ok(())
 }
 
-fn remove_files<'a>(paths: impl Iterator<Item = &'a std::path::PathBuf>) {
-    for path in paths {
-        let _ = std::fs::remove_file(path);
+/// `uid` and `gid`: from here on the master runs as the service user.
+fn drop_privileges(config: &Config) -> Result<(), Failure> {
+    if config.uid.is_none() && config.gid.is_none() {
+        return Ok(());
+    }
+    master::privileges::drop_to(config.uid.as_ref(), config.gid.as_ref()).map_err(Failure::new)?;
+    // SAFETY: getuid/getgid have no preconditions.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    info!("running as uid {uid}, gid {gid}");
+    Ok(())
+}
+
+/// `preload`: the application, loaded once in the master (after the privilege drop).
+fn preload(py: Python<'_>, config: &Config) -> Result<Option<Py<PyAny>>, Failure> {
+    if !config.preload {
+        return Ok(None);
+    }
+    match app::preload(py, config) {
+        Ok(app) => Ok(Some(app)),
+        Err(_) => {
+            error!("could not preload the application; exiting");
+            Err(Failure {
+                code: 1,
+                message: None,
+            })
+        }
     }
 }
 

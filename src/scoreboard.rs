@@ -6,8 +6,10 @@
 //! is a valid, empty scoreboard.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering::*};
+use std::sync::atomic::{fence, AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering::*};
 use std::sync::Arc;
+
+use crate::clock::monotonic_us;
 
 /// Workers that can be alive at once, old and new generations together during a reload.
 pub const MAX_SLOTS: usize = 256;
@@ -126,13 +128,19 @@ impl Core {
             buf[len..len + n].copy_from_slice(&piece.as_bytes()[..n]);
             len += n;
         }
-        self.seq.fetch_add(1, AcqRel);
+        // The seqlock's write side (see `line` for the read side). Odd while writing.
+        self.seq.fetch_add(1, Relaxed);
+        // No store of the line below may become visible before the odd count: a reader whose
+        // loads see any of them then also sees this count (or a later one) after its acquire
+        // fence, and retries. On x86 both fences cost no instruction.
+        fence(Release);
         let words = buf.chunks_exact(8).filter_map(|c| c.first_chunk::<8>());
         for (word, bytes) in self.line.iter().zip(words).take(len.div_ceil(8)) {
             word.store(u64::from_le_bytes(*bytes), Relaxed);
         }
         self.line_len.store(len as u32, Relaxed);
-        self.seq.fetch_add(1, AcqRel);
+        // Even again: publishes the line to readers that acquire this count.
+        self.seq.fetch_add(1, Release);
         self.started_ms.store(now_ms.max(1), Release);
     }
 
@@ -148,6 +156,14 @@ impl Core {
     }
 
     /// The request line of the current (or last) request.
+    ///
+    /// The seqlock's read side: the count before (acquire: the line stores of the write that
+    /// made it even are visible), the words (relaxed), then an acquire fence and the count
+    /// again. The fence is what makes the second read meaningful: an acquire *load* would let
+    /// the word loads move after it, and a torn line would pass. With the fence, a word load
+    /// that read a store of a later write synchronizes with that write's release fence, so the
+    /// second read sees the later write's odd count, differs from the first, and the line is
+    /// read again (Boehm, "Can seqlocks get along with programming language memory models?").
     pub fn line(&self) -> String {
         for _ in 0..8 {
             let before = self.seq.load(Acquire);
@@ -160,7 +176,8 @@ impl Core {
             for word in &self.line {
                 bytes.extend_from_slice(&word.load(Relaxed).to_le_bytes());
             }
-            if self.seq.load(Acquire) == before {
+            fence(Acquire);
+            if self.seq.load(Relaxed) == before {
                 bytes.truncate(len);
                 return String::from_utf8_lossy(&bytes).into_owned();
             }
@@ -239,31 +256,10 @@ impl Drop for RequestTimer {
     }
 }
 
-/// Milliseconds on CLOCK_MONOTONIC, the same clock in every process of the machine.
-pub fn monotonic_ms() -> u64 {
-    monotonic_us() / 1000
-}
-
-/// Microseconds on CLOCK_MONOTONIC.
-pub fn monotonic_us() -> u64 {
-    clock_us(libc::CLOCK_MONOTONIC)
-}
-
-/// Microseconds on `clock` (a CLOCK_MONOTONIC variant, which always exists on Linux).
-pub fn clock_us(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we pass; the clock ids passed here
-    // exist on every Linux since 2.6.32.
-    unsafe { libc::clock_gettime(clock, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::monotonic_ms;
 
     #[test]
     fn shared_across_fork() {
@@ -301,5 +297,31 @@ mod tests {
         // A shorter line after it: nothing of the longer one shows.
         core.begin(&["GET /a"], monotonic_ms());
         assert_eq!(core.line(), "GET /a");
+    }
+
+    #[test]
+    fn a_line_read_while_it_is_written_is_never_torn() {
+        let board = Scoreboard::map().unwrap();
+        let core: &'static Core = &board.slot(1).cores[0];
+        let (a, b) = ("A".repeat(LINE_WORDS * 8), "B".repeat(LINE_WORDS * 8 - 3));
+        core.begin(&[&a], 1);
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let (a, b, stop) = (a.clone(), b.clone(), stop.clone());
+            std::thread::spawn(move || {
+                for i in 0..200_000 {
+                    core.begin(&[if i % 2 == 0 { &b } else { &a }], 1);
+                }
+                stop.store(true, Relaxed);
+            })
+        };
+        let mut reads = 0;
+        while !stop.load(Relaxed) {
+            let line = core.line();
+            assert!(line == a || line == b || line == "?", "torn: {line}");
+            reads += 1;
+        }
+        writer.join().unwrap();
+        assert!(reads > 0);
     }
 }

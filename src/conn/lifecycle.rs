@@ -14,11 +14,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
-/// Milliseconds on CLOCK_MONOTONIC_COARSE: the clock's last tick (a few ms of resolution),
-/// read without the time-stamp counter, so marking activity on every read and write is cheap.
-pub(crate) fn coarse_ms() -> u64 {
-    crate::scoreboard::clock_us(libc::CLOCK_MONOTONIC_COARSE) / 1000
-}
+pub(crate) use crate::clock::coarse_ms;
 
 /// What the worker asks of a connection; a later order only ever raises it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]

@@ -394,7 +394,7 @@ fn with_date<R>(f: impl FnOnce(&[u8]) -> R) -> R {
     thread_local! {
         static DATE: RefCell<(u64, [u8; 29])> = const { RefCell::new((u64::MAX, [0; 29])) };
     }
-    let now = crate::scoreboard::clock_us(libc::CLOCK_REALTIME_COARSE) / 1_000_000;
+    let now = crate::clock::clock_us(libc::CLOCK_REALTIME_COARSE) / 1_000_000;
     DATE.with(|cell| {
         let mut cached = cell.borrow_mut();
         if cached.0 != now {

@@ -2,130 +2,54 @@
 //! runtime and no threads (a runtime or thread in the parent would be broken in every child).
 //!
 //! The whole supervisor is [`Arbiter::run`], one loop to read top to bottom, as in gunicorn's
-//! arbiter: sleep until a signal, a worker event or a stats client arrives (or a second
-//! passes); handle the queued signals in order, then the worker events; reap dead workers;
-//! kill stuck ones (harakiri); recycle the ones that are due; and finally bring the workers
-//! back to what they should be.
+//! arbiter: sleep until a signal, a worker event or a stats client arrives (or a deadline is
+//! due); handle the queued signals in order, then the worker events; reap dead workers; kill
+//! stuck ones (harakiri); recycle the ones that are due; and finally bring the workers back to
+//! what they should be. What to do at each step is decided by the functions of `decide.rs`,
+//! which know no processes; the loop carries their answers out.
 //!
 //! Every replacement is graceful: the new worker is started first, and the old one is told to
 //! stop only when the new one accepts connections. That one rule gives reloads (SIGHUP,
 //! touch-reload), chain reloads, max-requests, max-worker-lifetime and reload-on-rss.
 
-pub mod events;
+mod decide;
 mod fork;
+pub mod pidfile;
 pub mod privileges;
 pub mod signals;
 pub mod stats;
 pub mod systemd;
+mod worker;
 
 use std::collections::HashMap;
-use std::fmt;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pyo3::prelude::*;
 
+use crate::clock::monotonic_ms;
 use crate::config::{self, Config, Loaded};
+use crate::ipc::{Event, EventPipe, Role, WorkerArgs};
 use crate::net::Bound;
-use crate::scoreboard::{monotonic_ms, Scoreboard};
-use crate::worker::WorkerArgs;
+use crate::scoreboard::Scoreboard;
 use crate::{error, info, interp, warn};
-use events::{Event, EventPipe};
+use decide::{AfterBootFailure, CrashLoop, Exit, Step};
 use signals::SignalQueue;
 use stats::{CoreView, StatsServer, WorkerView};
 use systemd::Notifier;
+use worker::{describe_exit, memory, Fate, Reason, Worker};
 
-/// Exit code of a worker that could not load the application (gunicorn uses the same number).
-pub const WORKER_BOOT_ERROR: i32 = 3;
-/// A worker that dies unasked sooner than this after it started counts toward a crash loop.
-const QUICK_DEATH: Duration = Duration::from_secs(5);
-/// That many quick deaths in a row, with no worker serving, and the master gives up.
-const CRASH_LOOP_LIMIT: u32 = 8;
-/// The longest wait between respawns while workers keep dying.
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// Between a harakiri's traceback request (SIGUSR2) and the kill.
 const HARAKIRI_GRACE: Duration = Duration::from_millis(500);
-
-/// Why a worker is replaced or stopped.
-#[derive(Clone, Debug, PartialEq)]
-enum Reason {
-    Reload,
-    ChainReload,
-    MaxRequests(u64),
-    Lifetime(Duration),
-    Rss(u64),
-    /// Fewer workers wanted (SIGTTOU, or a reload with fewer processes).
-    Scale,
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Reason::Reload => write!(f, "replaced by a reload"),
-            Reason::ChainReload => write!(f, "replaced by a chain reload"),
-            Reason::MaxRequests(n) => write!(f, "recycled after {n} requests (max-requests)"),
-            Reason::Lifetime(d) => {
-                write!(f, "recycled after {}s (max-worker-lifetime)", d.as_secs())
-            }
-            Reason::Rss(bytes) => write!(
-                f,
-                "recycled at {} MiB resident memory (reload-on-rss)",
-                bytes / (1024 * 1024)
-            ),
-            Reason::Scale => write!(f, "stopped: fewer workers wanted"),
-        }
-    }
-}
-
-/// What is to become of a worker.
-#[derive(Clone, Debug, PartialEq)]
-enum Fate {
-    Serving,
-    /// A replacement is starting (in slot `by`, once forked); this worker serves until the
-    /// replacement accepts connections.
-    Replace {
-        reason: Reason,
-        by: Option<usize>,
-    },
-    /// Told to stop (SIGTERM): finishing its requests; killed at the deadline.
-    Retire {
-        reason: Reason,
-        deadline: Instant,
-    },
-    /// A request ran past harakiri: its traceback was requested; killed at the deadline.
-    Harakiri {
-        deadline: Instant,
-        killed: bool,
-    },
-}
-
-/// One forked worker as the master sees it.
-struct Worker {
-    /// 1-based position, stable across respawns and reloads; shown in logs and stats.
-    id: usize,
-    /// Its scoreboard slot.
-    slot: usize,
-    pid: libc::pid_t,
-    generation: u32,
-    started: Instant,
-    started_unix: u64,
-    ready: bool,
-    fate: Fate,
-}
+/// After a failed fork, the next try waits this long.
+const FORK_RETRY: Duration = Duration::from_secs(1);
 
 /// Why the master is stopping.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Stop {
     Graceful(Instant),
     Immediate,
-}
-
-/// What `run` returns in each process after a fork.
-pub enum Role {
-    /// The master finished; exit with this code.
-    Master(i32),
-    /// This process is a freshly forked worker: run it.
-    Worker(Box<WorkerArgs>),
 }
 
 /// What the master needs to re-read its configuration on SIGHUP.
@@ -174,9 +98,7 @@ struct Arbiter<'a> {
     booted_once: bool,
     /// Set when the master must exit non-zero.
     failure: Option<String>,
-    /// Workers that died unasked soon after starting, in a row.
-    quick_deaths: u32,
-    spawn_after: Option<Instant>,
+    crash_loop: CrashLoop,
     watched: Vec<Watched>,
     history: HashMap<usize, History>,
 }
@@ -228,8 +150,7 @@ pub fn run(py: Python<'_>, config: Config, setup: Setup) -> Role {
         stop: None,
         booted_once: false,
         failure: None,
-        quick_deaths: 0,
-        spawn_after: None,
+        crash_loop: CrashLoop::default(),
         watched,
         history: HashMap::new(),
     };
@@ -260,6 +181,7 @@ fn watch_list(config: &Config) -> Vec<Watched> {
 }
 
 impl Arbiter<'_> {
+    /// The supervisor loop.
     fn run(&mut self, py: Python<'_>) -> Role {
         info!(
             "master {} started: {} worker(s) x {} thread(s), app {}",
@@ -270,35 +192,29 @@ impl Arbiter<'_> {
         );
         loop {
             self.wait_for_events();
-            for sig in self.signals.take() {
+            let (signals, dropped) = self.signals.take();
+            if dropped > 0 {
+                warn!("{dropped} signal(s) dropped: more arrived than the queue holds while the master was busy");
+            }
+            for sig in signals {
                 self.handle_signal(py, sig);
             }
             for (slot, event) in self.events.drain() {
-                self.handle_event(slot, event);
+                self.handle_event(py, slot, event);
             }
             self.reap();
             if let Some(stop) = self.stop {
                 if self.workers.is_empty() {
                     break;
                 }
-                if let Stop::Graceful(deadline) = stop {
-                    if Instant::now() >= deadline {
-                        warn!(
-                            "{} worker(s) still busy after worker-reload-mercy ({}s): killing them",
-                            self.workers.len(),
-                            self.config.mercy.as_secs()
-                        );
-                        self.signal_all(libc::SIGKILL);
-                        self.stop = Some(Stop::Immediate);
-                    }
-                }
+                self.hurry_stop(stop);
                 continue;
             }
             self.murder();
             self.recycle_due();
             self.kill_overdue_retirees();
             self.watch_files(py);
-            self.track_crash_loop();
+            self.crash_loop.settle(&self.workers, Instant::now());
             if let Some(args) = self.manage(py) {
                 return Role::Worker(args);
             }
@@ -317,7 +233,7 @@ impl Arbiter<'_> {
         }
     }
 
-    /// Sleeps until a signal, a worker event or a stats client arrives, or a timer is due.
+    /// Sleeps until a signal, a worker event or a stats client arrives, or a deadline is due.
     fn wait_for_events(&mut self) {
         let stats_fd = self.stats.as_ref().map(StatsServer::fd);
         let mut fds = vec![
@@ -339,32 +255,21 @@ impl Arbiter<'_> {
                 revents: 0,
             });
         }
+        let now = Instant::now();
+        let stop = match self.stop {
+            Some(Stop::Graceful(deadline)) => Some(deadline),
+            _ => None,
+        };
+        let deadlines = self.crash_loop.deadline().into_iter().chain(stop);
+        let timeout = decide::sleep_for(&self.workers, deadlines, now).as_millis() as libc::c_int;
         // SAFETY: fds is a valid, initialised array of pollfd whose length we pass.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, self.tick()) };
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
         if n > 0 && fds.get(2).is_some_and(|p| p.revents != 0) {
             let doc = self.stats_document();
             if let Some(server) = &self.stats {
                 server.serve(|| doc.clone());
             }
         }
-    }
-
-    /// How long to sleep: a second, less when a deadline is close.
-    fn tick(&self) -> libc::c_int {
-        let mut next = Instant::now() + Duration::from_secs(1);
-        let deadlines = self.workers.iter().filter_map(|w| match w.fate {
-            Fate::Harakiri { deadline, .. } | Fate::Retire { deadline, .. } => Some(deadline),
-            _ => None,
-        });
-        for at in deadlines.chain(self.spawn_after) {
-            next = next.min(at);
-        }
-        if let Some(Stop::Graceful(deadline)) = self.stop {
-            next = next.min(deadline);
-        }
-        next.saturating_duration_since(Instant::now())
-            .as_millis()
-            .clamp(10, 1000) as libc::c_int
     }
 
     fn handle_signal(&mut self, py: Python<'_>, sig: libc::c_int) {
@@ -402,7 +307,7 @@ impl Arbiter<'_> {
         }
     }
 
-    fn handle_event(&mut self, slot: usize, event: Event) {
+    fn handle_event(&mut self, py: Python<'_>, slot: usize, event: Event) {
         let Some(index) = self.workers.iter().position(|w| w.slot == slot) else {
             return;
         };
@@ -416,23 +321,41 @@ impl Arbiter<'_> {
                 self.booted_once = true;
                 info!("worker {} (pid {}) ready", w.id, w.pid);
                 // The worker it replaces may stop now.
-                if let Some(old) = self.workers.iter().position(
-                    |o| matches!(&o.fate, Fate::Replace { by: Some(s), .. } if *s == slot),
-                ) {
-                    let Fate::Replace { reason, .. } = self.workers[old].fate.clone() else {
-                        return;
-                    };
-                    self.retire(old, reason);
+                if let Some(old) = decide::replaced_by(&self.workers, slot) {
+                    if let Fate::Replace { reason, .. } = self.workers[old].fate.clone() {
+                        self.retire(old, reason);
+                    }
                 }
             }
             Event::Recycle => {
-                let requests = self
-                    .board
-                    .slot(slot)
-                    .requests
-                    .load(std::sync::atomic::Ordering::Relaxed);
+                let requests = self.board.slot(slot).requests.load(Ordering::Relaxed);
                 self.replace(index, Reason::MaxRequests(requests));
             }
+            Event::Reload if self.stop.is_none() => {
+                let w = &self.workers[index];
+                info!(
+                    "worker {} (pid {}) saw a module change (py-autoreload): reloading gracefully",
+                    w.id, w.pid
+                );
+                self.reload(py, false);
+            }
+            Event::Reload => {}
+        }
+    }
+
+    /// While stopping: past the graceful deadline, the workers still busy are killed.
+    fn hurry_stop(&mut self, stop: Stop) {
+        let Stop::Graceful(deadline) = stop else {
+            return;
+        };
+        if Instant::now() >= deadline {
+            warn!(
+                "{} worker(s) still busy after worker-reload-mercy ({}s): killing them",
+                self.workers.len(),
+                self.config.mercy.as_secs()
+            );
+            self.signal_all(libc::SIGKILL);
+            self.stop = Some(Stop::Immediate);
         }
     }
 
@@ -448,8 +371,7 @@ impl Arbiter<'_> {
     fn retire(&mut self, index: usize, reason: Reason) {
         let deadline = Instant::now() + self.config.mercy;
         let w = &mut self.workers[index];
-        // SAFETY: sending a signal to a child we forked and have not reaped.
-        unsafe { libc::kill(w.pid, libc::SIGTERM) };
+        w.signal(libc::SIGTERM);
         w.fate = Fate::Retire { reason, deadline };
     }
 
@@ -488,15 +410,10 @@ impl Arbiter<'_> {
         } else {
             Reason::Reload
         };
-        for index in 0..self.workers.len() {
-            let w = &self.workers[index];
-            if w.generation == self.generation || w.fate != Fate::Serving {
-                continue;
-            }
-            if w.id <= self.target {
-                self.replace(index, reason.clone());
-            } else {
-                self.retire(index, Reason::Scale);
+        for (index, step) in decide::reload_plan(&self.workers, self.generation, self.target) {
+            match step {
+                Step::Replace => self.replace(index, reason.clone()),
+                Step::Retire => self.retire(index, Reason::Scale),
             }
         }
     }
@@ -514,31 +431,24 @@ impl Arbiter<'_> {
                 continue;
             };
             let w = self.workers.swap_remove(index);
-            self.board
-                .slot(w.slot)
-                .pid
-                .store(0, std::sync::atomic::Ordering::Release);
+            self.board.slot(w.slot).pid.store(0, Ordering::Release);
             let how = describe_exit(status);
-            let boot_failure = !w.ready
-                && libc::WIFEXITED(status)
-                && libc::WEXITSTATUS(status) == WORKER_BOOT_ERROR;
-            match (&w.fate, self.stop) {
-                (_, Some(_)) => info!("worker {} (pid {pid}) {how}", w.id),
-                (Fate::Retire { reason, .. }, None) => {
-                    info!("worker {} (pid {pid}) {reason}: {how}", w.id)
-                }
-                (Fate::Harakiri { .. }, None) => {
+            let now = Instant::now();
+            match decide::judge_exit(&w, status, self.stop.is_some(), now) {
+                Exit::Stopping => info!("worker {} (pid {pid}) {how}", w.id),
+                Exit::Retired(reason) => info!("worker {} (pid {pid}) {reason}: {how}", w.id),
+                Exit::Harakiri => {
                     error!(
                         "worker {} (pid {pid}) killed by harakiri; starting a new one",
                         w.id
                     );
                     self.history.entry(w.id).or_default().respawns += 1;
                 }
-                (_, None) if boot_failure => self.boot_failed(&w),
-                (_, None) => {
+                Exit::BootFailure => self.boot_failed(&w),
+                Exit::Died { quick } => {
                     warn!("worker {} (pid {pid}) {how}; starting a new one", w.id);
                     self.history.entry(w.id).or_default().respawns += 1;
-                    if w.started.elapsed() < QUICK_DEATH {
+                    if quick {
                         self.died_quickly(&how);
                     }
                 }
@@ -548,74 +458,63 @@ impl Arbiter<'_> {
 
     /// A worker exited because the application would not load.
     fn boot_failed(&mut self, w: &Worker) {
-        if !self.booted_once {
-            self.failure = Some(format!(
-                "worker {} could not load the application {} (the traceback is above); exiting",
-                w.id,
-                self.config.app.describe()
-            ));
-            self.stop = Some(Stop::Immediate);
-            self.signal_all(libc::SIGKILL);
-            return;
-        }
-        let older_serving = self.workers.iter().any(|o| {
-            o.ready && o.generation < w.generation && !matches!(o.fate, Fate::Retire { .. })
-        });
-        if w.generation == self.generation && older_serving {
-            // The new code does not load: keep the workers that run the old code.
-            error!(
-                "reload failed: worker {} could not load the application (the traceback is above); \
-                 the workers of the previous load keep serving",
-                w.id
-            );
-            for o in &mut self.workers {
-                if matches!(o.fate, Fate::Replace { .. }) {
-                    o.fate = Fate::Serving;
-                }
-                if o.generation == self.generation && !o.ready {
-                    // SAFETY: sending a signal to a child we forked and have not reaped.
-                    unsafe { libc::kill(o.pid, libc::SIGKILL) };
-                }
+        let verdict =
+            decide::after_boot_failure(&self.workers, w, self.generation, self.booted_once);
+        match verdict {
+            AfterBootFailure::GiveUp => {
+                self.failure = Some(format!(
+                    "worker {} could not load the application {} (the traceback is above); exiting",
+                    w.id,
+                    self.config.app.describe()
+                ));
+                self.stop = Some(Stop::Immediate);
+                self.signal_all(libc::SIGKILL);
             }
-            self.generation -= 1;
-            self.chain = false;
-            self.reloading = false;
-            self.notify("READY=1\nSTATUS=reload failed; serving the previous load");
-            return;
+            AfterBootFailure::RollBack(rollback) => {
+                // The new code does not load: keep the workers that run the old code.
+                error!(
+                    "reload failed: worker {} could not load the application (the traceback is above); \
+                     the workers of the previous load keep serving",
+                    w.id
+                );
+                for index in rollback.keep {
+                    self.workers[index].fate = Fate::Serving;
+                }
+                let deadline = Instant::now() + self.config.mercy;
+                for index in rollback.kill {
+                    let o = &mut self.workers[index];
+                    o.signal(libc::SIGKILL);
+                    o.fate = Fate::Retire {
+                        reason: Reason::ReloadFailed,
+                        deadline,
+                    };
+                }
+                self.generation -= 1;
+                self.chain = false;
+                self.reloading = false;
+                self.notify("READY=1\nSTATUS=reload failed; serving the previous load");
+            }
+            AfterBootFailure::Retry => {
+                error!(
+                    "worker {} could not load the application (the traceback is above)",
+                    w.id
+                );
+                self.died_quickly("could not load the application");
+            }
         }
-        error!(
-            "worker {} could not load the application (the traceback is above)",
-            w.id
-        );
-        self.died_quickly("could not load the application");
     }
 
     /// Counts a quick death and backs off; gives up when nothing serves any more.
     fn died_quickly(&mut self, how: &str) {
-        self.quick_deaths += 1;
-        let backoff = Duration::from_millis(100 << self.quick_deaths.min(5)).min(MAX_BACKOFF);
-        self.spawn_after = Some(Instant::now() + backoff);
         let serving = self.workers.iter().any(|w| w.ready);
-        if self.quick_deaths >= CRASH_LOOP_LIMIT && !serving {
+        if self.crash_loop.died_quickly(Instant::now(), serving) {
             self.failure = Some(format!(
                 "workers keep dying right after they start ({} times in a row, the last one {how}); \
                  giving up",
-                self.quick_deaths
+                self.crash_loop.quick_deaths()
             ));
             self.stop = Some(Stop::Immediate);
             self.signal_all(libc::SIGKILL);
-        }
-    }
-
-    /// A worker that has stayed up for a while ends a crash loop.
-    fn track_crash_loop(&mut self) {
-        if self.quick_deaths > 0
-            && self
-                .workers
-                .iter()
-                .any(|w| w.ready && w.started.elapsed() >= QUICK_DEATH)
-        {
-            self.quick_deaths = 0;
         }
     }
 
@@ -623,14 +522,13 @@ impl Arbiter<'_> {
     /// (SIGUSR2 to the worker, which Python's faulthandler answers), then the worker killed.
     fn murder(&mut self) {
         let now = Instant::now();
-        for w in &mut self.workers {
-            if let Fate::Harakiri { deadline, killed } = &mut w.fate {
-                if now >= *deadline && !*killed {
-                    // SAFETY: sending a signal to a child we forked and have not reaped.
-                    unsafe { libc::kill(w.pid, libc::SIGKILL) };
-                    *killed = true;
-                }
-            }
+        for index in decide::harakiri_due(&self.workers, now) {
+            let w = &mut self.workers[index];
+            w.signal(libc::SIGKILL);
+            w.fate = Fate::Harakiri {
+                deadline: now,
+                killed: true,
+            };
         }
         let Some(limit) = self.config.harakiri else {
             return;
@@ -646,9 +544,8 @@ impl Arbiter<'_> {
             let stuck = slot.cores[..threads.min(slot.cores.len())]
                 .iter()
                 .find_map(|core| {
-                    let started = core.started_ms()?;
-                    (now_ms.saturating_sub(started) > limit_ms)
-                        .then(|| (now_ms - started, core.line()))
+                    let ran_ms = decide::overran(core.started_ms()?, now_ms, limit_ms)?;
+                    Some((ran_ms, core.line()))
                 });
             let Some((ran_ms, line)) = stuck else {
                 continue;
@@ -661,8 +558,7 @@ impl Arbiter<'_> {
                 ran_ms / 1000,
                 limit.as_secs()
             );
-            // SAFETY: sending a signal to a child we forked and have not reaped.
-            unsafe { libc::kill(w.pid, libc::SIGUSR2) };
+            w.signal(libc::SIGUSR2);
             w.fate = Fate::Harakiri {
                 deadline: now + HARAKIRI_GRACE,
                 killed: false,
@@ -673,23 +569,12 @@ impl Arbiter<'_> {
 
     /// max-worker-lifetime and reload-on-rss: replace workers that are due.
     fn recycle_due(&mut self) {
-        let recycle = self.config.recycle.clone();
+        let now = Instant::now();
         for index in 0..self.workers.len() {
             let w = &self.workers[index];
-            if w.fate != Fate::Serving || !w.ready {
-                continue;
-            }
-            if let Some(max) = recycle.max_lifetime {
-                if w.started.elapsed() >= max {
-                    self.replace(index, Reason::Lifetime(max));
-                    continue;
-                }
-            }
-            if let Some(max) = recycle.max_rss {
-                let (rss, _) = memory(w.pid);
-                if rss > max {
-                    self.replace(index, Reason::Rss(rss));
-                }
+            let due = decide::recycle_reason(w, now, &self.config.recycle, || memory(w.pid).0);
+            if let Some(reason) = due {
+                self.replace(index, reason);
             }
         }
     }
@@ -697,23 +582,21 @@ impl Arbiter<'_> {
     /// Retiring workers that outstay worker-reload-mercy are killed.
     fn kill_overdue_retirees(&mut self) {
         let now = Instant::now();
-        for w in &mut self.workers {
-            if let Fate::Retire { deadline, reason } = &w.fate {
-                if now >= *deadline {
-                    warn!(
-                        "worker {} (pid {}) still busy after worker-reload-mercy ({}s) while {reason}: killing it",
-                        w.id,
-                        w.pid,
-                        self.config.mercy.as_secs()
-                    );
-                    // SAFETY: sending a signal to a child we forked and have not reaped.
-                    unsafe { libc::kill(w.pid, libc::SIGKILL) };
-                    w.fate = Fate::Harakiri {
-                        deadline: now,
-                        killed: true,
-                    };
-                }
+        for index in decide::overdue_retirees(&self.workers, now) {
+            let w = &mut self.workers[index];
+            if let Fate::Retire { reason, .. } = &w.fate {
+                warn!(
+                    "worker {} (pid {}) still busy after worker-reload-mercy ({}s) while {reason}: killing it",
+                    w.id,
+                    w.pid,
+                    self.config.mercy.as_secs()
+                );
             }
+            w.signal(libc::SIGKILL);
+            w.fate = Fate::Harakiri {
+                deadline: now,
+                killed: true,
+            };
         }
     }
 
@@ -741,79 +624,36 @@ impl Arbiter<'_> {
     }
 
     /// Brings the workers back to what they should be: replacements for workers being replaced,
-    /// a worker for every position up to the target, none beyond it. The first worker boots
-    /// alone, so an application that cannot load fails once, with one traceback.
+    /// a worker for every position up to the target, none beyond it.
     fn manage(&mut self, py: Python<'_>) -> Option<Box<WorkerArgs>> {
-        // Positions beyond the target (SIGTTOU) stop.
-        for index in 0..self.workers.len() {
-            let w = &self.workers[index];
-            if w.id > self.target && matches!(w.fate, Fate::Serving | Fate::Replace { .. }) {
-                self.retire(index, Reason::Scale);
-            }
+        for index in decide::beyond_target(&self.workers, self.target) {
+            self.retire(index, Reason::Scale);
         }
-        if self.spawn_after.is_some_and(|at| Instant::now() < at) {
+        if !self.crash_loop.may_spawn(Instant::now())
+            || !decide::may_spawn(self.booted_once, &self.workers)
+        {
             return None;
         }
-        self.spawn_after = None;
-        if !self.booted_once && !self.workers.is_empty() {
-            return None;
-        }
-        loop {
-            let id = self.next_to_spawn()?;
+        while let Some(id) = decide::next_to_spawn(&self.workers, self.target, self.chain) {
             let slot = match self.fork_worker(py, id) {
-                Ok(Ok(spawned)) => spawned,
+                Ok(Ok(slot)) => slot,
                 Ok(Err(args)) => return Some(args),
                 Err(e) => {
                     error!("cannot fork worker {id}: {e}");
-                    self.spawn_after = Some(Instant::now() + Duration::from_secs(1));
+                    self.crash_loop.hold(Instant::now() + FORK_RETRY);
                     return None;
                 }
             };
-            if let Some(old) = self
-                .workers
-                .iter_mut()
-                .find(|o| o.id == id && matches!(o.fate, Fate::Replace { by: None, .. }))
-            {
-                if let Fate::Replace { by, .. } = &mut old.fate {
+            if let Some(old) = decide::awaiting_replacement(&self.workers, id) {
+                if let Fate::Replace { by, .. } = &mut self.workers[old].fate {
                     *by = Some(slot);
                 }
             }
-            if !self.booted_once {
+            if !decide::may_spawn(self.booted_once, &self.workers) {
                 return None;
             }
         }
-    }
-
-    /// The position that needs a new worker next, if any: one whose worker is being replaced
-    /// (in a chain reload, only when no other replacement is under way), or one with no worker.
-    fn next_to_spawn(&self) -> Option<usize> {
-        let replacing_busy = self.workers.iter().any(|w| {
-            matches!(&w.fate, Fate::Replace { by: Some(_), .. })
-                || matches!(
-                    &w.fate,
-                    Fate::Retire {
-                        reason: Reason::ChainReload,
-                        ..
-                    }
-                )
-        });
-        let wanting = self
-            .workers
-            .iter()
-            .filter(|w| matches!(w.fate, Fate::Replace { by: None, .. }))
-            .map(|w| w.id)
-            .min();
-        if let Some(id) = wanting {
-            if !(self.chain && replacing_busy) {
-                return Some(id);
-            }
-        }
-        (1..=self.target).find(|id| {
-            !self
-                .workers
-                .iter()
-                .any(|w| w.id == *id && matches!(w.fate, Fate::Serving | Fate::Replace { .. }))
-        })
+        None
     }
 
     /// Forks a worker for position `id`. In the master: Ok(Ok(its slot)); in the child:
@@ -842,10 +682,7 @@ impl Arbiter<'_> {
                 })))
             }
             fork::Spawned::Parent(pid) => {
-                self.board
-                    .slot(slot)
-                    .pid
-                    .store(pid, std::sync::atomic::Ordering::Release);
+                self.board.slot(slot).pid.store(pid, Ordering::Release);
                 self.workers.push(Worker {
                     id,
                     slot,
@@ -866,14 +703,7 @@ impl Arbiter<'_> {
 
     /// Tells systemd (and the log) when all workers are up after a start or a reload.
     fn report_ready(&mut self) {
-        let all_up = self
-            .workers
-            .iter()
-            .filter(|w| w.ready && w.fate == Fate::Serving)
-            .count()
-            >= self.target
-            && self.workers.iter().all(|w| matches!(w.fate, Fate::Serving));
-        if !all_up {
+        if !decide::all_up(&self.workers, self.target) {
             return;
         }
         if self.reloading {
@@ -905,8 +735,7 @@ impl Arbiter<'_> {
 
     fn signal_all(&self, sig: libc::c_int) {
         for w in &self.workers {
-            // SAFETY: sending a signal to a child we forked and have not reaped.
-            unsafe { libc::kill(w.pid, sig) };
+            w.signal(sig);
         }
     }
 
@@ -968,30 +797,5 @@ impl Arbiter<'_> {
             sockets,
             workers: &views,
         })
-    }
-}
-
-/// Resident and virtual memory of a process, in bytes (0 when unknown).
-fn memory(pid: libc::pid_t) -> (u64, u64) {
-    let Ok(statm) = std::fs::read_to_string(format!("/proc/{pid}/statm")) else {
-        return (0, 0);
-    };
-    let mut fields = statm
-        .split_whitespace()
-        .map(|f| f.parse::<u64>().unwrap_or(0));
-    let (size, resident) = (fields.next().unwrap_or(0), fields.next().unwrap_or(0));
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(0) as u64;
-    (resident * page, size * page)
-}
-
-/// "exited with code 1", "was killed by SIGKILL", for log lines.
-fn describe_exit(status: libc::c_int) -> String {
-    if libc::WIFEXITED(status) {
-        format!("exited with code {}", libc::WEXITSTATUS(status))
-    } else if libc::WIFSIGNALED(status) {
-        format!("was killed by {}", signals::name(libc::WTERMSIG(status)))
-    } else {
-        format!("stopped (status {status})")
     }
 }

@@ -16,10 +16,10 @@ fn resolve_user(name: &str) -> Option<(libc::uid_t, libc::gid_t)> {
     if let Ok(uid) = name.parse::<libc::uid_t>() {
         // SAFETY: getpwuid returns a pointer to static storage or null; read at once.
         let pw = unsafe { libc::getpwuid(uid) };
-        // SAFETY: non-null means a valid passwd record.
         let gid = if pw.is_null() {
             uid
         } else {
+            // SAFETY: non-null means a valid passwd record.
             unsafe { (*pw).pw_gid }
         };
         return Some((uid, gid));

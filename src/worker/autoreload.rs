@@ -1,6 +1,7 @@
 //! `py-autoreload` (development): every few seconds, look at the modification time of every
-//! loaded Python module's file; when one changes, ask the master for a graceful reload
-//! (SIGHUP), which starts workers that import the new code. Runs in worker 1 only.
+//! loaded Python module's file; when one changes, ask the master for a graceful reload (an
+//! [`Event::Reload`] on the event pipe), which starts workers that import the new code. Runs in
+//! worker 1 only.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -8,9 +9,11 @@ use std::time::{Duration, SystemTime};
 
 use pyo3::prelude::*;
 
+use crate::ipc::{Event, Sender};
 use crate::{info, warn};
 
-pub async fn watch(every: Duration) {
+/// Watches until a file changes, then asks the master for a reload through `events`.
+pub async fn watch(every: Duration, events: Sender) {
     let mut seen: HashMap<PathBuf, SystemTime> = HashMap::new();
     let mut ticks = tokio::time::interval(every);
     loop {
@@ -26,8 +29,7 @@ pub async fn watch(every: Duration) {
             match seen.insert(file.clone(), modified) {
                 Some(before) if before != modified => {
                     info!("py-autoreload: {} changed; reloading", file.display());
-                    // SAFETY: signalling our parent, the master, which handles SIGHUP.
-                    unsafe { libc::kill(libc::getppid(), libc::SIGHUP) };
+                    events.send(Event::Reload);
                     return;
                 }
                 _ => {}

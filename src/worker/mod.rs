@@ -13,36 +13,22 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::app;
 use crate::bridge::Bridge;
-use crate::config::{Config, Wire};
+use crate::config::Wire;
 use crate::conn::driver::Driver;
 use crate::conn::registry::Registry;
 use crate::conn::transport::RawSocket;
 use crate::conn::ConnInfo;
 use crate::http::server::Http;
 use crate::http::service::Routes;
-use crate::master::events::{Event, Sender};
-use crate::master::WORKER_BOOT_ERROR;
+use crate::ipc::{Event, Sender, WorkerArgs, WORKER_BOOT_ERROR};
 use crate::net::{Bound, Listener};
-use crate::scoreboard::{RequestStats, Slot};
+use crate::scoreboard::RequestStats;
 use crate::statics::StaticFiles;
 use crate::{error, info};
 
 /// How long a stopping worker answers with `Connection: close` before it closes the
 /// connections that are left: long enough for busy keep-alive clients to move elsewhere.
 const DRAIN_WINDOW: Duration = Duration::from_secs(1);
-
-/// What the master hands a freshly forked worker.
-pub struct WorkerArgs {
-    /// 1-based worker number, for logs and max-requests-delta.
-    pub id: usize,
-    pub config: Config,
-    pub listeners: Vec<Bound>,
-    /// The worker's part of the scoreboard, and its way to tell the master things.
-    pub slot: &'static Slot,
-    pub events: Sender,
-    /// The application, when the master loaded it before forking (`preload`).
-    pub preloaded: Option<Py<PyAny>>,
-}
 
 /// Runs one worker to completion; returns its exit code.
 pub fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
@@ -180,7 +166,7 @@ impl Worker {
         let header_timeout = self.driver.header_timeout;
         tokio::task::spawn_local(self.registry.clone().expire_slow_heads(header_timeout));
         if let Some(every) = self.autoreload {
-            tokio::task::spawn_local(autoreload::watch(every));
+            tokio::task::spawn_local(autoreload::watch(every, self.events));
         }
         // Tell the master we are accepting: it may now retire the worker this one replaces.
         self.events.send(Event::Ready);

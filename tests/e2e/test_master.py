@@ -247,13 +247,68 @@ def test_sigttin_and_sigttou_change_the_number_of_workers(dragoman):
     server = dragoman("echo:application", "--processes", "2", workers=2)
     server.proc.send_signal(signal.SIGTTIN)
     wait_until(lambda: len(server.worker_pids()) == 3, message="3 workers")
-    # One at a time: two identical pending signals are delivered as one (as in any Unix).
+    # One at a time: two identical signals sent before the first is delivered are one signal
+    # (that is Unix; test_signals_received_while_the_master_is_busy covers the master's part).
     server.proc.send_signal(signal.SIGTTOU)
     wait_until(lambda: len(server.worker_pids()) == 2, message="2 workers")
     server.proc.send_signal(signal.SIGTTOU)
     wait_until(lambda: len(server.worker_pids()) == 1, message="1 worker")
     assert "stopped: fewer workers wanted" in server.log()
     assert httpx.get(server.url).status_code == 200
+
+
+def signal_delivered(pid: int, sig: int, timeout: float = 5.0) -> None:
+    """Waits until `sig` is no longer pending for process `pid`: its handler has run, so a
+    second one sent now is not merged with it by the kernel."""
+    bit = 1 << (sig - 1)
+
+    def clear():
+        status = Path(f"/proc/{pid}/status").read_text()
+        pending = re.findall(r"^(?:SigPnd|ShdPnd):\s+([0-9a-f]+)", status, re.MULTILINE)
+        return all(not int(mask, 16) & bit for mask in pending)
+
+    wait_until(clear, timeout, f"{signal.Signals(sig).name} delivered to {pid}")
+
+
+# An application that makes the master busy while it forks: `os.register_at_fork` hooks run in
+# the master (the app is preloaded there), the `before` one sleeps once when the test asks.
+SLOW_FORK_APP = """
+import os, sys, time
+
+FLAG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "slow-fork")
+
+
+def slow_fork():
+    if os.path.exists(FLAG):
+        os.unlink(FLAG)
+        print("before-fork hook: the master is busy", file=sys.stderr, flush=True)
+        time.sleep(1.5)
+
+
+os.register_at_fork(before=slow_fork)
+
+
+def application(environ, start_response):
+    start_response("200 OK", [])
+    return [str(os.getpid()).encode()]
+"""
+
+
+def test_signals_received_while_the_master_is_busy_are_each_handled(dragoman, tmp_path):
+    (tmp_path / "slow_fork_app.py").write_text(SLOW_FORK_APP)
+    server = dragoman("slow_fork_app:application", "--preload", cwd=tmp_path)
+    (tmp_path / "slow-fork").write_text("")
+    server.proc.send_signal(signal.SIGTTIN)
+    server.wait_for_log("before-fork hook: the master is busy")
+    # Two more while the master forks the second worker. Each is delivered (its handler ran)
+    # before the next is sent, so the kernel does not merge them: the master must not either.
+    for _ in range(2):
+        server.proc.send_signal(signal.SIGTTIN)
+        signal_delivered(server.proc.pid, signal.SIGTTIN)
+    wait_until(lambda: len(server.worker_pids()) == 4, timeout=15, message="4 workers")
+    time.sleep(1)
+    assert len(server.worker_pids()) == 4
+    assert [int(n) for n in re.findall(r"SIGTTIN: now (\d+) worker", server.log())] == [2, 3, 4]
 
 
 def free_port() -> int:

@@ -1,9 +1,44 @@
-//! Events from workers to the master: one pipe shared by all workers (created before the first
-//! fork). A message is 4 bytes, so concurrent writes never interleave (writes up to PIPE_BUF
-//! are atomic), and the master reads them in its `poll` loop like signals.
+//! The contract between the master and its workers, in one place so that neither side imports
+//! the other: what the master hands a freshly forked worker ([`WorkerArgs`]), what `run`
+//! becomes in each process after a fork ([`Role`]), what a worker tells the master ([`Event`],
+//! over one [`EventPipe`]) and what its exit code means ([`WORKER_BOOT_ERROR`]).
+//!
+//! The event pipe is shared by all workers (created before the first fork). A message is 4
+//! bytes, so concurrent writes never interleave (writes up to PIPE_BUF are atomic), and the
+//! master reads them in its `poll` loop like signals.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use pyo3::prelude::*;
+
+use crate::config::Config;
+use crate::net::Bound;
+use crate::scoreboard::Slot;
+
+/// Exit code of a worker that could not load the application (gunicorn uses the same number).
+pub const WORKER_BOOT_ERROR: i32 = 3;
+
+/// What `run` returns in each process after a fork.
+pub enum Role {
+    /// The master finished; exit with this code.
+    Master(i32),
+    /// This process is a freshly forked worker: run it.
+    Worker(Box<WorkerArgs>),
+}
+
+/// What the master hands a freshly forked worker.
+pub struct WorkerArgs {
+    /// 1-based worker number, for logs and max-requests-delta.
+    pub id: usize,
+    pub config: Config,
+    pub listeners: Vec<Bound>,
+    /// The worker's part of the scoreboard, and its way to tell the master things.
+    pub slot: &'static Slot,
+    pub events: Sender,
+    /// The application, when the master loaded it before forking (`preload`).
+    pub preloaded: Option<Py<PyAny>>,
+}
 
 /// What a worker tells the master.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -12,9 +47,28 @@ pub enum Event {
     Ready,
     /// The worker reached max-requests and asks to be replaced.
     Recycle,
+    /// A loaded module changed (py-autoreload): reload every worker.
+    Reload,
 }
 
-/// The master's end (read) and the end workers inherit (write).
+impl Event {
+    fn code(self) -> u8 {
+        match self {
+            Event::Ready => 1,
+            Event::Recycle => 2,
+            Event::Reload => 3,
+        }
+    }
+
+    fn from_code(code: u8) -> Option<Event> {
+        [Event::Ready, Event::Recycle, Event::Reload]
+            .into_iter()
+            .find(|e| e.code() == code)
+    }
+}
+
+/// The pipe workers tell the master things on: the master's end (read) and the end workers
+/// inherit (write).
 pub struct EventPipe {
     read: OwnedFd,
     write: OwnedFd,
@@ -71,12 +125,9 @@ impl EventPipe {
             }
             for msg in buf[..n as usize].chunks_exact(4) {
                 let slot = u16::from_le_bytes([msg[0], msg[1]]) as usize;
-                let event = match msg[2] {
-                    1 => Event::Ready,
-                    2 => Event::Recycle,
-                    _ => continue,
-                };
-                out.push((slot, event));
+                if let Some(event) = Event::from_code(msg[2]) {
+                    out.push((slot, event));
+                }
             }
         }
     }
@@ -92,12 +143,8 @@ pub struct Sender {
 
 impl Sender {
     pub fn send(&self, event: Event) {
-        let code = match event {
-            Event::Ready => 1u8,
-            Event::Recycle => 2,
-        };
         let [a, b] = self.slot.to_le_bytes();
-        let msg = [a, b, code, 0];
+        let msg = [a, b, event.code(), 0];
         // SAFETY: writing 4 bytes from a local array to the inherited pipe; a failure (the
         // master gone) is ignored, the worker dies with it anyway.
         unsafe { libc::write(self.fd, msg.as_ptr().cast(), msg.len()) };
@@ -113,7 +160,11 @@ mod tests {
         let pipe = EventPipe::new().unwrap();
         pipe.sender(7).send(Event::Ready);
         pipe.sender(300).send(Event::Recycle);
-        assert_eq!(pipe.drain(), vec![(7, Event::Ready), (300, Event::Recycle)]);
+        pipe.sender(1).send(Event::Reload);
+        assert_eq!(
+            pipe.drain(),
+            vec![(7, Event::Ready), (300, Event::Recycle), (1, Event::Reload)]
+        );
         assert!(pipe.drain().is_empty());
     }
 }
