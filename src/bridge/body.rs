@@ -1,54 +1,79 @@
-//! How a request body reaches the application, whatever its interface: read before the call
-//! (small bodies in memory, chunked ones spooled past a size so their length is known), or
-//! streamed while the application reads. The limits are enforced here: 413 past `limit-post`
-//! (before the body and any `100 Continue` when the length is declared), 408 when the client
-//! stops sending, 400 when the body cannot be read.
+//! How a request body reaches the application, whatever its interface, and its limits.
+//!
+//! By default a body is read whole before the application is called and before the request
+//! takes an application slot, as nginx in front used to do: in memory up to `post-buffering`
+//! bytes, past that in an unnamed temporary file. So a client that uploads slowly holds its own
+//! connection and a little memory, never an application slot, and the application's reads
+//! never wait on the network. `Expect: 100-continue` is answered then, by dragoman, once the
+//! request is known to be acceptable (a declared length over `limit-post` gets its 413 first,
+//! with no 100).
+//!
+//! What a buffered body may cost is bounded: `limit-post` (413, as soon as it is known), the
+//! worker's `body-spool-budget` for bytes in temporary files at once (503, the client may come
+//! back), `body-timeout` for each wait for more, and `body-min-rate` on average once the first
+//! `body-timeout` has passed (408 either way).
+//!
+//! `post-buffering = 0` streams instead (uWSGI's meaning of 0): small bodies are still read
+//! first, chunked ones spooled (their length must be known), and a larger body, or one sent
+//! after a `100 Continue`, is read as the application asks for it.
 
 use std::fs::File;
 use std::io::{Seek, Write};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http::request::Parts;
-use http::{header, Response, StatusCode};
+use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Body as _;
 
 use crate::config::Limits;
 use crate::http::{error_response, Body, RequestBody};
 
-/// Bodies up to this size are read before the app is called, so the app's `read()` never has
-/// to wait on the socket.
+/// With `post-buffering = 0`: bodies up to this size are still read before the call, so the
+/// application's `read()` never has to wait on the socket.
 const SMALL_BODY: u64 = 64 * 1024;
-/// A chunked body is kept in memory up to this size, then spooled to a temporary file.
-const SPOOL_IN_MEMORY: usize = 1024 * 1024;
+/// With `post-buffering = 0`: a chunked body is kept in memory up to this size, then spooled.
+const CHUNKED_IN_MEMORY: u64 = 1024 * 1024;
 
 /// How the request body reaches the application.
 pub(crate) enum Plan {
     /// No body.
     Empty,
-    /// A Content-Length body small enough to read before calling the app.
-    Small,
-    /// A chunked body: buffered (spooled past a size) so its length can be given.
-    Chunked,
+    /// Read whole before the call: in memory up to this many bytes, then in a file.
+    Buffer { memory: u64 },
     /// Streamed from the socket while the app reads it.
     Stream,
 }
 
-/// The plan for a request's body.
-pub(crate) fn plan(parts: &Parts, body: &RequestBody) -> Plan {
-    if body.is_end_stream() {
-        return Plan::Empty;
-    }
-    let expects_continue = parts
-        .headers
-        .get(header::EXPECT)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    match body.size_hint().exact() {
-        Some(0) => Plan::Empty,
-        Some(n) if n <= SMALL_BODY && !expects_continue => Plan::Small,
-        Some(_) => Plan::Stream,
-        None => Plan::Chunked,
+impl Plan {
+    /// The plan for a request's body under `limits`.
+    pub(crate) fn of(parts: &Parts, body: &RequestBody, limits: &Limits) -> Plan {
+        if body.is_end_stream() {
+            return Plan::Empty;
+        }
+        let declared = body.size_hint().exact();
+        if declared == Some(0) {
+            return Plan::Empty;
+        }
+        if limits.post_buffering > 0 {
+            return Plan::Buffer {
+                memory: limits.post_buffering,
+            };
+        }
+        let expects_continue = parts
+            .headers
+            .get(header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        match declared {
+            Some(n) if n <= SMALL_BODY && !expects_continue => Plan::Buffer { memory: n },
+            Some(_) => Plan::Stream,
+            None => Plan::Buffer {
+                memory: CHUNKED_IN_MEMORY,
+            },
+        }
     }
 }
 
@@ -56,22 +81,82 @@ pub(crate) fn plan(parts: &Parts, body: &RequestBody) -> Plan {
 pub(crate) enum Buffered {
     Empty,
     Memory(Bytes),
-    /// Spooled to an unnamed temporary file, rewound; `len` bytes.
+    /// Spooled to an unnamed temporary file, rewound; `len` bytes. The lease keeps its bytes
+    /// counted against the worker's spool budget until the file is dropped.
     File {
         file: File,
         len: u64,
+        lease: SpoolLease,
     },
+}
+
+impl Buffered {
+    /// The body's length.
+    pub(crate) fn len(&self) -> u64 {
+        match self {
+            Buffered::Empty => 0,
+            Buffered::Memory(data) => data.len() as u64,
+            Buffered::File { len, .. } => *len,
+        }
+    }
+}
+
+/// The bytes a worker's request bodies hold in temporary files at once, against a budget
+/// (`body-spool-budget`). Shared with application threads, which drop the files.
+pub(crate) struct Spool {
+    used: AtomicU64,
+    budget: u64,
+}
+
+impl Spool {
+    pub(crate) fn new(budget: u64) -> Arc<Spool> {
+        Arc::new(Spool {
+            used: AtomicU64::new(0),
+            budget,
+        })
+    }
+
+    /// Counts `n` more bytes for `lease`, or says the budget is spent.
+    fn take(&self, lease: &mut SpoolLease, n: u64) -> Result<(), BodyProblem> {
+        let taken = self
+            .used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                used.checked_add(n).filter(|total| *total <= self.budget)
+            })
+            .is_ok();
+        if !taken {
+            return Err(BodyProblem::SpoolFull(self.budget));
+        }
+        lease.bytes += n;
+        Ok(())
+    }
+}
+
+/// Bytes of one spooled body counted against the worker's spool budget, released on drop.
+pub(crate) struct SpoolLease {
+    spool: Arc<Spool>,
+    bytes: u64,
+}
+
+impl Drop for SpoolLease {
+    fn drop(&mut self) {
+        self.spool.used.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
 }
 
 /// Why a request body could not be read before the call.
 pub(crate) enum BodyProblem {
     TooLarge(u64),
     Idle(Duration),
+    /// Slower on average than this many bytes a second, past the grace period.
+    TooSlow(u64),
+    /// The worker's spool budget (bytes) is spent.
+    SpoolFull(u64),
     Broken(String),
 }
 
 impl BodyProblem {
-    /// The answer: 413, 408 or 400, closing the connection (the body is not all read).
+    /// The answer: 413, 408, 503 or 400, closing the connection (the body is not all read).
     pub(crate) fn response(&self) -> Response<Body> {
         let (status, detail) = match self {
             BodyProblem::TooLarge(limit) => (
@@ -85,12 +170,32 @@ impl BodyProblem {
                     t.as_secs()
                 ),
             ),
+            BodyProblem::TooSlow(rate) => (
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the client sent the request body at less than {rate} bytes a second \
+                     (body-min-rate)"
+                ),
+            ),
+            BodyProblem::SpoolFull(budget) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the worker holds as many request bodies in temporary files as it may \
+                     ({budget} bytes, body-spool-budget); try again shortly"
+                ),
+            ),
             BodyProblem::Broken(e) => (
                 StatusCode::BAD_REQUEST,
                 format!("the request body could not be read ({e})"),
             ),
         };
-        error_response(status, &detail, true)
+        let mut response = error_response(status, &detail, true);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
     }
 }
 
@@ -103,11 +208,47 @@ pub(crate) fn check_declared(limits: &Limits, body: &RequestBody) -> Result<(), 
     }
 }
 
-/// The next piece of a body, waiting at most `idle` for it.
-async fn next_data(body: &mut RequestBody, idle: Duration) -> Result<Option<Bytes>, BodyProblem> {
+/// The pace a body must keep: each wait for more at most `body-timeout`, and on average at
+/// least `body-min-rate` bytes a second once the first `body-timeout` has passed.
+struct Pace {
+    start: Instant,
+    idle: Duration,
+    min_rate: u64,
+}
+
+impl Pace {
+    fn new(limits: &Limits) -> Pace {
+        Pace {
+            start: Instant::now(),
+            idle: limits.body_timeout,
+            min_rate: limits.body_min_rate,
+        }
+    }
+
+    /// How long to wait for more after `received` bytes, and what it means if nothing comes.
+    fn wait(&self, received: u64) -> (Duration, BodyProblem) {
+        if self.min_rate == 0 {
+            return (self.idle, BodyProblem::Idle(self.idle));
+        }
+        // The time by which `received` bytes were due at the minimum rate, after the grace.
+        let due = self.idle + Duration::from_secs_f64(received as f64 / self.min_rate as f64);
+        let left = due.saturating_sub(self.start.elapsed());
+        if left < self.idle {
+            (left, BodyProblem::TooSlow(self.min_rate))
+        } else {
+            (self.idle, BodyProblem::Idle(self.idle))
+        }
+    }
+}
+
+/// The next piece of a body, or the problem if it does not come in time.
+async fn next_data(
+    body: &mut RequestBody,
+    (wait, late): (Duration, BodyProblem),
+) -> Result<Option<Bytes>, BodyProblem> {
     loop {
-        match tokio::time::timeout(idle, body.frame()).await {
-            Err(_) => return Err(BodyProblem::Idle(idle)),
+        match tokio::time::timeout(wait, body.frame()).await {
+            Err(_) => return Err(late),
             Ok(None) => return Ok(None),
             Ok(Some(Err(e))) => return Err(BodyProblem::Broken(e.to_string())),
             Ok(Some(Ok(frame))) => {
@@ -119,48 +260,65 @@ async fn next_data(body: &mut RequestBody, idle: Duration) -> Result<Option<Byte
     }
 }
 
-/// Reads a small body of known length into memory. A body that came in one piece (the usual
-/// case: it arrived with the head) is kept as it is, without a copy.
-pub(crate) async fn collect(mut body: RequestBody, idle: Duration) -> Result<Bytes, BodyProblem> {
-    let Some(first) = next_data(&mut body, idle).await? else {
-        return Ok(Bytes::new());
-    };
-    if body.is_end_stream() {
-        return Ok(first);
-    }
-    let mut all = BytesMut::from(&first[..]);
-    while let Some(data) = next_data(&mut body, idle).await? {
-        all.extend_from_slice(&data);
-    }
-    Ok(all.freeze())
-}
-
-/// Reads a chunked body whole: in memory up to [`SPOOL_IN_MEMORY`], then in a temporary file,
-/// refusing it past `limit-post`.
-pub(crate) async fn spool(mut body: RequestBody, limits: &Limits) -> Result<Buffered, BodyProblem> {
+/// Reads a body whole: in memory up to `memory` bytes, then in an unnamed temporary file,
+/// within the limits. A body that came in one piece (the usual small one: it arrived with the
+/// head) is kept as it is, without a copy.
+pub(crate) async fn buffer(
+    mut body: RequestBody,
+    memory: u64,
+    limits: &Limits,
+    spool: &Arc<Spool>,
+) -> Result<Buffered, BodyProblem> {
     let broken = |what: &str, e: std::io::Error| BodyProblem::Broken(format!("{what}: {e}"));
-    let mut memory = BytesMut::new();
+    let pace = Pace::new(limits);
+    let declared = body.size_hint().exact();
+    let mut lease = SpoolLease {
+        spool: spool.clone(),
+        bytes: 0,
+    };
+    // A declared body that will not fit in memory takes its share of the budget at once: a
+    // 503 now, before any 100 Continue, rather than after part of an upload.
+    if let Some(len) = declared.filter(|len| *len > memory) {
+        spool.take(&mut lease, len)?;
+    }
+    let Some(first) = next_data(&mut body, pace.wait(0)).await? else {
+        return Ok(Buffered::Empty);
+    };
+    if body.is_end_stream() && first.len() as u64 <= memory {
+        return Ok(Buffered::Memory(first));
+    }
+    let capacity = declared.unwrap_or(0).min(memory) as usize;
+    let mut in_memory = BytesMut::with_capacity(capacity.max(first.len()));
     let mut file: Option<File> = None;
     let mut total = 0u64;
-    while let Some(data) = next_data(&mut body, limits.body_timeout).await? {
-        total += data.len() as u64;
+    let mut next = Some(first);
+    while let Some(data) = next {
+        let n = data.len() as u64;
+        total = total.saturating_add(n);
         if let Some(limit) = limits.body_bytes.filter(|limit| total > *limit) {
             return Err(BodyProblem::TooLarge(limit));
         }
-        if file.is_none() && memory.len() + data.len() > SPOOL_IN_MEMORY {
+        if file.is_none() && total > memory {
             let mut f =
                 tempfile::tempfile().map_err(|e| broken("cannot create a spool file", e))?;
-            f.write_all(&memory)
+            f.write_all(&in_memory)
                 .map_err(|e| broken("cannot write the spool file", e))?;
-            memory.clear();
+            in_memory = BytesMut::new();
             file = Some(f);
         }
         match &mut file {
-            Some(f) => f
-                .write_all(&data)
-                .map_err(|e| broken("cannot write the spool file", e))?,
-            None => memory.extend_from_slice(&data),
+            Some(f) => {
+                // A declared length was counted whole; a chunked body counts as it comes.
+                let counted = lease.bytes;
+                if total > counted {
+                    spool.take(&mut lease, total - counted)?;
+                }
+                f.write_all(&data)
+                    .map_err(|e| broken("cannot write the spool file", e))?;
+            }
+            None => in_memory.extend_from_slice(&data),
         }
+        next = next_data(&mut body, pace.wait(total)).await?;
     }
     match file {
         Some(mut f) => {
@@ -169,9 +327,65 @@ pub(crate) async fn spool(mut body: RequestBody, limits: &Limits) -> Result<Buff
             Ok(Buffered::File {
                 file: f,
                 len: total,
+                lease,
             })
         }
-        None if memory.is_empty() => Ok(Buffered::Empty),
-        None => Ok(Buffered::Memory(memory.freeze())),
+        None if in_memory.is_empty() => Ok(Buffered::Empty),
+        None => Ok(Buffered::Memory(in_memory.freeze())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spool_budget_is_taken_and_given_back() {
+        let spool = Spool::new(100);
+        let mut a = SpoolLease {
+            spool: spool.clone(),
+            bytes: 0,
+        };
+        spool.take(&mut a, 60).ok().unwrap();
+        let mut b = SpoolLease {
+            spool: spool.clone(),
+            bytes: 0,
+        };
+        assert!(matches!(
+            spool.take(&mut b, 41),
+            Err(BodyProblem::SpoolFull(100))
+        ));
+        spool.take(&mut b, 40).ok().unwrap();
+        drop(a);
+        spool.take(&mut b, 60).ok().unwrap();
+        assert_eq!(spool.used.load(Ordering::Relaxed), 100);
+        drop(b);
+        assert_eq!(spool.used.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn the_pace_allows_the_grace_then_the_minimum_rate() {
+        let limits = Limits {
+            body_timeout: Duration::from_secs(10),
+            body_min_rate: 100,
+            ..Limits::default()
+        };
+        let mut pace = Pace::new(&limits);
+        let (wait, _) = pace.wait(0);
+        assert!(wait <= Duration::from_secs(10) && wait > Duration::from_secs(9));
+        // 20 s in with 500 bytes: due by 10 + 5 = 15 s, so late already.
+        pace.start -= Duration::from_secs(20);
+        let (wait, late) = pace.wait(500);
+        assert_eq!(wait, Duration::ZERO);
+        assert!(matches!(late, BodyProblem::TooSlow(100)));
+        // With 5,000 bytes it is due by 60 s: a full idle wait is allowed.
+        let (wait, late) = pace.wait(5_000);
+        assert_eq!(wait, Duration::from_secs(10));
+        assert!(matches!(late, BodyProblem::Idle(_)));
+        let off = Pace::new(&Limits {
+            body_min_rate: 0,
+            ..limits
+        });
+        assert!(matches!(off.wait(0).1, BodyProblem::Idle(_)));
     }
 }

@@ -137,6 +137,14 @@ pub struct Limits {
     pub write_timeout: Duration,
     pub max_connections: usize,
     pub request_queue: usize,
+    /// Request bodies are read whole before the application is called: in memory up to this
+    /// many bytes, then in a temporary file (`post-buffering`); 0: streamed as the app reads.
+    pub post_buffering: u64,
+    /// Bytes of request bodies a worker may hold in temporary files at once.
+    pub body_spool_budget: u64,
+    /// A request body must arrive at least this fast on average (bytes a second) once the
+    /// first `body_timeout` has passed; 0: no minimum.
+    pub body_min_rate: u64,
 }
 
 impl Default for Limits {
@@ -145,12 +153,15 @@ impl Default for Limits {
             head_bytes: 32768,
             line_bytes: 8190,
             header_fields: 100,
-            body_bytes: None,
+            body_bytes: Some(1 << 30),
             header_timeout: Duration::from_secs(15),
             body_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(60),
             max_connections: 1024,
             request_queue: 128,
+            post_buffering: 64 * 1024,
+            body_spool_budget: 1 << 30,
+            body_min_rate: 500,
         }
     }
 }
@@ -615,6 +626,12 @@ fn limits(r: &Resolved<'_>) -> Result<Limits, ConfigError> {
             .transpose()?
             .map_or(default, |n| Duration::from_secs(n as u64)))
     };
+    let byte_count = |name: &str, example: &str, default: u64| -> Result<u64, ConfigError> {
+        Ok(r.last(name)
+            .map(|s| count(s, 0, example))
+            .transpose()?
+            .map_or(default, |n| n as u64))
+    };
     let head_bytes = n("buffer-size", 1024, "32768", d.head_bytes)?;
     // The request line is part of the head: unless set, its limit shrinks to fit (uWSGI's
     // default buffer-size of 4096 must load).
@@ -636,12 +653,19 @@ fn limits(r: &Resolved<'_>) -> Result<Limits, ConfigError> {
         head_bytes,
         line_bytes,
         header_fields: n("limit-request-fields", 1, "100", d.header_fields)?,
-        body_bytes: Some(n("limit-post", 0, "10485760", 0)? as u64).filter(|n| *n > 0),
+        body_bytes: r
+            .last("limit-post")
+            .map(|s| count(s, 0, "10485760"))
+            .transpose()?
+            .map_or(d.body_bytes, |n| Some(n as u64).filter(|n| *n > 0)),
         header_timeout: secs("header-timeout", d.header_timeout)?,
         body_timeout: secs("body-timeout", d.body_timeout)?,
         write_timeout: secs("write-timeout", d.write_timeout)?,
         max_connections: n("max-connections", 1, "1024", d.max_connections)?,
         request_queue: n("request-queue", 0, "128", d.request_queue)?,
+        post_buffering: byte_count("post-buffering", "65536", d.post_buffering)?,
+        body_spool_budget: byte_count("body-spool-budget", "1073741824", d.body_spool_budget)?,
+        body_min_rate: byte_count("body-min-rate", "500", d.body_min_rate)?,
     })
 }
 

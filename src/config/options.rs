@@ -209,9 +209,12 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("buffer-size", Limits, "BYTES", "32768", "largest request head (request line and headers) accepted; beyond it, 431"),
     opt("limit-request-line", Limits, "BYTES", "8190", "longest request line accepted; beyond it, 414"),
     opt("limit-request-fields", Limits, "N", "100", "most header fields in a request; beyond it, 431"),
-    opt("limit-post", Limits, "BYTES", "0", "largest request body accepted, answered 413 before the body is read (0: no limit)"),
+    opt("limit-post", Limits, "BYTES", "1073741824", "largest request body accepted (1 GiB), answered 413 before the body is read when its length is declared, else as soon as it grows past (0: no limit)"),
+    opt("post-buffering", Limits, "BYTES", "65536", "request bodies are read whole before the application is called (so a slow upload holds no application thread): in memory up to this size, then in a temporary file; 0 streams larger bodies to the application as it reads"),
+    opt("body-spool-budget", Limits, "BYTES", "1073741824", "bytes of request bodies one worker may hold in temporary files at once (1 GiB); beyond it, 503 with Retry-After"),
+    opt("body-min-rate", Limits, "BYTES", "500", "slowest average rate, in bytes a second, at which a request body may arrive once the first body-timeout has passed; slower, 408 (0: no minimum)"),
     opt("header-timeout", Limits, "SECONDS", "15", "time a client has to send a complete request head, counted from when the connection is ready for one (so it also closes idle keep-alive connections)"),
-    opt("body-timeout", Limits, "SECONDS", "60", "longest wait for more of a request body"),
+    opt("body-timeout", Limits, "SECONDS", "60", "longest wait for more of a request body (408)"),
     opt("write-timeout", Limits, "SECONDS", "60", "longest wait for a client to take more of a response"),
     opt("max-connections", Limits, "N", "1024", "connections one worker keeps open; at the cap the least recently active is closed (when idle) for the new one"),
     opt("request-queue", Limits, "N", "128", "requests one worker lets wait for an application thread; beyond it, 503 with Retry-After"),
@@ -224,7 +227,6 @@ pub static OPTIONS: &[OptionSpec] = &[
     flag("need-app", Compat, "true", "").ignored("dragoman always exits when the application cannot be loaded"),
     flag("thunder-lock", Compat, "false", "").ignored("accept is serialised by the kernel"),
     flag("no-orphans", Compat, "true", "").ignored("workers always exit when the master dies"),
-    opt("post-buffering", Compat, "BYTES", "", "").ignored("dragoman streams request bodies and buffers chunked ones itself"),
 ];
 
 /// Finds the option a user-written name refers to (name or alias).

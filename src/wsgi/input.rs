@@ -12,7 +12,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
-use crate::bridge::body::Buffered;
+use crate::bridge::body::{Buffered, SpoolLease};
 use crate::http::RequestBody;
 use bytes::{Buf, Bytes};
 use http_body_util::BodyExt;
@@ -27,6 +27,8 @@ pub(crate) enum Source {
     File {
         reader: BufReader<File>,
         remaining: u64,
+        /// Keeps the file's bytes counted against the worker's spool budget.
+        _lease: SpoolLease,
     },
     Stream {
         body: RequestBody,
@@ -42,9 +44,10 @@ impl From<Buffered> for Source {
         match buffered {
             Buffered::Empty => Source::Empty,
             Buffered::Memory(data) => Source::Memory(data),
-            Buffered::File { file, len } => Source::File {
+            Buffered::File { file, len, lease } => Source::File {
                 reader: BufReader::with_capacity(64 * 1024, file),
                 remaining: len,
+                _lease: lease,
             },
         }
     }
@@ -57,7 +60,9 @@ impl Source {
         match self {
             Source::Empty => Ok(&[]),
             Source::Memory(data) => Ok(&data[..]),
-            Source::File { reader, remaining } => {
+            Source::File {
+                reader, remaining, ..
+            } => {
                 if *remaining == 0 {
                     return Ok(&[]);
                 }
@@ -106,7 +111,9 @@ impl Source {
         match self {
             Source::Empty => {}
             Source::Memory(data) | Source::Stream { chunk: data, .. } => data.advance(n),
-            Source::File { reader, remaining } => {
+            Source::File {
+                reader, remaining, ..
+            } => {
                 reader.consume(n);
                 *remaining -= n as u64;
             }

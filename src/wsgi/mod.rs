@@ -2,10 +2,11 @@
 //!
 //! Two shapes, chosen by `threads`:
 //! - `threads = 1`: the application runs on the event-loop thread itself, inside the request's
-//!   future, as bjoern does: no thread hand-off and no GIL hand-off per request. Requests whose
-//!   body must be streamed in while the app runs (a large Content-Length, or
-//!   `Expect: 100-continue`) go to a single app thread, since the loop thread cannot wait for
-//!   the socket while it runs Python. One app slot keeps it one request at a time either way.
+//!   future, as bjoern does: no thread hand-off and no GIL hand-off per request. Request bodies
+//!   are read before the call ([`crate::bridge::body`]); with `post-buffering = 0`, those
+//!   streamed in while the app runs go to a single app thread, since the loop thread cannot
+//!   wait for the socket while it runs Python. One app slot keeps it one request at a time
+//!   either way.
 //! - `threads = N`: every request runs on a fixed pool of N Python threads; the event loop
 //!   never takes the GIL.
 
@@ -27,7 +28,7 @@ use pyo3::prelude::*;
 use tokio::sync::mpsc;
 
 use crate::bridge::admission::{Admission, Slot};
-use crate::bridge::body::{self, Buffered, Plan};
+use crate::bridge::body::{self, Plan, Spool};
 use crate::bridge::head::{self as heads, Head};
 use crate::bridge::label::{RequestLabel, RequestLine};
 use crate::bridge::{Bridge, LoadFailed};
@@ -62,6 +63,8 @@ pub(crate) struct WsgiApp {
     core: Arc<Core>,
     /// One slot per request allowed in the application at once (`threads`).
     admission: Admission,
+    /// The bytes this worker's request bodies hold in temporary files.
+    spool: Arc<Spool>,
     limits: Limits,
     inline: bool,
     pool: Pool,
@@ -112,6 +115,7 @@ impl WsgiApp {
                 empty_input,
             }),
             admission: Admission::new(config.threads, config.limits.request_queue),
+            spool: Spool::new(config.limits.body_spool_budget),
             limits: config.limits.clone(),
             inline: config.threads == 1,
             pool: Pool::new(config.threads),
@@ -154,7 +158,7 @@ impl App for WsgiApp {
         if let Err(problem) = body::check_declared(&self.limits, &body) {
             return Answer::Now(problem.response());
         }
-        let plan = body::plan(&parts, &body);
+        let plan = Plan::of(&parts, &body, &self.limits);
         // The usual request: no body, and the app runs on this thread. Its one slot is free
         // unless a streamed response still holds it, so the app is called right here: no
         // future to box, nothing to wait for.
@@ -172,30 +176,28 @@ impl App for WsgiApp {
             }
         }
         Answer::Later(Box::pin(async move {
-            let idle = self.limits.body_timeout;
+            // The body is read before the request asks for a slot: a slow upload holds only
+            // its own connection.
             let (source, content_length, needs_thread) = match plan {
                 Plan::Empty => (Source::Empty, None, false),
-                Plan::Small => match body::collect(body, idle).await {
-                    Ok(data) => (Source::Memory(data), None, false),
-                    Err(problem) => return problem.response(),
-                },
-                Plan::Chunked => match body::spool(body, &self.limits).await {
-                    Ok(buffered) => {
-                        let len = match &buffered {
-                            Buffered::Empty => 0,
-                            Buffered::Memory(data) => data.len() as u64,
-                            Buffered::File { len, .. } => *len,
-                        };
-                        (Source::from(buffered), Some(len), false)
+                Plan::Buffer { memory } => {
+                    let chunked = body.size_hint().exact().is_none();
+                    match body::buffer(body, memory, &self.limits, &self.spool).await {
+                        // A chunked body's length is known now: Django reads exactly
+                        // CONTENT_LENGTH bytes.
+                        Ok(buffered) => {
+                            let len = chunked.then(|| buffered.len());
+                            (Source::from(buffered), len, false)
+                        }
+                        Err(problem) => return problem.response(),
                     }
-                    Err(problem) => return problem.response(),
-                },
+                }
                 Plan::Stream => (
                     Source::Stream {
                         body,
                         chunk: Bytes::new(),
                         done: false,
-                        idle,
+                        idle: self.limits.body_timeout,
                     },
                     None,
                     true,

@@ -146,7 +146,8 @@ def _send_expect(server, path: str) -> socket.socket:
 
 
 def test_expect_continue_is_sent_when_the_app_reads(dragoman):
-    server = dragoman("rules:application")
+    # post-buffering = 0: the body is streamed to the application as it reads.
+    server = dragoman("rules:application", "--post-buffering", "0")
     with _send_expect(server, "/input?op=read") as s:
         interim = s.recv(1024)
         assert interim.startswith(b"HTTP/1.1 100 Continue\r\n"), interim
@@ -161,7 +162,7 @@ def test_expect_continue_is_sent_when_the_app_reads(dragoman):
 
 
 def test_expect_continue_is_not_sent_when_the_app_does_not_read(dragoman):
-    server = dragoman("rules:application")
+    server = dragoman("rules:application", "--post-buffering", "0")
     with _send_expect(server, "/input?op=none") as s:
         s.settimeout(5)
         data = s.recv(65536)

@@ -179,7 +179,9 @@ def test_a_stalled_chunked_body_gets_408(dragoman):
 
 
 def test_a_stalled_streamed_body_raises_in_the_app(dragoman):
-    server = dragoman("rules:application", "--body-timeout", "1", "--threads", "2")
+    server = dragoman(
+        "rules:application", "--body-timeout", "1", "--threads", "2", "--post-buffering", "0"
+    )
     with socket.create_connection((server.host, server.port), timeout=10) as s:
         s.sendall(
             b"POST /input?op=count HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n"

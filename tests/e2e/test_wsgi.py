@@ -513,7 +513,8 @@ def test_body_of_the_echo_is_exact(dragoman):
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_client_gone_mid_upload_raises_in_the_app_and_the_worker_goes_on(dragoman, threads):
-    server = dragoman("rules:application", "--threads", str(threads))
+    # post-buffering = 0: the body is streamed to the application as it reads.
+    server = dragoman("rules:application", "--threads", str(threads), "--post-buffering", "0")
     pid = httpx.get(f"{server.url}/pid").text
     with socket.create_connection((server.host, server.port)) as s:
         s.sendall(b"POST /input?op=count HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n")

@@ -1,0 +1,148 @@
+"""Slow and hostile clients cost only their own connection (issue 21): what nginx in front
+used to absorb. A request body is read whole before the request takes an application slot
+(post-buffering), so a slow upload never holds one; its cost is bounded by limit-post, the
+worker's spool budget, body-timeout and body-min-rate."""
+
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+from conftest import raw_exchange
+
+
+def answered_within(server, seconds: float) -> float:
+    """Time for a plain GET to the application on a fresh connection; fails past `seconds`."""
+    start = time.monotonic()
+    r = httpx.get(f"{server.url}/pid", timeout=seconds)
+    assert r.status_code == 200
+    return time.monotonic() - start
+
+
+def slow_upload(server, head_extra: str = "", length: int = 70000) -> socket.socket:
+    """A POST that declares `length` bytes and sends 10 of them, then nothing."""
+    s = socket.create_connection((server.host, server.port), timeout=10)
+    s.sendall(
+        f"POST /input?op=count HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n"
+        f"{head_extra}\r\n".encode()
+    )
+    if "100-continue" in head_extra:
+        assert s.recv(1024).startswith(b"HTTP/1.1 100 Continue"), "dragoman answers the 100"
+    s.sendall(b"a" * 10)
+    return s
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+@pytest.mark.parametrize("expect", ["", "Expect: 100-continue\r\n"])
+def test_slow_uploads_hold_no_application_slot(dragoman, threads, expect):
+    server = dragoman("rules:application", "--threads", str(threads))
+    uploads = [slow_upload(server, expect) for _ in range(threads + 2)]
+    time.sleep(0.3)  # the uploads are read as far as they go
+    try:
+        assert answered_within(server, 1.0) < 1.0
+    finally:
+        for s in uploads:
+            s.close()
+
+
+def test_a_buffered_upload_reaches_the_app_whole_and_after_a_pause(dragoman):
+    # Bodies past post-buffering go to a temporary file; the application reads them at once.
+    server = dragoman("rules:application", "--post-buffering", "1000")
+    body = bytes(range(256)) * 400
+    with socket.create_connection((server.host, server.port), timeout=10) as s:
+        s.sendall(
+            f"POST /input?op=count HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n".encode()
+        )
+        s.sendall(body[:5000])
+        time.sleep(0.5)
+        s.sendall(body[5000:])
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 200 "), data[:200]
+    assert data.endswith(f'["{len(body)}"]'.encode())
+
+
+def test_a_stalled_buffered_body_gets_408_without_the_app(dragoman):
+    server = dragoman("rules:application", "--body-timeout", "1")
+    with slow_upload(server) as s:
+        s.settimeout(5)
+        data = s.recv(65536)
+    assert data.startswith(b"HTTP/1.1 408 "), data
+    assert b"body-timeout" in data
+    assert answered_within(server, 1.0) < 1.0
+
+
+def test_a_body_slower_than_body_min_rate_gets_408(dragoman):
+    # After the first body-timeout (1 s), at least 1000 bytes a second on average: a client
+    # sending 100 bytes every 0.3 s (333 bytes a second) is cut within a few seconds.
+    server = dragoman("rules:application", "--body-timeout", "1", "--body-min-rate", "1000")
+    got = []
+    with socket.create_connection((server.host, server.port), timeout=10) as s:
+        s.sendall(b"POST /input?op=count HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+
+        def read():
+            try:
+                got.append(s.recv(65536))
+            except OSError:
+                got.append(b"")
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        deadline = time.monotonic() + 8
+        while reader.is_alive() and time.monotonic() < deadline:
+            try:
+                s.sendall(b"a" * 100)
+            except OSError:
+                break
+            time.sleep(0.3)
+        reader.join(5)
+    assert got and got[0].startswith(b"HTTP/1.1 408 "), got
+    assert b"body-min-rate" in got[0]
+
+
+def test_the_spool_budget_answers_503_and_gives_its_bytes_back(dragoman):
+    # post-buffering 1000: a declared 60,000-byte body takes 60,000 of the 100,000-byte budget
+    # as soon as it starts; a second one does not fit (503 before any body byte is read);
+    # once the first is done, its share is back.
+    server = dragoman(
+        "rules:application", "--post-buffering", "1000", "--body-spool-budget", "100000"
+    )
+    first = slow_upload(server, length=60000)
+    time.sleep(0.3)
+    second = raw_exchange(
+        server.host,
+        server.port,
+        b"POST /input?op=count HTTP/1.1\r\nHost: x\r\nContent-Length: 60000\r\n\r\n",
+    )
+    assert second.startswith(b"HTTP/1.1 503 "), second[:200]
+    assert b"retry-after: 1" in second.lower() and b"body-spool-budget" in second
+    first.sendall(b"a" * (60000 - 10))
+    first.settimeout(5)
+    assert first.recv(65536).startswith(b"HTTP/1.1 200 ")
+    first.close()
+    body = b"b" * 60000
+    r = httpx.post(f"{server.url}/input?op=count", content=body, timeout=10)
+    assert r.status_code == 200 and r.json() == ["60000"]
+
+
+def test_an_endless_chunked_body_is_cut_at_limit_post(dragoman):
+    server = dragoman("rules:application", "--limit-post", "100000")
+    with socket.create_connection((server.host, server.port), timeout=10) as s:
+        s.sendall(b"POST /input?op=count HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        data = b""
+        try:
+            for _ in range(200):
+                s.sendall(b"1000\r\n" + b"c" * 0x1000 + b"\r\n")
+        except OSError:
+            pass
+        s.settimeout(5)
+        try:
+            while chunk := s.recv(65536):
+                data += chunk
+        except OSError:
+            pass
+    assert data.startswith(b"HTTP/1.1 413 "), data[:200]
+    assert answered_within(server, 1.0) < 1.0
