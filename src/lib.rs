@@ -149,8 +149,9 @@ impl Made {
     }
 }
 
-/// Startup, in order: the process (umask, systemd), the interpreter, the sockets, the pidfile,
-/// the privilege drop, the preloaded application; then the master, until it stops.
+/// Startup, in order: the process (umask, systemd), the interpreter (nothing of the application
+/// run yet), the sockets, the pidfile, the privilege drop, the import paths (the virtualenv's
+/// .pth files run), the preloaded application; then the master, until it stops.
 fn start(
     py: Python<'_>,
     config: Config,
@@ -166,13 +167,18 @@ fn start(
         warn!("NOTIFY_SOCKET is set but unusable: {e}");
         None
     });
-    interp::prepare(py, &config).map_err(|message| Failure {
+    let prepared = interp::prepare(py, &config).map_err(|message| Failure {
         code: 2,
         message: Some(message),
     })?;
     let (listeners, stats) = bind_sockets(py, &config, made)?;
     write_pidfile(&config, made)?;
     drop_privileges(&config)?;
+    // Only now: the virtualenv's .pth files run code, which must not run as root.
+    interp::set_import_paths(py, &config, &prepared).map_err(|message| Failure {
+        code: 2,
+        message: Some(message),
+    })?;
     let preloaded = preload(py, &config)?;
     let setup = master::Setup {
         source,

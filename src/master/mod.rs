@@ -386,7 +386,9 @@ impl Arbiter<'_> {
                 return;
             }
         };
-        if let Err(e) = interp::prepare(py, &config) {
+        let prepared = interp::prepare(py, &config)
+            .and_then(|prepared| interp::set_import_paths(py, &config, &prepared));
+        if let Err(e) = prepared {
             error!("reload cancelled: {e}");
             return;
         }
