@@ -245,10 +245,7 @@ fn bind_sockets(
         listeners.push(bind(listen, config.backlog)?);
     }
     let stats = match &config.stats {
-        Some(listen) => Some(StatsServer {
-            bound: bind(listen, 64)?,
-            http: config.stats_http,
-        }),
+        Some(listen) => Some(StatsServer::new(bind(listen, 64)?, config.stats_http)),
         None => None,
     };
     for bound in &listeners {
@@ -256,6 +253,9 @@ fn bind_sockets(
     }
     if let Some(s) = &stats {
         info!("stats on {}", s.bound.addr);
+        if let Some(warning) = master::stats::exposure_warning(&s.bound.addr) {
+            warn!("{warning}");
+        }
     }
     Ok((listeners, stats))
 }

@@ -233,9 +233,9 @@ impl Arbiter<'_> {
         }
     }
 
-    /// Sleeps until a signal, a worker event or a stats client arrives, or a deadline is due.
+    /// Sleeps until a signal, a worker event or a stats client arrives, or a deadline is due;
+    /// then serves the stats clients as far as they let it, without waiting for any.
     fn wait_for_events(&mut self) {
-        let stats_fd = self.stats.as_ref().map(StatsServer::fd);
         let mut fds = vec![
             libc::pollfd {
                 fd: self.signals.fd(),
@@ -248,26 +248,32 @@ impl Arbiter<'_> {
                 revents: 0,
             },
         ];
-        if let Some(fd) = stats_fd {
-            fds.push(libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            });
+        if let Some(server) = &self.stats {
+            server.poll_fds(&mut fds);
         }
-        let now = Instant::now();
         let stop = match self.stop {
             Some(Stop::Graceful(deadline)) => Some(deadline),
             _ => None,
         };
-        let deadlines = self.crash_loop.deadline().into_iter().chain(stop);
-        let timeout = decide::sleep_for(&self.workers, deadlines, now).as_millis() as libc::c_int;
+        let stats = self.stats.as_ref().and_then(StatsServer::deadline);
+        let deadlines = [self.crash_loop.deadline(), stop, stats]
+            .into_iter()
+            .flatten();
+        let timeout = decide::sleep_for(&self.workers, deadlines, Instant::now());
         // SAFETY: fds is a valid, initialised array of pollfd whose length we pass.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
-        if n > 0 && fds.get(2).is_some_and(|p| p.revents != 0) {
-            let doc = self.stats_document();
-            if let Some(server) = &self.stats {
-                server.serve(|| doc.clone());
+        let n = unsafe {
+            libc::poll(
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                timeout.as_millis() as libc::c_int,
+            )
+        };
+        let stats_ready = fds[2..].iter().any(|p| p.revents != 0);
+        let due = stats.is_some_and(|at| Instant::now() >= at);
+        if (n > 0 && stats_ready) || due {
+            if let Some(mut server) = self.stats.take() {
+                server.serve(Instant::now(), || self.stats_document());
+                self.stats = Some(server);
             }
         }
     }
