@@ -313,6 +313,21 @@ def test_signals_received_while_the_master_is_busy_are_each_handled(dragoman, tm
     assert [int(n) for n in re.findall(r"SIGTTIN: now (\d+) worker", server.log())] == [2, 3, 4]
 
 
+def leaked(fds: dict[str, str]) -> dict[str, str]:
+    """The pipes and sockets a subprocess inherited besides its standard streams."""
+    return {
+        fd: target
+        for fd, target in fds.items()
+        if fd not in ("0", "1", "2") and target.startswith(("pipe:", "socket:"))
+    }
+
+
+def test_app_subprocesses_inherit_no_descriptor_of_dragoman(dragoman):
+    server = dragoman("fd_app:application", "--processes", "2", workers=2)
+    fds = httpx.get(server.url, timeout=30).json()
+    assert "0" in fds and leaked(fds) == {}, fds
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -368,6 +383,13 @@ def test_socket_activation(tmp_path):
         assert "cannot listen" not in text
         env = r.json()
         assert "LISTEN_FDS" not in env and "LISTEN_PID" not in env
+
+
+def test_the_socket_systemd_passed_is_not_inherited_by_app_subprocesses(tmp_path):
+    with socket_activated(tmp_path, "fd_app:application") as (port, log):
+        fds = httpx.get(f"http://127.0.0.1:{port}/", timeout=30).json()
+        assert f"listening on http://127.0.0.1:{port}" in log.read_text()
+        assert "0" in fds and leaked(fds) == {}, fds
 
 
 def test_sd_notify_ready_reloading_stopping(dragoman, tmp_path):
