@@ -313,6 +313,43 @@ def test_signals_received_while_the_master_is_busy_are_each_handled(dragoman, tm
     assert [int(n) for n in re.findall(r"SIGTTIN: now (\d+) worker", server.log())] == [2, 3, 4]
 
 
+# An application whose `after_in_child` fork hook holds a new worker before it has set up its
+# signal handling, once, when the test asks: the window in which a SIGTERM used to vanish.
+SLOW_CHILD_APP = """
+import os, sys, time
+
+FLAG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "slow-child")
+
+
+def slow_child():
+    if os.path.exists(FLAG):
+        os.unlink(FLAG)
+        print(f"after-fork hook: worker {os.getpid()} not set up yet", file=sys.stderr, flush=True)
+        time.sleep(1.5)
+
+
+os.register_at_fork(after_in_child=slow_child)
+
+
+def application(environ, start_response):
+    start_response("200 OK", [])
+    return [str(os.getpid()).encode()]
+"""
+
+
+def test_a_sigterm_right_after_fork_is_not_lost(dragoman, tmp_path):
+    (tmp_path / "slow_child_app.py").write_text(SLOW_CHILD_APP)
+    server = dragoman("slow_child_app:application", "--preload", cwd=tmp_path)
+    (tmp_path / "slow-child").write_text("")
+    server.proc.send_signal(signal.SIGTTIN)
+    pid = int(server.wait_for_log(r"after-fork hook: worker (\d+) not set up yet").group(1))
+    os.kill(pid, signal.SIGTERM)
+    # Once out of the hook, the worker acts on the signal (it has nothing in flight yet)
+    # rather than going on to serve.
+    server.wait_for_log(rf"worker 2 \(pid {pid}\) was killed by SIGTERM", timeout=10)
+    assert not re.search(rf"worker 2 \(pid {pid}\) ready", server.log())
+
+
 def leaked(fds: dict[str, str]) -> dict[str, str]:
     """The pipes and sockets a subprocess inherited besides its standard streams."""
     return {
