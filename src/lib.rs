@@ -149,17 +149,24 @@ impl Made {
     }
 }
 
-/// Startup, in order: the process (umask, systemd), the interpreter (nothing of the application
+/// Startup, in order: the process (umask, open-files limit, systemd), the interpreter (nothing of the application
 /// run yet), the sockets, the pidfile, the privilege drop, the import paths (the virtualenv's
 /// .pth files run), the preloaded application; then the master, until it stops.
 fn start(
     py: Python<'_>,
-    config: Config,
+    mut config: Config,
     source: master::Source,
     made: &mut Made,
 ) -> Result<Role, Failure> {
     if let Some(mask) = config.umask {
         master::privileges::set_umask(mask);
+    }
+    match master::nofile::raise_soft_limit() {
+        Ok(Some((before, after))) => {
+            info!("open files: raised the soft limit from {before} to the hard limit, {after}")
+        }
+        Ok(None) => {}
+        Err(e) => warn!("open files: cannot raise the soft limit to the hard one: {e}"),
     }
     // systemd's variables are for the master alone: read them, then hide them from the
     // workers and the application.
@@ -172,6 +179,9 @@ fn start(
         message: Some(message),
     })?;
     let (listeners, stats) = bind_sockets(py, &config, made)?;
+    if let Some(warning) = master::nofile::fit_connections(&mut config) {
+        warn!("{warning}");
+    }
     write_pidfile(&config, made)?;
     drop_privileges(&config)?;
     // Only now: the virtualenv's .pth files run code, which must not run as root.

@@ -14,6 +14,7 @@
 
 mod decide;
 mod fork;
+pub mod nofile;
 pub mod pidfile;
 pub mod privileges;
 pub mod signals;
@@ -384,7 +385,7 @@ impl Arbiter<'_> {
     /// A graceful reload: re-read the config, then replace every worker, all at once or (chain)
     /// one at a time. A config that does not load leaves everything as it is.
     fn reload(&mut self, py: Python<'_>, chain: bool) {
-        let config = match config::load(&self.source.args, &self.source.env) {
+        let mut config = match config::load(&self.source.args, &self.source.env) {
             Ok(Loaded::Run(config)) => *config,
             Ok(_) => return,
             Err(e) => {
@@ -397,6 +398,9 @@ impl Arbiter<'_> {
         if let Err(e) = prepared {
             error!("reload cancelled: {e}");
             return;
+        }
+        if let Some(warning) = nofile::fit_connections(&mut config) {
+            warn!("{warning}");
         }
         if config.listeners != self.config.listeners {
             warn!("reload: the listen addresses changed; they take effect at the next restart");
