@@ -3,7 +3,8 @@
 //! The Python package's entry point calls [`run`] with `sys.argv`. From there: the config is
 //! loaded ([`config`]), the interpreter prepared ([`interp`]), the listeners bound ([`net`]),
 //! and the master ([`master`]) forks workers ([`worker`]) that serve HTTP ([`http`]) and call
-//! the application through its bridge ([`wsgi`]).
+//! the application through its bridge ([`wsgi`]). The master and its workers share a contract
+//! ([`ipc`]) and a scoreboard ([`scoreboard`]), and neither imports the other.
 
 pub mod clock;
 pub mod config;

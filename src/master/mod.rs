@@ -1,7 +1,7 @@
 //! The master: forks the workers and supervises them, in the Python main thread, with no tokio
 //! runtime and no threads (a runtime or thread in the parent would be broken in every child).
 //!
-//! The whole supervisor is [`Arbiter::run`], one loop to read top to bottom, as in gunicorn's
+//! The whole supervisor is `Arbiter::run`, one loop to read top to bottom, as in gunicorn's
 //! arbiter: sleep until a signal, a worker event or a stats client arrives (or a deadline is
 //! due); handle the queued signals in order, then the worker events; reap dead workers; kill
 //! stuck ones (harakiri); recycle the ones that are due; and finally bring the workers back to
@@ -14,8 +14,8 @@
 
 mod decide;
 mod fork;
-pub mod nofile;
-pub mod pidfile;
+pub(crate) mod nofile;
+pub(crate) mod pidfile;
 pub mod privileges;
 pub mod signals;
 pub mod stats;

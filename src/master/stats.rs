@@ -3,9 +3,9 @@
 //!
 //! It runs inside the master's loop, so it must never make the master wait: a client that does
 //! not read, reads slowly or sends without end would otherwise hold up reaping, respawning and
-//! harakiri. Everything is non-blocking and bounded: at most [`MAX_CLIENTS`] clients at once
+//! harakiri. Everything is non-blocking and bounded: at most `MAX_CLIENTS` clients at once
 //! (more wait in the listen queue), each with its document and a deadline
-//! ([`CLIENT_DEADLINE`]), after which it is cut. The master's `poll` watches the listener and
+//! (`CLIENT_DEADLINE`), after which it is cut. The master's `poll` watches the listener and
 //! the clients' sockets with the rest.
 
 use std::fmt::Write as _;
