@@ -1,6 +1,12 @@
 //! Preparing the Python interpreter for the application (in the master, before forking, so
 //! every worker starts the same): `env`, `chdir`, `sys.path`, the virtualenv named by `home`;
 //! and loading the application callable (in each worker).
+//!
+//! In two steps, because the master often starts as root: [`prepare`] runs no code of the
+//! application's (environment, working directory, the virtualenv's Python version checked), so
+//! it runs first and its errors come before anything is bound; [`set_import_paths`] runs the
+//! virtualenv's `.pth` files (`site.addsitedir` executes their `import` lines: code from the
+//! application's tree), so it runs after the privilege drop.
 
 use std::path::{Path, PathBuf};
 
@@ -10,9 +16,15 @@ use pyo3::types::PyList;
 
 use crate::config::{AppSource, AppTarget, Config};
 
-/// Applies the config's environment, working directory and import paths. The error is a
-/// complete message for the user.
-pub fn prepare(py: Python<'_>, config: &Config) -> Result<(), String> {
+/// What [`prepare`] found for [`set_import_paths`]: the virtualenv's site-packages directories
+/// (found while the master may still read everything, used once it may not).
+pub struct Prepared {
+    site_dirs: Vec<PathBuf>,
+}
+
+/// Applies the config's environment and working directory, and checks the virtualenv; runs
+/// nothing from the application's tree. The error is a complete message for the user.
+pub fn prepare(py: Python<'_>, config: &Config) -> Result<Prepared, String> {
     let os = py.import("os").map_err(|e| e.to_string())?;
     let environ = os.getattr("environ").map_err(|e| e.to_string())?;
     for (key, value) in &config.env {
@@ -28,6 +40,40 @@ pub fn prepare(py: Python<'_>, config: &Config) -> Result<(), String> {
             )
         })?;
     }
+    // A virtualenv for another Python is an error before anything is bound.
+    Ok(Prepared {
+        site_dirs: venv_dirs(py, config)?,
+    })
+}
+
+/// The site-packages directories of the `home` virtualenv (none without one); the error says
+/// why it cannot be used.
+fn venv_dirs(py: Python<'_>, config: &Config) -> Result<Vec<PathBuf>, String> {
+    let Some((home, origin)) = &config.home else {
+        return Ok(Vec::new());
+    };
+    let running = python_version(py).map_err(|e| e.to_string())?;
+    venv_site_packages(home, running).map_err(|why| {
+        let executable = py
+            .import("sys")
+            .and_then(|sys| sys.getattr("executable"))
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        format!(
+            "{origin}: option 'home': {}",
+            why.message(home, running, &executable)
+        )
+    })
+}
+
+/// Sets `sys.path`: the working directory, the virtualenv's packages (running its `.pth`
+/// files), then `pythonpath`. Call after the privilege drop: a `.pth` file's `import` lines are
+/// the virtualenv's code, and must not run as root.
+pub fn set_import_paths(
+    py: Python<'_>,
+    config: &Config,
+    prepared: &Prepared,
+) -> Result<(), String> {
     let sys = py.import("sys").map_err(|e| e.to_string())?;
     let path = sys
         .getattr("path")
@@ -40,25 +86,35 @@ pub fn prepare(py: Python<'_>, config: &Config) -> Result<(), String> {
     insert_front(&path, &[cwd]).map_err(|e| e.to_string())?;
 
     if let Some((home, origin)) = &config.home {
-        let running = python_version(py).map_err(|e| e.to_string())?;
-        let dirs = venv_site_packages(home, running).map_err(|why| {
-            let executable = sys
-                .getattr("executable")
-                .map(|e| e.to_string())
-                .unwrap_or_default();
-            format!(
-                "{origin}: option 'home': {}",
-                why.message(home, running, &executable)
-            )
-        })?;
-        add_site_dirs(py, &path, &dirs).map_err(|e| e.to_string())?;
-        environ
-            .set_item("VIRTUAL_ENV", home.to_string_lossy().as_ref())
+        let dirs = &prepared.site_dirs;
+        // site.addsitedir skips a directory it cannot list without a word: say it here, since
+        // the service user may not be allowed to read what root could.
+        for dir in dirs {
+            std::fs::read_dir(dir).map_err(|e| {
+                format!(
+                    "{origin}: option 'home': {} cannot be read by this user ({}): {e}; \
+                     make the virtualenv readable by the user dragoman runs as",
+                    dir.display(),
+                    whoami()
+                )
+            })?;
+        }
+        add_site_dirs(py, &path, dirs).map_err(|e| e.to_string())?;
+        py.import("os")
+            .and_then(|os| os.getattr("environ"))
+            .and_then(|environ| environ.set_item("VIRTUAL_ENV", home.to_string_lossy().as_ref()))
             .map_err(|e| e.to_string())?;
     }
     let extra: Vec<PathBuf> = config.pythonpath.iter().map(|p| absolute(p)).collect();
     insert_front(&path, &extra).map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// "uid 33, gid 33", for messages about permissions.
+fn whoami() -> String {
+    // SAFETY: getuid/getgid have no preconditions.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    format!("uid {uid}, gid {gid}")
 }
 
 fn absolute(path: &Path) -> PathBuf {

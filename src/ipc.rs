@@ -104,8 +104,10 @@ impl EventPipe {
     /// In a freshly forked worker: a sender on its own copy of the write end, which stays open
     /// for the worker's whole life (the master's copies close with the rest of its state).
     pub fn sender_for_child(&self, slot: usize) -> Sender {
-        // SAFETY: dup of a pipe fd we own; the new fd is deliberately never closed.
-        let fd = unsafe { libc::dup(self.write.as_raw_fd()) };
+        // Close-on-exec, as every descriptor of dragoman's: the worker keeps it (it is forked,
+        // not exec'd), the application's subprocesses do not inherit it.
+        // SAFETY: F_DUPFD_CLOEXEC of a pipe fd we own; the new fd is deliberately never closed.
+        let fd = unsafe { libc::fcntl(self.write.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
         Sender {
             fd,
             slot: slot as u16,

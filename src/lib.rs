@@ -3,7 +3,8 @@
 //! The Python package's entry point calls [`run`] with `sys.argv`. From there: the config is
 //! loaded ([`config`]), the interpreter prepared ([`interp`]), the listeners bound ([`net`]),
 //! and the master ([`master`]) forks workers ([`worker`]) that serve HTTP ([`http`]) and call
-//! the application through its bridge ([`wsgi`]).
+//! the application through its bridge ([`wsgi`]). The master and its workers share a contract
+//! ([`ipc`]) and a scoreboard ([`scoreboard`]), and neither imports the other.
 
 mod app;
 pub(crate) mod bridge;
@@ -153,16 +154,24 @@ impl Made {
     }
 }
 
-/// Startup, in order: the process (umask, systemd), the interpreter, the sockets, the pidfile,
-/// the privilege drop, the preloaded application; then the master, until it stops.
+/// Startup, in order: the process (umask, open-files limit, systemd), the interpreter (nothing of the application
+/// run yet), the sockets, the pidfile, the privilege drop, the import paths (the virtualenv's
+/// .pth files run), the preloaded application; then the master, until it stops.
 fn start(
     py: Python<'_>,
-    config: Config,
+    mut config: Config,
     source: master::Source,
     made: &mut Made,
 ) -> Result<Role, Failure> {
     if let Some(mask) = config.umask {
         master::privileges::set_umask(mask);
+    }
+    match master::nofile::raise_soft_limit() {
+        Ok(Some((before, after))) => {
+            info!("open files: raised the soft limit from {before} to the hard limit, {after}")
+        }
+        Ok(None) => {}
+        Err(e) => warn!("open files: cannot raise the soft limit to the hard one: {e}"),
     }
     // systemd's variables are for the master alone: read them, then hide them from the
     // workers and the application.
@@ -170,13 +179,21 @@ fn start(
         warn!("NOTIFY_SOCKET is set but unusable: {e}");
         None
     });
-    interp::prepare(py, &config).map_err(|message| Failure {
+    let prepared = interp::prepare(py, &config).map_err(|message| Failure {
         code: 2,
         message: Some(message),
     })?;
     let (listeners, stats) = bind_sockets(py, &config, made)?;
+    if let Some(warning) = master::nofile::fit_connections(&mut config) {
+        warn!("{warning}");
+    }
     write_pidfile(&config, made)?;
     drop_privileges(&config)?;
+    // Only now: the virtualenv's .pth files run code, which must not run as root.
+    interp::set_import_paths(py, &config, &prepared).map_err(|message| Failure {
+        code: 2,
+        message: Some(message),
+    })?;
     let preloaded = preload(py, &config)?;
     let setup = master::Setup {
         source,
@@ -243,10 +260,7 @@ fn bind_sockets(
         listeners.push(bind(listen, config.backlog)?);
     }
     let stats = match &config.stats {
-        Some(listen) => Some(StatsServer {
-            bound: bind(listen, 64)?,
-            http: config.stats_http,
-        }),
+        Some(listen) => Some(StatsServer::new(bind(listen, 64)?, config.stats_http)),
         None => None,
     };
     for bound in &listeners {
@@ -254,6 +268,9 @@ fn bind_sockets(
     }
     if let Some(s) = &stats {
         info!("stats on {}", s.bound.addr);
+        if let Some(warning) = master::stats::exposure_warning(&s.bound.addr) {
+            warn!("{warning}");
+        }
     }
     Ok((listeners, stats))
 }

@@ -183,6 +183,9 @@ pub fn adopt_systemd(listens: &[Listen]) -> io::Result<(Vec<Bound>, Vec<Listen>)
         // ownership of each exactly once.
         let socket = unsafe { Socket::from_raw_fd(fd) };
         socket.set_nonblocking(true)?;
+        // systemd passes them inheritable: the workers keep them across fork, but the
+        // application's subprocesses must not get the listening socket.
+        socket.set_cloexec(true)?;
         let local = socket.local_addr()?;
         let addr = match (local.as_socket(), local.as_pathname()) {
             (Some(tcp), _) => ListenAddr::Tcp(tcp),

@@ -1,7 +1,7 @@
 //! The master: forks the workers and supervises them, in the Python main thread, with no tokio
 //! runtime and no threads (a runtime or thread in the parent would be broken in every child).
 //!
-//! The whole supervisor is [`Arbiter::run`], one loop to read top to bottom, as in gunicorn's
+//! The whole supervisor is `Arbiter::run`, one loop to read top to bottom, as in gunicorn's
 //! arbiter: sleep until a signal, a worker event or a stats client arrives (or a deadline is
 //! due); handle the queued signals in order, then the worker events; reap dead workers; kill
 //! stuck ones (harakiri); recycle the ones that are due; and finally bring the workers back to
@@ -14,7 +14,8 @@
 
 mod decide;
 mod fork;
-pub mod pidfile;
+pub(crate) mod nofile;
+pub(crate) mod pidfile;
 pub mod privileges;
 pub mod signals;
 pub mod stats;
@@ -233,9 +234,9 @@ impl Arbiter<'_> {
         }
     }
 
-    /// Sleeps until a signal, a worker event or a stats client arrives, or a deadline is due.
+    /// Sleeps until a signal, a worker event or a stats client arrives, or a deadline is due;
+    /// then serves the stats clients as far as they let it, without waiting for any.
     fn wait_for_events(&mut self) {
-        let stats_fd = self.stats.as_ref().map(StatsServer::fd);
         let mut fds = vec![
             libc::pollfd {
                 fd: self.signals.fd(),
@@ -248,26 +249,32 @@ impl Arbiter<'_> {
                 revents: 0,
             },
         ];
-        if let Some(fd) = stats_fd {
-            fds.push(libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            });
+        if let Some(server) = &self.stats {
+            server.poll_fds(&mut fds);
         }
-        let now = Instant::now();
         let stop = match self.stop {
             Some(Stop::Graceful(deadline)) => Some(deadline),
             _ => None,
         };
-        let deadlines = self.crash_loop.deadline().into_iter().chain(stop);
-        let timeout = decide::sleep_for(&self.workers, deadlines, now).as_millis() as libc::c_int;
+        let stats = self.stats.as_ref().and_then(StatsServer::deadline);
+        let deadlines = [self.crash_loop.deadline(), stop, stats]
+            .into_iter()
+            .flatten();
+        let timeout = decide::sleep_for(&self.workers, deadlines, Instant::now());
         // SAFETY: fds is a valid, initialised array of pollfd whose length we pass.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
-        if n > 0 && fds.get(2).is_some_and(|p| p.revents != 0) {
-            let doc = self.stats_document();
-            if let Some(server) = &self.stats {
-                server.serve(|| doc.clone());
+        let n = unsafe {
+            libc::poll(
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                timeout.as_millis() as libc::c_int,
+            )
+        };
+        let stats_ready = fds[2..].iter().any(|p| p.revents != 0);
+        let due = stats.is_some_and(|at| Instant::now() >= at);
+        if (n > 0 && stats_ready) || due {
+            if let Some(mut server) = self.stats.take() {
+                server.serve(Instant::now(), || self.stats_document());
+                self.stats = Some(server);
             }
         }
     }
@@ -378,7 +385,7 @@ impl Arbiter<'_> {
     /// A graceful reload: re-read the config, then replace every worker, all at once or (chain)
     /// one at a time. A config that does not load leaves everything as it is.
     fn reload(&mut self, py: Python<'_>, chain: bool) {
-        let config = match config::load(&self.source.args, &self.source.env) {
+        let mut config = match config::load(&self.source.args, &self.source.env) {
             Ok(Loaded::Run(config)) => *config,
             Ok(_) => return,
             Err(e) => {
@@ -386,9 +393,14 @@ impl Arbiter<'_> {
                 return;
             }
         };
-        if let Err(e) = interp::prepare(py, &config) {
+        let prepared = interp::prepare(py, &config)
+            .and_then(|prepared| interp::set_import_paths(py, &config, &prepared));
+        if let Err(e) = prepared {
             error!("reload cancelled: {e}");
             return;
+        }
+        if let Some(warning) = nofile::fit_connections(&mut config) {
+            warn!("{warning}");
         }
         if config.listeners != self.config.listeners {
             warn!("reload: the listen addresses changed; they take effect at the next restart");

@@ -1,13 +1,29 @@
 //! The stats server: on each connection, one JSON document in the layout of uWSGI's stats
-//! server (so uwsgitop, netdata, telegraf and friends read it), then close. Served from the
-//! master's loop: accept is non-blocking, the write has a short timeout.
+//! server (so uwsgitop, netdata, telegraf and friends read it), then close.
+//!
+//! It runs inside the master's loop, so it must never make the master wait: a client that does
+//! not read, reads slowly or sends without end would otherwise hold up reaping, respawning and
+//! harakiri. Everything is non-blocking and bounded: at most `MAX_CLIENTS` clients at once
+//! (more wait in the listen queue), each with its document and a deadline
+//! (`CLIENT_DEADLINE`), after which it is cut. The master's `poll` watches the listener and
+//! the clients' sockets with the rest.
 
 use std::fmt::Write as _;
-use std::io::Write;
+use std::io::{self, Read};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::time::Duration;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
 
+use crate::config::ListenAddr;
 use crate::net::{Bound, Listener};
+
+/// Clients served at once; more wait in the listen queue until one is done.
+const MAX_CLIENTS: usize = 16;
+/// How long a client has to take its document (and close); then it is cut.
+const CLIENT_DEADLINE: Duration = Duration::from_secs(3);
+/// What a client may send (an HTTP request, for `stats-http`) before it is cut: it is read and
+/// dropped, so that closing does not reset the connection under the unread document.
+const MAX_RECEIVED: usize = 64 * 1024;
 
 /// One worker as the stats show it.
 pub struct WorkerView {
@@ -44,43 +60,183 @@ pub struct Overview<'a> {
     pub workers: &'a [WorkerView],
 }
 
-/// The stats listener and whether it answers in HTTP (`stats-http`).
+/// The stats listener, whether it answers in HTTP (`stats-http`), and the clients being
+/// served.
 pub struct StatsServer {
     pub bound: Bound,
-    pub http: bool,
+    http: bool,
+    clients: Vec<Client>,
+}
+
+/// One connection being served: its document and how far it got.
+struct Client {
+    socket: socket2::Socket,
+    /// The whole response, shared by the clients accepted at one wake-up.
+    response: Rc<[u8]>,
+    sent: usize,
+    /// Everything is sent and the write side shut: waiting for the client to close.
+    done_sending: bool,
+    received: usize,
+    deadline: Instant,
+}
+
+/// What became of a client after a step.
+#[derive(PartialEq, Eq)]
+enum Progress {
+    Pending,
+    Finished,
+}
+
+impl Client {
+    /// Sends what the socket takes, then reads (and drops) what the client sends until it
+    /// closes; never blocks.
+    fn step(&mut self) -> io::Result<Progress> {
+        while !self.done_sending {
+            match self
+                .socket
+                .send_with_flags(&self.response[self.sent..], libc::MSG_NOSIGNAL)
+            {
+                Ok(n) => {
+                    self.sent += n;
+                    if self.sent == self.response.len() {
+                        self.socket.shutdown(std::net::Shutdown::Write)?;
+                        self.done_sending = true;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Progress::Pending),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let mut buf = [0u8; 4096];
+        loop {
+            match self.socket.read(&mut buf) {
+                Ok(0) => return Ok(Progress::Finished),
+                Ok(n) => {
+                    self.received += n;
+                    if self.received > MAX_RECEIVED {
+                        return Err(io::Error::other("it sends without end"));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Progress::Pending),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
 }
 
 impl StatsServer {
-    pub fn fd(&self) -> i32 {
-        self.bound.listener.fd()
-    }
-
-    /// Answers every pending connection with the document `render` produces.
-    pub fn serve(&self, render: impl Fn() -> String) {
-        loop {
-            let accepted: std::io::Result<OwnedFd> = match &self.bound.listener {
-                Listener::Tcp(l) => l.accept().map(|(s, _)| s.into()),
-                Listener::Unix(l) => l.accept().map(|(s, _)| s.into()),
-            };
-            let Ok(fd) = accepted else {
-                return; // nothing more pending
-            };
-            // Blocking, with a short timeout: a slow client cannot hold the master long.
-            let mut stream = socket2::Socket::from(fd);
-            let _ = stream.set_nonblocking(false);
-            let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-            let body = render();
-            let _ = if self.http {
-                write!(
-                    stream,
-                    "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                    body.len()
-                )
-            } else {
-                stream.write_all(body.as_bytes())
-            };
+    pub fn new(bound: Bound, http: bool) -> StatsServer {
+        StatsServer {
+            bound,
+            http,
+            clients: Vec::new(),
         }
     }
+
+    /// The descriptors the master's `poll` watches for the stats: the listener while there is
+    /// room for a client, and each client's socket (writable while it is sent its document,
+    /// readable after).
+    pub fn poll_fds(&self, fds: &mut Vec<libc::pollfd>) {
+        if self.clients.len() < MAX_CLIENTS {
+            fds.push(libc::pollfd {
+                fd: self.bound.listener.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        for client in &self.clients {
+            fds.push(libc::pollfd {
+                fd: client.socket.as_raw_fd(),
+                events: if client.done_sending {
+                    libc::POLLIN
+                } else {
+                    libc::POLLOUT
+                },
+                revents: 0,
+            });
+        }
+    }
+
+    /// When the next client is due to be cut, if any is being served.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.clients.iter().map(|c| c.deadline).min()
+    }
+
+    /// Takes new clients (their document rendered once, by `render`, if there are any), moves
+    /// every client along as far as its socket allows, and cuts those past their deadline.
+    pub fn serve(&mut self, now: Instant, render: impl FnOnce() -> String) {
+        let mut accepted = Vec::new();
+        while self.clients.len() + accepted.len() < MAX_CLIENTS {
+            let fd: OwnedFd = match &self.bound.listener {
+                Listener::Tcp(l) => match l.accept() {
+                    Ok((s, _)) => s.into(),
+                    Err(_) => break, // nothing more pending (or a transient error)
+                },
+                Listener::Unix(l) => match l.accept() {
+                    Ok((s, _)) => s.into(),
+                    Err(_) => break,
+                },
+            };
+            let socket = socket2::Socket::from(fd);
+            if socket.set_nonblocking(true).is_ok() {
+                accepted.push(socket);
+            }
+        }
+        if !accepted.is_empty() {
+            let response: Rc<[u8]> = self.response(&render()).into();
+            self.clients
+                .extend(accepted.into_iter().map(|socket| Client {
+                    socket,
+                    response: response.clone(),
+                    sent: 0,
+                    done_sending: false,
+                    received: 0,
+                    deadline: now + CLIENT_DEADLINE,
+                }));
+        }
+        self.clients.retain_mut(|client| {
+            matches!(client.step(), Ok(Progress::Pending)) && now < client.deadline
+        });
+    }
+
+    /// The bytes sent for a document: as is, or as an HTTP response (`stats-http`).
+    fn response(&self, body: &str) -> Vec<u8> {
+        if !self.http {
+            return body.as_bytes().to_vec();
+        }
+        let mut out = format!(
+            "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        out.extend_from_slice(body.as_bytes());
+        out
+    }
+}
+
+/// A warning when the stats server is reachable from other machines: the document shows the
+/// request line each worker is serving (paths and query strings, which may carry tokens).
+pub fn exposure_warning(addr: &ListenAddr) -> Option<String> {
+    let ListenAddr::Tcp(socket) = addr else {
+        return None; // a unix socket: its file permissions say who may connect
+    };
+    let ip = socket.ip();
+    let loopback = match ip {
+        std::net::IpAddr::V4(v4) => v4.is_loopback(),
+        std::net::IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    };
+    (!loopback).then(|| {
+        format!(
+            "stats on {socket} can be reached from other machines, and it shows the request \
+             line each worker is serving (paths, query strings) to anyone who connects; bind it \
+             to 127.0.0.1:{} or a unix socket, or keep the port behind a firewall",
+            socket.port()
+        )
+    })
 }
 
 /// A JSON string literal.
@@ -242,5 +398,33 @@ mod tests {
         assert!(doc.contains("\"status\":\"busy\""));
         assert!(doc.contains("\"request\":\"GET /\\\"x\\\"\""));
         assert!(doc.ends_with("\"}}]}]}"), "{doc}");
+    }
+
+    #[test]
+    fn only_a_stats_server_other_machines_can_reach_is_warned_about() {
+        let warned = |addr: &str| exposure_warning(&ListenAddr::Tcp(addr.parse().unwrap()));
+        for public in [
+            "0.0.0.0:9191",
+            "[::]:9191",
+            "10.1.2.3:9191",
+            "[2001:db8::1]:9191",
+        ] {
+            let text = warned(public).unwrap_or_default();
+            assert!(
+                text.contains("can be reached from other machines"),
+                "{public}"
+            );
+            assert!(text.contains("127.0.0.1:9191"), "{text}");
+        }
+        for private in [
+            "127.0.0.1:9191",
+            "127.0.0.2:1",
+            "[::1]:9191",
+            "[::ffff:127.0.0.1]:9",
+        ] {
+            assert_eq!(warned(private), None, "{private}");
+        }
+        let unix = ListenAddr::Unix(std::path::PathBuf::from("/run/stats.sock"));
+        assert_eq!(exposure_warning(&unix), None);
     }
 }

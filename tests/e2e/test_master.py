@@ -3,6 +3,7 @@ recycling (max-requests, max-worker-lifetime, reload-on-rss), crash loops, scali
 (notify and socket activation), privileges, pidfile/vacuum and the stats server. Real
 processes, real signals, load from a bounded client loop."""
 
+import contextlib
 import json
 import os
 import re
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -311,13 +313,68 @@ def test_signals_received_while_the_master_is_busy_are_each_handled(dragoman, tm
     assert [int(n) for n in re.findall(r"SIGTTIN: now (\d+) worker", server.log())] == [2, 3, 4]
 
 
+# An application whose `after_in_child` fork hook holds a new worker before it has set up its
+# signal handling, once, when the test asks: the window in which a SIGTERM used to vanish.
+SLOW_CHILD_APP = """
+import os, sys, time
+
+FLAG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "slow-child")
+
+
+def slow_child():
+    if os.path.exists(FLAG):
+        os.unlink(FLAG)
+        print(f"after-fork hook: worker {os.getpid()} not set up yet", file=sys.stderr, flush=True)
+        time.sleep(1.5)
+
+
+os.register_at_fork(after_in_child=slow_child)
+
+
+def application(environ, start_response):
+    start_response("200 OK", [])
+    return [str(os.getpid()).encode()]
+"""
+
+
+def test_a_sigterm_right_after_fork_is_not_lost(dragoman, tmp_path):
+    (tmp_path / "slow_child_app.py").write_text(SLOW_CHILD_APP)
+    server = dragoman("slow_child_app:application", "--preload", cwd=tmp_path)
+    (tmp_path / "slow-child").write_text("")
+    server.proc.send_signal(signal.SIGTTIN)
+    pid = int(server.wait_for_log(r"after-fork hook: worker (\d+) not set up yet").group(1))
+    os.kill(pid, signal.SIGTERM)
+    # Once out of the hook, the worker acts on the signal (it has nothing in flight yet)
+    # rather than going on to serve.
+    server.wait_for_log(rf"worker 2 \(pid {pid}\) was killed by SIGTERM", timeout=10)
+    assert not re.search(rf"worker 2 \(pid {pid}\) ready", server.log())
+
+
+def leaked(fds: dict[str, str]) -> dict[str, str]:
+    """The pipes and sockets a subprocess inherited besides its standard streams."""
+    return {
+        fd: target
+        for fd, target in fds.items()
+        if fd not in ("0", "1", "2") and target.startswith(("pipe:", "socket:"))
+    }
+
+
+def test_app_subprocesses_inherit_no_descriptor_of_dragoman(dragoman):
+    server = dragoman("fd_app:application", "--processes", "2", workers=2)
+    fds = httpx.get(server.url, timeout=30).json()
+    assert "0" in fds and leaked(fds) == {}, fds
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def test_socket_activation(tmp_path):
+@contextlib.contextmanager
+def socket_activated(tmp_path: Path, app: str) -> Iterator[tuple[int, Path]]:
+    """dragoman started by systemd-socket-activate on a TCP port, as systemd would: yields the
+    port and the log; dragoman starts at the first connection."""
     if not shutil.which("systemd-socket-activate"):
         pytest.fail("systemd-socket-activate is missing; make test installs the systemd package")
     # systemd-socket-activate cannot take port 0, so free_port() picks one, and another process
@@ -327,15 +384,7 @@ def test_socket_activation(tmp_path):
         log = tmp_path / f"log-{attempt}"
         with open(log, "wb") as out:
             proc = subprocess.Popen(
-                [
-                    "systemd-socket-activate",
-                    "-l",
-                    f"127.0.0.1:{port}",
-                    PY,
-                    "-m",
-                    "dragoman",
-                    "echo:application",
-                ],
+                ["systemd-socket-activate", "-l", f"127.0.0.1:{port}", PY, "-m", "dragoman", app],
                 cwd=APPS,
                 env=_env(None),
                 stdout=out,
@@ -354,6 +403,14 @@ def test_socket_activation(tmp_path):
     else:
         pytest.fail("systemd-socket-activate found its port taken 5 times")
     try:
+        yield port, log
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+
+
+def test_socket_activation(tmp_path):
+    with socket_activated(tmp_path, "echo:application") as (port, log):
         # The first connection makes systemd-socket-activate start dragoman with the socket.
         r = httpx.get(f"http://127.0.0.1:{port}/activated", timeout=30)
         assert r.status_code == 200 and r.json()["PATH_INFO"] == "/activated"
@@ -363,9 +420,13 @@ def test_socket_activation(tmp_path):
         assert "cannot listen" not in text
         env = r.json()
         assert "LISTEN_FDS" not in env and "LISTEN_PID" not in env
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(30)
+
+
+def test_the_socket_systemd_passed_is_not_inherited_by_app_subprocesses(tmp_path):
+    with socket_activated(tmp_path, "fd_app:application") as (port, log):
+        fds = httpx.get(f"http://127.0.0.1:{port}/", timeout=30).json()
+        assert f"listening on http://127.0.0.1:{port}" in log.read_text()
+        assert "0" in fds and leaked(fds) == {}, fds
 
 
 def test_sd_notify_ready_reloading_stopping(dragoman, tmp_path):
@@ -569,3 +630,79 @@ def test_preload_imports_the_app_once_in_the_master(dragoman, tmp_path):
     imports = re.findall(r"imported in (\d+)", server.log())
     assert imports == [str(server.proc.pid)]
     assert int(httpx.get(server.url).text) in server.worker_pids()
+
+
+def stats_json_unix(path: Path) -> dict:
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(5)
+        s.connect(str(path))
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    return json.loads(data)
+
+
+def test_stats_clients_that_never_read_do_not_stall_supervision(dragoman, tmp_path):
+    # 6 workers x 256 application threads make a stats document (about 260 KB) larger than a
+    # unix socket takes while its reader does not read (about 180 KB): a blocking write
+    # would wait on each such client.
+    sock = tmp_path / "stats.sock"
+    server = dragoman(
+        "echo:application",
+        "--processes",
+        "6",
+        "--threads",
+        "256",
+        "--stats",
+        str(sock),
+        workers=6,
+    )
+    assert len(json.dumps(stats_json_unix(sock))) > 200_000
+    hogs = []
+    try:
+        for n in range(10):
+            hog = socket.socket(socket.AF_UNIX)
+            hog.connect(str(sock))
+            if n % 2:
+                hog.setblocking(False)
+                with contextlib.suppress(BlockingIOError):
+                    hog.send(b"x" * 1_000_000)  # and some send without end
+            hogs.append(hog)
+        victim = server.worker_pids()[0]
+        killed = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: ready_lines(server) >= 7, timeout=5, message="the replacement worker")
+        respawn = time.monotonic() - killed
+        # A well-behaved client is still answered meanwhile.
+        doc_len = len(json.dumps(stats_json_unix(sock)))
+        assert doc_len > 200_000
+        # A client that does not take its document is cut at its deadline (a few seconds):
+        # what it reads afterwards ends short of the document.
+        hogs[0].settimeout(10)
+        got, started = 0, time.monotonic()
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := hogs[0].recv(65536):
+                got += len(chunk)
+        assert time.monotonic() - started < 8
+        assert 0 < got < doc_len * 0.9, (got, doc_len)
+    finally:
+        for hog in hogs:
+            hog.close()
+    assert f"(pid {victim}) was killed by SIGKILL; starting a new one" in server.log()
+    print(f"\nkill -9 to replacement ready, 10 stats clients not reading: {respawn * 1000:.0f} ms")
+
+
+def test_stats_http_answers_an_http_client(dragoman):
+    server = dragoman("echo:application", "--stats", "127.0.0.1:0", "--stats-http")
+    port = int(server.wait_for_log(r"stats on 127\.0\.0\.1:(\d+)").group(1))
+    r = httpx.get(f"http://127.0.0.1:{port}/", timeout=10)
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    assert r.json()["pid"] == server.proc.pid
+    out = subprocess.run(
+        ["curl", "-sS", "--max-time", "10", f"http://127.0.0.1:{port}/"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(out.stdout)["workers"][0]["pid"] in server.worker_pids()
+    assert "can be reached from other machines" not in server.log()

@@ -8,7 +8,11 @@ import shutil
 import signal
 import stat
 import subprocess
+import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,6 +22,17 @@ from conftest import APPS, DRAGOMAN, Server, _env
 def need_root() -> None:
     if os.geteuid() != 0:
         pytest.fail("this test checks what dragoman does as root and must run as root (CI does)")
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A directory `nobody` can read (pytest's tmp_path is root's alone), removed afterwards."""
+    path = Path(tempfile.mkdtemp(prefix="dragoman-privileges-", dir="/tmp"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.mark.parametrize("link", ["symlink", "hardlink"])
@@ -119,3 +134,40 @@ def test_chmod_socket_mode_is_exact_whatever_the_umask(dragoman, tmp_path):
         assert stat.S_IMODE(path.lstat().st_mode) == 0o666, path
     with httpx.Client(transport=httpx.HTTPTransport(uds=str(sock))) as client:
         assert client.get("http://localhost/").status_code == 200
+
+
+def test_the_virtualenv_runs_nothing_as_root(dragoman, shared_dir):
+    """A .pth line in the `home` virtualenv records the user it runs as: never root."""
+    need_root()
+    marks = shared_dir / "marks"
+    marks.mkdir()
+    marks.chmod(0o777)
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    venv = shared_dir / "venv"
+    site = venv / "lib" / f"python{version}" / "site-packages"
+    site.mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text(f"home = /usr/bin\nversion = {version}.0\n")
+    (site / "marker.pth").write_text(
+        f"import os; open({str(marks / 'euid')!r}, 'a').write(f'{{os.geteuid()}}\\n')\n"
+    )
+    for path in (venv, venv / "lib", site.parent, site, site / "marker.pth"):
+        path.chmod(0o755)
+    server = dragoman(
+        "uid_app:application", "--uid", "nobody", "--gid", "nogroup", "--home", str(venv)
+    )
+    assert httpx.get(server.url).text == "uid 65534 gid 65534"
+    ran_as = (marks / "euid").read_text().split()
+    # It ran (the virtualenv is in use), and only as the service user.
+    assert ran_as and set(ran_as) == {"65534"}, ran_as
+
+
+def test_a_virtualenv_the_service_user_cannot_read_is_named(dragoman, tmp_path):
+    need_root()
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    venv = tmp_path / "venv"  # under pytest's tmp_path, which only root may enter
+    (venv / "lib" / f"python{version}" / "site-packages").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text(f"home = /usr/bin\nversion = {version}.0\n")
+    server = dragoman("uid_app:application", "--uid", "nobody", "--home", str(venv), wait=False)
+    assert server.proc.wait(30) == 2
+    text = server.log()
+    assert "option 'home'" in text and "cannot be read by this user (uid 65534" in text, text
