@@ -32,9 +32,10 @@ pub fn text() -> String {
                 Status::Ignored(why) => format!("accepted; {why}"),
                 _ => spec.help.to_string(),
             };
-            if !spec.default.is_empty() && !matches!(spec.status, Status::Ignored(_)) {
+            let default = spec.default.shown();
+            if !default.is_empty() && !matches!(spec.status, Status::Ignored(_)) {
                 // A non-breaking joiner keeps "(default: X)" on one line; see `columns`.
-                let _ = write!(words, " (default:{NBSP}{})", spec.default);
+                let _ = write!(words, " (default:{NBSP}{default})");
             }
             if !spec.aliases.is_empty() {
                 let names: Vec<String> = spec.aliases.iter().map(|a| format!("--{a}")).collect();

@@ -1,0 +1,623 @@
+//! From the merged settings to a typed [`Config`], one part of the configuration per function.
+//! Every check names the setting's origin, what was expected and an example.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::defaults as d;
+use super::options::{self, Kind, Status};
+use super::resolve::{bad_value, count, Resolved};
+use super::*;
+
+/// Validates the merged settings into a [`Config`].
+pub fn build(settings: &[Setting]) -> Result<Config, ConfigError> {
+    let r = Resolved::new(settings);
+    check_flags(settings)?;
+    let mut warnings = Vec::new();
+    let app = app_target(&r, &mut warnings)?;
+    Ok(Config {
+        listeners: listeners(&r)?,
+        backlog: r
+            .count("listen", 1, "1024", d::LISTEN_BACKLOG)?
+            .min(i32::MAX as usize) as i32,
+        app,
+        chdir: r.path_at("chdir", "/srv/mysite")?,
+        pythonpath: r
+            .all("pythonpath")
+            .iter()
+            .map(|s| resolve::nonempty_path(s, "/srv/mysite/lib"))
+            .collect::<Result<_, _>>()?,
+        home: r.path_at("home", "/srv/mysite/venv")?,
+        env: env_vars(&r)?,
+        processes: r.count("processes", 1, "4", d::PROCESSES)?,
+        threads: r.count("threads", 1, "4", d::THREADS)?,
+        mercy: Duration::from_secs(r.count(
+            "worker-reload-mercy",
+            0,
+            "30",
+            d::WORKER_RELOAD_MERCY_SECS as usize,
+        )? as u64),
+        preload: r.flag("preload", d::PRELOAD) || !r.flag("lazy-apps", d::LAZY_APPS),
+        recycle: recycle(&r)?,
+        harakiri: r.seconds("harakiri")?,
+        touch_reload: r.paths("touch-reload"),
+        touch_chain_reload: r.paths("touch-chain-reload"),
+        py_autoreload: py_autoreload(&r)?,
+        pidfile: r.last("pidfile").map(|s| PathBuf::from(s.value.trim())),
+        vacuum: r.flag("vacuum", d::VACUUM),
+        uid: named(&r, "uid"),
+        gid: named(&r, "gid"),
+        umask: r.octal("umask", "022")?,
+        chmod_socket: r.octal("chmod-socket", "660")?,
+        stats: stats(&r)?,
+        stats_http: r.flag("stats-http", d::STATS_HTTP),
+        statics: static_config(&r)?,
+        limits: limits(&r)?,
+        proxy_protocol: proxy_protocol(&r)?,
+        planned: planned(&r)?,
+        strict: r.flag("strict", false),
+        notices: notices(&r),
+        warnings,
+    })
+}
+
+/// Flags of every status must at least be booleans.
+fn check_flags(settings: &[Setting]) -> Result<(), ConfigError> {
+    for s in settings.iter().filter(|s| s.spec.kind == Kind::Flag) {
+        if !s.value.is_empty() && parse_bool(&s.value).is_none() {
+            return Err(bad_value(
+                s,
+                "true or false (also yes/no, on/off, 1/0)",
+                "true",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The `http` and `socket` listeners (`protocol = http` makes the `socket` ones speak HTTP).
+fn listeners(r: &Resolved<'_>) -> Result<Vec<Listen>, ConfigError> {
+    let socket_wire = match r.last("protocol") {
+        None => Wire::Uwsgi,
+        Some(s) => match s.value.trim() {
+            "uwsgi" => Wire::Uwsgi,
+            "http" => Wire::Http,
+            _ => {
+                return Err(bad_value(
+                    s,
+                    "uwsgi or http (dragoman speaks no other protocol)",
+                    "uwsgi",
+                ))
+            }
+        },
+    };
+    let mut listeners: Vec<Listen> = Vec::new();
+    for (option, wire, example) in [
+        ("http", Wire::Http, ":8000"),
+        ("socket", socket_wire, ":3031"),
+    ] {
+        for s in r.all(option) {
+            let addrs = parse_listen(&s.value).map_err(|why| {
+                bad_value(s, &format!("an address to listen on ({why})"), example)
+            })?;
+            for addr in addrs {
+                // The same address twice is one listener; port 0 asks for a new port each time.
+                let ephemeral = matches!(addr, ListenAddr::Tcp(a) if a.port() == 0);
+                match listeners.iter().find(|l| l.addr == addr) {
+                    Some(taken) if !ephemeral && taken.wire != wire => {
+                        return Err(ConfigError(format!(
+                            "{}: {addr} is already {} listener ({}); one address speaks one \
+                             protocol: give `socket` (uwsgi) and `http` different addresses",
+                            s.origin,
+                            if taken.wire == Wire::Http {
+                                "an http"
+                            } else {
+                                "a uwsgi"
+                            },
+                            taken
+                                .origin
+                                .as_ref()
+                                .map_or_else(|| "the default".to_string(), |o| o.to_string()),
+                        )))
+                    }
+                    Some(_) if !ephemeral => {}
+                    _ => listeners.push(Listen {
+                        addr,
+                        wire,
+                        origin: Some(s.origin.clone()),
+                    }),
+                }
+            }
+        }
+    }
+    if listeners.is_empty() {
+        let addr: SocketAddr = d::HTTP.parse().expect("the default address parses");
+        listeners.push(Listen {
+            addr: ListenAddr::Tcp(addr),
+            wire: Wire::Http,
+            origin: None,
+        });
+    }
+    Ok(listeners)
+}
+
+fn env_vars(r: &Resolved<'_>) -> Result<Vec<(String, String)>, ConfigError> {
+    r.all("env")
+        .iter()
+        .map(|s| match s.value.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+            _ => Err(bad_value(
+                s,
+                "KEY=VALUE",
+                "DJANGO_SETTINGS_MODULE=mysite.settings",
+            )),
+        })
+        .collect()
+}
+
+fn recycle(r: &Resolved<'_>) -> Result<Recycle, ConfigError> {
+    Ok(Recycle {
+        max_requests: r.count("max-requests", 0, "1000", 0)? as u64,
+        max_requests_delta: r.count("max-requests-delta", 0, "10", 0)? as u64,
+        max_lifetime: r.seconds("max-worker-lifetime")?,
+        max_rss: r
+            .optional_count("reload-on-rss", "512")?
+            .map(|mib| mib * 1024 * 1024),
+    })
+}
+
+fn py_autoreload(r: &Resolved<'_>) -> Result<Option<Duration>, ConfigError> {
+    Ok(match r.last("py-autoreload") {
+        None => None,
+        Some(s) => match parse_bool(&s.value) {
+            Some(on) => on.then(|| Duration::from_secs(1)),
+            None => Some(count(s, 0, "1")? as u64)
+                .filter(|n| *n > 0)
+                .map(Duration::from_secs),
+        },
+    })
+}
+
+fn named(r: &Resolved<'_>, name: &str) -> Option<(String, Origin)> {
+    r.last(name)
+        .map(|s| (s.value.trim().to_string(), s.origin.clone()))
+}
+
+fn stats(r: &Resolved<'_>) -> Result<Option<Listen>, ConfigError> {
+    r.last("stats")
+        .map(|s| match parse_listen(&s.value) {
+            Ok(addrs) => Ok(Listen {
+                addr: addrs
+                    .into_iter()
+                    .next()
+                    .expect("parse_listen returns at least one"),
+                wire: Wire::Http,
+                origin: Some(s.origin.clone()),
+            }),
+            Err(why) => Err(bad_value(
+                s,
+                &format!("an address ({why})"),
+                "127.0.0.1:9191",
+            )),
+        })
+        .transpose()
+}
+
+fn proxy_protocol(r: &Resolved<'_>) -> Result<Option<Vec<IpAddr>>, ConfigError> {
+    if !r.flag("proxy-protocol", d::PROXY_PROTOCOL) {
+        return Ok(None);
+    }
+    let allowed = r
+        .all("proxy-allow-from")
+        .iter()
+        .map(|s| {
+            s.value
+                .trim()
+                .parse::<IpAddr>()
+                .map_err(|_| bad_value(s, "an IP address", "10.0.0.5"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(if allowed.is_empty() {
+        vec![
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        ]
+    } else {
+        allowed
+    }))
+}
+
+/// The limits and timeouts, each checked for a sensible value.
+fn limits(r: &Resolved<'_>) -> Result<Limits, ConfigError> {
+    let secs = |name: &str, default: Duration| -> Result<Duration, ConfigError> {
+        Ok(r.last(name)
+            .map(|s| count(s, 1, "30"))
+            .transpose()?
+            .map_or(default, |n| Duration::from_secs(n as u64)))
+    };
+    let head_bytes = r.count("buffer-size", 1024, "32768", d::BUFFER_SIZE)?;
+    // The request line is part of the head: unless set, its limit shrinks to fit (uWSGI's
+    // default buffer-size of 4096 must load).
+    let line_bytes = match r.last("limit-request-line") {
+        None => d::LIMIT_REQUEST_LINE.min(head_bytes),
+        Some(s) => count(s, 64, "8190")?,
+    };
+    if line_bytes > head_bytes {
+        let s = r
+            .last("limit-request-line")
+            .expect("set, or it would have been clamped");
+        return Err(ConfigError(format!(
+            "{}: limit-request-line ({line_bytes}) cannot be larger than buffer-size ({head_bytes}), \
+             which the request line is part of; raise buffer-size or lower limit-request-line",
+            s.origin
+        )));
+    }
+    Ok(Limits {
+        head_bytes,
+        line_bytes,
+        header_fields: r.count("limit-request-fields", 1, "100", d::LIMIT_REQUEST_FIELDS)?,
+        body_bytes: r.optional_count("limit-post", "10485760")?,
+        header_timeout: secs("header-timeout", d::HEADER_TIMEOUT)?,
+        body_timeout: secs("body-timeout", d::BODY_TIMEOUT)?,
+        write_timeout: secs("write-timeout", d::WRITE_TIMEOUT)?,
+        max_connections: r.count("max-connections", 1, "1024", d::MAX_CONNECTIONS)?,
+        request_queue: r.count("request-queue", 0, "128", d::REQUEST_QUEUE)?,
+    })
+}
+
+/// The static-file options: mounts, caching and the rest.
+fn static_config(r: &Resolved<'_>) -> Result<StaticConfig, ConfigError> {
+    let mut mounts = Vec::new();
+    for (name, appended) in [("static-map", false), ("static-map2", true)] {
+        for s in r.all(name) {
+            let example = "/static=/srv/mysite/static";
+            let (prefix, target) = s
+                .value
+                .split_once('=')
+                .map(|(p, t)| (p.trim(), t.trim()))
+                .filter(|(p, t)| p.starts_with('/') && !t.is_empty())
+                .ok_or_else(|| bad_value(s, "MOUNT=PATH, the mount starting with /", example))?;
+            let prefix = match prefix.trim_end_matches('/') {
+                "" => "/".to_string(),
+                p => p.to_string(),
+            };
+            let mut target = PathBuf::from(target);
+            if appended {
+                target.push(prefix.trim_start_matches('/'));
+            }
+            mounts.push(StaticMount {
+                prefix,
+                target,
+                origin: s.origin.clone(),
+            });
+        }
+    }
+    for s in r.all("check-static") {
+        if s.value.trim().is_empty() {
+            return Err(bad_value(s, "a directory", "/srv/mysite/public"));
+        }
+        mounts.push(StaticMount {
+            prefix: "/".into(),
+            target: PathBuf::from(s.value.trim()),
+            origin: s.origin.clone(),
+        });
+    }
+    let expires = |name: &str, example: &str| -> Result<Vec<(regex::Regex, u64)>, ConfigError> {
+        r.all(name)
+            .iter()
+            .map(|s| {
+                let expected = "a regular expression and a number of seconds";
+                let (pattern, secs) = s
+                    .value
+                    .trim()
+                    .rsplit_once(char::is_whitespace)
+                    .ok_or_else(|| bad_value(s, expected, example))?;
+                let secs = secs
+                    .parse::<u64>()
+                    .map_err(|_| bad_value(s, expected, example))?;
+                let re = regex::Regex::new(pattern.trim()).map_err(|e| {
+                    bad_value(
+                        s,
+                        &format!("{expected} (the pattern does not compile: {e})"),
+                        example,
+                    )
+                })?;
+                Ok((re, secs))
+            })
+            .collect()
+    };
+    let cache_mib = r.count("static-cache", 0, "64", d::STATIC_CACHE_MIB as usize)? as u64;
+    Ok(StaticConfig {
+        mounts,
+        index: r.texts("static-index"),
+        safe: r.paths("static-safe"),
+        expires: expires("static-expires", "/srv/mysite/static/.*\\.css 86400")?,
+        expires_uri: expires("static-expires-uri", "^/static/.*\\.css 86400")?,
+        max_age: r
+            .last("static-max-age")
+            .map(|s| count(s, 0, "3600"))
+            .transpose()?
+            .map(|n| n as u64),
+        immutable: r.flag("static-immutable", d::STATIC_IMMUTABLE),
+        precompressed: r.flag("static-gzip-all", d::STATIC_GZIP_ALL),
+        dotfiles: r.flag("static-dotfiles", d::STATIC_DOTFILES),
+        cache_bytes: cache_mib * 1024 * 1024,
+    })
+}
+
+/// The application: `module` (with `:callable` or `:factory()`), or `wsgi-file`. uWSGI loads
+/// both when both are set and serves the module's; so does dragoman, with a warning.
+fn app_target(r: &Resolved<'_>, warnings: &mut Vec<String>) -> Result<AppTarget, ConfigError> {
+    let module = r.last("module");
+    let file = r.last("wsgi-file");
+    let callable = r.last("callable");
+    if let Some(c) = callable {
+        if !is_identifier(c.value.trim().trim_end_matches("()")) {
+            return Err(bad_value(c, "a Python identifier", "application"));
+        }
+    }
+    let default_callable = callable.map_or(d::CALLABLE, |c| c.value.trim());
+    let split_factory = |name: &str| match name.strip_suffix("()") {
+        Some(n) => (n.to_string(), true),
+        None => (name.to_string(), false),
+    };
+    match (module, file) {
+        (Some(m), f) => {
+            if let Some(f) = f {
+                warnings.push(format!(
+                    "{}: both module ({}) and wsgi-file ({}) are set; as uWSGI, dragoman serves \
+                     the module's application and does not load {}; remove one of the two lines",
+                    m.origin,
+                    m.value.trim(),
+                    f.value.trim(),
+                    f.value.trim()
+                ));
+            }
+            let text = m.value.trim();
+            let (module, name) = match text.split_once(':') {
+                Some((module, name)) => (module, name),
+                None => (text, default_callable),
+            };
+            let (name, factory) = split_factory(name.trim());
+            let valid_module = !module.is_empty() && module.split('.').all(is_identifier);
+            if !valid_module || !is_identifier(&name) {
+                return Err(bad_value(
+                    m,
+                    "a Python module path, optionally with :callable (or :factory())",
+                    "mysite.wsgi:application",
+                ));
+            }
+            Ok(AppTarget {
+                source: AppSource::Module(module.to_string()),
+                callable: name,
+                origin: m.origin.clone(),
+                factory,
+            })
+        }
+        (None, Some(f)) => {
+            if f.value.trim().is_empty() {
+                return Err(bad_value(f, "the path of a Python file", "mysite/wsgi.py"));
+            }
+            let (callable, factory) = split_factory(default_callable);
+            Ok(AppTarget {
+                source: AppSource::File(PathBuf::from(f.value.trim())),
+                callable,
+                origin: f.origin.clone(),
+                factory,
+            })
+        }
+        (None, None) => Err(ConfigError(
+            "no application to serve: name it on the command line (`dragoman mysite.wsgi:application`), \
+             or in the ini file (`module = mysite.wsgi`), or with --wsgi-file app.py"
+                .into(),
+        )),
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c == '_' || c.is_alphabetic())
+        && chars.all(|c| c == '_' || c.is_alphanumeric())
+}
+
+/// The options accepted and parsed whose runtime is not there yet (see [`Planned`]).
+fn planned(r: &Resolved<'_>) -> Result<Planned, ConfigError> {
+    let millis = |name: &str| -> Result<Option<Duration>, ConfigError> {
+        Ok(r.optional_count(name, "1000")?.map(Duration::from_millis))
+    };
+    let log_date = r.last("log-date").map(|s| match parse_bool(&s.value) {
+        Some(true) => Some(String::new()),
+        Some(false) => None,
+        None if s.value.trim().is_empty() => Some(String::new()),
+        None => Some(s.value.trim().to_string()),
+    });
+    let logging = Logging {
+        disabled: r.flag("disable-logging", false),
+        to: r.path("logto", "/var/log/mysite.log")?,
+        to2: r.path("logto2", "/var/log/mysite.log")?,
+        loggers: r.texts("logger"),
+        req_loggers: r.texts("req-logger"),
+        format: r.last("log-format").map(|s| s.value.clone()),
+        log_4xx: r.flag("log-4xx", false),
+        log_5xx: r.flag("log-5xx", false),
+        slow: millis("log-slow")?,
+        date: log_date.flatten(),
+        master: r.flag("log-master", false),
+        max_size: r.optional_count("log-maxsize", "104857600")?,
+        backup_name: r.path("log-backupname", "/var/log/mysite.log.1")?,
+        x_forwarded_for: r.flag("log-x-forwarded-for", false),
+        reopen: r.flag("log-reopen", false),
+        memory_report: match r.last("memory-report") {
+            None => 0,
+            Some(s) if s.value.trim().is_empty() => 1,
+            Some(s) => match parse_bool(&s.value) {
+                Some(on) => u8::from(on),
+                None => match s.value.trim() {
+                    "1" => 1,
+                    "2" => 2,
+                    _ => return Err(bad_value(s, "1, 2 or true", "1")),
+                },
+            },
+        },
+    };
+    let procname = Procname {
+        auto: r.flag("auto-procname", false),
+        prefix: r
+            .text("procname-prefix-spaced")
+            .map(|p| format!("{p} "))
+            .or_else(|| r.text("procname-prefix")),
+        append: r.text("procname-append"),
+        name: r.text("procname"),
+        master: r.text("procname-master"),
+    };
+    let cheaper = match r.last("cheaper") {
+        None => None,
+        Some(s) => {
+            let min = count(s, 0, "2")?;
+            let processes = r.count("processes", 1, "4", d::PROCESSES)?;
+            if min >= processes {
+                return Err(ConfigError(format!(
+                    "{}: cheaper ({min}) must be lower than processes ({processes}): it is the \
+                     fewest workers to keep, and processes the most",
+                    s.origin
+                )));
+            }
+            Some(Cheaper {
+                min,
+                initial: r.count("cheaper-initial", 1, "2", min.max(1))?,
+                step: r.count("cheaper-step", 1, "1", 1)?,
+                overload: r
+                    .seconds("cheaper-overload")?
+                    .unwrap_or(Duration::from_secs(3)),
+                algo: r.text("cheaper-algo").unwrap_or_else(|| "spare".into()),
+            })
+        }
+    };
+    let mut crons = Vec::new();
+    for (name, unique) in [("cron", false), ("unique-cron", true)] {
+        for s in r.all(name) {
+            crons.push(cron(s, unique)?);
+        }
+    }
+    let chown_socket = r.text("chown-socket").map(|v| match v.split_once(':') {
+        Some((u, g)) => (u.to_string(), Some(g.to_string())),
+        None => (v, None),
+    });
+    let mut add_headers = Vec::new();
+    for s in r.all("add-header") {
+        let (name, value) = s
+            .value
+            .split_once(':')
+            .filter(|(n, _)| !n.trim().is_empty() && !n.contains(char::is_whitespace))
+            .ok_or_else(|| bad_value(s, "NAME: VALUE", "X-Frame-Options: DENY"))?;
+        add_headers.push((name.trim().to_string(), value.trim().to_string()));
+    }
+    let mut mounts = Vec::new();
+    for s in r.all("mount") {
+        let (prefix, app) = s
+            .value
+            .split_once('=')
+            .filter(|(p, a)| p.trim().starts_with('/') && !a.trim().is_empty())
+            .ok_or_else(|| {
+                bad_value(
+                    s,
+                    "PREFIX=APP (a module, module:callable or file)",
+                    "/api=api.wsgi:application",
+                )
+            })?;
+        mounts.push((prefix.trim().to_string(), app.trim().to_string()));
+    }
+    Ok(Planned {
+        logging,
+        daemonize: r.path("daemonize", "/var/log/mysite.log")?,
+        procname,
+        socket_timeout: r.seconds("socket-timeout")?,
+        http_timeout: r.seconds("http-timeout")?,
+        chown_socket,
+        manage_script_name: r.flag("manage-script-name", false),
+        mounts,
+        add_headers,
+        attach_daemons: r.texts("attach-daemon"),
+        cheaper,
+        crons,
+        hook_master_start: r.texts("hook-master-start"),
+        pyargv: r
+            .text("pyargv")
+            .map(|a| a.split_whitespace().map(str::to_string).collect()),
+        wsgi_file_wrapper: !r.flag("wsgi-disable-file-wrapper", false),
+    })
+}
+
+/// `cron = MIN HOUR DAY MONTH WEEKDAY COMMAND`, each field a number or -1 (any), as uWSGI
+/// writes it; uWSGI's `-N` (every N) is kept as a negative number.
+fn cron(s: &Setting, unique: bool) -> Result<Cron, ConfigError> {
+    let example = "0 3 -1 -1 -1 /srv/mysite/bin/nightly";
+    let mut fields = s.value.split_whitespace();
+    let mut times = [0i32; 5];
+    for t in times.iter_mut() {
+        *t = fields
+            .next()
+            .and_then(|f| f.parse::<i32>().ok())
+            .ok_or_else(|| {
+                bad_value(
+                    s,
+                    "five time fields (minute hour day month weekday, -1 for any) and a command",
+                    example,
+                )
+            })?;
+    }
+    let command: Vec<&str> = fields.collect();
+    if command.is_empty() {
+        return Err(bad_value(
+            s,
+            "a command after the five time fields",
+            example,
+        ));
+    }
+    Ok(Cron {
+        minute: times[0],
+        hour: times[1],
+        day: times[2],
+        month: times[3],
+        weekday: times[4],
+        command: command.join(" "),
+        unique,
+    })
+}
+
+/// Startup notices for options that are set but planned or ignored.
+fn notices(r: &Resolved<'_>) -> Vec<Notice> {
+    let mut planned = Vec::new();
+    let mut lines = Vec::new();
+    for spec in options::OPTIONS {
+        let Some(s) = r.all(spec.name).first() else {
+            continue;
+        };
+        match spec.status {
+            Status::Active => {}
+            Status::Planned => planned.push(format!("{} ({})", spec.name, s.origin)),
+            Status::Ignored(why) => lines.push(Notice {
+                not_yet: false,
+                text: format!(
+                    "option '{}' ({}) has nothing to do in dragoman: {why}",
+                    spec.name, s.origin
+                ),
+            }),
+        }
+    }
+    if !planned.is_empty() {
+        lines.insert(
+            0,
+            Notice {
+                not_yet: true,
+                text: format!(
+                    "not yet in effect in dragoman {}, accepted and ignored for now: {}",
+                    env!("CARGO_PKG_VERSION"),
+                    planned.join(", ")
+                ),
+            },
+        );
+    }
+    lines
+}
