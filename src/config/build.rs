@@ -16,8 +16,9 @@ pub fn build(settings: &[Setting]) -> Result<Config, ConfigError> {
     check_flags(settings)?;
     let mut warnings = Vec::new();
     let app = app_target(&r, &mut warnings)?;
-    Ok(Config {
-        listeners: listeners(&r)?,
+    let listeners = listeners(&r, &mut warnings)?;
+    let mut config = Config {
+        listeners,
         backlog: r
             .count("listen", 1, "1024", d::LISTEN_BACKLOG)?
             .min(i32::MAX as usize) as i32,
@@ -59,7 +60,9 @@ pub fn build(settings: &[Setting]) -> Result<Config, ConfigError> {
         strict: r.flag("strict", false),
         notices: notices(&r),
         warnings,
-    })
+    };
+    config.warnings.extend(r.warnings.take());
+    Ok(config)
 }
 
 /// Flags of every status must at least be booleans.
@@ -77,7 +80,7 @@ fn check_flags(settings: &[Setting]) -> Result<(), ConfigError> {
 }
 
 /// The `http` and `socket` listeners (`protocol = http` makes the `socket` ones speak HTTP).
-fn listeners(r: &Resolved<'_>) -> Result<Vec<Listen>, ConfigError> {
+fn listeners(r: &Resolved<'_>, warnings: &mut Vec<String>) -> Result<Vec<Listen>, ConfigError> {
     let socket_wire = match r.last("protocol") {
         None => Wire::Uwsgi,
         Some(s) => match s.value.trim() {
@@ -101,6 +104,15 @@ fn listeners(r: &Resolved<'_>) -> Result<Vec<Listen>, ConfigError> {
             let addrs = parse_listen(&s.value).map_err(|why| {
                 bad_value(s, &format!("an address to listen on ({why})"), example)
             })?;
+            let v = s.value.trim();
+            // `8000` or `localhost` with no `:` is more often a forgotten `:` than a socket file.
+            if !v.contains([':', '/', '.']) {
+                warnings.push(format!(
+                    "{}: `{} = {v}` has no `:`, so it is a unix socket file named {v} in the \
+                     working directory, as uWSGI reads it; for a port, write `{} = :{v}`",
+                    s.origin, s.spec.name, s.spec.name
+                ));
+            }
             for addr in addrs {
                 // The same address twice is one listener; port 0 asks for a new port each time.
                 let ephemeral = matches!(addr, ListenAddr::Tcp(a) if a.port() == 0);
@@ -407,6 +419,43 @@ fn app_target(r: &Resolved<'_>, warnings: &mut Vec<String>) -> Result<AppTarget,
                 factory,
             })
         }
+        (None, None) if !r.all("mount").is_empty() => {
+            // uWSGI's `mount = PREFIX=APP` names the application when no module does.
+            let m = r.all("mount")[0];
+            let (prefix, app) = m.value.split_once('=').unwrap_or(("", m.value.as_str()));
+            let (app, prefix) = (app.trim(), prefix.trim());
+            let (source, name) = if app.contains('/') || app.ends_with(".py") || app.ends_with(".wsgi") {
+                let (file, name) = match app.rsplit_once(':') {
+                    Some((f, n)) if is_identifier(n.trim_end_matches("()")) => (f, n),
+                    _ => (app, default_callable),
+                };
+                (AppSource::File(PathBuf::from(file)), name)
+            } else {
+                let (module, name) = app.split_once(':').unwrap_or((app, default_callable));
+                if module.is_empty() || !module.split('.').all(is_identifier) {
+                    return Err(bad_value(
+                        m,
+                        "PREFIX=APP, the application a module, module:callable or file",
+                        "/=mysite.wsgi:application",
+                    ));
+                }
+                (AppSource::Module(module.to_string()), name)
+            };
+            let (callable, factory) = split_factory(name.trim());
+            if r.all("mount").len() > 1 || prefix != "/" {
+                warnings.push(format!(
+                    "{}: the application is the one `mount` names ({app}); until mounts are in \
+                     effect, dragoman serves it alone, at every path (not under {prefix})",
+                    m.origin
+                ));
+            }
+            Ok(AppTarget {
+                source,
+                callable,
+                origin: m.origin.clone(),
+                factory,
+            })
+        }
         (None, None) => Err(ConfigError(
             "no application to serve: name it on the command line (`dragoman mysite.wsgi:application`), \
              or in the ini file (`module = mysite.wsgi`), or with --wsgi-file app.py"
@@ -518,7 +567,7 @@ fn planned(r: &Resolved<'_>) -> Result<Planned, ConfigError> {
         let (prefix, app) = s
             .value
             .split_once('=')
-            .filter(|(p, a)| p.trim().starts_with('/') && !a.trim().is_empty())
+            .filter(|(p, a)| !p.trim().is_empty() && !a.trim().is_empty())
             .ok_or_else(|| {
                 bad_value(
                     s,

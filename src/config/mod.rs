@@ -7,6 +7,8 @@
 //! source's syntax.
 
 pub mod build;
+#[cfg(test)]
+mod corpus;
 pub mod defaults;
 pub mod help;
 pub mod ini;
@@ -354,6 +356,7 @@ pub fn load_with(
     let mut all = Vec::new();
     let mut warnings = Vec::new();
     let mut notices = Vec::new();
+    let files: Vec<String> = ini_files.iter().map(|s| s.value.clone()).collect();
     for file in ini_files {
         let read = source::from_ini(&file.value, host, strict)
             .map_err(|e| ConfigError(format!("{} (from {})", e.0, file.origin)))?;
@@ -363,7 +366,14 @@ pub fn load_with(
     }
     all.extend(env_settings);
     all.extend(cli);
-    let mut config = build(&all)?;
+    let mut config = build(&all).map_err(|e| {
+        // A configuration-wide error names the ini files it comes from.
+        if e.0.starts_with("no application") && !files.is_empty() {
+            ConfigError(format!("{}: {}", files.join(", "), e.0))
+        } else {
+            e
+        }
+    })?;
     config.warnings.splice(0..0, warnings);
     config.notices.extend(notices);
     Ok(Loaded::Run(Box::new(config)))
@@ -400,10 +410,9 @@ pub fn parse_listen(value: &str) -> Result<Vec<ListenAddr>, String> {
     if value.contains('/') {
         return Ok(vec![ListenAddr::Unix(PathBuf::from(value))]);
     }
-    // uWSGI takes any address without a `:` as a unix socket path (`socket = app.sock`).
-    // dragoman does so for names with a dot, and asks about `8000` and `localhost`, which are
-    // far more often a forgotten `:` than a socket file.
-    if !value.contains(':') && value.contains('.') {
+    // uWSGI takes any address without a `:` as a unix socket path (`socket = app.sock`, and
+    // `socket = 8000` too: `build` warns about that one).
+    if !value.contains(':') {
         return Ok(vec![ListenAddr::Unix(PathBuf::from(value))]);
     }
     parse_tcp(value).map(|addrs| addrs.into_iter().map(ListenAddr::Tcp).collect())
@@ -756,6 +765,7 @@ mod tests {
 
     #[test]
     fn listen_addresses() {
+        let unix = |s: &str| vec![ListenAddr::Unix(PathBuf::from(s))];
         let tcp = |s: &str| vec![ListenAddr::Tcp(s.parse().unwrap())];
         assert_eq!(parse_listen(":80").unwrap(), tcp("0.0.0.0:80"));
         assert_eq!(parse_listen("*:80").unwrap(), tcp("0.0.0.0:80"));
@@ -765,9 +775,10 @@ mod tests {
             .unwrap()
             .iter()
             .all(|a| matches!(a, ListenAddr::Tcp(a) if a.ip().is_loopback())));
-        assert!(parse_listen("8000").is_err());
+        // As uWSGI: no `:` is a unix socket file (build warns when it looks like a port).
+        assert_eq!(parse_listen("8000").unwrap(), unix("8000"));
+        assert_eq!(parse_listen("app.sock").unwrap(), unix("app.sock"));
         assert!(parse_listen(":http").is_err());
-        let unix = |s: &str| vec![ListenAddr::Unix(PathBuf::from(s))];
         assert_eq!(parse_listen("/tmp/x.sock").unwrap(), unix("/tmp/x.sock"));
         assert_eq!(parse_listen("unix:x.sock").unwrap(), unix("x.sock"));
     }

@@ -331,7 +331,8 @@ pub fn suggest(name: &str) -> Option<&'static str> {
             } else {
                 2.max(candidate.len() / 4)
             };
-            *distance <= allowed
+            // And at most a third of the letters: `app` is not a misspelt `pp`.
+            *distance <= allowed && distance * 3 <= candidate.len()
         })
         .min_by_key(|(distance, candidate)| (*distance, lookup(candidate).is_none()))
         .map(|(_, candidate)| lookup(candidate).map_or(candidate, |o| o.name))

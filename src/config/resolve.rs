@@ -10,6 +10,8 @@ use super::{parse_bool, ConfigError, Origin, Setting};
 /// The settings that win for each option: those of the highest-ranked source that set it.
 pub(crate) struct Resolved<'a> {
     by_option: HashMap<&'static str, Vec<&'a Setting>>,
+    /// Values read the way uWSGI reads them, with a guess to report.
+    pub(crate) warnings: std::cell::RefCell<Vec<String>>,
 }
 
 impl<'a> Resolved<'a> {
@@ -22,7 +24,10 @@ impl<'a> Resolved<'a> {
             let top = values.iter().map(|s| s.origin.rank()).max().unwrap_or(0);
             values.retain(|s| s.origin.rank() == top);
         }
-        Resolved { by_option }
+        Resolved {
+            by_option,
+            warnings: Default::default(),
+        }
     }
 
     /// Every winning value of a repeatable option, in order.
@@ -50,11 +55,23 @@ impl<'a> Resolved<'a> {
         example: &str,
         default: usize,
     ) -> Result<usize, ConfigError> {
-        Ok(self
-            .last(name)
-            .map(|s| count(s, min, example))
-            .transpose()?
-            .unwrap_or(default))
+        let Some(s) = self.last(name) else {
+            return Ok(default);
+        };
+        // uWSGI reads numbers with atoi: `threads = true` is 0, its default. dragoman does the
+        // same, and says so.
+        if parse_bool(&s.value).is_some() && s.value.trim().parse::<usize>().is_err() {
+            self.warnings.borrow_mut().push(format!(
+                "{}: option '{}' expects a number, as in {}, not {:?}; uWSGI reads it as 0 (the \
+                 default), and so does dragoman ({default})",
+                s.origin,
+                s.spec.name,
+                s.origin.example(s.spec, example),
+                s.value.trim()
+            ));
+            return Ok(default);
+        }
+        count(s, min, example)
     }
 
     /// A number where 0 (and unset) means off.
@@ -133,11 +150,35 @@ pub(crate) fn bad_value(s: &Setting, expected: &str, example: &str) -> ConfigErr
         format!("got {:?}", s.value)
     };
     ConfigError(format!(
-        "{}: option '{}' expects {expected}, as in {}; {got}",
+        "{}: option '{}' expects {expected}, as in {}; {got}{}",
         s.origin,
         s.spec.name,
-        s.origin.example(s.spec, example)
+        s.origin.example(s.spec, example),
+        unresolved(&s.value)
     ))
+}
+
+/// Why a value still holds a reference: the fix for the commonest cause of a bad value in a
+/// uWSGI file (a variable its deployment sets, a placeholder given on uWSGI's command line).
+fn unresolved(value: &str) -> String {
+    let reference = |mark: &str| {
+        value.find(mark).and_then(|start| {
+            value[start..]
+                .find(')')
+                .map(|end| value[start + 2..start + end].to_string())
+        })
+    };
+    if let Some(name) = reference("$(") {
+        let var = name.split([':', '-']).next().unwrap_or(&name);
+        format!(" ($({name}) is not set in the environment: set {var} before starting dragoman)")
+    } else if let Some(name) = reference("%(") {
+        format!(
+            " (%({name}) names no option or placeholder of the configuration: set `{name} = ...` \
+             in the ini file)"
+        )
+    } else {
+        String::new()
+    }
 }
 
 pub(crate) fn count(s: &Setting, min: usize, example: &str) -> Result<usize, ConfigError> {

@@ -219,7 +219,11 @@ const RULES: &[(&str, Class)] = &[
     ("webdav-*", Class::Refused(OTHER_LANGUAGE)),
     ("rados-*", Class::Refused(OTHER_LANGUAGE)),
     ("glusterfs-*", Class::Refused(OTHER_LANGUAGE)),
-    ("eval", Class::Refused(OTHER_LANGUAGE)),
+    ("eval", Class::Refused(
+        "dragoman loads the application from a module or a file, not from code in the \
+         configuration: put this code in a file (ending with `application = ...`) and name it \
+         with `wsgi-file = thatfile.py`",
+    )),
     ("web3", Class::Refused(OTHER_LANGUAGE)),
     ("pump", Class::Refused(OTHER_LANGUAGE)),
     ("wsgi-lite", Class::Refused(OTHER_LANGUAGE)),

@@ -177,6 +177,7 @@ fn tokenize(text: &str) -> Result<Tokens<'_>, (usize, String)> {
             section = Some(name.trim());
             continue;
         }
+        let full_value = trimmed.split_once('=').map(|(_, v)| v.trim());
         let (key, value) = match trimmed.split_once('=') {
             Some((k, v)) => {
                 let k = k.trim();
@@ -200,7 +201,10 @@ fn tokenize(text: &str) -> Result<Tokens<'_>, (usize, String)> {
         }
         if key.contains(char::is_whitespace) {
             let first = key.split_whitespace().next().unwrap_or_default();
-            let rest = key[first.len()..].trim();
+            let rest = match full_value {
+                Some(v) => format!("{}={v}", key[first.len()..].trim()),
+                None => key[first.len()..].trim().to_string(),
+            };
             odd.push((
                 line,
                 format!(
