@@ -824,6 +824,28 @@ pub fn markdown_table() -> String {
 mod tests {
     use super::*;
 
+    const BEGIN: &str = "<!-- uwsgi-options:begin -->\n";
+    const END: &str = "<!-- uwsgi-options:end -->";
+
+    #[test]
+    fn uwsgi_doc_table_is_current() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/configuration.md");
+        let doc = std::fs::read_to_string(&path).expect("docs/configuration.md exists");
+        let start = doc.find(BEGIN).expect("the begin marker") + BEGIN.len();
+        let end = doc.find(END).expect("the end marker");
+        let table = markdown_table();
+        if std::env::var_os("DRAGOMAN_WRITE_DOCS").is_some() {
+            let new = format!("{}{table}{}", &doc[..start], &doc[end..]);
+            std::fs::write(&path, new).expect("docs/configuration.md is writable");
+            return;
+        }
+        assert!(
+            doc[start..end] == table,
+            "docs/configuration.md's table of uWSGI options is stale: run \
+             `DRAGOMAN_WRITE_DOCS=1 cargo test --lib uwsgi_doc` and commit the result"
+        );
+    }
+
     #[test]
     fn every_uwsgi_option_has_a_class() {
         let missing: Vec<&str> = names().filter(|n| classify(n).is_none()).collect();
