@@ -16,6 +16,16 @@ pub fn build(settings: &[Setting]) -> Result<Config, ConfigError> {
     check_flags(settings)?;
     let mut warnings = Vec::new();
     let app = app_target(&r, &mut warnings)?;
+    if app.factory {
+        warnings.push(format!(
+            "{}: `{}` names a factory to call; calling it is not in effect yet in dragoman {}: \
+             the application loaded is `{}` itself",
+            app.origin,
+            app.describe(),
+            env!("CARGO_PKG_VERSION"),
+            app.callable
+        ));
+    }
     let listeners = listeners(&r, &mut warnings)?;
     let mut config = Config {
         listeners,
