@@ -14,6 +14,10 @@ use super::{Entry, IniError};
 /// uWSGI would spin forever).
 const MAX_REPLACEMENTS: usize = 64;
 
+/// The longest a value may grow by expansion (references to references can double it at each
+/// step; no real configuration comes near this).
+const MAX_VALUE: usize = 1 << 20;
+
 /// Runs the three passes over every value, in uWSGI's order.
 pub fn expand_all(
     entries: &mut [Entry],
@@ -117,6 +121,12 @@ fn pass(
                             )));
                         }
                         v = format!("{}{found}{}", &v[..i], &v[end + 1..]);
+                        if v.len() > MAX_VALUE {
+                            return Err(entry.error(format!(
+                                "{symbol}({key}) makes the value longer than {MAX_VALUE} bytes; \
+                                 placeholders that repeat each other grow without end"
+                            )));
+                        }
                         from = 0;
                         continue 'scan;
                     }

@@ -338,6 +338,10 @@ struct Reader<'h> {
     referenced: HashSet<String>,
 }
 
+/// The most lines a configuration may expand to (`for-times` and `for` multiply lines; a real
+/// configuration has hundreds).
+const MAX_ENTRIES: usize = 100_000;
+
 /// How deep includes may nest before dragoman stops (a loop through differently written paths
 /// would otherwise run until the stack is gone).
 const MAX_DEPTH: usize = 32;
@@ -646,6 +650,12 @@ impl<'h> Reader<'h> {
 
     /// Records an entry, reading the file it includes if it is an include.
     fn add(&mut self, entry: Entry) -> Result<(), IniError> {
+        if self.entries.len() >= MAX_ENTRIES {
+            return Err(entry.error(format!(
+                "the configuration expands to more than {MAX_ENTRIES} lines here; check the \
+                 `for` blocks and includes"
+            )));
+        }
         match entry.key.as_str() {
             "ini" | "include" => {
                 let saved = self.block.take();

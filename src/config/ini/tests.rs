@@ -463,3 +463,21 @@ fn the_text_only_reader_reads_and_runs_nothing_else() {
     let err = read_default("[uwsgi]\nx = @(exec://touch /tmp/x)\n").unwrap_err();
     assert!(err.message.contains("runs no command"), "{err:?}");
 }
+
+#[test]
+fn expansion_is_bounded() {
+    let text = "[uwsgi]\na = xxxxxxxxxxxxxxxx\nb = %(a)%(a)%(a)%(a)%(a)%(a)%(a)%(a)\n\
+                c = %(b)%(b)%(b)%(b)%(b)%(b)%(b)%(b)\nd = %(c)%(c)%(c)%(c)%(c)%(c)%(c)%(c)\n\
+                e = %(d)%(d)%(d)%(d)%(d)%(d)%(d)%(d)\nf = %(e)%(e)%(e)%(e)%(e)%(e)%(e)%(e)\n\
+                g = %(f)%(f)%(f)%(f)%(f)%(f)%(f)%(f)\n";
+    match read_default(text) {
+        Err(err) => assert!(err.message.contains("longer than"), "{err:?}"),
+        Ok((entries, _)) => panic!("expanded to {} lines, unbounded", entries.len()),
+    }
+    let text = "[uwsgi]\nfor-times = 10000\na = %(_)\nb = %(_)\nc = %(_)\nd = %(_)\n\
+                e = %(_)\nf = %(_)\ng = %(_)\nh = %(_)\ni = %(_)\nj = %(_)\nk = %(_)\n";
+    match read_default(text) {
+        Err(err) => assert!(err.message.contains("more than 100000 lines"), "{err:?}"),
+        Ok((entries, _)) => panic!("expanded to {} lines, unbounded", entries.len()),
+    }
+}
