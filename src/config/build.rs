@@ -118,8 +118,9 @@ fn listeners(r: &Resolved<'_>, warnings: &mut Vec<String>) -> Result<Vec<Listen>
             // `8000` or `localhost` with no `:` is more often a forgotten `:` than a socket file.
             if !v.contains([':', '/', '.']) {
                 warnings.push(format!(
-                    "{}: `{} = {v}` has no `:`, so it is a unix socket file named {v} in the \
-                     working directory, as uWSGI reads it; for a port, write `{} = :{v}`",
+                    "{}: `{} = {v}` has no `:`, so it is a unix socket file named {v} (in the \
+                     `chdir` directory, if set), as uWSGI reads it; for a port, write \
+                     `{} = :{v}`",
                     s.origin, s.spec.name, s.spec.name
                 ));
             }

@@ -9,13 +9,13 @@
 pub mod build;
 #[cfg(test)]
 mod corpus;
-pub mod defaults;
+pub(crate) mod defaults;
 pub mod help;
 pub mod ini;
 pub mod options;
 mod resolve;
 pub mod source;
-pub mod uwsgi;
+pub(crate) mod uwsgi;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;

@@ -19,7 +19,7 @@ const NAMES: &str = include_str!("uwsgi-option-names.txt");
 
 /// What dragoman does with one uWSGI option.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Class {
+pub(crate) enum Class {
     /// A dragoman option answers to this name; its status in [`options`] says the rest.
     Option,
     /// The ini reader handles it (includes, `if-...`/`for`, placeholders, `strict`).
@@ -33,20 +33,15 @@ pub enum Class {
 }
 
 /// The uWSGI option names, in the order of the list.
-pub fn names() -> impl Iterator<Item = &'static str> {
+pub(crate) fn names() -> impl Iterator<Item = &'static str> {
     NAMES
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
 }
 
-/// Whether uWSGI has an option of this name.
-pub fn is_uwsgi_option(name: &str) -> bool {
-    names().any(|n| n == name)
-}
-
 /// Keys the ini reader consumes (see `ini::Reader`): they never reach the option table.
-pub const READER_KEYS: &[&str] = &[
+pub(crate) const READER_KEYS: &[&str] = &[
     "ini",
     "include",
     "inherit",
@@ -715,7 +710,7 @@ const RULES: &[(&str, Class)] = &[
 
 /// What dragoman does with the uWSGI option `name`, or `None` when uWSGI has no such option
 /// and dragoman none either.
-pub fn classify(name: &str) -> Option<Class> {
+pub(crate) fn classify(name: &str) -> Option<Class> {
     if options::lookup(name).is_some() {
         return Some(Class::Option);
     }
@@ -742,7 +737,7 @@ fn rule_for(name: &str) -> Option<(&'static str, Class)> {
 
 /// A refusal that depends on the value: routing rules that deny or authenticate. `None` when
 /// the value is accepted as the option's class says.
-pub fn refused_value(name: &str, value: &str) -> Option<String> {
+pub(crate) fn refused_value(name: &str, value: &str) -> Option<String> {
     let routing = ["route", "final-route", "error-route", "response-route"]
         .iter()
         .any(|p| name.starts_with(p));
@@ -770,7 +765,8 @@ pub fn refused_value(name: &str, value: &str) -> Option<String> {
 }
 
 /// The row of the generated table for each uWSGI option: name, class, reason.
-pub fn table_rows() -> Vec<(String, &'static str, String)> {
+#[cfg(test)]
+pub(crate) fn table_rows() -> Vec<(String, &'static str, String)> {
     names()
         .map(|name| {
             let (class, reason) = match classify(name) {
@@ -808,7 +804,8 @@ pub fn table_rows() -> Vec<(String, &'static str, String)> {
 }
 
 /// The markdown table of every uWSGI option, as docs/configuration.md carries it.
-pub fn markdown_table() -> String {
+#[cfg(test)]
+pub(crate) fn markdown_table() -> String {
     let mut out =
         String::from("| uWSGI option | in dragoman | why, or what instead |\n|---|---|---|\n");
     for (name, class, reason) in table_rows() {
