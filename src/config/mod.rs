@@ -13,6 +13,7 @@ pub(crate) mod defaults;
 pub mod help;
 pub mod ini;
 pub mod options;
+mod planned;
 mod resolve;
 pub mod source;
 pub(crate) mod uwsgi;
