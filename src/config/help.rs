@@ -32,9 +32,10 @@ pub fn text() -> String {
                 Status::Ignored(why) => format!("accepted; {why}"),
                 _ => spec.help.to_string(),
             };
-            if !spec.default.is_empty() && !matches!(spec.status, Status::Ignored(_)) {
+            let default = spec.default.shown();
+            if !default.is_empty() && !matches!(spec.status, Status::Ignored(_)) {
                 // A non-breaking joiner keeps "(default: X)" on one line; see `columns`.
-                let _ = write!(words, " (default:{NBSP}{})", spec.default);
+                let _ = write!(words, " (default:{NBSP}{default})");
             }
             if !spec.aliases.is_empty() {
                 let names: Vec<String> = spec.aliases.iter().map(|a| format!("--{a}")).collect();
@@ -95,5 +96,115 @@ mod tests {
             text.lines().all(|l| l.len() <= super::WIDTH),
             "a line is too long"
         );
+    }
+}
+
+#[cfg(test)]
+mod defaults_tests {
+    use super::super::options::{lookup, DefaultValue, OPTIONS};
+    use super::super::{load, Loaded};
+
+    /// What a config built from nothing has, as `--help` would show it.
+    fn in_effect(name: &str) -> Option<String> {
+        let args = vec!["app".to_string()];
+        let Ok(Loaded::Run(c)) = load(&args, &[]) else {
+            panic!("a config with only an application loads");
+        };
+        let l = &c.limits;
+        Some(match name {
+            "callable" => c.app.callable.clone(),
+            "http" => c.listeners[0].addr.to_string(),
+            "listen" => c.backlog.to_string(),
+            "proxy-protocol" => c.proxy_protocol.is_some().to_string(),
+            "proxy-allow-from" => {
+                // Used when the PROXY protocol is on.
+                let args = vec!["app".to_string(), "--proxy-protocol".to_string()];
+                let Ok(Loaded::Run(c)) = load(&args, &[]) else {
+                    panic!("the PROXY protocol alone loads");
+                };
+                let peers = c.proxy_protocol.expect("on");
+                peers
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+            // Always done: the flag has nothing to switch.
+            "harakiri-verbose" => "true".into(),
+            "processes" => c.processes.to_string(),
+            "threads" => c.threads.to_string(),
+            "worker-reload-mercy" => c.mercy.as_secs().to_string(),
+            "max-requests" => c.recycle.max_requests.to_string(),
+            "max-requests-delta" => c.recycle.max_requests_delta.to_string(),
+            "max-worker-lifetime" => c
+                .recycle
+                .max_lifetime
+                .map_or(0, |d| d.as_secs())
+                .to_string(),
+            "reload-on-rss" => (c.recycle.max_rss.unwrap_or(0) / 1024 / 1024).to_string(),
+            "harakiri" => c.harakiri.map_or(0, |d| d.as_secs()).to_string(),
+            "py-autoreload" => c.py_autoreload.map_or(0, |d| d.as_secs()).to_string(),
+            "vacuum" => c.vacuum.to_string(),
+            "stats-http" => c.stats_http.to_string(),
+            "lazy-apps" => (!c.preload).to_string(),
+            "preload" => c.preload.to_string(),
+            "strict" => c.strict.to_string(),
+            "manage-script-name" => c.planned.manage_script_name.to_string(),
+            "wsgi-disable-file-wrapper" => (!c.planned.wsgi_file_wrapper).to_string(),
+            "auto-procname" => c.planned.procname.auto.to_string(),
+            "disable-logging" => c.planned.logging.disabled.to_string(),
+            "log-4xx" => c.planned.logging.log_4xx.to_string(),
+            "log-5xx" => c.planned.logging.log_5xx.to_string(),
+            "log-master" => c.planned.logging.master.to_string(),
+            "log-x-forwarded-for" => c.planned.logging.x_forwarded_for.to_string(),
+            "log-reopen" => c.planned.logging.reopen.to_string(),
+            "static-immutable" => c.statics.immutable.to_string(),
+            "static-gzip-all" => c.statics.precompressed.to_string(),
+            "static-dotfiles" => c.statics.dotfiles.to_string(),
+            "static-cache" => (c.statics.cache_bytes / 1024 / 1024).to_string(),
+            "buffer-size" => l.head_bytes.to_string(),
+            "limit-request-line" => l.line_bytes.to_string(),
+            "limit-request-fields" => l.header_fields.to_string(),
+            "limit-post" => l.body_bytes.unwrap_or(0).to_string(),
+            "header-timeout" => l.header_timeout.as_secs().to_string(),
+            "body-timeout" => l.body_timeout.as_secs().to_string(),
+            "write-timeout" => l.write_timeout.as_secs().to_string(),
+            "max-connections" => l.max_connections.to_string(),
+            "request-queue" => l.request_queue.to_string(),
+            "post-buffering" => l.post_buffering.to_string(),
+            "body-spool-budget" => l.body_spool_budget.to_string(),
+            "body-min-rate" => l.body_min_rate.to_string(),
+            // Accepted for uWSGI compatibility: `--help` shows no default for them.
+            _ if lookup(name).is_some_and(|o| {
+                !matches!(o.status, super::Status::Active | super::Status::Planned)
+            }) =>
+            {
+                return None
+            }
+            other => panic!("--help shows a default for {other}; say here what it is in effect"),
+        })
+    }
+
+    #[test]
+    fn help_shows_the_defaults_in_effect() {
+        let text = super::text();
+        for spec in OPTIONS.iter().filter(|o| o.default != DefaultValue::None) {
+            let Some(actual) = in_effect(spec.name) else {
+                continue;
+            };
+            let shown = spec.default.shown();
+            assert_eq!(
+                shown, actual,
+                "--{}: --help says {shown}, the config has {actual}",
+                spec.name
+            );
+            if !matches!(spec.status, super::Status::Ignored(_)) {
+                assert!(
+                    text.contains(&format!("(default: {shown})")),
+                    "--help does not show --{}'s default",
+                    spec.name
+                );
+            }
+        }
     }
 }

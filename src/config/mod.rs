@@ -1,23 +1,31 @@
 //! Configuration: one option table ([`options`]) fed by four sources ([`source`]: command line,
 //! `DRAGOMAN_*` environment variables, ini files, and the positional `module:callable`), merged
-//! by precedence (CLI > env > ini > defaults) and validated into a typed [`Config`].
+//! by precedence (CLI > env > ini > defaults) and validated into a typed [`Config`]
+//! ([`build`]). Every uWSGI option name is known ([`uwsgi`]); defaults live in [`defaults`].
 //!
 //! Every error names where the bad value was written and shows a corrected example in that
 //! source's syntax.
 
+pub mod build;
+#[cfg(test)]
+mod corpus;
+pub(crate) mod defaults;
 pub mod help;
 pub mod ini;
 pub mod options;
+mod planned;
+mod resolve;
 pub mod source;
+pub(crate) mod uwsgi;
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use build::build;
 pub use source::{Command, ConfigError, Origin, Setting};
 
-use options::{Kind, OptionSpec, Status};
+use options::{OptionSpec, Status};
 
 /// An address to listen on: TCP, or a unix socket path.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -67,14 +75,25 @@ pub struct AppTarget {
     pub source: AppSource,
     pub callable: String,
     pub origin: Origin,
+    /// `pkg.mod:create_app()`: the callable is a factory, called once (with no arguments) to
+    /// get the WSGI application, as uWSGI and gunicorn allow.
+    pub factory: bool,
 }
 
 impl AppTarget {
+    fn call(&self) -> &'static str {
+        if self.factory {
+            "()"
+        } else {
+            ""
+        }
+    }
+
     /// `mysite.wsgi:application` or `app.py:application`, as users write it.
     pub fn describe(&self) -> String {
         match &self.source {
-            AppSource::Module(m) => format!("{m}:{}", self.callable),
-            AppSource::File(f) => format!("{}:{}", f.display(), self.callable),
+            AppSource::Module(m) => format!("{m}:{}{}", self.callable, self.call()),
+            AppSource::File(f) => format!("{}:{}{}", f.display(), self.callable, self.call()),
         }
     }
 }
@@ -122,6 +141,10 @@ pub struct Config {
     pub notices: Vec<Notice>,
     /// Lines to log at startup as warnings (an unset `$(VAR)` in an ini file, say).
     pub warnings: Vec<String>,
+    /// Options parsed and checked whose runtime is not there yet (they are in `notices`).
+    pub planned: Planned,
+    /// `strict`: ini keys that are no option were refused.
+    pub strict: bool,
 }
 
 /// Limits and timeouts that protect a worker from clients.
@@ -150,18 +173,18 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            head_bytes: 32768,
-            line_bytes: 8190,
-            header_fields: 100,
-            body_bytes: Some(1 << 30),
-            header_timeout: Duration::from_secs(15),
-            body_timeout: Duration::from_secs(60),
-            write_timeout: Duration::from_secs(60),
-            max_connections: 1024,
-            request_queue: 128,
-            post_buffering: 64 * 1024,
-            body_spool_budget: 1 << 30,
-            body_min_rate: 500,
+            head_bytes: defaults::BUFFER_SIZE,
+            line_bytes: defaults::LIMIT_REQUEST_LINE,
+            header_fields: defaults::LIMIT_REQUEST_FIELDS,
+            body_bytes: Some(defaults::LIMIT_POST),
+            header_timeout: defaults::HEADER_TIMEOUT,
+            body_timeout: defaults::BODY_TIMEOUT,
+            write_timeout: defaults::WRITE_TIMEOUT,
+            max_connections: defaults::MAX_CONNECTIONS,
+            request_queue: defaults::REQUEST_QUEUE,
+            post_buffering: defaults::POST_BUFFERING,
+            body_spool_budget: defaults::BODY_SPOOL_BUDGET,
+            body_min_rate: defaults::BODY_MIN_RATE,
         }
     }
 }
@@ -208,20 +231,128 @@ pub struct Recycle {
 /// A startup line about an option that is set but does nothing (yet).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
-    /// A planned option (not yet in effect), as opposed to one dragoman never needs.
+    /// Logged as a warning: an option not in effect (yet), as opposed to one dragoman never
+    /// needs (an info line).
     pub not_yet: bool,
     pub text: String,
 }
 
+/// Options issue 28 asks dragoman to implement whose runtime lives outside `config/`: parsed
+/// and checked here, announced at startup as not in effect yet, for the runtime to read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Planned {
+    pub logging: Logging,
+    /// `daemonize`: detach and log to this file.
+    pub daemonize: Option<PathBuf>,
+    pub procname: Procname,
+    pub socket_timeout: Option<Duration>,
+    pub http_timeout: Option<Duration>,
+    /// `chown-socket`: user and group of the unix sockets.
+    pub chown_socket: Option<(String, Option<String>)>,
+    pub manage_script_name: bool,
+    /// `mount`: (URL prefix, application as written).
+    pub mounts: Vec<(String, String)>,
+    /// `add-header`: (name, value) added to every response.
+    pub add_headers: Vec<(String, String)>,
+    /// `attach-daemon`: commands run beside the workers.
+    pub attach_daemons: Vec<String>,
+    pub cheaper: Option<Cheaper>,
+    pub crons: Vec<Cron>,
+    /// `hook-master-start`: uWSGI hook actions (`exec:COMMAND`, ...).
+    pub hook_master_start: Vec<String>,
+    /// `pyargv`: sys.argv[1:].
+    pub pyargv: Option<Vec<String>>,
+    /// False with `wsgi-disable-file-wrapper`.
+    pub wsgi_file_wrapper: bool,
+}
+
+/// The logging family of uWSGI options.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Logging {
+    /// `disable-logging`: no request lines (but see log_4xx, log_5xx, slow).
+    pub disabled: bool,
+    pub to: Option<PathBuf>,
+    pub to2: Option<PathBuf>,
+    /// `logger` and `req-logger`, as written (`file:PATH`, `syslog:...`).
+    pub loggers: Vec<String>,
+    pub req_loggers: Vec<String>,
+    /// `log-format`, in uWSGI's `%(var)` syntax.
+    pub format: Option<String>,
+    pub log_4xx: bool,
+    pub log_5xx: bool,
+    /// `log-slow`: log requests slower than this.
+    pub slow: Option<Duration>,
+    /// `log-date`: `Some("")` for uWSGI's default date, or a strftime format.
+    pub date: Option<String>,
+    pub master: bool,
+    /// `log-maxsize`: rotate past this many bytes.
+    pub max_size: Option<u64>,
+    pub backup_name: Option<PathBuf>,
+    pub x_forwarded_for: bool,
+    pub reopen: bool,
+    /// `memory-report`: 0 off, 1 RSS, 2 also USS/PSS.
+    pub memory_report: u8,
+}
+
+/// Process titles (`auto-procname`, `procname-*`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Procname {
+    pub auto: bool,
+    /// `procname-prefix`, or `procname-prefix-spaced` with its space.
+    pub prefix: Option<String>,
+    pub append: Option<String>,
+    pub name: Option<String>,
+    pub master: Option<String>,
+}
+
+/// `cheaper`: an adaptive worker count between `min` and `processes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cheaper {
+    pub min: usize,
+    pub initial: usize,
+    pub step: usize,
+    /// How often the algorithm looks at the load (`cheaper-overload`, default 3 s).
+    pub overload: Duration,
+    pub algo: String,
+}
+
+/// `cron`/`unique-cron`: uWSGI's fields (-1 any, -N every N).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cron {
+    pub minute: i32,
+    pub hour: i32,
+    pub day: i32,
+    pub month: i32,
+    pub weekday: i32,
+    pub command: String,
+    /// `unique-cron`: skipped while the previous run goes on.
+    pub unique: bool,
+}
+
 /// Reads the configuration from the command line (without argv\[0\]) and the environment.
 pub fn load(args: &[String], env: &[(String, String)]) -> Result<Loaded, ConfigError> {
+    let lookup_env = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let host = ini::host::System::new(&lookup_env);
+    load_with(args, env, &host)
+}
+
+/// [`load`], with ini files, `$(VAR)`, `@(...)` and the magic variables read from `host`.
+pub fn load_with(
+    args: &[String],
+    env: &[(String, String)],
+    host: &dyn ini::host::Host,
+) -> Result<Loaded, ConfigError> {
     let cli = match source::from_cli(args)? {
         Command::Run(settings) => settings,
         Command::Help => return Ok(Loaded::Help),
         Command::Version => return Ok(Loaded::Version),
     };
     let env_settings = source::from_env(env)?;
-    let lookup_env = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let strict = cli
+        .iter()
+        .chain(&env_settings)
+        .rfind(|s| s.spec.name == "strict")
+        .is_some_and(|s| s.value.is_empty() || parse_bool(&s.value) == Some(true));
 
     // The ini files to read come from the highest source that names any.
     let ini_files: Vec<&Setting> = [&cli, &env_settings]
@@ -236,16 +367,27 @@ pub fn load(args: &[String], env: &[(String, String)]) -> Result<Loaded, ConfigE
         .unwrap_or_default();
     let mut all = Vec::new();
     let mut warnings = Vec::new();
+    let mut notices = Vec::new();
+    let files: Vec<String> = ini_files.iter().map(|s| s.value.clone()).collect();
     for file in ini_files {
-        let (settings, w) = source::from_ini(&file.value, &lookup_env)
+        let read = source::from_ini(&file.value, host, strict)
             .map_err(|e| ConfigError(format!("{} (from {})", e.0, file.origin)))?;
-        all.extend(settings);
-        warnings.extend(w);
+        all.extend(read.settings);
+        warnings.extend(read.warnings);
+        notices.extend(read.notices);
     }
     all.extend(env_settings);
     all.extend(cli);
-    let mut config = build(&all)?;
+    let mut config = build(&all).map_err(|e| {
+        // A configuration-wide error names the ini files it comes from.
+        if e.0.starts_with("no application") && !files.is_empty() {
+            ConfigError(format!("{}: {}", files.join(", "), e.0))
+        } else {
+            e
+        }
+    })?;
     config.warnings.splice(0..0, warnings);
+    config.notices.extend(notices);
     Ok(Loaded::Run(Box::new(config)))
 }
 
@@ -257,50 +399,6 @@ pub enum Loaded {
     Run(Box<Config>),
 }
 
-/// The settings that win for each option: those of the highest-ranked source that set it.
-struct Resolved<'a> {
-    by_option: HashMap<&'static str, Vec<&'a Setting>>,
-}
-
-impl<'a> Resolved<'a> {
-    fn new(settings: &'a [Setting]) -> Self {
-        let mut by_option: HashMap<&'static str, Vec<&'a Setting>> = HashMap::new();
-        for s in settings {
-            by_option.entry(s.spec.name).or_default().push(s);
-        }
-        for values in by_option.values_mut() {
-            let top = values.iter().map(|s| s.origin.rank()).max().unwrap_or(0);
-            values.retain(|s| s.origin.rank() == top);
-        }
-        Resolved { by_option }
-    }
-
-    /// Every winning value of a repeatable option, in order.
-    fn all(&self, name: &str) -> &[&'a Setting] {
-        self.by_option.get(name).map(Vec::as_slice).unwrap_or(&[])
-    }
-
-    /// The winning value of a single-valued option: the last one written.
-    fn last(&self, name: &str) -> Option<&'a Setting> {
-        self.all(name).last().copied()
-    }
-}
-
-/// An error about one setting's value: where, what was expected, an example, what was given.
-fn bad_value(s: &Setting, expected: &str, example: &str) -> ConfigError {
-    let got = if s.value.is_empty() {
-        "got an empty value".to_string()
-    } else {
-        format!("got {:?}", s.value)
-    };
-    ConfigError(format!(
-        "{}: option '{}' expects {expected}, as in {}; {got}",
-        s.origin,
-        s.spec.name,
-        s.origin.example(s.spec, example)
-    ))
-}
-
 /// Reads true/false, yes/no, on/off, 1/0 (any case).
 pub fn parse_bool(value: &str) -> Option<bool> {
     match value.trim().to_ascii_lowercase().as_str() {
@@ -310,18 +408,9 @@ pub fn parse_bool(value: &str) -> Option<bool> {
     }
 }
 
-fn count(s: &Setting, min: usize, example: &str) -> Result<usize, ConfigError> {
-    s.value
-        .trim()
-        .parse::<usize>()
-        .ok()
-        .filter(|n| *n >= min)
-        .ok_or_else(|| bad_value(s, &format!("a whole number of at least {min}"), example))
-}
-
 /// Parses a listen address as uWSGI writes it: `:8000`, `*:8000`, `127.0.0.1:8000`,
 /// `[::1]:8000`, `localhost:8000` (every address the name resolves to), or a unix socket path
-/// (`/run/site.sock`, `./site.sock`, `unix:site.sock`).
+/// (`/run/site.sock`, `./site.sock`, `unix:site.sock`, `app.sock`).
 pub fn parse_listen(value: &str) -> Result<Vec<ListenAddr>, String> {
     let value = value.trim();
     if value.is_empty() {
@@ -331,6 +420,11 @@ pub fn parse_listen(value: &str) -> Result<Vec<ListenAddr>, String> {
         return Ok(vec![ListenAddr::Unix(PathBuf::from(path))]);
     }
     if value.contains('/') {
+        return Ok(vec![ListenAddr::Unix(PathBuf::from(value))]);
+    }
+    // uWSGI takes any address without a `:` as a unix socket path (`socket = app.sock`, and
+    // `socket = 8000` too: `build` warns about that one).
+    if !value.contains(':') {
         return Ok(vec![ListenAddr::Unix(PathBuf::from(value))]);
     }
     parse_tcp(value).map(|addrs| addrs.into_iter().map(ListenAddr::Tcp).collect())
@@ -362,502 +456,6 @@ fn parse_tcp(value: &str) -> Result<Vec<SocketAddr>, String> {
         return Err(format!("host {host:?} has no addresses"));
     }
     Ok(addrs)
-}
-
-/// Validates the merged settings into a [`Config`].
-pub fn build(settings: &[Setting]) -> Result<Config, ConfigError> {
-    let r = Resolved::new(settings);
-
-    // Flags of every status must at least be booleans.
-    for s in settings.iter().filter(|s| s.spec.kind == Kind::Flag) {
-        if !s.value.is_empty() && parse_bool(&s.value).is_none() {
-            return Err(bad_value(
-                s,
-                "true or false (also yes/no, on/off, 1/0)",
-                "true",
-            ));
-        }
-    }
-
-    let mut listeners: Vec<Listen> = Vec::new();
-    for (option, wire, example) in [
-        ("http", Wire::Http, ":8000"),
-        ("socket", Wire::Uwsgi, ":3031"),
-    ] {
-        for s in r.all(option) {
-            let addrs = parse_listen(&s.value).map_err(|why| {
-                bad_value(s, &format!("an address to listen on ({why})"), example)
-            })?;
-            for addr in addrs {
-                // The same address twice is one listener; port 0 asks for a new port each time.
-                let ephemeral = matches!(addr, ListenAddr::Tcp(a) if a.port() == 0);
-                match listeners.iter().find(|l| l.addr == addr) {
-                    Some(taken) if !ephemeral && taken.wire != wire => {
-                        return Err(ConfigError(format!(
-                            "{}: {addr} is already {} listener ({}); one address speaks one \
-                             protocol: give `socket` (uwsgi) and `http` different addresses",
-                            s.origin,
-                            if taken.wire == Wire::Http {
-                                "an http"
-                            } else {
-                                "a uwsgi"
-                            },
-                            taken
-                                .origin
-                                .as_ref()
-                                .map_or_else(|| "the default".to_string(), |o| o.to_string()),
-                        )))
-                    }
-                    Some(_) if !ephemeral => {}
-                    _ => listeners.push(Listen {
-                        addr,
-                        wire,
-                        origin: Some(s.origin.clone()),
-                    }),
-                }
-            }
-        }
-    }
-    if listeners.is_empty() {
-        listeners.push(Listen {
-            addr: ListenAddr::Tcp(SocketAddr::from(([127, 0, 0, 1], 8000))),
-            wire: Wire::Http,
-            origin: None,
-        });
-    }
-
-    let app = app_target(&r)?;
-    let nonempty_path = |s: &Setting, example: &str| -> Result<PathBuf, ConfigError> {
-        if s.value.trim().is_empty() {
-            Err(bad_value(s, "a path", example))
-        } else {
-            Ok(PathBuf::from(s.value.trim()))
-        }
-    };
-    let chdir = r
-        .last("chdir")
-        .map(|s| nonempty_path(s, "/srv/mysite").map(|p| (p, s.origin.clone())))
-        .transpose()?;
-    let pythonpath = r
-        .all("pythonpath")
-        .iter()
-        .map(|s| nonempty_path(s, "/srv/mysite/lib"))
-        .collect::<Result<_, _>>()?;
-    let home = r
-        .last("home")
-        .map(|s| nonempty_path(s, "/srv/mysite/venv").map(|p| (p, s.origin.clone())))
-        .transpose()?;
-    let env = r
-        .all("env")
-        .iter()
-        .map(|s| match s.value.split_once('=') {
-            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
-            _ => Err(bad_value(
-                s,
-                "KEY=VALUE",
-                "DJANGO_SETTINGS_MODULE=mysite.settings",
-            )),
-        })
-        .collect::<Result<_, _>>()?;
-
-    let processes = r
-        .last("processes")
-        .map(|s| count(s, 1, "4"))
-        .transpose()?
-        .unwrap_or(1);
-    let threads = r
-        .last("threads")
-        .map(|s| count(s, 1, "4"))
-        .transpose()?
-        .unwrap_or(1);
-    let backlog = r
-        .last("listen")
-        .map(|s| count(s, 1, "1024"))
-        .transpose()?
-        .unwrap_or(1024)
-        .min(i32::MAX as usize) as i32;
-    let mercy = r
-        .last("worker-reload-mercy")
-        .map(|s| count(s, 0, "30"))
-        .transpose()?
-        .unwrap_or(60);
-
-    let flag = |name: &str, default: bool| -> bool {
-        r.last(name)
-            .map(|s| s.value.is_empty() || parse_bool(&s.value).unwrap_or(default))
-            .unwrap_or(default)
-    };
-    let number = |name: &str, example: &str| -> Result<u64, ConfigError> {
-        Ok(r.last(name)
-            .map(|s| count(s, 0, example))
-            .transpose()?
-            .unwrap_or(0) as u64)
-    };
-    let seconds = |name: &str| -> Result<Option<Duration>, ConfigError> {
-        Ok(Some(number(name, "30")?)
-            .filter(|n| *n > 0)
-            .map(Duration::from_secs))
-    };
-    let recycle = Recycle {
-        max_requests: number("max-requests", "1000")?,
-        max_requests_delta: number("max-requests-delta", "10")?,
-        max_lifetime: seconds("max-worker-lifetime")?,
-        max_rss: Some(number("reload-on-rss", "512")?)
-            .filter(|n| *n > 0)
-            .map(|mib| mib * 1024 * 1024),
-    };
-    let py_autoreload = match r.last("py-autoreload") {
-        None => None,
-        Some(s) => match parse_bool(&s.value) {
-            Some(on) => on.then(|| Duration::from_secs(1)),
-            None => Some(count(s, 0, "1")? as u64)
-                .filter(|n| *n > 0)
-                .map(Duration::from_secs),
-        },
-    };
-    let octal = |name: &str, example: &str| -> Result<Option<u32>, ConfigError> {
-        r.last(name)
-            .map(|s| {
-                u32::from_str_radix(s.value.trim(), 8)
-                    .ok()
-                    .filter(|m| *m <= 0o7777)
-                    .ok_or_else(|| bad_value(s, "an octal permission mask", example))
-            })
-            .transpose()
-    };
-    let stats = r
-        .last("stats")
-        .map(|s| match parse_listen(&s.value) {
-            Ok(addrs) => Ok(Listen {
-                addr: addrs
-                    .into_iter()
-                    .next()
-                    .expect("parse_listen returns at least one"),
-                wire: Wire::Http,
-                origin: Some(s.origin.clone()),
-            }),
-            Err(why) => Err(bad_value(
-                s,
-                &format!("an address ({why})"),
-                "127.0.0.1:9191",
-            )),
-        })
-        .transpose()?;
-    let named = |name: &str| {
-        r.last(name)
-            .map(|s| (s.value.trim().to_string(), s.origin.clone()))
-    };
-    let paths = |name: &str| -> Vec<PathBuf> {
-        r.all(name)
-            .iter()
-            .map(|s| PathBuf::from(s.value.trim()))
-            .collect()
-    };
-    let statics = static_config(&r, &flag)?;
-    let limits = limits(&r)?;
-    let proxy_protocol = if flag("proxy-protocol", false) {
-        let allowed = r
-            .all("proxy-allow-from")
-            .iter()
-            .map(|s| {
-                s.value
-                    .trim()
-                    .parse::<IpAddr>()
-                    .map_err(|_| bad_value(s, "an IP address", "10.0.0.5"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Some(if allowed.is_empty() {
-            vec![
-                IpAddr::V4(Ipv4Addr::LOCALHOST),
-                IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
-            ]
-        } else {
-            allowed
-        })
-    } else {
-        None
-    };
-
-    Ok(Config {
-        preload: flag("preload", false) || !flag("lazy-apps", true),
-        recycle,
-        harakiri: seconds("harakiri")?,
-        touch_reload: paths("touch-reload"),
-        touch_chain_reload: paths("touch-chain-reload"),
-        py_autoreload,
-        pidfile: r.last("pidfile").map(|s| PathBuf::from(s.value.trim())),
-        vacuum: flag("vacuum", false),
-        uid: named("uid"),
-        gid: named("gid"),
-        umask: octal("umask", "022")?,
-        chmod_socket: octal("chmod-socket", "660")?,
-        stats,
-        stats_http: flag("stats-http", false),
-        statics,
-        limits,
-        proxy_protocol,
-        listeners,
-        backlog,
-        app,
-        chdir,
-        pythonpath,
-        home,
-        env,
-        processes,
-        threads,
-        mercy: Duration::from_secs(mercy as u64),
-        notices: notices(&r),
-        warnings: Vec::new(),
-    })
-}
-
-/// The limits and timeouts, each checked for a sensible value.
-fn limits(r: &Resolved<'_>) -> Result<Limits, ConfigError> {
-    let d = Limits::default();
-    let n = |name: &str, min: usize, example: &str, default: usize| -> Result<usize, ConfigError> {
-        Ok(r.last(name)
-            .map(|s| count(s, min, example))
-            .transpose()?
-            .unwrap_or(default))
-    };
-    let secs = |name: &str, default: Duration| -> Result<Duration, ConfigError> {
-        Ok(r.last(name)
-            .map(|s| count(s, 1, "30"))
-            .transpose()?
-            .map_or(default, |n| Duration::from_secs(n as u64)))
-    };
-    let byte_count = |name: &str, example: &str, default: u64| -> Result<u64, ConfigError> {
-        Ok(r.last(name)
-            .map(|s| count(s, 0, example))
-            .transpose()?
-            .map_or(default, |n| n as u64))
-    };
-    let head_bytes = n("buffer-size", 1024, "32768", d.head_bytes)?;
-    // The request line is part of the head: unless set, its limit shrinks to fit (uWSGI's
-    // default buffer-size of 4096 must load).
-    let line_bytes = match r.last("limit-request-line") {
-        None => d.line_bytes.min(head_bytes),
-        Some(s) => count(s, 64, "8190")?,
-    };
-    if line_bytes > head_bytes {
-        let s = r
-            .last("limit-request-line")
-            .expect("set, or it would have been clamped");
-        return Err(ConfigError(format!(
-            "{}: limit-request-line ({line_bytes}) cannot be larger than buffer-size ({head_bytes}), \
-             which the request line is part of; raise buffer-size or lower limit-request-line",
-            s.origin
-        )));
-    }
-    Ok(Limits {
-        head_bytes,
-        line_bytes,
-        header_fields: n("limit-request-fields", 1, "100", d.header_fields)?,
-        body_bytes: r
-            .last("limit-post")
-            .map(|s| count(s, 0, "10485760"))
-            .transpose()?
-            .map_or(d.body_bytes, |n| Some(n as u64).filter(|n| *n > 0)),
-        header_timeout: secs("header-timeout", d.header_timeout)?,
-        body_timeout: secs("body-timeout", d.body_timeout)?,
-        write_timeout: secs("write-timeout", d.write_timeout)?,
-        max_connections: n("max-connections", 1, "1024", d.max_connections)?,
-        request_queue: n("request-queue", 0, "128", d.request_queue)?,
-        post_buffering: byte_count("post-buffering", "65536", d.post_buffering)?,
-        body_spool_budget: byte_count("body-spool-budget", "1073741824", d.body_spool_budget)?,
-        body_min_rate: byte_count("body-min-rate", "500", d.body_min_rate)?,
-    })
-}
-
-/// The static-file options: mounts, caching and the rest.
-fn static_config(
-    r: &Resolved<'_>,
-    flag: &dyn Fn(&str, bool) -> bool,
-) -> Result<StaticConfig, ConfigError> {
-    let mut mounts = Vec::new();
-    for (name, appended) in [("static-map", false), ("static-map2", true)] {
-        for s in r.all(name) {
-            let example = "/static=/srv/mysite/static";
-            let (prefix, target) = s
-                .value
-                .split_once('=')
-                .map(|(p, t)| (p.trim(), t.trim()))
-                .filter(|(p, t)| p.starts_with('/') && !t.is_empty())
-                .ok_or_else(|| bad_value(s, "MOUNT=PATH, the mount starting with /", example))?;
-            let prefix = match prefix.trim_end_matches('/') {
-                "" => "/".to_string(),
-                p => p.to_string(),
-            };
-            let mut target = PathBuf::from(target);
-            if appended {
-                target.push(prefix.trim_start_matches('/'));
-            }
-            mounts.push(StaticMount {
-                prefix,
-                target,
-                origin: s.origin.clone(),
-            });
-        }
-    }
-    for s in r.all("check-static") {
-        if s.value.trim().is_empty() {
-            return Err(bad_value(s, "a directory", "/srv/mysite/public"));
-        }
-        mounts.push(StaticMount {
-            prefix: "/".into(),
-            target: PathBuf::from(s.value.trim()),
-            origin: s.origin.clone(),
-        });
-    }
-    let expires = |name: &str, example: &str| -> Result<Vec<(regex::Regex, u64)>, ConfigError> {
-        r.all(name)
-            .iter()
-            .map(|s| {
-                let expected = "a regular expression and a number of seconds";
-                let (pattern, secs) = s
-                    .value
-                    .trim()
-                    .rsplit_once(char::is_whitespace)
-                    .ok_or_else(|| bad_value(s, expected, example))?;
-                let secs = secs
-                    .parse::<u64>()
-                    .map_err(|_| bad_value(s, expected, example))?;
-                let re = regex::Regex::new(pattern.trim()).map_err(|e| {
-                    bad_value(
-                        s,
-                        &format!("{expected} (the pattern does not compile: {e})"),
-                        example,
-                    )
-                })?;
-                Ok((re, secs))
-            })
-            .collect()
-    };
-    let cache_mib = r
-        .last("static-cache")
-        .map(|s| count(s, 0, "64"))
-        .transpose()?
-        .unwrap_or(64) as u64;
-    Ok(StaticConfig {
-        mounts,
-        index: r
-            .all("static-index")
-            .iter()
-            .map(|s| s.value.trim().to_string())
-            .collect(),
-        safe: r
-            .all("static-safe")
-            .iter()
-            .map(|s| PathBuf::from(s.value.trim()))
-            .collect(),
-        expires: expires("static-expires", "/srv/mysite/static/.*\\.css 86400")?,
-        expires_uri: expires("static-expires-uri", "^/static/.*\\.css 86400")?,
-        max_age: r
-            .last("static-max-age")
-            .map(|s| count(s, 0, "3600"))
-            .transpose()?
-            .map(|n| n as u64),
-        immutable: flag("static-immutable", true),
-        precompressed: flag("static-gzip-all", true),
-        dotfiles: flag("static-dotfiles", false),
-        cache_bytes: cache_mib * 1024 * 1024,
-    })
-}
-
-fn app_target(r: &Resolved<'_>) -> Result<AppTarget, ConfigError> {
-    let module = r.last("module");
-    let file = r.last("wsgi-file");
-    let callable = r.last("callable");
-    if let Some(c) = callable {
-        if !is_identifier(c.value.trim()) {
-            return Err(bad_value(c, "a Python identifier", "application"));
-        }
-    }
-    let default_callable = callable.map_or("application", |c| c.value.trim());
-    match (module, file) {
-        (Some(m), Some(f)) => Err(ConfigError(format!(
-            "both module ({}) and wsgi-file ({}) are set; dragoman serves one application, so \
-             keep one of them",
-            m.origin, f.origin
-        ))),
-        (Some(m), None) => {
-            let text = m.value.trim();
-            let (module, name) = match text.split_once(':') {
-                Some((module, name)) => (module, name),
-                None => (text, default_callable),
-            };
-            let valid_module = !module.is_empty() && module.split('.').all(is_identifier);
-            if !valid_module || !is_identifier(name) {
-                return Err(bad_value(
-                    m,
-                    "a Python module path, optionally with :callable",
-                    "mysite.wsgi:application",
-                ));
-            }
-            Ok(AppTarget {
-                source: AppSource::Module(module.to_string()),
-                callable: name.to_string(),
-                origin: m.origin.clone(),
-            })
-        }
-        (None, Some(f)) => {
-            if f.value.trim().is_empty() {
-                return Err(bad_value(f, "the path of a Python file", "mysite/wsgi.py"));
-            }
-            Ok(AppTarget {
-                source: AppSource::File(PathBuf::from(f.value.trim())),
-                callable: default_callable.to_string(),
-                origin: f.origin.clone(),
-            })
-        }
-        (None, None) => Err(ConfigError(
-            "no application to serve: name it on the command line (`dragoman mysite.wsgi:application`), \
-             or in the ini file (`module = mysite.wsgi`), or with --wsgi-file app.py"
-                .into(),
-        )),
-    }
-}
-
-fn is_identifier(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c == '_' || c.is_alphabetic())
-        && chars.all(|c| c == '_' || c.is_alphanumeric())
-}
-
-/// Startup notices for options that are set but planned or ignored.
-fn notices(r: &Resolved<'_>) -> Vec<Notice> {
-    let mut planned = Vec::new();
-    let mut lines = Vec::new();
-    for spec in options::OPTIONS {
-        let Some(s) = r.all(spec.name).first() else {
-            continue;
-        };
-        match spec.status {
-            Status::Active => {}
-            Status::Planned => planned.push(format!("{} ({})", spec.name, s.origin)),
-            Status::Ignored(why) => lines.push(Notice {
-                not_yet: false,
-                text: format!(
-                    "option '{}' ({}) has nothing to do in dragoman: {why}",
-                    spec.name, s.origin
-                ),
-            }),
-        }
-    }
-    if !planned.is_empty() {
-        lines.insert(
-            0,
-            Notice {
-                not_yet: true,
-                text: format!(
-                    "not yet in effect in dragoman {}, accepted and ignored for now: {}",
-                    env!("CARGO_PKG_VERSION"),
-                    planned.join(", ")
-                ),
-            },
-        );
-    }
-    lines
 }
 
 /// The option a planned/ignored check refers to; used by `--help`.
@@ -958,14 +556,85 @@ mod tests {
     }
 
     #[test]
-    fn unknown_ini_option_names_line_and_suggests() {
-        let f = ini_file("[uwsgi]\nmodule = a\n\nprocceses = 2\n");
+    fn unknown_ini_keys_are_placeholders_with_a_typo_warning_and_refused_when_strict() {
+        // uWSGI keeps a key that is no option as a placeholder; dragoman says when it looks
+        // like a misspelt option.
+        let f = ini_file("[uwsgi]\nmodule = a\n\nprocceses = 2\nsite = shop\n");
+        let p = f.path().to_str().unwrap();
+        let c = load_run(&["--ini", p], &[]).unwrap();
+        assert_eq!(c.processes, 1);
+        assert_eq!(
+            c.warnings,
+            vec![format!(
+                "{p} line 4: 'procceses' is no option, so it is kept as a placeholder (usable as \
+                 %(procceses)), as uWSGI does; did you mean 'processes'?"
+            )]
+        );
+        let f = ini_file("[uwsgi]\nstrict = true\nmodule = a\n\nprocceses = 2\n");
         let p = f.path().to_str().unwrap();
         let e = load_run(&["--ini", p], &[]).unwrap_err();
-        assert_eq!(
-            e.0,
-            format!("{p} line 4: unknown option 'procceses'; did you mean 'processes'? (from command line option --ini)")
+        assert!(
+            e.0.starts_with(&format!(
+                "{p} line 5: unknown option 'procceses'; did you mean 'processes'? `strict` is on"
+            )),
+            "{e}"
         );
+        // Strict from the command line; set-placeholder is the way to a placeholder then.
+        let f = ini_file("[uwsgi]\nset-ph = app=a\nmodule = %(app)\nvacum = 1\n");
+        let p = f.path().to_str().unwrap();
+        let e = load_run(&["--ini", p, "--strict"], &[]).unwrap_err();
+        assert!(
+            e.0.contains("line 4: unknown option 'vacum'; did you mean 'vacuum'?"),
+            "{e}"
+        );
+        let f = ini_file("[uwsgi]\nset-ph = app=a\nmodule = %(app)\nignore-sigpipe\n");
+        let c = load_run(&["--ini", f.path().to_str().unwrap(), "--strict"], &[]).unwrap();
+        assert_eq!(c.app.describe(), "a:application");
+    }
+
+    #[test]
+    fn uwsgi_options_are_covered_warned_or_refused() {
+        let f = ini_file(
+            "[uwsgi]\nmodule = a\nignore-sigpipe = true\nmaster-fifo = /tmp/f\n\
+             route = ^/healthz$ donotlog:\n",
+        );
+        let c = load_run(&["--ini", f.path().to_str().unwrap()], &[]).unwrap();
+        let texts: Vec<(bool, &str)> = c
+            .notices
+            .iter()
+            .map(|n| (n.not_yet, n.text.as_str()))
+            .collect();
+        assert!(
+            texts
+                .iter()
+                .any(|(warn, t)| !warn && t.contains("'ignore-sigpipe'")),
+            "{texts:?}"
+        );
+        assert!(
+            texts.iter().any(|(warn, t)| *warn
+                && t.contains("'master-fifo'")
+                && t.contains("send signals")),
+            "{texts:?}"
+        );
+        assert!(
+            texts.iter().any(|(warn, t)| *warn && t.contains("'route'")),
+            "{texts:?}"
+        );
+        for (line, expected) in [
+            ("gevent = 100", "set `threads = N`"),
+            ("https = :443,c.pem,k.pem", "terminate TLS in a proxy"),
+            (
+                "route = ^/admin basicauth:Admin,u:p",
+                "denies or authenticates",
+            ),
+            ("chroot = /srv/jail", "run dragoman in a container"),
+        ] {
+            let f = ini_file(&format!("[uwsgi]\nmodule = a\n{line}\n"));
+            let p = f.path().to_str().unwrap();
+            let e = load_run(&["--ini", p], &[]).unwrap_err();
+            assert!(e.0.starts_with(&format!("{p} line 3: ")), "{e}");
+            assert!(e.0.contains(expected), "{e}");
+        }
     }
 
     #[test]
@@ -983,19 +652,28 @@ mod tests {
         assert_eq!(c.app.source, AppSource::File("x/app.py".into()));
         let e = load_run(&[], &[]).unwrap_err();
         assert!(e.0.starts_with("no application to serve"), "{e}");
-        let e = load_run(&["--wsgi-file", "a.py", "mod"], &[]).unwrap_err();
-        assert!(e.0.contains("both module"), "{e}");
+        // uWSGI loads both and serves the module's application; dragoman serves the module.
+        let c = load_run(&["--wsgi-file", "a.py", "mod"], &[]).unwrap();
+        assert_eq!(c.app.describe(), "mod:application");
+        assert!(
+            c.warnings[0].contains("both module (mod) and wsgi-file (a.py)"),
+            "{c:?}"
+        );
+        let c = load_run(&["pkg.app:create_app()"], &[]).unwrap();
+        assert!(c.app.factory && c.app.callable == "create_app");
+        assert_eq!(c.app.describe(), "pkg.app:create_app()");
         let e = load_run(&["my-site.wsgi"], &[]).unwrap_err();
         assert!(e.0.contains("a Python module path"), "{e}");
     }
 
     #[test]
     fn planned_and_ignored_options_load_with_notices() {
-        let f = ini_file("[uwsgi]\nmodule = a\nhttp = :8000\nhttps = :443,c,k\nenable-threads\n");
+        let f = ini_file("[uwsgi]\nmodule = a\nhttp = :8000\nlogto = /tmp/x.log\nenable-threads\n");
         let p = f.path().to_str().unwrap();
         let c = load_run(&["--ini", p], &[]).unwrap();
         assert!(c.notices[0].not_yet && c.notices[0].text.contains("not yet in effect"));
-        assert!(c.notices[0].text.contains(&format!("https ({p} line 4)")));
+        assert!(c.notices[0].text.contains(&format!("logto ({p} line 4)")));
+        assert_eq!(c.planned.logging.to, Some(PathBuf::from("/tmp/x.log")));
         assert!(!c.notices[1].not_yet && c.notices[1].text.contains("enable-threads"));
     }
 
@@ -1099,6 +777,7 @@ mod tests {
 
     #[test]
     fn listen_addresses() {
+        let unix = |s: &str| vec![ListenAddr::Unix(PathBuf::from(s))];
         let tcp = |s: &str| vec![ListenAddr::Tcp(s.parse().unwrap())];
         assert_eq!(parse_listen(":80").unwrap(), tcp("0.0.0.0:80"));
         assert_eq!(parse_listen("*:80").unwrap(), tcp("0.0.0.0:80"));
@@ -1108,9 +787,10 @@ mod tests {
             .unwrap()
             .iter()
             .all(|a| matches!(a, ListenAddr::Tcp(a) if a.ip().is_loopback())));
-        assert!(parse_listen("8000").is_err());
+        // As uWSGI: no `:` is a unix socket file (build warns when it looks like a port).
+        assert_eq!(parse_listen("8000").unwrap(), unix("8000"));
+        assert_eq!(parse_listen("app.sock").unwrap(), unix("app.sock"));
         assert!(parse_listen(":http").is_err());
-        let unix = |s: &str| vec![ListenAddr::Unix(PathBuf::from(s))];
         assert_eq!(parse_listen("/tmp/x.sock").unwrap(), unix("/tmp/x.sock"));
         assert_eq!(parse_listen("unix:x.sock").unwrap(), unix("x.sock"));
     }

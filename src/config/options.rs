@@ -13,16 +13,18 @@ pub enum Group {
     Server,
     Processes,
     Static,
+    Logging,
     Limits,
     Compat,
 }
 
 impl Group {
-    pub const ALL: [Group; 7] = [
+    pub const ALL: [Group; 8] = [
         Group::Config,
         Group::Application,
         Group::Server,
         Group::Processes,
+        Group::Logging,
         Group::Static,
         Group::Limits,
         Group::Compat,
@@ -35,6 +37,7 @@ impl Group {
             Group::Server => "Listeners and HTTP",
             Group::Processes => "Processes and workers",
             Group::Static => "Static files",
+            Group::Logging => "Logging (accepted; not in effect yet)",
             Group::Limits => "Limits and timeouts",
             Group::Compat => "uWSGI compatibility (accepted, nothing to do in dragoman)",
         }
@@ -61,6 +64,30 @@ pub enum Status {
     Ignored(&'static str),
 }
 
+/// An option's default, typed: the values come from [`super::defaults`], which `build` uses
+/// too, so `--help` cannot show another default than the one in effect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DefaultValue {
+    None,
+    Text(&'static str),
+    Count(usize),
+    Secs(u64),
+    Flag(bool),
+}
+
+impl DefaultValue {
+    /// As `--help` shows it; empty for none.
+    pub fn shown(self) -> String {
+        match self {
+            DefaultValue::None => String::new(),
+            DefaultValue::Text(t) => t.to_string(),
+            DefaultValue::Count(n) => n.to_string(),
+            DefaultValue::Secs(n) => n.to_string(),
+            DefaultValue::Flag(b) => b.to_string(),
+        }
+    }
+}
+
 /// One option: everything the sources, the validator and `--help` need to know about it.
 #[derive(Debug)]
 pub struct OptionSpec {
@@ -69,8 +96,8 @@ pub struct OptionSpec {
     pub group: Group,
     pub kind: Kind,
     pub repeatable: bool,
-    /// Shown in `--help`; empty when there is no default.
-    pub default: &'static str,
+    /// Shown in `--help`.
+    pub default: DefaultValue,
     /// The placeholder shown in `--help` (`ADDR`, `N`); empty for flags.
     pub metavar: &'static str,
     pub status: Status,
@@ -81,7 +108,7 @@ const fn opt(
     name: &'static str,
     group: Group,
     metavar: &'static str,
-    default: &'static str,
+    default: DefaultValue,
     help: &'static str,
 ) -> OptionSpec {
     OptionSpec {
@@ -100,7 +127,7 @@ const fn opt(
 const fn flag(
     name: &'static str,
     group: Group,
-    default: &'static str,
+    default: DefaultValue,
     help: &'static str,
 ) -> OptionSpec {
     OptionSpec {
@@ -148,85 +175,133 @@ impl OptionSpec {
     }
 }
 
+use super::defaults as d;
+use DefaultValue::{Count, Flag, Secs, Text};
 use Group::*;
+
+/// No default (the option is off or empty unless set).
+const N: DefaultValue = DefaultValue::None;
 
 /// Every option, in `--help` order within each group.
 pub static OPTIONS: &[OptionSpec] = &[
     // Configuration files.
-    opt("ini", Config, "FILE[:SECTION]", "", "read options from an ini file: its [uwsgi] and [dragoman] sections (or a named one), or the whole file if it has no sections").many(),
+    opt("ini", Config, "FILE[:SECTION]", N, "read options from an ini file: its [uwsgi] and [dragoman] sections (or a named one), or the whole file if it has no sections").many(),
+    flag("strict", Config, Flag(false), "refuse ini keys that are no option (uWSGI's strict mode); placeholders are then set with set-placeholder"),
     // Application.
-    opt("module", Application, "MODULE[:CALLABLE]", "", "import the WSGI application from MODULE; the attribute is `application` unless CALLABLE (or --callable) names another").aka(&["wsgi"]),
-    opt("callable", Application, "NAME", "application", "name of the WSGI callable in the module or wsgi-file"),
-    opt("wsgi-file", Application, "FILE", "", "load the WSGI application from a Python file instead of a module"),
-    opt("chdir", Application, "DIR", "", "change to DIR before loading the application (it is also put first on sys.path)"),
-    opt("pythonpath", Application, "DIR", "", "add DIR to the front of sys.path (repeatable)").aka(&["python-path", "pp"]).many(),
-    opt("home", Application, "VENV", "", "import the application's packages from this virtualenv (it must be for the same Python version as dragoman)").aka(&["virtualenv", "venv", "pyhome"]),
-    opt("env", Application, "KEY=VALUE", "", "set an environment variable before the application loads (repeatable)").many(),
-    flag("lazy-apps", Application, "true", "load the application in each worker after fork; `lazy-apps = false` is the same as --preload"),
-    flag("preload", Application, "false", "load the application once in the master before forking workers (a reload then restarts workers without re-importing the code)"),
+    opt("module", Application, "MODULE[:CALLABLE]", N, "import the WSGI application from MODULE; the attribute is `application` unless CALLABLE (or --callable) names another; `pkg:create_app()` calls a factory").aka(&["wsgi"]),
+    opt("callable", Application, "NAME", Text(d::CALLABLE), "name of the WSGI callable in the module or wsgi-file"),
+    opt("wsgi-file", Application, "FILE", N, "load the WSGI application from a Python file instead of a module").aka(&["file"]),
+    opt("chdir", Application, "DIR", N, "change to DIR before loading the application (it is also put first on sys.path)"),
+    opt("pythonpath", Application, "DIR", N, "add DIR to the front of sys.path (repeatable)").aka(&["python-path", "pp"]).many(),
+    opt("home", Application, "VENV", N, "import the application's packages from this virtualenv (it must be for the same Python version as dragoman)").aka(&["virtualenv", "venv", "pyhome"]),
+    opt("env", Application, "KEY=VALUE", N, "set an environment variable before the application loads (repeatable)").many(),
+    flag("lazy-apps", Application, Flag(d::LAZY_APPS), "load the application in each worker after fork; `lazy-apps = false` is the same as --preload"),
+    flag("preload", Application, Flag(d::PRELOAD), "load the application once in the master before forking workers (a reload then restarts workers without re-importing the code)"),
+    opt("mount", Application, "PREFIX=APP", N, "serve another application under a URL prefix (SCRIPT_NAME set), as uWSGI's mount").many().planned(),
+    flag("manage-script-name", Application, Flag(false), "take SCRIPT_NAME from the mount prefix that matches the request path").planned(),
+    opt("pyargv", Application, "ARGS", N, "sys.argv[1:] for the application, split on spaces").planned(),
+    flag("wsgi-disable-file-wrapper", Application, Flag(false), "offer no wsgi.file_wrapper to the application").planned(),
     // Listeners and HTTP.
-    opt("http", Server, "ADDR", "127.0.0.1:8000", "serve HTTP on ADDR: `:8000` (all IPv4 interfaces), `127.0.0.1:8000`, `[::1]:8000`, or a unix socket path; repeatable").aka(&["http-socket", "bind"]).many(),
-    opt("listen", Server, "N", "1024", "the listen queue (backlog) of each listening socket"),
-    flag("proxy-protocol", Server, "false", "every connection on the http listeners starts with a PROXY protocol header (v1 or v2) naming the real client; it becomes REMOTE_ADDR").aka(&["enable-proxy-protocol"]),
-    opt("proxy-allow-from", Server, "IP", "127.0.0.1, ::1", "peers whose PROXY headers are believed (repeatable); others are served as plain HTTP").many(),
-    opt("socket", Server, "ADDR", "", "serve the uwsgi protocol (for nginx's uwsgi_pass) on ADDR: `:3031`, `127.0.0.1:3031` or a unix socket path; repeatable").aka(&["uwsgi-socket"]).many(),
-    opt("https", Server, "ADDR,CERT,KEY", "", "serve HTTPS on ADDR with a certificate and key").many().planned(),
+    opt("http", Server, "ADDR", Text(d::HTTP), "serve HTTP on ADDR: `:8000` (all IPv4 interfaces), `127.0.0.1:8000`, `[::1]:8000`, or a unix socket path; repeatable").aka(&["http-socket", "bind", "http11-socket"]).many(),
+    opt("listen", Server, "N", Count(d::LISTEN_BACKLOG), "the listen queue (backlog) of each listening socket"),
+    flag("proxy-protocol", Server, Flag(d::PROXY_PROTOCOL), "every connection on the http listeners starts with a PROXY protocol header (v1 or v2) naming the real client; it becomes REMOTE_ADDR").aka(&["enable-proxy-protocol", "http-enable-proxy-protocol"]),
+    opt("proxy-allow-from", Server, "IP", Text(d::PROXY_ALLOW_FROM), "peers whose PROXY headers are believed (repeatable); others are served as plain HTTP").many(),
+    opt("socket", Server, "ADDR", N, "serve the uwsgi protocol (for nginx's uwsgi_pass) on ADDR: `:3031`, `127.0.0.1:3031` or a unix socket path (`app.sock` too); repeatable").aka(&["uwsgi-socket"]).many(),
+    opt("protocol", Server, "uwsgi|http", N, "what clients of the `socket` listeners speak").aka(&["socket-protocol"]).planned(),
+    opt("chmod-socket", Server, "MODE", N, "permissions of unix sockets dragoman creates (octal, e.g. 660)"),
+    opt("chown-socket", Server, "USER[:GROUP]", N, "owner of unix sockets dragoman creates").planned(),
+    opt("socket-timeout", Server, "SECONDS", N, "uWSGI's timeout for reads and writes on the `socket` listeners").planned(),
+    opt("http-timeout", Server, "SECONDS", N, "uWSGI's timeout for HTTP clients").planned(),
+    opt("add-header", Server, "NAME: VALUE", N, "add a header to every response (repeatable)").many().planned(),
     // Processes and workers.
-    opt("processes", Processes, "N", "1", "number of worker processes").aka(&["workers"]),
-    opt("threads", Processes, "N", "1", "Python threads per worker that run the application; with 1 the app runs on the worker's event-loop thread"),
-    opt("worker-reload-mercy", Processes, "SECONDS", "60", "on stop, how long workers may take to finish their requests before they are killed").aka(&["graceful-timeout"]),
-    opt("max-requests", Processes, "N", "0", "recycle a worker gracefully after N requests (0: never)"),
-    opt("max-requests-delta", Processes, "N", "0", "add N times the worker number to max-requests, so workers do not recycle together"),
-    opt("max-worker-lifetime", Processes, "SECONDS", "0", "recycle a worker gracefully after it has run this long (0: never)"),
-    opt("reload-on-rss", Processes, "MIB", "0", "recycle a worker gracefully when its resident memory exceeds this (0: never)"),
-    opt("harakiri", Processes, "SECONDS", "0", "kill and replace a worker whose request runs longer than this, after logging the stuck thread's traceback (0: never)").aka(&["timeout"]),
-    flag("harakiri-verbose", Processes, "true", "log the Python traceback of the stuck thread before a harakiri kill (always done)"),
-    opt("touch-reload", Processes, "FILE", "", "reload gracefully when FILE is touched (repeatable)").many(),
-    opt("touch-chain-reload", Processes, "FILE", "", "replace workers one at a time when FILE is touched (repeatable)").many(),
-    opt("py-autoreload", Processes, "SECONDS", "0", "development: check every SECONDS whether a loaded .py file changed, and reload if so (0: never)"),
-    opt("pidfile", Processes, "FILE", "", "write the master's PID to FILE").aka(&["pid"]),
-    flag("vacuum", Processes, "false", "remove the pidfile and unix sockets on exit"),
-    opt("uid", Processes, "USER", "", "run as this user (name or number) after binding the sockets").aka(&["user"]),
-    opt("gid", Processes, "GROUP", "", "run as this group (name or number) after binding the sockets").aka(&["group"]),
-    opt("umask", Processes, "MASK", "", "set the process umask (octal, e.g. 022)"),
-    opt("chmod-socket", Server, "MODE", "", "permissions of unix sockets dragoman creates (octal, e.g. 660)"),
-    opt("stats", Processes, "ADDR", "", "serve uWSGI-compatible JSON stats (as uwsgitop reads them) on ADDR: host:port or a unix socket path"),
-    flag("stats-http", Processes, "false", "serve the stats as an HTTP response"),
+    opt("processes", Processes, "N", Count(d::PROCESSES), "number of worker processes").aka(&["workers"]),
+    opt("threads", Processes, "N", Count(d::THREADS), "Python threads per worker that run the application; with 1 the app runs on the worker's event-loop thread"),
+    opt("worker-reload-mercy", Processes, "SECONDS", Secs(d::WORKER_RELOAD_MERCY_SECS), "on stop, how long workers may take to finish their requests before they are killed").aka(&["graceful-timeout"]),
+    opt("max-requests", Processes, "N", Count(0), "recycle a worker gracefully after N requests (0: never)"),
+    opt("max-requests-delta", Processes, "N", Count(0), "add N times the worker number to max-requests, so workers do not recycle together"),
+    opt("max-worker-lifetime", Processes, "SECONDS", Secs(0), "recycle a worker gracefully after it has run this long (0: never)"),
+    opt("reload-on-rss", Processes, "MIB", Count(0), "recycle a worker gracefully when its resident memory exceeds this (0: never)"),
+    opt("harakiri", Processes, "SECONDS", Secs(0), "kill and replace a worker whose request runs longer than this, after logging the stuck thread's traceback (0: never)").aka(&["timeout"]),
+    flag("harakiri-verbose", Processes, Flag(true), "log the Python traceback of the stuck thread before a harakiri kill (always done)"),
+    opt("touch-reload", Processes, "FILE", N, "reload gracefully when FILE is touched (repeatable)").many(),
+    opt("touch-chain-reload", Processes, "FILE", N, "replace workers one at a time when FILE is touched (repeatable)").many(),
+    opt("py-autoreload", Processes, "SECONDS", Secs(0), "development: check every SECONDS whether a loaded .py file changed, and reload if so (0: never)").aka(&["py-auto-reload", "python-autoreload", "python-auto-reload"]),
+    opt("pidfile", Processes, "FILE", N, "write the master's PID to FILE").aka(&["pid"]),
+    flag("vacuum", Processes, Flag(d::VACUUM), "remove the pidfile and unix sockets on exit"),
+    opt("uid", Processes, "USER", N, "run as this user (name or number) after binding the sockets").aka(&["user"]),
+    opt("gid", Processes, "GROUP", N, "run as this group (name or number) after binding the sockets").aka(&["group"]),
+    opt("umask", Processes, "MASK", N, "set the process umask (octal, e.g. 022)"),
+    opt("stats", Processes, "ADDR", N, "serve uWSGI-compatible JSON stats (as uwsgitop reads them) on ADDR: host:port or a unix socket path"),
+    flag("stats-http", Processes, Flag(d::STATS_HTTP), "serve the stats as an HTTP response"),
+    opt("daemonize", Processes, "LOGFILE", N, "detach from the terminal and log to LOGFILE").aka(&["daemonize2"]).planned(),
+    flag("auto-procname", Processes, Flag(false), "name the processes (master, worker N) in ps").planned(),
+    opt("procname-prefix", Processes, "TEXT", N, "put TEXT before every process name").planned(),
+    opt("procname-prefix-spaced", Processes, "TEXT", N, "put TEXT and a space before every process name").planned(),
+    opt("procname-append", Processes, "TEXT", N, "put TEXT after every process name").planned(),
+    opt("procname", Processes, "NAME", N, "the workers' process name").planned(),
+    opt("procname-master", Processes, "NAME", N, "the master's process name").planned(),
+    opt("cheaper", Processes, "N", N, "adapt the worker count between N and `processes` to the load (uWSGI's spare algorithm)").planned(),
+    opt("cheaper-initial", Processes, "N", N, "workers at start when `cheaper` is set").planned(),
+    opt("cheaper-step", Processes, "N", N, "workers added at a time when `cheaper` is set").planned(),
+    opt("cheaper-overload", Processes, "SECONDS", N, "how often the `cheaper` algorithm looks at the load").planned(),
+    opt("cheaper-algo", Processes, "NAME", N, "the `cheaper` algorithm: spare (the default)").planned(),
+    opt("attach-daemon", Processes, "COMMAND", N, "run COMMAND beside the workers, restarted when it dies (repeatable)").aka(&["attach-daemon2"]).many().planned(),
+    opt("cron", Processes, "M H D MON WD COMMAND", N, "run COMMAND at the times given (-1 for any; repeatable)").many().planned(),
+    opt("unique-cron", Processes, "M H D MON WD COMMAND", N, "like cron, skipped while the previous run is still going (repeatable)").many().planned(),
+    opt("hook-master-start", Processes, "ACTION", N, "run ACTION (exec:COMMAND, ...) when the master starts (repeatable)").many().planned(),
+    // Logging.
+    flag("disable-logging", Logging, Flag(false), "log no requests").planned(),
+    opt("logto", Logging, "FILE", N, "write the log to FILE instead of stderr").planned(),
+    opt("logto2", Logging, "FILE", N, "like logto, opened after the privileges are dropped").planned(),
+    opt("logger", Logging, "[NAME ]PLUGIN[:ARGS]", N, "where the log goes: file:PATH, stdio, syslog (repeatable)").many().planned(),
+    opt("req-logger", Logging, "PLUGIN[:ARGS]", N, "where the request log goes (repeatable)").aka(&["logger-req"]).many().planned(),
+    opt("log-format", Logging, "FORMAT", N, "the request log line, in uWSGI's %(var) format").aka(&["logformat"]).planned(),
+    flag("log-4xx", Logging, Flag(false), "log requests answered 4xx even with disable-logging").planned(),
+    flag("log-5xx", Logging, Flag(false), "log requests answered 5xx even with disable-logging").planned(),
+    opt("log-slow", Logging, "MS", N, "log requests slower than MS milliseconds even with disable-logging").planned(),
+    opt("log-date", Logging, "[STRFTIME]", N, "prefix log lines with the date (a strftime format, or true)").aka(&["logdate"]).planned(),
+    flag("log-master", Logging, Flag(false), "let the master write the workers' log lines").planned(),
+    opt("log-maxsize", Logging, "BYTES", N, "rotate the logto file when it grows past BYTES").planned(),
+    opt("log-backupname", Logging, "FILE", N, "the rotated log file's name").planned(),
+    flag("log-x-forwarded-for", Logging, Flag(false), "log the X-Forwarded-For address as the client's").planned(),
+    flag("log-reopen", Logging, Flag(false), "reopen the log file at reload").planned(),
+    opt("memory-report", Logging, "[1|2]", N, "add the worker's memory to request log lines").planned(),
     // Static files.
-    opt("static-map", Static, "MOUNT=PATH", "", "serve the files under PATH (or the one file PATH) at URL prefix MOUNT, without calling the app; a missing file goes to the app").many(),
-    opt("static-map2", Static, "MOUNT=DIR", "", "like static-map, with MOUNT appended to DIR (uWSGI semantics: /static=/srv serves /srv/static)").many(),
-    opt("check-static", Static, "DIR", "", "serve a file from DIR when the request path names one (static-map /=DIR)").many(),
-    opt("static-index", Static, "NAME", "", "file served for a directory request, e.g. index.html (repeatable)").many(),
-    opt("static-safe", Static, "DIR", "", "allow symlinks that lead into DIR (by default a symlink must stay inside its mount)").many(),
-    opt("static-expires", Static, "REGEX SECONDS", "", "Cache-Control max-age and Expires for files whose full path matches REGEX").many(),
-    opt("static-expires-uri", Static, "REGEX SECONDS", "", "Cache-Control max-age and Expires for URLs matching REGEX").many(),
-    opt("static-max-age", Static, "SECONDS", "", "Cache-Control max-age for the other static files"),
-    flag("static-immutable", Static, "true", "files whose name carries a content hash (app.3f2a9c1b7e4d.css, as Django's ManifestStaticFilesStorage writes) get `Cache-Control: public, max-age=31536000, immutable`"),
-    flag("static-gzip-all", Static, "true", "serve x.br, x.zst or x.gz instead of x when the client accepts it (write them with `dragoman compress DIR`)"),
-    flag("static-dotfiles", Static, "false", "serve files and directories whose name starts with a dot"),
-    opt("static-cache", Static, "MIB", "64", "memory for the per-worker cache of small files (files up to 1 MiB); 0 turns it off"),
+    opt("static-map", Static, "MOUNT=PATH", N, "serve the files under PATH (or the one file PATH) at URL prefix MOUNT, without calling the app; a missing file goes to the app").many(),
+    opt("static-map2", Static, "MOUNT=DIR", N, "like static-map, with MOUNT appended to DIR (uWSGI semantics: /static=/srv serves /srv/static)").many(),
+    opt("check-static", Static, "DIR", N, "serve a file from DIR when the request path names one (static-map /=DIR)").many(),
+    opt("static-index", Static, "NAME", N, "file served for a directory request, e.g. index.html (repeatable)").many(),
+    opt("static-safe", Static, "DIR", N, "allow symlinks that lead into DIR (by default a symlink must stay inside its mount)").many(),
+    opt("static-expires", Static, "REGEX SECONDS", N, "Cache-Control max-age and Expires for files whose full path matches REGEX").many(),
+    opt("static-expires-uri", Static, "REGEX SECONDS", N, "Cache-Control max-age and Expires for URLs matching REGEX").many(),
+    opt("static-max-age", Static, "SECONDS", N, "Cache-Control max-age for the other static files"),
+    flag("static-immutable", Static, Flag(d::STATIC_IMMUTABLE), "files whose name carries a content hash (app.3f2a9c1b7e4d.css, as Django's ManifestStaticFilesStorage writes) get `Cache-Control: public, max-age=31536000, immutable`"),
+    flag("static-gzip-all", Static, Flag(d::STATIC_GZIP_ALL), "serve x.br, x.zst or x.gz instead of x when the client accepts it (write them with `dragoman compress DIR`)"),
+    flag("static-dotfiles", Static, Flag(d::STATIC_DOTFILES), "serve files and directories whose name starts with a dot"),
+    opt("static-cache", Static, "MIB", Count(d::STATIC_CACHE_MIB as usize), "memory for the per-worker cache of small files (files up to 1 MiB); 0 turns it off"),
     // Limits and timeouts.
-    opt("buffer-size", Limits, "BYTES", "32768", "largest request head (request line and headers) accepted; beyond it, 431"),
-    opt("limit-request-line", Limits, "BYTES", "8190", "longest request line accepted; beyond it, 414"),
-    opt("limit-request-fields", Limits, "N", "100", "most header fields in a request; beyond it, 431"),
-    opt("limit-post", Limits, "BYTES", "1073741824", "largest request body accepted (1 GiB), answered 413 before the body is read when its length is declared, else as soon as it grows past (0: no limit)"),
-    opt("post-buffering", Limits, "BYTES", "65536", "request bodies are read whole before the application is called (so a slow upload holds no application thread): in memory up to this size, then in a temporary file; 0 streams larger bodies to the application as it reads"),
-    opt("body-spool-budget", Limits, "BYTES", "1073741824", "bytes of request bodies one worker may hold in temporary files at once (1 GiB); beyond it, 503 with Retry-After"),
-    opt("body-min-rate", Limits, "BYTES", "500", "slowest average rate, in bytes a second, at which a request body may arrive once the first body-timeout has passed; slower, 408 (0: no minimum)"),
-    opt("header-timeout", Limits, "SECONDS", "15", "time a client has to send a complete request head, counted from when the connection is ready for one (so it also closes idle keep-alive connections)"),
-    opt("body-timeout", Limits, "SECONDS", "60", "longest wait for more of a request body (408)"),
-    opt("write-timeout", Limits, "SECONDS", "60", "longest wait for a client to take more of a response"),
-    opt("max-connections", Limits, "N", "1024", "connections one worker keeps open; at the cap the least recently active is closed (when idle) for the new one"),
-    opt("request-queue", Limits, "N", "128", "requests one worker lets wait for an application thread; beyond it, 503 with Retry-After"),
+    opt("buffer-size", Limits, "BYTES", Count(d::BUFFER_SIZE), "largest request head (request line and headers) accepted; beyond it, 431"),
+    opt("limit-request-line", Limits, "BYTES", Count(d::LIMIT_REQUEST_LINE), "longest request line accepted; beyond it, 414"),
+    opt("limit-request-fields", Limits, "N", Count(d::LIMIT_REQUEST_FIELDS), "most header fields in a request; beyond it, 431"),
+    opt("limit-post", Limits, "BYTES", Count(d::LIMIT_POST as usize), "largest request body accepted (1 GiB), answered 413 before the body is read when its length is declared, else as soon as it grows past (0: no limit)"),
+    opt("post-buffering", Limits, "BYTES", Count(d::POST_BUFFERING as usize), "request bodies are read whole before the application is called (so a slow upload holds no application thread): in memory up to this size, then in a temporary file; 0 streams larger bodies to the application as it reads"),
+    opt("body-spool-budget", Limits, "BYTES", Count(d::BODY_SPOOL_BUDGET as usize), "bytes of request bodies one worker may hold in temporary files at once (1 GiB); beyond it, 503 with Retry-After"),
+    opt("body-min-rate", Limits, "BYTES", Count(d::BODY_MIN_RATE as usize), "slowest average rate, in bytes a second, at which a request body may arrive once the first body-timeout has passed; slower, 408 (0: no minimum)"),
+    opt("header-timeout", Limits, "SECONDS", Secs(d::HEADER_TIMEOUT.as_secs()), "time a client has to send a complete request head, counted from when the connection is ready for one (so it also closes idle keep-alive connections)").aka(&["http-headers-timeout"]),
+    opt("body-timeout", Limits, "SECONDS", Secs(d::BODY_TIMEOUT.as_secs()), "longest wait for more of a request body (408)"),
+    opt("write-timeout", Limits, "SECONDS", Secs(d::WRITE_TIMEOUT.as_secs()), "longest wait for a client to take more of a response"),
+    opt("max-connections", Limits, "N", Count(d::MAX_CONNECTIONS), "connections one worker keeps open; at the cap the least recently active is closed (when idle) for the new one"),
+    opt("request-queue", Limits, "N", Count(d::REQUEST_QUEUE), "requests one worker lets wait for an application thread; beyond it, 503 with Retry-After"),
     // uWSGI compatibility.
-    flag("master", Compat, "true", "").ignored("dragoman always runs a master process"),
-    flag("die-on-term", Compat, "true", "").ignored("SIGTERM always stops dragoman gracefully (SIGHUP reloads)"),
-    opt("plugins", Compat, "LIST", "", "").aka(&["plugin"]).many().ignored("dragoman needs no plugins; Python is built in"),
-    flag("enable-threads", Compat, "true", "").ignored("Python threads are always enabled"),
-    flag("single-interpreter", Compat, "true", "").ignored("dragoman always uses one interpreter per process"),
-    flag("need-app", Compat, "true", "").ignored("dragoman always exits when the application cannot be loaded"),
-    flag("thunder-lock", Compat, "false", "").ignored("accept is serialised by the kernel"),
-    flag("no-orphans", Compat, "true", "").ignored("workers always exit when the master dies"),
+    flag("master", Compat, Flag(true), "").ignored("dragoman always runs a master process"),
+    flag("die-on-term", Compat, Flag(true), "").ignored("SIGTERM always stops dragoman gracefully (SIGHUP reloads)"),
+    opt("plugins", Compat, "LIST", N, "").aka(&["plugin"]).many().ignored("dragoman needs no plugins; Python is built in"),
+    flag("enable-threads", Compat, Flag(true), "").ignored("Python threads are always enabled"),
+    flag("single-interpreter", Compat, Flag(true), "").ignored("dragoman always uses one interpreter per process"),
+    flag("need-app", Compat, Flag(true), "").ignored("dragoman always exits when the application cannot be loaded"),
+    flag("thunder-lock", Compat, Flag(false), "").ignored("accept is serialised by the kernel"),
+    flag("no-orphans", Compat, Flag(true), "").ignored("workers always exit when the master dies"),
+    flag("lazy", Compat, Flag(false), "").ignored("workers load the application after fork already (lazy-apps), and a reload replaces them"),
 ];
 
 /// Finds the option a user-written name refers to (name or alias).
@@ -234,15 +309,34 @@ pub fn lookup(name: &str) -> Option<&'static OptionSpec> {
     OPTIONS.iter().find(|o| o.answers_to(name))
 }
 
-/// The known option name closest to a misspelt one, if any is close enough to be a likely typo.
+/// The known option name closest to a misspelt one (dragoman's and uWSGI's names), if any is
+/// close enough to be a likely typo: `proceses`, `vaccum`, `maximum-requests`.
 pub fn suggest(name: &str) -> Option<&'static str> {
     let name = name.to_ascii_lowercase().replace('_', "-");
-    OPTIONS
+    // Spelt-out words of uWSGI's abbreviations.
+    let short = name
+        .replace("maximum", "max")
+        .replace("minimum", "min")
+        .replace("number-of-", "");
+    let candidates = OPTIONS
         .iter()
         .flat_map(|o| std::iter::once(o.name).chain(o.aliases.iter().copied()))
-        .map(|candidate| (strsim::damerau_levenshtein(&name, candidate), candidate))
-        .filter(|(distance, candidate)| *distance <= 2.max(candidate.len() / 4))
-        .min_by_key(|(distance, _)| *distance)
+        .chain(super::uwsgi::names());
+    candidates
+        .flat_map(|candidate| {
+            [&name, &short].map(|n| (strsim::damerau_levenshtein(n, candidate), candidate))
+        })
+        .filter(|(distance, candidate)| {
+            // Short names are one edit from many others: allow one edit below 7 letters.
+            let allowed = if candidate.len() <= 6 {
+                1
+            } else {
+                2.max(candidate.len() / 4)
+            };
+            // And at most a third of the letters: `app` is not a misspelt `pp`.
+            *distance <= allowed && distance * 3 <= candidate.len()
+        })
+        .min_by_key(|(distance, candidate)| (*distance, lookup(candidate).is_none()))
         .map(|(_, candidate)| lookup(candidate).map_or(candidate, |o| o.name))
 }
 
@@ -291,6 +385,10 @@ mod tests {
         assert_eq!(suggest("static_map"), Some("static-map"));
         assert_eq!(suggest("modul"), Some("module"));
         assert_eq!(suggest("completely-unrelated"), None);
+        // The typos the issue names.
+        assert_eq!(suggest("vaccum"), Some("vacuum"));
+        assert_eq!(suggest("process"), Some("processes"));
+        assert_eq!(suggest("maximum-requests"), Some("max-requests"));
     }
 
     #[test]

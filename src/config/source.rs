@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::ini;
 use super::options::{self, Kind, OptionSpec};
+use super::uwsgi;
 
 /// Where a value was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,54 +78,126 @@ fn unknown_option(name: &str, origin: &Origin) -> ConfigError {
     ConfigError(format!("{origin}: unknown option '{name}'{hint}"))
 }
 
-/// Reads one ini file (`path` may end in `:section`) into settings, with warnings.
+/// What one `--ini` file (and what it includes) contributes: settings, and the lines to log.
+#[derive(Debug, Default)]
+pub struct IniSettings {
+    pub settings: Vec<Setting>,
+    /// Warnings about the file itself (an unset `$(VAR)`, a likely typo).
+    pub warnings: Vec<String>,
+    /// uWSGI options dragoman accepts without acting on them.
+    pub notices: Vec<super::Notice>,
+}
+
+/// Reads one ini file (`spec` may end in `:section`) into settings. `strict` is true when the
+/// command line or the environment asked for strict mode; the file can ask for it too.
 pub fn from_ini(
-    spec_path: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<(Vec<Setting>, Vec<String>), ConfigError> {
-    let (file, section) = ini::split_section(spec_path);
-    let text = std::fs::read_to_string(file).map_err(|e| {
-        ConfigError(format!(
-            "cannot read ini file {file}: {e}; check the path given to --ini"
-        ))
-    })?;
-    let path = absolute(Path::new(file));
-    let ctx = ini::Context { path: &path, env };
+    spec: &str,
+    host: &dyn ini::host::Host,
+    strict: bool,
+) -> Result<IniSettings, ConfigError> {
+    let (file, _) = ini::split_section(spec);
     let shown = PathBuf::from(file);
-    let at = |line| Origin::Ini {
-        file: shown.clone(),
+    let at = |e_file: &Option<PathBuf>, line: usize| Origin::Ini {
+        file: e_file.clone().unwrap_or_else(|| shown.clone()),
         line,
     };
-    let (entries, warnings) = ini::read(&text, section, &ctx).map_err(|e| {
-        let where_ = if e.line == 0 {
-            shown.display().to_string()
+    let place = |e_file: &Option<PathBuf>, line: usize| {
+        if line == 0 {
+            e_file.as_ref().unwrap_or(&shown).display().to_string()
         } else {
-            at(e.line).to_string()
-        };
-        ConfigError(format!("{where_}: {}", e.message))
-    })?;
-    let placeholders = ini::referenced_placeholders(&text);
-    let mut settings = Vec::with_capacity(entries.len());
-    for e in entries {
-        let origin = at(e.line);
-        let Some(spec) = options::lookup(&e.key) else {
-            if placeholders.contains(&e.key) || e.key == "set-placeholder" || e.key == "set-ph" {
-                continue; // a uWSGI custom placeholder, used as %(name) elsewhere
-            }
-            return Err(unknown_option(&e.key, &origin));
-        };
-        let value = e.value.unwrap_or_else(|| bare_value(spec, &origin));
-        settings.push(Setting {
-            spec,
-            value,
-            origin,
+            at(e_file, line).to_string()
+        }
+    };
+    let loaded = ini::load(spec, host)
+        .map_err(|e| ConfigError(format!("{}: {}", place(&e.file, e.line), e.message)))?;
+    let strict = strict
+        || loaded.entries.iter().any(|e| {
+            e.key == "strict"
+                && e.value
+                    .as_deref()
+                    .is_none_or(|v| super::parse_bool(v) != Some(false))
         });
+    let mut out = IniSettings {
+        warnings: loaded
+            .warnings
+            .iter()
+            .map(|w| format!("{}: {}", place(&w.file, w.line), w.message))
+            .collect(),
+        ..IniSettings::default()
+    };
+    let mut noticed = std::collections::HashSet::new();
+    for e in loaded.entries {
+        let origin = at(&e.file, e.line);
+        if e.placeholder {
+            continue;
+        }
+        if let Some(spec) = options::lookup(&e.key) {
+            let value = e.value.unwrap_or_else(|| bare_value(spec, &origin));
+            out.settings.push(Setting {
+                spec,
+                value,
+                origin,
+            });
+            continue;
+        }
+        let value = e.value.clone().unwrap_or_default();
+        if let Some(why) = uwsgi::refused_value(&e.key, &value) {
+            return Err(ConfigError(format!(
+                "{origin}: option '{}' is refused: {why}",
+                e.key
+            )));
+        }
+        match uwsgi::classify(&e.key) {
+            Some(uwsgi::Class::Refused(why)) => {
+                return Err(ConfigError(format!(
+                    "{origin}: uWSGI option '{}' is refused: {why}",
+                    e.key
+                )))
+            }
+            Some(uwsgi::Class::ByDesign(why)) if noticed.insert(e.key.clone()) => {
+                out.notices.push(super::Notice {
+                    not_yet: false,
+                    text: format!(
+                        "option '{}' ({origin}) has nothing to do in dragoman: {why}",
+                        e.key
+                    ),
+                })
+            }
+            Some(uwsgi::Class::Warned(why)) if noticed.insert(e.key.clone()) => {
+                out.notices.push(super::Notice {
+                    not_yet: true,
+                    text: format!(
+                        "uWSGI option '{}' ({origin}) is not implemented in dragoman and is ignored: {why}",
+                        e.key
+                    ),
+                })
+            }
+            Some(_) => {}
+            None if strict => {
+                let hint = match options::suggest(&e.key) {
+                    Some(s) => format!("did you mean '{s}'? "),
+                    None => String::new(),
+                };
+                return Err(ConfigError(format!(
+                    "{origin}: unknown option '{}'; {hint}`strict` is on, so a key that is no option is refused (as in uWSGI): fix the name, or set a placeholder with `set-placeholder = {}=...`",
+                    e.key, e.key
+                )));
+            }
+            None => {
+                // A uWSGI placeholder (custom option), usable as %(key). Silent when something
+                // refers to it; a warning when its name looks like a misspelt option.
+                if !loaded.referenced.contains(&e.key) {
+                    if let Some(s) = options::suggest(&e.key) {
+                        out.warnings.push(format!(
+                            "{origin}: '{}' is no option, so it is kept as a placeholder (usable as %({})), as uWSGI does; did you mean '{s}'?",
+                            e.key, e.key
+                        ));
+                    }
+                }
+            }
+        }
     }
-    let warnings = warnings
-        .into_iter()
-        .map(|w| format!("{}: {}", at(w.line), w.message))
-        .collect();
-    Ok((settings, warnings))
+    Ok(out)
 }
 
 /// The value of a bare `key` line or `--flag`: true for flags, empty otherwise (which the

@@ -2,6 +2,7 @@
 their precedence, and every error message a bad config gets."""
 
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -171,13 +172,117 @@ def expect_error(*args, cwd=APPS, env=None, code=2) -> str:
     return out.stderr.strip()
 
 
-def test_unknown_ini_option_names_file_line_and_the_nearest_option(tmp_path):
-    ini = write(tmp_path / "site.ini", "[uwsgi]\nmodule = echo\n\nprocceses = 4\n")
-    err = expect_error("--ini", str(ini))
-    assert err == (
-        f"dragoman: error: {ini} line 4: unknown option 'procceses'; did you mean 'processes'? "
-        f"(from command line option --ini)"
+def test_unknown_ini_key_is_a_placeholder_with_a_typo_warning_and_refused_when_strict(
+    dragoman, tmp_path
+):
+    # As uWSGI: a key that is no option is a placeholder; dragoman names the likely option.
+    ini = write(tmp_path / "site.ini", "[uwsgi]\nmodule = echo\n\nvaccum = true\n")
+    server = dragoman("--ini", str(ini))
+    assert httpx.get(server.url).status_code == 200
+    assert (
+        f"{ini} line 4: 'vaccum' is no option, so it is kept as a placeholder (usable as "
+        "%(vaccum)), as uWSGI does; did you mean 'vacuum'?" in server.log()
     )
+    # With strict (as uWSGI's strict mode), it is refused, with the file, line and fix.
+    ini = write(tmp_path / "strict.ini", "[uwsgi]\nstrict = true\nmodule = echo\n\nprocceses = 4\n")
+    err = expect_error("--ini", str(ini))
+    assert err.startswith(
+        f"dragoman: error: {ini} line 5: unknown option 'procceses'; did you mean 'processes'? "
+        "`strict` is on, so a key that is no option is refused (as in uWSGI)"
+    ), err
+
+
+def test_uwsgi_ini_constructs_as_uwsgi_reads_them(dragoman, tmp_path):
+    """Includes, config logic, loops, magic variables, placeholders with arithmetic, @(exec://),
+    trailing ; comments and unresolved references, in one strict file, served for real."""
+    write(tmp_path / "conf" / "common.ini", "[uwsgi]\nenv = FROM_INCLUDE=%n\n")
+    ini = write(
+        tmp_path / "conf" / "site.ini",
+        f"""[uwsgi]
+strict = true
+chdir = {APPS}
+module = rules
+include = %dcommon.ini
+set-ph = base=41
+set-ph = greeting=hello
+if-env = DEPLOY
+env = DEPLOY_SEEN=%(_)
+endif =
+if-not-env = SURELY_NOT_SET_ANYWHERE
+env = NOT_SET=yes ; a trailing comment is no part of the value
+endif =
+if-exists = /surely/not/here
+env = EXISTS=wrong
+else =
+env = EXISTS=no
+endif =
+for = a b
+env = LOOP_%(_)=%(_)
+endfor =
+env = ANSWER=%(base + 1)
+env = GREETING=%(greeting) from %c
+env = HOST=%h
+env = FROM_EXEC=@(exec://echo from a command)
+env = LOG_FORMAT=%(addr) %(status)
+ignore-sigpipe = true
+master-fifo = /tmp/dragoman-test-fifo
+""",
+    )
+    server = dragoman("--ini", str(ini), env={"DEPLOY": "prod"}, cwd=tmp_path)
+
+    def osenv(key: str) -> str:
+        return httpx.get(f"{server.url}/osenv?key={key}").text
+
+    assert osenv("FROM_INCLUDE") == "common"  # %n of the included file
+    assert osenv("DEPLOY_SEEN") == "prod"
+    assert osenv("NOT_SET") == "yes"
+    assert osenv("EXISTS") == "no"
+    assert (osenv("LOOP_a"), osenv("LOOP_b")) == ("a", "b")
+    assert osenv("ANSWER") == "42"
+    assert osenv("GREETING") == "hello from conf"
+    assert osenv("HOST") == socket.gethostname()
+    assert osenv("FROM_EXEC") == "from a command"
+    assert osenv("LOG_FORMAT") == "%(addr) %(status)"  # request variables stay for log-format
+    log = server.log()
+    assert "option 'ignore-sigpipe'" in log and "has nothing to do in dragoman" in log
+    assert "uWSGI option 'master-fifo'" in log and "send signals instead" in log
+
+
+def test_a_unix_socket_without_a_slash_and_protocol_http(dragoman, tmp_path):
+    # uWSGI reads `socket = app.sock` as a unix socket, bound after `chdir` (core/uwsgi.c), so
+    # in that directory.
+    site = tmp_path / "site"
+    site.mkdir()
+    ini = write(
+        tmp_path / "site.ini",
+        f"[uwsgi]\nchdir = {site}\npythonpath = {APPS}\nmodule = echo\nsocket = app.sock\n"
+        "protocol = http\n",
+    )
+    server = dragoman("--ini", str(ini), http=None, cwd=tmp_path)
+    assert (site / "app.sock").is_socket()
+    with httpx.Client(transport=httpx.HTTPTransport(uds=str(site / "app.sock"))) as client:
+        assert client.get("http://localhost/").status_code == 200
+    assert server.stop() == 0
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (
+            "gevent = 100",
+            "uWSGI option 'gevent' is refused: dragoman runs WSGI applications on threads",
+        ),
+        ("https = :8443,c.pem,k.pem", "uWSGI option 'https' is refused: TLS is not implemented"),
+        ("route = ^/admin basicauth:Admin,u:p", "option 'route' is refused: this routing rule"),
+        ("ini = loop.ini", "includes a file that is already being read"),
+    ],
+)
+def test_refusals_name_the_file_line_and_what_to_change(tmp_path, line, message):
+    write(tmp_path / "loop.ini", "[uwsgi]\nini = site.ini\n")
+    ini = write(tmp_path / "site.ini", f"[uwsgi]\nmodule = echo\n{line}\n")
+    err = expect_error("--ini", str(ini), cwd=tmp_path)
+    assert "line " in err and message in err, err
+    assert str(tmp_path) in err
 
 
 @pytest.mark.parametrize(
@@ -199,11 +304,17 @@ def test_unknown_ini_option_names_file_line_and_the_nearest_option(tmp_path):
             "master = maybe",
             "line 3: option 'master' expects true or false (also yes/no, on/off, 1/0), as in `master = true`; got \"maybe\"",
         ),
-        ("http = localhost", "line 3: option 'http' expects an address to listen on (no port"),
+        (
+            "http = :web",
+            "line 3: option 'http' expects an address to listen on (\"web\" is not a port",
+        ),
         ("env = NOEQUALS", "line 3: option 'env' expects KEY=VALUE"),
         (
-            "chdir = %(nope)",
-            "line 3: %(nope) refers to an option or placeholder that is not set before this line",
+            "processes = %(nope)",
+            (
+                "line 3: option 'processes' expects a whole number of at least 1, as in "
+                '`processes = 4`; got "%(nope)" (%(nope) names no option or placeholder'
+            ),
         ),
     ],
 )
@@ -225,7 +336,7 @@ def test_cli_and_env_errors():
     err = expect_error()
     assert "no application to serve" in err
     err = expect_error("--ini", "/nonexistent/site.ini")
-    assert "cannot read ini file /nonexistent/site.ini" in err
+    assert "/nonexistent/site.ini: cannot read this ini file: No such file" in err
 
 
 def test_missing_chdir_is_explained(tmp_path):

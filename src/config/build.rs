@@ -1,0 +1,529 @@
+//! From the merged settings to a typed [`Config`], one part of the configuration per function.
+//! Every check names the setting's origin, what was expected and an example.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::defaults as d;
+use super::options::{self, Kind, Status};
+use super::resolve::{bad_value, count, Resolved};
+use super::*;
+
+/// Validates the merged settings into a [`Config`].
+pub fn build(settings: &[Setting]) -> Result<Config, ConfigError> {
+    let r = Resolved::new(settings);
+    check_flags(settings)?;
+    let mut warnings = Vec::new();
+    let app = app_target(&r, &mut warnings)?;
+    if app.factory {
+        warnings.push(format!(
+            "{}: `{}` names a factory to call; calling it is not in effect yet in dragoman {}: \
+             the application loaded is `{}` itself",
+            app.origin,
+            app.describe(),
+            env!("CARGO_PKG_VERSION"),
+            app.callable
+        ));
+    }
+    let listeners = listeners(&r, &mut warnings)?;
+    let mut config = Config {
+        listeners,
+        backlog: r
+            .count("listen", 1, "1024", d::LISTEN_BACKLOG)?
+            .min(i32::MAX as usize) as i32,
+        app,
+        chdir: r.path_at("chdir", "/srv/mysite")?,
+        pythonpath: r
+            .all("pythonpath")
+            .iter()
+            .map(|s| resolve::nonempty_path(s, "/srv/mysite/lib"))
+            .collect::<Result<_, _>>()?,
+        home: r.path_at("home", "/srv/mysite/venv")?,
+        env: env_vars(&r)?,
+        processes: r.count("processes", 1, "4", d::PROCESSES)?,
+        threads: r.count("threads", 1, "4", d::THREADS)?,
+        mercy: Duration::from_secs(r.count(
+            "worker-reload-mercy",
+            0,
+            "30",
+            d::WORKER_RELOAD_MERCY_SECS as usize,
+        )? as u64),
+        preload: r.flag("preload", d::PRELOAD) || !r.flag("lazy-apps", d::LAZY_APPS),
+        recycle: recycle(&r)?,
+        harakiri: r.seconds("harakiri")?,
+        touch_reload: r.paths("touch-reload"),
+        touch_chain_reload: r.paths("touch-chain-reload"),
+        py_autoreload: py_autoreload(&r)?,
+        pidfile: r.last("pidfile").map(|s| PathBuf::from(s.value.trim())),
+        vacuum: r.flag("vacuum", d::VACUUM),
+        uid: named(&r, "uid"),
+        gid: named(&r, "gid"),
+        umask: r.octal("umask", "022")?,
+        chmod_socket: r.octal("chmod-socket", "660")?,
+        stats: stats(&r)?,
+        stats_http: r.flag("stats-http", d::STATS_HTTP),
+        statics: static_config(&r)?,
+        limits: limits(&r)?,
+        proxy_protocol: proxy_protocol(&r)?,
+        planned: super::planned::planned(&r)?,
+        strict: r.flag("strict", false),
+        notices: notices(&r),
+        warnings,
+    };
+    config.warnings.extend(r.warnings.take());
+    Ok(config)
+}
+
+/// Flags of every status must at least be booleans.
+fn check_flags(settings: &[Setting]) -> Result<(), ConfigError> {
+    for s in settings.iter().filter(|s| s.spec.kind == Kind::Flag) {
+        if !s.value.is_empty() && parse_bool(&s.value).is_none() {
+            return Err(bad_value(
+                s,
+                "true or false (also yes/no, on/off, 1/0)",
+                "true",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The `http` and `socket` listeners (`protocol = http` makes the `socket` ones speak HTTP).
+fn listeners(r: &Resolved<'_>, warnings: &mut Vec<String>) -> Result<Vec<Listen>, ConfigError> {
+    let socket_wire = match r.last("protocol") {
+        None => Wire::Uwsgi,
+        Some(s) => match s.value.trim() {
+            "uwsgi" => Wire::Uwsgi,
+            "http" => Wire::Http,
+            _ => {
+                return Err(bad_value(
+                    s,
+                    "uwsgi or http (dragoman speaks no other protocol)",
+                    "uwsgi",
+                ))
+            }
+        },
+    };
+    let mut listeners: Vec<Listen> = Vec::new();
+    for (option, wire, example) in [
+        ("http", Wire::Http, ":8000"),
+        ("socket", socket_wire, ":3031"),
+    ] {
+        for s in r.all(option) {
+            let addrs = parse_listen(&s.value).map_err(|why| {
+                bad_value(s, &format!("an address to listen on ({why})"), example)
+            })?;
+            let v = s.value.trim();
+            // `8000` or `localhost` with no `:` is more often a forgotten `:` than a socket file.
+            if !v.contains([':', '/', '.']) {
+                warnings.push(format!(
+                    "{}: `{} = {v}` has no `:`, so it is a unix socket file named {v} (in the \
+                     `chdir` directory, if set), as uWSGI reads it; for a port, write \
+                     `{} = :{v}`",
+                    s.origin, s.spec.name, s.spec.name
+                ));
+            }
+            for addr in addrs {
+                // The same address twice is one listener; port 0 asks for a new port each time.
+                let ephemeral = matches!(addr, ListenAddr::Tcp(a) if a.port() == 0);
+                match listeners.iter().find(|l| l.addr == addr) {
+                    Some(taken) if !ephemeral && taken.wire != wire => {
+                        return Err(ConfigError(format!(
+                            "{}: {addr} is already {} listener ({}); one address speaks one \
+                             protocol: give `socket` (uwsgi) and `http` different addresses",
+                            s.origin,
+                            if taken.wire == Wire::Http {
+                                "an http"
+                            } else {
+                                "a uwsgi"
+                            },
+                            taken
+                                .origin
+                                .as_ref()
+                                .map_or_else(|| "the default".to_string(), |o| o.to_string()),
+                        )))
+                    }
+                    Some(_) if !ephemeral => {}
+                    _ => listeners.push(Listen {
+                        addr,
+                        wire,
+                        origin: Some(s.origin.clone()),
+                    }),
+                }
+            }
+        }
+    }
+    if listeners.is_empty() {
+        let addr: SocketAddr = d::HTTP.parse().expect("the default address parses");
+        listeners.push(Listen {
+            addr: ListenAddr::Tcp(addr),
+            wire: Wire::Http,
+            origin: None,
+        });
+    }
+    Ok(listeners)
+}
+
+fn env_vars(r: &Resolved<'_>) -> Result<Vec<(String, String)>, ConfigError> {
+    r.all("env")
+        .iter()
+        .map(|s| match s.value.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+            _ => Err(bad_value(
+                s,
+                "KEY=VALUE",
+                "DJANGO_SETTINGS_MODULE=mysite.settings",
+            )),
+        })
+        .collect()
+}
+
+fn recycle(r: &Resolved<'_>) -> Result<Recycle, ConfigError> {
+    Ok(Recycle {
+        max_requests: r.count("max-requests", 0, "1000", 0)? as u64,
+        max_requests_delta: r.count("max-requests-delta", 0, "10", 0)? as u64,
+        max_lifetime: r.seconds("max-worker-lifetime")?,
+        max_rss: r
+            .optional_count("reload-on-rss", "512")?
+            .map(|mib| mib * 1024 * 1024),
+    })
+}
+
+fn py_autoreload(r: &Resolved<'_>) -> Result<Option<Duration>, ConfigError> {
+    Ok(match r.last("py-autoreload") {
+        None => None,
+        Some(s) => match parse_bool(&s.value) {
+            Some(on) => on.then(|| Duration::from_secs(1)),
+            None => Some(count(s, 0, "1")? as u64)
+                .filter(|n| *n > 0)
+                .map(Duration::from_secs),
+        },
+    })
+}
+
+fn named(r: &Resolved<'_>, name: &str) -> Option<(String, Origin)> {
+    r.last(name)
+        .map(|s| (s.value.trim().to_string(), s.origin.clone()))
+}
+
+fn stats(r: &Resolved<'_>) -> Result<Option<Listen>, ConfigError> {
+    r.last("stats")
+        .map(|s| match parse_listen(&s.value) {
+            Ok(addrs) => Ok(Listen {
+                addr: addrs
+                    .into_iter()
+                    .next()
+                    .expect("parse_listen returns at least one"),
+                wire: Wire::Http,
+                origin: Some(s.origin.clone()),
+            }),
+            Err(why) => Err(bad_value(
+                s,
+                &format!("an address ({why})"),
+                "127.0.0.1:9191",
+            )),
+        })
+        .transpose()
+}
+
+fn proxy_protocol(r: &Resolved<'_>) -> Result<Option<Vec<IpAddr>>, ConfigError> {
+    if !r.flag("proxy-protocol", d::PROXY_PROTOCOL) {
+        return Ok(None);
+    }
+    let allowed = r
+        .all("proxy-allow-from")
+        .iter()
+        .map(|s| {
+            s.value
+                .trim()
+                .parse::<IpAddr>()
+                .map_err(|_| bad_value(s, "an IP address", "10.0.0.5"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(if allowed.is_empty() {
+        vec![
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        ]
+    } else {
+        allowed
+    }))
+}
+
+/// The limits and timeouts, each checked for a sensible value.
+fn limits(r: &Resolved<'_>) -> Result<Limits, ConfigError> {
+    let secs = |name: &str, default: Duration| -> Result<Duration, ConfigError> {
+        Ok(r.last(name)
+            .map(|s| count(s, 1, "30"))
+            .transpose()?
+            .map_or(default, |n| Duration::from_secs(n as u64)))
+    };
+    let head_bytes = r.count("buffer-size", 1024, "32768", d::BUFFER_SIZE)?;
+    // The request line is part of the head: unless set, its limit shrinks to fit (uWSGI's
+    // default buffer-size of 4096 must load).
+    let line_bytes = match r.last("limit-request-line") {
+        None => d::LIMIT_REQUEST_LINE.min(head_bytes),
+        Some(s) => count(s, 64, "8190")?,
+    };
+    if line_bytes > head_bytes {
+        let s = r
+            .last("limit-request-line")
+            .expect("set, or it would have been clamped");
+        return Err(ConfigError(format!(
+            "{}: limit-request-line ({line_bytes}) cannot be larger than buffer-size ({head_bytes}), \
+             which the request line is part of; raise buffer-size or lower limit-request-line",
+            s.origin
+        )));
+    }
+    Ok(Limits {
+        head_bytes,
+        line_bytes,
+        header_fields: r.count("limit-request-fields", 1, "100", d::LIMIT_REQUEST_FIELDS)?,
+        body_bytes: match r.last("limit-post") {
+            None => Some(d::LIMIT_POST),
+            Some(_) => r.optional_count("limit-post", "10485760")?,
+        },
+        header_timeout: secs("header-timeout", d::HEADER_TIMEOUT)?,
+        body_timeout: secs("body-timeout", d::BODY_TIMEOUT)?,
+        write_timeout: secs("write-timeout", d::WRITE_TIMEOUT)?,
+        max_connections: r.count("max-connections", 1, "1024", d::MAX_CONNECTIONS)?,
+        request_queue: r.count("request-queue", 0, "128", d::REQUEST_QUEUE)?,
+        post_buffering: r.count("post-buffering", 0, "65536", d::POST_BUFFERING as usize)? as u64,
+        body_spool_budget: r.count(
+            "body-spool-budget",
+            0,
+            "1073741824",
+            d::BODY_SPOOL_BUDGET as usize,
+        )? as u64,
+        body_min_rate: r.count("body-min-rate", 0, "500", d::BODY_MIN_RATE as usize)? as u64,
+    })
+}
+
+/// The static-file options: mounts, caching and the rest.
+fn static_config(r: &Resolved<'_>) -> Result<StaticConfig, ConfigError> {
+    let mut mounts = Vec::new();
+    for (name, appended) in [("static-map", false), ("static-map2", true)] {
+        for s in r.all(name) {
+            let example = "/static=/srv/mysite/static";
+            let (prefix, target) = s
+                .value
+                .split_once('=')
+                .map(|(p, t)| (p.trim(), t.trim()))
+                .filter(|(p, t)| p.starts_with('/') && !t.is_empty())
+                .ok_or_else(|| bad_value(s, "MOUNT=PATH, the mount starting with /", example))?;
+            let prefix = match prefix.trim_end_matches('/') {
+                "" => "/".to_string(),
+                p => p.to_string(),
+            };
+            let mut target = PathBuf::from(target);
+            if appended {
+                target.push(prefix.trim_start_matches('/'));
+            }
+            mounts.push(StaticMount {
+                prefix,
+                target,
+                origin: s.origin.clone(),
+            });
+        }
+    }
+    for s in r.all("check-static") {
+        if s.value.trim().is_empty() {
+            return Err(bad_value(s, "a directory", "/srv/mysite/public"));
+        }
+        mounts.push(StaticMount {
+            prefix: "/".into(),
+            target: PathBuf::from(s.value.trim()),
+            origin: s.origin.clone(),
+        });
+    }
+    let expires = |name: &str, example: &str| -> Result<Vec<(regex::Regex, u64)>, ConfigError> {
+        r.all(name)
+            .iter()
+            .map(|s| {
+                let expected = "a regular expression and a number of seconds";
+                let (pattern, secs) = s
+                    .value
+                    .trim()
+                    .rsplit_once(char::is_whitespace)
+                    .ok_or_else(|| bad_value(s, expected, example))?;
+                let secs = secs
+                    .parse::<u64>()
+                    .map_err(|_| bad_value(s, expected, example))?;
+                let re = regex::Regex::new(pattern.trim()).map_err(|e| {
+                    bad_value(
+                        s,
+                        &format!("{expected} (the pattern does not compile: {e})"),
+                        example,
+                    )
+                })?;
+                Ok((re, secs))
+            })
+            .collect()
+    };
+    let cache_mib = r.count("static-cache", 0, "64", d::STATIC_CACHE_MIB as usize)? as u64;
+    Ok(StaticConfig {
+        mounts,
+        index: r.texts("static-index"),
+        safe: r.paths("static-safe"),
+        expires: expires("static-expires", "/srv/mysite/static/.*\\.css 86400")?,
+        expires_uri: expires("static-expires-uri", "^/static/.*\\.css 86400")?,
+        max_age: r
+            .last("static-max-age")
+            .map(|s| count(s, 0, "3600"))
+            .transpose()?
+            .map(|n| n as u64),
+        immutable: r.flag("static-immutable", d::STATIC_IMMUTABLE),
+        precompressed: r.flag("static-gzip-all", d::STATIC_GZIP_ALL),
+        dotfiles: r.flag("static-dotfiles", d::STATIC_DOTFILES),
+        cache_bytes: cache_mib * 1024 * 1024,
+    })
+}
+
+/// The application: `module` (with `:callable` or `:factory()`), or `wsgi-file`. uWSGI loads
+/// both when both are set and serves the module's; so does dragoman, with a warning.
+fn app_target(r: &Resolved<'_>, warnings: &mut Vec<String>) -> Result<AppTarget, ConfigError> {
+    let module = r.last("module");
+    let file = r.last("wsgi-file");
+    let callable = r.last("callable");
+    if let Some(c) = callable {
+        if !is_identifier(c.value.trim().trim_end_matches("()")) {
+            return Err(bad_value(c, "a Python identifier", "application"));
+        }
+    }
+    let default_callable = callable.map_or(d::CALLABLE, |c| c.value.trim());
+    let split_factory = |name: &str| match name.strip_suffix("()") {
+        Some(n) => (n.to_string(), true),
+        None => (name.to_string(), false),
+    };
+    match (module, file) {
+        (Some(m), f) => {
+            if let Some(f) = f {
+                warnings.push(format!(
+                    "{}: both module ({}) and wsgi-file ({}) are set; as uWSGI, dragoman serves \
+                     the module's application and does not load {}; remove one of the two lines",
+                    m.origin,
+                    m.value.trim(),
+                    f.value.trim(),
+                    f.value.trim()
+                ));
+            }
+            let text = m.value.trim();
+            let (module, name) = match text.split_once(':') {
+                Some((module, name)) => (module, name),
+                None => (text, default_callable),
+            };
+            let (name, factory) = split_factory(name.trim());
+            let valid_module = !module.is_empty() && module.split('.').all(is_identifier);
+            if !valid_module || !is_identifier(&name) {
+                return Err(bad_value(
+                    m,
+                    "a Python module path, optionally with :callable (or :factory())",
+                    "mysite.wsgi:application",
+                ));
+            }
+            Ok(AppTarget {
+                source: AppSource::Module(module.to_string()),
+                callable: name,
+                origin: m.origin.clone(),
+                factory,
+            })
+        }
+        (None, Some(f)) => {
+            if f.value.trim().is_empty() {
+                return Err(bad_value(f, "the path of a Python file", "mysite/wsgi.py"));
+            }
+            let (callable, factory) = split_factory(default_callable);
+            Ok(AppTarget {
+                source: AppSource::File(PathBuf::from(f.value.trim())),
+                callable,
+                origin: f.origin.clone(),
+                factory,
+            })
+        }
+        (None, None) if !r.all("mount").is_empty() => {
+            // uWSGI's `mount = PREFIX=APP` names the application when no module does.
+            let m = r.all("mount")[0];
+            let (prefix, app) = m.value.split_once('=').unwrap_or(("", m.value.as_str()));
+            let (app, prefix) = (app.trim(), prefix.trim());
+            let (source, name) = if app.contains('/') || app.ends_with(".py") || app.ends_with(".wsgi") {
+                let (file, name) = match app.rsplit_once(':') {
+                    Some((f, n)) if is_identifier(n.trim_end_matches("()")) => (f, n),
+                    _ => (app, default_callable),
+                };
+                (AppSource::File(PathBuf::from(file)), name)
+            } else {
+                let (module, name) = app.split_once(':').unwrap_or((app, default_callable));
+                if module.is_empty() || !module.split('.').all(is_identifier) {
+                    return Err(bad_value(
+                        m,
+                        "PREFIX=APP, the application a module, module:callable or file",
+                        "/=mysite.wsgi:application",
+                    ));
+                }
+                (AppSource::Module(module.to_string()), name)
+            };
+            let (callable, factory) = split_factory(name.trim());
+            if r.all("mount").len() > 1 || prefix != "/" {
+                warnings.push(format!(
+                    "{}: the application is the one `mount` names ({app}); until mounts are in \
+                     effect, dragoman serves it alone, at every path (not under {prefix})",
+                    m.origin
+                ));
+            }
+            Ok(AppTarget {
+                source,
+                callable,
+                origin: m.origin.clone(),
+                factory,
+            })
+        }
+        (None, None) => Err(ConfigError(
+            "no application to serve: name it on the command line (`dragoman mysite.wsgi:application`), \
+             or in the ini file (`module = mysite.wsgi`), or with --wsgi-file app.py"
+                .into(),
+        )),
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c == '_' || c.is_alphabetic())
+        && chars.all(|c| c == '_' || c.is_alphanumeric())
+}
+
+/// Startup notices for options that are set but planned or ignored.
+fn notices(r: &Resolved<'_>) -> Vec<Notice> {
+    let mut planned = Vec::new();
+    let mut lines = Vec::new();
+    for spec in options::OPTIONS {
+        let Some(s) = r.all(spec.name).first() else {
+            continue;
+        };
+        match spec.status {
+            Status::Active => {}
+            Status::Planned => planned.push(format!("{} ({})", spec.name, s.origin)),
+            Status::Ignored(why) => lines.push(Notice {
+                not_yet: false,
+                text: format!(
+                    "option '{}' ({}) has nothing to do in dragoman: {why}",
+                    spec.name, s.origin
+                ),
+            }),
+        }
+    }
+    if !planned.is_empty() {
+        lines.insert(
+            0,
+            Notice {
+                not_yet: true,
+                text: format!(
+                    "not yet in effect in dragoman {}, accepted and ignored for now: {}",
+                    env!("CARGO_PKG_VERSION"),
+                    planned.join(", ")
+                ),
+            },
+        );
+    }
+    lines
+}

@@ -1,0 +1,40 @@
+//! Every default in one typed place. The option table shows them in `--help`, `build` and
+//! `Limits::default` use them, and a test checks that a config built from nothing has exactly
+//! what `--help` says.
+
+use std::time::Duration;
+
+/// `http`: where dragoman listens when no listener is given.
+pub(crate) const HTTP: &str = "127.0.0.1:8000";
+pub(crate) const LISTEN_BACKLOG: usize = 1024;
+pub(crate) const PROCESSES: usize = 1;
+pub(crate) const THREADS: usize = 1;
+pub(crate) const WORKER_RELOAD_MERCY_SECS: u64 = 60;
+pub(crate) const CALLABLE: &str = "application";
+pub(crate) const STATIC_CACHE_MIB: u64 = 64;
+pub(crate) const STATIC_IMMUTABLE: bool = true;
+pub(crate) const STATIC_GZIP_ALL: bool = true;
+pub(crate) const STATIC_DOTFILES: bool = false;
+pub(crate) const LAZY_APPS: bool = true;
+pub(crate) const PRELOAD: bool = false;
+pub(crate) const VACUUM: bool = false;
+pub(crate) const STATS_HTTP: bool = false;
+pub(crate) const PROXY_PROTOCOL: bool = false;
+/// `proxy-allow-from` when the PROXY protocol is on and no peer is named.
+pub(crate) const PROXY_ALLOW_FROM: &str = "127.0.0.1, ::1";
+pub(crate) const BUFFER_SIZE: usize = 32768;
+pub(crate) const LIMIT_REQUEST_LINE: usize = 8190;
+pub(crate) const LIMIT_REQUEST_FIELDS: usize = 100;
+pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(15);
+pub(crate) const BODY_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const MAX_CONNECTIONS: usize = 1024;
+pub(crate) const REQUEST_QUEUE: usize = 128;
+/// `limit-post`: 1 GiB (0 means no limit).
+pub(crate) const LIMIT_POST: u64 = 1 << 30;
+/// `post-buffering`: request bodies up to 64 KiB are buffered in memory, larger ones spooled.
+pub(crate) const POST_BUFFERING: u64 = 64 * 1024;
+/// `body-spool-budget`: 1 GiB of request bodies in temporary files per worker.
+pub(crate) const BODY_SPOOL_BUDGET: u64 = 1 << 30;
+/// `body-min-rate`: bytes a second (Apache mod_reqtimeout's MinRate default).
+pub(crate) const BODY_MIN_RATE: u64 = 500;
