@@ -9,7 +9,7 @@
 //! with no 100).
 //!
 //! What a buffered body may cost is bounded: `limit-post` (413, as soon as it is known), the
-//! worker's `body-spool-budget` for bytes in temporary files at once (503, the client may come
+//! worker's `spool-budget` for bytes in temporary files at once (503, the client may come
 //! back), `body-timeout` for each wait for more, and `body-min-rate` on average once the first
 //! `body-timeout` has passed (408 either way).
 //!
@@ -19,7 +19,6 @@
 
 use std::fs::File;
 use std::io::{Seek, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,6 +28,7 @@ use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Body as _;
 
+use super::spool::{Spool, SpoolLease};
 use crate::config::Limits;
 use crate::http::{error_response, Body, RequestBody};
 
@@ -101,49 +101,6 @@ impl Buffered {
     }
 }
 
-/// The bytes a worker's request bodies hold in temporary files at once, against a budget
-/// (`body-spool-budget`). Shared with application threads, which drop the files.
-pub(crate) struct Spool {
-    used: AtomicU64,
-    budget: u64,
-}
-
-impl Spool {
-    pub(crate) fn new(budget: u64) -> Arc<Spool> {
-        Arc::new(Spool {
-            used: AtomicU64::new(0),
-            budget,
-        })
-    }
-
-    /// Counts `n` more bytes for `lease`, or says the budget is spent.
-    fn take(&self, lease: &mut SpoolLease, n: u64) -> Result<(), BodyProblem> {
-        let taken = self
-            .used
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
-                used.checked_add(n).filter(|total| *total <= self.budget)
-            })
-            .is_ok();
-        if !taken {
-            return Err(BodyProblem::SpoolFull(self.budget));
-        }
-        lease.bytes += n;
-        Ok(())
-    }
-}
-
-/// Bytes of one spooled body counted against the worker's spool budget, released on drop.
-pub(crate) struct SpoolLease {
-    spool: Arc<Spool>,
-    bytes: u64,
-}
-
-impl Drop for SpoolLease {
-    fn drop(&mut self) {
-        self.spool.used.fetch_sub(self.bytes, Ordering::Relaxed);
-    }
-}
-
 /// Why a request body could not be read before the call.
 pub(crate) enum BodyProblem {
     TooLarge(u64),
@@ -181,7 +138,7 @@ impl BodyProblem {
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
                     "the worker holds as many request bodies in temporary files as it may \
-                     ({budget} bytes, body-spool-budget); try again shortly"
+                     ({budget} bytes, spool-budget); try again shortly"
                 ),
             ),
             BodyProblem::Broken(e) => (
@@ -260,6 +217,13 @@ async fn next_data(
     }
 }
 
+/// Counts `n` more bytes of a body against the spool budget: a 503 when it is spent.
+fn take(lease: &mut SpoolLease, n: u64) -> Result<(), BodyProblem> {
+    lease
+        .take(n)
+        .map_err(|()| BodyProblem::SpoolFull(lease.budget()))
+}
+
 /// Reads a body whole: in memory up to `memory` bytes, then in an unnamed temporary file,
 /// within the limits. A body that came in one piece (the usual small one: it arrived with the
 /// head) is kept as it is, without a copy.
@@ -272,14 +236,11 @@ pub(crate) async fn buffer(
     let broken = |what: &str, e: std::io::Error| BodyProblem::Broken(format!("{what}: {e}"));
     let pace = Pace::new(limits);
     let declared = body.size_hint().exact();
-    let mut lease = SpoolLease {
-        spool: spool.clone(),
-        bytes: 0,
-    };
+    let mut lease = spool.lease();
     // A declared body that will not fit in memory takes its share of the budget at once: a
     // 503 now, before any 100 Continue, rather than after part of an upload.
     if let Some(len) = declared.filter(|len| *len > memory) {
-        spool.take(&mut lease, len)?;
+        take(&mut lease, len)?;
     }
     let Some(first) = next_data(&mut body, pace.wait(0)).await? else {
         return Ok(Buffered::Empty);
@@ -309,9 +270,9 @@ pub(crate) async fn buffer(
         match &mut file {
             Some(f) => {
                 // A declared length was counted whole; a chunked body counts as it comes.
-                let counted = lease.bytes;
+                let counted = lease.bytes();
                 if total > counted {
-                    spool.take(&mut lease, total - counted)?;
+                    take(&mut lease, total - counted)?;
                 }
                 f.write_all(&data)
                     .map_err(|e| broken("cannot write the spool file", e))?;
@@ -338,30 +299,6 @@ pub(crate) async fn buffer(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_spool_budget_is_taken_and_given_back() {
-        let spool = Spool::new(100);
-        let mut a = SpoolLease {
-            spool: spool.clone(),
-            bytes: 0,
-        };
-        spool.take(&mut a, 60).ok().unwrap();
-        let mut b = SpoolLease {
-            spool: spool.clone(),
-            bytes: 0,
-        };
-        assert!(matches!(
-            spool.take(&mut b, 41),
-            Err(BodyProblem::SpoolFull(100))
-        ));
-        spool.take(&mut b, 40).ok().unwrap();
-        drop(a);
-        spool.take(&mut b, 60).ok().unwrap();
-        assert_eq!(spool.used.load(Ordering::Relaxed), 100);
-        drop(b);
-        assert_eq!(spool.used.load(Ordering::Relaxed), 0);
-    }
 
     #[test]
     fn the_pace_allows_the_grace_then_the_minimum_rate() {

@@ -13,6 +13,8 @@ pub(crate) mod admission;
 pub(crate) mod body;
 pub(crate) mod head;
 pub(crate) mod label;
+pub(crate) mod pipe;
+pub(crate) mod spool;
 
 use crate::http::App;
 

@@ -290,13 +290,15 @@ fn limits(r: &Resolved<'_>) -> Result<Limits, ConfigError> {
         max_connections: r.count("max-connections", 1, "1024", d::MAX_CONNECTIONS)?,
         request_queue: r.count("request-queue", 0, "128", d::REQUEST_QUEUE)?,
         post_buffering: r.count("post-buffering", 0, "65536", d::POST_BUFFERING as usize)? as u64,
-        body_spool_budget: r.count(
-            "body-spool-budget",
-            0,
-            "1073741824",
-            d::BODY_SPOOL_BUDGET as usize,
-        )? as u64,
+        spool_budget: r.count("spool-budget", 0, "1073741824", d::SPOOL_BUDGET as usize)? as u64,
         body_min_rate: r.count("body-min-rate", 0, "500", d::BODY_MIN_RATE as usize)? as u64,
+        response_buffer: r.count(
+            "response-buffer",
+            0,
+            "67108864",
+            d::RESPONSE_BUFFER as usize,
+        )? as u64,
+        write_min_rate: r.count("write-min-rate", 0, "500", d::WRITE_MIN_RATE as usize)? as u64,
     })
 }
 

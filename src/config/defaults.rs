@@ -34,7 +34,11 @@ pub(crate) const REQUEST_QUEUE: usize = 128;
 pub(crate) const LIMIT_POST: u64 = 1 << 30;
 /// `post-buffering`: request bodies up to 64 KiB are buffered in memory, larger ones spooled.
 pub(crate) const POST_BUFFERING: u64 = 64 * 1024;
-/// `body-spool-budget`: 1 GiB of request bodies in temporary files per worker.
-pub(crate) const BODY_SPOOL_BUDGET: u64 = 1 << 30;
+/// `spool-budget`: 1 GiB of request and response bodies in temporary files per worker.
+pub(crate) const SPOOL_BUDGET: u64 = 1 << 30;
 /// `body-min-rate`: bytes a second (Apache mod_reqtimeout's MinRate default).
 pub(crate) const BODY_MIN_RATE: u64 = 500;
+/// `response-buffer`: how far a streamed response may run ahead of a slow client.
+pub(crate) const RESPONSE_BUFFER: u64 = 64 << 20;
+/// `write-min-rate`: bytes a second a client must take of a response it is behind on.
+pub(crate) const WRITE_MIN_RATE: u64 = 500;

@@ -172,8 +172,10 @@ mod defaults_tests {
             "max-connections" => l.max_connections.to_string(),
             "request-queue" => l.request_queue.to_string(),
             "post-buffering" => l.post_buffering.to_string(),
-            "body-spool-budget" => l.body_spool_budget.to_string(),
+            "spool-budget" => l.spool_budget.to_string(),
             "body-min-rate" => l.body_min_rate.to_string(),
+            "response-buffer" => l.response_buffer.to_string(),
+            "write-min-rate" => l.write_min_rate.to_string(),
             // Accepted for uWSGI compatibility: `--help` shows no default for them.
             _ if lookup(name).is_some_and(|o| {
                 !matches!(o.status, super::Status::Active | super::Status::Planned)

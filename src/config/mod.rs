@@ -163,11 +163,16 @@ pub struct Limits {
     /// Request bodies are read whole before the application is called: in memory up to this
     /// many bytes, then in a temporary file (`post-buffering`); 0: streamed as the app reads.
     pub post_buffering: u64,
-    /// Bytes of request bodies a worker may hold in temporary files at once.
-    pub body_spool_budget: u64,
+    /// Bytes of request and response bodies a worker may hold in temporary files at once.
+    pub spool_budget: u64,
     /// A request body must arrive at least this fast on average (bytes a second) once the
     /// first `body_timeout` has passed; 0: no minimum.
     pub body_min_rate: u64,
+    /// How far a streamed response may run ahead of its client (bytes).
+    pub response_buffer: u64,
+    /// A client behind on a response must take it at least this fast on average (bytes a
+    /// second) once `write_timeout` has passed; 0: no minimum.
+    pub write_min_rate: u64,
 }
 
 impl Default for Limits {
@@ -183,8 +188,10 @@ impl Default for Limits {
             max_connections: defaults::MAX_CONNECTIONS,
             request_queue: defaults::REQUEST_QUEUE,
             post_buffering: defaults::POST_BUFFERING,
-            body_spool_budget: defaults::BODY_SPOOL_BUDGET,
+            spool_budget: defaults::SPOOL_BUDGET,
             body_min_rate: defaults::BODY_MIN_RATE,
+            response_buffer: defaults::RESPONSE_BUFFER,
+            write_min_rate: defaults::WRITE_MIN_RATE,
         }
     }
 }

@@ -14,7 +14,7 @@ use super::preamble::{Preamble, PreambleError};
 use super::registry::Registered;
 use super::rewind::Rewind;
 use super::transport::{RawSocket, Transport};
-use super::watch::Watch;
+use super::watch::{Watch, WriteRules};
 use super::zerocopy::{FileSender, ZeroCopy};
 use super::ConnInfo;
 use crate::config::Wire;
@@ -43,7 +43,7 @@ pub(crate) struct Driver<P> {
     /// With the PROXY protocol on: the peers whose headers are believed.
     pub(crate) proxy: Option<Vec<IpAddr>>,
     pub(crate) header_timeout: Duration,
-    pub(crate) write_timeout: Duration,
+    pub(crate) write: WriteRules,
 }
 
 impl<P: Protocol> Driver<P> {
@@ -76,7 +76,7 @@ impl<P: Protocol> Driver<P> {
         life.restart_wait();
         let peer: Rc<str> = conn.describe().into();
         let (io, files) = FileSender::new(Rewind::new(stream, prefix));
-        let io = Watch::new(io, life.clone(), self.write_timeout, peer);
+        let io = Watch::new(io, life.clone(), self.write, peer);
         self.protocol.serve(io, Some(files), conn, life).await;
         drop(registered);
     }
@@ -110,6 +110,6 @@ impl<P: Protocol> Driver<P> {
     }
 
     async fn refuse<T: Transport>(&self, stream: &mut T, why: &str) {
-        let _ = tokio::time::timeout(self.write_timeout, self.protocol.refuse(stream, why)).await;
+        let _ = tokio::time::timeout(self.write.timeout, self.protocol.refuse(stream, why)).await;
     }
 }

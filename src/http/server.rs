@@ -245,7 +245,11 @@ mod tests {
         let out = rt.block_on(async {
             let (server, mut client) = tokio::io::duplex(1 << 20);
             let life = Rc::new(Lifecycle::new());
-            let io = Watch::new(server, life.clone(), Duration::from_secs(5), "test".into());
+            let rules = crate::conn::watch::WriteRules {
+                timeout: Duration::from_secs(5),
+                min_rate: 0,
+            };
+            let io = Watch::new(server, life.clone(), rules, "test".into());
             let conn = ConnInfo::new(None, None);
             let serve = async {
                 if own_path {

@@ -17,6 +17,7 @@ use crate::config::Wire;
 use crate::conn::driver::Driver;
 use crate::conn::registry::Registry;
 use crate::conn::transport::RawSocket;
+use crate::conn::watch::WriteRules;
 use crate::conn::ConnInfo;
 use crate::http::server::Http;
 use crate::http::service::Routes;
@@ -80,7 +81,10 @@ pub fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
         let driver = Rc::new(Driver {
             proxy: proxy_protocol,
             header_timeout: limits.header_timeout,
-            write_timeout: limits.write_timeout,
+            write: WriteRules {
+                timeout: limits.write_timeout,
+                min_rate: limits.write_min_rate,
+            },
             protocol: Http {
                 routes: Rc::new(Routes {
                     app: app.clone(),

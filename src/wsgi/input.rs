@@ -12,7 +12,8 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
-use crate::bridge::body::{Buffered, SpoolLease};
+use crate::bridge::body::Buffered;
+use crate::bridge::spool::SpoolLease;
 use crate::http::RequestBody;
 use bytes::{Buf, Bytes};
 use http_body_util::BodyExt;

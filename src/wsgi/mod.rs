@@ -28,9 +28,11 @@ use pyo3::prelude::*;
 use tokio::sync::mpsc;
 
 use crate::bridge::admission::{Admission, Slot};
-use crate::bridge::body::{self, Plan, Spool};
+use crate::bridge::body::{self, Plan};
 use crate::bridge::head::{self as heads, Head};
 use crate::bridge::label::{RequestLabel, RequestLine};
+use crate::bridge::pipe::pipe;
+use crate::bridge::spool::Spool;
 use crate::bridge::{Bridge, LoadFailed};
 use crate::config::{Config, Limits};
 use crate::conn::ConnInfo;
@@ -40,7 +42,7 @@ use crate::{error, interp, log};
 use environ::{ConnEnviron, Template};
 use input::{InputStream, Source};
 use pool::Pool;
-use response::{ChannelBody, Failure, InlineBody, Msg, Outcome, Sink};
+use response::{Failure, Msg, Outcome, Sink};
 use start_response::Responder;
 pub(crate) use streams::{ErrorStream, FileWrapper};
 
@@ -56,6 +58,10 @@ struct Core {
     stats: Arc<RequestStats>,
     /// The `wsgi.input` of every request without a body: it holds no state, so one serves all.
     empty_input: Py<InputStream>,
+    /// The bytes this worker's request and response bodies hold in temporary files.
+    spool: Arc<Spool>,
+    /// How far a streamed response may run ahead of its client (`response-buffer`).
+    response_buffer: u64,
 }
 
 /// A loaded WSGI application, ready to serve requests.
@@ -63,8 +69,6 @@ pub(crate) struct WsgiApp {
     core: Arc<Core>,
     /// One slot per request allowed in the application at once (`threads`).
     admission: Admission,
-    /// The bytes this worker's request bodies hold in temporary files.
-    spool: Arc<Spool>,
     limits: Limits,
     inline: bool,
     pool: Pool,
@@ -113,9 +117,10 @@ impl WsgiApp {
                 name,
                 stats,
                 empty_input,
+                spool: Spool::new(config.limits.spool_budget),
+                response_buffer: config.limits.response_buffer,
             }),
             admission: Admission::new(config.threads, config.limits.request_queue),
-            spool: Spool::new(config.limits.body_spool_budget),
             limits: config.limits.clone(),
             inline: config.threads == 1,
             pool: Pool::new(config.threads),
@@ -182,7 +187,7 @@ impl App for WsgiApp {
                 Plan::Empty => (Source::Empty, None, false),
                 Plan::Buffer { memory } => {
                     let chunked = body.size_hint().exact().is_none();
-                    match body::buffer(body, memory, &self.limits, &self.spool).await {
+                    match body::buffer(body, memory, &self.limits, &self.core.spool).await {
                         // A chunked body's length is known now: Django reads exactly
                         // CONTENT_LENGTH bytes.
                         Ok(buffered) => {
@@ -303,9 +308,10 @@ fn respond_inline(py: Python<'_>, core: &Core, req: AppRequest, permit: Slot) ->
             prefix,
             rest,
         }) => {
-            let body = InlineBody::new(&head, prefix, rest, label, timer, permit);
+            let pipe = pipe(core.response_buffer, &core.spool);
+            let body = response::stream_inline(&head, prefix, rest, label, timer, permit, pipe);
             let mut response = heads::head_response(head);
-            *response.body_mut() = Body::Stream(Box::pin(body));
+            *response.body_mut() = body;
             return response;
         }
         // Inline, write() buffers, so the head is never delivered early.
@@ -347,7 +353,8 @@ async fn respond_on_thread(app: &WsgiApp, req: AppRequest, permit: Slot) -> Resp
         Some(Msg::Head { head, body, .. }) => {
             let mut response = heads::head_response(head);
             if !head_request {
-                *response.body_mut() = Body::Stream(Box::pin(ChannelBody::new(body, rx)));
+                let pipe = pipe(app.core.response_buffer, &app.core.spool);
+                *response.body_mut() = response::stream_channel(body, rx, pipe);
             }
             response
         }

@@ -11,25 +11,23 @@
 //! fails, or the client goes away (the body is dropped).
 
 use std::collections::VecDeque;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_LENGTH};
 use http::Response;
-use http_body::Frame;
 use pyo3::exceptions::PyOSError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 use tokio::sync::mpsc;
-use tokio::sync::OwnedSemaphorePermit;
 
 use super::start_response::{chunk_bytes, StartResponse};
 use super::streams::FileWrapper;
+use crate::bridge::admission::Slot;
 use crate::bridge::head::{head_response, total_len, Head, LengthCheck};
 use crate::bridge::label::RequestLabel;
-use crate::http::{Body, BodyError};
+use crate::bridge::pipe::{PipeBody, PipeWriter};
+use crate::http::Body;
 use crate::scoreboard::RequestTimer;
 use crate::statics::file::{FileBody, Piece};
 use crate::{error, log};
@@ -466,122 +464,109 @@ pub(crate) fn check_exhausted(py: Python<'_>, rest: &mut Iteration) -> Result<()
     }
 }
 
-/// The rest of a response, pulled from the application on the event-loop thread (threads = 1).
-/// Holds the app slot until the iteration is over, so the next request waits for `close()`.
-pub(crate) struct InlineBody {
-    prefix: VecDeque<Bytes>,
-    rest: Option<Iteration>,
-    /// Set after a chunk is handed out: the next poll yields once, so hyper writes what it
-    /// has before the application is asked for more (which may block the loop: a streaming
-    /// view that sleeps between chunks must reach the client chunk by chunk).
-    flush_first: bool,
-    length: LengthCheck,
+/// The rest of a response, pulled from the application on the event-loop thread (threads = 1)
+/// by a task of its own, as fast as the application produces it, into the response's pipe
+/// ([`crate::bridge::pipe`]): a client that reads slowly does not hold the application (its
+/// one slot) beyond the pipe's buffer. The request counts as running (the timer) and holds
+/// its slot until the iteration is over and `close()` has run.
+pub(crate) fn stream_inline(
+    head: &Head,
+    prefix: Vec<Bytes>,
+    rest: Iteration,
     label: RequestLabel,
-    /// The request counts as running until the body is done (fields drop in order: after
-    /// `rest`, whose drop calls `close()`).
-    _timer: RequestTimer,
-    /// Released last.
-    _permit: OwnedSemaphorePermit,
+    timer: RequestTimer,
+    slot: Slot,
+    pipe: (PipeWriter, PipeBody),
+) -> Body {
+    let (writer, body) = pipe;
+    let length = LengthCheck::new(Some(head));
+    tokio::task::spawn_local(async move {
+        pull_inline(prefix.into(), rest, length, &label, writer).await;
+        drop(timer);
+        drop(slot);
+    });
+    Body::Stream(Box::pin(body))
 }
 
-impl InlineBody {
-    pub(crate) fn new(
-        head: &Head,
-        prefix: Vec<Bytes>,
-        rest: Iteration,
-        label: RequestLabel,
-        timer: RequestTimer,
-        permit: OwnedSemaphorePermit,
-    ) -> Self {
-        InlineBody {
-            prefix: prefix.into(),
-            rest: Some(rest),
-            flush_first: false,
-            length: LengthCheck::new(Some(head)),
-            label,
-            _timer: timer,
-            _permit: permit,
-        }
-    }
+/// What [`pull_inline`] gets from the application next.
+enum Next {
+    Chunk(Bytes),
+    End,
+}
 
-    fn fail(&mut self, py: Python<'_>, failure: Failure) -> BodyError {
-        failure.report(py, &self.label);
-        if let Some(mut rest) = self.rest.take() {
+async fn pull_inline(
+    mut prefix: VecDeque<Bytes>,
+    rest: Iteration,
+    mut length: LengthCheck,
+    label: &RequestLabel,
+    writer: PipeWriter,
+) {
+    let mut rest = Some(rest);
+    // A failure is reported, what the application returned is closed, and the writer is
+    // dropped unfinished: the client's connection is cut, so it can tell.
+    let fail = |py: Python<'_>, failure: Failure, rest: &mut Option<Iteration>| {
+        failure.report(py, label);
+        if let Some(mut rest) = rest.take() {
             close_logged(py, &mut rest);
         }
-        BodyError("the application failed mid-response".into())
-    }
-
-    /// Sends a chunk after the length check; when it completes the declared length, checks
-    /// that the iteration has nothing more.
-    fn data(
-        &mut self,
-        py: Python<'_>,
-        chunk: Bytes,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        let chunk = match self.length.pass(chunk) {
-            Ok(chunk) => chunk,
-            Err((_, rule)) => return Poll::Ready(Some(Err(self.fail(py, Failure::Rule(rule))))),
-        };
-        self.label.stats.sent(chunk.len());
-        if self.length.is_done() && self.prefix.is_empty() {
-            if let Some(mut rest) = self.rest.take() {
-                if let Err(failure) = check_exhausted(py, &mut rest) {
-                    return Poll::Ready(Some(Err(self.fail(py, failure))));
-                }
-            }
-        }
-        Poll::Ready(Some(Ok(Frame::data(chunk))))
-    }
-}
-
-impl http_body::Body for InlineBody {
-    type Data = Bytes;
-    type Error = BodyError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        let this = self.get_mut();
-        if this.prefix.is_empty() && this.rest.is_some() && !this.flush_first {
-            this.flush_first = true;
-            cx.waker().wake_by_ref();
-            return Poll::Pending;
-        }
-        this.flush_first = false;
-        Python::attach(|py| {
-            if let Some(chunk) = this.prefix.pop_front() {
-                return this.data(py, chunk);
-            }
-            let Some(rest) = this.rest.as_mut() else {
-                return Poll::Ready(None);
-            };
-            let next = loop {
-                match rest.next(py) {
-                    Ok(Some(chunk)) if chunk.is_empty() => continue,
-                    other => break other,
-                }
-            };
-            match next {
-                Ok(Some(chunk)) => this.data(py, chunk),
-                Ok(None) => {
-                    let mut rest = this.rest.take();
-                    if let Some(err) = rest.as_mut().and_then(|r| r.close(py)) {
-                        return Poll::Ready(Some(Err(this.fail(py, Failure::CloseRaised(err)))));
-                    }
-                    match this.length.finish() {
-                        Ok(()) => Poll::Ready(None),
-                        Err(rule) => Poll::Ready(Some(Err(this.fail(py, Failure::Rule(rule))))),
+    };
+    loop {
+        let next = Python::attach(|py| {
+            let chunk = match prefix.pop_front() {
+                Some(chunk) => chunk,
+                None => {
+                    let Some(iteration) = rest.as_mut() else {
+                        return Ok(Next::End);
+                    };
+                    let next = loop {
+                        match iteration.next(py) {
+                            Ok(Some(chunk)) if chunk.is_empty() => continue,
+                            other => break other,
+                        }
+                    };
+                    match next {
+                        Ok(Some(chunk)) => chunk,
+                        Ok(None) => {
+                            if let Some(err) = rest.take().and_then(|mut r| r.close(py)) {
+                                return Err(Failure::CloseRaised(err));
+                            }
+                            return length.finish().map(|()| Next::End).map_err(Failure::Rule);
+                        }
+                        Err(failure) => return Err(failure),
                     }
                 }
-                Err(failure) => Poll::Ready(Some(Err(this.fail(py, failure)))),
+            };
+            let chunk = length
+                .pass(chunk)
+                .map_err(|(_, rule)| Failure::Rule(rule))?;
+            label.stats.sent(chunk.len());
+            // The declared length is all here: the iteration must be over (and close() runs).
+            if length.is_done() && prefix.is_empty() {
+                if let Some(mut iteration) = rest.take() {
+                    check_exhausted(py, &mut iteration)?;
+                }
             }
-        })
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.prefix.is_empty() && self.rest.is_none()
+            Ok(Next::Chunk(chunk))
+        });
+        match next {
+            Ok(Next::Chunk(chunk)) => {
+                if writer.send(chunk).await.is_err() {
+                    return; // the client left; `rest` is closed when dropped
+                }
+                // Let the connection write what it has before the application is asked for
+                // more (which may block the loop: a streaming view that sleeps between chunks
+                // must reach the client chunk by chunk).
+                tokio::task::yield_now().await;
+            }
+            Ok(Next::End) => {
+                writer.finish();
+                return;
+            }
+            Err(failure) => {
+                Python::attach(|py| fail(py, failure, &mut rest));
+                return;
+            }
+        }
     }
 }
 
@@ -649,56 +634,35 @@ impl Sink {
     }
 }
 
-/// The event loop's end of the channel, as a response body.
-pub(crate) struct ChannelBody {
-    prefix: VecDeque<Bytes>,
-    rx: mpsc::Receiver<Msg>,
-    done: bool,
-}
-
-impl ChannelBody {
-    pub(crate) fn new(prefix: Vec<Bytes>, rx: mpsc::Receiver<Msg>) -> Self {
-        ChannelBody {
-            prefix: prefix.into(),
-            rx,
-            done: false,
-        }
-    }
-}
-
-impl http_body::Body for ChannelBody {
-    type Data = Bytes;
-    type Error = BodyError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        let this = self.get_mut();
-        if let Some(chunk) = this.prefix.pop_front() {
-            return Poll::Ready(Some(Ok(Frame::data(chunk))));
-        }
-        if this.done {
-            return Poll::Ready(None);
-        }
-        match this.rx.poll_recv(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Some(Msg::Data(chunk))) => Poll::Ready(Some(Ok(Frame::data(chunk)))),
-            Poll::Ready(Some(Msg::End)) => {
-                this.done = true;
-                Poll::Ready(None)
-            }
-            // Abort, a stray head, or the app thread gone without End: the body is incomplete.
-            Poll::Ready(_) => {
-                this.done = true;
-                Poll::Ready(Some(Err(BodyError(
-                    "the application failed mid-response".into(),
-                ))))
+/// The rest of a response from an app thread, moved from its channel into the response's
+/// pipe by a task of its own, as fast as the thread produces it: a client that reads slowly
+/// does not hold the thread beyond the pipe's buffer (then the channel fills, and the
+/// thread's next send waits).
+pub(crate) fn stream_channel(
+    prefix: Vec<Bytes>,
+    mut rx: mpsc::Receiver<Msg>,
+    pipe: (PipeWriter, PipeBody),
+) -> Body {
+    let (writer, body) = pipe;
+    tokio::task::spawn_local(async move {
+        for chunk in prefix {
+            if writer.send(chunk).await.is_err() {
+                return;
             }
         }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.done && self.prefix.is_empty()
-    }
+        loop {
+            match rx.recv().await {
+                Some(Msg::Data(chunk)) => {
+                    if writer.send(chunk).await.is_err() {
+                        return; // the client left: dropping `rx` tells the thread
+                    }
+                }
+                Some(Msg::End) => return writer.finish(),
+                // Abort, a stray head, or the app thread gone without End: the body is
+                // incomplete, and dropping the writer unfinished says so.
+                _ => return,
+            }
+        }
+    });
+    Body::Stream(Box::pin(body))
 }

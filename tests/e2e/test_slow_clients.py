@@ -107,9 +107,7 @@ def test_the_spool_budget_answers_503_and_gives_its_bytes_back(dragoman):
     # post-buffering 1000: a declared 60,000-byte body takes 60,000 of the 100,000-byte budget
     # as soon as it starts; a second one does not fit (503 before any body byte is read);
     # once the first is done, its share is back.
-    server = dragoman(
-        "rules:application", "--post-buffering", "1000", "--body-spool-budget", "100000"
-    )
+    server = dragoman("rules:application", "--post-buffering", "1000", "--spool-budget", "100000")
     first = slow_upload(server, length=60000)
     time.sleep(0.3)
     second = raw_exchange(
@@ -118,7 +116,7 @@ def test_the_spool_budget_answers_503_and_gives_its_bytes_back(dragoman):
         b"POST /input?op=count HTTP/1.1\r\nHost: x\r\nContent-Length: 60000\r\n\r\n",
     )
     assert second.startswith(b"HTTP/1.1 503 "), second[:200]
-    assert b"retry-after: 1" in second.lower() and b"body-spool-budget" in second
+    assert b"retry-after: 1" in second.lower() and b"spool-budget" in second
     first.sendall(b"a" * (60000 - 10))
     first.settimeout(5)
     assert first.recv(65536).startswith(b"HTTP/1.1 200 ")
@@ -146,3 +144,85 @@ def test_an_endless_chunked_body_is_cut_at_limit_post(dragoman):
             pass
     assert data.startswith(b"HTTP/1.1 413 "), data[:200]
     assert answered_within(server, 1.0) < 1.0
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+def test_slow_readers_hold_no_application_slot(dragoman, threads):
+    # Streamed responses of 25 MiB (more than loopback's socket buffers hold) to clients that
+    # read nothing: the application runs ahead into the response buffer (64 MiB by default)
+    # and is free for others.
+    server = dragoman("rules:application", "--threads", str(threads))
+    size, n = 65536, 400
+    readers = []
+    for _ in range(threads + 2):
+        s = socket.create_connection((server.host, server.port), timeout=10)
+        s.sendall(f"GET /chunks?n={n}&size={size} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        readers.append(s)
+    time.sleep(0.5)
+    try:
+        assert answered_within(server, 1.0) < 1.0
+        # The slow readers still get every byte, in order.
+        s = readers[0]
+        data = bytearray()
+        while not data.endswith(b"\r\n0\r\n\r\n"):
+            chunk = s.recv(1 << 20)
+            assert chunk, len(data)
+            data += chunk
+        head, _, body = bytes(data).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), head
+        payload = dechunk(body)
+        assert len(payload) == n * size
+        assert all(payload[i * size] == i % 256 for i in range(n))
+    finally:
+        for s in readers:
+            s.close()
+
+
+def dechunk(body: bytes) -> bytes:
+    out, i = bytearray(), 0
+    while True:
+        end = body.index(b"\r\n", i)
+        size = int(body[i:end].split(b";")[0], 16)
+        if size == 0:
+            return bytes(out)
+        out += body[end + 2 : end + 2 + size]
+        i = end + 2 + size + 2
+
+
+def test_a_reader_slower_than_write_min_rate_is_cut(dragoman, tmp_path):
+    # Once behind for write-timeout (3 s), a client must take at least write-min-rate on
+    # average (1 MB a second here). This one takes 16 KiB every 0.1 s (160 KB a second) of a
+    # 50 MB response: never stalled long enough for write-timeout, cut by the rate. Over a
+    # unix socket, whose small buffers wake the writer often (TCP's grow to megabytes, and
+    # then a client this slow stalls the writer past write-timeout anyway).
+    path = tmp_path / "d.sock"
+    server = dragoman(
+        "rules:application",
+        "--write-timeout",
+        "3",
+        "--write-min-rate",
+        "1000000",
+        "--http",
+        str(path),
+        http=None,
+    )
+    start = time.monotonic()
+    taken, cut = 0, False
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(str(path))
+        s.settimeout(10)
+        s.sendall(b"GET /big?size=50000000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        while time.monotonic() - start < 30:
+            try:
+                chunk = s.recv(16384)
+            except ConnectionResetError:
+                chunk = b""
+            if not chunk:
+                cut = True
+                break
+            taken += len(chunk)
+            time.sleep(0.1)
+    assert cut and taken < 50_000_000, taken
+    assert time.monotonic() - start < 20
+    server.wait_for_log(r"less than 1000000 bytes a second \(write-min-rate\)")
+    assert "write-timeout" not in server.log()

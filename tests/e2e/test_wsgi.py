@@ -537,9 +537,10 @@ def test_a_slow_generator_reaches_the_client_chunk_by_chunk(dragoman, threads):
 
 def test_with_one_thread_a_request_waits_while_a_stalled_response_holds_the_app(dragoman):
     # threads = 1: the app runs on the event-loop thread, one request at a time. A generator
-    # paused by a client that does not read keeps the app; a request on another connection
-    # is called once that response is over (here: its client leaves).
-    server = dragoman("rules:application", "--threads", "1")
+    # that runs a response-buffer ahead of a client that does not read waits, and keeps the
+    # app; a request on another connection is called once that response is over (here: its
+    # client leaves).
+    server = dragoman("rules:application", "--threads", "1", "--response-buffer", "1048576")
     stalled = socket.create_connection((server.host, server.port))
     stalled.sendall(b"GET /endless HTTP/1.1\r\nHost: x\r\n\r\n")
     assert stalled.recv(100).startswith(b"HTTP/1.1 200")

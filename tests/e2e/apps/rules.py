@@ -296,6 +296,18 @@ def application(environ, start_response):
         except RuntimeError:
             late = "refused"
         return respond(start_response, f"same={same} late={late}".encode())
+    if path == "/chunks":
+        n, size = int(query.get("n", "10")), int(query.get("size", "65536"))
+
+        def chunks():
+            start_response("200 OK", [("Content-Type", "application/octet-stream")])
+            try:
+                for i in range(n):
+                    yield bytes([i % 256]) * size
+            finally:
+                CLOSED["count"] += 1
+
+        return chunks()
     if path == "/big":
         size = int(query.get("size", "1048576"))
         return respond(start_response, b"z" * size)
