@@ -1,0 +1,183 @@
+"""Static files against hostile requests and hostile disks: Range numbers at the edge of u64,
+request paths spelled many ways, files replaced behind the server's back with the same mtime
+and size, dates outside what HTTP can carry, `//host` redirects, and a worker out of file
+descriptors. Real dragoman processes, real files, real clients (httpx, raw sockets)."""
+
+import contextlib
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import APPS, DRAGOMAN, Server, _env, parse_responses, raw_exchange
+
+U64_MAX = 2**64 - 1
+
+
+def get(server, path, headers=None, **kw):
+    """A GET for the file as it is on disk (no precompressed variant)."""
+    return httpx.get(
+        f"{server.url}{path}", headers={"Accept-Encoding": "identity", **(headers or {})}, **kw
+    )
+
+
+def raw_get(server, target: bytes, headers: bytes = b"") -> list:
+    data = raw_exchange(
+        server.host,
+        server.port,
+        b"GET "
+        + target
+        + b" HTTP/1.1\r\nHost: x\r\nAccept-Encoding: identity\r\n"
+        + headers
+        + b"\r\n",
+    )
+    return parse_responses(data, ["GET"])
+
+
+@pytest.mark.parametrize("size", [1000, 100_000], ids=["in-memory", "sendfile"])
+def test_ranges_at_the_edge_of_u64(dragoman, tmp_path, size):
+    """`bytes=1-18446744073709551615` is a range to the end of the file (RFC 9110 §14.1.2: a
+    last position past the end means the end), never a panic or a bogus 206; the worker that
+    answered keeps serving."""
+    d = tmp_path / "r"
+    d.mkdir()
+    full = os.urandom(size)
+    (d / "f.bin").write_bytes(full)
+    server = dragoman("rules:application", "--static-map", f"/r={d}")
+    (pid,) = server.worker_pids()
+    assert get(server, "/r/f.bin").content == full  # cached now (in memory or its descriptor)
+    for spec, start in (
+        (f"bytes=1-{U64_MAX}", 1),
+        (f"bytes=0-{U64_MAX}", 0),
+        (f"bytes=1-{U64_MAX + 1}", 1),  # past u64 too: still "to the end"
+        (f"bytes=-{U64_MAX}", 0),
+        (f"bytes={size - 5}-{U64_MAX - 1}", size - 5),
+    ):
+        (r,) = raw_get(server, b"/r/f.bin", f"Range: {spec}\r\n".encode())
+        assert r.status == 206, (spec, r)
+        assert r.header("content-range") == f"bytes {start}-{size - 1}/{size}", spec
+        assert r.body == full[start:], spec
+    (r,) = raw_get(server, b"/r/f.bin", f"Range: bytes={U64_MAX}-{U64_MAX}\r\n".encode())
+    assert r.status == 416 and r.header("content-range") == f"bytes */{size}"
+    (r,) = raw_get(server, b"/r/f.bin", f"Range: bytes=0-0, 2-{U64_MAX}\r\n".encode())
+    assert r.status == 206 and r.header("content-type").startswith("multipart/byteranges")
+    assert full[2:] in r.body
+    assert server.worker_pids() == [pid]
+    assert "panicked" not in server.log()
+
+
+def open_files(pid: int) -> list[str]:
+    out = []
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            out.append(os.readlink(fd))
+    return out
+
+
+def http_date(text: str) -> float:
+    return parsedate_to_datetime(text).timestamp()
+
+
+@pytest.fixture
+def shm_dir() -> Iterator[Path]:
+    """A directory on tmpfs, which keeps 64-bit file times (ext4 stops at 2446)."""
+    if not Path("/dev/shm").is_dir():
+        pytest.fail("/dev/shm is needed for a file dated past year 9999")
+    d = Path(tempfile.mkdtemp(dir="/dev/shm", prefix="dragoman-test-"))
+    yield d
+    shutil.rmtree(d)
+
+
+def start_with_nofile(tmp_path: Path, limit: int, *args: str) -> Server:
+    """dragoman under RLIMIT_NOFILE = limit (soft and hard: raising the soft limit to the hard
+    one at startup cannot take the test's point away)."""
+
+    def lower() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+    log = tmp_path / "nofile.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [*DRAGOMAN, "--http", "127.0.0.1:0", *args],
+            cwd=APPS,
+            env=_env(None),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=lower,  # noqa: PLW1509 - only setrlimit, before exec
+        )
+    server = Server(proc, log)
+    try:
+        server.wait_ready()
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        raise
+    return server
+
+
+def read_response(sock: socket.socket, deadline: float) -> bytes:
+    """Reads one response with a Content-Length body (what these requests get)."""
+    data = b""
+    while time.monotonic() < deadline:
+        head, sep, rest = data.partition(b"\r\n\r\n")
+        if sep:
+            m = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+            if m and len(rest) >= int(m.group(1)):
+                return data
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            continue
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def exhaust_and_fetch(server: Server, d: Path) -> None:
+    idle: list[socket.socket] = []
+    try:
+        (pid,) = server.worker_pids()
+        conn = socket.create_connection((server.host, server.port), timeout=1)
+        idle.append(conn)
+        conn.sendall(b"GET /pid HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(conn, time.monotonic() + 10).endswith(str(pid).encode())
+        # Idle connections until the worker has no descriptor left (it accepts them until
+        # accept fails; the rest wait in the backlog).
+        for _ in range(100):
+            idle.append(socket.create_connection((server.host, server.port), timeout=5))
+        deadline = time.monotonic() + 10
+        while len(open_files(pid)) < 64:
+            assert time.monotonic() < deadline, f"{len(open_files(pid))} descriptors open"
+            time.sleep(0.05)
+        for name in ("small.css", "large.bin"):
+            conn.sendall(
+                f"GET /s/{name} HTTP/1.1\r\nHost: x\r\nAccept-Encoding: identity\r\n\r\n".encode()
+            )
+            data = read_response(conn, time.monotonic() + 10)
+            (r,) = parse_responses(data, ["GET"])
+            assert r.status in (200, 503), (name, r)
+            if r.status == 503:
+                assert r.header("retry-after"), r
+            else:
+                assert r.body == (d / name).read_bytes()
+    finally:
+        for s in idle:
+            s.close()
+    deadline = time.monotonic() + 10
+    while (r := get(server, "/s/small.css", timeout=5)).status_code != 200:
+        assert r.status_code == 503 and time.monotonic() < deadline, r
+        time.sleep(0.1)
+    assert r.text == "body{}\n" * 100
+    assert get(server, "/s/large.bin", timeout=5).content == (d / "large.bin").read_bytes()
