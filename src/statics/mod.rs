@@ -15,6 +15,7 @@
 
 pub mod compress;
 mod conditional;
+mod dates;
 pub(crate) mod encoding;
 pub mod file;
 mod mime;
@@ -119,6 +120,7 @@ impl Drop for KeptFile {
 /// A resolved, servable file with everything its responses need.
 struct FileEntry {
     reps: Vec<Rep>,
+    /// The modification time responses state and validate against (see [`dates`]).
     modified: SystemTime,
     content_type: HeaderValue,
     last_modified: HeaderValue,
@@ -415,12 +417,12 @@ impl StaticFiles {
                 .max_age
                 .map(|secs| format!("public, max-age={secs}")),
         };
+        let stated = dates::last_modified(modified, SystemTime::now());
         FileEntry {
             reps,
-            modified,
+            modified: stated,
             content_type: HeaderValue::from_static(mime::content_type(&name)),
-            last_modified: HeaderValue::from_str(&httpdate::fmt_http_date(modified))
-                .unwrap_or(HeaderValue::from_static("")),
+            last_modified: dates::header(stated),
             cache_control: cache_control.and_then(|c| HeaderValue::from_str(&c).ok()),
             expires,
             fingerprint,
@@ -497,10 +499,7 @@ impl StaticFiles {
             h.insert(header::CACHE_CONTROL, cc.clone());
         }
         if let Some(secs) = entry.expires {
-            let at = SystemTime::now() + Duration::from_secs(secs);
-            if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(at)) {
-                h.insert(header::EXPIRES, v);
-            }
+            h.insert(header::EXPIRES, dates::expires(SystemTime::now(), secs));
         }
         if !variants.is_empty() {
             h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));

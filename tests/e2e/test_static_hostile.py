@@ -98,6 +98,49 @@ def shm_dir() -> Iterator[Path]:
     shutil.rmtree(d)
 
 
+def test_dates_outside_what_http_can_carry(dragoman, tmp_path, shm_dir):
+    """A file modified in year 11476 (tmpfs allows it), one from 1969, and a static-expires
+    of more years than HTTP dates have: each is served, with dates an HTTP client can parse
+    (RFC 9110 §8.8.2.1: a Last-Modified in the future is replaced by the time of the
+    response), never a panic."""
+    (shm_dir / "future.txt").write_text("from the future")
+    os.utime(shm_dir / "future.txt", (300_000_000_000, 300_000_000_000))
+    (shm_dir / "past.txt").write_text("from before the epoch")
+    os.utime(shm_dir / "past.txt", (-1_000_000, -1_000_000))
+    (shm_dir / "forever.txt").write_text("cached forever")
+    (shm_dir / "longest.txt").write_text("cached longer than forever")
+    server = dragoman(
+        "rules:application",
+        "--static-map",
+        f"/d={shm_dir}",
+        "--static-expires-uri",
+        r"forever\.txt 400000000000",
+        "--static-expires-uri",
+        rf"longest\.txt {U64_MAX}",
+    )
+    (pid,) = server.worker_pids()
+    for name, text in (
+        ("future.txt", "from the future"),
+        ("past.txt", "from before the epoch"),
+        ("forever.txt", "cached forever"),
+        ("longest.txt", "cached longer than forever"),
+    ):
+        r = get(server, f"/d/{name}")
+        assert r.status_code == 200 and r.text == text, name
+        assert http_date(r.headers["last-modified"]) <= http_date(r.headers["date"]) + 1, name
+        if "expires" in r.headers:
+            assert http_date(r.headers["expires"]) >= time.time(), name
+    r = get(server, "/d/forever.txt")
+    assert r.headers["expires"] == "Fri, 31 Dec 9999 23:59:59 GMT"
+    assert r.headers["cache-control"] == "public, max-age=400000000000"
+    # The dates a client saw validate: a 304, not a panic or a 200.
+    for name in ("future.txt", "past.txt"):
+        modified = get(server, f"/d/{name}").headers["last-modified"]
+        assert get(server, f"/d/{name}", {"If-Modified-Since": modified}).status_code == 304
+    assert server.worker_pids() == [pid]
+    assert "panicked" not in server.log()
+
+
 def start_with_nofile(tmp_path: Path, limit: int, *args: str) -> Server:
     """dragoman under RLIMIT_NOFILE = limit (soft and hard: raising the soft limit to the hard
     one at startup cannot take the test's point away)."""
