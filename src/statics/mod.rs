@@ -13,6 +13,7 @@
 //! a descriptor the entry keeps open (a bounded number of them, see [`Descriptors`]), so a
 //! cached large file costs no open or close either.
 
+mod cache;
 pub mod compress;
 mod conditional;
 mod dates;
@@ -23,7 +24,6 @@ pub(crate) mod path;
 pub(crate) mod range;
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::fs::{File, Metadata};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -35,6 +35,7 @@ use http::{Method, Request, Response, StatusCode};
 
 use crate::config::StaticConfig;
 use crate::http::{error_response, Body};
+use cache::Cache;
 use conditional::Validators;
 use encoding::Coding;
 use file::{FileBody, Piece};
@@ -64,6 +65,19 @@ pub enum Outcome {
 struct Mount {
     prefix: String,
     target: PathBuf,
+}
+
+impl Mount {
+    /// The URL path of a path below the mount in its normal spelling (decoded), which
+    /// `static-expires-uri` patterns match.
+    fn uri(&self, key: &[u8]) -> String {
+        let key = String::from_utf8_lossy(key);
+        match self.prefix.as_str() {
+            "/" if key.is_empty() => "/".into(),
+            "/" => key.into_owned(),
+            prefix => format!("{prefix}{key}"),
+        }
+    }
 }
 
 /// One representation of a file: the file itself, or a precompressed sibling.
@@ -132,16 +146,6 @@ struct FileEntry {
     checked: Cell<Instant>,
 }
 
-impl FileEntry {
-    fn memory(&self) -> u64 {
-        self.reps
-            .iter()
-            .filter_map(|r| r.data.as_ref())
-            .map(|d| d.len() as u64)
-            .sum()
-    }
-}
-
 /// A cache entry: a file, or a directory that redirects to its slashed path.
 enum Entry {
     File(FileEntry),
@@ -149,6 +153,46 @@ enum Entry {
         checked: Cell<Instant>,
         dir: PathBuf,
     },
+}
+
+impl Entry {
+    /// When the entry was last found to match the disk.
+    fn checked(&self) -> Instant {
+        match self {
+            Entry::File(f) => f.checked.get(),
+            Entry::Redirect { checked, .. } => checked.get(),
+        }
+    }
+
+    /// What the entry holds in memory, roughly: its structures, paths and cached bytes.
+    fn memory(&self) -> u64 {
+        let path = |p: &Path| p.as_os_str().len();
+        let bytes = size_of::<Entry>()
+            + match self {
+                Entry::File(f) => {
+                    f.reps
+                        .iter()
+                        .map(|r| {
+                            size_of::<Rep>()
+                                + path(&r.path)
+                                + r.etag.len()
+                                + r.data.as_ref().map_or(0, Bytes::len)
+                        })
+                        .sum::<usize>()
+                        + f.fingerprint
+                            .iter()
+                            .map(|(p, _)| {
+                                size_of::<(PathBuf, Option<(SystemTime, u64)>)>() + path(p)
+                            })
+                            .sum::<usize>()
+                        + f.content_type.len()
+                        + f.last_modified.len()
+                        + f.cache_control.as_ref().map_or(0, HeaderValue::len)
+                }
+                Entry::Redirect { dir, .. } => path(dir),
+            };
+        bytes as u64
+    }
 }
 
 /// What a request path resolved to.
@@ -168,12 +212,6 @@ pub struct StaticFiles {
     descriptors: Rc<Descriptors>,
 }
 
-#[derive(Default)]
-struct Cache {
-    entries: HashMap<String, Rc<Entry>>,
-    bytes: u64,
-}
-
 impl StaticFiles {
     /// `None` when no mount is configured.
     pub fn new(config: &StaticConfig) -> Option<Rc<StaticFiles>> {
@@ -190,9 +228,13 @@ impl StaticFiles {
             .collect();
         mounts.sort_by_key(|m| std::cmp::Reverse(m.prefix.len()));
         Some(Rc::new(StaticFiles {
+            cache: RefCell::new(Cache::new(
+                mounts.len(),
+                CACHE_ENTRIES_MAX,
+                config.cache_bytes,
+            )),
             mounts,
             config: config.clone(),
-            cache: RefCell::default(),
             descriptors: Descriptors::new(),
         }))
     }
@@ -200,19 +242,28 @@ impl StaticFiles {
     /// Serves the request from disk if it names a static file.
     pub fn handle<B>(&self, req: &Request<B>) -> Outcome {
         let path = req.uri().path();
-        let Some((mount, rest)) = self.mount_for(path) else {
+        let Some((index, mount, rest)) = self.mount_for(path) else {
             return Outcome::Pass;
         };
-        let cached = self.cache.borrow().entries.get(path).cloned();
+        let (key, wants_dir) = match path::normalise(rest, self.config.dotfiles) {
+            Ok(normal) => normal,
+            Err(Refusal::BadRequest(why)) => {
+                return Outcome::Serve(error_response(StatusCode::BAD_REQUEST, why, false))
+            }
+            Err(Refusal::Hidden) => {
+                return Outcome::Serve(error_response(StatusCode::NOT_FOUND, "", false))
+            }
+        };
+        let cached = self.cache.borrow().get(index, &key);
         let entry = match cached {
             Some(entry) if self.still_valid(&entry) => entry,
             stale => {
                 if stale.is_some() {
                     // Gone now, with the descriptor it may keep (a deleted file's space
                     // must not stay held), whatever the path resolves to next.
-                    self.forget(path);
+                    self.cache.borrow_mut().forget(index, &key);
                 }
-                match self.resolve(mount, rest, path, req) {
+                match self.resolve(index, mount, &key, wants_dir) {
                     Resolved::Found(entry) => entry,
                     Resolved::Missing => return Outcome::Pass,
                     Resolved::Refused(status, why) => {
@@ -234,14 +285,14 @@ impl StaticFiles {
         })
     }
 
-    /// The mount a path falls under, and the rest of the path below it.
-    fn mount_for<'p>(&self, path: &'p str) -> Option<(&Mount, &'p str)> {
-        self.mounts.iter().find_map(|m| {
+    /// The mount a path falls under (its index too), and the rest of the path below it.
+    fn mount_for<'p>(&self, path: &'p str) -> Option<(usize, &Mount, &'p str)> {
+        self.mounts.iter().enumerate().find_map(|(i, m)| {
             if m.prefix == "/" {
-                return Some((m, path));
+                return Some((i, m, path));
             }
             let rest = path.strip_prefix(m.prefix.as_str())?;
-            (rest.is_empty() || rest.starts_with('/')).then_some((m, rest))
+            (rest.is_empty() || rest.starts_with('/')).then_some((i, m, rest))
         })
     }
 
@@ -264,23 +315,10 @@ impl StaticFiles {
         valid
     }
 
-    /// Resolves a request path on disk.
-    fn resolve<B>(
-        &self,
-        mount: &Mount,
-        rest: &str,
-        request_path: &str,
-        req: &Request<B>,
-    ) -> Resolved {
-        let (segments, wants_dir) = match path::segments(rest, self.config.dotfiles) {
-            Ok(s) => s,
-            Err(Refusal::BadRequest(why)) => {
-                return Resolved::Refused(StatusCode::BAD_REQUEST, why)
-            }
-            Err(Refusal::Hidden) => return Resolved::Refused(StatusCode::NOT_FOUND, ""),
-        };
+    /// Resolves a path below a mount, in its normal spelling, on disk.
+    fn resolve(&self, mount_index: usize, mount: &Mount, key: &[u8], wants_dir: bool) -> Resolved {
         let mut candidate = mount.target.clone();
-        for s in &segments {
+        for s in key.split(|&b| b == b'/').filter(|s| !s.is_empty()) {
             candidate.push(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(s));
         }
         let Ok(meta) = std::fs::metadata(&candidate) else {
@@ -306,7 +344,9 @@ impl StaticFiles {
                         checked: Cell::new(Instant::now()),
                         dir: candidate,
                     });
-                    self.remember(request_path, entry.clone(), 0);
+                    self.cache
+                        .borrow_mut()
+                        .remember(mount_index, key, entry.clone());
                     return Resolved::Found(entry);
                 }
                 (Some((index, meta)), true) => {
@@ -321,10 +361,10 @@ impl StaticFiles {
         } else {
             return Resolved::Missing;
         };
-        let entry = self.load(&file, &meta, req.uri().path());
-        let memory = entry.memory();
-        let entry = Rc::new(Entry::File(entry));
-        self.remember(request_path, entry.clone(), memory);
+        let entry = Rc::new(Entry::File(self.load(&file, &meta, &mount.uri(key))));
+        self.cache
+            .borrow_mut()
+            .remember(mount_index, key, entry.clone());
         Resolved::Found(entry)
     }
 
@@ -428,45 +468,6 @@ impl StaticFiles {
             fingerprint,
             checked: Cell::new(Instant::now()),
         }
-    }
-
-    /// Drops an entry.
-    fn forget(&self, key: &str) {
-        let mut cache = self.cache.borrow_mut();
-        if let Some(old) = cache.entries.remove(key) {
-            if let Entry::File(f) = &*old {
-                cache.bytes -= f.memory();
-            }
-        }
-    }
-
-    /// Keeps an entry, within the cache's budget (oldest-checked entries go first).
-    fn remember(&self, key: &str, entry: Rc<Entry>, memory: u64) {
-        self.forget(key);
-        let mut cache = self.cache.borrow_mut();
-        if memory > self.config.cache_bytes {
-            return;
-        }
-        while cache.bytes + memory > self.config.cache_bytes
-            || cache.entries.len() >= CACHE_ENTRIES_MAX
-        {
-            let Some(oldest) = cache
-                .entries
-                .iter()
-                .min_by_key(|(_, e)| match &***e {
-                    Entry::File(f) => f.checked.get(),
-                    Entry::Redirect { checked, .. } => checked.get(),
-                })
-                .map(|(k, _)| k.clone())
-            else {
-                break;
-            };
-            if let Some(Entry::File(f)) = cache.entries.remove(&oldest).as_deref() {
-                cache.bytes -= f.memory();
-            }
-        }
-        cache.bytes += memory;
-        cache.entries.insert(key.to_string(), entry);
     }
 
     /// The response for a GET or HEAD of a file.
@@ -740,9 +741,16 @@ mod tests {
         }
     }
 
+    /// The cache entry a request path would be served from.
+    fn cached(files: &StaticFiles, path: &str) -> Option<Rc<Entry>> {
+        let (index, _, rest) = files.mount_for(path)?;
+        let (key, _) = path::normalise(rest, files.config.dotfiles).ok()?;
+        files.cache.borrow().get(index, &key)
+    }
+
     /// Makes a cached entry old enough to be checked against the disk on its next request.
     fn due_for_a_check(files: &StaticFiles, path: &str) {
-        if let Some(Entry::File(f)) = files.cache.borrow().entries.get(path).map(|e| &**e) {
+        if let Some(Entry::File(f)) = cached(files, path).as_deref() {
             f.checked.set(Instant::now() - REVALIDATE * 2);
         }
     }
@@ -824,6 +832,50 @@ mod tests {
         );
     }
 
+    /// However a client spells a path, the file has one entry; the cache stays within its
+    /// entries and bytes, keys and structures counted, whatever the requests.
+    #[test]
+    fn one_entry_per_file_and_the_cache_bounded() {
+        let (dir, files) = site();
+        for spelling in [
+            "/static/app.css",
+            "/static//app.css",
+            "/static/%61pp.css",
+            "/static///app%2Ecss",
+        ] {
+            assert_eq!(
+                get(&files, spelling, &[]).unwrap().status(),
+                200,
+                "{spelling}"
+            );
+        }
+        assert_eq!(files.cache.borrow().len(), 1);
+        let one = files.cache.borrow().bytes();
+        assert!(one > 1600, "the bytes held and more: {one}");
+
+        // Many files against a small budget: never more than it.
+        let mut small = files.config.clone();
+        small.cache_bytes = 8 * 1024;
+        let small = StaticFiles::new(&small).unwrap();
+        for i in 0..200 {
+            std::fs::write(dir.path().join(format!("static/f{i}.txt")), [b'x'; 100]).unwrap();
+            let path = format!("/static/f{i}.txt");
+            assert_eq!(body(get(&small, &path, &[]).unwrap()), [b'x'; 100]);
+            assert_eq!(
+                body(get(&small, &format!("/static//f{i}.txt"), &[]).unwrap()),
+                [b'x'; 100]
+            );
+            let cache = small.cache.borrow();
+            assert!(cache.bytes() <= 8 * 1024, "{} bytes", cache.bytes());
+        }
+        let cache = small.cache.borrow();
+        assert!(
+            cache.len() > 5 && cache.len() < 80,
+            "{} entries",
+            cache.len()
+        );
+    }
+
     #[test]
     fn large_files_stay_open_within_the_budget_and_close_when_gone() {
         let (dir, mut files) = site();
@@ -840,7 +892,7 @@ mod tests {
         }
         // One kept (the budget), the other opened per request.
         assert_eq!(files.descriptors.open.get(), 1);
-        let kept = |path: &str| match files.cache.borrow().entries.get(path).map(|e| &**e) {
+        let kept = |path: &str| match cached(&files, path).as_deref() {
             Some(Entry::File(f)) => f.reps[0].kept.borrow().is_some(),
             _ => false,
         };
@@ -851,7 +903,7 @@ mod tests {
         due_for_a_check(&files, "/static/one.bin");
         assert!(get(&files, "/static/one.bin", &[]).is_none());
         assert_eq!(files.descriptors.open.get(), 0);
-        assert!(!files.cache.borrow().entries.contains_key("/static/one.bin"));
+        assert!(cached(&files, "/static/one.bin").is_none());
         // The freed slot goes to the next file opened.
         assert_eq!(body(get(&files, "/static/two.bin", &[]).unwrap()), big(2));
         assert!(kept("/static/two.bin"));

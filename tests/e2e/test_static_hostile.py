@@ -141,6 +141,27 @@ def test_dates_outside_what_http_can_carry(dragoman, tmp_path, shm_dir):
     assert "panicked" not in server.log()
 
 
+def test_one_path_spelled_many_ways_is_loaded_once(dragoman, tmp_path):
+    """The cache is keyed by the resolved path, not the raw request path: `/s/x.css`,
+    `/s//x.css` and `/s/%78.css` are one file, opened and read once (strace on the worker)."""
+    from test_static import strace
+
+    d = tmp_path / "s"
+    d.mkdir()
+    (d / "x.css").write_text("body{}\n" * 10)
+    server = dragoman("rules:application", "--static-map", f"/s={d}")
+    (pid,) = server.worker_pids()
+    trace = tmp_path / "trace"
+    with strace(pid, "openat,open,statx,stat,newfstatat", trace):
+        for target in (b"/s/x.css", b"/s//x.css", b"/s/%78.css", b"/s///%78%2Ecss", b"/s/x.css"):
+            (r,) = raw_get(server, target)
+            assert r.status == 200 and r.body == b"body{}\n" * 10, target
+    opens = [
+        line for line in trace.read_text().splitlines() if re.search(r"\bopen(at)?\(.*x\.css", line)
+    ]
+    assert len(opens) == 1, opens
+
+
 def start_with_nofile(tmp_path: Path, limit: int, *args: str) -> Server:
     """dragoman under RLIMIT_NOFILE = limit (soft and hard: raising the soft limit to the hard
     one at startup cannot take the test's point away)."""
