@@ -68,6 +68,20 @@ struct Mount {
 }
 
 impl Mount {
+    /// The Location of the redirect from a directory below the mount to its slashed path:
+    /// built from the normal spelling, percent-encoded, so it is always a path on this site.
+    /// From the raw request path, `GET //evil.example` under a mount at `/` would redirect to
+    /// `//evil.example/`, which browsers read as another host.
+    fn location(&self, key: &[u8]) -> String {
+        let prefix = self.prefix.trim_end_matches('/');
+        let encoded = percent_encoding::percent_encode(key, LOCATION_ESCAPES);
+        let location = format!("{prefix}{encoded}/");
+        // The key is empty or starts with one `/` before a non-empty segment, and a prefix
+        // does not end with `/`; a prefix that starts with `//` would be a configuration
+        // that no request matches the same way, but keep the promise anyway.
+        format!("/{}", location.trim_start_matches('/'))
+    }
+
     /// The URL path of a path below the mount in its normal spelling (decoded), which
     /// `static-expires-uri` patterns match.
     fn uri(&self, key: &[u8]) -> String {
@@ -152,6 +166,8 @@ enum Entry {
     Redirect {
         checked: Cell<Instant>,
         dir: PathBuf,
+        /// Where to: the normal spelling of the path with its slash, never `//host`.
+        location: String,
     },
 }
 
@@ -189,7 +205,7 @@ impl Entry {
                         + f.last_modified.len()
                         + f.cache_control.as_ref().map_or(0, HeaderValue::len)
                 }
-                Entry::Redirect { dir, .. } => path(dir),
+                Entry::Redirect { dir, location, .. } => path(dir) + location.len(),
             };
         bytes as u64
     }
@@ -281,7 +297,7 @@ impl StaticFiles {
         }
         Outcome::Serve(match &*entry {
             Entry::File(file) => self.respond(file, req),
-            Entry::Redirect { .. } => redirect(req),
+            Entry::Redirect { location, .. } => redirect(location, req.uri().query()),
         })
     }
 
@@ -343,6 +359,7 @@ impl StaticFiles {
                     let entry = Rc::new(Entry::Redirect {
                         checked: Cell::new(Instant::now()),
                         dir: candidate,
+                        location: mount.location(key),
                     });
                     self.cache
                         .borrow_mut()
@@ -682,12 +699,28 @@ fn multipart(
     pieces
 }
 
+/// Bytes escaped in a Location path: controls, non-ASCII, and what would end or change the
+/// path (`?`, `#`, `%`, space, quotes, and `\`, which browsers read as `/`).
+const LOCATION_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
 /// `/docs` -> `/docs/`, keeping the query.
-fn redirect<B>(req: &Request<B>) -> Response<Body> {
-    let uri = req.uri();
-    let location = match uri.query() {
-        Some(q) => format!("{}/?{q}", uri.path()),
-        None => format!("{}/", uri.path()),
+fn redirect(location: &str, query: Option<&str>) -> Response<Body> {
+    let location = match query {
+        Some(q) => format!("{location}?{q}"),
+        None => location.to_string(),
     };
     let mut response = Response::new(Body::Empty);
     *response.status_mut() = StatusCode::MOVED_PERMANENTLY;
@@ -809,6 +842,38 @@ mod tests {
             400
         );
         assert_eq!(get(&files, "/static/.hidden", &[]).unwrap().status(), 404);
+    }
+
+    /// A mount at `/`: `GET //evil.example` (a directory with an index) redirects to
+    /// `/evil.example/`, never to `//evil.example/` (another host, to a browser).
+    #[test]
+    fn directory_redirects_stay_on_the_site() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("evil.example")).unwrap();
+        std::fs::write(dir.path().join("evil.example/index.html"), b"x").unwrap();
+        std::fs::create_dir_all(dir.path().join("a b")).unwrap();
+        std::fs::write(dir.path().join("a b/index.html"), b"x").unwrap();
+        let config = StaticConfig {
+            mounts: vec![StaticMount {
+                prefix: "/".into(),
+                target: dir.path().to_path_buf(),
+                origin: Origin::Positional,
+            }],
+            index: vec!["index.html".into()],
+            cache_bytes: 1024 * 1024,
+            ..StaticConfig::default()
+        };
+        let files = StaticFiles::new(&config).unwrap();
+        for (path, location) in [
+            ("//evil.example", "/evil.example/"),
+            ("///evil.example?a=1", "/evil.example/?a=1"),
+            ("/evil.example", "/evil.example/"),
+            ("//a%20b", "/a%20b/"),
+        ] {
+            let r = get(&files, path, &[]).unwrap();
+            assert_eq!(r.status(), 301, "{path}");
+            assert_eq!(r.headers()["location"], location, "{path}");
+        }
     }
 
     #[test]

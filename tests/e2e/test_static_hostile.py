@@ -141,6 +141,34 @@ def test_dates_outside_what_http_can_carry(dragoman, tmp_path, shm_dir):
     assert "panicked" not in server.log()
 
 
+@pytest.mark.parametrize("mount", ["check-static", "static-map"])
+def test_a_directory_redirect_never_leaves_the_site(dragoman, tmp_path, mount):
+    """With a mount at `/` and static-index, `GET //evil.example` must not answer
+    `Location: //evil.example/` (a protocol-relative URL: another site). The Location is
+    built from the normalised path."""
+    root = tmp_path / "root"
+    (root / "evil.example").mkdir(parents=True)
+    (root / "evil.example" / "index.html").write_text("<h1>a local directory</h1>")
+    (root / "sub dir").mkdir()
+    (root / "sub dir" / "index.html").write_text("<h1>sub</h1>")
+    args = (
+        ["--check-static", str(root)] if mount == "check-static" else ["--static-map", f"/={root}"]
+    )
+    server = dragoman("rules:application", *args, "--static-index", "index.html")
+    for target, location in (
+        (b"//evil.example", "/evil.example/"),
+        (b"///evil.example", "/evil.example/"),
+        (b"//evil.example?next=1", "/evil.example/?next=1"),
+        (b"/evil.example", "/evil.example/"),
+        (b"//sub%20dir", "/sub%20dir/"),
+    ):
+        (r,) = raw_get(server, target)
+        assert r.status == 301, (target, r)
+        assert r.header("location") == location, target
+    r = get(server, "/evil.example", follow_redirects=True)
+    assert r.status_code == 200 and r.text == "<h1>a local directory</h1>"
+
+
 def test_one_path_spelled_many_ways_is_loaded_once(dragoman, tmp_path):
     """The cache is keyed by the resolved path, not the raw request path: `/s/x.css`,
     `/s//x.css` and `/s/%78.css` are one file, opened and read once (strace on the worker)."""
