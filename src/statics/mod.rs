@@ -19,6 +19,7 @@ mod conditional;
 mod dates;
 pub(crate) mod encoding;
 pub mod file;
+mod identity;
 mod mime;
 pub(crate) mod path;
 pub(crate) mod range;
@@ -39,6 +40,7 @@ use cache::Cache;
 use conditional::Validators;
 use encoding::Coding;
 use file::{FileBody, Piece};
+use identity::Identity;
 use path::Refusal;
 use range::{ByteRange, Ranges};
 
@@ -155,8 +157,9 @@ struct FileEntry {
     cache_control: Option<HeaderValue>,
     /// Seconds for an `Expires` header (static-expires rules).
     expires: Option<u64>,
-    /// The files' modification times and sizes when loaded, to notice changes.
-    fingerprint: Vec<(PathBuf, Option<(SystemTime, u64)>)>,
+    /// The identity of each file the entry was made from (or that it is absent), to notice
+    /// any change.
+    fingerprint: Vec<(PathBuf, Option<Identity>)>,
     checked: Cell<Instant>,
 }
 
@@ -197,9 +200,7 @@ impl Entry {
                         .sum::<usize>()
                         + f.fingerprint
                             .iter()
-                            .map(|(p, _)| {
-                                size_of::<(PathBuf, Option<(SystemTime, u64)>)>() + path(p)
-                            })
+                            .map(|(p, _)| size_of::<(PathBuf, Option<Identity>)>() + path(p))
                             .sum::<usize>()
                         + f.content_type.len()
                         + f.last_modified.len()
@@ -322,7 +323,10 @@ impl StaticFiles {
             return true;
         }
         let valid = match entry {
-            Entry::File(f) => f.fingerprint.iter().all(|(p, seen)| stamp(p) == *seen),
+            Entry::File(f) => f
+                .fingerprint
+                .iter()
+                .all(|(p, seen)| Identity::at(p) == *seen),
             Entry::Redirect { dir, .. } => dir.is_dir(),
         };
         if valid {
@@ -404,26 +408,24 @@ impl StaticFiles {
 
     /// Reads what serving a file needs: its representations, validators and headers.
     fn load(&self, file: &Path, meta: &Metadata, uri: &str) -> FileEntry {
-        let modified = meta.modified().unwrap_or(UNIX_EPOCH);
+        let identity = Identity::of(meta);
+        let modified = identity.modified();
         let name = file
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let base_tag = format!(
-            "{:x}-{:x}",
-            modified
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
-            meta.len()
-        );
+        // The ETag stays mtime-size, as nginx's: the same file on two servers (or after a
+        // copy that keeps the mtime) gets the same tag, so caches keep validating across
+        // them. The identity (inode, ctime) decides when to reload, not what to call it.
+        let base_tag = format!("{:x}-{:x}", identity.mtime_secs(), identity.len());
         let keep = |len: u64| len <= CACHE_FILE_MAX && self.config.cache_bytes > 0;
         let read = |p: &Path, len: u64| {
             keep(len)
                 .then(|| std::fs::read(p).ok().map(Bytes::from))
                 .flatten()
         };
-        let mut fingerprint = vec![(file.to_path_buf(), Some((modified, meta.len())))];
+        let mut fingerprint = vec![(file.to_path_buf(), Some(identity))];
+
         let mut reps = vec![Rep {
             coding: None,
             path: file.to_path_buf(),
@@ -437,9 +439,9 @@ impl StaticFiles {
                 let mut sibling = file.as_os_str().to_owned();
                 sibling.push(coding.suffix());
                 let sibling = PathBuf::from(sibling);
-                let stamp = stamp(&sibling);
-                fingerprint.push((sibling.clone(), stamp));
-                if let Some((_, len)) = stamp {
+                let seen = Identity::at(&sibling);
+                fingerprint.push((sibling.clone(), seen));
+                if let Some(len) = seen.map(|s| s.len()) {
                     reps.push(Rep {
                         coding: Some(coding),
                         data: read(&sibling, len),
@@ -644,9 +646,9 @@ impl StaticFiles {
         if budget.open.get() < budget.max {
             let seen = entry.fingerprint.iter().find(|(p, _)| *p == rep.path);
             let same = file.metadata().is_ok_and(|m| {
-                let now = (m.modified().unwrap_or(UNIX_EPOCH), m.len());
-                m.is_file() && seen.is_some_and(|(_, s)| *s == Some(now))
+                m.is_file() && seen.is_some_and(|(_, s)| *s == Some(Identity::of(&m)))
             });
+
             if same {
                 budget.open.set(budget.open.get() + 1);
                 *rep.kept.borrow_mut() = Some(KeptFile {
@@ -667,12 +669,6 @@ fn etag(base: &str, coding: Option<Coding>) -> HeaderValue {
         Some(c) => format!("\"{base}-{}\"", c.token()),
     };
     HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("\"\""))
-}
-
-/// A file's modification time and size, if it exists.
-fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
-    let meta = std::fs::metadata(path).ok().filter(Metadata::is_file)?;
-    Some((meta.modified().unwrap_or(UNIX_EPOCH), meta.len()))
 }
 
 /// The pieces of a multipart/byteranges body (RFC 9110 §14.6).
@@ -939,6 +935,52 @@ mod tests {
             "{} entries",
             cache.len()
         );
+    }
+
+    /// `rsync -a`'s replacement: a new file with the old one's mtime and size renamed over
+    /// it, and `cp --preserve=timestamps`'s: the same file rewritten in place, its mtime put
+    /// back. The inode, or the ctime, tells them apart; the new bytes are served once the
+    /// entry is checked again, whether kept in memory or sent from a kept descriptor.
+    #[test]
+    fn a_replacement_with_the_same_mtime_and_size_is_noticed() {
+        let (dir, files) = site();
+        for (name, size) in [
+            ("small.bin", 1000),
+            ("large.bin", CACHE_FILE_MAX as usize * 2),
+        ] {
+            let path = dir.path().join("static").join(name);
+            let url = format!("/static/{name}");
+            let (old, new, newer) = (vec![1u8; size], vec![2u8; size], vec![3u8; size]);
+            std::fs::write(&path, &old).unwrap();
+            let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+            for _ in 0..2 {
+                assert_eq!(body(get(&files, &url, &[]).unwrap()), old, "{name}");
+            }
+            let tmp = dir.path().join("static").join(".tmp");
+            std::fs::write(&tmp, &new).unwrap();
+            File::options()
+                .write(true)
+                .open(&tmp)
+                .unwrap()
+                .set_modified(mtime)
+                .unwrap();
+            std::fs::rename(&tmp, &path).unwrap();
+            due_for_a_check(&files, &url);
+            assert!(
+                body(get(&files, &url, &[]).unwrap()) == new,
+                "{name}: renamed over"
+            );
+
+            let mut f = File::options().write(true).open(&path).unwrap();
+            std::io::Write::write_all(&mut f, &newer).unwrap();
+            f.set_modified(mtime).unwrap();
+            drop(f);
+            due_for_a_check(&files, &url);
+            assert!(
+                body(get(&files, &url, &[]).unwrap()) == newer,
+                "{name}: in place"
+            );
+        }
     }
 
     #[test]

@@ -76,6 +76,36 @@ def test_ranges_at_the_edge_of_u64(dragoman, tmp_path, size):
     assert "panicked" not in server.log()
 
 
+@pytest.mark.parametrize("size", [1000, 100_000], ids=["in-memory", "sendfile"])
+def test_a_replacement_with_the_same_mtime_and_size_is_noticed(dragoman, tmp_path, size):
+    """What `rsync -a` does: the new file is written under a temporary name, given the old
+    file's modification time, and renamed over it. Same mtime, same size: the new inode (and
+    ctime) tell it apart. Served within a second, and the old file's descriptor is not kept."""
+    d = tmp_path / "r"
+    d.mkdir()
+    old, new = os.urandom(size), os.urandom(size)
+    target = d / "v.bin"
+    target.write_bytes(old)
+    server = dragoman("rules:application", "--static-map", f"/r={d}")
+    (pid,) = server.worker_pids()
+    with httpx.Client() as c:
+        for _ in range(3):
+            assert c.get(f"{server.url}/r/v.bin").content == old
+    st = target.stat()
+    tmp = d / ".v.bin.XXXX"
+    tmp.write_bytes(new)
+    os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.rename(tmp, target)
+    assert target.stat().st_mtime_ns == st.st_mtime_ns and target.stat().st_size == size
+    deadline = time.monotonic() + 5
+    while (body := get(server, "/r/v.bin").content) != new:
+        assert body == old, "neither the old file nor the new one"
+        assert time.monotonic() < deadline, "the replacement was not noticed"
+        time.sleep(0.1)
+    deleted = [f for f in open_files(pid) if "v.bin" in f and "(deleted)" in f]
+    assert deleted == [], deleted
+
+
 def open_files(pid: int) -> list[str]:
     out = []
     for fd in Path(f"/proc/{pid}/fd").iterdir():
