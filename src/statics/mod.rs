@@ -10,13 +10,14 @@
 //! Hot files are kept in a per-worker cache (bounded; files up to 16 KiB with their bytes,
 //! larger ones by their metadata), revalidated against the disk at most once a second, so a
 //! cached small file costs no file system call at all. Larger files go out with sendfile from
-//! a descriptor the entry keeps open (a bounded number of them, see [`Descriptors`]), so a
-//! cached large file costs no open or close either.
+//! a descriptor the entry keeps open (a bounded number of them, see [`disk::Descriptors`]),
+//! so a cached large file costs no open or close either.
 
 mod cache;
 pub mod compress;
 mod conditional;
 mod dates;
+mod disk;
 pub(crate) mod encoding;
 pub mod file;
 mod identity;
@@ -38,6 +39,7 @@ use crate::config::StaticConfig;
 use crate::http::{error_response, Body};
 use cache::Cache;
 use conditional::Validators;
+use disk::{Descriptors, Failure, KeptFile};
 use encoding::Coding;
 use file::{FileBody, Piece};
 use identity::Identity;
@@ -52,8 +54,6 @@ const CACHE_FILE_MAX: u64 = 16 * 1024;
 const REVALIDATE: Duration = Duration::from_secs(1);
 /// Most entries the cache holds (metadata included), whatever their size.
 const CACHE_ENTRIES_MAX: usize = 10_000;
-/// Most descriptors the cache keeps open, whatever the descriptor limit.
-const KEPT_FILES_MAX: usize = 1024;
 const A_YEAR: u64 = 365 * 24 * 3600;
 
 /// What to do with a request.
@@ -100,51 +100,17 @@ impl Mount {
 struct Rep {
     coding: Option<Coding>,
     path: PathBuf,
+    /// The version of the file this representation was read from: a descriptor opened later
+    /// by path must show the same, or the entry is loaded again.
+    identity: Identity,
+    /// The length responses promise: the bytes read when `data` holds them (whatever fstat
+    /// said), else fstat's.
     len: u64,
     etag: HeaderValue,
     /// The bytes, when small enough to keep.
     data: Option<Bytes>,
-    /// Otherwise the open file, once a request has opened it and the budget allowed keeping it.
+    /// Otherwise the open file, kept while the budget allows.
     kept: RefCell<Option<KeptFile>>,
-}
-
-/// How many descriptors cache entries hold open, against a budget: a fraction of the
-/// descriptor limit, so connections always have the rest.
-struct Descriptors {
-    open: Cell<usize>,
-    max: usize,
-}
-
-impl Descriptors {
-    fn new() -> Rc<Descriptors> {
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit writes the limits into the struct we pass, nothing else.
-        let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
-            usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
-        } else {
-            1024
-        };
-        Rc::new(Descriptors {
-            open: Cell::new(0),
-            max: (soft / 8).min(KEPT_FILES_MAX),
-        })
-    }
-}
-
-/// A file a cache entry keeps open; its descriptor goes back to the budget when the entry
-/// goes (and closes once the last response sending from it is done).
-struct KeptFile {
-    file: Rc<File>,
-    budget: Rc<Descriptors>,
-}
-
-impl Drop for KeptFile {
-    fn drop(&mut self) {
-        self.budget.open.set(self.budget.open.get() - 1);
-    }
 }
 
 /// A resolved, servable file with everything its responses need.
@@ -258,17 +224,34 @@ impl StaticFiles {
 
     /// Serves the request from disk if it names a static file.
     pub fn handle<B>(&self, req: &Request<B>) -> Outcome {
+        // A file found changed (or gone) when a response opens it is looked up again, once.
+        match self.attempt(req) {
+            Err(Failure::Changed | Failure::Gone) => self.attempt(req).unwrap_or_else(fail),
+            outcome => outcome.unwrap_or_else(fail),
+        }
+    }
+
+    /// One try at [`StaticFiles::handle`].
+    fn attempt<B>(&self, req: &Request<B>) -> Result<Outcome, Failure> {
         let path = req.uri().path();
         let Some((index, mount, rest)) = self.mount_for(path) else {
-            return Outcome::Pass;
+            return Ok(Outcome::Pass);
         };
         let (key, wants_dir) = match path::normalise(rest, self.config.dotfiles) {
             Ok(normal) => normal,
             Err(Refusal::BadRequest(why)) => {
-                return Outcome::Serve(error_response(StatusCode::BAD_REQUEST, why, false))
+                return Ok(Outcome::Serve(error_response(
+                    StatusCode::BAD_REQUEST,
+                    why,
+                    false,
+                )))
             }
             Err(Refusal::Hidden) => {
-                return Outcome::Serve(error_response(StatusCode::NOT_FOUND, "", false))
+                return Ok(Outcome::Serve(error_response(
+                    StatusCode::NOT_FOUND,
+                    "",
+                    false,
+                )))
             }
         };
         let cached = self.cache.borrow().get(index, &key);
@@ -280,11 +263,11 @@ impl StaticFiles {
                     // must not stay held), whatever the path resolves to next.
                     self.cache.borrow_mut().forget(index, &key);
                 }
-                match self.resolve(index, mount, &key, wants_dir) {
+                match self.resolve(index, mount, &key, wants_dir)? {
                     Resolved::Found(entry) => entry,
-                    Resolved::Missing => return Outcome::Pass,
+                    Resolved::Missing => return Ok(Outcome::Pass),
                     Resolved::Refused(status, why) => {
-                        return Outcome::Serve(error_response(status, why, false))
+                        return Ok(Outcome::Serve(error_response(status, why, false)))
                     }
                 }
             }
@@ -294,12 +277,16 @@ impl StaticFiles {
             response
                 .headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-            return Outcome::Serve(response);
+            return Ok(Outcome::Serve(response));
         }
-        Outcome::Serve(match &*entry {
+        let response = match &*entry {
             Entry::File(file) => self.respond(file, req),
-            Entry::Redirect { location, .. } => redirect(location, req.uri().query()),
-        })
+            Entry::Redirect { location, .. } => Ok(redirect(location, req.uri().query())),
+        };
+        if response.is_err() {
+            self.cache.borrow_mut().forget(index, &key);
+        }
+        response.map(Outcome::Serve)
     }
 
     /// The mount a path falls under (its index too), and the rest of the path below it.
@@ -336,18 +323,24 @@ impl StaticFiles {
     }
 
     /// Resolves a path below a mount, in its normal spelling, on disk.
-    fn resolve(&self, mount_index: usize, mount: &Mount, key: &[u8], wants_dir: bool) -> Resolved {
+    fn resolve(
+        &self,
+        mount_index: usize,
+        mount: &Mount,
+        key: &[u8],
+        wants_dir: bool,
+    ) -> Result<Resolved, Failure> {
         let mut candidate = mount.target.clone();
         for s in key.split(|&b| b == b'/').filter(|s| !s.is_empty()) {
             candidate.push(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(s));
         }
         let Ok(meta) = std::fs::metadata(&candidate) else {
-            return Resolved::Missing;
+            return Ok(Resolved::Missing);
         };
         if !self.inside(mount, &candidate) {
-            return Resolved::Refused(StatusCode::NOT_FOUND, "");
+            return Ok(Resolved::Refused(StatusCode::NOT_FOUND, ""));
         }
-        let (file, meta) = if meta.is_dir() {
+        let file = if meta.is_dir() {
             let index = self
                 .config
                 .index
@@ -358,7 +351,7 @@ impl StaticFiles {
                     Some((p, m))
                 });
             match (index, wants_dir) {
-                (None, _) => return Resolved::Missing,
+                (None, _) => return Ok(Resolved::Missing),
                 (Some(_), false) => {
                     let entry = Rc::new(Entry::Redirect {
                         checked: Cell::new(Instant::now()),
@@ -368,25 +361,30 @@ impl StaticFiles {
                     self.cache
                         .borrow_mut()
                         .remember(mount_index, key, entry.clone());
-                    return Resolved::Found(entry);
+                    return Ok(Resolved::Found(entry));
                 }
-                (Some((index, meta)), true) => {
+                (Some((index, _)), true) => {
                     if !self.inside(mount, &index) {
-                        return Resolved::Refused(StatusCode::NOT_FOUND, "");
+                        return Ok(Resolved::Refused(StatusCode::NOT_FOUND, ""));
                     }
-                    (index, meta)
+                    index
                 }
             }
         } else if meta.is_file() && !wants_dir {
-            (candidate, meta)
+            candidate
         } else {
-            return Resolved::Missing;
+            return Ok(Resolved::Missing);
         };
-        let entry = Rc::new(Entry::File(self.load(&file, &meta, &mount.uri(key))));
+        let entry = match self.load(&file, &mount.uri(key)) {
+            Ok(entry) => entry,
+            Err(Failure::Gone) => return Ok(Resolved::Missing),
+            Err(failure) => return Err(failure),
+        };
+        let entry = Rc::new(Entry::File(entry));
         self.cache
             .borrow_mut()
             .remember(mount_index, key, entry.clone());
-        Resolved::Found(entry)
+        Ok(Resolved::Found(entry))
     }
 
     /// Whether a path, symlinks resolved, stays inside its mount (or a static-safe directory).
@@ -406,34 +404,22 @@ impl StaticFiles {
                 .any(|d| real.starts_with(d))
     }
 
-    /// Reads what serving a file needs: its representations, validators and headers.
-    fn load(&self, file: &Path, meta: &Metadata, uri: &str) -> FileEntry {
-        let identity = Identity::of(meta);
-        let modified = identity.modified();
+    /// Reads what serving a file needs: its representations, validators and headers. Each
+    /// file is opened once and known by that descriptor (see [`disk`]).
+    fn load(&self, file: &Path, uri: &str) -> Result<FileEntry, Failure> {
         let name = file
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        let (mut original, settled) = self.load_rep(file, None)?;
+        let modified = original.identity.modified();
         // The ETag stays mtime-size, as nginx's: the same file on two servers (or after a
         // copy that keeps the mtime) gets the same tag, so caches keep validating across
         // them. The identity (inode, ctime) decides when to reload, not what to call it.
-        let base_tag = format!("{:x}-{:x}", identity.mtime_secs(), identity.len());
-        let keep = |len: u64| len <= CACHE_FILE_MAX && self.config.cache_bytes > 0;
-        let read = |p: &Path, len: u64| {
-            keep(len)
-                .then(|| std::fs::read(p).ok().map(Bytes::from))
-                .flatten()
-        };
-        let mut fingerprint = vec![(file.to_path_buf(), Some(identity))];
-
-        let mut reps = vec![Rep {
-            coding: None,
-            path: file.to_path_buf(),
-            len: meta.len(),
-            etag: etag(&base_tag, None),
-            data: read(file, meta.len()),
-            kept: RefCell::default(),
-        }];
+        let base_tag = format!("{:x}-{:x}", original.identity.mtime_secs(), original.len);
+        original.etag = etag(&base_tag);
+        let mut fingerprint = vec![(file.to_path_buf(), Some(original.identity))];
+        let mut reps = vec![original];
         if self.config.precompressed {
             for coding in Coding::ALL {
                 let mut sibling = file.as_os_str().to_owned();
@@ -441,15 +427,12 @@ impl StaticFiles {
                 let sibling = PathBuf::from(sibling);
                 let seen = Identity::at(&sibling);
                 fingerprint.push((sibling.clone(), seen));
-                if let Some(len) = seen.map(|s| s.len()) {
-                    reps.push(Rep {
-                        coding: Some(coding),
-                        data: read(&sibling, len),
-                        path: sibling,
-                        len,
-                        etag: etag(&base_tag, Some(coding)),
-                        kept: RefCell::default(),
-                    });
+                if seen.is_none() {
+                    continue;
+                }
+                if let Ok((mut rep, _)) = self.load_rep(&sibling, Some(coding)) {
+                    rep.etag = etag(&format!("{base_tag}-{}", coding.token()));
+                    reps.push(rep);
                 }
             }
         }
@@ -477,7 +460,15 @@ impl StaticFiles {
                 .map(|secs| format!("public, max-age={secs}")),
         };
         let stated = dates::last_modified(modified, SystemTime::now());
-        FileEntry {
+        // A file whose reads contradicted its fstat is changing as it is read: the entry is
+        // checked against the disk again on its next request.
+        let now = Instant::now();
+        let checked = if settled {
+            now
+        } else {
+            now.checked_sub(REVALIDATE).unwrap_or(now)
+        };
+        Ok(FileEntry {
             reps,
             modified: stated,
             content_type: HeaderValue::from_static(mime::content_type(&name)),
@@ -485,12 +476,49 @@ impl StaticFiles {
             cache_control: cache_control.and_then(|c| HeaderValue::from_str(&c).ok()),
             expires,
             fingerprint,
-            checked: Cell::new(Instant::now()),
+            checked: Cell::new(checked),
+        })
+    }
+
+    /// Opens one representation (its ETag is the caller's to set): a small file is read
+    /// whole from the descriptor that was fstat'ed (its length is what the reads returned),
+    /// a larger one is kept open if the budget allows. Also says whether the reads agreed
+    /// with fstat.
+    fn load_rep(&self, path: &Path, coding: Option<Coding>) -> Result<(Rep, bool), Failure> {
+        let (file, mut identity) = disk::open(path)?;
+        let mut data = None;
+        let mut settled = true;
+        if identity.len() <= CACHE_FILE_MAX {
+            data = disk::read_whole(&file, CACHE_FILE_MAX)?;
+            let got = data.as_ref().map(|d| d.len() as u64);
+            settled = got == Some(identity.len());
+            if got.is_none() {
+                // It grew past what is kept in memory while it was read: served from the
+                // descriptor, at the size it has now.
+                identity = Identity::of(&file.metadata()?);
+            }
         }
+        let len = data.as_ref().map_or(identity.len(), |d| d.len() as u64);
+        let kept = if data.is_none() {
+            self.descriptors.keep(&Rc::new(file))
+        } else {
+            None
+        };
+        let rep = Rep {
+            coding,
+            path: path.to_path_buf(),
+            etag: HeaderValue::from_static("\"\""),
+
+            identity,
+            len,
+            data,
+            kept: RefCell::new(kept),
+        };
+        Ok((rep, settled))
     }
 
     /// The response for a GET or HEAD of a file.
-    fn respond<B>(&self, entry: &FileEntry, req: &Request<B>) -> Response<Body> {
+    fn respond<B>(&self, entry: &FileEntry, req: &Request<B>) -> Result<Response<Body>, Failure> {
         let headers = req.headers();
         let variants: Vec<(Coding, u64)> = entry.reps[1..]
             .iter()
@@ -526,7 +554,7 @@ impl StaticFiles {
         }
         if conditional::not_modified(headers, &validators) {
             *response.status_mut() = StatusCode::NOT_MODIFIED;
-            return response;
+            return Ok(response);
         }
         let h = response.headers_mut();
         h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
@@ -552,7 +580,7 @@ impl StaticFiles {
                 if let Ok(v) = HeaderValue::from_str(&format!("bytes */{}", rep.len)) {
                     r.headers_mut().insert(header::CONTENT_RANGE, v);
                 }
-                return r;
+                return Ok(r);
             }
             Ranges::Whole => (
                 StatusCode::OK,
@@ -603,72 +631,78 @@ impl StaticFiles {
         h.insert(header::CONTENT_TYPE, content_type);
         h.insert(header::CONTENT_LENGTH, HeaderValue::from(total));
         if head_only {
-            return response;
+            return Ok(response);
         }
         let body = match &rep.data {
             // From the cache: slices of the cached bytes, never copied (one slice for a whole
-            // file or a range; multipart is rare enough to join).
+            // file or a range; multipart is rare enough to join). The ranges were taken
+            // against `rep.len`, which is `data.len()`; checked all the same.
             Some(data) => {
-                let slice =
-                    |offset: u64, len: u64| data.slice(offset as usize..(offset + len) as usize);
-                match pieces.as_slice() {
-                    [Piece::Range { offset, len }] => Body::full(slice(*offset, *len)),
-                    _ => Body::full(Bytes::from(
-                        pieces
-                            .iter()
-                            .map(|p| match p {
-                                Piece::Bytes(b) => b.clone(),
-                                Piece::Range { offset, len } => slice(*offset, *len),
-                            })
-                            .collect::<Vec<Bytes>>()
-                            .concat(),
-                    )),
+                let mut parts = Vec::with_capacity(pieces.len());
+                for p in &pieces {
+                    parts.push(match p {
+                        Piece::Bytes(b) => b.clone(),
+                        Piece::Range { offset, len } => slice(data, *offset, *len)
+                            .ok_or_else(|| Failure::Failed(std::io::Error::other("range")))?,
+                    });
+                }
+                match <[Bytes; 1]>::try_from(parts) {
+                    Ok([one]) => Body::full(one),
+                    Err(parts) => Body::full(Bytes::from(parts.concat())),
                 }
             }
-            None => match self.open(rep, entry) {
-                Some(file) => Body::File(FileBody::new(file, pieces)),
-                None => return error_response(StatusCode::NOT_FOUND, "", false),
-            },
+            None => Body::File(FileBody::new(self.open(rep)?, pieces)),
         };
         *response.body_mut() = body;
-        response
+        Ok(response)
     }
 
     /// The open file of a representation not kept in memory: the one its entry keeps, or
-    /// freshly opened (and kept, if the budget allows and it is still the file the entry
-    /// describes; the entry's revalidation then covers it).
-    fn open(&self, rep: &Rep, entry: &FileEntry) -> Option<Rc<File>> {
+    /// opened again, when it still is the version the entry was made from (and then kept, if
+    /// the budget allows now).
+    fn open(&self, rep: &Rep) -> Result<Rc<File>, Failure> {
         if let Some(kept) = &*rep.kept.borrow() {
-            return Some(kept.file.clone());
+            return Ok(kept.file.clone());
         }
-        let file = Rc::new(File::open(&rep.path).ok()?);
-        let budget = &self.descriptors;
-        if budget.open.get() < budget.max {
-            let seen = entry.fingerprint.iter().find(|(p, _)| *p == rep.path);
-            let same = file.metadata().is_ok_and(|m| {
-                m.is_file() && seen.is_some_and(|(_, s)| *s == Some(Identity::of(&m)))
-            });
-
-            if same {
-                budget.open.set(budget.open.get() + 1);
-                *rep.kept.borrow_mut() = Some(KeptFile {
-                    file: file.clone(),
-                    budget: budget.clone(),
-                });
-            }
+        let (file, identity) = disk::open(&rep.path)?;
+        if identity != rep.identity {
+            return Err(Failure::Changed);
         }
-        Some(file)
+        let file = Rc::new(file);
+        *rep.kept.borrow_mut() = self.descriptors.keep(&file);
+        Ok(file)
     }
 }
 
-/// `"<mtime>-<size>"`, with the coding for a precompressed variant, so each representation
-/// has its own tag.
-fn etag(base: &str, coding: Option<Coding>) -> HeaderValue {
-    let text = match coding {
-        None => format!("\"{base}\""),
-        Some(c) => format!("\"{base}-{}\"", c.token()),
-    };
-    HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("\"\""))
+/// `len` bytes of `data` from `offset`, if they are there.
+fn slice(data: &Bytes, offset: u64, len: u64) -> Option<Bytes> {
+    let start = usize::try_from(offset).ok()?;
+    let end = start.checked_add(usize::try_from(len).ok()?)?;
+    (end <= data.len()).then(|| data.slice(start..end))
+}
+
+/// The answer when a file cannot be served from disk.
+fn fail(failure: Failure) -> Outcome {
+    match failure {
+        // Gone between the lookup and the open: the application answers, as for any path
+        // that names no file.
+        Failure::Gone => Outcome::Pass,
+        // Changing faster than it can be loaded twice in a row.
+        Failure::Changed => Outcome::Serve(error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the file is changing",
+            false,
+        )),
+        Failure::Failed(e) => {
+            crate::warn!("a static file could not be read: {e}");
+            Outcome::Serve(error_response(StatusCode::NOT_FOUND, "", false))
+        }
+    }
+}
+
+/// A quoted entity tag.
+fn etag(opaque: &str) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{opaque}\"")).unwrap_or(HeaderValue::from_static("\"\""))
 }
 
 /// The pieces of a multipart/byteranges body (RFC 9110 §14.6).
@@ -983,13 +1017,34 @@ mod tests {
         }
     }
 
+    /// A large file not kept open is opened again per request: if that descriptor shows
+    /// another version than the entry was made from (even within the second before the
+    /// entry's check), the entry is loaded again rather than sent with the old length and
+    /// tag; a file deleted meanwhile goes to the application.
+    #[test]
+    fn a_descriptor_opened_later_must_show_the_same_version() {
+        let (dir, mut files) = site();
+        Rc::get_mut(&mut files).unwrap().descriptors = Descriptors::with_max(0);
+        let path = dir.path().join("static/big.bin");
+        let size = CACHE_FILE_MAX as usize * 2;
+        std::fs::write(&path, vec![1u8; size]).unwrap();
+        let first = get(&files, "/static/big.bin", &[]).unwrap();
+        let tag = first.headers()["etag"].clone();
+        assert!(body(first) == vec![1u8; size]);
+        std::fs::write(dir.path().join("static/new"), vec![2u8; size + 10]).unwrap();
+        std::fs::rename(dir.path().join("static/new"), &path).unwrap();
+        let second = get(&files, "/static/big.bin", &[]).unwrap();
+        assert_ne!(second.headers()["etag"], tag);
+        assert_eq!(second.headers()["content-length"], (size + 10).to_string());
+        assert!(body(second) == vec![2u8; size + 10]);
+        std::fs::remove_file(&path).unwrap();
+        assert!(get(&files, "/static/big.bin", &[]).is_none());
+    }
+
     #[test]
     fn large_files_stay_open_within_the_budget_and_close_when_gone() {
         let (dir, mut files) = site();
-        Rc::get_mut(&mut files).unwrap().descriptors = Rc::new(Descriptors {
-            open: Cell::new(0),
-            max: 1,
-        });
+        Rc::get_mut(&mut files).unwrap().descriptors = Descriptors::with_max(1);
         let big = |n: u8| vec![n; CACHE_FILE_MAX as usize + 1000];
         std::fs::write(dir.path().join("static/one.bin"), big(1)).unwrap();
         std::fs::write(dir.path().join("static/two.bin"), big(2)).unwrap();
@@ -998,7 +1053,7 @@ mod tests {
             assert_eq!(body(get(&files, "/static/two.bin", &[]).unwrap()), big(2));
         }
         // One kept (the budget), the other opened per request.
-        assert_eq!(files.descriptors.open.get(), 1);
+        assert_eq!(files.descriptors.open(), 1);
         let kept = |path: &str| match cached(&files, path).as_deref() {
             Some(Entry::File(f)) => f.reps[0].kept.borrow().is_some(),
             _ => false,
@@ -1009,7 +1064,7 @@ mod tests {
         std::fs::remove_file(dir.path().join("static/one.bin")).unwrap();
         due_for_a_check(&files, "/static/one.bin");
         assert!(get(&files, "/static/one.bin", &[]).is_none());
-        assert_eq!(files.descriptors.open.get(), 0);
+        assert_eq!(files.descriptors.open(), 0);
         assert!(cached(&files, "/static/one.bin").is_none());
         // The freed slot goes to the next file opened.
         assert_eq!(body(get(&files, "/static/two.bin", &[]).unwrap()), big(2));

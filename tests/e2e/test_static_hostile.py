@@ -106,6 +106,32 @@ def test_a_replacement_with_the_same_mtime_and_size_is_noticed(dragoman, tmp_pat
     assert deleted == [], deleted
 
 
+def test_a_size_the_read_contradicts_is_not_trusted(dragoman):
+    """The size fstat gives is not the truth when the read says otherwise: sysfs files say
+    4096 bytes and hold a few (a file that shrank between the stat and the read looks the
+    same), procfs files say 0 and hold more. Served with the bytes read, never a panic."""
+    cpu, kernel = Path("/sys/devices/system/cpu"), Path("/proc/sys/kernel")
+    assert (cpu / "online").stat().st_size == 4096 and (kernel / "ostype").stat().st_size == 0
+    server = dragoman(
+        "rules:application",
+        "--static-map",
+        f"/cpu={cpu}",
+        "--static-map",
+        f"/kernel={kernel}",
+    )
+    (pid,) = server.worker_pids()
+    for url, path in (("/cpu/online", cpu / "online"), ("/kernel/ostype", kernel / "ostype")):
+        want = path.read_bytes()
+        for _ in range(2):
+            r = get(server, url)
+            assert r.status_code == 200 and r.content == want, (url, r)
+            assert r.headers["content-length"] == str(len(want))
+        (r,) = raw_get(server, url.encode(), b"Range: bytes=1-\r\n")
+        assert r.status == 206 and r.body == want[1:], (url, r)
+    assert server.worker_pids() == [pid]
+    assert "panicked" not in server.log()
+
+
 def open_files(pid: int) -> list[str]:
     out = []
     for fd in Path(f"/proc/{pid}/fd").iterdir():
