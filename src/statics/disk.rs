@@ -24,6 +24,11 @@ pub(super) enum Failure {
     Gone,
     /// Not the file the cache entry was made from: it is loaded again.
     Changed,
+    /// No descriptor to be had (EMFILE, ENFILE), or no memory for one: the file is there,
+    /// so a 503 to try again, never a 404 (which a CDN would cache).
+    Unavailable,
+    /// The worker may not read it (EACCES, EPERM).
+    Forbidden,
     /// Any other error of the file system.
     Failed(io::Error),
 }
@@ -32,6 +37,8 @@ impl From<io::Error> for Failure {
     fn from(e: io::Error) -> Failure {
         match e.raw_os_error() {
             Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP | libc::ENAMETOOLONG) => Failure::Gone,
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM) => Failure::Unavailable,
+            Some(libc::EACCES | libc::EPERM) => Failure::Forbidden,
             _ => Failure::Failed(e),
         }
     }

@@ -681,23 +681,34 @@ fn slice(data: &Bytes, offset: u64, len: u64) -> Option<Bytes> {
     (end <= data.len()).then(|| data.slice(start..end))
 }
 
-/// The answer when a file cannot be served from disk.
+/// The answer when a file cannot be served from disk. None is a 404: the file is there, and
+/// a 404 is what caches keep (RFC 9111 §4.2.2); a 503 they do not.
 fn fail(failure: Failure) -> Outcome {
-    match failure {
+    let (status, why) = match failure {
         // Gone between the lookup and the open: the application answers, as for any path
         // that names no file.
-        Failure::Gone => Outcome::Pass,
+        Failure::Gone => return Outcome::Pass,
+        // Out of descriptors (idle connections took them, say): not logged per request, the
+        // worker already says when it cannot accept.
+        Failure::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "no file descriptor free"),
         // Changing faster than it can be loaded twice in a row.
-        Failure::Changed => Outcome::Serve(error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the file is changing",
-            false,
-        )),
+        Failure::Changed => (StatusCode::SERVICE_UNAVAILABLE, "the file is changing"),
+        Failure::Forbidden => (StatusCode::FORBIDDEN, ""),
         Failure::Failed(e) => {
             crate::warn!("a static file could not be read: {e}");
-            Outcome::Serve(error_response(StatusCode::NOT_FOUND, "", false))
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the file could not be read",
+            )
         }
+    };
+    let mut response = error_response(status, why, false);
+    let h = response.headers_mut();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Outcome::Serve(response)
 }
 
 /// A quoted entity tag.
@@ -1039,6 +1050,29 @@ mod tests {
         assert!(body(second) == vec![2u8; size + 10]);
         std::fs::remove_file(&path).unwrap();
         assert!(get(&files, "/static/big.bin", &[]).is_none());
+    }
+
+    /// No descriptor to be had for a file that is there: 503 with Retry-After, never the
+    /// 404 a CDN would cache; a file the worker may not read: 403.
+    #[test]
+    fn errors_of_the_file_system_are_never_a_404() {
+        let answer =
+            |errno: i32| match fail(Failure::from(std::io::Error::from_raw_os_error(errno))) {
+                Outcome::Serve(r) => Some(r),
+                Outcome::Pass => None,
+            };
+        for errno in [libc::EMFILE, libc::ENFILE] {
+            let r = answer(errno).unwrap();
+            assert_eq!(r.status(), 503);
+            assert_eq!(r.headers()["retry-after"], "1");
+            assert_eq!(r.headers()["cache-control"], "no-store");
+        }
+        assert_eq!(answer(libc::EACCES).unwrap().status(), 403);
+        assert_eq!(answer(libc::EIO).unwrap().status(), 500);
+        assert!(
+            answer(libc::ENOENT).is_none(),
+            "gone: the application answers"
+        );
     }
 
     #[test]

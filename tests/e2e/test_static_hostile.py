@@ -293,6 +293,23 @@ def read_response(sock: socket.socket, deadline: float) -> bytes:
     return data
 
 
+def test_out_of_descriptors_is_503_never_404(tmp_path):
+    """A worker out of file descriptors (idle connections took them all) asked for a static
+    file that exists answers 503 with Retry-After (or makes the client wait), never 404: a
+    CDN would cache that. Once descriptors are free again the file is served."""
+    d = tmp_path / "s"
+    d.mkdir()
+    (d / "small.css").write_text("body{}\n" * 100)
+    (d / "large.bin").write_bytes(os.urandom(100_000))
+    server = start_with_nofile(tmp_path, 64, "rules:application", "--static-map", f"/s={d}")
+    try:
+        exhaust_and_fetch(server, d)
+    finally:
+        if server.proc.poll() is None:
+            os.killpg(server.proc.pid, signal.SIGKILL)
+            server.proc.wait(10)
+
+
 def exhaust_and_fetch(server: Server, d: Path) -> None:
     idle: list[socket.socket] = []
     try:
