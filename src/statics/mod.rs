@@ -21,12 +21,16 @@ mod disk;
 pub(crate) mod encoding;
 pub mod file;
 mod identity;
+mod manifest;
 mod mime;
+
 pub(crate) mod path;
 pub(crate) mod range;
 
 use std::cell::{Cell, RefCell};
 use std::fs::{File, Metadata};
+use std::os::unix::ffi::OsStrExt;
+
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -111,6 +115,25 @@ struct Rep {
     data: Option<Bytes>,
     /// Otherwise the open file, kept while the budget allows.
     kept: RefCell<Option<KeptFile>>,
+}
+
+/// A representation just opened: the descriptor it was read from stays at hand (for its
+/// hash) until the entry is made, kept beyond only as the budget allows.
+struct Loaded {
+    rep: Rep,
+    /// Whether the reads agreed with fstat.
+    settled: bool,
+    /// The open file, when the bytes are not in memory.
+    file: Option<Rc<File>>,
+}
+
+/// The digest of a representation: of its bytes in memory, or read from its descriptor.
+fn digest(data: &Option<Bytes>, file: Option<&File>) -> Option<manifest::Digest> {
+    match (data, file) {
+        (Some(data), _) => Some(manifest::Digest::of(data)),
+        (None, Some(file)) => manifest::Digest::of_file(file).ok(),
+        (None, None) => None,
+    }
 }
 
 /// A resolved, servable file with everything its responses need.
@@ -332,7 +355,7 @@ impl StaticFiles {
     ) -> Result<Resolved, Failure> {
         let mut candidate = mount.target.clone();
         for s in key.split(|&b| b == b'/').filter(|s| !s.is_empty()) {
-            candidate.push(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(s));
+            candidate.push(std::ffi::OsStr::from_bytes(s));
         }
         let Ok(meta) = std::fs::metadata(&candidate) else {
             return Ok(Resolved::Missing);
@@ -375,7 +398,7 @@ impl StaticFiles {
         } else {
             return Ok(Resolved::Missing);
         };
-        let entry = match self.load(&file, &mount.uri(key)) {
+        let entry = match self.load(mount, &file, &mount.uri(key)) {
             Ok(entry) => entry,
             Err(Failure::Gone) => return Ok(Resolved::Missing),
             Err(failure) => return Err(failure),
@@ -406,36 +429,31 @@ impl StaticFiles {
 
     /// Reads what serving a file needs: its representations, validators and headers. Each
     /// file is opened once and known by that descriptor (see [`disk`]).
-    fn load(&self, file: &Path, uri: &str) -> Result<FileEntry, Failure> {
+    fn load(&self, mount: &Mount, file: &Path, uri: &str) -> Result<FileEntry, Failure> {
         let name = file
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let (mut original, settled) = self.load_rep(file, None)?;
-        let modified = original.identity.modified();
+        let mut original = self.load_rep(file, None)?;
+        let settled = original.settled;
+        let modified = original.rep.identity.modified();
         // The ETag stays mtime-size, as nginx's: the same file on two servers (or after a
         // copy that keeps the mtime) gets the same tag, so caches keep validating across
         // them. The identity (inode, ctime) decides when to reload, not what to call it.
-        let base_tag = format!("{:x}-{:x}", original.identity.mtime_secs(), original.len);
-        original.etag = etag(&base_tag);
-        let mut fingerprint = vec![(file.to_path_buf(), Some(original.identity))];
-        let mut reps = vec![original];
-        if self.config.precompressed {
-            for coding in Coding::ALL {
-                let mut sibling = file.as_os_str().to_owned();
-                sibling.push(coding.suffix());
-                let sibling = PathBuf::from(sibling);
-                let seen = Identity::at(&sibling);
-                fingerprint.push((sibling.clone(), seen));
-                if seen.is_none() {
-                    continue;
-                }
-                if let Ok((mut rep, _)) = self.load_rep(&sibling, Some(coding)) {
-                    rep.etag = etag(&format!("{base_tag}-{}", coding.token()));
-                    reps.push(rep);
-                }
-            }
-        }
+        let base_tag = format!(
+            "{:x}-{:x}",
+            original.rep.identity.mtime_secs(),
+            original.rep.len
+        );
+        original.rep.etag = etag(&base_tag);
+        let mut fingerprint = vec![(file.to_path_buf(), Some(original.rep.identity))];
+        let variants = if self.config.precompressed {
+            self.variants(mount, file, &original, &mut fingerprint)
+        } else {
+            Vec::new()
+        };
+        let mut reps = vec![original.rep];
+        reps.extend(variants);
         let full = file.to_string_lossy();
         let expires = self
             .config
@@ -484,7 +502,7 @@ impl StaticFiles {
     /// whole from the descriptor that was fstat'ed (its length is what the reads returned),
     /// a larger one is kept open if the budget allows. Also says whether the reads agreed
     /// with fstat.
-    fn load_rep(&self, path: &Path, coding: Option<Coding>) -> Result<(Rep, bool), Failure> {
+    fn load_rep(&self, path: &Path, coding: Option<Coding>) -> Result<Loaded, Failure> {
         let (file, mut identity) = disk::open(path)?;
         let mut data = None;
         let mut settled = true;
@@ -499,22 +517,105 @@ impl StaticFiles {
             }
         }
         let len = data.as_ref().map_or(identity.len(), |d| d.len() as u64);
-        let kept = if data.is_none() {
-            self.descriptors.keep(&Rc::new(file))
-        } else {
-            None
-        };
+        let file = data.is_none().then(|| Rc::new(file));
+        let kept = file.as_ref().and_then(|f| self.descriptors.keep(f));
         let rep = Rep {
             coding,
             path: path.to_path_buf(),
             etag: HeaderValue::from_static("\"\""),
-
             identity,
             len,
             data,
             kept: RefCell::new(kept),
         };
-        Ok((rep, settled))
+        Ok(Loaded { rep, settled, file })
+    }
+
+    /// The precompressed variants of `file` that may be served in its place, each with an
+    /// ETag of its own. A sibling `file.br`, `file.gz` or `file.zst` is served only when all
+    /// hold (see [`manifest`]): it is a regular file inside the mount (symlinks as for any
+    /// file), not older than the original, and the directory's manifest says it was made by
+    /// `dragoman compress` from the original's current contents (size and SHA-256) and that it
+    /// is the very variant made (its size and SHA-256). The cheap checks go first; the hashes
+    /// are taken once per load, from the descriptors the files were read from.
+    fn variants(
+        &self,
+        mount: &Mount,
+        file: &Path,
+        original: &Loaded,
+        fingerprint: &mut Vec<(PathBuf, Option<Identity>)>,
+    ) -> Vec<Rep> {
+        let siblings: Vec<(Coding, PathBuf, Identity)> = Coding::ALL
+            .into_iter()
+            .filter_map(|coding| {
+                let mut sibling = file.as_os_str().to_owned();
+                sibling.push(coding.suffix());
+                let sibling = PathBuf::from(sibling);
+                let seen = Identity::at(&sibling);
+                fingerprint.push((sibling.clone(), seen));
+                Some((coding, sibling, seen?))
+            })
+            .collect();
+        if siblings.is_empty() {
+            return Vec::new();
+        }
+        // The manifest is part of what the entry was made from: a new `dragoman compress` run
+        // (or a manifest removed) reloads it.
+        let manifest_path = file.with_file_name(manifest::NAME);
+        fingerprint.push((manifest_path.clone(), Identity::at(&manifest_path)));
+        let Some(text) = self.read_manifest(mount, &manifest_path) else {
+            return Vec::new();
+        };
+        let name = file.file_name().map(|n| n.as_bytes()).unwrap_or_default();
+        let original_rep = &original.rep;
+        let mut original_digest = None;
+        let mut reps = Vec::new();
+        for (coding, sibling, seen) in siblings {
+            let Some(record) = manifest::find(&text, name, coding) else {
+                continue; // nobody made it with dragoman: never served
+            };
+            if record.original.len != original_rep.len
+                || record.variant.len != seen.len()
+                || seen.modified() < original_rep.identity.modified()
+                || !self.inside(mount, &sibling)
+            {
+                continue;
+            }
+            if original_digest.is_none() {
+                original_digest = digest(&original_rep.data, original.file.as_deref());
+            }
+            if original_digest != Some(record.original) {
+                return Vec::new(); // the manifest describes another version of the file
+            }
+            let Ok(loaded) = self.load_rep(&sibling, Some(coding)) else {
+                continue;
+            };
+            if loaded.rep.identity != seen
+                || digest(&loaded.rep.data, loaded.file.as_deref()) != Some(record.variant)
+            {
+                continue; // replaced or edited since dragoman made it
+            }
+            let mut rep = loaded.rep;
+            rep.etag = etag(&format!("{}-{}", record.variant.short(), coding.token()));
+            reps.push(rep);
+        }
+        reps
+    }
+
+    /// A directory's manifest, if it is a regular file inside the mount (symlinks as for any
+    /// file) of a sane size.
+    fn read_manifest(&self, mount: &Mount, path: &Path) -> Option<Vec<u8>> {
+        if !self.inside(mount, path) {
+            return None;
+        }
+        let (file, identity) = disk::open(path).ok()?;
+        if identity.len() > manifest::MAX_BYTES {
+            return None;
+        }
+        disk::read_whole(&file, manifest::MAX_BYTES)
+            .ok()
+            .flatten()
+            .map(Vec::from)
     }
 
     /// The response for a GET or HEAD of a file.
@@ -783,6 +884,7 @@ mod tests {
         std::fs::create_dir_all(root.join("docs")).unwrap();
         std::fs::write(root.join("app.css"), "body{color:red}\n".repeat(100)).unwrap();
         std::fs::write(root.join("app.css.gz"), b"gzipped").unwrap();
+        vouch(&root, "app.css", Coding::Gzip);
         std::fs::write(root.join("docs/index.html"), b"<h1>docs</h1>").unwrap();
         std::fs::write(dir.path().join("secret.txt"), b"secret").unwrap();
         std::os::unix::fs::symlink(dir.path().join("secret.txt"), root.join("escape.txt")).unwrap();
@@ -799,6 +901,23 @@ mod tests {
             ..StaticConfig::default()
         };
         (dir, StaticFiles::new(&config).unwrap())
+    }
+
+    /// Records in `dir`'s manifest that `name`'s `coding` variant, as it is now, was made
+    /// from `name` as it is now (what `dragoman compress` does after making it).
+    fn vouch(dir: &Path, name: &str, coding: Coding) {
+        let path = dir.join(manifest::NAME);
+        let mut records = manifest::parse(&std::fs::read(&path).unwrap_or_default());
+        records.retain(|r| !(r.name == name.as_bytes() && r.coding == coding));
+        records.push(manifest::Record {
+            name: name.as_bytes().to_vec(),
+            coding,
+            original: manifest::Digest::of(&std::fs::read(dir.join(name)).unwrap()),
+            variant: manifest::Digest::of(
+                &std::fs::read(dir.join(format!("{name}{}", coding.suffix()))).unwrap(),
+            ),
+        });
+        std::fs::write(path, manifest::render(&records)).unwrap();
     }
 
     fn get(files: &StaticFiles, path: &str, headers: &[(&str, &str)]) -> Option<Response<Body>> {
@@ -858,6 +977,108 @@ mod tests {
         assert_eq!(r.status(), 206);
         assert_eq!(r.headers()["content-range"], "bytes 0-3/1600");
         assert_eq!(body(r), b"body");
+    }
+
+    /// A precompressed sibling is served in the file's place only when dragoman made it from
+    /// the file as it is now: vouched for by the manifest (original's and variant's size and
+    /// SHA-256), not older than the file, inside the mount. Each such variant has its own
+    /// ETag, named by its hash.
+    #[test]
+    fn variants_only_when_made_from_the_current_file() {
+        let (dir, files) = site();
+        let root = dir.path().join("static");
+        let css = "body{color:red}\n".repeat(100);
+        let encoding = |path: &str| {
+            let r = get(&files, path, &[("accept-encoding", "gzip, br")]).unwrap();
+            let coding = r.headers().get("content-encoding").cloned();
+            let etag = r.headers()["etag"].to_str().unwrap().to_string();
+            (
+                coding.map(|c| c.to_str().unwrap().to_string()),
+                etag,
+                body(r),
+            )
+        };
+        let recheck = |path: &str| due_for_a_check(&files, path);
+
+        let (coding, gz_tag, data) = encoding("/static/app.css");
+        assert_eq!(
+            (coding.as_deref(), &data[..]),
+            (Some("gzip"), &b"gzipped"[..])
+        );
+        let digest = manifest::Digest::of(b"gzipped");
+        assert_eq!(gz_tag, format!("\"{}-gzip\"", digest.short()));
+        let plain = get(&files, "/static/app.css", &[]).unwrap();
+        assert_ne!(plain.headers()["etag"].to_str().unwrap(), gz_tag);
+
+        // Nobody vouched for it.
+        std::fs::write(root.join("other.css"), &css).unwrap();
+        std::fs::write(root.join("other.css.br"), b"evil").unwrap();
+        assert_eq!(encoding("/static/other.css").0, None);
+
+        // Edited after it was made (same length, even).
+        std::fs::write(root.join("app.css.gz"), b"gzipXed").unwrap();
+        recheck("/static/app.css");
+        assert_eq!(encoding("/static/app.css").0, None);
+        vouch(&root, "app.css", Coding::Gzip);
+        recheck("/static/app.css");
+        assert_eq!(encoding("/static/app.css").0.as_deref(), Some("gzip"));
+
+        // A new original: the manifest describes the old one.
+        std::fs::write(root.join("app.css"), css.replace("red", "tan")).unwrap();
+        recheck("/static/app.css");
+        let (coding, tag, data) = encoding("/static/app.css");
+        assert_eq!(coding, None);
+        assert_eq!(data, css.replace("red", "tan").as_bytes());
+        assert_ne!(tag, gz_tag);
+
+        // Vouched for, but older than the original.
+        vouch(&root, "app.css", Coding::Gzip);
+        let variant = File::options()
+            .write(true)
+            .open(root.join("app.css.gz"))
+            .unwrap();
+        let original_mtime = std::fs::metadata(root.join("app.css"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        variant
+            .set_modified(original_mtime - Duration::from_secs(60))
+            .unwrap();
+        recheck("/static/app.css");
+        assert_eq!(encoding("/static/app.css").0, None);
+        variant
+            .set_modified(original_mtime + Duration::from_secs(60))
+            .unwrap();
+        recheck("/static/app.css");
+        assert_eq!(encoding("/static/app.css").0.as_deref(), Some("gzip"));
+
+        // The same bytes, vouched for, but through a symlink out of the mount.
+        std::fs::write(dir.path().join("outside.gz"), b"gzipXed").unwrap();
+        std::fs::remove_file(root.join("app.css.gz")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("outside.gz"), root.join("app.css.gz")).unwrap();
+        vouch(&root, "app.css", Coding::Gzip);
+        recheck("/static/app.css");
+        assert_eq!(encoding("/static/app.css").0, None);
+
+        // Large ones, hashed from their descriptors.
+        let big: Vec<u8> = (0..100_000u32).map(|i| (i % 7) as u8).collect();
+        std::fs::write(root.join("big.js"), &big).unwrap();
+        std::fs::write(
+            root.join("big.js.br"),
+            vec![9u8; CACHE_FILE_MAX as usize * 2],
+        )
+        .unwrap();
+        vouch(&root, "big.js", Coding::Brotli);
+        let (coding, _, data) = encoding("/static/big.js");
+        assert_eq!(coding.as_deref(), Some("br"));
+        assert!(data == vec![9u8; CACHE_FILE_MAX as usize * 2]);
+        let mut f = File::options()
+            .write(true)
+            .open(root.join("big.js.br"))
+            .unwrap();
+        std::io::Write::write_all(&mut f, &[8u8]).unwrap();
+        recheck("/static/big.js");
+        assert_eq!(encoding("/static/big.js").0, None);
     }
 
     #[test]
