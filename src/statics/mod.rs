@@ -739,17 +739,20 @@ impl StaticFiles {
             // file or a range; multipart is rare enough to join). The ranges were taken
             // against `rep.len`, which is `data.len()`; checked all the same.
             Some(data) => {
-                let mut parts = Vec::with_capacity(pieces.len());
-                for p in &pieces {
-                    parts.push(match p {
-                        Piece::Bytes(b) => b.clone(),
-                        Piece::Range { offset, len } => slice(data, *offset, *len)
-                            .ok_or_else(|| Failure::Failed(std::io::Error::other("range")))?,
-                    });
-                }
-                match <[Bytes; 1]>::try_from(parts) {
-                    Ok([one]) => Body::full(one),
-                    Err(parts) => Body::full(Bytes::from(parts.concat())),
+                let part = |p: &Piece| match p {
+                    Piece::Bytes(b) => Ok(b.clone()),
+                    Piece::Range { offset, len } => slice(data, *offset, *len)
+                        .ok_or_else(|| Failure::Failed(std::io::Error::other("a range"))),
+                };
+                match pieces.as_slice() {
+                    [one] => Body::full(part(one)?),
+                    _ => Body::full(Bytes::from(
+                        pieces
+                            .iter()
+                            .map(part)
+                            .collect::<Result<Vec<_>, _>>()?
+                            .concat(),
+                    )),
                 }
             }
             None => Body::File(FileBody::new(self.open(rep)?, pieces)),
