@@ -23,14 +23,12 @@ pub mod file;
 mod identity;
 mod manifest;
 mod mime;
-
 pub(crate) mod path;
 pub(crate) mod range;
 
 use std::cell::{Cell, RefCell};
 use std::fs::{File, Metadata};
 use std::os::unix::ffi::OsStrExt;
-
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -82,9 +80,9 @@ impl Mount {
         let prefix = self.prefix.trim_end_matches('/');
         let encoded = percent_encoding::percent_encode(key, LOCATION_ESCAPES);
         let location = format!("{prefix}{encoded}/");
-        // The key is empty or starts with one `/` before a non-empty segment, and a prefix
-        // does not end with `/`; a prefix that starts with `//` would be a configuration
-        // that no request matches the same way, but keep the promise anyway.
+        // The key is empty or a `/` and a non-empty segment, and the prefix has no final
+        // `/`, so this starts with one `/` already; the trim keeps the promise even for a
+        // configured prefix that starts with `//`.
         format!("/{}", location.trim_start_matches('/'))
     }
 
