@@ -105,6 +105,15 @@ write(
         sized(0, b"bytes=0-"),
         sized(1000, b"items=0-5"),
         sized(10**12, b"bytes=" + b",".join(b"%d-%d" % (i, i) for i in range(40))),
+        # The edge of u64 (and past it): a last position of 2^64-1 once overflowed `l + 1`.
+        sized(1000, b"bytes=1-18446744073709551615"),
+        sized(2**40 - 1, b"bytes=0-18446744073709551615"),
+        sized(1000, b"bytes=1-18446744073709551616"),
+        sized(1000, b"bytes=18446744073709551615-18446744073709551615"),
+        sized(1000, b"bytes=18446744073709551614-"),
+        sized(1000, b"bytes=-18446744073709551615"),
+        sized(1000, b"bytes=0-0,2-18446744073709551615"),
+        sized(2**64 - 1, b"bytes=9-18446744073709551615"),
     ],
 )
 

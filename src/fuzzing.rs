@@ -8,7 +8,7 @@ use crate::config::ini;
 use crate::conn::proxy;
 use crate::http::framing::{Found, Framing};
 use crate::statics::encoding::{self, Accepted, Coding};
-use crate::statics::path::segments;
+use crate::statics::path::{normalise, segments};
 use crate::statics::range::{self, Ranges};
 use crate::uwsgi::{codec, request};
 
@@ -153,15 +153,30 @@ pub fn accept_encoding(data: &[u8]) {
     }
 }
 
-/// Static path resolution: whatever the request path, the file it names is inside the mount.
+/// Static path resolution: whatever the request path, the file it names is inside the mount,
+/// and the normal spelling the cache is keyed by is exactly the segments it names (so two
+/// spellings share an entry only when they name the same file).
 pub fn static_path(data: &[u8]) {
     let Some((&flags, rest)) = data.split_first() else {
         return;
     };
     let raw = String::from_utf8_lossy(rest);
-    let Ok((segs, _)) = segments(&raw, flags & 1 == 1) else {
+    let normal = normalise(&raw, flags & 1 == 1);
+    let Ok((segs, dir)) = segments(&raw, flags & 1 == 1) else {
+        assert!(normal.is_err(), "{raw:?}: normalised but refused");
         return;
     };
+    let (key, normal_dir) = normal.expect("segments took it, so must normalise");
+    let mut joined = Vec::new();
+    for seg in &segs {
+        joined.push(b'/');
+        joined.extend_from_slice(seg);
+    }
+    if dir {
+        joined.push(b'/');
+    }
+    assert_eq!(&*key, &joined[..], "{raw:?}");
+    assert_eq!(normal_dir, dir);
     let root = Path::new("/srv/static");
     let mut path = root.to_path_buf();
     for seg in &segs {

@@ -22,6 +22,11 @@ impl Coding {
         }
     }
 
+    /// The coding a Content-Encoding token names (as `token` writes it).
+    pub fn from_token(token: &str) -> Option<Coding> {
+        Coding::ALL.into_iter().find(|c| c.token() == token)
+    }
+
     /// The sibling file's suffix.
     pub fn suffix(self) -> &'static str {
         match self {

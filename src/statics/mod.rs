@@ -10,20 +10,25 @@
 //! Hot files are kept in a per-worker cache (bounded; files up to 16 KiB with their bytes,
 //! larger ones by their metadata), revalidated against the disk at most once a second, so a
 //! cached small file costs no file system call at all. Larger files go out with sendfile from
-//! a descriptor the entry keeps open (a bounded number of them, see [`Descriptors`]), so a
-//! cached large file costs no open or close either.
+//! a descriptor the entry keeps open (a bounded number of them, see [`disk::Descriptors`]),
+//! so a cached large file costs no open or close either.
 
+mod cache;
 pub mod compress;
 mod conditional;
+mod dates;
+mod disk;
 pub(crate) mod encoding;
 pub mod file;
+mod identity;
+mod manifest;
 mod mime;
 pub(crate) mod path;
 pub(crate) mod range;
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::fs::{File, Metadata};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -34,9 +39,12 @@ use http::{Method, Request, Response, StatusCode};
 
 use crate::config::StaticConfig;
 use crate::http::{error_response, Body};
+use cache::Cache;
 use conditional::Validators;
+use disk::{Descriptors, Failure, KeptFile};
 use encoding::Coding;
 use file::{FileBody, Piece};
+use identity::Identity;
 use path::Refusal;
 use range::{ByteRange, Ranges};
 
@@ -48,8 +56,6 @@ const CACHE_FILE_MAX: u64 = 16 * 1024;
 const REVALIDATE: Duration = Duration::from_secs(1);
 /// Most entries the cache holds (metadata included), whatever their size.
 const CACHE_ENTRIES_MAX: usize = 10_000;
-/// Most descriptors the cache keeps open, whatever the descriptor limit.
-const KEPT_FILES_MAX: usize = 1024;
 const A_YEAR: u64 = 365 * 24 * 3600;
 
 /// What to do with a request.
@@ -65,79 +71,83 @@ struct Mount {
     target: PathBuf,
 }
 
+impl Mount {
+    /// The Location of the redirect from a directory below the mount to its slashed path:
+    /// built from the normal spelling, percent-encoded, so it is always a path on this site.
+    /// From the raw request path, `GET //evil.example` under a mount at `/` would redirect to
+    /// `//evil.example/`, which browsers read as another host.
+    fn location(&self, key: &[u8]) -> String {
+        let prefix = self.prefix.trim_end_matches('/');
+        let encoded = percent_encoding::percent_encode(key, LOCATION_ESCAPES);
+        let location = format!("{prefix}{encoded}/");
+        // The key is empty or a `/` and a non-empty segment, and the prefix has no final
+        // `/`, so this starts with one `/` already; the trim keeps the promise even for a
+        // configured prefix that starts with `//`.
+        format!("/{}", location.trim_start_matches('/'))
+    }
+
+    /// The URL path of a path below the mount in its normal spelling (decoded), which
+    /// `static-expires-uri` patterns match.
+    fn uri(&self, key: &[u8]) -> String {
+        let key = String::from_utf8_lossy(key);
+        match self.prefix.as_str() {
+            "/" if key.is_empty() => "/".into(),
+            "/" => key.into_owned(),
+            prefix => format!("{prefix}{key}"),
+        }
+    }
+}
+
 /// One representation of a file: the file itself, or a precompressed sibling.
 struct Rep {
     coding: Option<Coding>,
     path: PathBuf,
+    /// The version of the file this representation was read from: a descriptor opened later
+    /// by path must show the same, or the entry is loaded again.
+    identity: Identity,
+    /// The length responses promise: the bytes read when `data` holds them (whatever fstat
+    /// said), else fstat's.
     len: u64,
     etag: HeaderValue,
     /// The bytes, when small enough to keep.
     data: Option<Bytes>,
-    /// Otherwise the open file, once a request has opened it and the budget allowed keeping it.
+    /// Otherwise the open file, kept while the budget allows.
     kept: RefCell<Option<KeptFile>>,
 }
 
-/// How many descriptors cache entries hold open, against a budget: a fraction of the
-/// descriptor limit, so connections always have the rest.
-struct Descriptors {
-    open: Cell<usize>,
-    max: usize,
+/// A representation just opened: the descriptor it was read from stays at hand (for its
+/// hash) until the entry is made, kept beyond only as the budget allows.
+struct Loaded {
+    rep: Rep,
+    /// Whether the reads agreed with fstat.
+    settled: bool,
+    /// The open file, when the bytes are not in memory.
+    file: Option<Rc<File>>,
 }
 
-impl Descriptors {
-    fn new() -> Rc<Descriptors> {
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit writes the limits into the struct we pass, nothing else.
-        let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
-            usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
-        } else {
-            1024
-        };
-        Rc::new(Descriptors {
-            open: Cell::new(0),
-            max: (soft / 8).min(KEPT_FILES_MAX),
-        })
-    }
-}
-
-/// A file a cache entry keeps open; its descriptor goes back to the budget when the entry
-/// goes (and closes once the last response sending from it is done).
-struct KeptFile {
-    file: Rc<File>,
-    budget: Rc<Descriptors>,
-}
-
-impl Drop for KeptFile {
-    fn drop(&mut self) {
-        self.budget.open.set(self.budget.open.get() - 1);
+/// The digest of a representation: of its bytes in memory, or read from its descriptor.
+fn digest(data: &Option<Bytes>, file: Option<&File>) -> Option<manifest::Digest> {
+    match (data, file) {
+        (Some(data), _) => Some(manifest::Digest::of(data)),
+        (None, Some(file)) => manifest::Digest::of_file(file).ok(),
+        (None, None) => None,
     }
 }
 
 /// A resolved, servable file with everything its responses need.
 struct FileEntry {
     reps: Vec<Rep>,
+    /// The modification time responses state and validate against (see [`dates`]).
     modified: SystemTime,
     content_type: HeaderValue,
     last_modified: HeaderValue,
     cache_control: Option<HeaderValue>,
     /// Seconds for an `Expires` header (static-expires rules).
     expires: Option<u64>,
-    /// The files' modification times and sizes when loaded, to notice changes.
-    fingerprint: Vec<(PathBuf, Option<(SystemTime, u64)>)>,
+    /// The identity of each file the entry was made from (or that it is absent), to notice
+    /// any change.
+    fingerprint: Vec<(PathBuf, Option<Identity>)>,
     checked: Cell<Instant>,
-}
-
-impl FileEntry {
-    fn memory(&self) -> u64 {
-        self.reps
-            .iter()
-            .filter_map(|r| r.data.as_ref())
-            .map(|d| d.len() as u64)
-            .sum()
-    }
 }
 
 /// A cache entry: a file, or a directory that redirects to its slashed path.
@@ -146,7 +156,47 @@ enum Entry {
     Redirect {
         checked: Cell<Instant>,
         dir: PathBuf,
+        /// Where to: the normal spelling of the path with its slash, never `//host`.
+        location: String,
     },
+}
+
+impl Entry {
+    /// When the entry was last found to match the disk.
+    fn checked(&self) -> Instant {
+        match self {
+            Entry::File(f) => f.checked.get(),
+            Entry::Redirect { checked, .. } => checked.get(),
+        }
+    }
+
+    /// What the entry holds in memory, roughly: its structures, paths and cached bytes.
+    fn memory(&self) -> u64 {
+        let path = |p: &Path| p.as_os_str().len();
+        let bytes = size_of::<Entry>()
+            + match self {
+                Entry::File(f) => {
+                    f.reps
+                        .iter()
+                        .map(|r| {
+                            size_of::<Rep>()
+                                + path(&r.path)
+                                + r.etag.len()
+                                + r.data.as_ref().map_or(0, Bytes::len)
+                        })
+                        .sum::<usize>()
+                        + f.fingerprint
+                            .iter()
+                            .map(|(p, _)| size_of::<(PathBuf, Option<Identity>)>() + path(p))
+                            .sum::<usize>()
+                        + f.content_type.len()
+                        + f.last_modified.len()
+                        + f.cache_control.as_ref().map_or(0, HeaderValue::len)
+                }
+                Entry::Redirect { dir, location, .. } => path(dir) + location.len(),
+            };
+        bytes as u64
+    }
 }
 
 /// What a request path resolved to.
@@ -166,12 +216,6 @@ pub struct StaticFiles {
     descriptors: Rc<Descriptors>,
 }
 
-#[derive(Default)]
-struct Cache {
-    entries: HashMap<String, Rc<Entry>>,
-    bytes: u64,
-}
-
 impl StaticFiles {
     /// `None` when no mount is configured.
     pub fn new(config: &StaticConfig) -> Option<Rc<StaticFiles>> {
@@ -188,33 +232,63 @@ impl StaticFiles {
             .collect();
         mounts.sort_by_key(|m| std::cmp::Reverse(m.prefix.len()));
         Some(Rc::new(StaticFiles {
+            cache: RefCell::new(Cache::new(
+                mounts.len(),
+                CACHE_ENTRIES_MAX,
+                config.cache_bytes,
+            )),
             mounts,
             config: config.clone(),
-            cache: RefCell::default(),
             descriptors: Descriptors::new(),
         }))
     }
 
     /// Serves the request from disk if it names a static file.
     pub fn handle<B>(&self, req: &Request<B>) -> Outcome {
+        // A file found changed (or gone) when a response opens it is looked up again, once.
+        match self.attempt(req) {
+            Err(Failure::Changed | Failure::Gone) => self.attempt(req).unwrap_or_else(fail),
+            outcome => outcome.unwrap_or_else(fail),
+        }
+    }
+
+    /// One try at [`StaticFiles::handle`].
+    fn attempt<B>(&self, req: &Request<B>) -> Result<Outcome, Failure> {
         let path = req.uri().path();
-        let Some((mount, rest)) = self.mount_for(path) else {
-            return Outcome::Pass;
+        let Some((index, mount, rest)) = self.mount_for(path) else {
+            return Ok(Outcome::Pass);
         };
-        let cached = self.cache.borrow().entries.get(path).cloned();
+        let (key, wants_dir) = match path::normalise(rest, self.config.dotfiles) {
+            Ok(normal) => normal,
+            Err(Refusal::BadRequest(why)) => {
+                return Ok(Outcome::Serve(error_response(
+                    StatusCode::BAD_REQUEST,
+                    why,
+                    false,
+                )))
+            }
+            Err(Refusal::Hidden) => {
+                return Ok(Outcome::Serve(error_response(
+                    StatusCode::NOT_FOUND,
+                    "",
+                    false,
+                )))
+            }
+        };
+        let cached = self.cache.borrow().get(index, &key);
         let entry = match cached {
             Some(entry) if self.still_valid(&entry) => entry,
             stale => {
                 if stale.is_some() {
                     // Gone now, with the descriptor it may keep (a deleted file's space
                     // must not stay held), whatever the path resolves to next.
-                    self.forget(path);
+                    self.cache.borrow_mut().forget(index, &key);
                 }
-                match self.resolve(mount, rest, path, req) {
+                match self.resolve(index, mount, &key, wants_dir)? {
                     Resolved::Found(entry) => entry,
-                    Resolved::Missing => return Outcome::Pass,
+                    Resolved::Missing => return Ok(Outcome::Pass),
                     Resolved::Refused(status, why) => {
-                        return Outcome::Serve(error_response(status, why, false))
+                        return Ok(Outcome::Serve(error_response(status, why, false)))
                     }
                 }
             }
@@ -224,22 +298,26 @@ impl StaticFiles {
             response
                 .headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-            return Outcome::Serve(response);
+            return Ok(Outcome::Serve(response));
         }
-        Outcome::Serve(match &*entry {
+        let response = match &*entry {
             Entry::File(file) => self.respond(file, req),
-            Entry::Redirect { .. } => redirect(req),
-        })
+            Entry::Redirect { location, .. } => Ok(redirect(location, req.uri().query())),
+        };
+        if response.is_err() {
+            self.cache.borrow_mut().forget(index, &key);
+        }
+        response.map(Outcome::Serve)
     }
 
-    /// The mount a path falls under, and the rest of the path below it.
-    fn mount_for<'p>(&self, path: &'p str) -> Option<(&Mount, &'p str)> {
-        self.mounts.iter().find_map(|m| {
+    /// The mount a path falls under (its index too), and the rest of the path below it.
+    fn mount_for<'p>(&self, path: &'p str) -> Option<(usize, &Mount, &'p str)> {
+        self.mounts.iter().enumerate().find_map(|(i, m)| {
             if m.prefix == "/" {
-                return Some((m, path));
+                return Some((i, m, path));
             }
             let rest = path.strip_prefix(m.prefix.as_str())?;
-            (rest.is_empty() || rest.starts_with('/')).then_some((m, rest))
+            (rest.is_empty() || rest.starts_with('/')).then_some((i, m, rest))
         })
     }
 
@@ -253,7 +331,10 @@ impl StaticFiles {
             return true;
         }
         let valid = match entry {
-            Entry::File(f) => f.fingerprint.iter().all(|(p, seen)| stamp(p) == *seen),
+            Entry::File(f) => f
+                .fingerprint
+                .iter()
+                .all(|(p, seen)| Identity::at(p) == *seen),
             Entry::Redirect { dir, .. } => dir.is_dir(),
         };
         if valid {
@@ -262,32 +343,25 @@ impl StaticFiles {
         valid
     }
 
-    /// Resolves a request path on disk.
-    fn resolve<B>(
+    /// Resolves a path below a mount, in its normal spelling, on disk.
+    fn resolve(
         &self,
+        mount_index: usize,
         mount: &Mount,
-        rest: &str,
-        request_path: &str,
-        req: &Request<B>,
-    ) -> Resolved {
-        let (segments, wants_dir) = match path::segments(rest, self.config.dotfiles) {
-            Ok(s) => s,
-            Err(Refusal::BadRequest(why)) => {
-                return Resolved::Refused(StatusCode::BAD_REQUEST, why)
-            }
-            Err(Refusal::Hidden) => return Resolved::Refused(StatusCode::NOT_FOUND, ""),
-        };
+        key: &[u8],
+        wants_dir: bool,
+    ) -> Result<Resolved, Failure> {
         let mut candidate = mount.target.clone();
-        for s in &segments {
-            candidate.push(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(s));
+        for s in key.split(|&b| b == b'/').filter(|s| !s.is_empty()) {
+            candidate.push(std::ffi::OsStr::from_bytes(s));
         }
         let Ok(meta) = std::fs::metadata(&candidate) else {
-            return Resolved::Missing;
+            return Ok(Resolved::Missing);
         };
         if !self.inside(mount, &candidate) {
-            return Resolved::Refused(StatusCode::NOT_FOUND, "");
+            return Ok(Resolved::Refused(StatusCode::NOT_FOUND, ""));
         }
-        let (file, meta) = if meta.is_dir() {
+        let file = if meta.is_dir() {
             let index = self
                 .config
                 .index
@@ -298,32 +372,40 @@ impl StaticFiles {
                     Some((p, m))
                 });
             match (index, wants_dir) {
-                (None, _) => return Resolved::Missing,
+                (None, _) => return Ok(Resolved::Missing),
                 (Some(_), false) => {
                     let entry = Rc::new(Entry::Redirect {
                         checked: Cell::new(Instant::now()),
                         dir: candidate,
+                        location: mount.location(key),
                     });
-                    self.remember(request_path, entry.clone(), 0);
-                    return Resolved::Found(entry);
+                    self.cache
+                        .borrow_mut()
+                        .remember(mount_index, key, entry.clone());
+                    return Ok(Resolved::Found(entry));
                 }
-                (Some((index, meta)), true) => {
+                (Some((index, _)), true) => {
                     if !self.inside(mount, &index) {
-                        return Resolved::Refused(StatusCode::NOT_FOUND, "");
+                        return Ok(Resolved::Refused(StatusCode::NOT_FOUND, ""));
                     }
-                    (index, meta)
+                    index
                 }
             }
         } else if meta.is_file() && !wants_dir {
-            (candidate, meta)
+            candidate
         } else {
-            return Resolved::Missing;
+            return Ok(Resolved::Missing);
         };
-        let entry = self.load(&file, &meta, req.uri().path());
-        let memory = entry.memory();
+        let entry = match self.load(mount, &file, &mount.uri(key)) {
+            Ok(entry) => entry,
+            Err(Failure::Gone) => return Ok(Resolved::Missing),
+            Err(failure) => return Err(failure),
+        };
         let entry = Rc::new(Entry::File(entry));
-        self.remember(request_path, entry.clone(), memory);
-        Resolved::Found(entry)
+        self.cache
+            .borrow_mut()
+            .remember(mount_index, key, entry.clone());
+        Ok(Resolved::Found(entry))
     }
 
     /// Whether a path, symlinks resolved, stays inside its mount (or a static-safe directory).
@@ -343,55 +425,33 @@ impl StaticFiles {
                 .any(|d| real.starts_with(d))
     }
 
-    /// Reads what serving a file needs: its representations, validators and headers.
-    fn load(&self, file: &Path, meta: &Metadata, uri: &str) -> FileEntry {
-        let modified = meta.modified().unwrap_or(UNIX_EPOCH);
+    /// Reads what serving a file needs: its representations, validators and headers. Each
+    /// file is opened once and known by that descriptor (see [`disk`]).
+    fn load(&self, mount: &Mount, file: &Path, uri: &str) -> Result<FileEntry, Failure> {
         let name = file
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        let mut original = self.load_rep(file, None)?;
+        let settled = original.settled;
+        let modified = original.rep.identity.modified();
+        // The ETag stays mtime-size, as nginx's: the same file on two servers (or after a
+        // copy that keeps the mtime) gets the same tag, so caches keep validating across
+        // them. The identity (inode, ctime) decides when to reload, not what to call it.
         let base_tag = format!(
             "{:x}-{:x}",
-            modified
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
-            meta.len()
+            original.rep.identity.mtime_secs(),
+            original.rep.len
         );
-        let keep = |len: u64| len <= CACHE_FILE_MAX && self.config.cache_bytes > 0;
-        let read = |p: &Path, len: u64| {
-            keep(len)
-                .then(|| std::fs::read(p).ok().map(Bytes::from))
-                .flatten()
+        original.rep.etag = etag(&base_tag);
+        let mut fingerprint = vec![(file.to_path_buf(), Some(original.rep.identity))];
+        let variants = if self.config.precompressed {
+            self.variants(mount, file, &original, &mut fingerprint)
+        } else {
+            Vec::new()
         };
-        let mut fingerprint = vec![(file.to_path_buf(), Some((modified, meta.len())))];
-        let mut reps = vec![Rep {
-            coding: None,
-            path: file.to_path_buf(),
-            len: meta.len(),
-            etag: etag(&base_tag, None),
-            data: read(file, meta.len()),
-            kept: RefCell::default(),
-        }];
-        if self.config.precompressed {
-            for coding in Coding::ALL {
-                let mut sibling = file.as_os_str().to_owned();
-                sibling.push(coding.suffix());
-                let sibling = PathBuf::from(sibling);
-                let stamp = stamp(&sibling);
-                fingerprint.push((sibling.clone(), stamp));
-                if let Some((_, len)) = stamp {
-                    reps.push(Rep {
-                        coding: Some(coding),
-                        data: read(&sibling, len),
-                        path: sibling,
-                        len,
-                        etag: etag(&base_tag, Some(coding)),
-                        kept: RefCell::default(),
-                    });
-                }
-            }
-        }
+        let mut reps = vec![original.rep];
+        reps.extend(variants);
         let full = file.to_string_lossy();
         let expires = self
             .config
@@ -415,60 +475,149 @@ impl StaticFiles {
                 .max_age
                 .map(|secs| format!("public, max-age={secs}")),
         };
-        FileEntry {
+        let stated = dates::last_modified(modified, SystemTime::now());
+        // A file whose reads contradicted its fstat is changing as it is read: the entry is
+        // checked against the disk again on its next request.
+        let now = Instant::now();
+        let checked = if settled {
+            now
+        } else {
+            now.checked_sub(REVALIDATE).unwrap_or(now)
+        };
+        Ok(FileEntry {
             reps,
-            modified,
+            modified: stated,
             content_type: HeaderValue::from_static(mime::content_type(&name)),
-            last_modified: HeaderValue::from_str(&httpdate::fmt_http_date(modified))
-                .unwrap_or(HeaderValue::from_static("")),
+            last_modified: dates::header(stated),
             cache_control: cache_control.and_then(|c| HeaderValue::from_str(&c).ok()),
             expires,
             fingerprint,
-            checked: Cell::new(Instant::now()),
-        }
+            checked: Cell::new(checked),
+        })
     }
 
-    /// Drops an entry.
-    fn forget(&self, key: &str) {
-        let mut cache = self.cache.borrow_mut();
-        if let Some(old) = cache.entries.remove(key) {
-            if let Entry::File(f) = &*old {
-                cache.bytes -= f.memory();
+    /// Opens one representation (its ETag is the caller's to set): a small file is read
+    /// whole from the descriptor that was fstat'ed (its length is what the reads returned),
+    /// a larger one is kept open if the budget allows. Also says whether the reads agreed
+    /// with fstat.
+    fn load_rep(&self, path: &Path, coding: Option<Coding>) -> Result<Loaded, Failure> {
+        let (file, mut identity) = disk::open(path)?;
+        let mut data = None;
+        let mut settled = true;
+        if identity.len() <= CACHE_FILE_MAX {
+            data = disk::read_whole(&file, CACHE_FILE_MAX)?;
+            let got = data.as_ref().map(|d| d.len() as u64);
+            settled = got == Some(identity.len());
+            if got.is_none() {
+                // It grew past what is kept in memory while it was read: served from the
+                // descriptor, at the size it has now.
+                identity = Identity::of(&file.metadata()?);
             }
         }
+        let len = data.as_ref().map_or(identity.len(), |d| d.len() as u64);
+        let file = data.is_none().then(|| Rc::new(file));
+        let kept = file.as_ref().and_then(|f| self.descriptors.keep(f));
+        let rep = Rep {
+            coding,
+            path: path.to_path_buf(),
+            etag: HeaderValue::from_static("\"\""),
+            identity,
+            len,
+            data,
+            kept: RefCell::new(kept),
+        };
+        Ok(Loaded { rep, settled, file })
     }
 
-    /// Keeps an entry, within the cache's budget (oldest-checked entries go first).
-    fn remember(&self, key: &str, entry: Rc<Entry>, memory: u64) {
-        self.forget(key);
-        let mut cache = self.cache.borrow_mut();
-        if memory > self.config.cache_bytes {
-            return;
+    /// The precompressed variants of `file` that may be served in its place, each with an
+    /// ETag of its own. A sibling `file.br`, `file.gz` or `file.zst` is served only when all
+    /// hold (see [`manifest`]): it is a regular file inside the mount (symlinks as for any
+    /// file), not older than the original, and the directory's manifest says it was made by
+    /// `dragoman compress` from the original's current contents (size and SHA-256) and that it
+    /// is the very variant made (its size and SHA-256). The cheap checks go first; the hashes
+    /// are taken once per load, from the descriptors the files were read from.
+    fn variants(
+        &self,
+        mount: &Mount,
+        file: &Path,
+        original: &Loaded,
+        fingerprint: &mut Vec<(PathBuf, Option<Identity>)>,
+    ) -> Vec<Rep> {
+        let siblings: Vec<(Coding, PathBuf, Identity)> = Coding::ALL
+            .into_iter()
+            .filter_map(|coding| {
+                let mut sibling = file.as_os_str().to_owned();
+                sibling.push(coding.suffix());
+                let sibling = PathBuf::from(sibling);
+                let seen = Identity::at(&sibling);
+                fingerprint.push((sibling.clone(), seen));
+                Some((coding, sibling, seen?))
+            })
+            .collect();
+        if siblings.is_empty() {
+            return Vec::new();
         }
-        while cache.bytes + memory > self.config.cache_bytes
-            || cache.entries.len() >= CACHE_ENTRIES_MAX
-        {
-            let Some(oldest) = cache
-                .entries
-                .iter()
-                .min_by_key(|(_, e)| match &***e {
-                    Entry::File(f) => f.checked.get(),
-                    Entry::Redirect { checked, .. } => checked.get(),
-                })
-                .map(|(k, _)| k.clone())
-            else {
-                break;
+        // The manifest is part of what the entry was made from: a new `dragoman compress` run
+        // (or a manifest removed) reloads it.
+        let manifest_path = file.with_file_name(manifest::NAME);
+        fingerprint.push((manifest_path.clone(), Identity::at(&manifest_path)));
+        let Some(text) = self.read_manifest(mount, &manifest_path) else {
+            return Vec::new();
+        };
+        let name = file.file_name().map(|n| n.as_bytes()).unwrap_or_default();
+        let original_rep = &original.rep;
+        let mut original_digest = None;
+        let mut reps = Vec::new();
+        for (coding, sibling, seen) in siblings {
+            let Some(record) = manifest::find(&text, name, coding) else {
+                continue; // nobody made it with dragoman: never served
             };
-            if let Some(Entry::File(f)) = cache.entries.remove(&oldest).as_deref() {
-                cache.bytes -= f.memory();
+            if record.original.len != original_rep.len
+                || record.variant.len != seen.len()
+                || seen.modified() < original_rep.identity.modified()
+                || !self.inside(mount, &sibling)
+            {
+                continue;
             }
+            if original_digest.is_none() {
+                original_digest = digest(&original_rep.data, original.file.as_deref());
+            }
+            if original_digest != Some(record.original) {
+                return Vec::new(); // the manifest describes another version of the file
+            }
+            let Ok(loaded) = self.load_rep(&sibling, Some(coding)) else {
+                continue;
+            };
+            if loaded.rep.identity != seen
+                || digest(&loaded.rep.data, loaded.file.as_deref()) != Some(record.variant)
+            {
+                continue; // replaced or edited since dragoman made it
+            }
+            let mut rep = loaded.rep;
+            rep.etag = etag(&format!("{}-{}", record.variant.short(), coding.token()));
+            reps.push(rep);
         }
-        cache.bytes += memory;
-        cache.entries.insert(key.to_string(), entry);
+        reps
+    }
+
+    /// A directory's manifest, if it is a regular file inside the mount (symlinks as for any
+    /// file) of a sane size.
+    fn read_manifest(&self, mount: &Mount, path: &Path) -> Option<Vec<u8>> {
+        if !self.inside(mount, path) {
+            return None;
+        }
+        let (file, identity) = disk::open(path).ok()?;
+        if identity.len() > manifest::MAX_BYTES {
+            return None;
+        }
+        disk::read_whole(&file, manifest::MAX_BYTES)
+            .ok()
+            .flatten()
+            .map(Vec::from)
     }
 
     /// The response for a GET or HEAD of a file.
-    fn respond<B>(&self, entry: &FileEntry, req: &Request<B>) -> Response<Body> {
+    fn respond<B>(&self, entry: &FileEntry, req: &Request<B>) -> Result<Response<Body>, Failure> {
         let headers = req.headers();
         let variants: Vec<(Coding, u64)> = entry.reps[1..]
             .iter()
@@ -497,17 +646,14 @@ impl StaticFiles {
             h.insert(header::CACHE_CONTROL, cc.clone());
         }
         if let Some(secs) = entry.expires {
-            let at = SystemTime::now() + Duration::from_secs(secs);
-            if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(at)) {
-                h.insert(header::EXPIRES, v);
-            }
+            h.insert(header::EXPIRES, dates::expires(SystemTime::now(), secs));
         }
         if !variants.is_empty() {
             h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
         }
         if conditional::not_modified(headers, &validators) {
             *response.status_mut() = StatusCode::NOT_MODIFIED;
-            return response;
+            return Ok(response);
         }
         let h = response.headers_mut();
         h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
@@ -533,7 +679,7 @@ impl StaticFiles {
                 if let Ok(v) = HeaderValue::from_str(&format!("bytes */{}", rep.len)) {
                     r.headers_mut().insert(header::CONTENT_RANGE, v);
                 }
-                return r;
+                return Ok(r);
             }
             Ranges::Whole => (
                 StatusCode::OK,
@@ -584,78 +730,92 @@ impl StaticFiles {
         h.insert(header::CONTENT_TYPE, content_type);
         h.insert(header::CONTENT_LENGTH, HeaderValue::from(total));
         if head_only {
-            return response;
+            return Ok(response);
         }
         let body = match &rep.data {
             // From the cache: slices of the cached bytes, never copied (one slice for a whole
-            // file or a range; multipart is rare enough to join).
+            // file or a range; multipart is rare enough to join). The ranges were taken
+            // against `rep.len`, which is `data.len()`; checked all the same.
             Some(data) => {
-                let slice =
-                    |offset: u64, len: u64| data.slice(offset as usize..(offset + len) as usize);
+                let part = |p: &Piece| match p {
+                    Piece::Bytes(b) => Ok(b.clone()),
+                    Piece::Range { offset, len } => slice(data, *offset, *len)
+                        .ok_or_else(|| Failure::Failed(std::io::Error::other("a range"))),
+                };
                 match pieces.as_slice() {
-                    [Piece::Range { offset, len }] => Body::full(slice(*offset, *len)),
+                    [one] => Body::full(part(one)?),
                     _ => Body::full(Bytes::from(
                         pieces
                             .iter()
-                            .map(|p| match p {
-                                Piece::Bytes(b) => b.clone(),
-                                Piece::Range { offset, len } => slice(*offset, *len),
-                            })
-                            .collect::<Vec<Bytes>>()
+                            .map(part)
+                            .collect::<Result<Vec<_>, _>>()?
                             .concat(),
                     )),
                 }
             }
-            None => match self.open(rep, entry) {
-                Some(file) => Body::File(FileBody::new(file, pieces)),
-                None => return error_response(StatusCode::NOT_FOUND, "", false),
-            },
+            None => Body::File(FileBody::new(self.open(rep)?, pieces)),
         };
         *response.body_mut() = body;
-        response
+        Ok(response)
     }
 
     /// The open file of a representation not kept in memory: the one its entry keeps, or
-    /// freshly opened (and kept, if the budget allows and it is still the file the entry
-    /// describes; the entry's revalidation then covers it).
-    fn open(&self, rep: &Rep, entry: &FileEntry) -> Option<Rc<File>> {
+    /// opened again, when it still is the version the entry was made from (and then kept, if
+    /// the budget allows now).
+    fn open(&self, rep: &Rep) -> Result<Rc<File>, Failure> {
         if let Some(kept) = &*rep.kept.borrow() {
-            return Some(kept.file.clone());
+            return Ok(kept.file.clone());
         }
-        let file = Rc::new(File::open(&rep.path).ok()?);
-        let budget = &self.descriptors;
-        if budget.open.get() < budget.max {
-            let seen = entry.fingerprint.iter().find(|(p, _)| *p == rep.path);
-            let same = file.metadata().is_ok_and(|m| {
-                let now = (m.modified().unwrap_or(UNIX_EPOCH), m.len());
-                m.is_file() && seen.is_some_and(|(_, s)| *s == Some(now))
-            });
-            if same {
-                budget.open.set(budget.open.get() + 1);
-                *rep.kept.borrow_mut() = Some(KeptFile {
-                    file: file.clone(),
-                    budget: budget.clone(),
-                });
-            }
+        let (file, identity) = disk::open(&rep.path)?;
+        if identity != rep.identity {
+            return Err(Failure::Changed);
         }
-        Some(file)
+        let file = Rc::new(file);
+        *rep.kept.borrow_mut() = self.descriptors.keep(&file);
+        Ok(file)
     }
 }
 
-/// `"<mtime>-<size>"`, with the coding for a precompressed variant, so each representation
-/// has its own tag.
-fn etag(base: &str, coding: Option<Coding>) -> HeaderValue {
-    let text = match coding {
-        None => format!("\"{base}\""),
-        Some(c) => format!("\"{base}-{}\"", c.token()),
-    };
-    HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("\"\""))
+/// `len` bytes of `data` from `offset`, if they are there.
+fn slice(data: &Bytes, offset: u64, len: u64) -> Option<Bytes> {
+    let start = usize::try_from(offset).ok()?;
+    let end = start.checked_add(usize::try_from(len).ok()?)?;
+    (end <= data.len()).then(|| data.slice(start..end))
 }
 
-/// A file's modification time and size, if it exists.
-fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
-    let meta = std::fs::metadata(path).ok().filter(Metadata::is_file)?;
-    Some((meta.modified().unwrap_or(UNIX_EPOCH), meta.len()))
+/// The answer when a file cannot be served from disk. None is a 404: the file is there, and
+/// a 404 is what caches keep (RFC 9111 §4.2.2); a 503 they do not.
+fn fail(failure: Failure) -> Outcome {
+    let (status, why) = match failure {
+        // Gone between the lookup and the open: the application answers, as for any path
+        // that names no file.
+        Failure::Gone => return Outcome::Pass,
+        // Out of descriptors (idle connections took them, say): not logged per request, the
+        // worker already says when it cannot accept.
+        Failure::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "no file descriptor free"),
+        // Changing faster than it can be loaded twice in a row.
+        Failure::Changed => (StatusCode::SERVICE_UNAVAILABLE, "the file is changing"),
+        Failure::Forbidden => (StatusCode::FORBIDDEN, ""),
+        Failure::Failed(e) => {
+            crate::warn!("a static file could not be read: {e}");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the file could not be read",
+            )
+        }
+    };
+    let mut response = error_response(status, why, false);
+    let h = response.headers_mut();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Outcome::Serve(response)
+}
+
+/// A quoted entity tag.
+fn etag(opaque: &str) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{opaque}\"")).unwrap_or(HeaderValue::from_static("\"\""))
 }
 
 /// The pieces of a multipart/byteranges body (RFC 9110 §14.6).
@@ -682,12 +842,28 @@ fn multipart(
     pieces
 }
 
+/// Bytes escaped in a Location path: controls, non-ASCII, and what would end or change the
+/// path (`?`, `#`, `%`, space, quotes, and `\`, which browsers read as `/`).
+const LOCATION_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
 /// `/docs` -> `/docs/`, keeping the query.
-fn redirect<B>(req: &Request<B>) -> Response<Body> {
-    let uri = req.uri();
-    let location = match uri.query() {
-        Some(q) => format!("{}/?{q}", uri.path()),
-        None => format!("{}/", uri.path()),
+fn redirect(location: &str, query: Option<&str>) -> Response<Body> {
+    let location = match query {
+        Some(q) => format!("{location}?{q}"),
+        None => location.to_string(),
     };
     let mut response = Response::new(Body::Empty);
     *response.status_mut() = StatusCode::MOVED_PERMANENTLY;
@@ -709,6 +885,7 @@ mod tests {
         std::fs::create_dir_all(root.join("docs")).unwrap();
         std::fs::write(root.join("app.css"), "body{color:red}\n".repeat(100)).unwrap();
         std::fs::write(root.join("app.css.gz"), b"gzipped").unwrap();
+        vouch(&root, "app.css", Coding::Gzip);
         std::fs::write(root.join("docs/index.html"), b"<h1>docs</h1>").unwrap();
         std::fs::write(dir.path().join("secret.txt"), b"secret").unwrap();
         std::os::unix::fs::symlink(dir.path().join("secret.txt"), root.join("escape.txt")).unwrap();
@@ -727,6 +904,23 @@ mod tests {
         (dir, StaticFiles::new(&config).unwrap())
     }
 
+    /// Records in `dir`'s manifest that `name`'s `coding` variant, as it is now, was made
+    /// from `name` as it is now (what `dragoman compress` does after making it).
+    fn vouch(dir: &Path, name: &str, coding: Coding) {
+        let path = dir.join(manifest::NAME);
+        let mut records = manifest::parse(&std::fs::read(&path).unwrap_or_default());
+        records.retain(|r| !(r.name == name.as_bytes() && r.coding == coding));
+        records.push(manifest::Record {
+            name: name.as_bytes().to_vec(),
+            coding,
+            original: manifest::Digest::of(&std::fs::read(dir.join(name)).unwrap()),
+            variant: manifest::Digest::of(
+                &std::fs::read(dir.join(format!("{name}{}", coding.suffix()))).unwrap(),
+            ),
+        });
+        std::fs::write(path, manifest::render(&records)).unwrap();
+    }
+
     fn get(files: &StaticFiles, path: &str, headers: &[(&str, &str)]) -> Option<Response<Body>> {
         let mut req = Request::get(path).body(()).unwrap();
         for (k, v) in headers {
@@ -741,9 +935,16 @@ mod tests {
         }
     }
 
+    /// The cache entry a request path would be served from.
+    fn cached(files: &StaticFiles, path: &str) -> Option<Rc<Entry>> {
+        let (index, _, rest) = files.mount_for(path)?;
+        let (key, _) = path::normalise(rest, files.config.dotfiles).ok()?;
+        files.cache.borrow().get(index, &key)
+    }
+
     /// Makes a cached entry old enough to be checked against the disk on its next request.
     fn due_for_a_check(files: &StaticFiles, path: &str) {
-        if let Some(Entry::File(f)) = files.cache.borrow().entries.get(path).map(|e| &**e) {
+        if let Some(Entry::File(f)) = cached(files, path).as_deref() {
             f.checked.set(Instant::now() - REVALIDATE * 2);
         }
     }
@@ -779,6 +980,108 @@ mod tests {
         assert_eq!(body(r), b"body");
     }
 
+    /// A precompressed sibling is served in the file's place only when dragoman made it from
+    /// the file as it is now: vouched for by the manifest (original's and variant's size and
+    /// SHA-256), not older than the file, inside the mount. Each such variant has its own
+    /// ETag, named by its hash.
+    #[test]
+    fn variants_only_when_made_from_the_current_file() {
+        let (dir, files) = site();
+        let root = dir.path().join("static");
+        let css = "body{color:red}\n".repeat(100);
+        let encoding = |path: &str| {
+            let r = get(&files, path, &[("accept-encoding", "gzip, br")]).unwrap();
+            let coding = r.headers().get("content-encoding").cloned();
+            let etag = r.headers()["etag"].to_str().unwrap().to_string();
+            (
+                coding.map(|c| c.to_str().unwrap().to_string()),
+                etag,
+                body(r),
+            )
+        };
+        let recheck = |path: &str| due_for_a_check(&files, path);
+
+        let (coding, gz_tag, data) = encoding("/static/app.css");
+        assert_eq!(
+            (coding.as_deref(), &data[..]),
+            (Some("gzip"), &b"gzipped"[..])
+        );
+        let digest = manifest::Digest::of(b"gzipped");
+        assert_eq!(gz_tag, format!("\"{}-gzip\"", digest.short()));
+        let plain = get(&files, "/static/app.css", &[]).unwrap();
+        assert_ne!(plain.headers()["etag"].to_str().unwrap(), gz_tag);
+
+        // Nobody vouched for it.
+        std::fs::write(root.join("other.css"), &css).unwrap();
+        std::fs::write(root.join("other.css.br"), b"evil").unwrap();
+        assert_eq!(encoding("/static/other.css").0, None);
+
+        // Edited after it was made (same length, even).
+        std::fs::write(root.join("app.css.gz"), b"gzipXed").unwrap();
+        recheck("/static/app.css");
+        assert_eq!(encoding("/static/app.css").0, None);
+        vouch(&root, "app.css", Coding::Gzip);
+        recheck("/static/app.css");
+        assert_eq!(encoding("/static/app.css").0.as_deref(), Some("gzip"));
+
+        // A new original: the manifest describes the old one.
+        std::fs::write(root.join("app.css"), css.replace("red", "tan")).unwrap();
+        recheck("/static/app.css");
+        let (coding, tag, data) = encoding("/static/app.css");
+        assert_eq!(coding, None);
+        assert_eq!(data, css.replace("red", "tan").as_bytes());
+        assert_ne!(tag, gz_tag);
+
+        // Vouched for, but older than the original.
+        vouch(&root, "app.css", Coding::Gzip);
+        let variant = File::options()
+            .write(true)
+            .open(root.join("app.css.gz"))
+            .unwrap();
+        let original_mtime = std::fs::metadata(root.join("app.css"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        variant
+            .set_modified(original_mtime - Duration::from_secs(60))
+            .unwrap();
+        recheck("/static/app.css");
+        assert_eq!(encoding("/static/app.css").0, None);
+        variant
+            .set_modified(original_mtime + Duration::from_secs(60))
+            .unwrap();
+        recheck("/static/app.css");
+        assert_eq!(encoding("/static/app.css").0.as_deref(), Some("gzip"));
+
+        // The same bytes, vouched for, but through a symlink out of the mount.
+        std::fs::write(dir.path().join("outside.gz"), b"gzipXed").unwrap();
+        std::fs::remove_file(root.join("app.css.gz")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("outside.gz"), root.join("app.css.gz")).unwrap();
+        vouch(&root, "app.css", Coding::Gzip);
+        recheck("/static/app.css");
+        assert_eq!(encoding("/static/app.css").0, None);
+
+        // Large ones, hashed from their descriptors.
+        let big: Vec<u8> = (0..100_000u32).map(|i| (i % 7) as u8).collect();
+        std::fs::write(root.join("big.js"), &big).unwrap();
+        std::fs::write(
+            root.join("big.js.br"),
+            vec![9u8; CACHE_FILE_MAX as usize * 2],
+        )
+        .unwrap();
+        vouch(&root, "big.js", Coding::Brotli);
+        let (coding, _, data) = encoding("/static/big.js");
+        assert_eq!(coding.as_deref(), Some("br"));
+        assert!(data == vec![9u8; CACHE_FILE_MAX as usize * 2]);
+        let mut f = File::options()
+            .write(true)
+            .open(root.join("big.js.br"))
+            .unwrap();
+        std::io::Write::write_all(&mut f, &[8u8]).unwrap();
+        recheck("/static/big.js");
+        assert_eq!(encoding("/static/big.js").0, None);
+    }
+
     #[test]
     fn directories_missing_files_and_escapes() {
         let (_dir, files) = site();
@@ -804,6 +1107,38 @@ mod tests {
         assert_eq!(get(&files, "/static/.hidden", &[]).unwrap().status(), 404);
     }
 
+    /// A mount at `/`: `GET //evil.example` (a directory with an index) redirects to
+    /// `/evil.example/`, never to `//evil.example/` (another host, to a browser).
+    #[test]
+    fn directory_redirects_stay_on_the_site() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("evil.example")).unwrap();
+        std::fs::write(dir.path().join("evil.example/index.html"), b"x").unwrap();
+        std::fs::create_dir_all(dir.path().join("a b")).unwrap();
+        std::fs::write(dir.path().join("a b/index.html"), b"x").unwrap();
+        let config = StaticConfig {
+            mounts: vec![StaticMount {
+                prefix: "/".into(),
+                target: dir.path().to_path_buf(),
+                origin: Origin::Positional,
+            }],
+            index: vec!["index.html".into()],
+            cache_bytes: 1024 * 1024,
+            ..StaticConfig::default()
+        };
+        let files = StaticFiles::new(&config).unwrap();
+        for (path, location) in [
+            ("//evil.example", "/evil.example/"),
+            ("///evil.example?a=1", "/evil.example/?a=1"),
+            ("/evil.example", "/evil.example/"),
+            ("//a%20b", "/a%20b/"),
+        ] {
+            let r = get(&files, path, &[]).unwrap();
+            assert_eq!(r.status(), 301, "{path}");
+            assert_eq!(r.headers()["location"], location, "{path}");
+        }
+    }
+
     #[test]
     fn cache_notices_changes() {
         let (dir, files) = site();
@@ -825,13 +1160,147 @@ mod tests {
         );
     }
 
+    /// However a client spells a path, the file has one entry; the cache stays within its
+    /// entries and bytes, keys and structures counted, whatever the requests.
+    #[test]
+    fn one_entry_per_file_and_the_cache_bounded() {
+        let (dir, files) = site();
+        for spelling in [
+            "/static/app.css",
+            "/static//app.css",
+            "/static/%61pp.css",
+            "/static///app%2Ecss",
+        ] {
+            assert_eq!(
+                get(&files, spelling, &[]).unwrap().status(),
+                200,
+                "{spelling}"
+            );
+        }
+        assert_eq!(files.cache.borrow().len(), 1);
+        let one = files.cache.borrow().bytes();
+        assert!(one > 1600, "the bytes held and more: {one}");
+
+        // Many files against a small budget: never more than it.
+        let mut small = files.config.clone();
+        small.cache_bytes = 8 * 1024;
+        let small = StaticFiles::new(&small).unwrap();
+        for i in 0..200 {
+            std::fs::write(dir.path().join(format!("static/f{i}.txt")), [b'x'; 100]).unwrap();
+            let path = format!("/static/f{i}.txt");
+            assert_eq!(body(get(&small, &path, &[]).unwrap()), [b'x'; 100]);
+            assert_eq!(
+                body(get(&small, &format!("/static//f{i}.txt"), &[]).unwrap()),
+                [b'x'; 100]
+            );
+            let cache = small.cache.borrow();
+            assert!(cache.bytes() <= 8 * 1024, "{} bytes", cache.bytes());
+        }
+        let cache = small.cache.borrow();
+        assert!(
+            cache.len() > 5 && cache.len() < 80,
+            "{} entries",
+            cache.len()
+        );
+    }
+
+    /// `rsync -a`'s replacement: a new file with the old one's mtime and size renamed over
+    /// it, and `cp --preserve=timestamps`'s: the same file rewritten in place, its mtime put
+    /// back. The inode, or the ctime, tells them apart; the new bytes are served once the
+    /// entry is checked again, whether kept in memory or sent from a kept descriptor.
+    #[test]
+    fn a_replacement_with_the_same_mtime_and_size_is_noticed() {
+        let (dir, files) = site();
+        for (name, size) in [
+            ("small.bin", 1000),
+            ("large.bin", CACHE_FILE_MAX as usize * 2),
+        ] {
+            let path = dir.path().join("static").join(name);
+            let url = format!("/static/{name}");
+            let (old, new, newer) = (vec![1u8; size], vec![2u8; size], vec![3u8; size]);
+            std::fs::write(&path, &old).unwrap();
+            let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+            for _ in 0..2 {
+                assert_eq!(body(get(&files, &url, &[]).unwrap()), old, "{name}");
+            }
+            let tmp = dir.path().join("static").join(".tmp");
+            std::fs::write(&tmp, &new).unwrap();
+            File::options()
+                .write(true)
+                .open(&tmp)
+                .unwrap()
+                .set_modified(mtime)
+                .unwrap();
+            std::fs::rename(&tmp, &path).unwrap();
+            due_for_a_check(&files, &url);
+            assert!(
+                body(get(&files, &url, &[]).unwrap()) == new,
+                "{name}: renamed over"
+            );
+
+            let mut f = File::options().write(true).open(&path).unwrap();
+            std::io::Write::write_all(&mut f, &newer).unwrap();
+            f.set_modified(mtime).unwrap();
+            drop(f);
+            due_for_a_check(&files, &url);
+            assert!(
+                body(get(&files, &url, &[]).unwrap()) == newer,
+                "{name}: in place"
+            );
+        }
+    }
+
+    /// A large file not kept open is opened again per request: if that descriptor shows
+    /// another version than the entry was made from (even within the second before the
+    /// entry's check), the entry is loaded again rather than sent with the old length and
+    /// tag; a file deleted meanwhile goes to the application.
+    #[test]
+    fn a_descriptor_opened_later_must_show_the_same_version() {
+        let (dir, mut files) = site();
+        Rc::get_mut(&mut files).unwrap().descriptors = Descriptors::with_max(0);
+        let path = dir.path().join("static/big.bin");
+        let size = CACHE_FILE_MAX as usize * 2;
+        std::fs::write(&path, vec![1u8; size]).unwrap();
+        let first = get(&files, "/static/big.bin", &[]).unwrap();
+        let tag = first.headers()["etag"].clone();
+        assert!(body(first) == vec![1u8; size]);
+        std::fs::write(dir.path().join("static/new"), vec![2u8; size + 10]).unwrap();
+        std::fs::rename(dir.path().join("static/new"), &path).unwrap();
+        let second = get(&files, "/static/big.bin", &[]).unwrap();
+        assert_ne!(second.headers()["etag"], tag);
+        assert_eq!(second.headers()["content-length"], (size + 10).to_string());
+        assert!(body(second) == vec![2u8; size + 10]);
+        std::fs::remove_file(&path).unwrap();
+        assert!(get(&files, "/static/big.bin", &[]).is_none());
+    }
+
+    /// No descriptor to be had for a file that is there: 503 with Retry-After, never the
+    /// 404 a CDN would cache; a file the worker may not read: 403.
+    #[test]
+    fn errors_of_the_file_system_are_never_a_404() {
+        let answer =
+            |errno: i32| match fail(Failure::from(std::io::Error::from_raw_os_error(errno))) {
+                Outcome::Serve(r) => Some(r),
+                Outcome::Pass => None,
+            };
+        for errno in [libc::EMFILE, libc::ENFILE] {
+            let r = answer(errno).unwrap();
+            assert_eq!(r.status(), 503);
+            assert_eq!(r.headers()["retry-after"], "1");
+            assert_eq!(r.headers()["cache-control"], "no-store");
+        }
+        assert_eq!(answer(libc::EACCES).unwrap().status(), 403);
+        assert_eq!(answer(libc::EIO).unwrap().status(), 500);
+        assert!(
+            answer(libc::ENOENT).is_none(),
+            "gone: the application answers"
+        );
+    }
+
     #[test]
     fn large_files_stay_open_within_the_budget_and_close_when_gone() {
         let (dir, mut files) = site();
-        Rc::get_mut(&mut files).unwrap().descriptors = Rc::new(Descriptors {
-            open: Cell::new(0),
-            max: 1,
-        });
+        Rc::get_mut(&mut files).unwrap().descriptors = Descriptors::with_max(1);
         let big = |n: u8| vec![n; CACHE_FILE_MAX as usize + 1000];
         std::fs::write(dir.path().join("static/one.bin"), big(1)).unwrap();
         std::fs::write(dir.path().join("static/two.bin"), big(2)).unwrap();
@@ -840,8 +1309,8 @@ mod tests {
             assert_eq!(body(get(&files, "/static/two.bin", &[]).unwrap()), big(2));
         }
         // One kept (the budget), the other opened per request.
-        assert_eq!(files.descriptors.open.get(), 1);
-        let kept = |path: &str| match files.cache.borrow().entries.get(path).map(|e| &**e) {
+        assert_eq!(files.descriptors.open(), 1);
+        let kept = |path: &str| match cached(&files, path).as_deref() {
             Some(Entry::File(f)) => f.reps[0].kept.borrow().is_some(),
             _ => false,
         };
@@ -851,8 +1320,8 @@ mod tests {
         std::fs::remove_file(dir.path().join("static/one.bin")).unwrap();
         due_for_a_check(&files, "/static/one.bin");
         assert!(get(&files, "/static/one.bin", &[]).is_none());
-        assert_eq!(files.descriptors.open.get(), 0);
-        assert!(!files.cache.borrow().entries.contains_key("/static/one.bin"));
+        assert_eq!(files.descriptors.open(), 0);
+        assert!(cached(&files, "/static/one.bin").is_none());
         // The freed slot goes to the next file opened.
         assert_eq!(body(get(&files, "/static/two.bin", &[]).unwrap()), big(2));
         assert!(kept("/static/two.bin"));

@@ -1,7 +1,10 @@
 //! Turning the part of a request path below a mount into file-name segments, refusing
 //! anything that could reach outside the mount: `..` (also percent-encoded), encoded slashes
-//! and backslashes, NUL bytes, overlong paths. Pure functions; the file system checks
-//! (symlinks) are in the caller.
+//! and backslashes, NUL bytes, overlong paths; and into the one normal spelling of those
+//! segments, which the cache is keyed by (`/a//b.css`, `/a/%62.css` and `/a/b.css` are one
+//! file, so one entry). Pure functions; the file system checks (symlinks) are in the caller.
+
+use std::borrow::Cow;
 
 /// Why a path is not served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +60,49 @@ pub fn segments(rest: &str, dotfiles: bool) -> Result<(Vec<Vec<u8>>, bool), Refu
         out.push(segment);
     }
     Ok((out, rest.ends_with('/')))
+}
+
+/// The normal spelling of a path below a mount: `/` and the decoded segments, each after a
+/// `/`, and a final `/` when a directory was asked for. Two request paths naming the same
+/// file have the same normal spelling; the one a client most likely sent (no `%`, no `//`)
+/// is its own, and costs no allocation.
+pub fn normalise(rest: &str, dotfiles: bool) -> Result<(Cow<'_, [u8]>, bool), Refusal> {
+    let dir = rest.ends_with('/');
+    if is_normal(rest) {
+        return Ok((Cow::Borrowed(rest.as_bytes()), dir));
+    }
+    let (segments, dir) = segments(rest, dotfiles)?;
+    let mut key = Vec::with_capacity(rest.len());
+    for s in &segments {
+        key.push(b'/');
+        key.extend_from_slice(s);
+    }
+    if dir {
+        key.push(b'/');
+    }
+    Ok((Cow::Owned(key), dir))
+}
+
+/// Whether `rest` is already its normal spelling and is served: empty, or `/` then segments
+/// of the plainest bytes (no `%`, `\`, NUL; no empty segment but a final one; none starting
+/// with `.`), within the lengths [`segments`] allows. Anything else goes the long way.
+fn is_normal(rest: &str) -> bool {
+    if rest.is_empty() || rest == "/" {
+        return true;
+    }
+    let Some(body) = rest.strip_prefix('/') else {
+        return false;
+    };
+    if rest.len() > MAX_PATH {
+        return false;
+    }
+    let body = body.strip_suffix('/').unwrap_or(body);
+    body.split('/').all(|s| {
+        !s.is_empty()
+            && s.len() <= MAX_NAME
+            && !s.starts_with('.')
+            && !s.bytes().any(|b| matches!(b, b'%' | b'\\' | 0))
+    })
 }
 
 /// Whether a file name carries a content hash, as Django's ManifestStaticFilesStorage and
@@ -137,6 +183,41 @@ mod tests {
         assert_eq!(segments("/.git/config", false), Err(Refusal::Hidden));
         assert_eq!(segments("/%2egit/config", false), Err(Refusal::Hidden));
         assert!(segments("/.well-known/x", true).is_ok());
+    }
+
+    fn normal(rest: &str) -> (String, bool) {
+        let (key, dir) = normalise(rest, false).unwrap();
+        (String::from_utf8(key.into_owned()).unwrap(), dir)
+    }
+
+    #[test]
+    fn one_file_one_spelling() {
+        for spelling in [
+            "/a/b.css",
+            "//a/b.css",
+            "/a///b.css",
+            "/%61/b.css",
+            "/a/%62%2Ecss",
+        ] {
+            assert_eq!(normal(spelling), ("/a/b.css".into(), false), "{spelling}");
+        }
+        assert_eq!(normal("/a/"), ("/a/".into(), true));
+        assert_eq!(normal("/a//"), ("/a/".into(), true));
+        assert_eq!(normal("//"), ("/".into(), true));
+        assert_eq!(normal("/"), ("/".into(), true));
+        assert_eq!(normal(""), ("".into(), false));
+        assert_eq!(normal("/caf%C3%A9"), ("/café".into(), false));
+        // The plain spelling is borrowed, not copied.
+        assert!(matches!(
+            normalise("/a/b.css", false),
+            Ok((Cow::Borrowed(_), false))
+        ));
+        // What segments refuses, normalise refuses.
+        assert!(normalise("/a/../b", false).is_err());
+        assert!(normalise("/a%2fb", false).is_err());
+        assert_eq!(normalise("/.env", false), Err(Refusal::Hidden));
+        assert!(normalise("/.well-known/x", true).is_ok());
+        assert!(normalise(&"/a".repeat(3000), false).is_err());
     }
 
     #[test]

@@ -1,4 +1,7 @@
 //! The `Range` header (RFC 9110 §14): pure parsing against a representation's length.
+//!
+//! The numbers are the client's: every sum and difference here is checked or saturating,
+//! and a position too large for u64 is a position past any file, not an overflow.
 
 /// A byte range, inclusive start, exclusive end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -9,12 +12,16 @@ pub struct ByteRange {
 
 impl ByteRange {
     pub fn len(&self) -> u64 {
-        self.end - self.start
+        self.end.saturating_sub(self.start)
     }
 
     /// `bytes 0-499/1234`, for Content-Range.
     pub fn content_range(&self, total: u64) -> String {
-        format!("bytes {}-{}/{total}", self.start, self.end - 1)
+        format!(
+            "bytes {}-{}/{total}",
+            self.start,
+            self.end.saturating_sub(1)
+        )
     }
 }
 
@@ -35,6 +42,16 @@ pub enum Ranges {
 /// file, as a defence against requests for thousands of tiny overlapping ranges.
 const MAX_PARTS: usize = 16;
 
+/// A position or suffix length: one or more digits (RFC 9110 §14.1.1). Digits too many for a
+/// u64 mean a number larger than any file, so they saturate: `bytes=1-99999999999999999999`
+/// is "from 1 to the end", as every other server reads it.
+fn number(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(text.parse::<u64>().unwrap_or(u64::MAX))
+}
+
 /// Parses `bytes=0-499`, `bytes=500-`, `bytes=-500` and lists of them.
 pub fn parse(header: &str, len: u64) -> Ranges {
     let Some(spec) = header.trim().strip_prefix("bytes=") else {
@@ -54,7 +71,7 @@ pub fn parse(header: &str, len: u64) -> Ranges {
         let (first, last) = (first.trim(), last.trim());
         let range = if first.is_empty() {
             // A suffix: the last N bytes.
-            let Ok(n) = last.parse::<u64>() else {
+            let Some(n) = number(last) else {
                 return Ranges::Whole;
             };
             if n == 0 || len == 0 {
@@ -65,14 +82,16 @@ pub fn parse(header: &str, len: u64) -> Ranges {
                 end: len,
             }
         } else {
-            let Ok(start) = first.parse::<u64>() else {
+            let Some(start) = number(first) else {
                 return Ranges::Whole;
             };
             let end = if last.is_empty() {
                 len
             } else {
-                match last.parse::<u64>() {
-                    Ok(l) if l >= start => (l + 1).min(len),
+                match number(last) {
+                    // A last position at or past the end means the end (§14.1.2); below
+                    // it, `l + 1 <= len` cannot overflow.
+                    Some(l) if l >= start => l.checked_add(1).map_or(len, |e| e.min(len)),
                     _ => return Ranges::Whole,
                 }
             };
@@ -132,6 +151,57 @@ mod tests {
         assert_eq!(parse("bytes=5-1", 1000), Ranges::Whole);
         assert_eq!(parse("bytes=a-b", 1000), Ranges::Whole);
         assert_eq!(parse("bytes=", 1000), Ranges::Whole);
+        assert_eq!(parse("bytes=+1-5", 1000), Ranges::Whole);
+        assert_eq!(parse("bytes=1-+5", 1000), Ranges::Whole);
+    }
+
+    /// The numbers at the edge of u64, and past it: never an overflow, never a range outside
+    /// the file.
+    #[test]
+    fn numbers_at_the_edge_of_u64() {
+        let max = u64::MAX;
+        assert_eq!(
+            parse(&format!("bytes=1-{max}"), 1000),
+            Ranges::One(r(1, 1000))
+        );
+        assert_eq!(
+            parse(&format!("bytes=0-{max}"), max),
+            Ranges::One(r(0, max))
+        );
+        assert_eq!(
+            parse(&format!("bytes={}-{max}", max - 1), max),
+            Ranges::One(r(max - 1, max))
+        );
+        assert_eq!(
+            parse("bytes=1-18446744073709551616", 1000),
+            Ranges::One(r(1, 1000))
+        );
+        assert_eq!(
+            parse("bytes=1-99999999999999999999999999", 1000),
+            Ranges::One(r(1, 1000))
+        );
+        assert_eq!(
+            parse(&format!("bytes=-{max}"), 1000),
+            Ranges::One(r(0, 1000))
+        );
+        assert_eq!(
+            parse("bytes=-99999999999999999999999999", 1000),
+            Ranges::One(r(0, 1000))
+        );
+        assert_eq!(
+            parse(&format!("bytes={max}-{max}"), 1000),
+            Ranges::Unsatisfiable
+        );
+        assert_eq!(
+            parse("bytes=99999999999999999999999999-", 1000),
+            Ranges::Unsatisfiable
+        );
+        assert_eq!(
+            parse(&format!("bytes=0-0, 2-{max}"), 1000),
+            Ranges::Many(vec![r(0, 1), r(2, 1000)])
+        );
+        assert_eq!(r(5, 5).len(), 0);
+        assert_eq!(r(0, 1).content_range(1), "bytes 0-0/1");
     }
 
     #[test]

@@ -5,6 +5,7 @@ curl, raw sockets for what clients would normalise)."""
 
 import contextlib
 import gzip
+import hashlib
 import os
 import re
 import socket
@@ -296,11 +297,23 @@ def test_precompressed_variants(server, tree):
 
 
 def test_zstd_variant_is_chosen_when_smallest(tree, dragoman):
+    """Any coding the manifest vouches for is served, the smallest acceptable first. (dragoman
+    compress writes br and gz; a zstd variant recorded in the same format is served too.)"""
     d = tree / "zst"
     d.mkdir(exist_ok=True)
-    (d / "x.txt").write_text("x" * 1000)
-    (d / "x.txt.gz").write_bytes(b"g" * 50)
-    (d / "x.txt.zst").write_bytes(b"z" * 20)
+    files = {"x.txt": b"x" * 1000, "x.txt.gz": b"g" * 50, "x.txt.zst": b"z" * 20}
+    for name, data in files.items():
+        (d / name).write_bytes(data)
+
+    def digest(data: bytes) -> str:
+        return f"{len(data)} {hashlib.sha256(data).hexdigest()}"
+
+    (d / ".dragoman-variants").write_text(
+        "".join(
+            f"x.txt {coding} {digest(files['x.txt'])} {digest(files['x.txt' + suffix])}\n"
+            for coding, suffix in (("gzip", ".gz"), ("zstd", ".zst"))
+        )
+    )
     server = dragoman("rules:application", "--static-map", f"/z={d}")
 
     def raw_get(accept: str):

@@ -37,6 +37,9 @@ class Closeable:
         CLOSED["count"] += 1
 
 
+HOGGED: list = []
+
+
 def endless(start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     try:
@@ -296,6 +299,18 @@ def application(environ, start_response):
         except RuntimeError:
             late = "refused"
         return respond(start_response, f"same={same} late={late}".encode())
+    if path == "/hog":
+        # Takes every file descriptor the worker has left (tests of running out of them).
+        try:
+            while True:
+                HOGGED.append(open(os.devnull, "rb"))  # noqa: SIM115 - held on purpose
+        except OSError:
+            pass
+        return respond(start_response, str(len(HOGGED)).encode())
+    if path == "/unhog":
+        while HOGGED:
+            HOGGED.pop().close()
+        return respond(start_response, b"released")
     if path == "/chunks":
         n, size = int(query.get("n", "10")), int(query.get("size", "65536"))
 
