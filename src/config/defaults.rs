@@ -38,3 +38,10 @@ pub(crate) const POST_BUFFERING: u64 = 64 * 1024;
 pub(crate) const BODY_SPOOL_BUDGET: u64 = 1 << 30;
 /// `body-min-rate`: bytes a second (Apache mod_reqtimeout's MinRate default).
 pub(crate) const BODY_MIN_RATE: u64 = 500;
+/// `http2-max-concurrent-streams`: nginx's 128.
+pub(crate) const HTTP2_MAX_CONCURRENT_STREAMS: u32 = 128;
+/// `http2-stream-window`: what a client may send on one stream before the application reads
+/// (request bodies are read whole first, see `post-buffering`, so this is about speed).
+pub(crate) const HTTP2_STREAM_WINDOW: u32 = 256 * 1024;
+/// `http2-connection-window`: the same for all of a connection's streams together.
+pub(crate) const HTTP2_CONNECTION_WINDOW: u32 = 1024 * 1024;
