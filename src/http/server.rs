@@ -21,6 +21,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::fast;
 use super::guard::Guard;
+use super::h2flood::{self, FloodGuard};
 use super::service::{HttpService, Routes, Sent};
 use super::{error_response, Body};
 use crate::config::tls::Http2;
@@ -31,7 +32,7 @@ use crate::conn::transport::Transport;
 use crate::conn::watch::Watch;
 use crate::conn::zerocopy::ZeroCopy;
 use crate::conn::ConnInfo;
-use crate::rules;
+use crate::{info, rules, warn};
 
 /// The HTTP protocol of a worker's connections.
 pub(crate) struct Http {
@@ -179,6 +180,7 @@ async fn serve_h2<T: Transport>(
     settings: &Http2,
     life: &Lifecycle,
 ) {
+    let peer = io.peer().to_string();
     let mut builder = http2::Builder::new(LocalExec);
     builder
         .timer(TokioTimer::new())
@@ -186,13 +188,28 @@ async fn serve_h2<T: Transport>(
         .max_header_list_size(settings.max_header_list_size)
         .initial_stream_window_size(settings.stream_window)
         .initial_connection_window_size(settings.connection_window);
+    let io = FloodGuard::new(
+        io,
+        h2flood::Limits::new(settings.max_concurrent_streams),
+        peer.clone(),
+    );
     let conn = builder.serve_connection(TokioIo::new(io), H2Service(service));
     tokio::pin!(conn);
     let mut seen = Order::Serve;
     let mut deadline: Option<Pin<Box<tokio::time::Sleep>>> = None;
     loop {
         let order = std::future::poll_fn(|cx| {
-            if conn.as_mut().poll(cx).is_ready() {
+            if let Poll::Ready(done) = conn.as_mut().poll(cx) {
+                if let Err(e) = done {
+                    let why = causes(&e);
+                    // h2's own limits (rapid reset, CONTINUATION): ENHANCE_YOUR_CALM, said
+                    // in RFC 9113's words.
+                    if why.contains("excessive load") {
+                        warn!("HTTP/2 flood from {peer}: {why}; the connection is closed");
+                    } else {
+                        info!("HTTP/2 connection from {peer} ended: {why}");
+                    }
+                }
                 return Poll::Ready(None);
             }
             if let Some(sleep) = &mut deadline {
@@ -212,6 +229,18 @@ async fn serve_h2<T: Transport>(
             deadline = Some(Box::pin(tokio::time::sleep(H2_DROP_GRACE)));
         }
     }
+}
+
+/// An error with its causes (hyper says "http2 error"; h2 below it says which).
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// The service of an HTTP/2 connection: requests made to look as HTTP/1.1's do to the rest
