@@ -8,15 +8,18 @@ import base64
 import json
 import os
 import re
+import signal
 import socket
 import ssl
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 from conftest import run_dragoman
+from cryptography.x509.oid import NameOID
 from tls_certs import DAY, NOW, Authority
 
 # What tests/e2e/apps/tls_app.py streams at /stream.
@@ -440,3 +443,262 @@ def test_ssl_min_version_refuses_older_clients(dragoman, ca, site):
     assert out.returncode != 0 and "Protocol version: TLSv1.2" not in text, text
     out = curl(ca, f"https://localhost:{port}/", "--tlsv1.3", resolve=f"localhost:{port}:{host}")
     assert out.returncode == 0, out.stderr
+
+
+def peer_der(
+    host: str, port: int, ca: Authority, name: str | None = "localhost", cert=None
+) -> bytes:
+    """The certificate the server shows a client asking for `name`."""
+    context = ssl.create_default_context(cafile=str(ca.path))
+    context.check_hostname = False
+    if cert is not None:
+        context.load_cert_chain(str(cert.cert), str(cert.key))
+    with (
+        socket.create_connection((host, port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=name) as s,
+    ):
+        return s.getpeercert(binary_form=True)
+
+
+def test_sni_chooses_the_certificate_exact_then_wildcard_then_default(dragoman, ca, site):
+    www = ca.issue("www", ("www.example.test",))
+    wild = ca.issue("wild", ("*.wild.test",))
+    _, (host, port) = start(
+        dragoman,
+        site,
+        "--sni",
+        f"www.example.test,{www.cert},{www.key}",
+        "--sni",
+        f"*.wild.test,{wild.cert},{wild.key}",
+    )
+    assert peer_der(host, port, ca, "www.example.test") == www.der
+    assert peer_der(host, port, ca, "WWW.Example.Test") == www.der
+    assert peer_der(host, port, ca, "api.wild.test") == wild.der
+    assert peer_der(host, port, ca, "a.b.wild.test") == site.der  # one label only
+    assert peer_der(host, port, ca, "wild.test") == site.der
+    assert peer_der(host, port, ca, "other.test") == site.der
+    assert peer_der(host, port, ca, None) == site.der  # no SNI (an IP address)
+    # curl verifies each name against what it is given.
+    for name in ("www.example.test", "api.wild.test", "localhost"):
+        out = curl(ca, f"https://{name}:{port}/", resolve=f"{name}:{port}:{host}")
+        assert out.returncode == 0, (name, out.stderr)
+        assert json.loads(out.stdout)["SERVER_NAME"] == name
+
+
+def test_client_certificates_required_and_optional(dragoman, ca, site, tmp_path):
+    clients = Authority(tmp_path / "clients", "client CA")
+
+    one = clients.issue(
+        "one",
+        client=True,
+        chain=False,
+        subject=[
+            (NameOID.COUNTRY_NAME, "FR"),
+            (NameOID.ORGANIZATION_NAME, "Test Org"),
+            (NameOID.COMMON_NAME, "client one"),
+        ],
+    )
+    stranger = Authority(tmp_path / "strangers", "other CA").issue("x", client=True, chain=False)
+
+    def get(port, host, cert=None):
+        args = ["--cert", str(cert.cert), "--key", str(cert.key)] if cert else []
+        return curl(
+            ca,
+            f"https://localhost:{port}/",
+            *args,
+            resolve=f"localhost:{port}:{host}",
+        )
+
+    # Required ("!" in front of the CA, uWSGI's syntax).
+    _, (host, port) = start(
+        dragoman,
+        site,
+        "--ssl-client-ca",
+        f"!{clients.path}",
+        "--https-export-cert",
+    )
+    assert get(port, host).returncode != 0
+    assert get(port, host, stranger).returncode != 0
+    out = get(port, host, one)
+    assert out.returncode == 0, out.stderr
+    env = json.loads(out.stdout)
+    assert env["HTTPS_DN"] == "/C=FR/O=Test Org/CN=client one"
+    assert env["HTTPS_CC"] == (tmp_path / "clients" / "one.crt").read_text()
+    # Optional: no certificate is fine, a bad one is not.
+    server = dragoman(
+        "tls_app:application",
+        "--https",
+        f"127.0.0.1:0,{site.cert},{site.key},,{clients.path}",
+        http=None,
+    )
+    host, port = https_address(server)
+    out = get(port, host)
+    assert out.returncode == 0, out.stderr
+    assert "HTTPS_DN" not in json.loads(out.stdout)
+    assert get(port, host, stranger).returncode != 0
+    out = get(port, host, one)
+    env = json.loads(out.stdout)
+    assert env["HTTPS_DN"] == "/C=FR/O=Test Org/CN=client one"
+    assert "HTTPS_CC" not in env  # without https-export-cert
+
+
+def test_http_to_https_redirects_with_308_but_acme_challenges(dragoman, ca, site):
+    server = dragoman(
+        "tls_app:application",
+        "--https",
+        f"127.0.0.1:0,{site.cert},{site.key}",
+        "--http-to-https",
+        "127.0.0.1:0,8443",
+        "--hsts",
+        "63072000",
+        "--hsts-include-subdomains",
+        http=None,
+    )
+    m = server.wait_for_log(r"listening on (\S+) \(http-to-https\)")
+    redirect = m.group(1)
+    r = httpx.post(
+        f"http://{redirect}/a/b?c=d", headers={"Host": "www.example.test:80"}, content=b"x"
+    )
+    assert r.status_code == 308
+    assert r.headers["location"] == "https://www.example.test:8443/a/b?c=d"
+    assert "strict-transport-security" not in r.headers  # not over plain HTTP
+    r = httpx.get(f"http://{redirect}/.well-known/acme-challenge/token123")
+    assert r.status_code == 200 and r.json()["PATH_INFO"] == "/.well-known/acme-challenge/token123"
+    with socket.create_connection(tuple(redirect.rsplit(":", 1)), timeout=5) as s:  # type: ignore[arg-type]
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        assert s.recv(4096).startswith(b"HTTP/1.0 400")
+    host, port = https_address(server)
+    out = curl(ca, f"https://localhost:{port}/", "-i", resolve=f"localhost:{port}:{host}")
+    assert (
+        b"strict-transport-security: max-age=63072000; includeSubDomains"
+        in out.stdout.lower().replace(b"includesubdomains", b"includeSubDomains")
+    ), out.stdout[:300]
+
+
+def reused(host: str, port: int, ca: Authority, session: Path, version: str) -> tuple[bool, int]:
+    out = subprocess.run(
+        [
+            "openssl",
+            "s_client",
+            "-connect",
+            f"{host}:{port}",
+            "-servername",
+            "localhost",
+            "-CAfile",
+            str(ca.path),
+            version,
+            "-sess_in",
+            str(session),
+            "-ign_eof",
+        ],
+        input=b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        capture_output=True,
+        timeout=20,
+        check=False,
+    )
+    text = out.stdout.decode(errors="replace")
+    pid = int(re.search(r'"pid": (\d+)', text).group(1))
+    return "Reused, TLSv1." in text, pid
+
+
+@pytest.mark.parametrize("version", ["-tls1_3", "-tls1_2"])
+def test_sessions_resume_on_every_worker(dragoman, ca, site, tmp_path, version):
+    """Ticket keys come from the master: a session from one worker resumes on the other."""
+    server, (host, port) = start(dragoman, site, "--processes", "2", workers=2)
+    session = tmp_path / "session.pem"
+    out = subprocess.run(
+        [
+            "openssl",
+            "s_client",
+            "-connect",
+            f"{host}:{port}",
+            "-servername",
+            "localhost",
+            "-CAfile",
+            str(ca.path),
+            version,
+            "-sess_out",
+            str(session),
+            "-ign_eof",
+        ],
+        input=b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        capture_output=True,
+        timeout=20,
+        check=False,
+    )
+    assert session.exists() and b"Verify return code: 0" in out.stdout, out.stdout[-500:]
+    first = int(re.search(rb'"pid": (\d+)', out.stdout).group(1))
+    pids = {first}
+    for _ in range(30):
+        ok, pid = reused(host, port, ca, session, version)
+        assert ok, "a session was not resumed"
+        pids.add(pid)
+        if len(pids) == 2:
+            break
+    assert pids == set(server.worker_pids()), "never resumed on the other worker"
+
+
+def test_certificates_reload_when_their_files_change(dragoman, ca, tmp_path):
+    first = ca.issue("reload")
+    cert, key = tmp_path / "live.crt", tmp_path / "live.key"
+    cert.write_bytes(first.cert.read_bytes())
+    key.write_bytes(first.key.read_bytes())
+    server = dragoman("tls_app:application", "--https", f"127.0.0.1:0,{cert},{key}", http=None)
+    host, port = https_address(server)
+    assert peer_der(host, port, ca) == first.der
+    # A connection kept open across the change.
+    context = ssl.create_default_context(cafile=str(ca.path))
+    raw = socket.create_connection((host, port), timeout=10)
+    kept = context.wrap_socket(raw, server_hostname="localhost")
+    request = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    kept.sendall(request)
+    assert kept.recv(65536).startswith(b"HTTP/1.1 200")
+    second = ca.issue("reload2")
+    cert.write_bytes(second.cert.read_bytes())
+    key.write_bytes(second.key.read_bytes())
+    server.wait_for_log(r"worker 1: .*live.crt changed; certificates reloaded", timeout=15)
+    assert peer_der(host, port, ca) == second.der
+    kept.sendall(request)
+    assert kept.recv(65536).startswith(b"HTTP/1.1 200"), "the open connection was dropped"
+    kept.close()
+    # A new pair that does not load (the key of another certificate): the last good one stays.
+    key.write_bytes(first.key.read_bytes())
+    server.wait_for_log(
+        r"does not load, so the previous certificates stay: .*does not match", timeout=15
+    )
+    assert peer_der(host, port, ca) == second.der
+    assert server.proc.poll() is None
+
+
+def test_sighup_rereads_certificates_and_keeps_the_old_when_the_new_fail(dragoman, ca, tmp_path):
+    first = ca.issue("hup1")
+    cert, key = tmp_path / "hup.crt", tmp_path / "hup.key"
+    cert.write_bytes(first.cert.read_bytes())
+    key.write_bytes(first.key.read_bytes())
+    server = dragoman(
+        "tls_app:application", "--https", f"127.0.0.1:0,{cert},{key}", "--threads", "2", http=None
+    )
+    host, port = https_address(server)
+    # A request in flight over TLS while the reload happens: answered.
+    context = ssl.create_default_context(cafile=str(ca.path))
+    raw = socket.create_connection((host, port), timeout=10)
+    busy = context.wrap_socket(raw, server_hostname="localhost")
+    busy.sendall(b"GET /slow?2 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    time.sleep(0.3)
+    second = ca.issue("hup2")
+    cert.write_bytes(second.cert.read_bytes())
+    key.write_bytes(second.key.read_bytes())
+    server.proc.send_signal(signal.SIGHUP)
+    busy.settimeout(10)
+    answer = busy.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"slow done\n"), answer
+    busy.close()
+    server.wait_for_log(r"reload finished")
+    assert peer_der(host, port, ca) == second.der
+    # A broken certificate at the next SIGHUP: the reload goes on with the previous one.
+    cert.write_text("broken\n")
+    server.proc.send_signal(signal.SIGHUP)
+    server.wait_for_log(r"TLS: keeping the previous certificates: .*hup.crt: no certificate")
+    time.sleep(1.5)
+    assert peer_der(host, port, ca) == second.der
+    assert server.proc.poll() is None
