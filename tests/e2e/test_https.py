@@ -18,9 +18,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+import test_django
 from conftest import run_dragoman
 from cryptography.x509.oid import NameOID
 from tls_certs import DAY, NOW, Authority
+
+# The example site's fixture and browser flags, for the Django test over HTTPS.
+site_env = test_django.site_env
+CHROMIUM_ARGS = test_django.CHROMIUM_ARGS
+SITE = test_django.SITE
 
 # What tests/e2e/apps/tls_app.py streams at /stream.
 STREAM = b"".join(bytes([i % 251]) * 16384 for i in range(64))
@@ -702,3 +708,52 @@ def test_sighup_rereads_certificates_and_keeps_the_old_when_the_new_fail(dragoma
     time.sleep(1.5)
     assert peer_der(host, port, ca) == second.der
     assert server.proc.poll() is None
+
+
+def test_django_login_over_https_in_headless_chromium(dragoman, ca, site, site_env):
+    """The example site over HTTPS in a real browser: Django's CSRF check on an HTTPS POST
+    compares the Origin with https://HOST (request.is_secure()), so the login only passes when
+    the application sees the request as HTTPS."""
+    from playwright.sync_api import sync_playwright
+
+    server = dragoman(
+        "--ini",
+        str(SITE / "dragoman.ini"),
+        "--https",
+        f"127.0.0.1:0,{site.cert},{site.key}",
+        "--static-map",
+        f"/static={site_env['DJANGO_STATIC_ROOT']}",
+        "--hsts",
+        "600",
+        env=site_env,
+        cwd=SITE,
+    )
+    _, port = https_address(server)
+    failed, statuses = [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(ignore_https_errors=True)
+            page = context.new_page()
+            page.on("requestfailed", lambda req: failed.append(req.url))
+            page.on("response", lambda resp: statuses.append((resp.url, resp.status)))
+            page.goto(
+                f"https://localhost:{port}/admin/login/?next=/admin/", wait_until="networkidle"
+            )
+            page.fill("#id_username", "admin")
+            page.fill("#id_password", "dragoman-demo")
+            with page.expect_navigation(wait_until="networkidle"):
+                page.click("input[type=submit]")
+            assert page.url == f"https://localhost:{port}/admin/", page.url
+            assert "Site administration" in page.content()
+            cookies = {c["name"]: c for c in context.cookies()}
+            protocol = page.evaluate(
+                "performance.getEntriesByType('navigation')[0].nextHopProtocol"
+            )
+        finally:
+            browser.close()
+    assert "sessionid" in cookies and "csrftoken" in cookies, cookies
+    assert failed == [], failed
+    assert all(status < 400 for _, status in statuses), statuses
+    assert protocol == "h2", protocol  # Chromium chose HTTP/2 by ALPN
+    assert any(url.startswith(f"https://localhost:{port}/static/") for url, _ in statuses)
