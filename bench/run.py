@@ -90,7 +90,17 @@ HELLO = {"expect": b"Hello, world!", "content_type": "text/plain"}
 ECHO_BODY = b'{"data": "' + b"x" * (4096 - 12) + b'"}'
 
 # The --only choices, in the order they run.
-GROUPS = ["hello", "echo", "stream", "django", "static", "two-process", "callgrind", "master"]
+GROUPS = [
+    "hello",
+    "echo",
+    "stream",
+    "django",
+    "static",
+    "two-process",
+    "https",
+    "callgrind",
+    "master",
+]
 
 
 def free_port() -> int:
@@ -692,6 +702,317 @@ def run_group(servers: list[Server], scenarios: list[Scenario], args, work: Path
     return group
 
 
+# --- HTTPS and HTTP/2 (issue 23): their own servers, scenarios and table ----------------------
+#
+# dragoman with `https` against Granian (its TLS options) and nginx (`ssl` + `http2`, `return 200`
+# and its static location: the ceiling), one worker each, pinned as above. Scenarios: hello world
+# over HTTP/1.1 (wrk) and over HTTP/2 (h2load, 64 connections x 10 streams); full TLS handshakes
+# per second (wrk with `Connection: close`: a new connection, so a full handshake, per request);
+# 1 KiB and 100 KiB static files over HTTPS (wrk). The certificate is an ECDSA P-256 one made here
+# with openssl, so every server signs the same way.
+
+HTTPS_GROUP = "https"
+
+
+def https_certificate(work: Path) -> tuple[Path, Path]:
+    """A self-signed ECDSA P-256 certificate for 127.0.0.1 and its key, made with openssl."""
+    cert, key = work / "bench.crt", work / "bench.key"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+@dataclass
+class HttpsServer(Server):
+    """A server probed over TLS (the plain probe of `Server.start` cannot reach it)."""
+
+    def start(self, probe: str) -> None:
+        import ssl
+
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        with open(self.log or os.devnull, "wb") as out:
+            self.proc = subprocess.Popen(
+                ["taskset", "-c", SERVER_CPU, *self.argv] if self.pinned else self.argv,
+                cwd=self.cwd,
+                env={**os.environ, **self.env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                with (
+                    socket.create_connection(("127.0.0.1", self.port), timeout=5) as raw,
+                    context.wrap_socket(raw) as s,
+                ):
+                    s.sendall(
+                        f"GET {probe} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+                    )
+                    if s.recv(12).startswith(b"HTTP/1.1 200"):
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("did not start over TLS")
+
+
+def https_servers(work: Path, cert: Path, key: Path, root: Path) -> list[HttpsServer]:
+    servers = []
+    port = free_port()
+    servers.append(
+        HttpsServer(
+            "dragoman",
+            [
+                str(BIN / "dragoman"),
+                "--https",
+                f"127.0.0.1:{port},{cert},{key}",
+                "--static-map",
+                f"/static={root}",
+                "hello:application",
+            ],
+            port,
+        )
+    )
+    if (BIN / "granian").exists():
+        granian_help = subprocess.run(
+            [str(BIN / "granian"), "--help"], capture_output=True, text=True, check=False
+        ).stdout
+        cert_flag = "--ssl-certfile" if "--ssl-certfile" in granian_help else "--ssl-certificate"
+        port = free_port()
+        servers.append(
+            HttpsServer(
+                "granian",
+                granian(
+                    port,
+                    "hello:application",
+                    1,
+                    cert_flag,
+                    str(cert),
+                    "--ssl-keyfile",
+                    str(key),
+                    "--static-path-route",
+                    "/static",
+                    "--static-path-mount",
+                    str(root),
+                ),
+                port,
+            )
+        )
+    # `listen ... ssl http2` (not `http2 on;`, which needs nginx 1.25.1): Debian 12 has 1.22.
+    block = f"""        listen 127.0.0.1:{{port}} ssl http2;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        location / {{ default_type text/plain; return 200 "Hello, world!"; }}
+        location /static/ {{ alias {root}/; }}"""
+    port = free_port()
+    prefix = work / "nginx-https"
+    prefix.mkdir(exist_ok=True)
+    conf = prefix / "nginx.conf"
+    conf.write_text(
+        f"""user root;
+worker_processes 1;
+daemon off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/nginx-error.log;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    sendfile on;
+    keepalive_requests 1000000;
+    http2_max_requests 1000000;
+    types {{ application/octet-stream bin; }}
+    server {{
+{block.replace("{port}", str(port))}
+    }}
+}}
+"""
+    )
+    servers.append(
+        HttpsServer("nginx (ceiling)", ["nginx", "-p", str(prefix), "-c", str(conf)], port)
+    )
+    return servers
+
+
+def https_load(kind: str, port: int, path: str, connections: int, seconds: int) -> float:
+    """requests/s of one run: wrk over HTTP/1.1 (`h1`, `handshakes` with a new connection per
+    request) or h2load over HTTP/2 (`h2`, 10 streams per connection); raises if it failed."""
+    url = f"https://127.0.0.1:{port}{path}"
+    if kind == "h2":
+        argv = ["h2load", "-t1", f"-c{connections}", "-m10", f"-D{seconds}", url]
+        out = subprocess.run(
+            ["taskset", "-c", LOAD_CPU, *argv],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+            check=True,
+        ).stdout
+        m = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded", out)
+        if not m or m.group(1) != m.group(2) or int(m.group(1)) == 0:
+            raise ValueError(f"h2load: {m.group(0) if m else out[-300:]}")
+        if "Application protocol: h2" not in out:
+            raise ValueError("h2load did not get HTTP/2")
+        return float(re.search(r"finished in [\d.]+s, ([\d.]+) req/s", out).group(1))
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s"]
+    if kind == "handshakes":
+        argv += ["-H", "Connection: close"]
+    out = subprocess.run(
+        ["taskset", "-c", LOAD_CPU, *argv, url],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
+    ).stdout
+    if kind != "handshakes" and wrk_errors(out):
+        raise ValueError(f"wrk: {wrk_errors(out)} errors")
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+
+def https_section(args, work: Path) -> tuple[list[str], dict[str, dict[str, list[float]]]]:
+    """Runs the HTTPS scenarios; the report's lines and the results (label -> server -> rps,
+    and `rss` -> server -> worker RSS in bytes after the runs)."""
+    cert, key = https_certificate(work)
+    root = work / "https-static"
+    root.mkdir()
+    (root / "1k.bin").write_bytes(os.urandom(1024))
+    (root / "100k.bin").write_bytes(os.urandom(100 * 1024))
+    c = args.connections
+    scenarios = [
+        ("https-h1", "h1", "/", "Hello world over HTTPS, HTTP/1.1 (wrk)"),
+        ("https-h2", "h2", "/", "Hello world over HTTPS, HTTP/2 (h2load, 10 streams each)"),
+        (
+            "https-handshakes",
+            "handshakes",
+            "/",
+            "Full TLS handshakes: a new connection per request (wrk, Connection: close)",
+        ),
+        ("https-static-1k", "h1", "/static/1k.bin", "1 KiB static file over HTTPS (wrk)"),
+        ("https-static-100k", "h1", "/static/100k.bin", "100 KiB static file over HTTPS (wrk)"),
+    ]
+    servers = https_servers(work, cert, key, root)
+    results: dict[str, dict[str, list[float]]] = {label: {} for label, *_ in scenarios}
+    results["rss"] = {}
+    failed: dict[str, str] = {}
+    for server in servers:
+        server.log = work / (re.sub(r"\W+", "-", server.name).strip("-") + "-https.log")
+    for round_ in range(args.rounds):
+        shift = round_ % len(servers)
+        for server in servers[shift:] + servers[:shift]:
+            if server.name in failed:
+                continue
+            try:
+                server.start("/")
+            except RuntimeError as exc:
+                failed[server.name] = str(exc)
+                continue
+            try:
+                for label, kind, path, _ in scenarios:
+                    try:
+                        https_load(kind, server.port, path, c, WARM_UP_SECONDS)
+                        server.settle()
+                        rps = https_load(kind, server.port, path, c, args.seconds)
+                    except (subprocess.SubprocessError, ValueError, AttributeError) as exc:
+                        print(f"round {round_ + 1}: {label:18} {server.name}: failed ({exc})")
+                        continue
+                    results[label].setdefault(server.name, []).append(rps)
+                    print(f"round {round_ + 1}: {label:18} {server.name:20} {rps:10.0f} rps")
+                results["rss"].setdefault(server.name, []).append(server.rss())
+            finally:
+                server.stop()
+    lines = ["", "## HTTPS and HTTP/2", ""]
+    lines.append(
+        "One worker each, pinned to CPU 0, the load generator to CPU 1; an ECDSA P-256 "
+        f"certificate; {c} connections; requests/s, median (min-max) of {args.rounds} round(s)."
+    )
+    for label, _, _, title in scenarios:
+        lines += ["", f"### {title}", "", "| server | requests/s |", "|---|---|"]
+        for server in servers:
+            got = results[label].get(server.name)
+            if got:
+                lines.append(
+                    f"| {server.name} | {statistics.median(got):.0f} "
+                    f"({min(got):.0f}-{max(got):.0f}) |"
+                )
+            else:
+                lines.append(f"| {server.name} | {failed.get(server.name, 'failed')} |")
+    lines += ["", "### Worker RSS after the HTTPS runs", "", "| server | MiB |", "|---|---|"]
+    for server in servers:
+        got = results["rss"].get(server.name)
+        if got:
+            lines.append(f"| {server.name} | {statistics.median(got) / MIB:.1f} |")
+    lines += ["", *https_goals(results)]
+    return lines, results
+
+
+def https_goals(results: dict[str, dict[str, list[float]]]) -> list[str]:
+    """Issue 23's goals, each checked against this run's medians."""
+
+    def median(label: str, server: str) -> float | None:
+        got = results.get(label, {}).get(server)
+        return statistics.median(got) if got else None
+
+    lines = ["### HTTPS goals", ""]
+
+    def check(what: str, ours: float | None, theirs: float | None, at_least: float) -> None:
+        if ours is None or theirs is None or theirs == 0:
+            lines.append(f"- {what}: not measured")
+            return
+        ratio = ours / theirs
+        verdict = "met" if ratio >= at_least else "not met"
+        lines.append(f"- {what}: {ratio:.2f}x (goal {at_least}x): {verdict}")
+
+    for label, name in (("https-h1", "HTTP/1.1"), ("https-h2", "HTTP/2")):
+        ours = median(label, "dragoman")
+        check(f"hello over {name}, dragoman/Granian", ours, median(label, "granian"), 1.3)
+        check(f"hello over {name}, dragoman/nginx", ours, median(label, "nginx (ceiling)"), 0.9)
+    for label, what in (
+        ("https-handshakes", "full handshakes/s"),
+        ("https-static-1k", "1 KiB static"),
+        ("https-static-100k", "100 KiB static"),
+    ):
+        check(
+            f"{what}, dragoman/nginx",
+            median(label, "dragoman"),
+            median(label, "nginx (ceiling)"),
+            1.0,
+        )
+    ours, theirs = median("rss", "dragoman"), median("rss", "granian")
+    if ours is None or theirs is None:
+        lines.append("- worker RSS with TLS, dragoman <= Granian: not measured")
+    else:
+        verdict = "met" if ours <= theirs else "not met"
+        lines.append(
+            f"- worker RSS with TLS: dragoman {ours / MIB:.1f} MiB, Granian {theirs / MIB:.1f} "
+            f"MiB (goal: no more): {verdict}"
+        )
+    return lines
+
+
 # --- the report -------------------------------------------------------------------------------
 
 
@@ -1014,7 +1335,8 @@ def main() -> None:
     only = set(args.only or GROUPS)
     started = time.monotonic()
     tools = ["wrk", "nginx", "taskset"] + (["valgrind"] if "callgrind" in only else [])
-    tools += ["h2load"] if "static" in only else []
+    tools += ["h2load"] if "static" in only or "https" in only else []
+    tools += ["openssl"] if "https" in only else []
     for tool in tools:
         if not shutil.which(tool):
             sys.exit(f"{tool} is not installed (make bench installs it)")
@@ -1092,7 +1414,7 @@ def main() -> None:
             "and after the scenario's measured run; median of the rounds."
         ),
         "",
-        "HTTPS and HTTP/2: not yet implemented in dragoman, so not measured.",
+        ("HTTPS and HTTP/2: their own section (the `https` group), with its setup there."),
         "",
         (
             "dragoman is the release wheel `make bench` builds with profile-guided optimisation "
@@ -1149,6 +1471,9 @@ def main() -> None:
             group = run_group(two_process_servers(work), [two], args, work)
             all_results.update(group.results)
             body += section(group, two, NOTES["hello-2p"])
+        if HTTPS_GROUP in only:
+            lines, _ = https_section(args, work)
+            body += lines
     sys.path.insert(0, str(HERE))
     if "callgrind" in only:
         import callgrind

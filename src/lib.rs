@@ -22,6 +22,7 @@ pub mod net;
 pub(crate) mod rules;
 pub mod scoreboard;
 pub mod statics;
+pub mod tls;
 pub mod uwsgi;
 pub mod worker;
 pub mod wsgi;
@@ -187,6 +188,8 @@ fn start(
     if let Some(warning) = master::nofile::fit_connections(&mut config) {
         warn!("{warning}");
     }
+    // Certificates are read while still root (a key readable by root alone is usual).
+    tls::prepare(&config).map_err(Failure::new)?;
     write_pidfile(&config, made)?;
     drop_privileges(&config)?;
     // Only now: the virtualenv's .pth files run code, which must not run as root.

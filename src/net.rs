@@ -50,6 +50,9 @@ impl Bound {
             (ListenAddr::Tcp(addr), Wire::Uwsgi) => format!("uwsgi://{addr}"),
             (ListenAddr::Unix(path), Wire::Http) => format!("unix:{}", path.display()),
             (ListenAddr::Unix(path), Wire::Uwsgi) => format!("uwsgi unix:{}", path.display()),
+            (ListenAddr::Tcp(addr), Wire::Https(_)) => format!("https://{addr}"),
+            (ListenAddr::Unix(path), Wire::Https(_)) => format!("https unix:{}", path.display()),
+            (addr, Wire::Redirect(_)) => format!("{addr} (http-to-https)"),
         }
     }
 }

@@ -26,7 +26,9 @@ pub fn build(settings: &[Setting]) -> Result<Config, ConfigError> {
             app.callable
         ));
     }
-    let listeners = listeners(&r, &mut warnings)?;
+    let mut listeners = listeners(&r, &mut warnings)?;
+    let tls = super::tls::tls(&r, &mut listeners, &mut warnings)?;
+    default_listener(&mut listeners);
     let mut config = Config {
         listeners,
         backlog: r
@@ -66,6 +68,7 @@ pub fn build(settings: &[Setting]) -> Result<Config, ConfigError> {
         statics: static_config(&r)?,
         limits: limits(&r)?,
         proxy_protocol: proxy_protocol(&r)?,
+        tls,
         planned: super::planned::planned(&r)?,
         strict: r.flag("strict", false),
         notices: notices(&r),
@@ -154,6 +157,11 @@ fn listeners(r: &Resolved<'_>, warnings: &mut Vec<String>) -> Result<Vec<Listen>
             }
         }
     }
+    Ok(listeners)
+}
+
+/// With no listener of any kind (http, socket, https, http-to-https): the default address.
+fn default_listener(listeners: &mut Vec<Listen>) {
     if listeners.is_empty() {
         let addr: SocketAddr = d::HTTP.parse().expect("the default address parses");
         listeners.push(Listen {
@@ -162,7 +170,6 @@ fn listeners(r: &Resolved<'_>, warnings: &mut Vec<String>) -> Result<Vec<Listen>
             origin: None,
         });
     }
-    Ok(listeners)
 }
 
 fn env_vars(r: &Resolved<'_>) -> Result<Vec<(String, String)>, ConfigError> {

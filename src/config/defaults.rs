@@ -42,3 +42,10 @@ pub(crate) const BODY_MIN_RATE: u64 = 500;
 pub(crate) const RESPONSE_BUFFER: u64 = 64 << 20;
 /// `write-min-rate`: bytes a second a client must take of a response it is behind on.
 pub(crate) const WRITE_MIN_RATE: u64 = 500;
+/// `http2-max-concurrent-streams`: nginx's 128.
+pub(crate) const HTTP2_MAX_CONCURRENT_STREAMS: u32 = 128;
+/// `http2-stream-window`: what a client may send on one stream before the application reads
+/// (request bodies are read whole first, see `post-buffering`, so this is about speed).
+pub(crate) const HTTP2_STREAM_WINDOW: u32 = 256 * 1024;
+/// `http2-connection-window`: the same for all of a connection's streams together.
+pub(crate) const HTTP2_CONNECTION_WINDOW: u32 = 1024 * 1024;

@@ -176,6 +176,29 @@ mod defaults_tests {
             "body-min-rate" => l.body_min_rate.to_string(),
             "response-buffer" => l.response_buffer.to_string(),
             "write-min-rate" => l.write_min_rate.to_string(),
+            "ssl-min-version" => match c.tls.min_version {
+                crate::config::tls::TlsVersion::Tls12 => "1.2".to_string(),
+                crate::config::tls::TlsVersion::Tls13 => "1.3".to_string(),
+            },
+            "https-export-cert" => c.tls.export_cert.to_string(),
+            "hsts-include-subdomains" | "hsts-preload" => {
+                // Meaningful with `hsts` set.
+                let args = ["app", "--hsts", "60"].map(String::from).to_vec();
+                let Ok(Loaded::Run(c)) = load(&args, &[]) else {
+                    panic!("hsts alone loads");
+                };
+                let hsts = c.tls.hsts.expect("on");
+                match name {
+                    "hsts-preload" => hsts.preload,
+                    _ => hsts.include_subdomains,
+                }
+                .to_string()
+            }
+            "http2" => c.tls.http2.enabled.to_string(),
+            "http2-cleartext" => c.tls.http2.cleartext.to_string(),
+            "http2-max-concurrent-streams" => c.tls.http2.max_concurrent_streams.to_string(),
+            "http2-stream-window" => c.tls.http2.stream_window.to_string(),
+            "http2-connection-window" => c.tls.http2.connection_window.to_string(),
             // Accepted for uWSGI compatibility: `--help` shows no default for them.
             _ if lookup(name).is_some_and(|o| {
                 !matches!(o.status, super::Status::Active | super::Status::Planned)

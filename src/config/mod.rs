@@ -16,6 +16,7 @@ pub mod options;
 mod planned;
 mod resolve;
 pub mod source;
+pub mod tls;
 pub(crate) mod uwsgi;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
@@ -24,6 +25,7 @@ use std::time::Duration;
 
 pub use build::build;
 pub use source::{Command, ConfigError, Origin, Setting};
+pub use tls::TlsConfig;
 
 use options::{OptionSpec, Status};
 
@@ -50,6 +52,11 @@ pub enum Wire {
     Http,
     /// The uwsgi protocol, from nginx's `uwsgi_pass` (`socket`).
     Uwsgi,
+    /// HTTP over TLS (`https`), with the certificate of `TlsConfig::listeners[i]`.
+    Https(u16),
+    /// Plain HTTP answered with a redirect to HTTPS (`http-to-https`), to this port (`None`:
+    /// the default, 443).
+    Redirect(Option<u16>),
 }
 
 /// One address to listen on, with the setting that asked for it (`None`: the default).
@@ -136,6 +143,8 @@ pub struct Config {
     pub limits: Limits,
     /// The peers whose PROXY protocol headers are believed, when the protocol is on.
     pub proxy_protocol: Option<Vec<IpAddr>>,
+    /// TLS and HTTP/2.
+    pub tls: TlsConfig,
     /// Lines to log at startup: options accepted but not yet in effect (warnings), and uWSGI
     /// options with nothing to do in dragoman (information).
     pub notices: Vec<Notice>,
@@ -629,7 +638,10 @@ mod tests {
         );
         for (line, expected) in [
             ("gevent = 100", "set `threads = N`"),
-            ("https = :443,c.pem,k.pem", "terminate TLS in a proxy"),
+            (
+                "https2 = addr=:443,cert=c.pem,key=k.pem",
+                "write the listener with `https`",
+            ),
             (
                 "route = ^/admin basicauth:Admin,u:p",
                 "denies or authenticates",

@@ -83,9 +83,9 @@ pub(crate) const READER_KEYS: &[&str] = &[
     "end-if",
 ];
 
-const TLS: &str = "TLS is not implemented in dragoman yet: ignoring this would leave the HTTPS \
-                   clients unserved (or served in clear text); terminate TLS in a proxy in front \
-                   of dragoman and point it at an `http` or `socket` address";
+const TLS: &str = "this TLS option of uWSGI is not implemented in dragoman: ignoring it would \
+                   change what clients get over TLS; write the listener with `https`, `sni` and \
+                   the `ssl-*` options (docs/https.md), or terminate TLS in a proxy in front";
 const ASYNC: &str = "dragoman runs WSGI applications on threads, not on gevent or another async \
                      loop: the application would block where it expects to yield; remove this \
                      option and set `threads = N` (blocking code scales with threads), or serve \
@@ -138,7 +138,6 @@ const RULES: &[(&str, Class)] = &[
     ("ssl-*", Class::Refused(TLS)),
     ("sslrouter*", Class::Refused(TLS)),
     ("sni*", Class::Refused(TLS)),
-    ("http-to-https", Class::Refused(TLS)),
     ("suwsgi-socket", Class::Refused(TLS)),
     ("pam*", Class::Refused(AUTH)),
     ("chroot", Class::Refused(ISOLATION)),
@@ -875,10 +874,19 @@ mod tests {
         ] {
             assert!(matches!(classify(name), Some(Class::ByDesign(_))), "{name}");
         }
-        for name in ["gevent", "async", "https", "ssl-option", "pam", "chroot"] {
+        for name in ["gevent", "async", "https2", "ssl-option", "pam", "chroot"] {
             assert!(matches!(classify(name), Some(Class::Refused(_))), "{name}");
         }
         assert!(matches!(classify("route"), Some(Class::Warned(_))));
+        for name in [
+            "https",
+            "https-socket",
+            "sni",
+            "http-to-https",
+            "https-export-cert",
+        ] {
+            assert_eq!(classify(name), Some(Class::Option), "{name}");
+        }
         assert!(refused_value("route", "^/admin basicauth:Realm,user:pass").is_some());
         assert!(refused_value("route-if", "equal:${PATH_INFO};/x break:403").is_some());
         assert!(refused_value("route", "^/healthz$ donotlog:").is_none());

@@ -5,6 +5,7 @@
 //! (HTTP, from [`crate::http`], through the [`driver::Protocol`] seam). On the way the socket
 //! is wrapped in layers, each with one job, in this order from the socket up:
 //! - [`rewind::Rewind`]: the bytes read past the preamble, given back (below TLS);
+//! - [`tls::Tls`]: TLS, on https listeners (no zero-copy layer above it);
 //! - [`zerocopy::FileSender`]: file regions sent with sendfile; only over a plain socket
 //!   ([`transport::RawSocket`]), never over TLS;
 //! - [`watch::Watch`]: activity marks and the write deadline, for the [`lifecycle`];
@@ -19,6 +20,7 @@ pub(crate) mod preamble;
 pub mod proxy;
 pub(crate) mod registry;
 pub(crate) mod rewind;
+pub(crate) mod tls;
 pub(crate) mod transport;
 pub(crate) mod watch;
 pub(crate) mod zerocopy;
@@ -34,8 +36,8 @@ pub struct ConnInfo {
     /// `http` or `https`.
     pub scheme: &'static str,
     /// Variables the environ gets as they are, over what dragoman derives from the request:
-    /// those a uwsgi peer sent (PATH_INFO, SCRIPT_NAME, REMOTE_ADDR, `uwsgi_param`s, ...).
-    /// Empty on HTTP connections.
+    /// those a uwsgi peer sent (PATH_INFO, SCRIPT_NAME, REMOTE_ADDR, `uwsgi_param`s, ...), or
+    /// `HTTPS` and the client certificate's on a TLS connection. Empty on plain HTTP.
     pub extra_environ: Vec<(String, String)>,
     /// `REMOTE_ADDR` and `REMOTE_PORT` as text, made once per connection (on first use, so
     /// after a PROXY or uwsgi preamble has set `peer`).

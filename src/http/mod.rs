@@ -7,6 +7,7 @@ pub(crate) mod fast;
 pub mod framing;
 pub(crate) mod guard;
 pub mod h1;
+pub(crate) mod h2flood;
 pub(crate) mod server;
 pub(crate) mod service;
 

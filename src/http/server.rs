@@ -1,32 +1,46 @@
 //! HTTP as the protocol of a connection ([`crate::conn::driver::Protocol`]): the
 //! connection's own HTTP/1 path serves the usual requests, and hands the connection to hyper
-//! at the first one it does not take (later: HTTP/2 when ALPN or the preface asks for it).
+//! at the first one it does not take; HTTP/2 (chosen with ALPN, or h2c with prior knowledge)
+//! is hyper's, with its streams run as tasks of the worker's event loop; an `http-to-https`
+//! listener answers with redirects.
 
+use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::task::Poll;
 use std::time::Duration;
 
-use http::StatusCode;
-use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
+use bytes::Bytes;
+use http::{header, HeaderValue, Request, Response, StatusCode, Uri};
+use http_body_util::Either;
+use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::AsyncWriteExt;
 
 use super::fast;
 use super::guard::Guard;
-use super::service::{HttpService, Routes};
+use super::h2flood::{self, FloodGuard};
+use super::service::{HttpService, Routes, Sent};
+use super::{error_response, Body};
+use crate::config::tls::Http2;
 use crate::config::Limits;
-use crate::conn::driver::Protocol;
+use crate::conn::driver::{Mode, Protocol};
 use crate::conn::lifecycle::{Lifecycle, Order};
 use crate::conn::transport::Transport;
 use crate::conn::watch::Watch;
 use crate::conn::zerocopy::ZeroCopy;
 use crate::conn::ConnInfo;
-use crate::rules;
+use crate::{info, rules, warn};
 
 /// The HTTP protocol of a worker's connections.
 pub(crate) struct Http {
     pub(crate) routes: Rc<Routes>,
+    /// HTTP/2's limits.
+    pub(crate) http2: Http2,
+    /// `Strict-Transport-Security` for responses to HTTPS requests (`hsts`).
+    pub(crate) hsts: Option<HeaderValue>,
 }
 
 impl Protocol for Http {
@@ -36,12 +50,27 @@ impl Protocol for Http {
         files: Option<Rc<ZeroCopy>>,
         conn: ConnInfo,
         life: Rc<Lifecycle>,
+        mode: Mode,
     ) {
         // A uwsgi connection carries one request.
         let keep_alive = !conn.one_request;
-        let mut io = Guard::new(io);
-        let service = HttpService::new(self.routes.clone(), conn, life.clone(), files);
+        let hsts = if conn.scheme == "https" {
+            self.hsts.clone()
+        } else {
+            None
+        };
+        let service =
+            HttpService::new(self.routes.clone(), conn, life.clone(), files).with_hsts(hsts);
         let limits = &self.routes.limits;
+        match mode {
+            Mode::Http1 => {}
+            Mode::Http2 => return serve_h2(io, service, &self.http2, &life).await,
+            Mode::Redirect(port) => {
+                let redirect = Redirect { service, port };
+                return serve_hyper(Guard::new(io), redirect, limits, &life, keep_alive).await;
+            }
+        }
+        let mut io = Guard::new(io);
         // The usual request (no body) is served by the connection's own HTTP/1 path; the
         // first one it does not take, and all after it, by hyper.
         if keep_alive {
@@ -70,13 +99,18 @@ impl Protocol for Http {
 }
 
 /// Serves the rest of a connection with hyper's HTTP/1.
-async fn serve_hyper<T: Transport>(
+async fn serve_hyper<T, S, B>(
     io: Guard<T>,
-    service: HttpService,
+    service: S,
     limits: &Limits,
     life: &Lifecycle,
     keep_alive: bool,
-) {
+) where
+    T: Transport,
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>,
+    B: http_body::Body<Data = Bytes> + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let mut builder = http1::Builder::new();
     // pipeline_flush stays off: with it, hyper 1.12 drops the 400 it writes for a malformed
     // request (the connection closes unanswered). Pipelined requests are still answered in
@@ -117,6 +151,214 @@ async fn serve_hyper<T: Transport>(
             }
         }
     }
+}
+
+/// Runs HTTP/2 streams as tasks of the worker's (single-threaded) event loop: the service
+/// and its futures are not `Send`, and need not be.
+#[derive(Clone, Copy)]
+struct LocalExec;
+
+impl<F: Future + 'static> hyper::rt::Executor<F> for LocalExec {
+    fn execute(&self, future: F) {
+        tokio::task::spawn_local(future);
+    }
+}
+
+/// How long an HTTP/2 connection told to go (GOAWAY sent) may take to finish its streams
+/// when it was idle past header-timeout: a client with a half-sent header block does not
+/// hold it longer.
+const H2_DROP_GRACE: Duration = Duration::from_secs(1);
+
+/// Serves an HTTP/2 connection. Each stream is a request in flight of the connection's
+/// lifecycle (counted by the service), so the connection is idle only when none runs. A
+/// drain or close (a stopping or reloading worker, the connection cap) sends GOAWAY and lets
+/// the streams in flight finish; a connection idle past header-timeout gets GOAWAY too, and
+/// a short grace.
+async fn serve_h2<T: Transport>(
+    io: Watch<T>,
+    service: HttpService,
+    settings: &Http2,
+    life: &Lifecycle,
+) {
+    let peer = io.peer().to_string();
+    let mut builder = http2::Builder::new(LocalExec);
+    builder
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(settings.max_concurrent_streams)
+        .max_header_list_size(settings.max_header_list_size)
+        .initial_stream_window_size(settings.stream_window)
+        .initial_connection_window_size(settings.connection_window);
+    let io = FloodGuard::new(
+        io,
+        h2flood::Limits::new(settings.max_concurrent_streams),
+        peer.clone(),
+    );
+    let conn = builder.serve_connection(TokioIo::new(io), H2Service(service));
+    tokio::pin!(conn);
+    let mut seen = Order::Serve;
+    let mut deadline: Option<Pin<Box<tokio::time::Sleep>>> = None;
+    loop {
+        let order = std::future::poll_fn(|cx| {
+            if let Poll::Ready(done) = conn.as_mut().poll(cx) {
+                if let Err(e) = done {
+                    let why = causes(&e);
+                    // h2's own limits (rapid reset, CONTINUATION): ENHANCE_YOUR_CALM, said
+                    // in RFC 9113's words.
+                    if why.contains("excessive load") {
+                        warn!("HTTP/2 flood from {peer}: {why}; the connection is closed");
+                    } else {
+                        info!("HTTP/2 connection from {peer} ended: {why}");
+                    }
+                }
+                return Poll::Ready(None);
+            }
+            if let Some(sleep) = &mut deadline {
+                if sleep.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(None);
+                }
+            }
+            life.poll_order_above(seen, cx).map(Some)
+        })
+        .await;
+        let Some(order) = order else {
+            return;
+        };
+        seen = order;
+        conn.as_mut().graceful_shutdown();
+        if order == Order::Drop {
+            deadline = Some(Box::pin(tokio::time::sleep(H2_DROP_GRACE)));
+        }
+    }
+}
+
+/// An error with its causes (hyper says "http2 error"; h2 below it says which).
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// The service of an HTTP/2 connection: requests made to look as HTTP/1.1's do to the rest
+/// of dragoman (RFC 9113 §8.3.1: `:authority` becomes `Host`, and the target its path).
+struct H2Service(HttpService);
+
+impl hyper::service::Service<Request<Incoming>> for H2Service {
+    type Response = Response<Sent>;
+    type Error = Infallible;
+    type Future = super::service::WithServer;
+
+    fn call(&self, mut req: Request<Incoming>) -> Self::Future {
+        origin_form(&mut req);
+        hyper::service::Service::call(&self.0, req)
+    }
+}
+
+/// `https://host/path?q` with no Host header becomes `/path?q` with `Host: host`.
+fn origin_form<B>(req: &mut Request<B>) {
+    let uri = req.uri();
+    let Some(authority) = uri.authority() else {
+        return;
+    };
+    let host = HeaderValue::from_str(authority.as_str());
+    let target = uri
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .parse::<Uri>()
+        .unwrap_or_else(|_| Uri::from_static("/"));
+    *req.uri_mut() = target;
+    if let Ok(host) = host {
+        req.headers_mut().entry(header::HOST).or_insert(host);
+    }
+}
+
+/// Where ACME's HTTP-01 challenges are asked for: served, not redirected.
+const ACME_CHALLENGE: &str = "/.well-known/acme-challenge/";
+
+/// The service of an `http-to-https` listener: a 308 to the same URL over HTTPS (the method
+/// and body kept), but ACME challenges, which go on to the routes as usual.
+struct Redirect {
+    service: HttpService,
+    port: Option<u16>,
+}
+
+type RedirectBody = Either<Sent, Body>;
+
+impl hyper::service::Service<Request<Incoming>> for Redirect {
+    type Response = Response<RedirectBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<RedirectBody>, Infallible>>>>;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        if req.uri().path().starts_with(ACME_CHALLENGE) {
+            let sent = hyper::service::Service::call(&self.service, req);
+            return Box::pin(async move {
+                let Ok(response) = sent.await;
+                Ok(response.map(Either::Left))
+            });
+        }
+        let response = redirect(&req, self.port).map(Either::Right);
+        Box::pin(std::future::ready(Ok(response)))
+    }
+}
+
+/// A Host header's name, without its port (`[::1]:8080` gives `::1`).
+fn host_name(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split_once(']').map_or(rest, |(name, _)| name);
+    }
+    match host.split_once(':') {
+        Some((name, port)) if !port.contains(':') => name,
+        _ => host,
+    }
+}
+
+/// The redirect for a request: `https://` + its host (without its port; `port` if given) +
+/// its target.
+fn redirect<B>(req: &Request<B>, port: Option<u16>) -> Response<Body> {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(host_name)
+        .filter(|name| {
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.:_".contains(&b))
+        });
+    let Some(host) = host else {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "no valid Host header to redirect to https:// with",
+            true,
+        );
+    };
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
+    let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    let location = match port {
+        Some(port) if port != 443 => format!("https://{host}:{port}{target}"),
+        _ => format!("https://{host}{target}"),
+    };
+    let mut response = Response::new(Body::full(format!("Moved to {location}\n")));
+    *response.status_mut() = StatusCode::PERMANENT_REDIRECT;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if let Ok(location) = HeaderValue::from_str(&location) {
+        headers.insert(header::LOCATION, location);
+    }
+    response
 }
 
 /// The own HTTP/1 path against hyper: the same service, the same bytes in, the same bytes
@@ -255,8 +497,10 @@ mod tests {
                 if own_path {
                     Http {
                         routes: routes.clone(),
+                        http2: Http2::default(),
+                        hsts: None,
                     }
-                    .serve(io, None, conn, life)
+                    .serve(io, None, conn, life, Mode::Http1)
                     .await;
                 } else {
                     let service = HttpService::new(routes.clone(), conn, life.clone(), None);

@@ -33,6 +33,8 @@ pub(crate) struct HttpService {
     life: Rc<Lifecycle>,
     /// The connection's queue for file bodies sent with sendfile, when its transport can.
     zero_copy: Option<Rc<ZeroCopy>>,
+    /// `Strict-Transport-Security`, on HTTPS connections with `hsts`.
+    hsts: Option<HeaderValue>,
 }
 
 impl HttpService {
@@ -47,7 +49,14 @@ impl HttpService {
             conn: Arc::new(conn),
             life,
             zero_copy,
+            hsts: None,
         }
+    }
+
+    /// Every response gets `Strict-Transport-Security: value` (unless the app set one).
+    pub(crate) fn with_hsts(mut self, value: Option<HeaderValue>) -> Self {
+        self.hsts = value;
+        self
     }
 }
 
@@ -103,13 +112,19 @@ impl HttpService {
                 response,
                 life: self.life.clone(),
                 zero_copy: self.zero_copy.clone(),
+                hsts: self.hsts.clone(),
                 in_flight: Some(in_flight),
             },
         }
     }
 
     fn prepare(&self, response: &mut Response<Body>) {
-        prepare(response, &self.life, self.zero_copy.as_ref());
+        prepare(
+            response,
+            &self.life,
+            self.zero_copy.as_ref(),
+            self.hsts.as_ref(),
+        );
     }
 }
 
@@ -122,6 +137,7 @@ pub(crate) enum ServiceFuture {
         /// While the worker drains, responses close their connection.
         life: Rc<Lifecycle>,
         zero_copy: Option<Rc<ZeroCopy>>,
+        hsts: Option<HeaderValue>,
         in_flight: Option<InFlight>,
     },
 }
@@ -139,10 +155,11 @@ impl Future for ServiceFuture {
                 response,
                 life,
                 zero_copy,
+                hsts,
                 in_flight,
             } => {
                 let mut r = ready!(response.as_mut().poll(cx));
-                prepare(&mut r, life, zero_copy.as_ref());
+                prepare(&mut r, life, zero_copy.as_ref(), hsts.as_ref());
                 match in_flight.take() {
                     Some(in_flight) => (r, in_flight),
                     None => return Poll::Pending, // polled after completion
@@ -186,8 +203,19 @@ impl http_body::Body for Sent {
 }
 
 /// What every static or application response gets on its way out: `Connection: close` while
-/// the worker drains, and the connection's zero-copy queue for a file body.
-fn prepare(response: &mut Response<Body>, life: &Lifecycle, zero_copy: Option<&Rc<ZeroCopy>>) {
+/// the worker drains, the connection's zero-copy queue for a file body, and HSTS on HTTPS.
+fn prepare(
+    response: &mut Response<Body>,
+    life: &Lifecycle,
+    zero_copy: Option<&Rc<ZeroCopy>>,
+    hsts: Option<&HeaderValue>,
+) {
+    if let Some(hsts) = hsts {
+        response
+            .headers_mut()
+            .entry(header::STRICT_TRANSPORT_SECURITY)
+            .or_insert_with(|| hsts.clone());
+    }
     if life.closing() {
         response
             .headers_mut()

@@ -215,6 +215,7 @@ impl Arbiter<'_> {
             self.recycle_due();
             self.kill_overdue_retirees();
             self.watch_files(py);
+            crate::tls::tick(&self.config);
             self.crash_loop.settle(&self.workers, Instant::now());
             if let Some(args) = self.manage(py) {
                 return Role::Worker(args);
@@ -412,6 +413,7 @@ impl Arbiter<'_> {
             "RELOADING=1\nMONOTONIC_USEC={}",
             monotonic_ms() * 1000
         ));
+        crate::tls::reload(&config);
         self.reloading = true;
         self.target = config.processes;
         self.config = config;

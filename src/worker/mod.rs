@@ -64,6 +64,7 @@ pub fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
     let statics_config = config.statics.clone();
     let limits = config.limits.clone();
     let proxy_protocol = config.proxy_protocol.clone();
+    let tls_config = config.tls.clone();
     // The event loop runs with the GIL released; the app bridge attaches when it calls Python.
     py.detach(move || {
         let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -76,6 +77,16 @@ pub fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
                 return 1;
             }
         };
+        let tls = match crate::tls::WorkerTls::new(&tls_config) {
+            Ok(tls) => tls,
+            Err(e) => {
+                error!("worker {id}: cannot set up TLS: {e}");
+                return 1;
+            }
+        };
+        let http2 = tls_config.http2.clone();
+        let hsts = tls_config.hsts.as_ref();
+        let hsts = hsts.and_then(|h| http::HeaderValue::from_str(&h.value()).ok());
         let app: Rc<dyn Bridge + Send> = Rc::from(app);
         let registry = Registry::new(limits.max_connections);
         let driver = Rc::new(Driver {
@@ -85,14 +96,19 @@ pub fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
                 timeout: limits.write_timeout,
                 min_rate: limits.write_min_rate,
             },
+            h2c: http2.cleartext,
+            tls: tls.clone(),
             protocol: Http {
                 routes: Rc::new(Routes {
                     app: app.clone(),
                     statics: StaticFiles::new(&statics_config),
                     limits,
                 }),
+                http2,
+                hsts,
             },
         });
+
         let worker = Worker {
             id,
             driver,
@@ -104,6 +120,9 @@ pub fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
         // `serve` runs as a task of its own so that a bug panicking in it ends this worker with
         // exit code 1 (the master replaces it) instead of unwinding through the interpreter.
         let code = runtime.block_on(async move {
+            if let Some(tls) = tls {
+                tokio::task::spawn_local(tls.watch(Rc::new(tls_config), id));
+            }
             tokio::task::spawn_local(worker.serve(listeners))
                 .await
                 .unwrap_or(1)

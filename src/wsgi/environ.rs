@@ -155,6 +155,7 @@ pub(crate) struct Template {
     methods: Vec<(Method, Py<PyString>)>,
     http11: Py<PyString>,
     http10: Py<PyString>,
+    http2: Py<PyString>,
     empty: Py<PyString>,
 }
 
@@ -233,6 +234,7 @@ impl Template {
             methods,
             http11: PyString::intern(py, "HTTP/1.1").unbind(),
             http10: PyString::intern(py, "HTTP/1.0").unbind(),
+            http2: PyString::intern(py, "HTTP/2").unbind(),
             empty: PyString::intern(py, "").unbind(),
         })
     }
@@ -285,6 +287,7 @@ impl Template {
         if shared.is_none_or(|s| s.version != parts.version) {
             let protocol = match parts.version {
                 Version::HTTP_10 => &self.http10,
+                Version::HTTP_2 => &self.http2,
                 _ => &self.http11,
             };
             env.set_item(intern!(py, "SERVER_PROTOCOL"), protocol.bind(py))?;

@@ -272,7 +272,10 @@ def test_a_unix_socket_without_a_slash_and_protocol_http(dragoman, tmp_path):
             "gevent = 100",
             "uWSGI option 'gevent' is refused: dragoman runs WSGI applications on threads",
         ),
-        ("https = :8443,c.pem,k.pem", "uWSGI option 'https' is refused: TLS is not implemented"),
+        (
+            "https2 = addr=:8443,cert=c.pem,key=k.pem",
+            "uWSGI option 'https2' is refused: this TLS option of uWSGI is not implemented",
+        ),
         ("route = ^/admin basicauth:Admin,u:p", "option 'route' is refused: this routing rule"),
         ("ini = loop.ini", "includes a file that is already being read"),
     ],
