@@ -26,6 +26,7 @@ pub fn build(settings: &[Setting]) -> Result<Config, ConfigError> {
             app.callable
         ));
     }
+    let asgi = super::asgi::asgi(&r, &mut warnings)?;
     let mut listeners = listeners(&r, &mut warnings)?;
     let tls = super::tls::tls(&r, &mut listeners, &mut warnings)?;
     default_listener(&mut listeners);
@@ -69,6 +70,7 @@ pub fn build(settings: &[Setting]) -> Result<Config, ConfigError> {
         limits: limits(&r)?,
         proxy_protocol: proxy_protocol(&r)?,
         tls,
+        asgi,
         planned: super::planned::planned(&r)?,
         strict: r.flag("strict", false),
         notices: notices(&r),
@@ -392,6 +394,12 @@ fn static_config(r: &Resolved<'_>) -> Result<StaticConfig, ConfigError> {
 /// The application: `module` (with `:callable` or `:factory()`), or `wsgi-file`. uWSGI loads
 /// both when both are set and serves the module's; so does dragoman, with a warning.
 fn app_target(r: &Resolved<'_>, warnings: &mut Vec<String>) -> Result<AppTarget, ConfigError> {
+    let valid = |module: &str, name: &str| {
+        !module.is_empty() && module.split('.').all(is_identifier) && is_identifier(name)
+    };
+    if let Some(target) = super::asgi::target(r, warnings, valid)? {
+        return Ok(target);
+    }
     let module = r.last("module");
     let file = r.last("wsgi-file");
     let callable = r.last("callable");

@@ -49,3 +49,14 @@ pub(crate) const HTTP2_MAX_CONCURRENT_STREAMS: u32 = 128;
 pub(crate) const HTTP2_STREAM_WINDOW: u32 = 256 * 1024;
 /// `http2-connection-window`: the same for all of a connection's streams together.
 pub(crate) const HTTP2_CONNECTION_WINDOW: u32 = 1024 * 1024;
+
+/// ASGI (docs/asgi.md): `interface`, `lifespan`, `loop`.
+pub(crate) const INTERFACE: &str = "wsgi";
+pub(crate) const LIFESPAN: &str = "auto";
+pub(crate) const LOOP: &str = "auto";
+/// `websocket-max-message`: 16 MiB, as uvicorn's and the websockets library's default.
+pub(crate) const WEBSOCKET_MAX_MESSAGE: u64 = 16 << 20;
+pub(crate) const WEBSOCKET_PING_INTERVAL: Duration = Duration::from_secs(20);
+pub(crate) const WEBSOCKET_PING_TIMEOUT: Duration = Duration::from_secs(20);
+pub(crate) const WEBSOCKET_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const WEBSOCKET_COMPRESSION: bool = true;

@@ -199,6 +199,27 @@ mod defaults_tests {
             "http2-max-concurrent-streams" => c.tls.http2.max_concurrent_streams.to_string(),
             "http2-stream-window" => c.tls.http2.stream_window.to_string(),
             "http2-connection-window" => c.tls.http2.connection_window.to_string(),
+            "interface" => format!("{:?}", c.asgi.interface).to_lowercase(),
+            "lifespan" => format!("{:?}", c.asgi.lifespan).to_lowercase(),
+            "loop" => format!("{:?}", c.asgi.event_loop).to_lowercase(),
+            "websocket-max-message" => c.asgi.websocket.max_message.to_string(),
+            "websocket-ping-interval" => c
+                .asgi
+                .websocket
+                .ping_interval
+                .map_or(0, |d| d.as_secs())
+                .to_string(),
+            "websocket-ping-timeout" => c.asgi.websocket.ping_timeout.as_secs().to_string(),
+            "websocket-idle-timeout" => c
+                .asgi
+                .websocket
+                .idle_timeout
+                .map_or(0, |d| d.as_secs())
+                .to_string(),
+            "websocket-handshake-timeout" => {
+                c.asgi.websocket.handshake_timeout.as_secs().to_string()
+            }
+            "websocket-compression" => c.asgi.websocket.compression.to_string(),
             // Accepted for uWSGI compatibility: `--help` shows no default for them.
             _ if lookup(name).is_some_and(|o| {
                 !matches!(o.status, super::Status::Active | super::Status::Planned)

@@ -6,6 +6,7 @@
 //! Every error names where the bad value was written and shows a corrected example in that
 //! source's syntax.
 
+pub mod asgi;
 pub mod build;
 #[cfg(test)]
 mod corpus;
@@ -23,6 +24,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use asgi::AsgiConfig;
 pub use build::build;
 pub use source::{Command, ConfigError, Origin, Setting};
 pub use tls::TlsConfig;
@@ -145,6 +147,8 @@ pub struct Config {
     pub proxy_protocol: Option<Vec<IpAddr>>,
     /// TLS and HTTP/2.
     pub tls: TlsConfig,
+    /// The interface the application is called through, and ASGI's options.
+    pub asgi: AsgiConfig,
     /// Lines to log at startup: options accepted but not yet in effect (warnings), and uWSGI
     /// options with nothing to do in dragoman (information).
     pub notices: Vec<Notice>,

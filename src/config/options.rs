@@ -201,6 +201,11 @@ pub static OPTIONS: &[OptionSpec] = &[
     flag("manage-script-name", Application, Flag(false), "take SCRIPT_NAME from the mount prefix that matches the request path").planned(),
     opt("pyargv", Application, "ARGS", N, "sys.argv[1:] for the application, split on spaces").planned(),
     flag("wsgi-disable-file-wrapper", Application, Flag(false), "offer no wsgi.file_wrapper to the application").planned(),
+    // ASGI (docs/asgi.md).
+    opt("asgi", Application, "MODULE[:CALLABLE]", N, "serve an ASGI 3 application from MODULE (the attribute `application` unless CALLABLE names another), with lifespan events and WebSockets; the same as `module` with `interface = asgi`"),
+    opt("interface", Application, "wsgi|asgi|auto", Text(d::INTERFACE), "how the application is called: WSGI, ASGI 3, or auto (ASGI when the callable is a coroutine function or has an async __call__, as Django's get_asgi_application() does); `asgi` sets asgi"),
+    opt("lifespan", Application, "auto|on|off", Text(d::LIFESPAN), "ASGI lifespan events in each worker: auto sends them and goes on without them when the application raises on them; on requires them (a startup failure stops dragoman); off sends none"),
+    opt("loop", Application, "auto|asyncio|uvloop", Text(d::LOOP), "the event loop an ASGI application runs on (one per worker, on a thread of its own): uvloop when it is installed (auto), or asyncio's"),
     // Listeners and HTTP.
     opt("http", Server, "ADDR", Text(d::HTTP), "serve HTTP on ADDR: `:8000` (all IPv4 interfaces), `127.0.0.1:8000`, `[::1]:8000`, or a unix socket path; repeatable").aka(&["http-socket", "bind", "http11-socket"]).many(),
     opt("listen", Server, "N", Count(d::LISTEN_BACKLOG), "the listen queue (backlog) of each listening socket"),
@@ -313,6 +318,12 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("write-timeout", Limits, "SECONDS", Secs(d::WRITE_TIMEOUT.as_secs()), "longest wait for a client to take more of a response"),
     opt("max-connections", Limits, "N", Count(d::MAX_CONNECTIONS), "connections one worker keeps open; at the cap the least recently active is closed (when idle) for the new one"),
     opt("request-queue", Limits, "N", Count(d::REQUEST_QUEUE), "requests one worker lets wait for an application thread; beyond it, 503 with Retry-After"),
+    opt("websocket-max-message", Limits, "BYTES", Count(d::WEBSOCKET_MAX_MESSAGE as usize), "largest WebSocket message (decompressed) an ASGI application is given; a larger one closes the connection with 1009"),
+    opt("websocket-ping-interval", Limits, "SECONDS", Secs(d::WEBSOCKET_PING_INTERVAL.as_secs()), "ping a WebSocket client that has sent nothing for this long (0: never)").aka(&["websocket-ping-freq", "websockets-ping-freq"]),
+    opt("websocket-ping-timeout", Limits, "SECONDS", Secs(d::WEBSOCKET_PING_TIMEOUT.as_secs()), "a WebSocket client that sends nothing for this long after a ping is dropped (close 1011)").aka(&["websocket-pong-tolerance", "websockets-pong-tolerance"]),
+    opt("websocket-idle-timeout", Limits, "SECONDS", Secs(0), "close (1001) a WebSocket on which no message went either way for this long (0: never)"),
+    opt("websocket-handshake-timeout", Limits, "SECONDS", Secs(d::WEBSOCKET_HANDSHAKE_TIMEOUT.as_secs()), "how long an ASGI application may take to accept or deny a WebSocket; then 503"),
+    flag("websocket-compression", Limits, Flag(d::WEBSOCKET_COMPRESSION), "accept permessage-deflate (RFC 7692) from WebSocket clients that offer it"),
     // uWSGI compatibility.
     flag("master", Compat, Flag(true), "").ignored("dragoman always runs a master process"),
     flag("die-on-term", Compat, Flag(true), "").ignored("SIGTERM always stops dragoman gracefully (SIGHUP reloads)"),

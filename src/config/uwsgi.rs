@@ -498,13 +498,13 @@ const RULES: &[(&str, Class)] = &[
         "dragoman does not compress responses on the fly: precompressed static files \
          (`dragoman compress`) are served, and the application may compress",
     )),
-    ("http-websockets", Class::Warned(
-        "WebSockets are not implemented in dragoman yet: upgrade requests reach the \
-         application as plain requests",
+    ("http-websockets", Class::ByDesign(
+        "WebSockets are served to ASGI applications (`asgi =`, docs/asgi.md); a WSGI \
+         application gets upgrade requests as plain requests",
     )),
     ("websocket*", Class::Warned(
-        "WebSockets are not implemented in dragoman yet: upgrade requests reach the \
-         application as plain requests",
+        "WebSockets are served to ASGI applications (docs/asgi.md): the largest message is \
+         `websocket-max-message`, in bytes",
     )),
     ("fastcgi-*", Class::Warned(
         "dragoman speaks HTTP and the uwsgi protocol, not FastCGI: point the proxy at `http` or \
@@ -629,9 +629,6 @@ const RULES: &[(&str, Class)] = &[
     ("threads-stack*", Class::Warned(NOT_YET)),
     ("thunder-lock-watchdog", Class::ByDesign("accept is serialised by the kernel")),
     ("clock", Class::ByDesign(TUNING)),
-    ("loop", Class::Warned(
-        "dragoman has one loop (tokio per worker): the option has nothing to choose",
-    )),
     ("mode", Class::Warned(NOT_YET)),
     ("envdir", Class::Warned("set the variables with `env` or in the service manager")),
     ("early-envdir", Class::Warned("set the variables with `env` or in the service manager")),
