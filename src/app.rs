@@ -1,20 +1,24 @@
-//! The application, and which bridge serves it. WSGI is the one bridge today; the ASGI bridge
-//! will be chosen here (by `asgi =`, `--interface`, or by looking at the callable), so the
-//! worker and the master never name an interface.
+//! The application, and which bridge serves it: WSGI ([`crate::wsgi`]) or ASGI
+//! ([`crate::asgi`]), as `module`/`asgi` and `interface` say (with `interface = auto`, by
+//! looking at the callable), so the worker and the master never name an interface.
 
 use std::sync::Arc;
 
 use pyo3::prelude::*;
 
 use crate::bridge::{Bridge, LoadFailed};
+use crate::config::asgi::Interface;
 use crate::config::Config;
 use crate::scoreboard::RequestStats;
-use crate::wsgi;
+use crate::{asgi, info, wsgi};
 
 /// Imports the application named by the config, in the master before forking (`preload`).
 /// On failure the traceback and a one-line reason have been logged.
 pub(crate) fn preload(py: Python<'_>, config: &Config) -> Result<Py<PyAny>, LoadFailed> {
-    wsgi::load_app(py, config)
+    match config.asgi.interface {
+        Interface::Wsgi => wsgi::load_app(py, config),
+        Interface::Asgi | Interface::Auto => asgi::load_app(py, config),
+    }
 }
 
 /// Loads the application in a worker (unless the master already imported it: `preloaded`)
@@ -25,6 +29,24 @@ pub(crate) fn load(
     preloaded: Option<Py<PyAny>>,
     stats: Arc<RequestStats>,
 ) -> Result<Box<dyn Bridge + Send>, LoadFailed> {
-    let app = wsgi::WsgiApp::load(py, config, preloaded, stats)?;
+    let interface = config.asgi.interface;
+    if interface == Interface::Wsgi {
+        let app = wsgi::WsgiApp::load(py, config, preloaded, stats)?;
+        return Ok(Box::new(app));
+    }
+    let app = match preloaded {
+        Some(app) => app,
+        None => asgi::load_app(py, config)?,
+    };
+    if interface == Interface::Auto && !asgi::looks_like_asgi(py, app.bind(py)) {
+        info!(
+            "interface = auto: {} is served as a WSGI application (its callable is not a \
+             coroutine function)",
+            config.app.describe()
+        );
+        let app = wsgi::WsgiApp::load(py, config, Some(app), stats)?;
+        return Ok(Box::new(app));
+    }
+    let app = asgi::AsgiApp::load(py, config, app, stats)?;
     Ok(Box::new(app))
 }

@@ -7,6 +7,7 @@
 //! ([`ipc`]) and a scoreboard ([`scoreboard`]), and neither imports the other.
 
 mod app;
+pub(crate) mod asgi;
 pub(crate) mod bridge;
 pub mod clock;
 pub mod config;

@@ -44,6 +44,20 @@ impl RequestLine {
         }
     }
 
+    /// [`RequestLine::of`] with the target copied: for a label kept as long as a connection
+    /// (a WebSocket), since the request's target shares the buffer its head was read into.
+    pub(crate) fn detached(parts: &Parts) -> RequestLine {
+        RequestLine {
+            method: parts.method.clone(),
+            target: parts.uri.path_and_query().and_then(|pq| {
+                PathAndQuery::from_maybe_shared(bytes::Bytes::copy_from_slice(
+                    pq.as_str().as_bytes(),
+                ))
+                .ok()
+            }),
+        }
+    }
+
     /// The target, cut to at most 200 bytes (at a character boundary).
     fn target(&self) -> &str {
         let target = self.target.as_ref().map_or("/", |pq| pq.as_str());

@@ -43,6 +43,7 @@ pub(crate) fn pipe(limit: u64, spool: &Arc<Spool>) -> (PipeWriter, PipeBody) {
         reader_gone: false,
         reader: None,
         writer: None,
+        trailers: None,
     }));
     (
         PipeWriter {
@@ -64,6 +65,8 @@ struct State {
     reader_gone: bool,
     reader: Option<Waker>,
     writer: Option<Waker>,
+    /// Trailers to send after the body (ASGI's `http.response.trailers`).
+    trailers: Option<http::HeaderMap>,
 }
 
 /// The temporary file: bytes from `read` to `written` are waiting.
@@ -213,6 +216,12 @@ impl PipeWriter {
         self.end(End::Done);
     }
 
+    /// The response is complete, and these trailers follow its body.
+    pub(crate) fn finish_with_trailers(mut self, trailers: http::HeaderMap) {
+        self.state.borrow_mut().trailers = Some(trailers);
+        self.end(End::Done);
+    }
+
     fn end(&mut self, end: End) {
         self.finished = true;
         let mut state = self.state.borrow_mut();
@@ -248,7 +257,7 @@ impl http_body::Body for PipeBody {
             return Poll::Ready(Some(taken.map(Frame::data).map_err(BodyError)));
         }
         match std::mem::replace(&mut state.end, End::Done) {
-            End::Done => Poll::Ready(None),
+            End::Done => Poll::Ready(state.trailers.take().map(|t| Ok(Frame::trailers(t)))),
             End::Failed(why) => Poll::Ready(Some(Err(BodyError(why)))),
             End::Open => {
                 state.end = End::Open;
@@ -260,7 +269,7 @@ impl http_body::Body for PipeBody {
 
     fn is_end_stream(&self) -> bool {
         let state = self.state.borrow();
-        matches!(state.end, End::Done) && state.buffered() == 0
+        matches!(state.end, End::Done) && state.buffered() == 0 && state.trailers.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {

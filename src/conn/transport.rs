@@ -15,8 +15,9 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, Interest};
 
-/// A byte stream a connection's protocol runs over.
-pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin {
+/// A byte stream a connection's protocol runs over. `'static`: an upgraded connection (a
+/// WebSocket) is handed to its session as a boxed transport.
+pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin + 'static {
     /// Makes the coming close a reset (`SO_LINGER` 0) instead of a graceful close: used when
     /// a client stopped reading, so the kernel does not go on trickling megabytes of queued
     /// response to it.

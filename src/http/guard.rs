@@ -61,6 +61,12 @@ impl<T: Transport> Guard<T> {
         }
     }
 
+    /// The transport after a protocol upgrade (the framing of HTTP/1 requests no longer
+    /// applies), and the bytes read through this layer and not used.
+    pub(crate) fn into_upgraded(self) -> (Watch<T>, Bytes) {
+        (self.inner, self.replay)
+    }
+
     /// Gives back bytes read through this layer and not used: the next reads return them
     /// first.
     pub(crate) fn unread(&mut self, bytes: Bytes) {

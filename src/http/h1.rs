@@ -86,7 +86,14 @@ pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Parsed {
     for (field, h) in fields.iter_mut().zip(req.headers.iter()) {
         let name = h.name.as_bytes();
         // Anything that frames a body, or asks for more than a plain response: hyper's.
-        for special in ["content-length", "transfer-encoding", "expect", "upgrade"] {
+        // `TE: trailers` asks for trailers, which this path does not write.
+        for special in [
+            "content-length",
+            "transfer-encoding",
+            "expect",
+            "upgrade",
+            "te",
+        ] {
             if name.eq_ignore_ascii_case(special.as_bytes()) {
                 return Parsed::Other;
             }

@@ -10,6 +10,8 @@ pub mod h1;
 pub(crate) mod h2flood;
 pub(crate) mod server;
 pub(crate) mod service;
+pub(crate) mod upgrade;
+pub(crate) mod websocket;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -28,10 +30,29 @@ pub const SERVER: &str = concat!("dragoman/", env!("CARGO_PKG_VERSION"));
 /// A boxed future local to the worker's event-loop thread.
 pub type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
-/// An application bridge: turns a request into a response. Implemented by the WSGI bridge;
-/// the ASGI bridge will sit beside it.
+/// An application bridge: turns a request into a response. Implemented by the WSGI and
+/// ASGI bridges.
 pub trait App {
     fn call(self: Rc<Self>, req: Request<RequestBody>, conn: Arc<ConnInfo>) -> Answer;
+
+    /// Whether the bridge answers WebSocket upgrades itself ([`App::websocket`]); if not,
+    /// they are served as any other request.
+    fn serves_websockets(&self) -> bool {
+        false
+    }
+
+    /// A request that asks to upgrade to WebSocket: the bridge checks the handshake
+    /// ([`websocket::check`]) and answers it (a 101 with a session left in `handoff`, or a
+    /// refusal).
+    fn websocket(
+        self: Rc<Self>,
+        req: Request<RequestBody>,
+        conn: Arc<ConnInfo>,
+        handoff: upgrade::Handoff,
+    ) -> Answer {
+        let _ = handoff;
+        self.call(req, conn)
+    }
 }
 
 /// What an application bridge gives for a request.

@@ -23,6 +23,7 @@ use super::fast;
 use super::guard::Guard;
 use super::h2flood::{self, FloodGuard};
 use super::service::{HttpService, Routes, Sent};
+use super::upgrade::{Handoff, Upgraded};
 use super::{error_response, Body};
 use crate::config::tls::Http2;
 use crate::config::Limits;
@@ -59,15 +60,18 @@ impl Protocol for Http {
         } else {
             None
         };
-        let service =
-            HttpService::new(self.routes.clone(), conn, life.clone(), files).with_hsts(hsts);
+        let handoff = Handoff::default();
+        let service = HttpService::new(self.routes.clone(), conn, life.clone(), files)
+            .with_hsts(hsts)
+            .with_handoff(handoff.clone());
         let limits = &self.routes.limits;
         match mode {
             Mode::Http1 => {}
             Mode::Http2 => return serve_h2(io, service, &self.http2, &life).await,
             Mode::Redirect(port) => {
                 let redirect = Redirect { service, port };
-                return serve_hyper(Guard::new(io), redirect, limits, &life, keep_alive).await;
+                let io = Guard::new(io);
+                return serve_hyper(io, redirect, limits, &life, keep_alive, None).await;
             }
         }
         let mut io = Guard::new(io);
@@ -79,7 +83,7 @@ impl Protocol for Http {
                 fast::Outcome::Hyper => {}
             }
         }
-        serve_hyper(io, service, limits, &life, keep_alive).await;
+        serve_hyper(io, service, limits, &life, keep_alive, Some(handoff)).await;
     }
 
     async fn refuse<T: Transport>(&self, io: &mut T, why: &str) {
@@ -98,16 +102,20 @@ impl Protocol for Http {
     }
 }
 
-/// Serves the rest of a connection with hyper's HTTP/1.
+/// Serves the rest of a connection with hyper's HTTP/1; then, when a response upgraded it
+/// (a WebSocket's 101), the session the application bridge left in `handoff`.
 async fn serve_hyper<T, S, B>(
     io: Guard<T>,
     service: S,
     limits: &Limits,
-    life: &Lifecycle,
+    life: &Rc<Lifecycle>,
     keep_alive: bool,
+    handoff: Option<Handoff>,
 ) where
     T: Transport,
-    S: hyper::service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>,
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Unpin,
+    S::Future: Unpin,
     B: http_body::Body<Data = Bytes> + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
@@ -128,27 +136,57 @@ async fn serve_hyper<T, S, B>(
         .keep_alive(keep_alive)
         .max_header_size(limits.head_bytes)
         .max_headers(limits.header_fields);
-    let conn = builder.serve_connection(TokioIo::new(io), service);
-    tokio::pin!(conn);
+    // Polled without its shutdown, so that an upgraded connection can be taken back (see
+    // `http::upgrade`); a connection that ends otherwise is shut here, as hyper would.
+    let mut conn = builder.serve_connection(TokioIo::new(io), service);
     // One check of the connection's orders per wake-up: a close (evicted at the cap, or the
     // worker closing) lets the request in flight finish; a drop (no request head within
     // header-timeout) closes it at once, unanswered, as hyper's own header timeout did. A
     // drain only marks responses (see `service::prepare`): an idle connection stays until it
     // is told to close.
     let mut seen = Order::Serve;
-    loop {
-        let order = std::future::poll_fn(|cx| match conn.as_mut().poll(cx) {
-            Poll::Ready(_) => Poll::Ready(None),
-            Poll::Pending => life.poll_order_above(seen, cx).map(Some),
+    let ended = loop {
+        let order = std::future::poll_fn(|cx| match conn.poll_without_shutdown(cx) {
+            Poll::Ready(done) => Poll::Ready(Err(done.is_ok())),
+            Poll::Pending => life.poll_order_above(seen, cx).map(Ok),
         })
         .await;
         match order {
-            None | Some(Order::Drop) => return,
-            Some(Order::Drain) => seen = Order::Drain,
-            Some(order) => {
+            Err(ok) => break ok,
+            Ok(Order::Drop) => return,
+            Ok(Order::Drain) => seen = Order::Drain,
+            Ok(order) => {
                 seen = order;
-                conn.as_mut().graceful_shutdown();
+                Pin::new(&mut conn).graceful_shutdown();
             }
+        }
+    };
+    if !ended {
+        return;
+    }
+    let parts = conn.into_parts();
+    let mut io = parts.io.into_inner();
+    let read_buf = parts.read_buf;
+    match handoff.and_then(|h| h.take()) {
+        Some(session) => {
+            drop(parts.service);
+            let (watch, replay) = io.into_upgraded();
+            // Copied out (when there is anything): an empty slice of hyper's read buffer, or
+            // of the own path's, would keep its 8 KiB alive for the session's whole life.
+            let mut prefix = bytes::BytesMut::new();
+            prefix.extend_from_slice(&replay);
+            prefix.extend_from_slice(&read_buf);
+            drop(replay);
+            let prefix = prefix.freeze();
+            let upgraded = Upgraded {
+                io: Box::new(watch),
+                prefix,
+                life: life.clone(),
+            };
+            session(upgraded).await;
+        }
+        None => {
+            let _ = io.shutdown().await;
         }
     }
 }
@@ -504,7 +542,7 @@ mod tests {
                     .await;
                 } else {
                     let service = HttpService::new(routes.clone(), conn, life.clone(), None);
-                    serve_hyper(Guard::new(io), service, &routes.limits, &life, true).await;
+                    serve_hyper(Guard::new(io), service, &routes.limits, &life, true, None).await;
                 }
             };
             let talk = async {

@@ -11,6 +11,8 @@ use std::task::{ready, Context, Poll};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 
+use super::upgrade::Handoff;
+use super::websocket;
 use super::{error_response, Answer, App, Body, LocalFuture, RequestBody, SERVER};
 use crate::config::Limits;
 use crate::conn::lifecycle::{InFlight, Lifecycle};
@@ -35,6 +37,8 @@ pub(crate) struct HttpService {
     zero_copy: Option<Rc<ZeroCopy>>,
     /// `Strict-Transport-Security`, on HTTPS connections with `hsts`.
     hsts: Option<HeaderValue>,
+    /// Where an upgrade's session waits for the connection (HTTP/1 through hyper only).
+    handoff: Option<Handoff>,
 }
 
 impl HttpService {
@@ -50,7 +54,14 @@ impl HttpService {
             life,
             zero_copy,
             hsts: None,
+            handoff: None,
         }
+    }
+
+    /// WebSocket upgrades may be accepted: their sessions are left in `handoff`.
+    pub(crate) fn with_handoff(mut self, handoff: Handoff) -> Self {
+        self.handoff = Some(handoff);
+        self
     }
 
     /// Every response gets `Strict-Transport-Security: value` (unless the app set one).
@@ -103,7 +114,22 @@ impl HttpService {
                 return ServiceFuture::Ready(Some((response, in_flight)));
             }
         }
-        match routes.app.clone().call(req, self.conn.clone()) {
+        let answer = match &self.handoff {
+            Some(handoff) if routes.app.serves_websockets() && websocket::asks_upgrade(&req) => {
+                let handoff = handoff.clone();
+                routes
+                    .app
+                    .clone()
+                    .websocket(req, self.conn.clone(), handoff)
+            }
+            _ => routes.app.clone().call(req, self.conn.clone()),
+        };
+        self.answer(answer, in_flight)
+    }
+
+    /// The future of an application's answer.
+    fn answer(&self, answer: Answer, in_flight: InFlight) -> ServiceFuture {
+        match answer {
             Answer::Now(mut response) => {
                 self.prepare(&mut response);
                 ServiceFuture::Ready(Some((response, in_flight)))
@@ -216,7 +242,8 @@ fn prepare(
             .entry(header::STRICT_TRANSPORT_SECURITY)
             .or_insert_with(|| hsts.clone());
     }
-    if life.closing() {
+    // A 101 hands the connection over: it has no keep-alive to end.
+    if life.closing() && response.status() != http::StatusCode::SWITCHING_PROTOCOLS {
         response
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
