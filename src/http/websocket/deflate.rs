@@ -18,9 +18,6 @@ const DEFAULT_WINDOW: u8 = 15;
 /// The smallest window zlib deflates with: a client that asks for 8 is declined (zlib would
 /// silently use 9, larger than the client allows).
 const MIN_WINDOW: u8 = 9;
-/// Messages shorter than this go out uncompressed (the header and the block cost more than
-/// they save; RFC 7692 lets each message choose).
-pub(crate) const COMPRESS_FROM: usize = 64;
 
 /// The parameters agreed with one client.
 #[derive(Clone, Debug, PartialEq, Eq)]
