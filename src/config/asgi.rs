@@ -106,12 +106,23 @@ fn choice<T: Copy>(
         })
 }
 
+/// `asgi`, when it names the application: set, and not overridden by `module` or
+/// `wsgi-file` from a higher source (`--module x` over an ini file's `asgi = y`).
+fn asgi_setting<'a>(r: &Resolved<'a>) -> Option<&'a Setting> {
+    let asgi = r.last("asgi")?;
+    let outranked = ["module", "wsgi-file"]
+        .iter()
+        .filter_map(|o| r.last(o))
+        .any(|o| o.origin.rank() > asgi.origin.rank());
+    (!outranked).then_some(asgi)
+}
+
 /// The ASGI options. `warnings` gets what was read the way uWSGI would.
 pub(crate) fn asgi(
     r: &Resolved<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<AsgiConfig, ConfigError> {
-    let named_asgi = r.last("asgi").is_some();
+    let named_asgi = asgi_setting(r).is_some();
     let interface = choice(
         r,
         "interface",
@@ -207,17 +218,18 @@ pub(crate) fn asgi(
 }
 
 /// The application named by `asgi = module[:callable]`, if set; with `module` or `wsgi-file`
-/// set too, `asgi` wins, with a warning.
+/// set too, the one from the higher source wins (`--asgi` over the ini file's `module`: the
+/// way to serve a WSGI site's ini as ASGI), and `asgi` on a tie, with a warning.
 pub(crate) fn target(
     r: &Resolved<'_>,
     warnings: &mut Vec<String>,
     valid: impl Fn(&str, &str) -> bool,
 ) -> Result<Option<AppTarget>, ConfigError> {
-    let Some(s) = r.last("asgi") else {
+    let Some(s) = asgi_setting(r) else {
         return Ok(None);
     };
     for other in ["module", "wsgi-file"] {
-        if let Some(o) = r.last(other) {
+        if let Some(o) = r.last(other).filter(|o| o.origin.rank() == s.origin.rank()) {
             warnings.push(format!(
                 "{}: both asgi ({}) and {other} ({}) name an application; dragoman serves the \
                  one `asgi` names; remove one of the two lines",
@@ -280,6 +292,18 @@ mod tests {
             c.warnings[0].contains("both asgi (a:b) and module (c)"),
             "{c:?}"
         );
+        // From a higher source, either wins without a word.
+        let ini = tempfile::Builder::new().suffix(".ini").tempfile().unwrap();
+        std::fs::write(ini.path(), "[uwsgi]\nmodule = site.wsgi\n").unwrap();
+        let path = ini.path().to_str().unwrap();
+        let c = run(&["--ini", path, "--asgi", "site.asgi"]).unwrap();
+        assert_eq!(c.app.describe(), "site.asgi:application");
+        assert_eq!(c.asgi.interface, Interface::Asgi);
+        assert!(c.warnings.is_empty(), "{c:?}");
+        std::fs::write(ini.path(), "[uwsgi]\nasgi = site.asgi\n").unwrap();
+        let c = run(&["--ini", path, "--module", "site.wsgi"]).unwrap();
+        assert_eq!(c.app.describe(), "site.wsgi:application");
+        assert_eq!(c.asgi.interface, Interface::Wsgi);
         let e = run(&["--asgi", "a", "--interface", "wsgi"]).unwrap_err();
         assert!(e.0.contains("option 'interface' is wsgi"), "{e}");
         let e = run(&["--asgi", "my-site"]).unwrap_err();

@@ -9,4 +9,6 @@ urlpatterns = [
     path("api/", views.api, name="api"),
     path("download/", views.download, name="download"),
     path("boom/", views.boom, name="boom"),
+    path("async/", views.async_view, name="async"),
+    path("async-stream/", views.async_stream, name="async-stream"),
 ]

@@ -8,8 +8,14 @@ Each view exercises a different part of the WSGI contract:
 * ``api``      -- JSON request/response bodies, query strings
 * ``download`` -- ``FileResponse`` (``wsgi.file_wrapper`` when offered)
 * ``boom``     -- an unhandled exception (500 + traceback on stderr)
+
+and two async views, for ASGI (``mysite/asgi.py``; under WSGI Django runs them too):
+
+* ``async_view``   -- an ``async def`` view using the async ORM
+* ``async_stream`` -- ``StreamingHttpResponse`` over an async generator
 """
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -204,3 +210,40 @@ def download(request):
 def boom(request):
     """Fail on purpose, so the server's 500 handling can be tested."""
     raise RuntimeError("boom: deliberate failure for testing")
+
+
+@require_http_methods(["GET", "HEAD"])
+async def async_view(request):
+    """An async view: the async ORM, and whether it runs on an event loop of its own."""
+    count = await Message.objects.acount()
+    loop = asyncio.get_running_loop()
+    return JsonResponse(
+        {
+            "messages": count,
+            "loop": type(loop).__module__,
+            # Django's WSGI requests carry the environ's wsgi.* keys; ASGI ones do not.
+            "interface": "wsgi" if "wsgi.version" in request.META else "asgi",
+        }
+    )
+
+
+@require_http_methods(["GET", "HEAD"])
+async def async_stream(request):
+    """Streams ``chunks`` lines from an async generator, ``delay`` s apart."""
+    try:
+        chunks = _parse_number(
+            request.GET.get("chunks"), int, STREAM_DEFAULT_CHUNKS, 0, STREAM_MAX_CHUNKS
+        )
+        delay = _parse_number(request.GET.get("delay"), float, 0.0, 0.0, STREAM_MAX_DELAY)
+    except ValueError:
+        return HttpResponseBadRequest(
+            "chunks must be an integer and delay a number\n", content_type="text/plain"
+        )
+
+    async def lines():
+        for i in range(chunks):
+            if delay and i:
+                await asyncio.sleep(delay)
+            yield f"line {i}\n"
+
+    return StreamingHttpResponse(lines(), content_type="text/plain; charset=utf-8")
