@@ -269,19 +269,9 @@ fn start(py: Python<'_>, ctx: &Arc<Ctx>, core: &Arc<Core>, req: Request) {
         violated: false,
         head_request,
     };
-    let run = || -> PyResult<Bound<'_, PyAny>> {
+    let run = || -> PyResult<()> {
         let channel = Bound::new(py, channel)?;
-        let receive = channel.getattr(intern!(py, "receive"))?;
-        let send = channel.getattr(intern!(py, "send"))?;
-        let coro = core.app.bind(py).call1((scope, receive, send))?;
-        let task = ctx.spawn(py, coro)?;
-        let finished = channel.getattr(intern!(py, "_finished"))?;
-        if task.call_method0(intern!(py, "done"))?.is_truthy()? {
-            finished.call1((&task,))?;
-        } else {
-            task.call_method1(intern!(py, "add_done_callback"), (finished,))?;
-        }
-        Ok(task)
+        ctx.start(py, &core.app, scope.into_any(), channel.as_any())
     };
     if let Err(e) = run() {
         failed(py, e);
@@ -610,18 +600,11 @@ impl HttpChannel {
     }
 
     /// The application's task is over: what it left undone is a broken rule.
-    fn _finished(&mut self, py: Python<'_>, task: Bound<'_, PyAny>) {
-        let cancelled = task
-            .call_method0(intern!(py, "cancelled"))
-            .and_then(|c| c.is_truthy())
-            .unwrap_or(false);
-        let raised = if cancelled {
-            None
-        } else {
-            task.call_method0(intern!(py, "exception"))
-                .ok()
-                .filter(|e| !e.is_none())
-        };
+    fn _finished(&mut self, py: Python<'_>, raised: Option<Bound<'_, PyAny>>) {
+        let cancelled = raised
+            .as_ref()
+            .is_some_and(|e| e.is_instance_of::<pyo3::exceptions::asyncio::CancelledError>());
+        let raised = raised.filter(|_| !cancelled);
         let gone = self.exchange.is_gone();
         let mut failed = false;
         if let Some(exception) = raised {

@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::types::{PyModule, PyTuple};
 
 use crate::config::asgi::EventLoop;
 use crate::{error, info, warn};
@@ -92,8 +92,26 @@ pub(crate) struct Ctx {
     /// loop's queue; else `loop.create_task`.
     spawn: Py<PyAny>,
     eager: bool,
+    /// [`RUN`]'s coroutine function.
+    run: Py<PyAny>,
     pub(crate) inbox: Arc<Inbox>,
 }
+
+/// Runs an application call and reports its end to the channel, inside the task: a done
+/// callback would cost the request one more trip through the loop's queue.
+const RUN: &str = r#"
+import asyncio
+
+async def run(app, scope, receive, send, finished):
+    try:
+        await app(scope, receive, send)
+    except BaseException as exc:
+        finished(exc)
+        if isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt, SystemExit)):
+            raise
+    else:
+        finished(None)
+"#;
 
 impl Ctx {
     /// A new pending future of the loop.
@@ -115,6 +133,26 @@ impl Ctx {
     /// The shared done future.
     pub(crate) fn done<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
         self.done.bind(py).clone()
+    }
+
+    /// Calls the application in a task of its own; `finished` gets the exception it raised,
+    /// or None, when it is over.
+    pub(crate) fn start(
+        &self,
+        py: Python<'_>,
+        app: &Py<PyAny>,
+        scope: Bound<'_, PyAny>,
+        channel: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let receive = channel.getattr(pyo3::intern!(py, "receive"))?;
+        let send = channel.getattr(pyo3::intern!(py, "send"))?;
+        let finished = channel.getattr(pyo3::intern!(py, "_finished"))?;
+        let coro = self
+            .run
+            .bind(py)
+            .call1((app.bind(py), scope, receive, send, finished))?;
+        self.spawn(py, coro)?;
+        Ok(())
     }
 
     /// A task running `coro`.
@@ -181,6 +219,14 @@ pub(crate) struct Runner {
 impl Runner {
     /// Starts the loop thread and waits (with the GIL released) until its loop runs.
     pub(crate) fn start(py: Python<'_>, choice: EventLoop) -> Result<Runner, String> {
+        // `threading` takes the thread that first imports it for the main thread, and uvloop
+        // installs its signal wake-up fd when it believes it runs there (Python refuses, and
+        // the loop stops): so it is imported here, on the main thread, before the loop thread
+        // starts. (Seen with an application that imports nothing itself.)
+        for module in ["threading", "asyncio"] {
+            py.import(module)
+                .map_err(|e| format!("cannot import {module}: {e}"))?;
+        }
         let inbox = Arc::new(Inbox::new().map_err(|e| format!("cannot make an eventfd: {e}"))?);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread_inbox = inbox.clone();
@@ -260,12 +306,17 @@ fn thread_main(
                 Ok(factory) => (factory, true),
                 Err(_) => (event_loop.getattr("create_task").map_err(err)?, false),
             };
+            let code = std::ffi::CString::new(RUN).map_err(|e| e.to_string())?;
+            let run = PyModule::from_code(py, &code, c"dragoman_asgi_run.py", c"dragoman_asgi_run")
+                .and_then(|m| m.getattr("run"))
+                .map_err(err)?;
             let ctx = Arc::new(Ctx {
                 event_loop: event_loop.clone().unbind(),
                 create_future: create_future.unbind(),
                 done: done.unbind(),
                 spawn: spawn.unbind(),
                 eager,
+                run: run.unbind(),
                 inbox: inbox.clone(),
             });
             let drain = Bound::new(py, Drain { ctx }).map_err(err)?;

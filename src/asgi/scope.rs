@@ -161,4 +161,3 @@ pub(crate) fn build<'py>(
     }
     Ok(scope)
 }
-

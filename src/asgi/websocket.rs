@@ -187,17 +187,7 @@ fn start_app(py: Python<'_>, ctx: &Arc<Ctx>, core: &Arc<Core>, start: Start) {
     };
     let run = || -> PyResult<()> {
         let channel = Bound::new(py, channel)?;
-        let receive = channel.getattr(intern!(py, "receive"))?;
-        let send = channel.getattr(intern!(py, "send"))?;
-        let coro = core.app.bind(py).call1((scope, receive, send))?;
-        let task = ctx.spawn(py, coro)?;
-        let finished = channel.getattr(intern!(py, "_finished"))?;
-        if task.call_method0(intern!(py, "done"))?.is_truthy()? {
-            finished.call1((&task,))?;
-        } else {
-            task.call_method1(intern!(py, "add_done_callback"), (finished,))?;
-        }
-        Ok(())
+        ctx.start(py, &core.app, scope.into_any(), channel.as_any())
     };
     if let Err(e) = run() {
         failed(py, e);
@@ -776,18 +766,11 @@ impl WsChannel {
         }
     }
 
-    fn _finished(&mut self, py: Python<'_>, task: Bound<'_, PyAny>) {
-        let cancelled = task
-            .call_method0(intern!(py, "cancelled"))
-            .and_then(|c| c.is_truthy())
-            .unwrap_or(false);
-        let raised = if cancelled {
-            None
-        } else {
-            task.call_method0(intern!(py, "exception"))
-                .ok()
-                .filter(|e| !e.is_none())
-        };
+    fn _finished(&mut self, py: Python<'_>, raised: Option<Bound<'_, PyAny>>) {
+        let cancelled = raised
+            .as_ref()
+            .is_some_and(|e| e.is_instance_of::<pyo3::exceptions::asyncio::CancelledError>());
+        let raised = raised.filter(|_| !cancelled);
         let mut failed = false;
         if let Some(exception) = raised {
             failed = true;

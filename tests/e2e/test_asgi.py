@@ -377,3 +377,10 @@ def test_the_worker_stops_cleanly(dragoman, tmp_path):
     assert httpx.get(server.url + "/echo").status_code == 200
     assert server.stop() == 0
     assert "Traceback" not in server.log()
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_an_app_that_imports_nothing_runs_on_either_loop(dragoman, loop):
+    server = dragoman("--asgi", "asgi_bare:application", "--loop", loop)
+    assert httpx.get(server.url + "/").content == b"bare"
+    assert "the event loop stopped" not in server.log()
