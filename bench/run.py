@@ -20,7 +20,7 @@ What is measured, and how:
   and seeds); static files of 1 KiB, 100 KiB and 1 MiB; hello world with 2 worker processes,
   unpinned.
 - Servers: dragoman, Granian, bjoern, gunicorn (sync and gthread) and uWSGI for the Python
-  scenarios; nginx (`return 200`) and a minimal hyper server with no Python
+  scenarios (ASGI: dragoman, Granian, uvicorn and gunicorn's ASGI worker, bench/asgi_bench.py); nginx (`return 200`) and a minimal hyper server with no Python
   (bench/hyper-hello) as the ceiling for hello world; nginx, uWSGI's --static-map, Granian's
   static mount and WhiteNoise for static files.
 - Memory: the resident set size (VmRSS, shared pages included) of the largest process in the
@@ -98,6 +98,7 @@ GROUPS = [
     "static",
     "two-process",
     "https",
+    "asgi",
     "callgrind",
     "master",
 ]
@@ -1474,6 +1475,10 @@ def main() -> None:
         if HTTPS_GROUP in only:
             lines, _ = https_section(args, work)
             body += lines
+        if "asgi" in only:
+            import asgi_bench  # the ASGI scenarios (issue 25): their servers and goals
+
+            body += asgi_bench.measure(args, work)
     sys.path.insert(0, str(HERE))
     if "callgrind" in only:
         import callgrind
