@@ -67,7 +67,10 @@ impl Protocol for Http {
         let limits = &self.routes.limits;
         match mode {
             Mode::Http1 => {}
-            Mode::Http2 => return serve_h2(io, service, &self.http2, &life).await,
+            Mode::Http2 => {
+                let websockets = self.routes.app.serves_websockets();
+                return serve_h2(io, service, &self.http2, &life, websockets).await;
+            }
             Mode::Redirect(port) => {
                 let redirect = Redirect { service, port };
                 let io = Guard::new(io);
@@ -217,9 +220,15 @@ async fn serve_h2<T: Transport>(
     service: HttpService,
     settings: &Http2,
     life: &Lifecycle,
+    websockets: bool,
 ) {
     let peer = io.peer().to_string();
     let mut builder = http2::Builder::new(LocalExec);
+    if websockets {
+        // RFC 8441: WebSockets over HTTP/2 streams (extended CONNECT), for a bridge that
+        // serves them.
+        builder.enable_connect_protocol();
+    }
     builder
         .timer(TokioTimer::new())
         .max_concurrent_streams(settings.max_concurrent_streams)
@@ -288,11 +297,32 @@ struct H2Service(HttpService);
 impl hyper::service::Service<Request<Incoming>> for H2Service {
     type Response = Response<Sent>;
     type Error = Infallible;
-    type Future = super::service::WithServer;
+    type Future = H2Future;
 
     fn call(&self, mut req: Request<Incoming>) -> Self::Future {
         origin_form(&mut req);
-        hyper::service::Service::call(&self.0, req)
+        if super::websocket::is_extended_connect(&req) {
+            return H2Future::WebSocket(self.0.websocket_h2(req));
+        }
+        H2Future::Request(hyper::service::Service::call(&self.0, req))
+    }
+}
+
+/// An HTTP/2 stream's response: a request's, or a WebSocket's (RFC 8441), whose session
+/// starts once its 200 is out.
+enum H2Future {
+    Request(super::service::WithServer),
+    WebSocket(super::LocalFuture<Result<Response<Sent>, Infallible>>),
+}
+
+impl Future for H2Future {
+    type Output = Result<Response<Sent>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            H2Future::Request(f) => Pin::new(f).poll(cx),
+            H2Future::WebSocket(f) => f.as_mut().poll(cx),
+        }
     }
 }
 

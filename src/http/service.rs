@@ -11,7 +11,7 @@ use std::task::{ready, Context, Poll};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 
-use super::upgrade::Handoff;
+use super::upgrade::{Handoff, Upgraded};
 use super::websocket;
 use super::{error_response, Answer, App, Body, LocalFuture, RequestBody, SERVER};
 use crate::config::Limits;
@@ -125,6 +125,52 @@ impl HttpService {
             _ => routes.app.clone().call(req, self.conn.clone()),
         };
         self.answer(answer, in_flight)
+    }
+
+    /// A WebSocket over an HTTP/2 stream (RFC 8441's extended CONNECT): the bridge answers
+    /// it; once a 200 is out, the stream is the session's (hyper's upgrade of the stream,
+    /// unlike HTTP/1's, needs nothing of the connection's transport).
+    pub(crate) fn websocket_h2(
+        &self,
+        mut req: Request<Incoming>,
+    ) -> LocalFuture<Result<Response<Sent>, Infallible>> {
+        let routes = &*self.routes;
+        if !routes.app.serves_websockets() {
+            let refused = error_response(
+                StatusCode::NOT_IMPLEMENTED,
+                "this application does not serve WebSockets",
+                false,
+            );
+            let answer = self.answer(Answer::Now(refused), self.life.begin_request());
+            return Box::pin(WithServer(answer));
+        }
+        let upgrade = hyper::upgrade::on(&mut req);
+        let handoff = Handoff::default();
+        let answer = routes.app.clone().websocket(
+            req.map(RequestBody::Hyper),
+            self.conn.clone(),
+            handoff.clone(),
+        );
+        let response = WithServer(self.answer(answer, self.life.begin_request()));
+        let life = self.life.clone();
+        Box::pin(async move {
+            let Ok(response) = response.await;
+            if response.status().is_success() {
+                if let Some(session) = handoff.take() {
+                    tokio::task::spawn_local(async move {
+                        if let Ok(stream) = upgrade.await {
+                            let upgraded = Upgraded {
+                                io: Box::new(hyper_util::rt::TokioIo::new(stream)),
+                                prefix: bytes::Bytes::new(),
+                                life,
+                            };
+                            session(upgraded).await;
+                        }
+                    });
+                }
+            }
+            Ok(response)
+        })
     }
 
     /// The future of an application's answer.

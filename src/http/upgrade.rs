@@ -27,6 +27,9 @@ pub(crate) trait UpgradedIo: AsyncRead + AsyncWrite + Unpin {}
 
 impl<T: Transport> UpgradedIo for T {}
 
+/// An HTTP/2 stream handed over by hyper (RFC 8441); the connection's watch is below it.
+impl UpgradedIo for hyper_util::rt::TokioIo<hyper::upgrade::Upgraded> {}
+
 /// The connection after the 101.
 pub(crate) struct Upgraded {
     pub(crate) io: Box<dyn UpgradedIo>,

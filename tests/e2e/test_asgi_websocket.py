@@ -426,3 +426,77 @@ def test_many_idle_connections_on_one_worker(dragoman, tmp_path):
     )
     # The budget docs/asgi.md states.
     assert per_connection < 32 * 1024, per_connection
+
+
+def test_websockets_over_http2_extended_connect(dragoman, tmp_path):
+    """RFC 8441 over h2c (prior knowledge): the server offers extended CONNECT, a stream
+    opened with `:protocol websocket` is accepted with a 200, and carries WebSocket frames."""
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    server = start(dragoman, tmp_path, "--http2-cleartext")
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    with socket.create_connection((server.host, server.port)) as s:
+        s.settimeout(10)
+        conn.initiate_connection()
+        s.sendall(conn.data_to_send())
+        events = []
+
+        def pump(until):
+            while not any(until(e) for e in events):
+                data = s.recv(65536)
+                assert data, events
+                events.extend(conn.receive_data(data))
+                s.sendall(conn.data_to_send())
+
+        pump(lambda e: isinstance(e, h2.events.RemoteSettingsChanged))
+        assert conn.remote_settings.enable_connect_protocol == 1
+        conn.send_headers(
+            1,
+            [
+                (":method", "CONNECT"),
+                (":protocol", "websocket"),
+                (":scheme", "http"),
+                (":path", "/ws/scope?over=h2"),
+                (":authority", f"{server.host}:{server.port}"),
+                ("sec-websocket-version", "13"),
+            ],
+        )
+        s.sendall(conn.data_to_send())
+        pump(lambda e: isinstance(e, h2.events.ResponseReceived))
+        (response,) = [e for e in events if isinstance(e, h2.events.ResponseReceived)]
+        headers = dict(response.headers)
+        assert headers[b":status"] == b"200", headers
+        assert b"sec-websocket-accept" not in headers and headers[b"x-accepted"] == b"yes"
+
+        def data() -> bytes:
+            got = b"".join(e.data for e in events if isinstance(e, h2.events.DataReceived))
+            for e in events:
+                if isinstance(e, h2.events.DataReceived):
+                    conn.acknowledge_received_data(e.flow_controlled_length, 1)
+            events.clear()
+            return got
+
+        pump(lambda e: isinstance(e, h2.events.DataReceived))
+        received = data()
+        # The scope the application saw: HTTP/2.
+        import json
+
+        opcode, length = received[0] & 0x0F, received[1] & 0x7F
+        if length == 126:
+            body = received[4:]
+        else:
+            body = received[2:]
+        scope = json.loads(body)
+        assert opcode == 1 and scope["http_version"] == "2", scope
+        assert scope["query_string"] == "over=h2"
+        conn.send_data(1, client_frame(0x1, b"over h2"))
+        s.sendall(conn.data_to_send())
+        pump(lambda e: isinstance(e, h2.events.DataReceived))
+        assert data() == b"\x81\x07over h2"
+        conn.send_data(1, client_frame(0x8, struct.pack(">H", 1000)))
+        s.sendall(conn.data_to_send())
+        pump(lambda e: isinstance(e, h2.events.DataReceived))
+        assert data().startswith(b"\x88\x02\x03\xe8")
+    wait_mark(server, "ws disconnect 1000")

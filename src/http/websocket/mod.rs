@@ -18,8 +18,9 @@ const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 /// A valid opening handshake: what the response needs from it.
 #[derive(Clone, Debug)]
 pub(crate) struct Opening {
-    /// `Sec-WebSocket-Accept` for the response.
-    pub(crate) accept: HeaderValue,
+    /// `Sec-WebSocket-Accept` for the response; `None` over HTTP/2 (RFC 8441), whose
+    /// answer is a 200.
+    pub(crate) accept: Option<HeaderValue>,
     /// The subprotocols the client offers, in its order.
     pub(crate) protocols: Vec<String>,
     /// The permessage-deflate offer we would accept, if any.
@@ -57,9 +58,23 @@ pub(crate) fn asks_upgrade<B>(req: &Request<B>) -> bool {
         .any(|v| has_token(v.as_bytes(), b"websocket"))
 }
 
-/// Checks an opening handshake (RFC 6455 §4.2.1); `compression` allows permessage-deflate.
+/// Whether an HTTP/2 request opens a WebSocket (RFC 8441 §4: a CONNECT with `:protocol`
+/// websocket).
+pub(crate) fn is_extended_connect<B>(req: &Request<B>) -> bool {
+    req.method() == Method::CONNECT
+        && req
+            .extensions()
+            .get::<hyper::ext::Protocol>()
+            .is_some_and(|p| p.as_str().eq_ignore_ascii_case("websocket"))
+}
+
+/// Checks an opening handshake (RFC 6455 §4.2.1, or RFC 8441 §5 over HTTP/2);
+/// `compression` allows permessage-deflate.
 pub(crate) fn check<B>(req: &Request<B>, compression: bool) -> Checked {
     let bad = |why| Checked::Invalid(StatusCode::BAD_REQUEST, why);
+    if req.version() == Version::HTTP_2 {
+        return check_h2(req, compression);
+    }
     if req.method() != Method::GET {
         return bad("a WebSocket handshake must be a GET");
     }
@@ -91,6 +106,31 @@ pub(crate) fn check<B>(req: &Request<B>, compression: bool) -> Checked {
     if base64_decoded_len(key) != Some(16) {
         return bad("Sec-WebSocket-Key must be 16 bytes in base64");
     }
+    Checked::Valid(opening(req, Some(accept_key(key)), compression))
+}
+
+/// RFC 8441 §5: an extended CONNECT with the version, and no key (the stream is the
+/// handshake's proof).
+fn check_h2<B>(req: &Request<B>, compression: bool) -> Checked {
+    if !is_extended_connect(req) {
+        return Checked::Invalid(
+            StatusCode::BAD_REQUEST,
+            "a WebSocket over HTTP/2 is an extended CONNECT",
+        );
+    }
+    let version = req.headers().get(header::SEC_WEBSOCKET_VERSION);
+    if version.map(|v| v.as_bytes()) != Some(b"13") {
+        return Checked::Invalid(
+            StatusCode::UPGRADE_REQUIRED,
+            "this server speaks WebSocket version 13 (RFC 6455)",
+        );
+    }
+    Checked::Valid(opening(req, None, compression))
+}
+
+/// The parts of a valid handshake the response needs.
+fn opening<B>(req: &Request<B>, accept: Option<HeaderValue>, compression: bool) -> Opening {
+    let headers = req.headers();
     let protocols = headers
         .get_all(header::SEC_WEBSOCKET_PROTOCOL)
         .iter()
@@ -110,11 +150,11 @@ pub(crate) fn check<B>(req: &Request<B>, compression: bool) -> Checked {
     } else {
         None
     };
-    Checked::Valid(Opening {
-        accept: accept_key(key),
+    Opening {
+        accept,
         protocols,
         deflate,
-    })
+    }
 }
 
 /// `Sec-WebSocket-Accept` for a key.
@@ -126,7 +166,7 @@ pub(crate) fn accept_key(key: &[u8]) -> HeaderValue {
     HeaderValue::from_str(&encoded).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-/// The 101 that accepts `opening`: the subprotocol the application chose, the extension
+/// The 101 (a 200 over HTTP/2) that accepts `opening`: the subprotocol the application chose, the extension
 /// negotiated, and the application's own headers.
 pub(crate) fn accept_response(
     opening: &Opening,
@@ -134,12 +174,16 @@ pub(crate) fn accept_response(
     headers: HeaderMap,
 ) -> Response<Body> {
     let mut response = Response::new(Body::Empty);
-    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = response.headers_mut();
     *h = headers;
-    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    h.insert(header::SEC_WEBSOCKET_ACCEPT, opening.accept.clone());
+    if let Some(accept) = &opening.accept {
+        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let h = response.headers_mut();
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, accept.clone());
+    }
+    let h = response.headers_mut();
     if let Some(p) = subprotocol.and_then(|p| HeaderValue::from_str(p).ok()) {
         h.insert(header::SEC_WEBSOCKET_PROTOCOL, p);
     }
@@ -279,5 +323,42 @@ mod tests {
             Checked::Valid(o) => assert!(o.deflate.is_none()),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn http2_extended_connect() {
+        let h2 = |protocol: Option<&'static str>, version: &str| {
+            let mut r = Request::builder()
+                .method(Method::CONNECT)
+                .version(Version::HTTP_2)
+                .uri("/chat")
+                .header("sec-websocket-version", version)
+                .body(())
+                .unwrap();
+            if let Some(p) = protocol {
+                r.extensions_mut()
+                    .insert(hyper::ext::Protocol::from_static(p));
+            }
+            r
+        };
+        assert!(is_extended_connect(&h2(Some("websocket"), "13")));
+        assert!(!is_extended_connect(&h2(None, "13")));
+        match check(&h2(Some("websocket"), "13"), true) {
+            Checked::Valid(o) => {
+                assert!(o.accept.is_none());
+                let r = accept_response(&o, None, HeaderMap::new());
+                assert_eq!(r.status(), StatusCode::OK);
+                assert!(!r.headers().contains_key(header::UPGRADE));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            check(&h2(Some("websocket"), "8"), true),
+            Checked::Invalid(StatusCode::UPGRADE_REQUIRED, _)
+        ));
+        assert!(matches!(
+            check(&h2(None, "13"), true),
+            Checked::Invalid(StatusCode::BAD_REQUEST, _)
+        ));
     }
 }
