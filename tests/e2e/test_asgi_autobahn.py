@@ -12,7 +12,6 @@ import pytest
 kosoku = pytest.importorskip("kosoku")
 
 
-
 def run_cases(server, cases, exclude=None, concurrency=4):
     url = f"ws://{server.host}:{server.port}/ws/echo"
 
