@@ -384,3 +384,12 @@ def test_an_app_that_imports_nothing_runs_on_either_loop(dragoman, loop):
     server = dragoman("--asgi", "asgi_bare:application", "--loop", loop)
     assert httpx.get(server.url + "/").content == b"bare"
     assert "the event loop stopped" not in server.log()
+
+
+def test_preloaded_in_the_master_with_two_workers(dragoman, tmp_path):
+    server = start(dragoman, tmp_path, "--preload", "--processes", "2", workers=2)
+    assert server.log().count("ASGI: the application runs on an uvloop event loop") == 2
+    for _ in range(4):
+        assert httpx.get(server.url + "/state").json()["started"] == "yes"
+    assert server.stop() == 0
+    assert server.marks.read_text().count("lifespan shutdown") == 2
