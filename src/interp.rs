@@ -18,13 +18,13 @@ use crate::config::{AppSource, AppTarget, Config};
 
 /// What [`prepare`] found for [`set_import_paths`]: the virtualenv's site-packages directories
 /// (found while the master may still read everything, used once it may not).
-pub struct Prepared {
+pub(crate) struct Prepared {
     site_dirs: Vec<PathBuf>,
 }
 
 /// Applies the config's environment and working directory, and checks the virtualenv; runs
 /// nothing from the application's tree. The error is a complete message for the user.
-pub fn prepare(py: Python<'_>, config: &Config) -> Result<Prepared, String> {
+pub(crate) fn prepare(py: Python<'_>, config: &Config) -> Result<Prepared, String> {
     let os = py.import("os").map_err(|e| e.to_string())?;
     let environ = os.getattr("environ").map_err(|e| e.to_string())?;
     for (key, value) in &config.env {
@@ -69,7 +69,7 @@ fn venv_dirs(py: Python<'_>, config: &Config) -> Result<Vec<PathBuf>, String> {
 /// Sets `sys.path`: the working directory, the virtualenv's packages (running its `.pth`
 /// files), then `pythonpath`. Call after the privilege drop: a `.pth` file's `import` lines are
 /// the virtualenv's code, and must not run as root.
-pub fn set_import_paths(
+pub(crate) fn set_import_paths(
     py: Python<'_>,
     config: &Config,
     prepared: &Prepared,
@@ -163,7 +163,7 @@ fn python_version(py: Python<'_>) -> PyResult<(u32, u32)> {
 
 /// Why a `home` directory cannot be used.
 #[derive(Debug, PartialEq, Eq)]
-pub enum VenvProblem {
+pub(crate) enum VenvProblem {
     Missing,
     NotAVenv,
     OtherPython(u32, u32),
@@ -193,7 +193,10 @@ impl VenvProblem {
 
 /// The site-packages directories of the virtualenv at `home`, if it is for the running
 /// Python version (`running` = (major, minor)).
-pub fn venv_site_packages(home: &Path, running: (u32, u32)) -> Result<Vec<PathBuf>, VenvProblem> {
+pub(crate) fn venv_site_packages(
+    home: &Path,
+    running: (u32, u32),
+) -> Result<Vec<PathBuf>, VenvProblem> {
     if !home.is_dir() {
         return Err(VenvProblem::Missing);
     }
@@ -250,7 +253,7 @@ fn venv_version(cfg: &str) -> Option<(u32, u32)> {
 }
 
 /// Imports the application and returns the callable.
-pub fn load_callable(py: Python<'_>, target: &AppTarget) -> PyResult<Py<PyAny>> {
+pub(crate) fn load_callable(py: Python<'_>, target: &AppTarget) -> PyResult<Py<PyAny>> {
     let module = match &target.source {
         AppSource::Module(name) => py
             .import("importlib")?

@@ -6,26 +6,30 @@
 //! the application through its bridge ([`wsgi`]). The master and its workers share a contract
 //! ([`ipc`]) and a scoreboard ([`scoreboard`]), and neither imports the other.
 
+// The crate is the engine of a Python package, read with `cargo doc --document-private-items`:
+// its docs link to its private modules.
+#![allow(rustdoc::private_intra_doc_links)]
+
 mod app;
 pub(crate) mod bridge;
-pub mod clock;
-pub mod config;
-pub mod conn;
+pub(crate) mod clock;
+pub(crate) mod config;
+pub(crate) mod conn;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod http;
-pub mod interp;
-pub mod ipc;
-pub mod log;
-pub mod master;
-pub mod net;
+pub(crate) mod http;
+pub(crate) mod interp;
+pub(crate) mod ipc;
+pub(crate) mod log;
+pub(crate) mod master;
+pub(crate) mod net;
 pub(crate) mod rules;
-pub mod scoreboard;
-pub mod statics;
-pub mod tls;
-pub mod uwsgi;
-pub mod worker;
-pub mod wsgi;
+pub(crate) mod scoreboard;
+pub(crate) mod statics;
+pub(crate) mod tls;
+pub(crate) mod uwsgi;
+pub(crate) mod worker;
+pub(crate) mod wsgi;
 
 use std::path::PathBuf;
 

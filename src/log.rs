@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// How bad an event is; printed in the third bracket of each line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Level {
+pub(crate) enum Level {
     Info,
     Warn,
     Error,
@@ -27,7 +27,7 @@ impl Level {
 }
 
 /// Writes one log line. Use the `info!`, `warn!` and `error!` macros rather than calling this.
-pub fn write(level: Level, args: fmt::Arguments<'_>) {
+pub(crate) fn write(level: Level, args: fmt::Arguments<'_>) {
     let mut line = String::with_capacity(128);
     use fmt::Write as _;
     let _ = write!(
@@ -48,7 +48,7 @@ pub fn write(level: Level, args: fmt::Arguments<'_>) {
 
 /// Writes text that is already formatted (a Python traceback, say) with a header line, so that
 /// multi-line blocks stay together in the log.
-pub fn write_block(level: Level, header: fmt::Arguments<'_>, block: &str) {
+pub(crate) fn write_block(level: Level, header: fmt::Arguments<'_>, block: &str) {
     let mut text = format!("{header}\n{block}");
     if text.ends_with('\n') {
         text.pop();
@@ -57,7 +57,7 @@ pub fn write_block(level: Level, header: fmt::Arguments<'_>, block: &str) {
 }
 
 /// Formats a time as `2026-11-21 10:00:00 +0000` (UTC), without a time-zone database.
-pub fn utc_timestamp(t: SystemTime) -> String {
+pub(crate) fn utc_timestamp(t: SystemTime) -> String {
     let secs = t
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

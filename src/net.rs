@@ -15,13 +15,13 @@ use crate::config::{Listen, ListenAddr, Wire};
 
 /// A listening socket of either family.
 #[derive(Debug)]
-pub enum Listener {
+pub(crate) enum Listener {
     Tcp(TcpListener),
     Unix(UnixListener),
 }
 
 impl Listener {
-    pub fn fd(&self) -> RawFd {
+    pub(crate) fn fd(&self) -> RawFd {
         match self {
             Listener::Tcp(l) => l.as_raw_fd(),
             Listener::Unix(l) => l.as_raw_fd(),
@@ -31,20 +31,20 @@ impl Listener {
 
 /// A socket the master bound or adopted, ready for workers to accept on.
 #[derive(Debug)]
-pub struct Bound {
-    pub listener: Listener,
+pub(crate) struct Bound {
+    pub(crate) listener: Listener,
     /// The address actually bound (port 0 resolved).
-    pub addr: ListenAddr,
+    pub(crate) addr: ListenAddr,
     /// What its clients speak.
-    pub wire: Wire,
+    pub(crate) wire: Wire,
     /// A unix socket file dragoman created (so `vacuum` removes it); not for adopted sockets.
-    pub created: Option<PathBuf>,
+    pub(crate) created: Option<PathBuf>,
 }
 
 impl Bound {
     /// `http://127.0.0.1:8000`, `http://[::1]:8000`, `unix:/run/site.sock`, as users type it;
     /// uwsgi listeners say so (`uwsgi://127.0.0.1:3031`, `uwsgi unix:/run/site.sock`).
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         match (&self.addr, self.wire) {
             (ListenAddr::Tcp(addr), Wire::Http) => format!("http://{addr}"),
             (ListenAddr::Tcp(addr), Wire::Uwsgi) => format!("uwsgi://{addr}"),
@@ -61,7 +61,7 @@ impl Bound {
 /// IPv6 sockets IPv6-only so `[::]` and `0.0.0.0` can be listened on side by side. Unix: a
 /// stale socket file left by a crash is replaced, a live one is an error. All non-blocking,
 /// because every worker drives them from an event loop.
-pub fn bind(listen: &Listen, backlog: i32, chmod: Option<u32>) -> io::Result<Bound> {
+pub(crate) fn bind(listen: &Listen, backlog: i32, chmod: Option<u32>) -> io::Result<Bound> {
     match &listen.addr {
         ListenAddr::Tcp(addr) => {
             let socket = Socket::new(
@@ -143,7 +143,7 @@ fn remove_stale_socket(path: &Path) -> io::Result<()> {
 }
 
 /// A bind error in words a user can act on.
-pub fn explain_bind_error(listen: &Listen, err: &io::Error) -> String {
+pub(crate) fn explain_bind_error(listen: &Listen, err: &io::Error) -> String {
     let from = listen
         .origin
         .as_ref()
@@ -169,7 +169,7 @@ pub fn explain_bind_error(listen: &Listen, err: &io::Error) -> String {
 /// Sockets passed by systemd socket activation (`LISTEN_FDS`), matched to the configured
 /// addresses. Returns them with the listen entries they stand for; the caller binds the rest.
 /// When no address was configured, every inherited socket is used.
-pub fn adopt_systemd(listens: &[Listen]) -> io::Result<(Vec<Bound>, Vec<Listen>)> {
+pub(crate) fn adopt_systemd(listens: &[Listen]) -> io::Result<(Vec<Bound>, Vec<Listen>)> {
     let fds = systemd_fds();
     if fds.is_empty() {
         return Ok((Vec::new(), listens.to_vec()));

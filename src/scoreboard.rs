@@ -12,18 +12,18 @@ use std::sync::Arc;
 use crate::clock::monotonic_us;
 
 /// Workers that can be alive at once, old and new generations together during a reload.
-pub const MAX_SLOTS: usize = 256;
+pub(crate) const MAX_SLOTS: usize = 256;
 /// Application threads a worker can have (`threads`).
-pub const MAX_CORES: usize = 256;
+pub(crate) const MAX_CORES: usize = 256;
 /// Bytes of the request line kept per core ("GET /path").
 const LINE_WORDS: usize = 12;
 
 /// What one application thread ("core", as uWSGI calls it) is doing.
 #[repr(C)]
-pub struct Core {
+pub(crate) struct Core {
     /// CLOCK_MONOTONIC milliseconds when the current request started; 0 when idle.
     started_ms: AtomicU64,
-    pub requests: AtomicU64,
+    pub(crate) requests: AtomicU64,
     /// Seqlock over `line`: odd while the line is being written.
     seq: AtomicU32,
     line_len: AtomicU32,
@@ -32,20 +32,20 @@ pub struct Core {
 
 /// One worker's part of the scoreboard.
 #[repr(C)]
-pub struct Slot {
-    pub pid: AtomicI32,
-    pub requests: AtomicU64,
-    pub exceptions: AtomicU64,
+pub(crate) struct Slot {
+    pub(crate) pid: AtomicI32,
+    pub(crate) requests: AtomicU64,
+    pub(crate) exceptions: AtomicU64,
     /// Response bytes produced by the application.
-    pub tx: AtomicU64,
+    pub(crate) tx: AtomicU64,
     /// Total microseconds spent in requests, and a moving average per request.
-    pub running_time_us: AtomicU64,
-    pub avg_rt_us: AtomicU64,
-    pub cores: [Core; MAX_CORES],
+    pub(crate) running_time_us: AtomicU64,
+    pub(crate) avg_rt_us: AtomicU64,
+    pub(crate) cores: [Core; MAX_CORES],
 }
 
 /// The shared mapping.
-pub struct Scoreboard {
+pub(crate) struct Scoreboard {
     slots: &'static [Slot],
 }
 
@@ -53,7 +53,7 @@ impl Scoreboard {
     /// Maps a zeroed, shared, anonymous region for [`MAX_SLOTS`] slots. Call in the master
     /// before forking; children inherit the same pages. The mapping lives as long as the
     /// process (pages are only backed by memory once touched).
-    pub fn map() -> io::Result<Scoreboard> {
+    pub(crate) fn map() -> io::Result<Scoreboard> {
         let size = std::mem::size_of::<Slot>() * MAX_SLOTS;
         // SAFETY: an anonymous shared mapping with no address hint; the result is checked.
         let ptr = unsafe {
@@ -75,19 +75,19 @@ impl Scoreboard {
         Ok(Scoreboard { slots })
     }
 
-    pub fn slot(&self, index: usize) -> &'static Slot {
+    pub(crate) fn slot(&self, index: usize) -> &'static Slot {
         &self.slots[index]
     }
 
     /// A slot no live worker uses.
-    pub fn free_slot(&self, in_use: impl Fn(usize) -> bool) -> Option<usize> {
+    pub(crate) fn free_slot(&self, in_use: impl Fn(usize) -> bool) -> Option<usize> {
         (0..MAX_SLOTS).find(|i| !in_use(*i))
     }
 }
 
 impl Slot {
     /// Clears the slot for a new worker.
-    pub fn reset(&self, pid: i32) {
+    pub(crate) fn reset(&self, pid: i32) {
         self.requests.store(0, Relaxed);
         self.exceptions.store(0, Relaxed);
         self.tx.store(0, Relaxed);
@@ -102,7 +102,7 @@ impl Slot {
     }
 
     /// Counts a finished request that took `micros`.
-    pub fn finish(&self, micros: u64) {
+    pub(crate) fn finish(&self, micros: u64) {
         self.requests.fetch_add(1, Relaxed);
         self.running_time_us.fetch_add(micros, Relaxed);
         // An exponential moving average over roughly the last 16 requests.
@@ -120,7 +120,7 @@ impl Core {
     /// Marks a request as started at `now_ms`, with its request line given in pieces
     /// (joined, cut to the slot's length). Only the words the line covers are written
     /// (readers stop at its length).
-    pub fn begin(&self, line: &[&str], now_ms: u64) {
+    pub(crate) fn begin(&self, line: &[&str], now_ms: u64) {
         let mut buf = [0u8; LINE_WORDS * 8];
         let mut len = 0;
         for piece in line {
@@ -145,13 +145,13 @@ impl Core {
     }
 
     /// Marks the request as finished.
-    pub fn end(&self) {
+    pub(crate) fn end(&self) {
         self.started_ms.store(0, Release);
         self.requests.fetch_add(1, Relaxed);
     }
 
     /// When the current request started (CLOCK_MONOTONIC ms), if one is running.
-    pub fn started_ms(&self) -> Option<u64> {
+    pub(crate) fn started_ms(&self) -> Option<u64> {
         Some(self.started_ms.load(Acquire)).filter(|t| *t != 0)
     }
 
@@ -164,7 +164,7 @@ impl Core {
     /// that read a store of a later write synchronizes with that write's release fence, so the
     /// second read sees the later write's odd count, differs from the first, and the line is
     /// read again (Boehm, "Can seqlocks get along with programming language memory models?").
-    pub fn line(&self) -> String {
+    pub(crate) fn line(&self) -> String {
         for _ in 0..8 {
             let before = self.seq.load(Acquire);
             if before % 2 == 1 {
@@ -187,7 +187,7 @@ impl Core {
 }
 
 /// A worker's handle on its slot, used by the application bridge to account for requests.
-pub struct RequestStats {
+pub(crate) struct RequestStats {
     slot: &'static Slot,
     /// After this many requests (0: never) the worker asks to be recycled, once.
     limit: u64,
@@ -196,7 +196,7 @@ pub struct RequestStats {
 }
 
 impl RequestStats {
-    pub fn new(
+    pub(crate) fn new(
         slot: &'static Slot,
         limit: u64,
         on_limit: Box<dyn Fn() + Send + Sync>,
@@ -211,7 +211,7 @@ impl RequestStats {
 
     /// Marks a request as running on application thread `core` until the timer is dropped;
     /// `line` is its request line in pieces.
-    pub fn begin(self: &Arc<Self>, core: usize, line: &[&str]) -> RequestTimer {
+    pub(crate) fn begin(self: &Arc<Self>, core: usize, line: &[&str]) -> RequestTimer {
         let core = core.min(MAX_CORES - 1);
         let start_us = monotonic_us();
         self.slot.cores[core].begin(line, start_us / 1000);
@@ -223,18 +223,18 @@ impl RequestStats {
     }
 
     /// Counts an exception raised by the application.
-    pub fn exception(&self) {
+    pub(crate) fn exception(&self) {
         self.slot.exceptions.fetch_add(1, Relaxed);
     }
 
     /// Counts response bytes produced by the application.
-    pub fn sent(&self, bytes: usize) {
+    pub(crate) fn sent(&self, bytes: usize) {
         self.slot.tx.fetch_add(bytes as u64, Relaxed);
     }
 }
 
 /// A running request; dropping it marks the request finished.
-pub struct RequestTimer {
+pub(crate) struct RequestTimer {
     stats: Arc<RequestStats>,
     core: usize,
     /// CLOCK_MONOTONIC microseconds.

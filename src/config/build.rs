@@ -11,7 +11,7 @@ use super::resolve::{bad_value, count, Resolved};
 use super::*;
 
 /// Validates the merged settings into a [`Config`].
-pub fn build(settings: &[Setting]) -> Result<Config, ConfigError> {
+pub(crate) fn build(settings: &[Setting]) -> Result<Config, ConfigError> {
     let r = Resolved::new(settings);
     check_flags(settings)?;
     let mut warnings = Vec::new();

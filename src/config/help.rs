@@ -11,7 +11,7 @@ const COLUMN: usize = 34;
 const NBSP: char = '\u{1}';
 
 /// The full help text.
-pub fn text() -> String {
+pub(crate) fn text() -> String {
     let mut out = format!(
         "dragoman {}: serves a Python WSGI application (Django, Flask, ...) over HTTP.\n\n\
          Usage:\n  dragoman [OPTIONS] [MODULE[:CALLABLE]]\n  dragoman --ini site.ini\n  \

@@ -7,7 +7,7 @@
 
 /// The sections of `--help`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Group {
+pub(crate) enum Group {
     Config,
     Application,
     Server,
@@ -19,7 +19,7 @@ pub enum Group {
 }
 
 impl Group {
-    pub const ALL: [Group; 8] = [
+    pub(crate) const ALL: [Group; 8] = [
         Group::Config,
         Group::Application,
         Group::Server,
@@ -30,7 +30,7 @@ impl Group {
         Group::Compat,
     ];
 
-    pub fn title(self) -> &'static str {
+    pub(crate) fn title(self) -> &'static str {
         match self {
             Group::Config => "Configuration files",
             Group::Application => "Application",
@@ -46,7 +46,7 @@ impl Group {
 
 /// How an option's value is written; decides how a bare `--flag` or `key` line is read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// true/false, yes/no, on/off, 1/0; a bare name means true.
     Flag,
     /// Anything else: the typed parsing happens when the config is built.
@@ -55,7 +55,7 @@ pub enum Kind {
 
 /// Whether an option does something in this version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Status {
+pub(crate) enum Status {
     /// Implemented.
     Active,
     /// Parsed and validated so existing configs load, but not yet in effect; startup says so.
@@ -67,7 +67,7 @@ pub enum Status {
 /// An option's default, typed: the values come from [`super::defaults`], which `build` uses
 /// too, so `--help` cannot show another default than the one in effect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DefaultValue {
+pub(crate) enum DefaultValue {
     None,
     Text(&'static str),
     Count(usize),
@@ -77,7 +77,7 @@ pub enum DefaultValue {
 
 impl DefaultValue {
     /// As `--help` shows it; empty for none.
-    pub fn shown(self) -> String {
+    pub(crate) fn shown(self) -> String {
         match self {
             DefaultValue::None => String::new(),
             DefaultValue::Text(t) => t.to_string(),
@@ -90,18 +90,18 @@ impl DefaultValue {
 
 /// One option: everything the sources, the validator and `--help` need to know about it.
 #[derive(Debug)]
-pub struct OptionSpec {
-    pub name: &'static str,
-    pub aliases: &'static [&'static str],
-    pub group: Group,
-    pub kind: Kind,
-    pub repeatable: bool,
+pub(crate) struct OptionSpec {
+    pub(crate) name: &'static str,
+    pub(crate) aliases: &'static [&'static str],
+    pub(crate) group: Group,
+    pub(crate) kind: Kind,
+    pub(crate) repeatable: bool,
     /// Shown in `--help`.
-    pub default: DefaultValue,
+    pub(crate) default: DefaultValue,
     /// The placeholder shown in `--help` (`ADDR`, `N`); empty for flags.
-    pub metavar: &'static str,
-    pub status: Status,
-    pub help: &'static str,
+    pub(crate) metavar: &'static str,
+    pub(crate) status: Status,
+    pub(crate) help: &'static str,
 }
 
 const fn opt(
@@ -162,7 +162,7 @@ impl OptionSpec {
     }
 
     /// The environment variable that sets this option: `DRAGOMAN_` + upper-cased name, `-` as `_`.
-    pub fn env_var(&self) -> String {
+    pub(crate) fn env_var(&self) -> String {
         format!(
             "DRAGOMAN_{}",
             self.name.to_ascii_uppercase().replace('-', "_")
@@ -170,7 +170,7 @@ impl OptionSpec {
     }
 
     /// Whether `name` (as written by a user, any source) names this option.
-    pub fn answers_to(&self, name: &str) -> bool {
+    pub(crate) fn answers_to(&self, name: &str) -> bool {
         self.name == name || self.aliases.contains(&name)
     }
 }
@@ -183,7 +183,7 @@ use Group::*;
 const N: DefaultValue = DefaultValue::None;
 
 /// Every option, in `--help` order within each group.
-pub static OPTIONS: &[OptionSpec] = &[
+pub(crate) static OPTIONS: &[OptionSpec] = &[
     // Configuration files.
     opt("ini", Config, "FILE[:SECTION]", N, "read options from an ini file: its [uwsgi] and [dragoman] sections (or a named one), or the whole file if it has no sections").many(),
     flag("strict", Config, Flag(false), "refuse ini keys that are no option (uWSGI's strict mode); placeholders are then set with set-placeholder"),
@@ -326,13 +326,13 @@ pub static OPTIONS: &[OptionSpec] = &[
 ];
 
 /// Finds the option a user-written name refers to (name or alias).
-pub fn lookup(name: &str) -> Option<&'static OptionSpec> {
+pub(crate) fn lookup(name: &str) -> Option<&'static OptionSpec> {
     OPTIONS.iter().find(|o| o.answers_to(name))
 }
 
 /// The known option name closest to a misspelt one (dragoman's and uWSGI's names), if any is
 /// close enough to be a likely typo: `proceses`, `vaccum`, `maximum-requests`.
-pub fn suggest(name: &str) -> Option<&'static str> {
+pub(crate) fn suggest(name: &str) -> Option<&'static str> {
     let name = name.to_ascii_lowercase().replace('_', "-");
     // Spelt-out words of uWSGI's abbreviations.
     let short = name

@@ -12,7 +12,7 @@ use super::uwsgi;
 
 /// Where a value was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Origin {
+pub(crate) enum Origin {
     Ini { file: PathBuf, line: usize },
     Env { var: String },
     Cli { flag: String },
@@ -32,7 +32,7 @@ impl fmt::Display for Origin {
 
 impl Origin {
     /// How `option = example` is written in this source, for error messages.
-    pub fn example(&self, spec: &OptionSpec, example: &str) -> String {
+    pub(crate) fn example(&self, spec: &OptionSpec, example: &str) -> String {
         match self {
             Origin::Ini { .. } => format!("`{} = {example}`", spec.name),
             Origin::Env { .. } => format!("`{}={example}`", spec.env_var()),
@@ -41,7 +41,7 @@ impl Origin {
     }
 
     /// The precedence of the source: higher wins.
-    pub fn rank(&self) -> u8 {
+    pub(crate) fn rank(&self) -> u8 {
         match self {
             Origin::Ini { .. } => 1,
             Origin::Env { .. } => 2,
@@ -52,15 +52,15 @@ impl Origin {
 
 /// One value for one option, with where it came from.
 #[derive(Debug, Clone)]
-pub struct Setting {
-    pub spec: &'static OptionSpec,
-    pub value: String,
-    pub origin: Origin,
+pub(crate) struct Setting {
+    pub(crate) spec: &'static OptionSpec,
+    pub(crate) value: String,
+    pub(crate) origin: Origin,
 }
 
 /// A configuration error: what is wrong, where, and how to fix it. Printed as is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError(pub String);
+pub(crate) struct ConfigError(pub String);
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -80,17 +80,17 @@ fn unknown_option(name: &str, origin: &Origin) -> ConfigError {
 
 /// What one `--ini` file (and what it includes) contributes: settings, and the lines to log.
 #[derive(Debug, Default)]
-pub struct IniSettings {
-    pub settings: Vec<Setting>,
+pub(crate) struct IniSettings {
+    pub(crate) settings: Vec<Setting>,
     /// Warnings about the file itself (an unset `$(VAR)`, a likely typo).
-    pub warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
     /// uWSGI options dragoman accepts without acting on them.
-    pub notices: Vec<super::Notice>,
+    pub(crate) notices: Vec<super::Notice>,
 }
 
 /// Reads one ini file (`spec` may end in `:section`) into settings. `strict` is true when the
 /// command line or the environment asked for strict mode; the file can ask for it too.
-pub fn from_ini(
+pub(crate) fn from_ini(
     spec: &str,
     host: &dyn ini::host::Host,
     strict: bool,
@@ -210,7 +210,7 @@ fn bare_value(spec: &OptionSpec, _origin: &Origin) -> String {
 }
 
 /// Reads the `DRAGOMAN_*` environment variables. A repeatable option takes one value per line.
-pub fn from_env(vars: &[(String, String)]) -> Result<Vec<Setting>, ConfigError> {
+pub(crate) fn from_env(vars: &[(String, String)]) -> Result<Vec<Setting>, ConfigError> {
     let mut settings = Vec::new();
     for (var, value) in vars {
         let Some(name) = var.strip_prefix("DRAGOMAN_") else {
@@ -243,7 +243,7 @@ pub fn from_env(vars: &[(String, String)]) -> Result<Vec<Setting>, ConfigError> 
 
 /// What the command line asks for.
 #[derive(Debug)]
-pub enum Command {
+pub(crate) enum Command {
     Help,
     Version,
     Run(Vec<Setting>),
@@ -251,7 +251,7 @@ pub enum Command {
 
 /// Parses the command line (without argv\[0\]): `--name value`, `--name=value`, bare `--flag`,
 /// and at most one positional `module[:callable]`.
-pub fn from_cli(args: &[String]) -> Result<Command, ConfigError> {
+pub(crate) fn from_cli(args: &[String]) -> Result<Command, ConfigError> {
     let mut settings = Vec::new();
     let mut positional: Option<&str> = None;
     let mut i = 0;
@@ -322,7 +322,7 @@ pub fn from_cli(args: &[String]) -> Result<Command, ConfigError> {
 }
 
 /// Makes a path absolute against the current directory, without resolving symlinks.
-pub fn absolute(path: &Path) -> PathBuf {
+pub(crate) fn absolute(path: &Path) -> PathBuf {
     if path.is_absolute() {
         path.to_path_buf()
     } else {

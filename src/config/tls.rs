@@ -13,58 +13,58 @@ use super::*;
 
 /// Everything TLS and HTTP/2.
 #[derive(Debug, Clone, Default)]
-pub struct TlsConfig {
+pub(crate) struct TlsConfig {
     /// One per https listener: the listener `Wire::Https(i)` serves `listeners[i]`'s
     /// certificate by default.
-    pub listeners: Vec<CertFiles>,
+    pub(crate) listeners: Vec<CertFiles>,
     /// `sni = NAME,CERT,KEY[,CIPHERS[,CLIENT_CA]]`: certificates chosen by the name the client
     /// asks for, on every https listener.
-    pub sni: Vec<SniEntry>,
+    pub(crate) sni: Vec<SniEntry>,
     /// `ssl-key-password`: decrypts encrypted (PKCS#8) keys.
-    pub key_password: Option<Secret>,
+    pub(crate) key_password: Option<Secret>,
     /// `ssl-min-version`: 1.2 or 1.3.
-    pub min_version: TlsVersion,
+    pub(crate) min_version: TlsVersion,
     /// `https-export-cert`: the client certificate goes to the application as `HTTPS_CC`.
-    pub export_cert: bool,
+    pub(crate) export_cert: bool,
     /// `hsts`: the `Strict-Transport-Security` header of HTTPS responses.
-    pub hsts: Option<Hsts>,
-    pub http2: Http2,
+    pub(crate) hsts: Option<Hsts>,
+    pub(crate) http2: Http2,
 }
 
 /// A certificate, its key and how clients are checked: an https listener's default, or an
 /// `sni` entry's.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertFiles {
+pub(crate) struct CertFiles {
     /// The certificate chain (PEM, the server's certificate first).
-    pub cert: PathBuf,
-    pub key: PathBuf,
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
     /// OpenSSL-style cipher list (`CIPHERS` of uWSGI's syntax); `None`: the safe default.
-    pub ciphers: Option<String>,
-    pub client_ca: Option<ClientCa>,
+    pub(crate) ciphers: Option<String>,
+    pub(crate) client_ca: Option<ClientCa>,
     /// The setting that named these files, for errors.
-    pub origin: Origin,
+    pub(crate) origin: Origin,
 }
 
 /// Client certificates, verified against a CA.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientCa {
-    pub path: PathBuf,
+pub(crate) struct ClientCa {
+    pub(crate) path: PathBuf,
     /// `!` before the path (uWSGI's syntax): a client without a certificate is refused.
     /// Otherwise a certificate is asked for and verified when given.
-    pub required: bool,
+    pub(crate) required: bool,
 }
 
 /// An `sni` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SniEntry {
+pub(crate) struct SniEntry {
     /// Lower-case; `*.example.com` matches one label in front of `example.com`.
-    pub name: String,
-    pub files: CertFiles,
+    pub(crate) name: String,
+    pub(crate) files: CertFiles,
 }
 
 /// The oldest TLS version offered.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum TlsVersion {
+pub(crate) enum TlsVersion {
     #[default]
     Tls12,
     Tls13,
@@ -72,15 +72,15 @@ pub enum TlsVersion {
 
 /// `Strict-Transport-Security`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hsts {
-    pub max_age: u64,
-    pub include_subdomains: bool,
-    pub preload: bool,
+pub(crate) struct Hsts {
+    pub(crate) max_age: u64,
+    pub(crate) include_subdomains: bool,
+    pub(crate) preload: bool,
 }
 
 impl Hsts {
     /// The header's value.
-    pub fn value(&self) -> String {
+    pub(crate) fn value(&self) -> String {
         let mut v = format!("max-age={}", self.max_age);
         if self.include_subdomains {
             v.push_str("; includeSubDomains");
@@ -94,15 +94,15 @@ impl Hsts {
 
 /// HTTP/2: whether it is offered and its limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Http2 {
+pub(crate) struct Http2 {
     /// `http2`: offered with ALPN on https listeners.
-    pub enabled: bool,
+    pub(crate) enabled: bool,
     /// `http2-cleartext`: HTTP/2 with prior knowledge (h2c) on plain http listeners.
-    pub cleartext: bool,
-    pub max_concurrent_streams: u32,
-    pub max_header_list_size: u32,
-    pub stream_window: u32,
-    pub connection_window: u32,
+    pub(crate) cleartext: bool,
+    pub(crate) max_concurrent_streams: u32,
+    pub(crate) max_header_list_size: u32,
+    pub(crate) stream_window: u32,
+    pub(crate) connection_window: u32,
 }
 
 impl Default for Http2 {
@@ -120,7 +120,7 @@ impl Default for Http2 {
 
 /// A password, kept out of `Debug` output (configurations are logged in tests and panics).
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(pub String);
+pub(crate) struct Secret(pub String);
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

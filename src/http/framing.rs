@@ -88,14 +88,14 @@ const MAX_LINE: usize = 64 * 1024;
 
 /// The tracker of one connection.
 #[derive(Debug)]
-pub struct Framing {
+pub(crate) struct Framing {
     state: State,
     head: HeadInfo,
 }
 
 /// What a scan found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Found {
+pub(crate) enum Found {
     Nothing,
     /// A head with both Content-Length and Transfer-Encoding was neutralised.
     Smuggling,
@@ -107,7 +107,7 @@ pub enum Found {
 
 impl Found {
     /// What the log line says of the refused request.
-    pub fn describe(self) -> &'static str {
+    pub(crate) fn describe(self) -> &'static str {
         match self {
             Found::Nothing => "nothing",
             Found::Smuggling => {
@@ -135,18 +135,18 @@ const POISON_HEAD: u8 = 0;
 const POISON_EXT: u8 = b'\n';
 
 impl Framing {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Whether the connection is between requests with nothing of the next one read yet.
-    pub fn at_boundary(&self) -> bool {
+    pub(crate) fn at_boundary(&self) -> bool {
         self.state == State::Head && self.head.lines == 0 && self.head.line.is_empty()
     }
 
     /// Follows the bytes just read (in order); may alter them so hyper rejects a hostile
     /// request. Reports the first refusal.
-    pub fn scan(&mut self, bytes: &mut [u8]) -> Found {
+    pub(crate) fn scan(&mut self, bytes: &mut [u8]) -> Found {
         let mut i = 0;
         while i < bytes.len() {
             match self.state {

@@ -28,7 +28,7 @@ const MAX_HEADERS: usize = 32;
 /// What [`parse`] found at the start of the buffer.
 // Returned once per request and taken apart at once: a box would only add an allocation.
 #[allow(clippy::large_enum_variant)]
-pub enum Parsed {
+pub(crate) enum Parsed {
     /// A request this path serves; its head is the first `len` bytes.
     Simple {
         request: Request<RequestBody>,
@@ -46,7 +46,7 @@ pub enum Parsed {
 /// Reads the head at the start of `buf`; one over `buffer-size`, `limit-request-line` or
 /// `limit-request-fields` is hyper's to answer. A [`Parsed::Simple`] head is split off `buf`; the
 /// request's target and header values share its bytes, without a copy.
-pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Parsed {
+pub(crate) fn parse(buf: &mut BytesMut, limits: &Limits) -> Parsed {
     let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
     let len = match httparse::ParserConfig::default().parse_request_with_uninit_headers(
@@ -142,16 +142,16 @@ fn other_after_split(buf: &mut BytesMut, head: Bytes) -> Parsed {
 
 /// The request facts a response's framing depends on.
 #[derive(Clone, Copy)]
-pub struct Asked {
-    pub version: Version,
-    pub head: bool,
+pub(crate) struct Asked {
+    pub(crate) version: Version,
+    pub(crate) head: bool,
     /// The request, and the worker, let the connection stay open.
-    pub keep_alive: bool,
+    pub(crate) keep_alive: bool,
 }
 
 /// What is known of a response body before it is read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BodySize {
+pub(crate) enum BodySize {
     /// Nothing to send (the body is already at its end).
     None,
     Known(u64),
@@ -160,7 +160,7 @@ pub enum BodySize {
 
 /// How a response body goes on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Framing {
+pub(crate) enum Framing {
     /// Exactly this many bytes; nothing at all when 0 (HEAD, 204, 304).
     Length(u64),
     Chunked,
@@ -170,21 +170,21 @@ pub enum Framing {
 
 /// A response head as encoded: how its body goes, and whether the connection closes after it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Encoded {
-    pub framing: Framing,
-    pub last: bool,
+pub(crate) struct Encoded {
+    pub(crate) framing: Framing,
+    pub(crate) last: bool,
 }
 
 /// A Content-Length value the response's own headers carry that is not a number: the
 /// response cannot be framed (hyper drops the connection too).
 #[derive(Debug)]
-pub struct BadLength;
+pub(crate) struct BadLength;
 
 /// Writes the status line and headers of a response to `asked` into `dst`, with the framing
 /// headers (`content-length`, `transfer-encoding`), the Connection token hyper adds
 /// (`keep-alive` for an HTTP/1.0 client that keeps the connection, `close` for an HTTP/1.1
 /// one that does not), and `server` and `date` when the response has none.
-pub fn encode_head(
+pub(crate) fn encode_head(
     dst: &mut BytesMut,
     status: StatusCode,
     reason: Option<&ReasonPhrase>,
@@ -411,7 +411,7 @@ fn with_date<R>(f: impl FnOnce(&[u8]) -> R) -> R {
 }
 
 /// The line that opens a chunk of `len` bytes.
-pub fn chunk_size_line(len: usize) -> Bytes {
+pub(crate) fn chunk_size_line(len: usize) -> Bytes {
     Bytes::from(format!("{len:X}\r\n"))
 }
 

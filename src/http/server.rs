@@ -481,7 +481,7 @@ mod tests {
             .unwrap();
         let routes = Rc::new(Routes {
             app: Rc::new(Answers),
-            statics: None,
+            before_app: Vec::new(),
             limits: Limits::default(),
         });
         let out = rt.block_on(async {

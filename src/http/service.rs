@@ -11,18 +11,18 @@ use std::task::{ready, Context, Poll};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 
-use super::{error_response, Answer, App, Body, LocalFuture, RequestBody, SERVER};
+use super::{error_response, Answer, App, Body, LocalFuture, RequestBody, Route, SERVER};
 use crate::config::Limits;
 use crate::conn::lifecycle::{InFlight, Lifecycle};
 use crate::conn::zerocopy::ZeroCopy;
 use crate::conn::ConnInfo;
-use crate::statics::{Outcome, StaticFiles};
 
 /// Where a worker's requests go: static files first, then the application; and the limits
 /// they are checked against.
 pub(crate) struct Routes {
     pub(crate) app: Rc<dyn App>,
-    pub(crate) statics: Option<Rc<StaticFiles>>,
+    /// Answered before the application, in order (static files).
+    pub(crate) before_app: Vec<Rc<dyn Route>>,
     pub(crate) limits: Limits,
 }
 
@@ -97,8 +97,8 @@ impl HttpService {
             let response = error_response(status, why, true);
             return ServiceFuture::Ready(Some((response, in_flight)));
         }
-        if let Some(statics) = &routes.statics {
-            if let Outcome::Serve(mut response) = statics.handle(&req) {
+        for route in &routes.before_app {
+            if let Some(mut response) = route.route(&req) {
                 self.prepare(&mut response);
                 return ServiceFuture::Ready(Some((response, in_flight)));
             }

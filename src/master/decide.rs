@@ -153,9 +153,9 @@ pub(super) enum AfterBootFailure {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(super) struct Rollback {
     /// Workers being replaced: they serve on (by index).
-    pub keep: Vec<usize>,
+    pub(crate) keep: Vec<usize>,
     /// Workers of the failed load still starting: they are killed (by index).
-    pub kill: Vec<usize>,
+    pub(crate) kill: Vec<usize>,
 }
 
 /// Decides what follows `failed`'s boot failure (`failed` is no longer in `workers`).
@@ -201,19 +201,19 @@ pub(super) struct CrashLoop {
 impl CrashLoop {
     /// Counts a quick death and backs off. True when the master should give up: the limit
     /// reached and no worker serving.
-    pub fn died_quickly(&mut self, now: Instant, serving: bool) -> bool {
+    pub(crate) fn died_quickly(&mut self, now: Instant, serving: bool) -> bool {
         self.quick_deaths += 1;
         self.spawn_after = Some(now + backoff(self.quick_deaths));
         self.quick_deaths >= CRASH_LOOP_LIMIT && !serving
     }
 
     /// Holds spawning until `until` (a fork failed).
-    pub fn hold(&mut self, until: Instant) {
+    pub(crate) fn hold(&mut self, until: Instant) {
         self.spawn_after = Some(until);
     }
 
     /// Whether the back-off is over (and forgets it when it is).
-    pub fn may_spawn(&mut self, now: Instant) -> bool {
+    pub(crate) fn may_spawn(&mut self, now: Instant) -> bool {
         if self.spawn_after.is_some_and(|at| now < at) {
             return false;
         }
@@ -222,7 +222,7 @@ impl CrashLoop {
     }
 
     /// A worker that has served [`QUICK_DEATH`] ends the count.
-    pub fn settle(&mut self, workers: &[Worker], now: Instant) {
+    pub(crate) fn settle(&mut self, workers: &[Worker], now: Instant) {
         if workers
             .iter()
             .any(|w| w.ready && now.saturating_duration_since(w.started) >= QUICK_DEATH)
@@ -231,12 +231,12 @@ impl CrashLoop {
         }
     }
 
-    pub fn quick_deaths(&self) -> u32 {
+    pub(crate) fn quick_deaths(&self) -> u32 {
         self.quick_deaths
     }
 
     /// When spawning may resume, if it waits.
-    pub fn deadline(&self) -> Option<Instant> {
+    pub(crate) fn deadline(&self) -> Option<Instant> {
         self.spawn_after
     }
 }

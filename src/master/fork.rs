@@ -18,7 +18,7 @@ use pyo3::{ffi, Python};
 use super::signals::SignalQueue;
 
 /// The two sides of a fork.
-pub enum Spawned {
+pub(crate) enum Spawned {
     /// In the master: the worker's pid.
     Parent(libc::pid_t),
     /// In the worker.
@@ -26,7 +26,7 @@ pub enum Spawned {
 }
 
 /// Forks one worker. The `Python` token proves the GIL is held, as CPython's fork hooks require.
-pub fn spawn(_py: Python<'_>, signals: &SignalQueue) -> io::Result<Spawned> {
+pub(crate) fn spawn(_py: Python<'_>, signals: &SignalQueue) -> io::Result<Spawned> {
     let master_pid = std::process::id() as libc::pid_t;
     // SAFETY: we hold the GIL (the token) and are on the main thread; the master has no other
     // threads, so fork copies a consistent process. Before/After are paired on every path. The

@@ -16,10 +16,10 @@ mod decide;
 mod fork;
 pub(crate) mod nofile;
 pub(crate) mod pidfile;
-pub mod privileges;
-pub mod signals;
-pub mod stats;
-pub mod systemd;
+pub(crate) mod privileges;
+pub(crate) mod signals;
+pub(crate) mod stats;
+pub(crate) mod systemd;
 mod worker;
 
 use std::collections::HashMap;
@@ -54,9 +54,9 @@ enum Stop {
 }
 
 /// What the master needs to re-read its configuration on SIGHUP.
-pub struct Source {
-    pub args: Vec<String>,
-    pub env: Vec<(String, String)>,
+pub(crate) struct Source {
+    pub(crate) args: Vec<String>,
+    pub(crate) env: Vec<(String, String)>,
 }
 
 /// Counters that outlive a worker: per position.
@@ -105,16 +105,16 @@ struct Arbiter<'a> {
 }
 
 /// Everything the master starts with, besides the config.
-pub struct Setup {
-    pub source: Source,
-    pub listeners: Vec<Bound>,
-    pub stats: Option<StatsServer>,
-    pub notifier: Option<Notifier>,
-    pub preloaded: Option<Py<PyAny>>,
+pub(crate) struct Setup {
+    pub(crate) source: Source,
+    pub(crate) listeners: Vec<Bound>,
+    pub(crate) stats: Option<StatsServer>,
+    pub(crate) notifier: Option<Notifier>,
+    pub(crate) preloaded: Option<Py<PyAny>>,
 }
 
 /// Runs the master until it stops; in a forked child, returns the worker's arguments instead.
-pub fn run(py: Python<'_>, config: Config, setup: Setup) -> Role {
+pub(crate) fn run(py: Python<'_>, config: Config, setup: Setup) -> Role {
     let Setup {
         source,
         listeners,

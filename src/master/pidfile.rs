@@ -11,7 +11,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 /// Writes `pid` and a newline to the pidfile at `path`; the error is a complete sentence.
-pub fn write(path: &Path, pid: u32) -> Result<(), String> {
+pub(crate) fn write(path: &Path, pid: u32) -> Result<(), String> {
     let refuse = |why: &str| {
         format!(
             "cannot write the pidfile {} (option 'pidfile'): {why}",

@@ -6,7 +6,7 @@ use std::ffi::CString;
 use crate::config::Origin;
 
 /// Sets the process umask.
-pub fn set_umask(mask: u32) {
+pub(crate) fn set_umask(mask: u32) {
     // SAFETY: umask only changes this process's file-creation mask.
     unsafe { libc::umask(mask as libc::mode_t) };
 }
@@ -47,7 +47,7 @@ fn resolve_group(name: &str) -> Option<libc::gid_t> {
 
 /// Switches to the configured group and user (group first: after setuid it is not allowed).
 /// Without `gid`, the user's primary group is used.
-pub fn drop_to(
+pub(crate) fn drop_to(
     uid: Option<&(String, Origin)>,
     gid: Option<&(String, Origin)>,
 ) -> Result<(), String> {

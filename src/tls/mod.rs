@@ -59,7 +59,7 @@ fn prepared() -> std::sync::MutexGuard<'static, Option<Prepared>> {
 
 /// In the master, at startup (before privileges are dropped): loads and checks every
 /// certificate, makes the ticket secret. The error is the one line dragoman stops with.
-pub fn prepare(config: &Config) -> Result<(), String> {
+pub(crate) fn prepare(config: &Config) -> Result<(), String> {
     if config.tls.listeners.is_empty() {
         return Ok(());
     }
@@ -91,7 +91,7 @@ pub fn prepare(config: &Config) -> Result<(), String> {
 /// In the master's loop: moves the ticket ratchet on (the master forgets old keys as the
 /// workers do), and reloads certificates whose files changed, so workers forked later start
 /// with them.
-pub fn tick(config: &Config) {
+pub(crate) fn tick(config: &Config) {
     let mut guard = prepared();
     let Some(p) = guard.as_mut() else {
         return;
@@ -110,7 +110,7 @@ pub fn tick(config: &Config) {
 /// On SIGHUP, in the master, with the configuration just re-read: the certificates are read
 /// again (as the service user); when they fail to load, the previous ones stay, and the log
 /// says why.
-pub fn reload(config: &Config) {
+pub(crate) fn reload(config: &Config) {
     let mut guard = prepared();
     let Some(p) = guard.as_mut() else {
         return;

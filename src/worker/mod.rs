@@ -21,6 +21,7 @@ use crate::conn::watch::WriteRules;
 use crate::conn::ConnInfo;
 use crate::http::server::Http;
 use crate::http::service::Routes;
+use crate::http::Route;
 use crate::ipc::{Event, Sender, WorkerArgs, WORKER_BOOT_ERROR};
 use crate::net::{Bound, Listener};
 use crate::scoreboard::RequestStats;
@@ -32,7 +33,7 @@ use crate::{error, info};
 const DRAIN_WINDOW: Duration = Duration::from_secs(1);
 
 /// Runs one worker to completion; returns its exit code.
-pub fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
+pub(crate) fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
     let WorkerArgs {
         id,
         config,
@@ -101,7 +102,10 @@ pub fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
             protocol: Http {
                 routes: Rc::new(Routes {
                     app: app.clone(),
-                    statics: StaticFiles::new(&statics_config),
+                    before_app: StaticFiles::new(&statics_config)
+                        .map(|s| s as Rc<dyn Route>)
+                        .into_iter()
+                        .collect(),
                     limits,
                 }),
                 http2,

@@ -141,7 +141,7 @@ pub(crate) struct ConnEnviron {
     version: Version,
     host: Option<HeaderValue>,
     /// The last request's start_response and write(), for the next request to reuse.
-    pub responder: Mutex<Option<Responder>>,
+    pub(crate) responder: Mutex<Option<Responder>>,
 }
 
 /// Keys and values that are the same for every request of a worker, made once.

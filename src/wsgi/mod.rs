@@ -10,8 +10,12 @@
 //! - `threads = N`: every request runs on a fixed pool of N Python threads; the event loop
 //!   never takes the GIL.
 
+mod channel;
+mod chunk;
 pub(crate) mod environ;
+mod failure;
 mod input;
+mod iteration;
 mod pool;
 mod response;
 mod start_response;
@@ -39,10 +43,12 @@ use crate::conn::ConnInfo;
 use crate::http::{Answer, App, Body, RequestBody};
 use crate::scoreboard::RequestStats;
 use crate::{error, interp, log};
+use channel::{Msg, Sink};
 use environ::{ConnEnviron, Template};
+use failure::Failure;
 use input::{InputStream, Source};
 use pool::Pool;
-use response::{Failure, Msg, Outcome, Sink};
+use response::Outcome;
 use start_response::Responder;
 pub(crate) use streams::{ErrorStream, FileWrapper};
 
@@ -136,7 +142,7 @@ pub(crate) fn load_app(py: Python<'_>, config: &Config) -> Result<Py<PyAny>, Loa
         log::write_block(
             log::Level::Error,
             format_args!("could not load the WSGI application {name}:"),
-            &response::traceback(py, &err),
+            &failure::traceback(py, &err),
         );
         error!(
             "could not load the WSGI application {name} ({}): {}",
@@ -354,7 +360,7 @@ async fn respond_on_thread(app: &WsgiApp, req: AppRequest, permit: Slot) -> Resp
             let mut response = heads::head_response(head);
             if !head_request {
                 let pipe = pipe(app.core.response_buffer, &app.core.spool);
-                *response.body_mut() = response::stream_channel(body, rx, pipe);
+                *response.body_mut() = channel::stream_channel(body, rx, pipe);
             }
             response
         }
