@@ -40,10 +40,26 @@ pub fn prepare(py: Python<'_>, config: &Config) -> Result<Prepared, String> {
             )
         })?;
     }
+    if let Some(args) = &config.pyargv {
+        set_argv(py, args).map_err(|e| format!("cannot set sys.argv (option 'pyargv'): {e}"))?;
+    }
     // A virtualenv for another Python is an error before anything is bound.
     Ok(Prepared {
         site_dirs: venv_dirs(py, config)?,
     })
+}
+
+/// `pyargv`: the application's `sys.argv` is dragoman's program (`sys.argv[0]`, as before)
+/// followed by these words, as uWSGI gives them (it puts `uwsgi` first). Without the option,
+/// `sys.argv` stays dragoman's own command line.
+fn set_argv(py: Python<'_>, args: &[String]) -> PyResult<()> {
+    let argv = py.import("sys")?.getattr("argv")?.cast_into::<PyList>()?;
+    let program: String = match argv.get_item(0) {
+        Ok(first) => first.extract()?,
+        Err(_) => "dragoman".to_string(),
+    };
+    let new = PyList::new(py, std::iter::once(program).chain(args.iter().cloned()))?;
+    py.import("sys")?.setattr("argv", new)
 }
 
 /// The site-packages directories of the `home` virtualenv (none without one); the error says
@@ -249,7 +265,9 @@ fn venv_version(cfg: &str) -> Option<(u32, u32)> {
     })
 }
 
-/// Imports the application and returns the callable.
+/// Imports the application and returns the callable. A factory (`pkg.app:create_app()`) is
+/// called here, with no arguments, and what it returns is the application: once per process
+/// that loads the application (each worker, or the master with `preload`).
 pub fn load_callable(py: Python<'_>, target: &AppTarget) -> PyResult<Py<PyAny>> {
     let module = match &target.source {
         AppSource::Module(name) => py
@@ -257,7 +275,33 @@ pub fn load_callable(py: Python<'_>, target: &AppTarget) -> PyResult<Py<PyAny>> 
             .call_method1("import_module", (name,))?,
         AppSource::File(file) => load_file(py, file)?,
     };
-    let app = module.getattr(target.callable.as_str())?;
+    let mut app = module.getattr(target.callable.as_str())?;
+    if target.factory {
+        if !app.is_callable() {
+            let kind = app.get_type().name()?.to_string();
+            return Err(PyTypeError::new_err(format!(
+                "{} calls {} as a factory, but it is a {kind}; name the function that makes the \
+                 application, or drop the `()` to serve {} itself",
+                target.describe(),
+                target.callable,
+                target.callable
+            )));
+        }
+        let made = app.call0()?;
+        if !made.is_callable() {
+            let kind = made.get_type().name()?.to_string();
+            let mut shown = made.repr()?.to_string();
+            if shown.chars().count() > 80 {
+                shown = shown.chars().take(77).collect::<String>() + "...";
+            }
+            return Err(PyTypeError::new_err(format!(
+                "{} returned {shown} ({kind}), not a callable WSGI application; the factory \
+                 must return the application (a Flask or Django app, or a WSGI function)",
+                target.describe()
+            )));
+        }
+        app = made;
+    }
     if !app.is_callable() {
         let kind = app.get_type().name()?.to_string();
         return Err(PyTypeError::new_err(format!(

@@ -16,16 +16,6 @@ pub fn build(settings: &[Setting]) -> Result<Config, ConfigError> {
     check_flags(settings)?;
     let mut warnings = Vec::new();
     let app = app_target(&r, &mut warnings)?;
-    if app.factory {
-        warnings.push(format!(
-            "{}: `{}` names a factory to call; calling it is not in effect yet in dragoman {}: \
-             the application loaded is `{}` itself",
-            app.origin,
-            app.describe(),
-            env!("CARGO_PKG_VERSION"),
-            app.callable
-        ));
-    }
     let listeners = listeners(&r, &mut warnings)?;
     let mut config = Config {
         listeners,
@@ -66,6 +56,12 @@ pub fn build(settings: &[Setting]) -> Result<Config, ConfigError> {
         statics: static_config(&r)?,
         limits: limits(&r)?,
         proxy_protocol: proxy_protocol(&r)?,
+        pyargv: r
+            .text("pyargv")
+            .map(|a| a.split_whitespace().map(str::to_string).collect()),
+        daemonize: daemonize(&r)?,
+        procname: procname(&r),
+        chown_socket: chown_socket(&r)?,
         planned: super::planned::planned(&r)?,
         strict: r.flag("strict", false),
         notices: notices(&r),
@@ -200,6 +196,66 @@ fn py_autoreload(r: &Resolved<'_>) -> Result<Option<Duration>, ConfigError> {
                 .map(Duration::from_secs),
         },
     })
+}
+
+/// `daemonize` or `daemonize2` (not both: they detach at different times).
+fn daemonize(r: &Resolved<'_>) -> Result<Option<Daemonize>, ConfigError> {
+    let (early, late) = (r.last("daemonize"), r.last("daemonize2"));
+    if let (Some(a), Some(b)) = (early, late) {
+        return Err(ConfigError(format!(
+            "{}: daemonize2 is set, and daemonize too ({}); one detaches once the sockets are \
+             bound, the other once the application is loaded: keep one",
+            b.origin, a.origin
+        )));
+    }
+    let Some(s) = late.or(early) else {
+        return Ok(None);
+    };
+    let log = resolve::nonempty_path(s, "/var/log/mysite.log")?;
+    if parse_bool(&s.value).is_some() {
+        r.warnings.borrow_mut().push(format!(
+            "{}: `{} = {}` names a log file called {:?}, as uWSGI reads it (the value is the \
+             file the detached server writes to, not a switch); give a path, as in `{} = \
+             /var/log/mysite.log`",
+            s.origin,
+            s.spec.name,
+            s.value.trim(),
+            s.value.trim(),
+            s.spec.name
+        ));
+    }
+    Ok(Some(Daemonize {
+        log,
+        after_load: s.spec.name == "daemonize2",
+        origin: s.origin.clone(),
+    }))
+}
+
+/// Process titles.
+fn procname(r: &Resolved<'_>) -> Procname {
+    Procname {
+        auto: r.flag("auto-procname", false),
+        prefix: r
+            .text("procname-prefix-spaced")
+            .map(|p| format!("{p} "))
+            .or_else(|| r.text("procname-prefix")),
+        append: r.text("procname-append"),
+        name: r.text("procname"),
+        master: r.text("procname-master"),
+    }
+}
+
+/// `chown-socket = user[:group]`; the names are looked up when the sockets are bound.
+fn chown_socket(r: &Resolved<'_>) -> Result<Option<(String, Origin)>, ConfigError> {
+    let Some(s) = r.last("chown-socket") else {
+        return Ok(None);
+    };
+    let value = s.value.trim();
+    let (user, group) = value.split_once(':').unwrap_or((value, "x"));
+    if user.is_empty() || group.is_empty() {
+        return Err(bad_value(s, "a user, or user:group", "www-data:www-data"));
+    }
+    Ok(Some((value.to_string(), s.origin.clone())))
 }
 
 fn named(r: &Resolved<'_>, name: &str) -> Option<(String, Origin)> {

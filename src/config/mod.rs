@@ -136,6 +136,16 @@ pub struct Config {
     pub limits: Limits,
     /// The peers whose PROXY protocol headers are believed, when the protocol is on.
     pub proxy_protocol: Option<Vec<IpAddr>>,
+    /// `pyargv`: the application's sys.argv\[1:\] (sys.argv is dragoman's command line
+    /// without it).
+    pub pyargv: Option<Vec<String>>,
+    /// `daemonize` / `daemonize2`: detach, with stdout and stderr to a file.
+    pub daemonize: Option<Daemonize>,
+    /// Process titles (`auto-procname`, `procname*`).
+    pub procname: Procname,
+    /// `chown-socket`: the owner of the unix sockets dragoman creates, as written (`user`,
+    /// `user:group`), and where.
+    pub chown_socket: Option<(String, Origin)>,
     /// Lines to log at startup: options accepted but not yet in effect (warnings), and uWSGI
     /// options with nothing to do in dragoman (information).
     pub notices: Vec<Notice>,
@@ -242,13 +252,8 @@ pub struct Notice {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Planned {
     pub logging: Logging,
-    /// `daemonize`: detach and log to this file.
-    pub daemonize: Option<PathBuf>,
-    pub procname: Procname,
     pub socket_timeout: Option<Duration>,
     pub http_timeout: Option<Duration>,
-    /// `chown-socket`: user and group of the unix sockets.
-    pub chown_socket: Option<(String, Option<String>)>,
     pub manage_script_name: bool,
     /// `mount`: (URL prefix, application as written).
     pub mounts: Vec<(String, String)>,
@@ -260,8 +265,6 @@ pub struct Planned {
     pub crons: Vec<Cron>,
     /// `hook-master-start`: uWSGI hook actions (`exec:COMMAND`, ...).
     pub hook_master_start: Vec<String>,
-    /// `pyargv`: sys.argv[1:].
-    pub pyargv: Option<Vec<String>>,
     /// False with `wsgi-disable-file-wrapper`.
     pub wsgi_file_wrapper: bool,
 }
@@ -294,7 +297,19 @@ pub struct Logging {
     pub memory_report: u8,
 }
 
-/// Process titles (`auto-procname`, `procname-*`).
+/// `daemonize = FILE` or `daemonize2 = FILE`: dragoman detaches from the terminal, and its
+/// stdout and stderr (the log, the application's output) go to FILE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Daemonize {
+    pub log: PathBuf,
+    /// `daemonize2`: after the application is loaded (and the privileges dropped), rather
+    /// than once the sockets are bound.
+    pub after_load: bool,
+    pub origin: Origin,
+}
+
+/// Process titles (`auto-procname`, `procname-*`): `ps` tells the master from the workers.
+/// As in uWSGI, any of the options turns the titles on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Procname {
     pub auto: bool,

@@ -12,14 +12,8 @@ use super::*;
 pub(crate) fn planned(r: &Resolved<'_>) -> Result<Planned, ConfigError> {
     Ok(Planned {
         logging: logging(r)?,
-        daemonize: r.path("daemonize", "/var/log/mysite.log")?,
-        procname: procname(r),
         socket_timeout: r.seconds("socket-timeout")?,
         http_timeout: r.seconds("http-timeout")?,
-        chown_socket: r.text("chown-socket").map(|v| match v.split_once(':') {
-            Some((u, g)) => (u.to_string(), Some(g.to_string())),
-            None => (v, None),
-        }),
         manage_script_name: r.flag("manage-script-name", false),
         mounts: mounts(r)?,
         add_headers: add_headers(r)?,
@@ -27,9 +21,6 @@ pub(crate) fn planned(r: &Resolved<'_>) -> Result<Planned, ConfigError> {
         cheaper: cheaper(r)?,
         crons: crons(r)?,
         hook_master_start: r.texts("hook-master-start"),
-        pyargv: r
-            .text("pyargv")
-            .map(|a| a.split_whitespace().map(str::to_string).collect()),
         wsgi_file_wrapper: !r.flag("wsgi-disable-file-wrapper", false),
     })
 }
@@ -74,20 +65,6 @@ fn logging(r: &Resolved<'_>) -> Result<Logging, ConfigError> {
             },
         },
     })
-}
-
-/// Process titles.
-fn procname(r: &Resolved<'_>) -> Procname {
-    Procname {
-        auto: r.flag("auto-procname", false),
-        prefix: r
-            .text("procname-prefix-spaced")
-            .map(|p| format!("{p} "))
-            .or_else(|| r.text("procname-prefix")),
-        append: r.text("procname-append"),
-        name: r.text("procname"),
-        master: r.text("procname-master"),
-    }
 }
 
 /// `cheaper` and its family; like uWSGI, a floor at or above `processes` is an error.

@@ -12,11 +12,13 @@
 //! stop only when the new one accepts connections. That one rule gives reloads (SIGHUP,
 //! touch-reload), chain reloads, max-requests, max-worker-lifetime and reload-on-rss.
 
+pub(crate) mod daemonize;
 mod decide;
 mod fork;
 pub(crate) mod nofile;
 pub(crate) mod pidfile;
 pub mod privileges;
+mod procname;
 pub mod signals;
 pub mod stats;
 pub mod systemd;
@@ -36,6 +38,7 @@ use crate::net::Bound;
 use crate::scoreboard::Scoreboard;
 use crate::{error, info, interp, warn};
 use decide::{AfterBootFailure, CrashLoop, Exit, Step};
+use procname::Role as Title;
 use signals::SignalQueue;
 use stats::{CoreView, StatsServer, WorkerView};
 use systemd::Notifier;
@@ -184,6 +187,7 @@ fn watch_list(config: &Config) -> Vec<Watched> {
 impl Arbiter<'_> {
     /// The supervisor loop.
     fn run(&mut self, py: Python<'_>) -> Role {
+        self.name_process();
         info!(
             "master {} started: {} worker(s) x {} thread(s), app {}",
             std::process::id(),
@@ -415,6 +419,7 @@ impl Arbiter<'_> {
         self.reloading = true;
         self.target = config.processes;
         self.config = config;
+        self.name_process();
         self.generation += 1;
         self.chain = chain;
         let reason = if chain {
@@ -682,6 +687,9 @@ impl Arbiter<'_> {
             .ok_or_else(|| std::io::Error::other("no free scoreboard slot"))?;
         match fork::spawn(py, &self.signals)? {
             fork::Spawned::Child => {
+                if let Some(title) = procname::title(&self.config.procname, Title::Worker(id)) {
+                    procname::set(&title);
+                }
                 let board_slot = self.board.slot(slot);
                 board_slot.reset(std::process::id() as i32);
                 Ok(Err(Box::new(WorkerArgs {
@@ -734,6 +742,13 @@ impl Arbiter<'_> {
                 std::process::id(),
                 self.target
             ));
+        }
+    }
+
+    /// The master's title (`auto-procname`, `procname*`), if any is asked for.
+    fn name_process(&self) {
+        if let Some(title) = procname::title(&self.config.procname, Title::Master) {
+            procname::set(&title);
         }
     }
 
