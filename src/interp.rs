@@ -49,6 +49,23 @@ pub fn prepare(py: Python<'_>, config: &Config) -> Result<Prepared, String> {
     })
 }
 
+/// The `bin` directory of the application's virtualenv: `home`'s, or the one dragoman runs
+/// from (Python's `sys.prefix` differs from `sys.base_prefix` in a virtualenv); `None` outside
+/// one. The commands dragoman runs (attached daemons, cron jobs, hooks) find it first on PATH.
+pub fn venv_bin(py: Python<'_>, config: &Config) -> Option<PathBuf> {
+    if let Some((home, _)) = &config.home {
+        return Some(absolute(home).join("bin"));
+    }
+    let sys = py.import("sys").ok()?;
+    let prefix: String = sys.getattr("prefix").ok()?.extract().ok()?;
+    let base: String = sys.getattr("base_prefix").ok()?.extract().ok()?;
+    if prefix == base {
+        return None;
+    }
+    let executable: String = sys.getattr("executable").ok()?.extract().ok()?;
+    Some(Path::new(&executable).parent()?.to_path_buf())
+}
+
 /// `pyargv`: the application's `sys.argv` is dragoman's program (`sys.argv[0]`, as before)
 /// followed by these words, as uWSGI gives them (it puts `uwsgi` first). Without the option,
 /// `sys.argv` stays dragoman's own command line.

@@ -61,6 +61,7 @@ pub fn build(settings: &[Setting]) -> Result<Config, ConfigError> {
             .map(|a| a.split_whitespace().map(str::to_string).collect()),
         daemonize: daemonize(&r)?,
         procname: procname(&r),
+        daemons: super::children::daemons(&r)?,
         chown_socket: chown_socket(&r)?,
         planned: super::planned::planned(&r)?,
         strict: r.flag("strict", false),

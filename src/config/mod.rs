@@ -7,6 +7,7 @@
 //! source's syntax.
 
 pub mod build;
+mod children;
 #[cfg(test)]
 mod corpus;
 pub(crate) mod defaults;
@@ -23,6 +24,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use build::build;
+pub use children::{Daemon, Smart};
 pub use source::{Command, ConfigError, Origin, Setting};
 
 use options::{OptionSpec, Status};
@@ -143,6 +145,8 @@ pub struct Config {
     pub daemonize: Option<Daemonize>,
     /// Process titles (`auto-procname`, `procname*`).
     pub procname: Procname,
+    /// Attached daemons: commands the master runs beside the workers.
+    pub daemons: Vec<Daemon>,
     /// `chown-socket`: the owner of the unix sockets dragoman creates, as written (`user`,
     /// `user:group`), and where.
     pub chown_socket: Option<(String, Origin)>,
@@ -259,8 +263,6 @@ pub struct Planned {
     pub mounts: Vec<(String, String)>,
     /// `add-header`: (name, value) added to every response.
     pub add_headers: Vec<(String, String)>,
-    /// `attach-daemon`: commands run beside the workers.
-    pub attach_daemons: Vec<String>,
     pub cheaper: Option<Cheaper>,
     pub crons: Vec<Cron>,
     /// `hook-master-start`: uWSGI hook actions (`exec:COMMAND`, ...).

@@ -17,7 +17,6 @@ pub(crate) fn planned(r: &Resolved<'_>) -> Result<Planned, ConfigError> {
         manage_script_name: r.flag("manage-script-name", false),
         mounts: mounts(r)?,
         add_headers: add_headers(r)?,
-        attach_daemons: r.texts("attach-daemon"),
         cheaper: cheaper(r)?,
         crons: crons(r)?,
         hook_master_start: r.texts("hook-master-start"),

@@ -333,7 +333,6 @@ const RULES: &[(&str, Class)] = &[
     ("cron-harakiri", Class::Warned(NOT_YET)),
     ("cron-curl", Class::Warned(NOT_YET)),
     ("curl-cron", Class::Warned(NOT_YET)),
-    ("smart-attach-daemon*", Class::Warned(NOT_YET)),
     ("attach-control-daemon", Class::Warned(NOT_YET)),
     ("daemons-honour-stdin", Class::Warned(NOT_YET)),
     // Metrics, alarms, stats pushers.

@@ -12,10 +12,13 @@
 //! stop only when the new one accepts connections. That one rule gives reloads (SIGHUP,
 //! touch-reload), chain reloads, max-requests, max-worker-lifetime and reload-on-rss.
 
+mod command;
 pub(crate) mod daemonize;
+mod daemons;
 mod decide;
 mod fork;
 pub(crate) mod nofile;
+mod output;
 pub(crate) mod pidfile;
 pub mod privileges;
 mod procname;
@@ -37,7 +40,9 @@ use crate::ipc::{Event, EventPipe, Role, WorkerArgs};
 use crate::net::Bound;
 use crate::scoreboard::Scoreboard;
 use crate::{error, info, interp, warn};
+use daemons::Daemons;
 use decide::{AfterBootFailure, CrashLoop, Exit, Step};
+use output::Outputs;
 use procname::Role as Title;
 use signals::SignalQueue;
 use stats::{CoreView, StatsServer, WorkerView};
@@ -48,6 +53,8 @@ use worker::{describe_exit, memory, Fate, Reason, Worker};
 const HARAKIRI_GRACE: Duration = Duration::from_millis(500);
 /// After a failed fork, the next try waits this long.
 const FORK_RETRY: Duration = Duration::from_secs(1);
+/// On an immediate stop (SIGQUIT), how long attached daemons have to stop before SIGKILL.
+const DAEMON_QUICK_STOP: Duration = Duration::from_secs(3);
 
 /// Why the master is stopping.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -105,6 +112,9 @@ struct Arbiter<'a> {
     crash_loop: CrashLoop,
     watched: Vec<Watched>,
     history: HashMap<usize, History>,
+    /// The commands run beside the workers, and their output on its way to the log.
+    daemons: Daemons,
+    outputs: Outputs,
 }
 
 /// Everything the master starts with, besides the config.
@@ -135,6 +145,8 @@ pub fn run(py: Python<'_>, config: Config, setup: Setup) -> Role {
             }
         };
     let watched = watch_list(&config);
+    let env = command::environment(interp::venv_bin(py, &config).as_deref());
+    let daemons = Daemons::new(&config.daemons, env, config.mercy);
     let mut arbiter = Arbiter {
         source: &source,
         target: config.processes,
@@ -157,6 +169,8 @@ pub fn run(py: Python<'_>, config: Config, setup: Setup) -> Role {
         crash_loop: CrashLoop::default(),
         watched,
         history: HashMap::new(),
+        daemons,
+        outputs: Outputs::default(),
     };
     let role = arbiter.run(py);
     drop(arbiter);
@@ -209,7 +223,8 @@ impl Arbiter<'_> {
             }
             self.reap();
             if let Some(stop) = self.stop {
-                if self.workers.is_empty() {
+                let children_done = self.daemons.stopped(Instant::now());
+                if self.workers.is_empty() && children_done {
                     break;
                 }
                 self.hurry_stop(stop);
@@ -219,12 +234,14 @@ impl Arbiter<'_> {
             self.recycle_due();
             self.kill_overdue_retirees();
             self.watch_files(py);
+            self.daemons.supervise(Instant::now(), &mut self.outputs);
             self.crash_loop.settle(&self.workers, Instant::now());
             if let Some(args) = self.manage(py) {
                 return Role::Worker(args);
             }
             self.report_ready();
         }
+        self.outputs.serve_all();
         self.notify("STOPPING=1");
         match self.failure.take() {
             Some(why) => {
@@ -256,14 +273,21 @@ impl Arbiter<'_> {
         if let Some(server) = &self.stats {
             server.poll_fds(&mut fds);
         }
+        let outputs_from = fds.len();
+        self.outputs.poll_fds(&mut fds);
         let stop = match self.stop {
             Some(Stop::Graceful(deadline)) => Some(deadline),
             _ => None,
         };
         let stats = self.stats.as_ref().and_then(StatsServer::deadline);
-        let deadlines = [self.crash_loop.deadline(), stop, stats]
-            .into_iter()
-            .flatten();
+        let deadlines = [
+            self.crash_loop.deadline(),
+            stop,
+            stats,
+            self.daemons.deadline(),
+        ]
+        .into_iter()
+        .flatten();
         let timeout = decide::sleep_for(&self.workers, deadlines, Instant::now());
         // SAFETY: fds is a valid, initialised array of pollfd whose length we pass.
         let n = unsafe {
@@ -273,7 +297,10 @@ impl Arbiter<'_> {
                 timeout.as_millis() as libc::c_int,
             )
         };
-        let stats_ready = fds[2..].iter().any(|p| p.revents != 0);
+        if n > 0 {
+            self.outputs.serve(&fds[outputs_from..]);
+        }
+        let stats_ready = fds[2..outputs_from].iter().any(|p| p.revents != 0);
         let due = stats.is_some_and(|at| Instant::now() >= at);
         if (n > 0 && stats_ready) || due {
             if let Some(mut server) = self.stats.take() {
@@ -292,15 +319,11 @@ impl Arbiter<'_> {
                     signals::name(sig),
                     self.config.mercy.as_secs()
                 );
-                self.notify("STOPPING=1");
-                self.stop = Some(Stop::Graceful(Instant::now() + self.config.mercy));
-                self.signal_all(libc::SIGTERM);
+                self.stop_gracefully();
             }
             libc::SIGQUIT => {
                 info!("SIGQUIT: stopping now");
-                self.notify("STOPPING=1");
-                self.stop = Some(Stop::Immediate);
-                self.signal_all(libc::SIGKILL);
+                self.stop_now();
             }
             libc::SIGHUP if self.stop.is_none() => {
                 info!("SIGHUP: reloading gracefully");
@@ -352,6 +375,25 @@ impl Arbiter<'_> {
             }
             Event::Reload => {}
         }
+    }
+
+    /// Stops gracefully: workers finish their requests, daemons get their stop signal, all
+    /// within worker-reload-mercy.
+    fn stop_gracefully(&mut self) {
+        self.notify("STOPPING=1");
+        let deadline = Instant::now() + self.config.mercy;
+        self.stop = Some(Stop::Graceful(deadline));
+        self.signal_all(libc::SIGTERM);
+        self.daemons.stop_all(deadline);
+    }
+
+    /// Stops now: workers are killed, daemons get their stop signal and a few seconds.
+    fn stop_now(&mut self) {
+        self.notify("STOPPING=1");
+        self.stop = Some(Stop::Immediate);
+        self.signal_all(libc::SIGKILL);
+        self.daemons
+            .stop_all(Instant::now() + DAEMON_QUICK_STOP.min(self.config.mercy));
     }
 
     /// While stopping: past the graceful deadline, the workers still busy are killed.
@@ -418,6 +460,8 @@ impl Arbiter<'_> {
         ));
         self.reloading = true;
         self.target = config.processes;
+        let env = command::environment(interp::venv_bin(py, &config).as_deref());
+        self.daemons.reload(&config.daemons, env, config.mercy);
         self.config = config;
         self.name_process();
         self.generation += 1;
@@ -445,6 +489,7 @@ impl Arbiter<'_> {
                 return;
             }
             let Some(index) = self.workers.iter().position(|w| w.pid == pid) else {
+                self.child_exited(pid, status);
                 continue;
             };
             let w = self.workers.swap_remove(index);
@@ -473,6 +518,17 @@ impl Arbiter<'_> {
         }
     }
 
+    /// A child that is no worker exited: a daemon (a control daemon's death stops dragoman).
+    fn child_exited(&mut self, pid: libc::pid_t, status: libc::c_int) {
+        if let Some(Some(why)) = self.daemons.exited(pid, status, Instant::now()) {
+            if self.stop.is_none() {
+                error!("{why}");
+                self.failure = Some(why);
+                self.stop_gracefully();
+            }
+        }
+    }
+
     /// A worker exited because the application would not load.
     fn boot_failed(&mut self, w: &Worker) {
         let verdict =
@@ -484,8 +540,7 @@ impl Arbiter<'_> {
                     w.id,
                     self.config.app.describe()
                 ));
-                self.stop = Some(Stop::Immediate);
-                self.signal_all(libc::SIGKILL);
+                self.stop_now();
             }
             AfterBootFailure::RollBack(rollback) => {
                 // The new code does not load: keep the workers that run the old code.
@@ -530,8 +585,7 @@ impl Arbiter<'_> {
                  giving up",
                 self.crash_loop.quick_deaths()
             ));
-            self.stop = Some(Stop::Immediate);
-            self.signal_all(libc::SIGKILL);
+            self.stop_now();
         }
     }
 
