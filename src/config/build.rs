@@ -62,6 +62,8 @@ pub fn build(settings: &[Setting]) -> Result<Config, ConfigError> {
         daemonize: daemonize(&r)?,
         procname: procname(&r),
         daemons: super::children::daemons(&r)?,
+        crons: super::children::crons(&r)?,
+        hooks_master_start: super::children::hooks(&r)?,
         chown_socket: chown_socket(&r)?,
         planned: super::planned::planned(&r)?,
         strict: r.flag("strict", false),

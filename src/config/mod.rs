@@ -7,7 +7,7 @@
 //! source's syntax.
 
 pub mod build;
-mod children;
+pub(crate) mod children;
 #[cfg(test)]
 mod corpus;
 pub(crate) mod defaults;
@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use build::build;
-pub use children::{Daemon, Smart};
+pub use children::{Cron, Daemon, Hook, SignalAction, Smart};
 pub use source::{Command, ConfigError, Origin, Setting};
 
 use options::{OptionSpec, Status};
@@ -147,6 +147,10 @@ pub struct Config {
     pub procname: Procname,
     /// Attached daemons: commands the master runs beside the workers.
     pub daemons: Vec<Daemon>,
+    /// `cron`, `unique-cron`: commands run at given times.
+    pub crons: Vec<Cron>,
+    /// `hook-master-start`: what the master does when it starts.
+    pub hooks_master_start: Vec<Hook>,
     /// `chown-socket`: the owner of the unix sockets dragoman creates, as written (`user`,
     /// `user:group`), and where.
     pub chown_socket: Option<(String, Origin)>,
@@ -264,9 +268,6 @@ pub struct Planned {
     /// `add-header`: (name, value) added to every response.
     pub add_headers: Vec<(String, String)>,
     pub cheaper: Option<Cheaper>,
-    pub crons: Vec<Cron>,
-    /// `hook-master-start`: uWSGI hook actions (`exec:COMMAND`, ...).
-    pub hook_master_start: Vec<String>,
     /// False with `wsgi-disable-file-wrapper`.
     pub wsgi_file_wrapper: bool,
 }
@@ -331,19 +332,6 @@ pub struct Cheaper {
     /// How often the algorithm looks at the load (`cheaper-overload`, default 3 s).
     pub overload: Duration,
     pub algo: String,
-}
-
-/// `cron`/`unique-cron`: uWSGI's fields (-1 any, -N every N).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cron {
-    pub minute: i32,
-    pub hour: i32,
-    pub day: i32,
-    pub month: i32,
-    pub weekday: i32,
-    pub command: String,
-    /// `unique-cron`: skipped while the previous run goes on.
-    pub unique: bool,
 }
 
 /// Reads the configuration from the command line (without argv\[0\]) and the environment.

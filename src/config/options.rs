@@ -250,9 +250,9 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("smart-attach-daemon", Processes, "PIDFILE COMMAND", N, "run COMMAND, which detaches and writes PIDFILE; started again when the pid in PIDFILE is gone; it outlives dragoman (repeatable)").many(),
     opt("smart-attach-daemon2", Processes, "PIDFILE COMMAND", N, "like smart-attach-daemon, for a COMMAND that does not detach: dragoman detaches it and writes PIDFILE (repeatable)").many(),
     opt("attach-daemon2", Processes, "KEY=VALUE,...", N, "an attached daemon with uWSGI's keys: cmd, name, pidfile, daemonize, freq, control, touch, stopsignal, reloadsignal, stdin, uid, gid, chdir, max_throttle, notifypid (repeatable)").many(),
-    opt("cron", Processes, "M H D MON WD COMMAND", N, "run COMMAND at the times given (-1 for any; repeatable)").many().planned(),
-    opt("unique-cron", Processes, "M H D MON WD COMMAND", N, "like cron, skipped while the previous run is still going (repeatable)").many().planned(),
-    opt("hook-master-start", Processes, "ACTION", N, "run ACTION (exec:COMMAND, ...) when the master starts (repeatable)").many().planned(),
+    opt("cron", Processes, "M H D MON WD COMMAND", N, "run COMMAND (with /bin/sh) at the local times given: minute hour day month weekday, -1 for any, -N for every N; its output goes to the log (repeatable)").many(),
+    opt("unique-cron", Processes, "M H D MON WD COMMAND", N, "like cron, not started again while the previous run goes on (repeatable)").many(),
+    opt("hook-master-start", Processes, "ACTION", N, "when the master starts: exec:COMMAND (dragoman stops if it fails), safeexec:COMMAND, or unix_signal:N FUNCTION (gracefully_kill_them_all, kill_them_all, grace_them_all: what signal N does) (repeatable)").many(),
     // Logging.
     flag("disable-logging", Logging, Flag(false), "log no requests").planned(),
     opt("logto", Logging, "FILE", N, "write the log to FILE instead of stderr").planned(),

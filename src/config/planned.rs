@@ -18,8 +18,6 @@ pub(crate) fn planned(r: &Resolved<'_>) -> Result<Planned, ConfigError> {
         mounts: mounts(r)?,
         add_headers: add_headers(r)?,
         cheaper: cheaper(r)?,
-        crons: crons(r)?,
-        hook_master_start: r.texts("hook-master-start"),
         wsgi_file_wrapper: !r.flag("wsgi-disable-file-wrapper", false),
     })
 }
@@ -93,16 +91,6 @@ fn cheaper(r: &Resolved<'_>) -> Result<Option<Cheaper>, ConfigError> {
     })
 }
 
-fn crons(r: &Resolved<'_>) -> Result<Vec<Cron>, ConfigError> {
-    let mut crons = Vec::new();
-    for (name, unique) in [("cron", false), ("unique-cron", true)] {
-        for s in r.all(name) {
-            crons.push(cron(s, unique)?);
-        }
-    }
-    Ok(crons)
-}
-
 /// `add-header = Name: value`.
 fn add_headers(r: &Resolved<'_>) -> Result<Vec<(String, String)>, ConfigError> {
     let mut add_headers = Vec::new();
@@ -135,41 +123,4 @@ fn mounts(r: &Resolved<'_>) -> Result<Vec<(String, String)>, ConfigError> {
         mounts.push((prefix.trim().to_string(), app.trim().to_string()));
     }
     Ok(mounts)
-}
-
-/// `cron = MIN HOUR DAY MONTH WEEKDAY COMMAND`, each field a number or -1 (any), as uWSGI
-/// writes it; uWSGI's `-N` (every N) is kept as a negative number.
-fn cron(s: &Setting, unique: bool) -> Result<Cron, ConfigError> {
-    let example = "0 3 -1 -1 -1 /srv/mysite/bin/nightly";
-    let mut fields = s.value.split_whitespace();
-    let mut times = [0i32; 5];
-    for t in times.iter_mut() {
-        *t = fields
-            .next()
-            .and_then(|f| f.parse::<i32>().ok())
-            .ok_or_else(|| {
-                bad_value(
-                    s,
-                    "five time fields (minute hour day month weekday, -1 for any) and a command",
-                    example,
-                )
-            })?;
-    }
-    let command: Vec<&str> = fields.collect();
-    if command.is_empty() {
-        return Err(bad_value(
-            s,
-            "a command after the five time fields",
-            example,
-        ));
-    }
-    Ok(Cron {
-        minute: times[0],
-        hour: times[1],
-        day: times[2],
-        month: times[3],
-        weekday: times[4],
-        command: command.join(" "),
-        unique,
-    })
 }

@@ -119,7 +119,17 @@ pub(super) fn spawn(launch: &Launch<'_>) -> io::Result<Started> {
 /// itself.) Anything with shell syntax (`;`, `&&`, pipes, redirections, variables, quotes,
 /// `VAR=value`) is left to the shell as written.
 fn shell_line(command: &str) -> String {
-    let plain = command.split_whitespace().next().is_some()
+    // Words the shell itself runs (builtins with no program of that name, keywords).
+    const SHELL_ONLY: &[&str] = &[
+        "exit", "cd", "export", "set", "unset", "source", ".", "eval", "exec", "return", "shift",
+        "trap", "readonly", "times", "wait", "alias", "unalias", "ulimit", "umask", "read",
+        "getopts", "hash", "type", "command", "jobs", "fg", "bg", "break", "continue", "local",
+        "if", "for", "while", "until", "case", "function",
+    ];
+    let plain = command
+        .split_whitespace()
+        .next()
+        .is_some_and(|first| !SHELL_ONLY.contains(&first))
         && command
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b" \t-_./,:+%@".contains(&b));
@@ -386,6 +396,8 @@ mod tests {
             "sh -c 'x'",
             "FOO=1 worker",
             "sleep 1 &",
+            "exit 4",
+            "cd /srv",
             "",
         ] {
             assert_eq!(shell_line(compound), compound);

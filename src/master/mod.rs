@@ -13,10 +13,12 @@
 //! touch-reload), chain reloads, max-requests, max-worker-lifetime and reload-on-rss.
 
 mod command;
+mod crons;
 pub(crate) mod daemonize;
 mod daemons;
 mod decide;
 mod fork;
+mod hooks;
 pub(crate) mod nofile;
 mod output;
 pub(crate) mod pidfile;
@@ -40,8 +42,10 @@ use crate::ipc::{Event, EventPipe, Role, WorkerArgs};
 use crate::net::Bound;
 use crate::scoreboard::Scoreboard;
 use crate::{error, info, interp, warn};
+use crons::Crons;
 use daemons::Daemons;
-use decide::{AfterBootFailure, CrashLoop, Exit, Step};
+use decide::{AfterBootFailure, CrashLoop, Exit, OnSignal, Step};
+use hooks::Hooks;
 use output::Outputs;
 use procname::Role as Title;
 use signals::SignalQueue;
@@ -114,6 +118,8 @@ struct Arbiter<'a> {
     history: HashMap<usize, History>,
     /// The commands run beside the workers, and their output on its way to the log.
     daemons: Daemons,
+    crons: Crons,
+    hooks: Hooks,
     outputs: Outputs,
 }
 
@@ -146,7 +152,9 @@ pub fn run(py: Python<'_>, config: Config, setup: Setup) -> Role {
         };
     let watched = watch_list(&config);
     let env = command::environment(interp::venv_bin(py, &config).as_deref());
-    let daemons = Daemons::new(&config.daemons, env, config.mercy);
+    let daemons = Daemons::new(&config.daemons, env.clone(), config.mercy);
+    let crons = Crons::new(&config.crons, env.clone());
+    let hooks = Hooks::new(&config.hooks_master_start, env);
     let mut arbiter = Arbiter {
         source: &source,
         target: config.processes,
@@ -170,6 +178,8 @@ pub fn run(py: Python<'_>, config: Config, setup: Setup) -> Role {
         watched,
         history: HashMap::new(),
         daemons,
+        crons,
+        hooks,
         outputs: Outputs::default(),
     };
     let role = arbiter.run(py);
@@ -234,7 +244,7 @@ impl Arbiter<'_> {
             self.recycle_due();
             self.kill_overdue_retirees();
             self.watch_files(py);
-            self.daemons.supervise(Instant::now(), &mut self.outputs);
+            self.run_children();
             self.crash_loop.settle(&self.workers, Instant::now());
             if let Some(args) = self.manage(py) {
                 return Role::Worker(args);
@@ -285,6 +295,7 @@ impl Arbiter<'_> {
             stop,
             stats,
             self.daemons.deadline(),
+            self.crons.deadline(Instant::now()),
         ]
         .into_iter()
         .flatten();
@@ -311,33 +322,53 @@ impl Arbiter<'_> {
     }
 
     fn handle_signal(&mut self, py: Python<'_>, sig: libc::c_int) {
-        match sig {
-            libc::SIGCHLD => {} // reap() runs after every wake-up
-            libc::SIGTERM | libc::SIGINT if self.stop.is_none() => {
+        let name = signals::name(sig);
+        let running = self.stop.is_none();
+        match decide::on_signal(sig, &self.config.hooks_master_start) {
+            OnSignal::Nothing => {} // SIGCHLD: reap() runs after every wake-up
+            OnSignal::GracefulStop if running => {
                 info!(
-                    "{}: stopping gracefully (up to {}s for requests in flight)",
-                    signals::name(sig),
+                    "{name}: stopping gracefully (up to {}s for requests in flight)",
                     self.config.mercy.as_secs()
                 );
                 self.stop_gracefully();
             }
-            libc::SIGQUIT => {
-                info!("SIGQUIT: stopping now");
+            OnSignal::ImmediateStop => {
+                info!("{name}: stopping now");
                 self.stop_now();
             }
-            libc::SIGHUP if self.stop.is_none() => {
-                info!("SIGHUP: reloading gracefully");
+            OnSignal::Reload if running => {
+                info!("{name}: reloading gracefully");
                 self.reload(py, false);
             }
-            libc::SIGTTIN if self.stop.is_none() => {
+            OnSignal::MoreWorkers if running => {
                 self.target += 1;
-                info!("SIGTTIN: now {} worker(s)", self.target);
+                info!("{name}: now {} worker(s)", self.target);
             }
-            libc::SIGTTOU if self.stop.is_none() && self.target > 1 => {
+            OnSignal::FewerWorkers if running && self.target > 1 => {
                 self.target -= 1;
-                info!("SIGTTOU: now {} worker(s)", self.target);
+                info!("{name}: now {} worker(s)", self.target);
             }
             _ => {}
+        }
+    }
+
+    /// The other children: attached daemons due to start, cron jobs whose time has come, the
+    /// next hook-master-start command. A failed hook stops dragoman.
+    fn run_children(&mut self) {
+        self.daemons.supervise(Instant::now(), &mut self.outputs);
+        self.crons.supervise(&mut self.outputs);
+        if let Err(why) = self.hooks.supervise(&mut self.outputs) {
+            self.fail(why);
+        }
+    }
+
+    /// Stops gracefully with an error: dragoman exits 1 once everything has stopped.
+    fn fail(&mut self, why: String) {
+        if self.stop.is_none() {
+            error!("{why}");
+            self.failure = Some(why);
+            self.stop_gracefully();
         }
     }
 
@@ -385,6 +416,8 @@ impl Arbiter<'_> {
         self.stop = Some(Stop::Graceful(deadline));
         self.signal_all(libc::SIGTERM);
         self.daemons.stop_all(deadline);
+        self.crons.stop_all();
+        self.hooks.stop();
     }
 
     /// Stops now: workers are killed, daemons get their stop signal and a few seconds.
@@ -394,6 +427,8 @@ impl Arbiter<'_> {
         self.signal_all(libc::SIGKILL);
         self.daemons
             .stop_all(Instant::now() + DAEMON_QUICK_STOP.min(self.config.mercy));
+        self.crons.stop_all();
+        self.hooks.stop();
     }
 
     /// While stopping: past the graceful deadline, the workers still busy are killed.
@@ -461,7 +496,9 @@ impl Arbiter<'_> {
         self.reloading = true;
         self.target = config.processes;
         let env = command::environment(interp::venv_bin(py, &config).as_deref());
-        self.daemons.reload(&config.daemons, env, config.mercy);
+        self.daemons
+            .reload(&config.daemons, env.clone(), config.mercy);
+        self.crons.reload(&config.crons, env);
         self.config = config;
         self.name_process();
         self.generation += 1;
@@ -518,14 +555,20 @@ impl Arbiter<'_> {
         }
     }
 
-    /// A child that is no worker exited: a daemon (a control daemon's death stops dragoman).
+    /// A child that is no worker exited: a daemon, a cron job or a hook (a control daemon's
+    /// death, or a failed hook, stops dragoman).
     fn child_exited(&mut self, pid: libc::pid_t, status: libc::c_int) {
-        if let Some(Some(why)) = self.daemons.exited(pid, status, Instant::now()) {
-            if self.stop.is_none() {
-                error!("{why}");
-                self.failure = Some(why);
-                self.stop_gracefully();
+        if let Some(death) = self.daemons.exited(pid, status, Instant::now()) {
+            if let Some(why) = death {
+                self.fail(why);
             }
+            return;
+        }
+        if self.crons.exited(pid, status) {
+            return;
+        }
+        if let Some(Err(why)) = self.hooks.exited(pid, status) {
+            self.fail(why);
         }
     }
 
