@@ -61,6 +61,7 @@ pub fn build(settings: &[Setting]) -> Result<Config, ConfigError> {
             .map(|a| a.split_whitespace().map(str::to_string).collect()),
         daemonize: daemonize(&r)?,
         procname: procname(&r),
+        cheaper: cheaper(&r)?,
         daemons: super::children::daemons(&r)?,
         crons: super::children::crons(&r)?,
         hooks_master_start: super::children::hooks(&r)?,
@@ -199,6 +200,58 @@ fn py_autoreload(r: &Resolved<'_>) -> Result<Option<Duration>, ConfigError> {
                 .map(Duration::from_secs),
         },
     })
+}
+
+/// `cheaper` and its family, as uWSGI reads them: `cheaper = 0` is off; a floor at or above
+/// `processes` is an error; `cheaper-initial` outside the floor and `processes` is brought
+/// within, with a warning; an algorithm other than spare falls back to spare, with a warning.
+fn cheaper(r: &Resolved<'_>) -> Result<Option<Cheaper>, ConfigError> {
+    let Some(s) = r.last("cheaper") else {
+        return Ok(None);
+    };
+    let min = count(s, 0, "2")?;
+    if min == 0 {
+        return Ok(None);
+    }
+    let processes = r.count("processes", 1, "4", d::PROCESSES)?;
+    if min >= processes {
+        return Err(ConfigError(format!(
+            "{}: cheaper ({min}) must be lower than processes ({processes}): it is the fewest \
+             workers to keep, and processes the most",
+            s.origin
+        )));
+    }
+    let mut initial = r.count("cheaper-initial", 1, "2", min)?;
+    if let Some(i) = r.last("cheaper-initial") {
+        let within = initial.clamp(min, processes);
+        if within != initial {
+            r.warnings.borrow_mut().push(format!(
+                "{}: cheaper-initial ({initial}) must be between cheaper ({min}) and processes \
+                 ({processes}); starting {within} worker(s), as uWSGI does",
+                i.origin
+            ));
+            initial = within;
+        }
+    }
+    if let Some(a) = r.last("cheaper-algo") {
+        let algo = a.value.trim();
+        if !algo.is_empty() && algo != "spare" {
+            r.warnings.borrow_mut().push(format!(
+                "{}: cheaper-algo {algo:?} is not implemented in dragoman; it uses spare, uWSGI's \
+                 default (workers added while all are busy, removed while more than one idles), \
+                 as uWSGI falls back to it",
+                a.origin
+            ));
+        }
+    }
+    Ok(Some(Cheaper {
+        min,
+        initial,
+        step: r.count("cheaper-step", 1, "1", 1)?,
+        overload: r
+            .count("cheaper-overload", 1, "3", 3)?
+            .min(u32::MAX as usize) as u32,
+    }))
 }
 
 /// `daemonize` or `daemonize2` (not both: they detach at different times).

@@ -145,6 +145,8 @@ pub struct Config {
     pub daemonize: Option<Daemonize>,
     /// Process titles (`auto-procname`, `procname*`).
     pub procname: Procname,
+    /// `cheaper`: an adaptive worker count, at least this many, at most `processes`.
+    pub cheaper: Option<Cheaper>,
     /// Attached daemons: commands the master runs beside the workers.
     pub daemons: Vec<Daemon>,
     /// `cron`, `unique-cron`: commands run at given times.
@@ -267,7 +269,6 @@ pub struct Planned {
     pub mounts: Vec<(String, String)>,
     /// `add-header`: (name, value) added to every response.
     pub add_headers: Vec<(String, String)>,
-    pub cheaper: Option<Cheaper>,
     /// False with `wsgi-disable-file-wrapper`.
     pub wsgi_file_wrapper: bool,
 }
@@ -323,15 +324,19 @@ pub struct Procname {
     pub master: Option<String>,
 }
 
-/// `cheaper`: an adaptive worker count between `min` and `processes`.
+/// `cheaper`: an adaptive worker count between `min` and `processes`, decided once a second
+/// by uWSGI's default algorithm (spare).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cheaper {
+    /// `cheaper`: the fewest workers.
     pub min: usize,
+    /// `cheaper-initial`: the workers at start (between `min` and `processes`).
     pub initial: usize,
+    /// `cheaper-step`: workers added at a time.
     pub step: usize,
-    /// How often the algorithm looks at the load (`cheaper-overload`, default 3 s).
-    pub overload: Duration,
-    pub algo: String,
+    /// `cheaper-overload`: seconds (the algorithm's cycles) all workers must be busy before
+    /// more are added, and between two removals while they idle.
+    pub overload: u32,
 }
 
 /// Reads the configuration from the command line (without argv\[0\]) and the environment.

@@ -4,8 +4,7 @@
 
 use std::time::Duration;
 
-use super::defaults as d;
-use super::resolve::{bad_value, count, Resolved};
+use super::resolve::{bad_value, Resolved};
 use super::*;
 
 /// The options accepted and parsed whose runtime is not there yet (see [`Planned`]).
@@ -17,7 +16,6 @@ pub(crate) fn planned(r: &Resolved<'_>) -> Result<Planned, ConfigError> {
         manage_script_name: r.flag("manage-script-name", false),
         mounts: mounts(r)?,
         add_headers: add_headers(r)?,
-        cheaper: cheaper(r)?,
         wsgi_file_wrapper: !r.flag("wsgi-disable-file-wrapper", false),
     })
 }
@@ -61,33 +59,6 @@ fn logging(r: &Resolved<'_>) -> Result<Logging, ConfigError> {
                 },
             },
         },
-    })
-}
-
-/// `cheaper` and its family; like uWSGI, a floor at or above `processes` is an error.
-fn cheaper(r: &Resolved<'_>) -> Result<Option<Cheaper>, ConfigError> {
-    Ok(match r.last("cheaper") {
-        None => None,
-        Some(s) => {
-            let min = count(s, 0, "2")?;
-            let processes = r.count("processes", 1, "4", d::PROCESSES)?;
-            if min >= processes {
-                return Err(ConfigError(format!(
-                    "{}: cheaper ({min}) must be lower than processes ({processes}): it is the \
-                     fewest workers to keep, and processes the most",
-                    s.origin
-                )));
-            }
-            Some(Cheaper {
-                min,
-                initial: r.count("cheaper-initial", 1, "2", min.max(1))?,
-                step: r.count("cheaper-step", 1, "1", 1)?,
-                overload: r
-                    .seconds("cheaper-overload")?
-                    .unwrap_or(Duration::from_secs(3)),
-                algo: r.text("cheaper-algo").unwrap_or_else(|| "spare".into()),
-            })
-        }
     })
 }
 

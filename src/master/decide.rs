@@ -4,6 +4,7 @@
 //! without a process: what to spawn, what a worker's exit means, what a failed reload rolls
 //! back, when workers are recycled or killed, and how a crash loop backs off.
 
+pub(super) mod cheaper;
 pub(super) mod cron;
 pub(super) mod daemons;
 

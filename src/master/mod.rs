@@ -44,6 +44,7 @@ use crate::scoreboard::Scoreboard;
 use crate::{error, info, interp, warn};
 use crons::Crons;
 use daemons::Daemons;
+use decide::cheaper::{Change, Limits, Spare};
 use decide::{AfterBootFailure, CrashLoop, Exit, OnSignal, Step};
 use hooks::Hooks;
 use output::Outputs;
@@ -57,6 +58,8 @@ use worker::{describe_exit, memory, Fate, Reason, Worker};
 const HARAKIRI_GRACE: Duration = Duration::from_millis(500);
 /// After a failed fork, the next try waits this long.
 const FORK_RETRY: Duration = Duration::from_secs(1);
+/// How often `cheaper` looks at the load (uWSGI's master cycle).
+const CHEAPER_CYCLE: Duration = Duration::from_secs(1);
 /// On an immediate stop (SIGQUIT), how long attached daemons have to stop before SIGKILL.
 const DAEMON_QUICK_STOP: Duration = Duration::from_secs(3);
 
@@ -99,8 +102,11 @@ struct Arbiter<'a> {
     notifier: Option<Notifier>,
     preloaded: Option<Py<PyAny>>,
     workers: Vec<Worker>,
-    /// How many workers there should be (SIGTTIN/SIGTTOU and reloads change it).
+    /// How many workers there should be (SIGTTIN/SIGTTOU, `cheaper` and reloads change it).
     target: usize,
+    /// `cheaper`: the spare algorithm's counters, and when it looks next.
+    spare: Spare,
+    next_cycle: Instant,
     generation: u32,
     /// A chain reload is in progress: replace one worker at a time.
     chain: bool,
@@ -157,7 +163,12 @@ pub fn run(py: Python<'_>, config: Config, setup: Setup) -> Role {
     let hooks = Hooks::new(&config.hooks_master_start, env);
     let mut arbiter = Arbiter {
         source: &source,
-        target: config.processes,
+        target: config
+            .cheaper
+            .as_ref()
+            .map_or(config.processes, |c| c.initial),
+        spare: Spare::default(),
+        next_cycle: Instant::now() + CHEAPER_CYCLE,
         config,
         listeners: &listeners,
         board,
@@ -246,6 +257,7 @@ impl Arbiter<'_> {
             self.watch_files(py);
             self.run_children();
             self.crash_loop.settle(&self.workers, Instant::now());
+            self.adapt_workers();
             if let Some(args) = self.manage(py) {
                 return Role::Worker(args);
             }
@@ -296,6 +308,7 @@ impl Arbiter<'_> {
             stats,
             self.daemons.deadline(),
             self.crons.deadline(Instant::now()),
+            self.config.cheaper.as_ref().map(|_| self.next_cycle),
         ]
         .into_iter()
         .flatten();
@@ -494,7 +507,12 @@ impl Arbiter<'_> {
             monotonic_ms() * 1000
         ));
         self.reloading = true;
-        self.target = config.processes;
+        // With `cheaper`, the count it reached stands (within the new bounds).
+        self.target = match &config.cheaper {
+            Some(c) => self.target.clamp(c.min, config.processes),
+            None => config.processes,
+        };
+        self.spare = Spare::default();
         let env = command::environment(interp::venv_bin(py, &config).as_deref());
         self.daemons
             .reload(&config.daemons, env.clone(), config.mercy);
@@ -735,6 +753,63 @@ impl Arbiter<'_> {
             info!("{kind}: {} was touched; reloading", path.display());
             self.reload(py, chain);
         }
+    }
+
+    /// `cheaper`: once a cycle (a second), the spare algorithm looks at how many workers are
+    /// in a request and moves the target: more while all are busy, fewer while several idle.
+    /// Not while starting, reloading or stopping.
+    fn adapt_workers(&mut self) {
+        let Some(cheaper) = self.config.cheaper.clone() else {
+            return;
+        };
+        let now = Instant::now();
+        if now < self.next_cycle {
+            return;
+        }
+        self.next_cycle = now + CHEAPER_CYCLE;
+        if !self.announced || self.reloading || self.stop.is_some() {
+            return;
+        }
+        let holders: Vec<&Worker> = self.workers.iter().filter(|w| w.holds_position()).collect();
+        let active = holders.len();
+        let busy = holders.iter().filter(|w| self.busy(w)).count();
+        let limits = Limits {
+            min: cheaper.min,
+            max: self.config.processes,
+            step: cheaper.step,
+            overload: u64::from(cheaper.overload),
+        };
+        match self.spare.cycle(active, busy, limits) {
+            Change::Keep => {}
+            Change::Add(n) => {
+                let before = self.target;
+                self.target = (self.target + n).min(self.config.processes).max(before);
+                info!(
+                    "cheaper: all {active} worker(s) busy for {}s: starting {} more ({} of {})",
+                    cheaper.overload,
+                    self.target - before,
+                    self.target,
+                    self.config.processes
+                );
+            }
+            Change::Remove if self.target > cheaper.min => {
+                self.target -= 1;
+                info!(
+                    "cheaper: {busy} of {active} worker(s) busy: stopping worker {} ({} left)",
+                    self.target + 1,
+                    self.target
+                );
+            }
+            Change::Remove => {}
+        }
+    }
+
+    /// Whether a thread of worker `w` is in a request (the scoreboard says).
+    fn busy(&self, w: &Worker) -> bool {
+        let slot = self.board.slot(w.slot);
+        slot.cores[..self.config.threads.min(slot.cores.len())]
+            .iter()
+            .any(|core| core.started_ms().is_some())
     }
 
     /// Brings the workers back to what they should be: replacements for workers being replaced,

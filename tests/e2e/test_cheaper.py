@@ -24,7 +24,9 @@ def serving(server) -> int:
 
 
 class SlowLoad:
-    """`clients` threads that each keep one slow request in flight, until stopped (bounded)."""
+    """`clients` threads that each keep one slow request in flight, until stopped (bounded).
+    A new connection for each request: a keep-alive connection stays with the worker that
+    accepted it, and new workers would get none of this load."""
 
     def __init__(self, url: str, clients: int, seconds: float = 60):
         self.stop_at = time.monotonic() + seconds
@@ -39,7 +41,7 @@ class SlowLoad:
         with httpx.Client(timeout=30) as client:
             while not self.done.is_set() and time.monotonic() < self.stop_at:
                 try:
-                    r = client.get(url)
+                    r = client.get(url, headers={"Connection": "close"})
                     if r.status_code == 200:
                         self.ok += 1
                     else:
