@@ -94,8 +94,18 @@ pub(crate) fn daemons(r: &Resolved<'_>) -> Result<Vec<Daemon>, ConfigError> {
             out.push(smart(s, daemonize)?);
         }
     }
+    for s in r.all("attach-control-daemon") {
+        let mut daemon = plain(s, s.value.trim(), None)?;
+        daemon.control = true;
+        out.push(daemon);
+    }
     for s in r.all("attach-daemon2") {
         out.push(keyval(s)?);
+    }
+    if r.flag("daemons-honour-stdin", false) {
+        for daemon in &mut out {
+            daemon.stdin = true;
+        }
     }
     Ok(out)
 }
@@ -612,6 +622,14 @@ mod tests {
         assert_eq!(d[1].command, "celery -A x worker --pidfile=/tmp/celery.pid");
         let smart2 = d[2].smart.as_ref().unwrap();
         assert!(smart2.daemonize && smart2.freq == 3);
+        let c = load_run(&[
+            "app",
+            "--attach-control-daemon",
+            "x",
+            "--daemons-honour-stdin",
+        ])
+        .unwrap();
+        assert!(c.daemons[0].control && c.daemons[0].stdin);
         let e = load_run(&["app", "--smart-attach-daemon", "/tmp/only-a-pidfile"]).unwrap_err();
         assert!(e.0.contains("expects a pidfile, then the command"), "{e}");
     }

@@ -152,6 +152,7 @@ mod defaults_tests {
             "manage-script-name" => c.planned.manage_script_name.to_string(),
             "wsgi-disable-file-wrapper" => (!c.planned.wsgi_file_wrapper).to_string(),
             "auto-procname" => c.procname.auto.to_string(),
+            "daemons-honour-stdin" => c.daemons.iter().any(|d| d.stdin).to_string(),
             "disable-logging" => c.planned.logging.disabled.to_string(),
             "log-4xx" => c.planned.logging.log_4xx.to_string(),
             "log-5xx" => c.planned.logging.log_5xx.to_string(),

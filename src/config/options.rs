@@ -249,6 +249,8 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("attach-daemon", Processes, "COMMAND", N, "run COMMAND (with /bin/sh) beside the workers: restarted when it dies (with a back-off when it keeps dying), restarted by a reload, stopped with dragoman; its output goes to the log (repeatable)").many(),
     opt("smart-attach-daemon", Processes, "PIDFILE COMMAND", N, "run COMMAND, which detaches and writes PIDFILE; started again when the pid in PIDFILE is gone; it outlives dragoman (repeatable)").many(),
     opt("smart-attach-daemon2", Processes, "PIDFILE COMMAND", N, "like smart-attach-daemon, for a COMMAND that does not detach: dragoman detaches it and writes PIDFILE (repeatable)").many(),
+    opt("attach-control-daemon", Processes, "COMMAND", N, "like attach-daemon, and when it dies dragoman stops (exit code 1) (repeatable)").many(),
+    flag("daemons-honour-stdin", Processes, Flag(false), "attached daemons read dragoman's stdin (otherwise /dev/null)"),
     opt("attach-daemon2", Processes, "KEY=VALUE,...", N, "an attached daemon with uWSGI's keys: cmd, name, pidfile, daemonize, freq, control, touch, stopsignal, reloadsignal, stdin, uid, gid, chdir, max_throttle, notifypid (repeatable)").many(),
     opt("cron", Processes, "M H D MON WD COMMAND", N, "run COMMAND (with /bin/sh) at the local times given: minute hour day month weekday, -1 for any, -N for every N; its output goes to the log (repeatable)").many(),
     opt("unique-cron", Processes, "M H D MON WD COMMAND", N, "like cron, not started again while the previous run goes on (repeatable)").many(),

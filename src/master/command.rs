@@ -277,10 +277,14 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 /// The environment commands run with: the master's, with the application's virtualenv first
 /// on PATH (`bin/` of `home`, or of the virtualenv dragoman runs from), so that `python`,
 /// `celery` or a script's `#!/usr/bin/env python` is the application's, as in an activated
-/// virtualenv.
+/// virtualenv; and PYTHONUNBUFFERED=1 unless it is set, so that what a Python program prints
+/// reaches the log as it happens rather than in 8 KiB blocks (its stdout is a pipe).
 pub(super) fn environment(venv_bin: Option<&Path>) -> Vec<CString> {
     let mut env: Vec<CString> = Vec::new();
     let mut path_seen = false;
+    if std::env::var_os("PYTHONUNBUFFERED").is_none() {
+        env.push(c"PYTHONUNBUFFERED=1".to_owned());
+    }
     for (key, value) in std::env::vars_os() {
         let mut entry = key.as_bytes().to_vec();
         entry.push(b'=');

@@ -2,11 +2,15 @@
 //! runtime and no threads (a runtime or thread in the parent would be broken in every child).
 //!
 //! The whole supervisor is `Arbiter::run`, one loop to read top to bottom, as in gunicorn's
-//! arbiter: sleep until a signal, a worker event or a stats client arrives (or a deadline is
-//! due); handle the queued signals in order, then the worker events; reap dead workers; kill
-//! stuck ones (harakiri); recycle the ones that are due; and finally bring the workers back to
-//! what they should be. What to do at each step is decided by the functions of `decide.rs`,
-//! which know no processes; the loop carries their answers out.
+//! arbiter: sleep until a signal, a worker event, a stats client or a child's output arrives
+//! (or a deadline is due); handle the queued signals in order, then the worker events; reap
+//! dead workers and other children; kill stuck workers (harakiri); recycle the ones that are
+//! due; start the other children that are due (attached daemons, cron jobs, hooks); let
+//! `cheaper` move the worker count; and finally bring the workers back to what they should
+//! be. What to do at each step is decided by the functions of `decide.rs`, which know no
+//! processes; the loop carries their answers out. Nothing in it waits for a child or a
+//! client: the other children are started with fork and exec and heard of when reaped, and
+//! their output is read from pipes in the same `poll`.
 //!
 //! Every replacement is graceful: the new worker is started first, and the old one is told to
 //! stop only when the new one accepts connections. That one rule gives reloads (SIGHUP,
