@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::command::{self, Launch};
-use super::decide::daemons::{after_exit, smart_check, Smart};
+use super::decide::daemons::{after_exit, judge_exit, smart_check, DaemonExit, Smart};
 use super::output::Outputs;
 use super::privileges::{resolve_group, resolve_user};
 use super::signals;
@@ -319,27 +319,39 @@ impl Daemons {
             if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
                 info!("daemon {}: the command (pid {pid}) {how}", d.quoted());
             }
+            if d.retired {
+                self.list.remove(index);
+            }
             return Some(None);
         }
-        let stopping = d.stopping.take();
-        if d.retired {
-            info!("daemon {} (pid {pid}) {how}", d.quoted());
-            self.list.remove(index);
-            return Some(None);
-        }
-        match stopping {
-            Some((_, false)) => {
+        let stopping = d.stopping.take().map(|(_, restart)| restart);
+        let lived = now - d.started;
+        match judge_exit(
+            d.retired,
+            stopping,
+            d.spec.control,
+            d.quick,
+            lived,
+            d.spec.max_throttle,
+        ) {
+            DaemonExit::Forget => {
+                info!("daemon {} (pid {pid}) {how}", d.quoted());
+                self.list.remove(index);
+                Some(None)
+            }
+            DaemonExit::Stay => {
                 info!("daemon {} (pid {pid}) {how}", d.quoted());
                 Some(None)
             }
-            _ if d.spec.control => Some(Some(format!(
+            DaemonExit::Control => Some(Some(format!(
                 "control daemon {} (pid {pid}) {how}: stopping dragoman",
                 d.quoted()
             ))),
-            stopping => {
-                let asked = stopping.is_some();
-                let (quick, delay) =
-                    after_exit(d.quick, now - d.started, asked, d.spec.max_throttle);
+            DaemonExit::Restart {
+                quick,
+                delay,
+                asked,
+            } => {
                 d.quick = quick;
                 d.start_at = Some(now + delay);
                 if asked {

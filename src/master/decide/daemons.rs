@@ -31,6 +31,50 @@ pub(in crate::master) fn after_exit(
     (quick, backoff(quick, max))
 }
 
+/// What follows an attached daemon's exit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(in crate::master) enum DaemonExit {
+    /// It is no longer in the configuration: forget it.
+    Forget,
+    /// It was told to stop for good (dragoman stops): it stays stopped.
+    Stay,
+    /// A control daemon died unasked: dragoman stops.
+    Control,
+    /// Start it again after `delay`; `quick` is its new count of quick deaths; `asked`: it
+    /// was restarted on purpose (a touch, a reload), not found dead.
+    Restart {
+        quick: u32,
+        delay: Duration,
+        asked: bool,
+    },
+}
+
+/// Judges an attached daemon's exit. `stopping`: it had been told to stop, to be restarted
+/// (`Some(true)`: a touch, a reload) or not (`Some(false)`); `lived`: how long it ran.
+pub(in crate::master) fn judge_exit(
+    retired: bool,
+    stopping: Option<bool>,
+    control: bool,
+    quick: u32,
+    lived: Duration,
+    max: Duration,
+) -> DaemonExit {
+    match stopping {
+        _ if retired => DaemonExit::Forget,
+        Some(false) => DaemonExit::Stay,
+        None if control => DaemonExit::Control,
+        _ => {
+            let asked = stopping.is_some();
+            let (quick, delay) = after_exit(quick, lived, asked, max);
+            DaemonExit::Restart {
+                quick,
+                delay,
+                asked,
+            }
+        }
+    }
+}
+
 /// What a check of a smart daemon's pidfile (once a second) finds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(in crate::master) enum Smart {
@@ -101,6 +145,40 @@ mod tests {
         assert_eq!(after_exit(5, QUICK_DEATH, false, MAX), (0, Duration::ZERO));
         // Asked to stop (touch, reload): started again at once.
         assert_eq!(after_exit(5, ms(10), true, MAX), (0, Duration::ZERO));
+    }
+
+    #[test]
+    fn an_exit_ends_in_a_restart_unless_asked_for_good_retired_or_a_control_daemon() {
+        let ms = Duration::from_millis;
+        assert_eq!(
+            judge_exit(true, None, false, 0, ms(10), MAX),
+            DaemonExit::Forget
+        );
+        assert_eq!(
+            judge_exit(false, Some(false), true, 0, ms(10), MAX),
+            DaemonExit::Stay
+        );
+        assert_eq!(
+            judge_exit(false, None, true, 0, ms(10), MAX),
+            DaemonExit::Control
+        );
+        // A control daemon restarted on purpose is no death.
+        assert_eq!(
+            judge_exit(false, Some(true), true, 3, ms(10), MAX),
+            DaemonExit::Restart {
+                quick: 0,
+                delay: Duration::ZERO,
+                asked: true
+            }
+        );
+        assert_eq!(
+            judge_exit(false, None, false, 1, ms(10), MAX),
+            DaemonExit::Restart {
+                quick: 2,
+                delay: Duration::from_secs(2),
+                asked: false
+            }
+        );
     }
 
     #[test]
