@@ -7,12 +7,13 @@
 //! source's syntax.
 
 pub mod build;
-pub(crate) mod children;
 #[cfg(test)]
 mod corpus;
+pub(crate) mod daemons;
 pub(crate) mod defaults;
 pub mod help;
 pub mod ini;
+mod jobs;
 pub mod options;
 mod planned;
 mod resolve;
@@ -24,7 +25,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use build::build;
-pub use children::{Cron, Daemon, Hook, SignalAction, Smart};
+pub use daemons::{Daemon, Smart};
+pub use jobs::{Cron, Hook, SignalAction};
 pub use source::{Command, ConfigError, Origin, Setting};
 
 use options::{OptionSpec, Status};

@@ -36,7 +36,7 @@ impl Crons {
             jobs: specs
                 .iter()
                 .map(|spec| Job {
-                    name: config::children::default_name(&spec.command),
+                    name: config::daemons::default_name(&spec.command),
                     spec: spec.clone(),
                     last: None,
                     running: Vec::new(),
