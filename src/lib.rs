@@ -187,8 +187,11 @@ fn start(
     if let Some(warning) = master::nofile::fit_connections(&mut config) {
         warn!("{warning}");
     }
+    // The command that started dragoman returns once `detached` is ready (just before the
+    // master's loop), so the pidfile is right when it does.
+    let mut detached = None;
     if let Some(d) = config.daemonize.as_ref().filter(|d| !d.after_load) {
-        detach(py, d)?;
+        detached = Some(detach(py, d)?);
     }
     let mut pidfile = write_pidfile(&config, made)?;
     drop_privileges(&config)?;
@@ -199,12 +202,15 @@ fn start(
     })?;
     let preloaded = preload(py, &config)?;
     if let Some(d) = config.daemonize.as_ref().filter(|d| d.after_load) {
-        detach(py, d)?;
+        detached = Some(detach(py, d)?);
         if let Some(file) = &mut pidfile {
             master::pidfile::rewrite(file, std::process::id()).map_err(|e| {
                 Failure::new(format!("cannot rewrite the pidfile after daemonize2: {e}"))
             })?;
         }
+    }
+    if let Some(detached) = detached {
+        detached.ready();
     }
     let setup = master::Setup {
         source,
@@ -330,7 +336,7 @@ fn write_pidfile(config: &Config, made: &mut Made) -> Result<Option<std::fs::Fil
 
 /// `daemonize` / `daemonize2`: from here on this process is the detached master, writing to
 /// the file. The file is opened first, so that an error about it reaches the terminal.
-fn detach(py: Python<'_>, d: &config::Daemonize) -> Result<(), Failure> {
+fn detach(py: Python<'_>, d: &config::Daemonize) -> Result<master::daemonize::Detached, Failure> {
     let option = if d.after_load {
         "daemonize2"
     } else {
@@ -342,13 +348,13 @@ fn detach(py: Python<'_>, d: &config::Daemonize) -> Result<(), Failure> {
         "{option}: detaching; the log goes to {} from now on",
         d.log.display()
     );
-    master::daemonize::detach(py, &log).map_err(Failure::new)?;
+    let detached = master::daemonize::detach(py, &log, &d.log).map_err(Failure::new)?;
     info!(
         "{option}: detached, master pid {} (log file {})",
         std::process::id(),
         d.log.display()
     );
-    Ok(())
+    Ok(detached)
 }
 
 /// `uid` and `gid`: from here on the master runs as the service user.

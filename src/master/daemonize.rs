@@ -1,7 +1,8 @@
 //! `daemonize` and `daemonize2`: dragoman leaves the terminal and its session, as uWSGI does
-//! (fork, setsid, fork again; the first two processes exit 0), and from then on stdin is
-//! `/dev/null` and stdout and stderr, where every log line and the application's own output
-//! go, are the given file, opened for appending.
+//! (fork, setsid, fork again), and from then on stdin is `/dev/null` and stdout and stderr,
+//! where every log line and the application's own output go, are the given file, opened for
+//! appending. The command that started it returns once the daemon is about to serve (its
+//! pidfile written): 0, or 1 if it exited first.
 //!
 //! Where uWSGI detaches first of all, dragoman detaches once the sockets are bound (with
 //! `daemonize`) or the application is preloaded (with `daemonize2`, opening the file as the
@@ -14,7 +15,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -65,18 +66,50 @@ pub fn open_log(path: &Path, option: &str) -> Result<File, String> {
     Ok(file)
 }
 
-/// Detaches this process, which goes on as the daemon: forks (the parent exits 0), starts a
-/// new session, forks again (so the daemon leads no session and can never get a controlling
-/// terminal back), then points stdin at /dev/null and stdout and stderr at `log`.
-pub fn detach(py: Python<'_>, log: &File) -> Result<(), String> {
+/// The detached daemon's word to the command that started it: [`Detached::ready`] once the
+/// pidfile names it and it is about to serve. The command waits for that word, so that when it
+/// returns the pidfile is right; if the daemon exits first, the command says so and exits 1.
+pub struct Detached {
+    ready: OwnedFd,
+}
+
+impl Detached {
+    /// Lets the starting command exit 0.
+    pub fn ready(self) {
+        let byte = 1u8;
+        // SAFETY: writing one byte from a local to a pipe we own; a command already gone
+        // (EPIPE, SIGPIPE ignored by Python) changes nothing.
+        unsafe { libc::write(self.ready.as_raw_fd(), (&byte as *const u8).cast(), 1) };
+    }
+}
+
+/// Detaches this process, which goes on as the daemon: forks, starts a new session, forks again
+/// (so the daemon leads no session and can never get a controlling terminal back), then points
+/// stdin at /dev/null and stdout and stderr at `log`. The first process waits for the daemon's
+/// [`Detached::ready`] (exit 0) or its end (exit 1, naming `log`); the second exits at once.
+pub fn detach(py: Python<'_>, log: &File, log_path: &Path) -> Result<Detached, String> {
     let devnull = File::open("/dev/null").map_err(|e| format!("cannot open /dev/null: {e}"))?;
+    let (waiting, ready) = ready_pipe().map_err(|e| format!("cannot detach (pipe): {e}"))?;
     // What Python buffered would be written twice (by the parent at exit and the daemon).
     flush_python(py);
     for round in 0..2 {
         match fork_plain(py).map_err(|e| format!("cannot detach (fork): {e}"))? {
-            // The parent leaves at once: no Python finalisation, no `vacuum` (the daemon owns
-            // the pidfile and the sockets now).
-            // SAFETY: _exit ends this process without running anything of it.
+            // The parents leave without Python's finalisation or `vacuum`: the daemon owns the
+            // pidfile and the sockets now.
+            Spawned::Parent(_) if round == 0 => {
+                drop(ready);
+                let ok = wait_ready(&waiting);
+                if !ok {
+                    eprintln!(
+                        "dragoman: error: the server exited while starting, after it detached; \
+                         its log is {}",
+                        log_path.display()
+                    );
+                }
+                // SAFETY: _exit ends this process without running anything of it.
+                unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+            }
+            // SAFETY: as above.
             Spawned::Parent(_) => unsafe { libc::_exit(0) },
             Spawned::Child if round == 0 => {
                 // SAFETY: setsid has no preconditions; this child leads no group yet.
@@ -103,7 +136,36 @@ pub fn detach(py: Python<'_>, log: &File) -> Result<(), String> {
             ));
         }
     }
-    Ok(())
+    drop(waiting);
+    Ok(Detached { ready })
+}
+
+/// The pipe the daemon says it is ready on: both ends close-on-exec (no command the server
+/// runs keeps it), and the daemon closes it before the first worker is forked.
+fn ready_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: fds is a valid array for pipe2 to fill.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 succeeded; we own both descriptors.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// In the starting command: waits for the daemon's byte (true) or the end of the pipe, when
+/// the daemon exited without it (false).
+fn wait_ready(waiting: &OwnedFd) -> bool {
+    let mut byte = 0u8;
+    loop {
+        // SAFETY: a blocking read of one byte into a local from a pipe we own.
+        let n = unsafe { libc::read(waiting.as_raw_fd(), (&mut byte as *mut u8).cast(), 1) };
+        match n {
+            1 => return true,
+            0 => return false,
+            _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+            _ => return false,
+        }
+    }
 }
 
 /// Flushes Python's sys.stdout and sys.stderr.

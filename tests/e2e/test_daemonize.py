@@ -127,3 +127,20 @@ def test_an_error_before_detaching_reaches_the_terminal(shared_dir):
         )
     assert done.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+
+
+def test_a_failure_after_detaching_is_the_commands_exit_code(shared_dir):
+    path, _ = shared_dir
+    log = path / "site.log"
+    # With preload, the application is imported after dragoman detached: it fails there.
+    done = run_dragoman(
+        "broken_import:application",
+        "--preload",
+        "--daemonize",
+        str(log),
+        "--http",
+        "127.0.0.1:0",
+    )
+    assert done.returncode == 1
+    assert f"the server exited while starting, after it detached; its log is {log}" in done.stderr
+    assert "could not preload the application" in log.read_text()
