@@ -529,9 +529,21 @@ fn ids(spec: &config::Daemon) -> Result<(Option<libc::uid_t>, Option<libc::gid_t
     Ok((uid, gid))
 }
 
-/// The pid a pidfile names, if it holds one.
+/// The pid a pidfile names, if it holds one. Opened without blocking and read only if it is a
+/// regular file: a FIFO left at the path must not make the master wait for a writer.
 fn read_pid(path: &PathBuf) -> Option<libc::pid_t> {
-    let text = std::fs::read_to_string(path).ok()?;
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    file.take(64).read_to_string(&mut text).ok()?;
     text.trim().parse::<libc::pid_t>().ok().filter(|p| *p > 1)
 }
 
@@ -547,5 +559,28 @@ fn alive(pid: libc::pid_t) -> bool {
             .and_then(|(_, rest)| rest.split_whitespace().next())
             .is_some_and(|state| state != "Z"),
         Err(_) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pidfiles_are_read_without_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.pid");
+        std::fs::write(&path, "4242\n").unwrap();
+        assert_eq!(read_pid(&path), Some(4242));
+        std::fs::write(&path, "1\n").unwrap();
+        assert_eq!(read_pid(&path), None);
+        std::fs::write(&path, "nope").unwrap();
+        assert_eq!(read_pid(&path), None);
+        let fifo = dir.path().join("fifo.pid");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo with a valid C string and a mode.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        assert_eq!(read_pid(&fifo), None);
+        assert!(alive(std::process::id() as libc::pid_t));
     }
 }
