@@ -40,10 +40,43 @@ pub(crate) fn prepare(py: Python<'_>, config: &Config) -> Result<Prepared, Strin
             )
         })?;
     }
+    if let Some(args) = &config.pyargv {
+        set_argv(py, args).map_err(|e| format!("cannot set sys.argv (option 'pyargv'): {e}"))?;
+    }
     // A virtualenv for another Python is an error before anything is bound.
     Ok(Prepared {
         site_dirs: venv_dirs(py, config)?,
     })
+}
+
+/// The `bin` directory of the application's virtualenv: `home`'s, or the one dragoman runs
+/// from (Python's `sys.prefix` differs from `sys.base_prefix` in a virtualenv); `None` outside
+/// one. The commands dragoman runs (attached daemons, cron jobs, hooks) find it first on PATH.
+pub(crate) fn venv_bin(py: Python<'_>, config: &Config) -> Option<PathBuf> {
+    if let Some((home, _)) = &config.home {
+        return Some(absolute(home).join("bin"));
+    }
+    let sys = py.import("sys").ok()?;
+    let prefix: String = sys.getattr("prefix").ok()?.extract().ok()?;
+    let base: String = sys.getattr("base_prefix").ok()?.extract().ok()?;
+    if prefix == base {
+        return None;
+    }
+    let executable: String = sys.getattr("executable").ok()?.extract().ok()?;
+    Some(Path::new(&executable).parent()?.to_path_buf())
+}
+
+/// `pyargv`: the application's `sys.argv` is dragoman's program (`sys.argv[0]`, as before)
+/// followed by these words, as uWSGI gives them (it puts `uwsgi` first). Without the option,
+/// `sys.argv` stays dragoman's own command line.
+fn set_argv(py: Python<'_>, args: &[String]) -> PyResult<()> {
+    let argv = py.import("sys")?.getattr("argv")?.cast_into::<PyList>()?;
+    let program: String = match argv.get_item(0) {
+        Ok(first) => first.extract()?,
+        Err(_) => "dragoman".to_string(),
+    };
+    let new = PyList::new(py, std::iter::once(program).chain(args.iter().cloned()))?;
+    py.import("sys")?.setattr("argv", new)
 }
 
 /// The site-packages directories of the `home` virtualenv (none without one); the error says
@@ -252,7 +285,9 @@ fn venv_version(cfg: &str) -> Option<(u32, u32)> {
     })
 }
 
-/// Imports the application and returns the callable.
+/// Imports the application and returns the callable. A factory (`pkg.app:create_app()`) is
+/// called here, with no arguments, and what it returns is the application: once per process
+/// that loads the application (each worker, or the master with `preload`).
 pub(crate) fn load_callable(py: Python<'_>, target: &AppTarget) -> PyResult<Py<PyAny>> {
     let module = match &target.source {
         AppSource::Module(name) => py
@@ -260,7 +295,33 @@ pub(crate) fn load_callable(py: Python<'_>, target: &AppTarget) -> PyResult<Py<P
             .call_method1("import_module", (name,))?,
         AppSource::File(file) => load_file(py, file)?,
     };
-    let app = module.getattr(target.callable.as_str())?;
+    let mut app = module.getattr(target.callable.as_str())?;
+    if target.factory {
+        if !app.is_callable() {
+            let kind = app.get_type().name()?.to_string();
+            return Err(PyTypeError::new_err(format!(
+                "{} calls {} as a factory, but it is a {kind}; name the function that makes the \
+                 application, or drop the `()` to serve {} itself",
+                target.describe(),
+                target.callable,
+                target.callable
+            )));
+        }
+        let made = app.call0()?;
+        if !made.is_callable() {
+            let kind = made.get_type().name()?.to_string();
+            let mut shown = made.repr()?.to_string();
+            if shown.chars().count() > 80 {
+                shown = shown.chars().take(77).collect::<String>() + "...";
+            }
+            return Err(PyTypeError::new_err(format!(
+                "{} returned {shown} ({kind}), not a callable WSGI application; the factory \
+                 must return the application (a Flask or Django app, or a WSGI function)",
+                target.describe()
+            )));
+        }
+        app = made;
+    }
     if !app.is_callable() {
         let kind = app.get_type().name()?.to_string();
         return Err(PyTypeError::new_err(format!(

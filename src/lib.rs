@@ -194,7 +194,13 @@ fn start(
     }
     // Certificates are read while still root (a key readable by root alone is usual).
     tls::prepare(&config).map_err(Failure::new)?;
-    write_pidfile(&config, made)?;
+    // The command that started dragoman returns once `detached` is ready (just before the
+    // master's loop), so the pidfile is right when it does.
+    let mut detached = None;
+    if let Some(d) = config.daemonize.as_ref().filter(|d| !d.after_load) {
+        detached = Some(detach(py, d)?);
+    }
+    let mut pidfile = write_pidfile(&config, made)?;
     drop_privileges(&config)?;
     // Only now: the virtualenv's .pth files run code, which must not run as root.
     interp::set_import_paths(py, &config, &prepared).map_err(|message| Failure {
@@ -202,6 +208,17 @@ fn start(
         message: Some(message),
     })?;
     let preloaded = preload(py, &config)?;
+    if let Some(d) = config.daemonize.as_ref().filter(|d| d.after_load) {
+        detached = Some(detach(py, d)?);
+        if let Some(file) = &mut pidfile {
+            master::pidfile::rewrite(file, std::process::id()).map_err(|e| {
+                Failure::new(format!("cannot rewrite the pidfile after daemonize2: {e}"))
+            })?;
+        }
+    }
+    if let Some(detached) = detached {
+        detached.ready();
+    }
     let setup = master::Setup {
         source,
         listeners,
@@ -257,8 +274,12 @@ fn bind_sockets(
             "LISTEN_FDNAMES",
         ],
     );
+    let file = net::SocketFile {
+        mode: config.chmod_socket,
+        owner: socket_owner(config)?,
+    };
     let mut bind = |listen: &config::Listen, backlog: i32| {
-        let bound = net::bind(listen, backlog, config.chmod_socket)
+        let bound = net::bind(listen, backlog, file)
             .map_err(|e| Failure::new(net::explain_bind_error(listen, &e)))?;
         made.files.extend(bound.created.clone());
         Ok::<_, Failure>(bound)
@@ -282,14 +303,65 @@ fn bind_sockets(
     Ok((listeners, stats))
 }
 
-/// Writes the master's pid to `pidfile` (as root, often: see master/pidfile.rs).
-fn write_pidfile(config: &Config, made: &mut Made) -> Result<(), Failure> {
-    let Some(pidfile) = &config.pidfile else {
-        return Ok(());
+/// `chown-socket = user[:group]`, looked up: the uid and gid to give the unix sockets.
+fn socket_owner(config: &Config) -> Result<Option<net::Owner>, Failure> {
+    let Some((value, origin)) = &config.chown_socket else {
+        return Ok(None);
     };
-    master::pidfile::write(pidfile, std::process::id()).map_err(Failure::new)?;
+    let (user, group) = match value.split_once(':') {
+        Some((user, group)) => (user, Some(group)),
+        None => (value.as_str(), None),
+    };
+    let unknown = |what: &str, name: &str| {
+        Failure::new(format!(
+            "{origin}: option 'chown-socket' names {name:?}, which is no {what} on this machine; \
+             give a {what} name or number, as in `chown-socket = www-data:www-data`"
+        ))
+    };
+    let uid = master::privileges::resolve_user(user)
+        .ok_or_else(|| unknown("user", user))?
+        .0;
+    let gid = match group {
+        Some(group) => {
+            Some(master::privileges::resolve_group(group).ok_or_else(|| unknown("group", group))?)
+        }
+        None => None,
+    };
+    Ok(Some((Some(uid), gid)))
+}
+
+/// Writes the master's pid to `pidfile` (as root, often: see master/pidfile.rs); returns the
+/// open file, which `daemonize2` rewrites.
+fn write_pidfile(config: &Config, made: &mut Made) -> Result<Option<std::fs::File>, Failure> {
+    let Some(pidfile) = &config.pidfile else {
+        return Ok(None);
+    };
+    let file = master::pidfile::write(pidfile, std::process::id()).map_err(Failure::new)?;
     made.files.push(pidfile.clone());
-    Ok(())
+    Ok(Some(file))
+}
+
+/// `daemonize` / `daemonize2`: from here on this process is the detached master, writing to
+/// the file. The file is opened first, so that an error about it reaches the terminal.
+fn detach(py: Python<'_>, d: &config::Daemonize) -> Result<master::daemonize::Detached, Failure> {
+    let option = if d.after_load {
+        "daemonize2"
+    } else {
+        "daemonize"
+    };
+    let log = master::daemonize::open_log(&d.log, option)
+        .map_err(|e| Failure::new(format!("{}: {e}", d.origin)))?;
+    info!(
+        "{option}: detaching; the log goes to {} from now on",
+        d.log.display()
+    );
+    let detached = master::daemonize::detach(py, &log, &d.log).map_err(Failure::new)?;
+    info!(
+        "{option}: detached, master pid {} (log file {})",
+        std::process::id(),
+        d.log.display()
+    );
+    Ok(detached)
 }
 
 /// `uid` and `gid`: from here on the master runs as the service user.

@@ -16,16 +16,6 @@ pub(crate) fn build(settings: &[Setting]) -> Result<Config, ConfigError> {
     check_flags(settings)?;
     let mut warnings = Vec::new();
     let app = app_target(&r, &mut warnings)?;
-    if app.factory {
-        warnings.push(format!(
-            "{}: `{}` names a factory to call; calling it is not in effect yet in dragoman {}: \
-             the application loaded is `{}` itself",
-            app.origin,
-            app.describe(),
-            env!("CARGO_PKG_VERSION"),
-            app.callable
-        ));
-    }
     let mut listeners = listeners(&r, &mut warnings)?;
     let tls = super::tls::tls(&r, &mut listeners, &mut warnings)?;
     default_listener(&mut listeners);
@@ -69,6 +59,16 @@ pub(crate) fn build(settings: &[Setting]) -> Result<Config, ConfigError> {
         limits: limits(&r)?,
         proxy_protocol: proxy_protocol(&r)?,
         tls,
+        pyargv: r
+            .text("pyargv")
+            .map(|a| a.split_whitespace().map(str::to_string).collect()),
+        daemonize: daemonize(&r)?,
+        procname: procname(&r),
+        cheaper: cheaper(&r)?,
+        daemons: super::daemons::daemons(&r)?,
+        crons: super::jobs::crons(&r)?,
+        hooks_master_start: super::jobs::hooks(&r)?,
+        chown_socket: chown_socket(&r)?,
         planned: super::planned::planned(&r)?,
         strict: r.flag("strict", false),
         notices: notices(&r),
@@ -207,6 +207,118 @@ fn py_autoreload(r: &Resolved<'_>) -> Result<Option<Duration>, ConfigError> {
                 .map(Duration::from_secs),
         },
     })
+}
+
+/// `cheaper` and its family, as uWSGI reads them: `cheaper = 0` is off; a floor at or above
+/// `processes` is an error; `cheaper-initial` outside the floor and `processes` is brought
+/// within, with a warning; an algorithm other than spare falls back to spare, with a warning.
+fn cheaper(r: &Resolved<'_>) -> Result<Option<Cheaper>, ConfigError> {
+    let Some(s) = r.last("cheaper") else {
+        return Ok(None);
+    };
+    let min = count(s, 0, "2")?;
+    if min == 0 {
+        return Ok(None);
+    }
+    let processes = r.count("processes", 1, "4", d::PROCESSES)?;
+    if min >= processes {
+        return Err(ConfigError(format!(
+            "{}: cheaper ({min}) must be lower than processes ({processes}): it is the fewest \
+             workers to keep, and processes the most",
+            s.origin
+        )));
+    }
+    let mut initial = r.count("cheaper-initial", 1, "2", min)?;
+    if let Some(i) = r.last("cheaper-initial") {
+        let within = initial.clamp(min, processes);
+        if within != initial {
+            r.warnings.borrow_mut().push(format!(
+                "{}: cheaper-initial ({initial}) must be between cheaper ({min}) and processes \
+                 ({processes}); starting {within} worker(s), as uWSGI does",
+                i.origin
+            ));
+            initial = within;
+        }
+    }
+    if let Some(a) = r.last("cheaper-algo") {
+        let algo = a.value.trim();
+        if !algo.is_empty() && algo != "spare" {
+            r.warnings.borrow_mut().push(format!(
+                "{}: cheaper-algo {algo:?} is not implemented in dragoman; it uses spare, uWSGI's \
+                 default (workers added while all are busy, removed while more than one idles), \
+                 as uWSGI falls back to it",
+                a.origin
+            ));
+        }
+    }
+    Ok(Some(Cheaper {
+        min,
+        initial,
+        step: r.count("cheaper-step", 1, "1", 1)?,
+        overload: r
+            .count("cheaper-overload", 1, "3", 3)?
+            .min(u32::MAX as usize) as u32,
+    }))
+}
+
+/// `daemonize` or `daemonize2` (not both: they detach at different times).
+fn daemonize(r: &Resolved<'_>) -> Result<Option<Daemonize>, ConfigError> {
+    let (early, late) = (r.last("daemonize"), r.last("daemonize2"));
+    if let (Some(a), Some(b)) = (early, late) {
+        return Err(ConfigError(format!(
+            "{}: daemonize2 is set, and daemonize too ({}); one detaches once the sockets are \
+             bound, the other once the application is loaded: keep one",
+            b.origin, a.origin
+        )));
+    }
+    let Some(s) = late.or(early) else {
+        return Ok(None);
+    };
+    let log = resolve::nonempty_path(s, "/var/log/mysite.log")?;
+    if parse_bool(&s.value).is_some() {
+        r.warnings.borrow_mut().push(format!(
+            "{}: `{} = {}` names a log file called {:?}, as uWSGI reads it (the value is the \
+             file the detached server writes to, not a switch); give a path, as in `{} = \
+             /var/log/mysite.log`",
+            s.origin,
+            s.spec.name,
+            s.value.trim(),
+            s.value.trim(),
+            s.spec.name
+        ));
+    }
+    Ok(Some(Daemonize {
+        log,
+        after_load: s.spec.name == "daemonize2",
+        origin: s.origin.clone(),
+    }))
+}
+
+/// Process titles.
+fn procname(r: &Resolved<'_>) -> Procname {
+    Procname {
+        auto: r.flag("auto-procname", false),
+        prefix: r
+            .text("procname-prefix-spaced")
+            .map(|p| format!("{p} "))
+            .or_else(|| r.text("procname-prefix")),
+        append: r.text("procname-append"),
+        name: r.text("procname"),
+        master: r.text("procname-master"),
+    }
+}
+
+/// `chown-socket = user[:group]`; the names are looked up when the sockets are bound.
+fn chown_socket(r: &Resolved<'_>) -> Result<Option<(String, Origin)>, ConfigError> {
+    let Some(s) = r.last("chown-socket") else {
+        return Ok(None);
+    };
+    let value = s.value.trim();
+    let (user, group) = value.split_once(':').unwrap_or((value, "x"));
+    if user.is_empty() || group.is_empty() {
+        return Err(bad_value(s, "a user, or user:group", "www-data:www-data"));
+    }
+    Ok(Some((value.to_string(), s.origin.clone())))
 }
 
 fn named(r: &Resolved<'_>, name: &str) -> Option<(String, Origin)> {

@@ -9,9 +9,11 @@
 pub(crate) mod build;
 #[cfg(test)]
 mod corpus;
+pub(crate) mod daemons;
 pub(crate) mod defaults;
 pub(crate) mod help;
 pub(crate) mod ini;
+mod jobs;
 pub(crate) mod options;
 mod planned;
 mod resolve;
@@ -24,6 +26,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub(crate) use build::build;
+pub(crate) use daemons::Daemon;
+pub(crate) use jobs::{Cron, Hook, SignalAction};
 pub(crate) use source::{Command, ConfigError, Origin, Setting};
 pub(crate) use tls::TlsConfig;
 
@@ -145,6 +149,24 @@ pub(crate) struct Config {
     pub(crate) proxy_protocol: Option<Vec<IpAddr>>,
     /// TLS and HTTP/2.
     pub(crate) tls: TlsConfig,
+    /// `pyargv`: the application's sys.argv\[1:\] (sys.argv is dragoman's command line
+    /// without it).
+    pub(crate) pyargv: Option<Vec<String>>,
+    /// `daemonize` / `daemonize2`: detach, with stdout and stderr to a file.
+    pub(crate) daemonize: Option<Daemonize>,
+    /// Process titles (`auto-procname`, `procname*`).
+    pub(crate) procname: Procname,
+    /// `cheaper`: an adaptive worker count, at least this many, at most `processes`.
+    pub(crate) cheaper: Option<Cheaper>,
+    /// Attached daemons: commands the master runs beside the workers.
+    pub(crate) daemons: Vec<Daemon>,
+    /// `cron`, `unique-cron`: commands run at given times.
+    pub(crate) crons: Vec<Cron>,
+    /// `hook-master-start`: what the master does when it starts.
+    pub(crate) hooks_master_start: Vec<Hook>,
+    /// `chown-socket`: the owner of the unix sockets dragoman creates, as written (`user`,
+    /// `user:group`), and where.
+    pub(crate) chown_socket: Option<(String, Origin)>,
     /// Lines to log at startup: options accepted but not yet in effect (warnings), and uWSGI
     /// options with nothing to do in dragoman (information).
     pub(crate) notices: Vec<Notice>,
@@ -272,26 +294,13 @@ pub(crate) struct Notice {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Planned {
     pub(crate) logging: Logging,
-    /// `daemonize`: detach and log to this file.
-    pub(crate) daemonize: Option<PathBuf>,
-    pub(crate) procname: Procname,
     pub(crate) socket_timeout: Option<Duration>,
     pub(crate) http_timeout: Option<Duration>,
-    /// `chown-socket`: user and group of the unix sockets.
-    pub(crate) chown_socket: Option<(String, Option<String>)>,
     pub(crate) manage_script_name: bool,
     /// `mount`: (URL prefix, application as written).
     pub(crate) mounts: Vec<(String, String)>,
     /// `add-header`: (name, value) added to every response.
     pub(crate) add_headers: Vec<(String, String)>,
-    /// `attach-daemon`: commands run beside the workers.
-    pub(crate) attach_daemons: Vec<String>,
-    pub(crate) cheaper: Option<Cheaper>,
-    pub(crate) crons: Vec<Cron>,
-    /// `hook-master-start`: uWSGI hook actions (`exec:COMMAND`, ...).
-    pub(crate) hook_master_start: Vec<String>,
-    /// `pyargv`: sys.argv[1:].
-    pub(crate) pyargv: Option<Vec<String>>,
     /// False with `wsgi-disable-file-wrapper`.
     pub(crate) wsgi_file_wrapper: bool,
 }
@@ -324,7 +333,19 @@ pub(crate) struct Logging {
     pub(crate) memory_report: u8,
 }
 
-/// Process titles (`auto-procname`, `procname-*`).
+/// `daemonize = FILE` or `daemonize2 = FILE`: dragoman detaches from the terminal, and its
+/// stdout and stderr (the log, the application's output) go to FILE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Daemonize {
+    pub(crate) log: PathBuf,
+    /// `daemonize2`: after the application is loaded (and the privileges dropped), rather
+    /// than once the sockets are bound.
+    pub(crate) after_load: bool,
+    pub(crate) origin: Origin,
+}
+
+/// Process titles (`auto-procname`, `procname-*`): `ps` tells the master from the workers.
+/// As in uWSGI, any of the options turns the titles on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Procname {
     pub(crate) auto: bool,
@@ -335,28 +356,19 @@ pub(crate) struct Procname {
     pub(crate) master: Option<String>,
 }
 
-/// `cheaper`: an adaptive worker count between `min` and `processes`.
+/// `cheaper`: an adaptive worker count between `min` and `processes`, decided once a second
+/// by uWSGI's default algorithm (spare).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Cheaper {
+    /// `cheaper`: the fewest workers.
     pub(crate) min: usize,
+    /// `cheaper-initial`: the workers at start (between `min` and `processes`).
     pub(crate) initial: usize,
+    /// `cheaper-step`: workers added at a time.
     pub(crate) step: usize,
-    /// How often the algorithm looks at the load (`cheaper-overload`, default 3 s).
-    pub(crate) overload: Duration,
-    pub(crate) algo: String,
-}
-
-/// `cron`/`unique-cron`: uWSGI's fields (-1 any, -N every N).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Cron {
-    pub(crate) minute: i32,
-    pub(crate) hour: i32,
-    pub(crate) day: i32,
-    pub(crate) month: i32,
-    pub(crate) weekday: i32,
-    pub(crate) command: String,
-    /// `unique-cron`: skipped while the previous run goes on.
-    pub(crate) unique: bool,
+    /// `cheaper-overload`: seconds (the algorithm's cycles) all workers must be busy before
+    /// more are added, and between two removals while they idle.
+    pub(crate) overload: u32,
 }
 
 /// Reads the configuration from the command line (without argv\[0\]) and the environment.

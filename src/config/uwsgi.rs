@@ -114,9 +114,9 @@ const ROUTING: &str = "dragoman has no internal routing yet: this rule is not ap
                        are refused)";
 const CACHE: &str = "dragoman has no uWSGI cache, queue or shared area: the application gets no \
                      uwsgi.cache_* API; use Redis or memcached from the application";
-const HOOKS: &str = "dragoman does not run uWSGI hooks or exec/call stages: run the command from \
-                     the service manager (ExecStartPre= in systemd) or the container's \
-                     entrypoint";
+const HOOKS: &str = "dragoman runs no uWSGI hooks or exec/call stages but hook-master-start: run \
+                     the command from the service manager (ExecStartPre= in systemd), the \
+                     container's entrypoint, or hook-master-start = exec:COMMAND";
 const MULES: &str = "dragoman has no mules, spooler or signal framework: run background work with \
                      a task queue (Celery, RQ) or attach it to the service manager";
 const METRICS: &str = "dragoman has no uWSGI metrics, alarms or pushers: its stats server \
@@ -332,9 +332,6 @@ const RULES: &[(&str, Class)] = &[
     ("cron-harakiri", Class::Warned(NOT_YET)),
     ("cron-curl", Class::Warned(NOT_YET)),
     ("curl-cron", Class::Warned(NOT_YET)),
-    ("smart-attach-daemon*", Class::Warned(NOT_YET)),
-    ("attach-control-daemon", Class::Warned(NOT_YET)),
-    ("daemons-honour-stdin", Class::Warned(NOT_YET)),
     // Metrics, alarms, stats pushers.
     ("metric*", Class::Warned(METRICS)),
     ("enable-metrics", Class::Warned(METRICS)),

@@ -4,10 +4,14 @@
 //! without a process: what to spawn, what a worker's exit means, what a failed reload rolls
 //! back, when workers are recycled or killed, and how a crash loop backs off.
 
+pub(super) mod cheaper;
+pub(super) mod cron;
+pub(super) mod daemons;
+
 use std::time::{Duration, Instant};
 
 use super::worker::{Fate, Reason, Worker};
-use crate::config::Recycle;
+use crate::config::{Hook, Recycle, SignalAction};
 use crate::ipc::WORKER_BOOT_ERROR;
 
 /// A worker that dies unasked sooner than this after it started counts toward a crash loop.
@@ -309,6 +313,42 @@ pub(super) fn sleep_for(
     });
     let next = fates.chain(deadlines).fold(now + TICK, Instant::min);
     next.saturating_duration_since(now).clamp(MIN_TICK, TICK)
+}
+
+/// What the master does on a signal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum OnSignal {
+    GracefulStop,
+    ImmediateStop,
+    Reload,
+    MoreWorkers,
+    FewerWorkers,
+    /// SIGCHLD: nothing but the wake-up (the loop reaps at every one).
+    Nothing,
+}
+
+/// What signal `sig` does: dragoman's default (SIGTERM and SIGINT stop gracefully, SIGQUIT
+/// now, SIGHUP reloads, SIGTTIN/SIGTTOU add or remove a worker), unless a
+/// `hook-master-start = unix_signal:N FUNCTION` line says otherwise (the last one wins).
+pub(super) fn on_signal(sig: libc::c_int, hooks: &[Hook]) -> OnSignal {
+    let remapped = hooks.iter().rev().find_map(|h| match h {
+        Hook::Signal { signal, action } if *signal == sig => Some(*action),
+        _ => None,
+    });
+    match remapped {
+        Some(SignalAction::GracefulStop) => return OnSignal::GracefulStop,
+        Some(SignalAction::ImmediateStop) => return OnSignal::ImmediateStop,
+        Some(SignalAction::Reload) => return OnSignal::Reload,
+        None => {}
+    }
+    match sig {
+        libc::SIGTERM | libc::SIGINT => OnSignal::GracefulStop,
+        libc::SIGQUIT => OnSignal::ImmediateStop,
+        libc::SIGHUP => OnSignal::Reload,
+        libc::SIGTTIN => OnSignal::MoreWorkers,
+        libc::SIGTTOU => OnSignal::FewerWorkers,
+        _ => OnSignal::Nothing,
+    }
 }
 
 #[cfg(test)]
@@ -636,6 +676,36 @@ mod tests {
         assert_eq!(sleep_for(&ws, [soon], t0), Duration::from_millis(300));
         assert_eq!(sleep_for(&ws, [t0], t0), MIN_TICK);
         assert_eq!(sleep_for(&ws, [], at(t0, 2)), MIN_TICK);
+    }
+
+    #[test]
+    fn signals_do_their_default_unless_a_unix_signal_hook_remaps_them() {
+        assert_eq!(on_signal(libc::SIGTERM, &[]), OnSignal::GracefulStop);
+        assert_eq!(on_signal(libc::SIGQUIT, &[]), OnSignal::ImmediateStop);
+        assert_eq!(on_signal(libc::SIGHUP, &[]), OnSignal::Reload);
+        assert_eq!(on_signal(libc::SIGTTOU, &[]), OnSignal::FewerWorkers);
+        assert_eq!(on_signal(libc::SIGCHLD, &[]), OnSignal::Nothing);
+        let hooks = [
+            Hook::Exec {
+                command: "true".into(),
+                fatal: true,
+            },
+            Hook::Signal {
+                signal: libc::SIGQUIT,
+                action: SignalAction::Reload,
+            },
+            Hook::Signal {
+                signal: libc::SIGQUIT,
+                action: SignalAction::GracefulStop,
+            },
+            Hook::Signal {
+                signal: libc::SIGTERM,
+                action: SignalAction::ImmediateStop,
+            },
+        ];
+        assert_eq!(on_signal(libc::SIGQUIT, &hooks), OnSignal::GracefulStop);
+        assert_eq!(on_signal(libc::SIGTERM, &hooks), OnSignal::ImmediateStop);
+        assert_eq!(on_signal(libc::SIGINT, &hooks), OnSignal::GracefulStop);
     }
 
     #[test]

@@ -60,6 +60,29 @@ pub(crate) fn spawn(_py: Python<'_>, signals: &SignalQueue) -> io::Result<Spawne
     }
 }
 
+/// Forks this process with CPython's fork protocol and nothing else (no signal handling to
+/// reset, no link to a master): for `daemonize`, before the master has installed its handlers.
+pub(crate) fn fork_plain(_py: Python<'_>) -> io::Result<Spawned> {
+    // SAFETY: we hold the GIL (the token) and are on the main thread of a process with no
+    // other threads; Before/After are paired on every path.
+    let (pid, fork_error) = unsafe {
+        ffi::PyOS_BeforeFork();
+        let pid = libc::fork();
+        let fork_error = io::Error::last_os_error();
+        if pid == 0 {
+            ffi::PyOS_AfterFork_Child();
+        } else {
+            ffi::PyOS_AfterFork_Parent();
+        }
+        (pid, fork_error)
+    };
+    match pid {
+        -1 => Err(fork_error),
+        0 => Ok(Spawned::Child),
+        pid => Ok(Spawned::Parent(pid)),
+    }
+}
+
 /// Blocks every signal that can be blocked; returns the mask to restore.
 ///
 /// # Safety

@@ -11,8 +11,8 @@ pub(crate) fn set_umask(mask: u32) {
     unsafe { libc::umask(mask as libc::mode_t) };
 }
 
-/// A user or group written by name or number.
-fn resolve_user(name: &str) -> Option<(libc::uid_t, libc::gid_t)> {
+/// A user written by name or number: its uid and primary group.
+pub(crate) fn resolve_user(name: &str) -> Option<(libc::uid_t, libc::gid_t)> {
     if let Ok(uid) = name.parse::<libc::uid_t>() {
         // SAFETY: getpwuid returns a pointer to static storage or null; read at once.
         let pw = unsafe { libc::getpwuid(uid) };
@@ -34,7 +34,8 @@ fn resolve_user(name: &str) -> Option<(libc::uid_t, libc::gid_t)> {
     Some(unsafe { ((*pw).pw_uid, (*pw).pw_gid) })
 }
 
-fn resolve_group(name: &str) -> Option<libc::gid_t> {
+/// A group written by name or number.
+pub(crate) fn resolve_group(name: &str) -> Option<libc::gid_t> {
     if let Ok(gid) = name.parse::<libc::gid_t>() {
         return Some(gid);
     }
