@@ -14,7 +14,7 @@ use pyo3::prelude::*;
 
 use crate::config::Config;
 use crate::net::Bound;
-use crate::scoreboard::Slot;
+use crate::scoreboard::{ServerState, Slot};
 
 /// Exit code of a worker that could not load the application (gunicorn uses the same number).
 pub(crate) const WORKER_BOOT_ERROR: i32 = 3;
@@ -35,6 +35,8 @@ pub(crate) struct WorkerArgs {
     pub(crate) listeners: Vec<Bound>,
     /// The worker's part of the scoreboard, and its way to tell the master things.
     pub(crate) slot: &'static Slot,
+    /// The server's phase, which the health check answers.
+    pub(crate) server: &'static ServerState,
     pub(crate) events: Sender,
     /// The application, when the master loaded it before forking (`preload`).
     pub(crate) preloaded: Option<Py<PyAny>>,

@@ -12,17 +12,22 @@
 
 mod app;
 pub(crate) mod bridge;
+mod check;
 pub(crate) mod clock;
 pub(crate) mod config;
 pub(crate) mod conn;
+pub(crate) mod forwarded;
 #[doc(hidden)]
 pub mod fuzzing;
+pub(crate) mod health;
 pub(crate) mod http;
 pub(crate) mod interp;
 pub(crate) mod ipc;
 pub(crate) mod log;
 pub(crate) mod master;
+pub(crate) mod metrics;
 pub(crate) mod net;
+mod probe;
 pub(crate) mod rules;
 pub(crate) mod scoreboard;
 pub(crate) mod statics;
@@ -38,6 +43,7 @@ use pyo3::prelude::*;
 use config::{Config, Loaded};
 use ipc::Role;
 use master::stats::StatsServer;
+use metrics::server::MetricsServer;
 
 /// mimalloc for the Rust side (requests, headers, bodies, futures): about 30 allocations per
 /// request, where glibc's malloc and free cost about 950 instructions more per hello-world
@@ -103,11 +109,18 @@ pub fn run(py: Python<'_>, argv: &[String]) -> i32 {
     code
 }
 
-/// The configuration to run with, or the exit code when there is nothing to run (`--help`,
-/// `--version`, or an error, which is printed).
+/// The configuration to run with, or the exit code when there is nothing to serve (`--help`,
+/// `--version`, `--check`, `--print-config`, `--health-check`, or errors, which are printed
+/// one a line).
 fn load_config(py: Python<'_>, args: &[String], env: &[(String, String)]) -> Result<Config, i32> {
     match config::load(args, env) {
         Ok(Loaded::Run(config)) => Ok(*config),
+        Ok(Loaded::Check(loaded)) => Err(check::run(py, loaded)),
+        Ok(Loaded::PrintConfig(text)) => {
+            print!("{text}");
+            Err(0)
+        }
+        Ok(Loaded::Probe(probe)) => Err(probe::run(probe)),
         Ok(Loaded::Help) => {
             print!("{}", config::help::text());
             Err(0)
@@ -121,7 +134,9 @@ fn load_config(py: Python<'_>, args: &[String], env: &[(String, String)]) -> Res
             Err(0)
         }
         Err(e) => {
-            eprintln!("dragoman: error: {e}");
+            for line in e.lines() {
+                eprintln!("dragoman: error: {line}");
+            }
             Err(2)
         }
     }
@@ -188,7 +203,7 @@ fn start(
         code: 2,
         message: Some(message),
     })?;
-    let (listeners, stats) = bind_sockets(py, &config, made)?;
+    let (listeners, stats, metrics) = bind_sockets(py, &config, made)?;
     if let Some(warning) = master::nofile::fit_connections(&mut config) {
         warn!("{warning}");
     }
@@ -223,6 +238,7 @@ fn start(
         source,
         listeners,
         stats,
+        metrics,
         notifier,
         preloaded,
     };
@@ -254,12 +270,12 @@ fn log_startup_notes(config: &Config) {
     }
 }
 
-/// The listeners (systemd's, then the ones left to bind) and the stats server's socket.
-fn bind_sockets(
-    py: Python<'_>,
-    config: &Config,
-    made: &mut Made,
-) -> Result<(Vec<net::Bound>, Option<StatsServer>), Failure> {
+/// What `bind_sockets` binds: the listeners, the stats server's and the metrics'.
+type Sockets = (Vec<net::Bound>, Option<StatsServer>, Option<MetricsServer>);
+
+/// The listeners (systemd's, then the ones left to bind) and the stats and metrics servers'
+/// sockets.
+fn bind_sockets(py: Python<'_>, config: &Config, made: &mut Made) -> Result<Sockets, Failure> {
     let (mut listeners, to_bind) = net::adopt_systemd(&config.listeners).map_err(|e| {
         Failure::new(format!(
             "cannot use the sockets systemd passed (LISTEN_FDS): {e}"
@@ -291,6 +307,10 @@ fn bind_sockets(
         Some(listen) => Some(StatsServer::new(bind(listen, 64)?, config.stats_http)),
         None => None,
     };
+    let metrics = match &config.metrics {
+        Some(listen) => Some(MetricsServer::new(bind(listen, 64)?)),
+        None => None,
+    };
     for bound in &listeners {
         info!("listening on {}", bound.url());
     }
@@ -300,7 +320,13 @@ fn bind_sockets(
             warn!("{warning}");
         }
     }
-    Ok((listeners, stats))
+    if let Some(m) = &metrics {
+        match &m.bound.addr {
+            config::ListenAddr::Tcp(addr) => info!("metrics on http://{addr}/metrics"),
+            unix => info!("metrics on {unix}, at /metrics"),
+        }
+    }
+    Ok((listeners, stats, metrics))
 }
 
 /// `chown-socket = user[:group]`, looked up: the uid and gid to give the unix sockets.

@@ -10,90 +10,120 @@ use super::options::{self, Kind, Status};
 use super::resolve::{bad_value, count, Resolved};
 use super::*;
 
-/// Validates the merged settings into a [`Config`].
-pub(crate) fn build(settings: &[Setting]) -> Result<Config, ConfigError> {
+/// Every problem [`build_all`] finds, not only the first: each part of the configuration is
+/// read even when another part is wrong (a wrong part reads as its default meanwhile, and no
+/// config is returned).
+#[derive(Default)]
+struct Problems(Vec<ConfigError>);
+
+impl Problems {
+    /// The value, or the default after noting the problem.
+    fn ok<T: Default>(&mut self, read: Result<T, ConfigError>) -> T {
+        read.unwrap_or_else(|e| {
+            self.0.push(e);
+            T::default()
+        })
+    }
+}
+
+/// Validates the merged settings into a [`Config`], or every problem found.
+pub(crate) fn build_all(settings: &[Setting]) -> Result<Config, Vec<ConfigError>> {
     let r = Resolved::new(settings);
-    check_flags(settings)?;
+    let mut p = Problems::default();
+    p.0.extend(check_flags(settings));
     let mut warnings = Vec::new();
-    let app = app_target(&r, &mut warnings)?;
-    let mut listeners = listeners(&r, &mut warnings)?;
-    let tls = super::tls::tls(&r, &mut listeners, &mut warnings)?;
+    let mut notices = Vec::new();
+    let app = app_target(&r, &mut warnings).map_err(|e| p.0.push(e)).ok();
+    let mut listeners = p.ok(listeners(&r, &mut warnings, &mut notices));
+    let tls = p.ok(super::tls::tls(&r, &mut listeners, &mut warnings));
     default_listener(&mut listeners);
+    let backlog = p.ok(r.count("listen", 1, "1024", d::LISTEN_BACKLOG));
+    let mercy = p.ok(r.count(
+        "worker-reload-mercy",
+        0,
+        "30",
+        d::WORKER_RELOAD_MERCY_SECS as usize,
+    ));
+    let pythonpath = r
+        .all("pythonpath")
+        .iter()
+        .map(|s| p.ok(resolve::nonempty_path(s, "/srv/mysite/lib")))
+        .collect();
     let mut config = Config {
         listeners,
-        backlog: r
-            .count("listen", 1, "1024", d::LISTEN_BACKLOG)?
-            .min(i32::MAX as usize) as i32,
-        app,
-        chdir: r.path_at("chdir", "/srv/mysite")?,
-        pythonpath: r
-            .all("pythonpath")
-            .iter()
-            .map(|s| resolve::nonempty_path(s, "/srv/mysite/lib"))
-            .collect::<Result<_, _>>()?,
-        home: r.path_at("home", "/srv/mysite/venv")?,
-        env: env_vars(&r)?,
-        processes: r.count("processes", 1, "4", d::PROCESSES)?,
-        threads: r.count("threads", 1, "4", d::THREADS)?,
-        mercy: Duration::from_secs(r.count(
-            "worker-reload-mercy",
-            0,
-            "30",
-            d::WORKER_RELOAD_MERCY_SECS as usize,
-        )? as u64),
+        backlog: backlog.min(i32::MAX as usize) as i32,
+        app: AppTarget::placeholder(),
+        chdir: p.ok(r.path_at("chdir", "/srv/mysite")),
+        pythonpath,
+        home: p.ok(r.path_at("home", "/srv/mysite/venv")),
+        env: p.ok(env_vars(&r)),
+        processes: p.ok(r.count("processes", 1, "4", d::PROCESSES)),
+        threads: p.ok(r.count("threads", 1, "4", d::THREADS)),
+        mercy: Duration::from_secs(mercy as u64),
         preload: r.flag("preload", d::PRELOAD) || !r.flag("lazy-apps", d::LAZY_APPS),
-        recycle: recycle(&r)?,
-        harakiri: r.seconds("harakiri")?,
+        recycle: p.ok(recycle(&r)),
+        harakiri: p.ok(r.seconds("harakiri")),
         touch_reload: r.paths("touch-reload"),
         touch_chain_reload: r.paths("touch-chain-reload"),
-        py_autoreload: py_autoreload(&r)?,
+        py_autoreload: p.ok(py_autoreload(&r)),
         pidfile: r.last("pidfile").map(|s| PathBuf::from(s.value.trim())),
         vacuum: r.flag("vacuum", d::VACUUM),
         uid: named(&r, "uid"),
         gid: named(&r, "gid"),
-        umask: r.octal("umask", "022")?,
-        chmod_socket: r.octal("chmod-socket", "660")?,
-        stats: stats(&r)?,
+        umask: p.ok(r.octal("umask", "022")),
+        chmod_socket: p.ok(r.octal("chmod-socket", "660")),
+        stats: p.ok(stats(&r)),
         stats_http: r.flag("stats-http", d::STATS_HTTP),
-        statics: static_config(&r)?,
-        limits: limits(&r)?,
-        proxy_protocol: proxy_protocol(&r)?,
+        metrics: p.ok(metrics(&r)),
+        health_check: p.ok(health_check(&r)),
+        shutdown_delay: p.ok(shutdown_delay(&r)),
+        forwarded_allow_ips: p.ok(forwarded_allow_ips(&r)),
+        statics: p.ok(static_config(&r)),
+        limits: p.ok(limits(&r)),
+        proxy_protocol: p.ok(proxy_protocol(&r)),
         tls,
         pyargv: r
             .text("pyargv")
             .map(|a| a.split_whitespace().map(str::to_string).collect()),
-        daemonize: daemonize(&r)?,
+        daemonize: p.ok(daemonize(&r)),
         procname: procname(&r),
-        cheaper: cheaper(&r)?,
-        daemons: super::daemons::daemons(&r)?,
-        crons: super::jobs::crons(&r)?,
-        hooks_master_start: super::jobs::hooks(&r)?,
-        chown_socket: chown_socket(&r)?,
-        planned: super::planned::planned(&r)?,
+        cheaper: p.ok(cheaper(&r)),
+        daemons: p.ok(super::daemons::daemons(&r)),
+        crons: p.ok(super::jobs::crons(&r)),
+        hooks_master_start: p.ok(super::jobs::hooks(&r)),
+        chown_socket: p.ok(chown_socket(&r)),
+        planned: p.ok(super::planned::planned(&r)),
         strict: r.flag("strict", false),
-        notices: notices(&r),
+        notices,
         warnings,
     };
+    let (Some(app), true) = (app, p.0.is_empty()) else {
+        return Err(p.0);
+    };
+    config.app = app;
+    config.notices.extend(notices_of(&r));
     config.warnings.extend(r.warnings.take());
     Ok(config)
 }
 
 /// Flags of every status must at least be booleans.
-fn check_flags(settings: &[Setting]) -> Result<(), ConfigError> {
-    for s in settings.iter().filter(|s| s.spec.kind == Kind::Flag) {
-        if !s.value.is_empty() && parse_bool(&s.value).is_none() {
-            return Err(bad_value(
-                s,
-                "true or false (also yes/no, on/off, 1/0)",
-                "true",
-            ));
-        }
-    }
-    Ok(())
+fn check_flags(settings: &[Setting]) -> Vec<ConfigError> {
+    settings
+        .iter()
+        .filter(|s| s.spec.kind == Kind::Flag)
+        .filter(|s| !s.value.is_empty() && parse_bool(&s.value).is_none())
+        .map(|s| bad_value(s, "true or false (also yes/no, on/off, 1/0)", "true"))
+        .collect()
 }
 
 /// The `http` and `socket` listeners (`protocol = http` makes the `socket` ones speak HTTP).
-fn listeners(r: &Resolved<'_>, warnings: &mut Vec<String>) -> Result<Vec<Listen>, ConfigError> {
+/// An empty `http =` (as the post that started this project writes it) is the default
+/// address, with a line that says so.
+fn listeners(
+    r: &Resolved<'_>,
+    warnings: &mut Vec<String>,
+    notices: &mut Vec<Notice>,
+) -> Result<Vec<Listen>, ConfigError> {
     let socket_wire = match r.last("protocol") {
         None => Wire::Uwsgi,
         Some(s) => match s.value.trim() {
@@ -114,10 +144,29 @@ fn listeners(r: &Resolved<'_>, warnings: &mut Vec<String>) -> Result<Vec<Listen>
         ("socket", socket_wire, ":3031"),
     ] {
         for s in r.all(option) {
-            let addrs = parse_listen(&s.value).map_err(|why| {
+            let empty_http = option == "http" && s.value.trim().is_empty();
+            let value = if empty_http {
+                d::HTTP
+            } else {
+                s.value.as_str()
+            };
+            if empty_http {
+                notices.push(Notice {
+                    not_yet: false,
+                    text: format!(
+                        "{}: `{} =` names no address, so dragoman listens on the default, {} \
+                         (write `{} = :8000` to listen on every interface)",
+                        s.origin,
+                        s.spec.name,
+                        d::HTTP,
+                        s.spec.name
+                    ),
+                });
+            }
+            let addrs = parse_listen(value).map_err(|why| {
                 bad_value(s, &format!("an address to listen on ({why})"), example)
             })?;
-            let v = s.value.trim();
+            let v = value.trim();
             // `8000` or `localhost` with no `:` is more often a forgotten `:` than a socket file.
             if !v.contains([':', '/', '.']) {
                 warnings.push(format!(
@@ -327,7 +376,64 @@ fn named(r: &Resolved<'_>, name: &str) -> Option<(String, Origin)> {
 }
 
 fn stats(r: &Resolved<'_>) -> Result<Option<Listen>, ConfigError> {
-    r.last("stats")
+    one_address(r, "stats", "127.0.0.1:9191")
+}
+
+fn metrics(r: &Resolved<'_>) -> Result<Option<Listen>, ConfigError> {
+    one_address(r, "metrics", "127.0.0.1:9100")
+}
+
+/// `health-check = /healthz`: a path.
+fn health_check(r: &Resolved<'_>) -> Result<Option<String>, ConfigError> {
+    let Some(s) = r.last("health-check") else {
+        return Ok(None);
+    };
+    let path = s.value.trim();
+    if !path.starts_with('/') || path.contains(['?', '#', ' ']) {
+        return Err(bad_value(s, "a URL path starting with /", "/healthz"));
+    }
+    Ok(Some(path.to_string()))
+}
+
+/// `shutdown-delay`: seconds; by default a few with a health check, none without.
+fn shutdown_delay(r: &Resolved<'_>) -> Result<Duration, ConfigError> {
+    let default = match r.last("health-check") {
+        Some(_) => d::SHUTDOWN_DELAY_WITH_HEALTH_CHECK,
+        None => 0,
+    };
+    Ok(Duration::from_secs(match r.last("shutdown-delay") {
+        Some(s) => count(s, 0, "10")? as u64,
+        None => default,
+    }))
+}
+
+/// `forwarded-allow-ips`: the default (loopback and unix sockets) unless set; an empty value
+/// trusts no one.
+fn forwarded_allow_ips(r: &Resolved<'_>) -> Result<crate::forwarded::TrustedProxies, ConfigError> {
+    let mut trusted = crate::forwarded::TrustedProxies::default();
+    let settings = r.all("forwarded-allow-ips");
+    if settings.is_empty() {
+        trusted
+            .add(d::FORWARDED_ALLOW_IPS)
+            .expect("the default list parses");
+    }
+    for s in settings {
+        trusted.add(&s.value).map_err(|why| {
+            bad_value(
+                s,
+                &format!(
+                    "addresses and networks (CIDR), `unix` or `*`, separated by commas ({why})"
+                ),
+                "10.0.0.0/8, 127.0.0.1",
+            )
+        })?;
+    }
+    Ok(trusted)
+}
+
+/// A single-address option (`stats`, `metrics`).
+fn one_address(r: &Resolved<'_>, name: &str, example: &str) -> Result<Option<Listen>, ConfigError> {
+    r.last(name)
         .map(|s| match parse_listen(&s.value) {
             Ok(addrs) => Ok(Listen {
                 addr: addrs
@@ -337,11 +443,7 @@ fn stats(r: &Resolved<'_>) -> Result<Option<Listen>, ConfigError> {
                 wire: Wire::Http,
                 origin: Some(s.origin.clone()),
             }),
-            Err(why) => Err(bad_value(
-                s,
-                &format!("an address ({why})"),
-                "127.0.0.1:9191",
-            )),
+            Err(why) => Err(bad_value(s, &format!("an address ({why})"), example)),
         })
         .transpose()
 }
@@ -614,7 +716,7 @@ fn is_identifier(s: &str) -> bool {
 }
 
 /// Startup notices for options that are set but planned or ignored.
-fn notices(r: &Resolved<'_>) -> Vec<Notice> {
+fn notices_of(r: &Resolved<'_>) -> Vec<Notice> {
     let mut planned = Vec::new();
     let mut lines = Vec::new();
     for spec in options::OPTIONS {

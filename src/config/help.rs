@@ -195,6 +195,7 @@ mod defaults_tests {
                 }
                 .to_string()
             }
+            "forwarded-allow-ips" => c.forwarded_allow_ips.to_string(),
             "http2" => c.tls.http2.enabled.to_string(),
             "http2-cleartext" => c.tls.http2.cleartext.to_string(),
             "http2-max-concurrent-streams" => c.tls.http2.max_concurrent_streams.to_string(),

@@ -16,6 +16,7 @@ pub(crate) mod ini;
 mod jobs;
 pub(crate) mod options;
 mod planned;
+pub(crate) mod print;
 mod resolve;
 pub(crate) mod source;
 pub(crate) mod tls;
@@ -25,10 +26,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub(crate) use build::build;
 pub(crate) use daemons::Daemon;
 pub(crate) use jobs::{Cron, Hook, SignalAction};
-pub(crate) use source::{Command, ConfigError, Origin, Setting};
+pub(crate) use source::{Command, ConfigError, Mode, Origin, Setting};
 pub(crate) use tls::TlsConfig;
 
 use options::{OptionSpec, Status};
@@ -92,6 +92,16 @@ pub(crate) struct AppTarget {
 }
 
 impl AppTarget {
+    /// Stands for the application while the rest of a config with errors is read (never run).
+    fn placeholder() -> AppTarget {
+        AppTarget {
+            source: AppSource::Module(String::new()),
+            callable: String::new(),
+            origin: Origin::Positional,
+            factory: false,
+        }
+    }
+
     fn call(&self) -> &'static str {
         if self.factory {
             "()"
@@ -143,6 +153,14 @@ pub(crate) struct Config {
     /// Where the stats server listens, and whether it answers in HTTP.
     pub(crate) stats: Option<Listen>,
     pub(crate) stats_http: bool,
+    /// Where the metrics listener is (`metrics`).
+    pub(crate) metrics: Option<Listen>,
+    /// The health check's path (`health-check`).
+    pub(crate) health_check: Option<String>,
+    /// How long a SIGTERM keeps serving with the health check failing (`shutdown-delay`).
+    pub(crate) shutdown_delay: Duration,
+    /// Whose forwarding headers are believed (`forwarded-allow-ips`).
+    pub(crate) forwarded_allow_ips: crate::forwarded::TrustedProxies,
     pub(crate) statics: StaticConfig,
     pub(crate) limits: Limits,
     /// The peers whose PROXY protocol headers are believed, when the protocol is on.
@@ -384,12 +402,16 @@ pub(crate) fn load_with(
     env: &[(String, String)],
     host: &dyn ini::host::Host,
 ) -> Result<Loaded, ConfigError> {
-    let cli = match source::from_cli(args)? {
-        Command::Run(settings) => settings,
+    let (cli, mode) = match source::from_cli(args)? {
+        Command::Run(settings, mode) => (settings, mode),
         Command::Help => return Ok(Loaded::Help),
         Command::Version => return Ok(Loaded::Version),
     };
-    let env_settings = source::from_env(env)?;
+    if let Mode::Probe(Some(url)) = mode {
+        return Ok(Loaded::Probe(Probe::Url(url)));
+    }
+    // Every problem of every source, not only the first.
+    let (env_settings, mut errors) = source::from_env(env);
     let strict = cli
         .iter()
         .chain(&env_settings)
@@ -412,25 +434,45 @@ pub(crate) fn load_with(
     let mut notices = Vec::new();
     let files: Vec<String> = ini_files.iter().map(|s| s.value.clone()).collect();
     for file in ini_files {
-        let read = source::from_ini(&file.value, host, strict)
-            .map_err(|e| ConfigError(format!("{} (from {})", e.0, file.origin)))?;
-        all.extend(read.settings);
-        warnings.extend(read.warnings);
-        notices.extend(read.notices);
+        let from = |e: ConfigError| ConfigError(format!("{} (from {})", e.0, file.origin));
+        match source::from_ini(&file.value, host, strict) {
+            Ok(read) => {
+                all.extend(read.settings);
+                warnings.extend(read.warnings);
+                notices.extend(read.notices);
+                errors.extend(read.errors.into_iter().map(from));
+            }
+            Err(e) => errors.push(from(e)),
+        }
     }
     all.extend(env_settings);
     all.extend(cli);
-    let mut config = build(&all).map_err(|e| {
-        // A configuration-wide error names the ini files it comes from.
-        if e.0.starts_with("no application") && !files.is_empty() {
-            ConfigError(format!("{}: {}", files.join(", "), e.0))
-        } else {
-            e
+    let built = match build::build_all(&all) {
+        Ok(config) if errors.is_empty() => Ok(config),
+        Ok(_) => Err(ConfigError::joined(errors)),
+        Err(more) => {
+            // A configuration-wide error names the ini files it comes from.
+            errors.extend(more.into_iter().map(|e| {
+                if e.0.starts_with("no application") && !files.is_empty() {
+                    ConfigError(format!("{}: {}", files.join(", "), e.0))
+                } else {
+                    e
+                }
+            }));
+            Err(ConfigError::joined(errors))
         }
-    })?;
-    config.warnings.splice(0..0, warnings);
-    config.notices.extend(notices);
-    Ok(Loaded::Run(Box::new(config)))
+    };
+    let built = built.map(|mut config| {
+        config.warnings.splice(0..0, warnings);
+        config.notices.extend(notices);
+        Box::new(config)
+    });
+    Ok(match mode {
+        Mode::Serve => Loaded::Run(built?),
+        Mode::Check => Loaded::Check(built),
+        Mode::PrintConfig => Loaded::PrintConfig(print::effective(&all, &*built?)),
+        Mode::Probe(_) => Loaded::Probe(Probe::Config(built?)),
+    })
 }
 
 /// What the command line asked for.
@@ -439,6 +481,20 @@ pub(crate) enum Loaded {
     Help,
     Version,
     Run(Box<Config>),
+    /// `--check`: the configuration, or every problem it has.
+    Check(Result<Box<Config>, ConfigError>),
+    /// `--print-config`: the text to print.
+    PrintConfig(String),
+    /// `--health-check`: where to ask.
+    Probe(Probe),
+}
+
+/// Where `--health-check` asks: the URL given, or the configuration's first HTTP listener and
+/// its `health-check` path.
+#[derive(Debug)]
+pub(crate) enum Probe {
+    Url(String),
+    Config(Box<Config>),
 }
 
 /// Reads true/false, yes/no, on/off, 1/0 (any case).
@@ -581,20 +637,64 @@ mod tests {
                  `threads = 4`; got \"many\""
             )
         );
-        let f = ini_file("[uwsgi]\nmodule = a\nhttp =\n");
+        let f = ini_file("[uwsgi]\nmodule = a\nsocket =\n");
         let p = f.path().to_str().unwrap();
         let e = load_run(&["--ini", p], &[]).unwrap_err();
         assert!(
-            e.0.starts_with(&format!("{p} line 3: option 'http' expects an address")),
+            e.0.starts_with(&format!("{p} line 3: option 'socket' expects an address")),
             "{e}"
         );
-        assert!(e.0.contains("`http = :8000`; got an empty value"), "{e}");
+        assert!(e.0.contains("`socket = :3031`; got an empty value"), "{e}");
         let e = load_run(&["app", "--threads", "0"], &[]).unwrap_err();
         assert!(e.0.contains("as in `--threads 4`; got \"0\""), "{e}");
         let e = load_run(&["app"], &[("DRAGOMAN_PROCESSES", "x")]).unwrap_err();
         assert!(e.0.contains("as in `DRAGOMAN_PROCESSES=4`"), "{e}");
         let e = load_run(&["app", "--master=maybe"], &[]).unwrap_err();
         assert!(e.0.contains("expects true or false"), "{e}");
+    }
+
+    #[test]
+    fn an_empty_http_is_the_default_address_and_says_so() {
+        // The seed post's own ini, `http =` as it writes it.
+        let f = ini_file("[uwsgi]\nhttp       =\nmodule     = myproj.wsgi\nmaster     = true\n");
+        let p = f.path().to_str().unwrap();
+        let c = load_run(&["--ini", p], &[]).unwrap();
+        let addrs: Vec<String> = c.listeners.iter().map(|l| l.addr.to_string()).collect();
+        assert_eq!(addrs, vec![defaults::HTTP]);
+        assert!(
+            c.notices.iter().any(|n| !n.not_yet
+                && n.text
+                    .starts_with(&format!("{p} line 2: `http =` names no address"))
+                && n.text.contains("the default, 127.0.0.1:8000")),
+            "{:?}",
+            c.notices
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_not_only_the_first() {
+        let f = ini_file(
+            "[uwsgi]\nmodule = a\nthreads = many\nharakiri = soon\nstatic-map = static\n\
+             gevent = 100\n",
+        );
+        let p = f.path().to_str().unwrap();
+        let e = load_run(&["--ini", p], &[("DRAGOMAN_PROCESES", "2")]).unwrap_err();
+        let lines: Vec<&str> = e.lines().collect();
+        assert_eq!(lines.len(), 5, "{e}");
+        for (at, what) in [
+            ("line 3", "'threads'"),
+            ("line 4", "'harakiri'"),
+            ("line 5", "'static-map'"),
+            ("line 6", "'gevent' is refused"),
+        ] {
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l.starts_with(&format!("{p} {at}: ")) && l.contains(what)),
+                "{at} {what}: {e}"
+            );
+        }
+        assert!(lines.iter().any(|l| l.contains("DRAGOMAN_PROCESES")), "{e}");
     }
 
     #[test]

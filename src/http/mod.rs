@@ -32,6 +32,11 @@ pub(crate) const SERVER: &str = concat!("dragoman/", env!("CARGO_PKG_VERSION"));
 pub(crate) trait Route {
     /// The response, or `None` to pass the request on.
     fn route(&self, req: &Request<RequestBody>) -> Option<Response<Body>>;
+
+    /// What the metrics call the requests it answers (dragoman's own answers, unless said).
+    fn kind(&self) -> crate::metrics::RouteKind {
+        crate::metrics::RouteKind::Server
+    }
 }
 
 /// A boxed future local to the worker's event-loop thread.

@@ -483,6 +483,7 @@ mod tests {
             app: Rc::new(Answers),
             before_app: Vec::new(),
             limits: Limits::default(),
+            proxies: Default::default(),
         });
         let out = rt.block_on(async {
             let (server, mut client) = tokio::io::duplex(1 << 20);

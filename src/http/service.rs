@@ -16,6 +16,8 @@ use crate::config::Limits;
 use crate::conn::lifecycle::{InFlight, Lifecycle};
 use crate::conn::zerocopy::ZeroCopy;
 use crate::conn::ConnInfo;
+use crate::forwarded::{self, TrustedProxies};
+use crate::metrics::{Mark, RouteKind};
 
 /// Where a worker's requests go: static files first, then the application; and the limits
 /// they are checked against.
@@ -24,6 +26,8 @@ pub(crate) struct Routes {
     /// Answered before the application, in order (static files).
     pub(crate) before_app: Vec<Rc<dyn Route>>,
     pub(crate) limits: Limits,
+    /// `forwarded-allow-ips`: whose X-Forwarded-* and Forwarded headers are believed.
+    pub(crate) proxies: TrustedProxies,
 }
 
 /// Serves the requests of one connection.
@@ -35,6 +39,8 @@ pub(crate) struct HttpService {
     zero_copy: Option<Rc<ZeroCopy>>,
     /// `Strict-Transport-Security`, on HTTPS connections with `hsts`.
     hsts: Option<HeaderValue>,
+    /// The peer is a trusted proxy: its requests' forwarding headers are read.
+    from_proxy: bool,
 }
 
 impl HttpService {
@@ -44,12 +50,15 @@ impl HttpService {
         life: Rc<Lifecycle>,
         zero_copy: Option<Rc<ZeroCopy>>,
     ) -> Self {
+        // A uwsgi peer (nginx) passed REMOTE_ADDR itself: its headers are the client's.
+        let from_proxy = !conn.one_request && routes.proxies.trusts(conn.peer.map(|p| p.ip()));
         HttpService {
             routes,
             conn: Arc::new(conn),
             life,
             zero_copy,
             hsts: None,
+            from_proxy,
         }
     }
 
@@ -90,30 +99,42 @@ impl Future for WithServer {
 
 impl HttpService {
     /// The response to a request, parsed by hyper or by the connection's own HTTP/1 path.
-    pub(crate) fn respond(&self, req: Request<RequestBody>) -> ServiceFuture {
-        let in_flight = self.life.begin_request();
+    pub(crate) fn respond(&self, mut req: Request<RequestBody>) -> ServiceFuture {
         let routes = &*self.routes;
+        if self.from_proxy {
+            // What the proxy says, for every bridge and the log: `forwarded::client`.
+            let peer = self.conn.peer.map(|p| p.ip());
+            if let Some(found) = forwarded::resolve(req.headers(), peer, &routes.proxies) {
+                req.extensions_mut().insert(found);
+            }
+        }
+        let mut track = Track {
+            _in_flight: self.life.begin_request(),
+            metrics: Mark::begin(req.method()),
+        };
         if let Err((status, why)) = check_request(&req, routes.limits.line_bytes) {
             let response = error_response(status, why, true);
-            return ServiceFuture::Ready(Some((response, in_flight)));
+            track.metrics.routed(RouteKind::Server);
+            return ServiceFuture::Ready(Some((response, track)));
         }
         for route in &routes.before_app {
             if let Some(mut response) = route.route(&req) {
                 self.prepare(&mut response);
-                return ServiceFuture::Ready(Some((response, in_flight)));
+                track.metrics.routed(route.kind());
+                return ServiceFuture::Ready(Some((response, track)));
             }
         }
         match routes.app.clone().call(req, self.conn.clone()) {
             Answer::Now(mut response) => {
                 self.prepare(&mut response);
-                ServiceFuture::Ready(Some((response, in_flight)))
+                ServiceFuture::Ready(Some((response, track)))
             }
             Answer::Later(response) => ServiceFuture::App {
                 response,
                 life: self.life.clone(),
                 zero_copy: self.zero_copy.clone(),
                 hsts: self.hsts.clone(),
-                in_flight: Some(in_flight),
+                track: Some(track),
             },
         }
     }
@@ -131,22 +152,29 @@ impl HttpService {
 /// A response ready at once (a rejected request, a static file, an app's immediate answer)
 /// or the app's still to come, without a second box.
 pub(crate) enum ServiceFuture {
-    Ready(Option<(Response<Body>, InFlight)>),
+    Ready(Option<(Response<Body>, Track)>),
     App {
         response: LocalFuture<Response<Body>>,
         /// While the worker drains, responses close their connection.
         life: Rc<Lifecycle>,
         zero_copy: Option<Rc<ZeroCopy>>,
         hsts: Option<HeaderValue>,
-        in_flight: Option<InFlight>,
+        track: Option<Track>,
     },
+}
+
+/// What a request holds from its head to the end of its response: its place among the
+/// connection's requests in flight, and its count in the metrics.
+pub(crate) struct Track {
+    _in_flight: InFlight,
+    metrics: Mark,
 }
 
 impl Future for ServiceFuture {
     type Output = Result<Response<Sent>, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let (response, in_flight) = match self.get_mut() {
+        let (response, mut track) = match self.get_mut() {
             ServiceFuture::Ready(ready) => match ready.take() {
                 Some(ready) => ready,
                 None => return Poll::Pending, // polled after completion: never resolves again
@@ -156,19 +184,20 @@ impl Future for ServiceFuture {
                 life,
                 zero_copy,
                 hsts,
-                in_flight,
+                track,
             } => {
                 let mut r = ready!(response.as_mut().poll(cx));
                 prepare(&mut r, life, zero_copy.as_ref(), hsts.as_ref());
-                match in_flight.take() {
-                    Some(in_flight) => (r, in_flight),
+                match track.take() {
+                    Some(track) => (r, track),
                     None => return Poll::Pending, // polled after completion
                 }
             }
         };
+        track.metrics.answered(response.status());
         Poll::Ready(Ok(response.map(|body| Sent {
             body,
-            _in_flight: in_flight,
+            _track: track,
         })))
     }
 }
@@ -179,7 +208,7 @@ impl Future for ServiceFuture {
 /// [`Lifecycle::wrote`]).
 pub(crate) struct Sent {
     body: Body,
-    _in_flight: InFlight,
+    _track: Track,
 }
 
 impl http_body::Body for Sent {

@@ -351,9 +351,32 @@ pub(super) fn on_signal(sig: libc::c_int, hooks: &[Hook]) -> OnSignal {
     }
 }
 
+/// SIGTERM with a `shutdown-delay` (and no delay running yet): how long to keep serving with
+/// the health check failing before the graceful stop. `None`: stop now (SIGINT is a person at
+/// a terminal; a second SIGTERM is someone who will not wait).
+pub(super) fn shutdown_delay(
+    sig: libc::c_int,
+    delay: Duration,
+    running: Option<Instant>,
+) -> Option<Duration> {
+    (sig == libc::SIGTERM && !delay.is_zero() && running.is_none()).then_some(delay)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_first_sigterm_waits_for_the_shutdown_delay() {
+        let five = Duration::from_secs(5);
+        assert_eq!(shutdown_delay(libc::SIGTERM, five, None), Some(five));
+        assert_eq!(shutdown_delay(libc::SIGINT, five, None), None);
+        assert_eq!(shutdown_delay(libc::SIGTERM, Duration::ZERO, None), None);
+        assert_eq!(
+            shutdown_delay(libc::SIGTERM, five, Some(Instant::now())),
+            None
+        );
+    }
 
     fn at(base: Instant, secs: u64) -> Instant {
         base + Duration::from_secs(secs)

@@ -43,8 +43,10 @@ use pyo3::prelude::*;
 use crate::clock::monotonic_ms;
 use crate::config::{self, Config, Loaded};
 use crate::ipc::{Event, EventPipe, Role, WorkerArgs};
+use crate::metrics::sample::Totals;
+use crate::metrics::server::MetricsServer;
 use crate::net::Bound;
-use crate::scoreboard::Scoreboard;
+use crate::scoreboard::{Phase, Scoreboard};
 use crate::{error, info, interp, warn};
 use crons::Crons;
 use daemons::Daemons;
@@ -103,6 +105,10 @@ struct Arbiter<'a> {
     events: EventPipe,
     signals: SignalQueue,
     stats: Option<StatsServer>,
+    /// The metrics listener (`metrics`), and the counters of the workers gone.
+    metrics: Option<MetricsServer>,
+    totals: Totals,
+    started_unix: u64,
     notifier: Option<Notifier>,
     preloaded: Option<Py<PyAny>>,
     workers: Vec<Worker>,
@@ -119,6 +125,9 @@ struct Arbiter<'a> {
     /// The first READY went out (to systemd and the log).
     announced: bool,
     stop: Option<Stop>,
+    /// SIGTERM with `shutdown-delay`: the health check fails, and the graceful stop begins at
+    /// this time.
+    stop_at: Option<Instant>,
     /// Whether any worker has ever loaded the app; until then a boot failure is fatal.
     booted_once: bool,
     /// Set when the master must exit non-zero.
@@ -138,6 +147,7 @@ pub(crate) struct Setup {
     pub(crate) source: Source,
     pub(crate) listeners: Vec<Bound>,
     pub(crate) stats: Option<StatsServer>,
+    pub(crate) metrics: Option<MetricsServer>,
     pub(crate) notifier: Option<Notifier>,
     pub(crate) preloaded: Option<Py<PyAny>>,
 }
@@ -148,6 +158,7 @@ pub(crate) fn run(py: Python<'_>, config: Config, setup: Setup) -> Role {
         source,
         listeners,
         stats,
+        metrics,
         notifier,
         preloaded,
     } = setup;
@@ -179,6 +190,11 @@ pub(crate) fn run(py: Python<'_>, config: Config, setup: Setup) -> Role {
         events,
         signals,
         stats,
+        metrics,
+        totals: Totals::default(),
+        started_unix: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
         notifier,
         preloaded,
         workers: Vec::new(),
@@ -187,6 +203,7 @@ pub(crate) fn run(py: Python<'_>, config: Config, setup: Setup) -> Role {
         reloading: false,
         announced: false,
         stop: None,
+        stop_at: None,
         booted_once: false,
         failure: None,
         crash_loop: CrashLoop::default(),
@@ -246,6 +263,11 @@ impl Arbiter<'_> {
             for (slot, event) in self.events.drain() {
                 self.handle_event(py, slot, event);
             }
+            if self.stop_at.is_some_and(|at| Instant::now() >= at) {
+                self.stop_at = None;
+                info!("shutdown-delay is over: stopping gracefully");
+                self.stop_gracefully();
+            }
             self.reap();
             if let Some(stop) = self.stop {
                 let children_done = self.daemons.stopped(Instant::now());
@@ -300,6 +322,10 @@ impl Arbiter<'_> {
         if let Some(server) = &self.stats {
             server.poll_fds(&mut fds);
         }
+        let metrics_from = fds.len();
+        if let Some(server) = &self.metrics {
+            server.poll_fds(&mut fds);
+        }
         let outputs_from = fds.len();
         self.outputs.poll_fds(&mut fds);
         let stop = match self.stop {
@@ -307,10 +333,13 @@ impl Arbiter<'_> {
             _ => None,
         };
         let stats = self.stats.as_ref().and_then(StatsServer::deadline);
+        let metrics = self.metrics.as_ref().and_then(MetricsServer::deadline);
         let deadlines = [
             self.crash_loop.deadline(),
             stop,
+            self.stop_at,
             stats,
+            metrics,
             self.daemons.deadline(),
             self.crons.deadline(Instant::now()),
             self.config.cheaper.as_ref().map(|_| self.next_cycle),
@@ -329,12 +358,21 @@ impl Arbiter<'_> {
         if n > 0 {
             self.outputs.serve(&fds[outputs_from..]);
         }
-        let stats_ready = fds[2..outputs_from].iter().any(|p| p.revents != 0);
+        let stats_ready = fds[2..metrics_from].iter().any(|p| p.revents != 0);
         let due = stats.is_some_and(|at| Instant::now() >= at);
         if (n > 0 && stats_ready) || due {
             if let Some(mut server) = self.stats.take() {
                 server.serve(Instant::now(), || self.stats_document());
                 self.stats = Some(server);
+            }
+        }
+        let metrics_ready = fds[metrics_from..outputs_from]
+            .iter()
+            .any(|p| p.revents != 0);
+        if (n > 0 && metrics_ready) || metrics.is_some_and(|at| Instant::now() >= at) {
+            if let Some(mut server) = self.metrics.take() {
+                server.serve(Instant::now(), |format| self.metrics_document(format));
+                self.metrics = Some(server);
             }
         }
     }
@@ -345,11 +383,23 @@ impl Arbiter<'_> {
         match decide::on_signal(sig, &self.config.hooks_master_start) {
             OnSignal::Nothing => {} // SIGCHLD: reap() runs after every wake-up
             OnSignal::GracefulStop if running => {
-                info!(
-                    "{name}: stopping gracefully (up to {}s for requests in flight)",
-                    self.config.mercy.as_secs()
-                );
-                self.stop_gracefully();
+                self.board.server().set(Phase::Draining);
+                let delay = decide::shutdown_delay(sig, self.config.shutdown_delay, self.stop_at);
+                if let Some(delay) = delay {
+                    info!(
+                        "{name}: the health check answers 503 from now on; stopping gracefully \
+                         in {}s (shutdown-delay; SIGTERM again to stop now)",
+                        delay.as_secs()
+                    );
+                    self.stop_at = Some(Instant::now() + delay);
+                } else {
+                    info!(
+                        "{name}: stopping gracefully (up to {}s for requests in flight)",
+                        self.config.mercy.as_secs()
+                    );
+                    self.stop_at = None;
+                    self.stop_gracefully();
+                }
             }
             OnSignal::ImmediateStop => {
                 info!("{name}: stopping now");
@@ -429,6 +479,7 @@ impl Arbiter<'_> {
     /// Stops gracefully: workers finish their requests, daemons get their stop signal, all
     /// within worker-reload-mercy.
     fn stop_gracefully(&mut self) {
+        self.board.server().set(Phase::Draining);
         self.notify("STOPPING=1");
         let deadline = Instant::now() + self.config.mercy;
         self.stop = Some(Stop::Graceful(deadline));
@@ -440,6 +491,7 @@ impl Arbiter<'_> {
 
     /// Stops now: workers are killed, daemons get their stop signal and a few seconds.
     fn stop_now(&mut self) {
+        self.board.server().set(Phase::Draining);
         self.notify("STOPPING=1");
         self.stop = Some(Stop::Immediate);
         self.signal_all(libc::SIGKILL);
@@ -557,7 +609,9 @@ impl Arbiter<'_> {
             self.board.slot(w.slot).pid.store(0, Ordering::Release);
             let how = describe_exit(status);
             let now = Instant::now();
-            match decide::judge_exit(&w, status, self.stop.is_some(), now) {
+            let exit = decide::judge_exit(&w, status, self.stop.is_some(), now);
+            self.count_exit(&w, &exit);
+            match exit {
                 Exit::Stopping => info!("worker {} (pid {pid}) {how}", w.id),
                 Exit::Retired(reason) => info!("worker {} (pid {pid}) {reason}: {how}", w.id),
                 Exit::Harakiri => {
@@ -875,6 +929,7 @@ impl Arbiter<'_> {
                     config: self.config.clone(),
                     listeners: Vec::new(),
                     slot: board_slot,
+                    server: self.board.server(),
                     events: self.events.sender_for_child(slot),
                     preloaded: self.preloaded.as_ref().map(|app| app.clone_ref(py)),
                 })))
@@ -904,6 +959,8 @@ impl Arbiter<'_> {
         if !decide::all_up(&self.workers, self.target) {
             return;
         }
+        // The health check answers 200 from now on (never again once stopping).
+        self.board.server().set(Phase::Ready);
         if self.reloading {
             info!("reload finished: {} worker(s) serving", self.target);
             self.reloading = false;

@@ -270,7 +270,10 @@ impl StaticFiles {
                 }
                 match self.resolve(index, mount, &key, wants_dir)? {
                     Resolved::Found(entry) => entry,
-                    Resolved::Missing => return Ok(None),
+                    Resolved::Missing => {
+                        crate::metrics::record::static_miss();
+                        return Ok(None);
+                    }
                     Resolved::Refused(status, why) => {
                         return Ok(Some(error_response(status, why, false)))
                     }
@@ -861,6 +864,10 @@ fn redirect(location: &str, query: Option<&str>) -> Response<Body> {
 impl Route for StaticFiles {
     fn route(&self, req: &Request<RequestBody>) -> Option<Response<Body>> {
         self.handle(req)
+    }
+
+    fn kind(&self) -> crate::metrics::RouteKind {
+        crate::metrics::RouteKind::Static
     }
 }
 

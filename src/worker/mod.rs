@@ -39,9 +39,13 @@ pub(crate) fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
         config,
         listeners,
         slot,
+        server,
         events,
         preloaded,
     } = args;
+    if config.metrics.is_some() {
+        crate::metrics::record::install(&slot.traffic);
+    }
     // On SIGUSR2 (sent by the master before a harakiri kill) Python prints every thread's
     // stack to stderr: the log shows where the stuck request was.
     if let Err(e) = register_traceback_dump(py) {
@@ -65,6 +69,8 @@ pub(crate) fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
     let statics_config = config.statics.clone();
     let limits = config.limits.clone();
     let proxy_protocol = config.proxy_protocol.clone();
+    let proxies = config.forwarded_allow_ips.clone();
+    let health_check = config.health_check.clone();
     let tls_config = config.tls.clone();
     // The event loop runs with the GIL released; the app bridge attaches when it calls Python.
     py.detach(move || {
@@ -90,6 +96,9 @@ pub(crate) fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
         let hsts = hsts.and_then(|h| http::HeaderValue::from_str(&h.value()).ok());
         let app: Rc<dyn Bridge + Send> = Rc::from(app);
         let registry = Registry::new(limits.max_connections);
+        // The health check comes first: it must answer even under a static mount at `/`.
+        let health = health_check
+            .map(|path| Rc::new(crate::health::Health::new(path, server)) as Rc<dyn Route>);
         let driver = Rc::new(Driver {
             proxy: proxy_protocol,
             header_timeout: limits.header_timeout,
@@ -102,11 +111,12 @@ pub(crate) fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
             protocol: Http {
                 routes: Rc::new(Routes {
                     app: app.clone(),
-                    before_app: StaticFiles::new(&statics_config)
-                        .map(|s| s as Rc<dyn Route>)
+                    before_app: health
                         .into_iter()
+                        .chain(StaticFiles::new(&statics_config).map(|s| s as Rc<dyn Route>))
                         .collect(),
                     limits,
+                    proxies,
                 }),
                 http2,
                 hsts,

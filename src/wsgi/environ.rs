@@ -20,6 +20,7 @@ use pyo3::{ffi, intern};
 
 use super::start_response::Responder;
 use crate::conn::ConnInfo;
+use crate::forwarded::Forwarded;
 
 /// The environ key a request header goes under: `HTTP_` + upper-cased name with `-` as `_`;
 /// `CONTENT_TYPE` and `CONTENT_LENGTH` without the prefix (CGI). `None` for names containing
@@ -341,6 +342,9 @@ impl Template {
         for (key, value) in &conn.extra_environ {
             env.set_item(key, value)?;
         }
+        if let Some(found) = parts.extensions.get::<Forwarded>() {
+            set_forwarded(py, &env, found, host, conn)?;
+        }
         env.set_item(intern!(py, "wsgi.input"), input)?;
         if let Some(dict) = kept {
             // This request added keys of its own (headers besides Host, a body's
@@ -421,6 +425,36 @@ impl Template {
         }
         Ok(())
     }
+}
+
+/// What a trusted proxy says (`forwarded-allow-ips`, see [`crate::forwarded`]) over what the
+/// connection says: `REMOTE_ADDR` and `REMOTE_PORT` (0 when the proxy named no port),
+/// `wsgi.url_scheme`, `HTTP_HOST`, `SERVER_NAME` and `SERVER_PORT`. Only this request's
+/// environ: the connection's kept copy holds the connection's own values.
+fn set_forwarded(
+    py: Python<'_>,
+    env: &Bound<'_, PyDict>,
+    found: &Forwarded,
+    host: Option<&HeaderValue>,
+    conn: &ConnInfo,
+) -> PyResult<()> {
+    if let Some(client) = found.client {
+        env.set_item(intern!(py, "REMOTE_ADDR"), client.ip().to_string())?;
+        env.set_item(intern!(py, "REMOTE_PORT"), client.port().to_string())?;
+    }
+    if let Some(scheme) = found.scheme {
+        env.set_item(intern!(py, "wsgi.url_scheme"), scheme)?;
+    }
+    if let Some(server) = found.server(host.and_then(|h| h.to_str().ok()), conn.scheme) {
+        if let Some(host) = server.host {
+            env.set_item(intern!(py, "HTTP_HOST"), host)?;
+        }
+        if let Some(name) = server.name {
+            env.set_item(intern!(py, "SERVER_NAME"), name)?;
+        }
+        env.set_item(intern!(py, "SERVER_PORT"), server.port)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
