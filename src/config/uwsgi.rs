@@ -119,8 +119,9 @@ const HOOKS: &str = "dragoman runs no uWSGI hooks or exec/call stages but hook-m
                      container's entrypoint, or hook-master-start = exec:COMMAND";
 const MULES: &str = "dragoman has no mules, spooler or signal framework: run background work with \
                      a task queue (Celery, RQ) or attach it to the service manager";
-const METRICS: &str = "dragoman has no uWSGI metrics, alarms or pushers: its stats server \
-                       (`stats`) gives worker figures for uwsgitop and monitoring";
+const METRICS: &str = "dragoman has no uWSGI metrics, alarms or pushers: `metrics = ADDR` \
+                       serves Prometheus metrics, and its stats server (`stats`) gives worker \
+                       figures for uwsgitop";
 const PLUGINS: &str = "dragoman has no plugins: Python, HTTP, static files and the uwsgi \
                        protocol are built in";
 const TUNING: &str = "dragoman sizes this itself: the option has nothing to set";

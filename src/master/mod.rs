@@ -386,9 +386,13 @@ impl Arbiter<'_> {
                 self.board.server().set(Phase::Draining);
                 let delay = decide::shutdown_delay(sig, self.config.shutdown_delay, self.stop_at);
                 if let Some(delay) = delay {
+                    let health = match self.config.health_check {
+                        Some(_) => "the health check answers 503 from now on; ",
+                        None => "",
+                    };
                     info!(
-                        "{name}: the health check answers 503 from now on; stopping gracefully \
-                         in {}s (shutdown-delay; SIGTERM again to stop now)",
+                        "{name}: {health}stopping gracefully in {}s (shutdown-delay; SIGTERM \
+                         again to stop now)",
                         delay.as_secs()
                     );
                     self.stop_at = Some(Instant::now() + delay);
