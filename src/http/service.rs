@@ -97,6 +97,10 @@ impl HttpService {
             let response = error_response(status, why, true);
             return ServiceFuture::Ready(Some((response, in_flight)));
         }
+        let mut req = req;
+        if req.uri().authority().is_some() {
+            use_target_host(&mut req);
+        }
         for route in &routes.before_app {
             if let Some(mut response) = route.route(&req) {
                 self.prepare(&mut response);
@@ -226,6 +230,23 @@ fn prepare(
     }
 }
 
+/// A request in absolute form (`GET http://a.example/x`) is for the host its target names:
+/// the Host header, if any, is ignored and replaced (RFC 9112 §3.2.2), so the application
+/// sees one host (`HTTP_HOST`, `SERVER_NAME`), not the one a proxy in front may have routed
+/// by.
+fn use_target_host<B>(req: &mut Request<B>) {
+    let Some(authority) = req.uri().authority() else {
+        return;
+    };
+    let host = match authority.port() {
+        Some(port) => format!("{}:{}", authority.host(), port.as_str()),
+        None => authority.host().to_string(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&host) {
+        req.headers_mut().insert(header::HOST, value);
+    }
+}
+
 /// The checks RFC 9112 asks of a server that hyper does not make, and the request-line limit.
 /// A request that fails gets the status (400, 414, or 501 for CONNECT) and the connection
 /// closes.
@@ -293,6 +314,22 @@ mod tests {
         assert!(check(request(Version::HTTP_11, &[])).is_err());
         assert!(check(request(Version::HTTP_11, &["a", "b"])).is_err());
         assert!(check(request(Version::HTTP_10, &["a", "a"])).is_err());
+    }
+
+    #[test]
+    fn an_absolute_form_target_names_the_host() {
+        let mut r = target(
+            Method::GET,
+            "http://user@a.example:8080/x?q",
+            Version::HTTP_11,
+            &["b"],
+        );
+        use_target_host(&mut r);
+        assert_eq!(r.headers()[header::HOST], "a.example:8080");
+        assert_eq!(r.headers().get_all(header::HOST).iter().count(), 1);
+        let mut r = target(Method::GET, "https://a.example/", Version::HTTP_11, &["b"]);
+        use_target_host(&mut r);
+        assert_eq!(r.headers()[header::HOST], "a.example");
     }
 
     #[test]
