@@ -75,8 +75,8 @@ impl Protocol for Http {
         // first one it does not take, and all after it, by hyper.
         if keep_alive {
             match fast::serve(&mut io, &service, limits, &life).await {
-                fast::Outcome::Done => return,
-                fast::Outcome::Hyper => {}
+                fast::Exit::Closed => return,
+                fast::Exit::ToHyper => {}
             }
         }
         serve_hyper(io, service, limits, &life, keep_alive).await;
