@@ -6,6 +6,7 @@
 //! the application through its bridge ([`wsgi`]). The master and its workers share a contract
 //! ([`ipc`]) and a scoreboard ([`scoreboard`]), and neither imports the other.
 
+pub(crate) mod acme;
 mod app;
 pub(crate) mod bridge;
 pub mod clock;

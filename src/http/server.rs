@@ -483,6 +483,7 @@ mod tests {
             app: Rc::new(Answers),
             statics: None,
             limits: Limits::default(),
+            acme: None,
         });
         let out = rt.block_on(async {
             let (server, mut client) = tokio::io::duplex(1 << 20);

@@ -12,18 +12,21 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 
 use super::{error_response, Answer, App, Body, LocalFuture, RequestBody, SERVER};
+use crate::acme::http01::Http01;
 use crate::config::Limits;
 use crate::conn::lifecycle::{InFlight, Lifecycle};
 use crate::conn::zerocopy::ZeroCopy;
 use crate::conn::ConnInfo;
 use crate::statics::{Outcome, StaticFiles};
 
-/// Where a worker's requests go: static files first, then the application; and the limits
-/// they are checked against.
+/// Where a worker's requests go: ACME's HTTP-01 challenges first, then static files, then the
+/// application; and the limits they are checked against.
 pub(crate) struct Routes {
     pub(crate) app: Rc<dyn App>,
     pub(crate) statics: Option<Rc<StaticFiles>>,
     pub(crate) limits: Limits,
+    /// HTTP-01 answers, with acme-domain.
+    pub(crate) acme: Option<Http01>,
 }
 
 /// Serves the requests of one connection.
@@ -96,6 +99,9 @@ impl HttpService {
         if let Err((status, why)) = check_request(&req, routes.limits.line_bytes) {
             let response = error_response(status, why, true);
             return ServiceFuture::Ready(Some((response, in_flight)));
+        }
+        if let Some(answer) = routes.acme.as_ref().and_then(|a| a.answer(&req)) {
+            return ServiceFuture::Ready(Some((answer, in_flight)));
         }
         if let Some(statics) = &routes.statics {
             if let Outcome::Serve(mut response) = statics.handle(&req) {

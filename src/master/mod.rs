@@ -17,6 +17,7 @@ mod fork;
 pub(crate) mod nofile;
 pub(crate) mod pidfile;
 pub mod privileges;
+mod service;
 pub mod signals;
 pub mod stats;
 pub mod systemd;
@@ -102,6 +103,8 @@ struct Arbiter<'a> {
     crash_loop: CrashLoop,
     watched: Vec<Watched>,
     history: HashMap<usize, History>,
+    /// The ACME certificate manager, with acme-domain.
+    service: service::ServiceChild,
 }
 
 /// Everything the master starts with, besides the config.
@@ -154,6 +157,7 @@ pub fn run(py: Python<'_>, config: Config, setup: Setup) -> Role {
         crash_loop: CrashLoop::default(),
         watched,
         history: HashMap::new(),
+        service: service::ServiceChild::acme(),
     };
     let role = arbiter.run(py);
     drop(arbiter);
@@ -217,11 +221,13 @@ impl Arbiter<'_> {
             self.watch_files(py);
             crate::tls::tick(&self.config);
             self.crash_loop.settle(&self.workers, Instant::now());
+            self.service.supervise(py, &self.signals, &self.config);
             if let Some(args) = self.manage(py) {
                 return Role::Worker(args);
             }
             self.report_ready();
         }
+        self.service.stop();
         self.notify("STOPPING=1");
         match self.failure.take() {
             Some(why) => {
@@ -414,6 +420,7 @@ impl Arbiter<'_> {
             monotonic_ms() * 1000
         ));
         crate::tls::reload(&config);
+        self.service.restart();
         self.reloading = true;
         self.target = config.processes;
         self.config = config;
@@ -440,6 +447,9 @@ impl Arbiter<'_> {
             let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
             if pid <= 0 {
                 return;
+            }
+            if self.service.reaped(pid, status) {
+                continue;
             }
             let Some(index) = self.workers.iter().position(|w| w.pid == pid) else {
                 continue;
@@ -751,6 +761,7 @@ impl Arbiter<'_> {
         for w in &self.workers {
             w.signal(sig);
         }
+        self.service.signal(sig);
     }
 
     /// The stats document, in uWSGI's layout.

@@ -103,6 +103,7 @@ pub fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
                     app: app.clone(),
                     statics: StaticFiles::new(&statics_config),
                     limits,
+                    acme: crate::acme::http01::Http01::new(tls_config.acme.as_ref()),
                 }),
                 http2,
                 hsts,
