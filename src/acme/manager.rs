@@ -292,7 +292,19 @@ impl Manager {
                 Err(line) => return Err(self.account_failed(Failure::local(line))),
             },
         };
-        match account::account(&self.acme, &client, &self.me).await {
+        let mut tries = 1;
+        let made = loop {
+            match account::account(&self.acme, &client, &self.me).await {
+                Err(NoAccount::Failed(f)) if f.transient && tries < QUICK_TRIES => {
+                    let wait = Duration::from_secs(1 << tries);
+                    warn!("ACME: {}; trying again in {}s", f.line, wait.as_secs());
+                    tokio::time::sleep(wait).await;
+                    tries += 1;
+                }
+                made => break made,
+            }
+        };
+        match made {
             Ok(account) => {
                 self.account_failures = 0;
                 self.account = Some(account.clone());
