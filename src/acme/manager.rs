@@ -50,6 +50,9 @@ struct Managed {
     ari: Option<(SystemTime, Instant)>,
     /// What the log said last about it, so that a look that finds nothing new says nothing.
     said: String,
+    /// An order naming the certificate it replaces (ARI) failed: the next ones do not name
+    /// it (a CA may refuse it, say when another order replaced it already).
+    plain_renewal: bool,
 }
 
 /// Whether the CA offers ACME Renewal Information.
@@ -103,6 +106,7 @@ impl Manager {
                 challenge: 0,
                 ari: None,
                 said: String::new(),
+                plain_renewal: false,
             })
             .collect();
         Manager {
@@ -378,7 +382,9 @@ impl Manager {
         let client = self.client.clone().expect("made with the account");
         // The certificate it renews, for a CA that takes it (ARI renewals are exempt from
         // Let's Encrypt's limits).
-        let replaces = had.and_then(|h| h.id).filter(|_| self.ari == Ari::Offered);
+        let replaces = had
+            .and_then(|h| h.id)
+            .filter(|_| self.ari == Ari::Offered && !self.certs[i].plain_renewal);
         let mut tries = 0;
         loop {
             tries += 1;
@@ -416,6 +422,7 @@ impl Manager {
                         path.display()
                     );
                     self.certs[i].failures = 0;
+                    self.certs[i].plain_renewal = false;
                     self.certs[i].ari = None;
                     self.certs[i].said.clear();
                     self.certs[i].next = Instant::now();
@@ -429,7 +436,12 @@ impl Manager {
                         return self.failed(i, lost_lease(&names));
                     }
                 }
-                Err(f) => return self.failed(i, f),
+                Err(f) => {
+                    if replaces.is_some() {
+                        self.certs[i].plain_renewal = true;
+                    }
+                    return self.failed(i, f);
+                }
             }
         }
     }

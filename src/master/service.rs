@@ -39,6 +39,8 @@ pub(super) struct ServiceChild {
     quick_deaths: u32,
     /// Not started again before this.
     not_before: Instant,
+    /// Told to stop for a reload: started again at once, not counted as a death.
+    restarting: bool,
 }
 
 /// How long to wait before starting a service again after `quick_deaths` quick deaths in a
@@ -59,6 +61,7 @@ impl ServiceChild {
             started: Instant::now(),
             quick_deaths: 0,
             not_before: Instant::now(),
+            restarting: false,
         }
     }
 
@@ -99,6 +102,11 @@ impl ServiceChild {
             return false;
         }
         self.pid = None;
+        if std::mem::take(&mut self.restarting) {
+            info!("{} (pid {pid}) stopped for the reload", self.name);
+            self.not_before = Instant::now();
+            return true;
+        }
         if self.started.elapsed() < QUICK {
             self.quick_deaths += 1;
         } else {
@@ -129,7 +137,10 @@ impl ServiceChild {
 
     /// On a reload: stopped, and started again (with the new configuration) once reaped.
     pub(super) fn restart(&mut self) {
-        self.signal(libc::SIGTERM);
+        if self.pid.is_some() {
+            self.signal(libc::SIGTERM);
+            self.restarting = true;
+        }
         self.quick_deaths = 0;
     }
 

@@ -87,6 +87,13 @@ pub(crate) fn challenge_config(
     provider: &Arc<CryptoProvider>,
 ) -> Result<Arc<ServerConfig>, String> {
     let name = name.ok_or("a TLS-ALPN-01 validation without a server name")?;
+    // The name becomes a file name: a host name only (rustls checked it is one; this says
+    // why here).
+    if name.starts_with("*.") || !crate::config::tls::valid_sni_name(name) {
+        return Err(format!(
+            "a TLS-ALPN-01 validation for {name:?}, which is no host name"
+        ));
+    }
     let path = cache::tls_alpn01_file(cache_dir, name);
     let files = CertFiles {
         cert: path.clone(),

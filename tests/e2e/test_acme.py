@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import ssl
 import stat
@@ -607,7 +608,7 @@ def test_the_manager_is_supervised_and_stops_with_the_master(dragoman, pebbles, 
     pid = int(server.wait_for_log(r"ACME certificate manager started \(pid (\d+)\)").group(1))
     os.kill(pid, 9)
     server.wait_for_log(rf"ACME certificate manager \(pid {pid}\) was killed by SIGKILL", 10)
-    again = server.wait_for_log(r"ACME certificate manager started \(pid (?!{pid})(\d+)\)", 10)
+    again = server.wait_for_log(rf"ACME certificate manager started \(pid (?!{pid}\))(\d+)\)", 10)
     new_pid = int(again.group(1))
     # The new one finds the certificate in the cache: no second order.
     wait_for(
@@ -616,10 +617,18 @@ def test_the_manager_is_supervised_and_stops_with_the_master(dragoman, pebbles, 
         "the restarted manager's look",
     )
     assert pebble.orders() == 1
+    # A reload starts it again with the configuration just read, at once.
+    os.kill(server.proc.pid, signal.SIGHUP)
+    server.wait_for_log(rf"ACME certificate manager \(pid {new_pid}\) stopped for the reload", 10)
+    third = server.wait_for_log(
+        rf"ACME certificate manager started \(pid (?!(?:{pid}|{new_pid})\))(\d+)\)", 10
+    )
+    last_pid = int(third.group(1))
     assert server.stop() == 0
     # It stopped with the master.
-    with pytest.raises(ProcessLookupError):
-        os.kill(new_pid, 0)
+    for gone in (new_pid, last_pid):
+        with pytest.raises(ProcessLookupError):
+            os.kill(gone, 0)
 
 
 def test_answers_only_challenges_under_way(dragoman, pebbles, tmp_path):
@@ -640,5 +649,7 @@ def test_answers_only_challenges_under_way(dragoman, pebbles, tmp_path):
     (token_dir / "made-up").write_text("made-up.thumbprint")
     r = httpx.get(f"http://127.0.0.1:{http_port}/.well-known/acme-challenge/made-up")
     assert r.status_code == 200 and r.text == "made-up.thumbprint"
+    # Only tokens name files: nothing beside the answers is read.
+    (token_dir.parent / "secret").write_text("SECRET")
     r = httpx.get(f"http://127.0.0.1:{http_port}/.well-known/acme-challenge/..%2fsecret")
-    assert r.status_code != 500
+    assert r.status_code == 200 and "SECRET" not in r.text
