@@ -380,8 +380,31 @@ mod tests {
         assert_eq!(https.len(), 1);
         assert_eq!(https[0].addr.to_string(), "0.0.0.0:443");
         assert_eq!(c.tls.listeners, [None]);
-        // The default http listener is there, so HTTP-01 is offered first.
+        // No plain listener either: http-to-https on :80 (and no default http listener), so
+        // HTTP-01 is offered first.
+        let plain: Vec<_> = c
+            .listeners
+            .iter()
+            .filter(|l| matches!(l.wire, Wire::Http | Wire::Redirect(_)))
+            .collect();
+        assert_eq!(plain.len(), 1);
+        assert_eq!(plain[0].wire, Wire::Redirect(None));
+        assert_eq!(plain[0].addr.to_string(), "0.0.0.0:80");
         assert_eq!(acme.challenges, [Challenge::Http01, Challenge::TlsAlpn01]);
+        // With a plain listener of its own, none is added.
+        let c = load_run(&[
+            "--http",
+            ":8000",
+            "--acme-domain",
+            "a.test",
+            "--acme-cache",
+            "/c",
+        ])
+        .unwrap();
+        assert!(!c
+            .listeners
+            .iter()
+            .any(|l| matches!(l.wire, Wire::Redirect(_))));
     }
 
     #[test]
