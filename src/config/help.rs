@@ -200,6 +200,20 @@ mod defaults_tests {
             "http2-max-concurrent-streams" => c.tls.http2.max_concurrent_streams.to_string(),
             "http2-stream-window" => c.tls.http2.stream_window.to_string(),
             "http2-connection-window" => c.tls.http2.connection_window.to_string(),
+            "acme-directory" | "acme-staging" => {
+                // Meaningful with `acme-domain` set.
+                let args = ["app", "--acme-domain", "a.test", "--acme-cache", "/c"];
+                let Ok(Loaded::Run(c)) = load(&args.map(String::from), &[]) else {
+                    panic!("acme-domain alone loads");
+                };
+                let acme = c.tls.acme.expect("on");
+                match name {
+                    "acme-staging" => {
+                        (acme.directory == super::super::acme::LETS_ENCRYPT_STAGING).to_string()
+                    }
+                    _ => acme.directory,
+                }
+            }
             // Accepted for uWSGI compatibility: `--help` shows no default for them.
             _ if lookup(name).is_some_and(|o| {
                 !matches!(o.status, super::Status::Active | super::Status::Planned)

@@ -6,6 +6,7 @@
 //! Every error names where the bad value was written and shows a corrected example in that
 //! source's syntax.
 
+pub(crate) mod acme;
 pub(crate) mod build;
 #[cfg(test)]
 mod corpus;

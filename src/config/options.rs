@@ -232,6 +232,16 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("http2-max-header-list-size", Server, "BYTES", N, "largest HTTP/2 request header list (default: buffer-size)"),
     opt("http2-stream-window", Server, "BYTES", Count(d::HTTP2_STREAM_WINDOW as usize), "HTTP/2 flow-control window of each stream"),
     opt("http2-connection-window", Server, "BYTES", Count(d::HTTP2_CONNECTION_WINDOW as usize), "HTTP/2 flow-control window of each connection"),
+    // Certificates by ACME (docs/https.md).
+    opt("acme-domain", Server, "NAME[,NAME...]", N, "get a certificate for these names from an ACME CA (Let's Encrypt unless acme-directory says another), serve it on the https listeners and renew it; one certificate per line; repeatable").many(),
+    opt("acme-email", Server, "ADDRESS", N, "the ACME account's contact address, for the CA's notices"),
+    opt("acme-directory", Server, "URL", Text(super::acme::LETS_ENCRYPT), "the ACME directory to order certificates from"),
+    flag("acme-staging", Server, Flag(false), "order from Let's Encrypt's staging directory (untrusted certificates, for trying a setup out)"),
+    opt("acme-ca-root", Server, "FILE", N, "trust this CA bundle (PEM) for the directory's HTTPS instead of the system's, for a private ACME CA"),
+    opt("acme-cache", Server, "DIR", N, "where the account, the certificates and the locks are kept (mode 0700), across restarts and by every instance sharing it (default: ~/.local/share/dragoman/acme)"),
+    opt("acme-eab-kid", Server, "KID", N, "external account binding: the key id the CA gave"),
+    opt("acme-eab-hmac", Server, "KEY", N, "external account binding: the HMAC key the CA gave (base64url)"),
+    opt("acme-challenge", Server, "TYPE[,TYPE]", N, "the challenges to answer, in order of preference: http-01 (on a plain listener) and tls-alpn-01 (on the https listeners); default: both, http-01 only with a plain listener"),
     // Processes and workers.
     opt("processes", Processes, "N", Count(d::PROCESSES), "number of worker processes").aka(&["workers"]),
     opt("threads", Processes, "N", Count(d::THREADS), "Python threads per worker that run the application; with 1 the app runs on the worker's event-loop thread"),

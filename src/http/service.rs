@@ -17,11 +17,12 @@ use crate::conn::lifecycle::{InFlight, Lifecycle};
 use crate::conn::zerocopy::ZeroCopy;
 use crate::conn::ConnInfo;
 
-/// Where a worker's requests go: static files first, then the application; and the limits
-/// they are checked against.
+/// Where a worker's requests go: the routes before the application (ACME's HTTP-01
+/// challenges, then static files), then the application; and the limits they are checked
+/// against.
 pub(crate) struct Routes {
     pub(crate) app: Rc<dyn App>,
-    /// Answered before the application, in order (static files).
+    /// Answered before the application, in order.
     pub(crate) before_app: Vec<Rc<dyn Route>>,
     pub(crate) limits: Limits,
 }

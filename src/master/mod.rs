@@ -28,6 +28,7 @@ mod output;
 pub(crate) mod pidfile;
 pub(crate) mod privileges;
 mod procname;
+mod service;
 pub(crate) mod signals;
 pub(crate) mod stats;
 pub(crate) mod systemd;
@@ -131,6 +132,8 @@ struct Arbiter<'a> {
     crons: Crons,
     hooks: Hooks,
     outputs: Outputs,
+    /// The ACME certificate manager, with acme-domain.
+    service: service::ServiceChild,
 }
 
 /// Everything the master starts with, besides the config.
@@ -196,6 +199,7 @@ pub(crate) fn run(py: Python<'_>, config: Config, setup: Setup) -> Role {
         crons,
         hooks,
         outputs: Outputs::default(),
+        service: service::ServiceChild::acme(),
     };
     let role = arbiter.run(py);
     drop(arbiter);
@@ -263,12 +267,14 @@ impl Arbiter<'_> {
             self.run_children();
             self.crash_loop.settle(&self.workers, Instant::now());
             self.adapt_workers();
+            self.service.supervise(py, &self.signals, &self.config);
             if let Some(args) = self.manage(py) {
                 return Role::Worker(args);
             }
             self.report_ready();
         }
         self.outputs.serve_all();
+        self.service.stop();
         self.notify("STOPPING=1");
         match self.failure.take() {
             Some(why) => {
@@ -512,6 +518,7 @@ impl Arbiter<'_> {
             monotonic_ms() * 1000
         ));
         crate::tls::reload(&config);
+        self.service.restart();
         self.reloading = true;
         // With `cheaper`, the count it reached stands (within the new bounds).
         self.target = match &config.cheaper {
@@ -548,6 +555,9 @@ impl Arbiter<'_> {
             let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
             if pid <= 0 {
                 return;
+            }
+            if self.service.reaped(pid, status) {
+                continue;
             }
             let Some(index) = self.workers.iter().position(|w| w.pid == pid) else {
                 self.child_exited(pid, status);
@@ -942,6 +952,7 @@ impl Arbiter<'_> {
         for w in &self.workers {
             w.signal(sig);
         }
+        self.service.signal(sig);
     }
 
     /// The stats document, in uWSGI's layout.

@@ -11,6 +11,7 @@ use pyo3::prelude::*;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::signal::unix::{signal, SignalKind};
 
+use crate::acme::http01::Http01;
 use crate::app;
 use crate::bridge::Bridge;
 use crate::config::Wire;
@@ -102,9 +103,11 @@ pub(crate) fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
             protocol: Http {
                 routes: Rc::new(Routes {
                     app: app.clone(),
-                    before_app: StaticFiles::new(&statics_config)
-                        .map(|s| s as Rc<dyn Route>)
+                    // ACME's HTTP-01 challenges before anything else, then static files.
+                    before_app: Http01::new(tls_config.acme.as_ref())
+                        .map(|a| Rc::new(a) as Rc<dyn Route>)
                         .into_iter()
+                        .chain(StaticFiles::new(&statics_config).map(|s| s as Rc<dyn Route>))
                         .collect(),
                     limits,
                 }),
