@@ -40,6 +40,7 @@ pub fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
         events,
         preloaded,
     } = args;
+    crate::log::enter_worker(id);
     // On SIGUSR2 (sent by the master before a harakiri kill) Python prints every thread's
     // stack to stderr: the log shows where the stuck request was.
     if let Err(e) = register_traceback_dump(py) {
