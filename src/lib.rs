@@ -73,6 +73,10 @@ pub fn run(py: Python<'_>, argv: &[String]) -> i32 {
         Ok(config) => config,
         Err(code) => return code,
     };
+    if let Err(message) = log::setup(&config.logging) {
+        eprintln!("dragoman: error: {message}");
+        return 1;
+    }
     log_startup_notes(&config);
     let vacuum = config.vacuum;
     let source = master::Source {

@@ -66,6 +66,7 @@ pub fn build(settings: &[Setting]) -> Result<Config, ConfigError> {
         statics: static_config(&r)?,
         limits: limits(&r)?,
         proxy_protocol: proxy_protocol(&r)?,
+        logging: super::logging::logging(&r)?,
         planned: super::planned::planned(&r)?,
         strict: r.flag("strict", false),
         notices: notices(&r),

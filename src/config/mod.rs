@@ -12,6 +12,7 @@ mod corpus;
 pub(crate) mod defaults;
 pub mod help;
 pub mod ini;
+pub mod logging;
 pub mod options;
 mod planned;
 mod resolve;
@@ -136,6 +137,8 @@ pub struct Config {
     pub limits: Limits,
     /// The peers whose PROXY protocol headers are believed, when the protocol is on.
     pub proxy_protocol: Option<Vec<IpAddr>>,
+    /// What is logged and where (the logging family).
+    pub logging: logging::Logging,
     /// Lines to log at startup: options accepted but not yet in effect (warnings), and uWSGI
     /// options with nothing to do in dragoman (information).
     pub notices: Vec<Notice>,
@@ -241,7 +244,6 @@ pub struct Notice {
 /// and checked here, announced at startup as not in effect yet, for the runtime to read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Planned {
-    pub logging: Logging,
     /// `daemonize`: detach and log to this file.
     pub daemonize: Option<PathBuf>,
     pub procname: Procname,
@@ -264,34 +266,6 @@ pub struct Planned {
     pub pyargv: Option<Vec<String>>,
     /// False with `wsgi-disable-file-wrapper`.
     pub wsgi_file_wrapper: bool,
-}
-
-/// The logging family of uWSGI options.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Logging {
-    /// `disable-logging`: no request lines (but see log_4xx, log_5xx, slow).
-    pub disabled: bool,
-    pub to: Option<PathBuf>,
-    pub to2: Option<PathBuf>,
-    /// `logger` and `req-logger`, as written (`file:PATH`, `syslog:...`).
-    pub loggers: Vec<String>,
-    pub req_loggers: Vec<String>,
-    /// `log-format`, in uWSGI's `%(var)` syntax.
-    pub format: Option<String>,
-    pub log_4xx: bool,
-    pub log_5xx: bool,
-    /// `log-slow`: log requests slower than this.
-    pub slow: Option<Duration>,
-    /// `log-date`: `Some("")` for uWSGI's default date, or a strftime format.
-    pub date: Option<String>,
-    pub master: bool,
-    /// `log-maxsize`: rotate past this many bytes.
-    pub max_size: Option<u64>,
-    pub backup_name: Option<PathBuf>,
-    pub x_forwarded_for: bool,
-    pub reopen: bool,
-    /// `memory-report`: 0 off, 1 RSS, 2 also USS/PSS.
-    pub memory_report: u8,
 }
 
 /// Process titles (`auto-procname`, `procname-*`).
@@ -668,12 +642,11 @@ mod tests {
 
     #[test]
     fn planned_and_ignored_options_load_with_notices() {
-        let f = ini_file("[uwsgi]\nmodule = a\nhttp = :8000\nlogto = /tmp/x.log\nenable-threads\n");
+        let f = ini_file("[uwsgi]\nmodule = a\nhttp = :8000\npyargv = a b\nenable-threads\n");
         let p = f.path().to_str().unwrap();
         let c = load_run(&["--ini", p], &[]).unwrap();
         assert!(c.notices[0].not_yet && c.notices[0].text.contains("not yet in effect"));
-        assert!(c.notices[0].text.contains(&format!("logto ({p} line 4)")));
-        assert_eq!(c.planned.logging.to, Some(PathBuf::from("/tmp/x.log")));
+        assert!(c.notices[0].text.contains(&format!("pyargv ({p} line 4)")));
         assert!(!c.notices[1].not_yet && c.notices[1].text.contains("enable-threads"));
     }
 

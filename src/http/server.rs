@@ -94,6 +94,7 @@ async fn serve_hyper<T: Transport>(
         .keep_alive(keep_alive)
         .max_header_size(limits.head_bytes)
         .max_headers(limits.header_fields);
+    let refusals = service.refusals();
     let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     // One check of the connection's orders per wake-up: a close (evicted at the cap, or the
@@ -104,7 +105,12 @@ async fn serve_hyper<T: Transport>(
     let mut seen = Order::Serve;
     loop {
         let order = std::future::poll_fn(|cx| match conn.as_mut().poll(cx) {
-            Poll::Ready(_) => Poll::Ready(None),
+            Poll::Ready(ended) => {
+                if let Err(e) = ended {
+                    refusals.ended(&e);
+                }
+                Poll::Ready(None)
+            }
             Poll::Pending => life.poll_order_above(seen, cx).map(Some),
         })
         .await;
@@ -241,6 +247,7 @@ mod tests {
             app: Rc::new(Answers),
             statics: None,
             limits: Limits::default(),
+            access: None,
         });
         let out = rt.block_on(async {
             let (server, mut client) = tokio::io::duplex(1 << 20);

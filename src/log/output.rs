@@ -6,6 +6,11 @@ use std::os::fd::RawFd;
 /// The longest piece written at once.
 const MAX_PIECE: usize = 64 * 1024;
 
+/// The fd a worker's request lines go to.
+pub(crate) fn requests_fd() -> RawFd {
+    libc::STDERR_FILENO
+}
+
 /// Writes lines a process logs to `fd` (1 or 2).
 pub(crate) fn deliver(fd: RawFd, bytes: &[u8]) {
     write_lines(fd, bytes);

@@ -21,6 +21,7 @@ use crate::conn::ConnInfo;
 use crate::http::server::Http;
 use crate::http::service::Routes;
 use crate::ipc::{Event, Sender, WorkerArgs, WORKER_BOOT_ERROR};
+use crate::log::access::AccessLog;
 use crate::net::{Bound, Listener};
 use crate::scoreboard::RequestStats;
 use crate::statics::StaticFiles;
@@ -64,6 +65,7 @@ pub fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
     let statics_config = config.statics.clone();
     let limits = config.limits.clone();
     let proxy_protocol = config.proxy_protocol.clone();
+    let logging = config.logging.clone();
     // The event loop runs with the GIL released; the app bridge attaches when it calls Python.
     py.detach(move || {
         let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -77,6 +79,7 @@ pub fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
             }
         };
         let app: Rc<dyn Bridge + Send> = Rc::from(app);
+        let access = AccessLog::new(id, &logging);
         let registry = Registry::new(limits.max_connections);
         let driver = Rc::new(Driver {
             proxy: proxy_protocol,
@@ -87,6 +90,7 @@ pub fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
                     app: app.clone(),
                     statics: StaticFiles::new(&statics_config),
                     limits,
+                    access: access.clone(),
                 }),
             },
         });
@@ -97,6 +101,7 @@ pub fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
             events,
             mercy,
             autoreload,
+            access: access.clone(),
         };
         // `serve` runs as a task of its own so that a bug panicking in it ends this worker with
         // exit code 1 (the master replaces it) instead of unwinding through the interpreter.
@@ -108,6 +113,9 @@ pub fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
         // Dropping the tasks closes what the app still had open (close() on each response).
         drop(runtime);
         app.shutdown();
+        if let Some(access) = &access {
+            access.flush();
+        }
         code
     })
 }
@@ -130,6 +138,7 @@ struct Worker {
     events: Sender,
     mercy: Duration,
     autoreload: Option<Duration>,
+    access: Option<Rc<AccessLog>>,
 }
 
 impl Worker {
@@ -168,6 +177,9 @@ impl Worker {
         tokio::task::spawn_local(self.registry.clone().expire_slow_heads(header_timeout));
         if let Some(every) = self.autoreload {
             tokio::task::spawn_local(autoreload::watch(every, self.events));
+        }
+        if let Some(access) = &self.access {
+            tokio::task::spawn_local(access.clone().flusher());
         }
         // Tell the master we are accepting: it may now retire the worker this one replaces.
         self.events.send(Event::Ready);
