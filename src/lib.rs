@@ -193,6 +193,7 @@ fn start(
     }
     write_pidfile(&config, made)?;
     drop_privileges(&config)?;
+    log::open_late().map_err(Failure::new)?;
     // Only now: the virtualenv's .pth files run code, which must not run as root.
     interp::set_import_paths(py, &config, &prepared).map_err(|message| Failure {
         code: 2,

@@ -33,6 +33,12 @@ pub(crate) fn wall_us() -> u64 {
     clock_us(libc::CLOCK_REALTIME)
 }
 
+/// Seconds since the epoch from the coarse real-time clock: the last tick (a few ms of
+/// resolution), read without the time-stamp counter; enough to tell which second it is.
+pub(crate) fn coarse_secs() -> u64 {
+    clock_us(libc::CLOCK_REALTIME_COARSE) / 1_000_000
+}
+
 /// The header stamp of a log line written now.
 pub(crate) fn header_now() -> String {
     header_at(SystemTime::now())

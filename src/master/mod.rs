@@ -222,6 +222,8 @@ impl Arbiter<'_> {
             self.report_ready();
         }
         self.notify("STOPPING=1");
+        // log-master: what the workers wrote before they exited.
+        crate::log::output::master_pump();
         match self.failure.take() {
             Some(why) => {
                 error!("{why}");
@@ -252,6 +254,17 @@ impl Arbiter<'_> {
         if let Some(server) = &self.stats {
             server.poll_fds(&mut fds);
         }
+        // log-master: the workers' lines (see log/output.rs).
+        let logs_at = fds.len();
+        fds.extend(
+            crate::log::output::master_fds()
+                .into_iter()
+                .map(|fd| libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                }),
+        );
         let stop = match self.stop {
             Some(Stop::Graceful(deadline)) => Some(deadline),
             _ => None,
@@ -269,7 +282,10 @@ impl Arbiter<'_> {
                 timeout.as_millis() as libc::c_int,
             )
         };
-        let stats_ready = fds[2..].iter().any(|p| p.revents != 0);
+        if fds[logs_at..].iter().any(|p| p.revents != 0) {
+            crate::log::output::master_pump();
+        }
+        let stats_ready = fds[2..logs_at].iter().any(|p| p.revents != 0);
         let due = stats.is_some_and(|at| Instant::now() >= at);
         if (n > 0 && stats_ready) || due {
             if let Some(mut server) = self.stats.take() {
@@ -300,7 +316,14 @@ impl Arbiter<'_> {
             }
             libc::SIGHUP if self.stop.is_none() => {
                 info!("SIGHUP: reloading gracefully");
+                if self.config.logging.reopen {
+                    crate::log::reopen("SIGHUP with log-reopen");
+                }
                 self.reload(py, false);
+            }
+            libc::SIGUSR1 => {
+                crate::log::reopen("SIGUSR1");
+                self.signal_all(libc::SIGUSR1);
             }
             libc::SIGTTIN if self.stop.is_none() => {
                 self.target += 1;

@@ -181,6 +181,7 @@ impl Worker {
         if let Some(access) = &self.access {
             tokio::task::spawn_local(access.clone().flusher());
         }
+        tokio::task::spawn_local(crate::log::reopen_on_signal());
         // Tell the master we are accepting: it may now retire the worker this one replaces.
         self.events.send(Event::Ready);
 
