@@ -73,7 +73,7 @@ pub fn run(py: Python<'_>, argv: &[String]) -> i32 {
         Ok(config) => config,
         Err(code) => return code,
     };
-    if let Err(message) = log::setup(&config.logging) {
+    if let Err(message) = log::setup(py, &config.logging) {
         eprintln!("dragoman: error: {message}");
         return 1;
     }

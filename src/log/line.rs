@@ -1,6 +1,7 @@
 //! The server log's lines, in the shape gunicorn users already grep for:
 //! `[2026-11-21 10:00:00 +0000] [1234] [INFO] message`. A worker's lines also say which worker
-//! wrote them (`[1235] [worker 1] [INFO] ...`).
+//! wrote them (`[1235] [worker 1] [INFO] ...`), and so do the lines its Python code prints
+//! ([`super::python`]) and its request lines ([`super::access`]): one stream, each line marked.
 //!
 //! Each line (or block, a traceback) is handed to the output in one piece ([`super::output`]),
 //! which writes it with one `write` call: lines from different processes do not interleave.
@@ -73,6 +74,22 @@ pub fn write_block(level: Level, header: fmt::Arguments<'_>, block: &str) {
         text.pop();
     }
     write(level, format_args!("{text}"));
+}
+
+/// Writes complete lines of text some code printed (Python's `sys.stdout` and `sys.stderr`),
+/// each with the line prefix, in one piece, to `fd` (1 or 2).
+pub(crate) fn write_printed(fd: i32, text: &str) {
+    let mut prefix = String::with_capacity(64);
+    push_prefix(&mut prefix);
+    let mut out = String::with_capacity(text.len() + 64);
+    for line in text.split_inclusive('\n') {
+        out.push_str(&prefix);
+        out.push_str(line);
+    }
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    output::deliver(fd, out.as_bytes());
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! - [`format`]: how a request line is written: dragoman's, JSON, or a uWSGI logformat;
 //! - [`output`]: where lines go (stderr, `logto`, `logger`, `req-logger`, the log master) and
 //!   how files are reopened and rotated;
+//! - [`python`]: Python's `sys.stdout` and `sys.stderr`, marked the same way;
 //! - [`stamp`] and [`memory`]: the times and memory figures lines show.
 //!
 //! The master sets the outputs up at startup ([`setup`], then [`open_late`] after the
@@ -17,16 +18,20 @@ pub mod format;
 mod line;
 mod memory;
 pub mod output;
+mod python;
 mod stamp;
+
+use pyo3::prelude::*;
 
 pub use line::{write, write_block, Level};
 pub use stamp::utc_timestamp;
 
 use crate::config::logging::Logging;
 
-/// The master, at startup: the outputs.
-pub fn setup(logging: &Logging) -> Result<(), String> {
-    output::setup(logging)
+/// The master, at startup: the outputs, and Python's streams in the log's shape.
+pub fn setup(py: Python<'_>, logging: &Logging) -> Result<(), String> {
+    output::setup(logging)?;
+    python::install(py).map_err(|e| format!("cannot put Python's output in the log: {e}"))
 }
 
 /// The master, after the privilege drop: opens `logto2` and the `file:` loggers as the
