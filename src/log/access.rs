@@ -28,7 +28,7 @@ use http::{Method, Request, Version};
 
 use super::format::{AccessFormat, Context};
 use super::{output, stamp};
-use crate::clock::{clock_us, monotonic_us};
+use crate::clock::monotonic_us;
 use crate::config::logging::Logging;
 use crate::conn::ConnInfo;
 
@@ -48,9 +48,6 @@ pub(crate) struct AccessLog {
     x_forwarded_for: bool,
     /// Lines need the response head's size (`%(hsize)`, `%(size)`).
     head_size: bool,
-    /// Lines need the wall-clock time to the microsecond (JSON, custom formats); the default
-    /// line needs the second, from the cheaper coarse clock.
-    precise: bool,
     /// Lines show the worker's memory: it is sampled at each flush.
     memory: Option<bool>,
     state: RefCell<State>,
@@ -111,6 +108,8 @@ impl Rules {
 struct State {
     buf: Vec<u8>,
     ctx: Context,
+    /// The wall clock less the monotonic one, in µs, as of the batch's first line.
+    wall_offset_us: i64,
 }
 
 /// What a request's line needs from the request, kept when it starts.
@@ -199,7 +198,6 @@ impl AccessLog {
         Some(Rc::new(AccessLog {
             headers: format.headers(),
             head_size: format.needs_head_size(),
-            precise: format != AccessFormat::Default,
             format,
             rules,
             static_files: logging.static_files || logging.sendfile,
@@ -208,6 +206,7 @@ impl AccessLog {
             state: RefCell::new(State {
                 buf: Vec::with_capacity(FLUSH_AT + 4096),
                 ctx,
+                wall_offset_us: 0,
             }),
             fd: output::requests_fd(),
             wake: tokio::sync::Notify::new(),
@@ -299,18 +298,25 @@ impl AccessLog {
     }
 
     fn finish(&self, facts: &Facts, end: End) {
-        let micros = monotonic_us().saturating_sub(facts.start_us);
+        let now = monotonic_us();
+        let micros = now.saturating_sub(facts.start_us);
         if !self
             .rules
             .wants(end.status, micros, end.body_bytes, facts.is_static)
         {
             return;
         }
-        let end_wall_us = if self.precise {
-            stamp::wall_us()
-        } else {
-            clock_us(libc::CLOCK_REALTIME_COARSE)
+        let Ok(mut state) = self.state.try_borrow_mut() else {
+            return;
         };
+        let state = &mut *state;
+        let was_empty = state.buf.is_empty();
+        // The wall clock is read once a batch: a line's time is the monotonic clock's (read
+        // above anyway) plus the difference between the two, taken at the batch's first line.
+        if was_empty {
+            state.wall_offset_us = stamp::wall_us() as i64 - monotonic_us() as i64;
+        }
+        let end_wall_us = (now as i64).saturating_add(state.wall_offset_us).max(0) as u64;
         let done = Finished {
             status: end.status,
             body_bytes: end.body_bytes,
@@ -321,11 +327,6 @@ impl AccessLog {
             end_wall_us,
             end_wall_secs: end_wall_us / 1_000_000,
         };
-        let Ok(mut state) = self.state.try_borrow_mut() else {
-            return;
-        };
-        let state = &mut *state;
-        let was_empty = state.buf.is_empty();
         self.format
             .render(&mut state.buf, facts, &done, &mut state.ctx);
         if state.buf.len() >= FLUSH_AT {

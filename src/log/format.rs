@@ -264,7 +264,15 @@ fn default_line(out: &mut Vec<u8>, facts: &Facts, done: &Finished, ctx: &mut Con
     line.put(b" ");
     line.put(proto);
     line.put(b"\" ");
-    line.number(u64::from(done.status));
+    match done.status {
+        // Every status a response can have: three digits, without itoa's general loop.
+        status @ 100..=999 => line.put(&[
+            b'0' + (status / 100) as u8,
+            b'0' + (status / 10 % 10) as u8,
+            b'0' + (status % 10) as u8,
+        ]),
+        status => line.number(u64::from(status)),
+    }
     line.put(b" ");
     line.number(done.body_bytes);
     line.put(b" bytes in ");
