@@ -32,8 +32,10 @@ use crate::clock::monotonic_us;
 use crate::config::logging::Logging;
 use crate::conn::ConnInfo;
 
-/// The buffer goes out once it holds this much.
-pub(crate) const FLUSH_AT: usize = 64 * 1024;
+/// The buffer goes out once it holds this much: below the largest piece the output writes
+/// at once ([`output::MAX_PIECE`]) by more than a line, so that a batch is one `write` (at
+/// 64 KiB, the line that crossed it went out in a second one: twice the system calls).
+pub(crate) const FLUSH_AT: usize = output::MAX_PIECE - 8 * 1024;
 /// ... and at most this long after its first line.
 pub(crate) const FLUSH_EVERY: Duration = Duration::from_millis(100);
 

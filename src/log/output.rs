@@ -29,7 +29,7 @@ use crate::config::logging::{LogFile, Logging, Target};
 
 /// The longest piece written at once: a message on the log master's socket pair must fit its
 /// send buffer (about 208 KiB by default); the access log's batches are no bigger.
-const MAX_PIECE: usize = 64 * 1024;
+pub(crate) const MAX_PIECE: usize = 64 * 1024;
 /// The socket pair's buffers, asked for (the kernel caps them at net.core.[rw]mem_max).
 const PIPE_BUFFER: libc::c_int = 1 << 20;
 
