@@ -13,6 +13,9 @@
 //!   [`FLUSH_EVERY`] after its first line by a task on the worker's event loop, and when the
 //!   worker stops: lines appear promptly without a system call per request.
 //!
+//! Measured (callgrind, hello world): 844 instructions a request, 5.1% of the worker's 16,524
+//! with the log off; the figures and where they go are in docs/logging.md.
+//!
 //! Which requests are logged follows uWSGI: all of them, or with `disable-logging` only those
 //! `log-4xx`, `log-5xx`, `log-slow`, `log-zero`, `log-big` or `log-sendfile` ask for.
 
