@@ -69,6 +69,7 @@ pub(crate) fn build(settings: &[Setting]) -> Result<Config, ConfigError> {
         crons: super::jobs::crons(&r)?,
         hooks_master_start: super::jobs::hooks(&r)?,
         chown_socket: chown_socket(&r)?,
+        logging: super::logging::logging(&r)?,
         planned: super::planned::planned(&r)?,
         strict: r.flag("strict", false),
         notices: notices(&r),

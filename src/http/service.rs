@@ -16,15 +16,18 @@ use crate::config::Limits;
 use crate::conn::lifecycle::{InFlight, Lifecycle};
 use crate::conn::zerocopy::ZeroCopy;
 use crate::conn::ConnInfo;
+use crate::log::access::{AccessLog, End, Pending};
 
 /// Where a worker's requests go: the routes before the application (ACME's HTTP-01
-/// challenges, then static files), then the application; and the limits they are checked
-/// against.
+/// challenges, then static files), then the application; the limits they are checked
+/// against; the access log they are written to.
 pub(crate) struct Routes {
     pub(crate) app: Rc<dyn App>,
     /// Answered before the application, in order.
     pub(crate) before_app: Vec<Rc<dyn Route>>,
     pub(crate) limits: Limits,
+    /// `None` when no request is logged: then nothing is kept per request.
+    pub(crate) access: Option<Rc<AccessLog>>,
 }
 
 /// Serves the requests of one connection.
@@ -92,11 +95,17 @@ impl Future for WithServer {
 impl HttpService {
     /// The response to a request, parsed by hyper or by the connection's own HTTP/1 path.
     pub(crate) fn respond(&self, req: Request<RequestBody>) -> ServiceFuture {
-        let in_flight = self.life.begin_request();
         let routes = &*self.routes;
+        let mut track = Track {
+            in_flight: self.life.begin_request(),
+            log: routes
+                .access
+                .as_ref()
+                .map(|log| log.begin(&req, &self.conn)),
+        };
         if let Err((status, why)) = check_request(&req, routes.limits.line_bytes) {
             let response = error_response(status, why, true);
-            return ServiceFuture::Ready(Some((response, in_flight)));
+            return ServiceFuture::Ready(Some((response, track)));
         }
         let mut req = req;
         if req.uri().authority().is_some() {
@@ -105,20 +114,22 @@ impl HttpService {
         for route in &routes.before_app {
             if let Some(mut response) = route.route(&req) {
                 self.prepare(&mut response);
-                return ServiceFuture::Ready(Some((response, in_flight)));
+                // The routes before the application serve files: logged as static files.
+                track.log = track.log.and_then(Pending::for_static);
+                return ServiceFuture::Ready(Some((response, track)));
             }
         }
         match routes.app.clone().call(req, self.conn.clone()) {
             Answer::Now(mut response) => {
                 self.prepare(&mut response);
-                ServiceFuture::Ready(Some((response, in_flight)))
+                ServiceFuture::Ready(Some((response, track)))
             }
             Answer::Later(response) => ServiceFuture::App {
                 response,
                 life: self.life.clone(),
                 zero_copy: self.zero_copy.clone(),
                 hsts: self.hsts.clone(),
-                in_flight: Some(in_flight),
+                track: Some(track),
             },
         }
     }
@@ -131,19 +142,56 @@ impl HttpService {
             self.hsts.as_ref(),
         );
     }
+
+    /// What logs the requests hyper refuses itself, once the service is hyper's.
+    pub(crate) fn refusals(&self) -> Refusals {
+        Refusals {
+            log: self.routes.access.clone(),
+            conn: self.conn.clone(),
+        }
+    }
+}
+/// Logs a request hyper answered without calling the service: a head it could not parse
+/// (400) or too large (431).
+pub(crate) struct Refusals {
+    log: Option<Rc<AccessLog>>,
+    conn: Arc<ConnInfo>,
+}
+
+impl Refusals {
+    /// The connection ended with `error`: a line for the request it refused, if it did.
+    pub(crate) fn ended(&self, error: &hyper::Error) {
+        let status = if error.is_parse_too_large() {
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+        } else if error.is_parse() {
+            StatusCode::BAD_REQUEST
+        } else {
+            return;
+        };
+        if let Some(log) = &self.log {
+            log.refused(&self.conn, status.as_u16());
+        }
+    }
+}
+
+/// What a request holds from its head to the end of its response: its place among the
+/// connection's requests in flight, and its access-log line to be.
+pub(crate) struct Track {
+    in_flight: InFlight,
+    log: Option<Box<Pending>>,
 }
 
 /// A response ready at once (a rejected request, a static file, an app's immediate answer)
 /// or the app's still to come, without a second box.
 pub(crate) enum ServiceFuture {
-    Ready(Option<(Response<Body>, InFlight)>),
+    Ready(Option<(Response<Body>, Track)>),
     App {
         response: LocalFuture<Response<Body>>,
         /// While the worker drains, responses close their connection.
         life: Rc<Lifecycle>,
         zero_copy: Option<Rc<ZeroCopy>>,
         hsts: Option<HeaderValue>,
-        in_flight: Option<InFlight>,
+        track: Option<Track>,
     },
 }
 
@@ -151,7 +199,7 @@ impl Future for ServiceFuture {
     type Output = Result<Response<Sent>, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let (response, in_flight) = match self.get_mut() {
+        let (response, track) = match self.get_mut() {
             ServiceFuture::Ready(ready) => match ready.take() {
                 Some(ready) => ready,
                 None => return Poll::Pending, // polled after completion: never resolves again
@@ -161,30 +209,83 @@ impl Future for ServiceFuture {
                 life,
                 zero_copy,
                 hsts,
-                in_flight,
+                track,
             } => {
                 let mut r = ready!(response.as_mut().poll(cx));
                 prepare(&mut r, life, zero_copy.as_ref(), hsts.as_ref());
-                match in_flight.take() {
-                    Some(in_flight) => (r, in_flight),
+                match track.take() {
+                    Some(track) => (r, track),
                     None => return Poll::Pending, // polled after completion
                 }
             }
         };
+        let head_bytes = match &track.log {
+            Some(log) if log.wants_head_size() => head_size(&response),
+            _ => 0,
+        };
+        let (status, header_count) = (response.status().as_u16(), response.headers().len());
         Poll::Ready(Ok(response.map(|body| Sent {
             body,
-            _in_flight: in_flight,
+            log: track.log,
+            status,
+            header_count,
+            head_bytes,
+            body_bytes: 0,
+            cut: false,
+            _in_flight: track.in_flight,
         })))
     }
+}
+
+/// The size of a response's head as it will be written, for the access log's `%(hsize)`:
+/// the status line, the headers, and those the protocol adds (Date, Server, the length).
+fn head_size(response: &Response<Body>) -> u64 {
+    let reason = response.status().canonical_reason().map_or(0, str::len);
+    let fields: usize = response
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    let added = "date: Thu, 01 Jan 2026 00:00:00 GMT\r\n".len()
+        + if response.headers().contains_key(header::SERVER) {
+            0
+        } else {
+            "server: \r\n".len() + SERVER.len()
+        }
+        + "content-length: \r\n".len()
+        + 4;
+    ("HTTP/1.1 200 \r\n".len() + reason + fields + added + 2) as u64
 }
 
 /// A response body that keeps its request in flight until hyper (or the own HTTP/1 path) is
 /// done with it: handed over whole, or the connection failed. header-timeout counts from
 /// then, or from the last byte written while the connection still flushes (see
-/// [`Lifecycle::wrote`]).
+/// [`Lifecycle::wrote`]). When it goes, the request's access-log line is written, with the
+/// bytes that passed through it.
 pub(crate) struct Sent {
     body: Body,
+    log: Option<Box<Pending>>,
+    status: u16,
+    header_count: usize,
+    head_bytes: u64,
+    body_bytes: u64,
+    /// The body failed part way.
+    cut: bool,
     _in_flight: InFlight,
+}
+
+impl Drop for Sent {
+    fn drop(&mut self) {
+        if let Some(mut log) = self.log.take() {
+            log.finish(End {
+                status: self.status,
+                body_bytes: self.body_bytes,
+                head_bytes: self.head_bytes,
+                header_count: self.header_count,
+                cut: self.cut,
+            });
+        }
+    }
 }
 
 impl http_body::Body for Sent {
@@ -195,7 +296,19 @@ impl http_body::Body for Sent {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, super::BodyError>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+        let this = self.get_mut();
+        let frame = Pin::new(&mut this.body).poll_frame(cx);
+        match &frame {
+            Poll::Ready(Some(Ok(frame))) => {
+                // A file's frames sent with sendfile stand in for its bytes: same length.
+                if let Some(data) = frame.data_ref() {
+                    this.body_bytes += data.len() as u64;
+                }
+            }
+            Poll::Ready(Some(Err(_))) => this.cut = true,
+            _ => {}
+        }
+        frame
     }
 
     fn is_end_stream(&self) -> bool {

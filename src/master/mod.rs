@@ -276,6 +276,8 @@ impl Arbiter<'_> {
         self.outputs.serve_all();
         self.service.stop();
         self.notify("STOPPING=1");
+        // log-master: what the workers wrote before they exited.
+        crate::log::output::master_pump();
         match self.failure.take() {
             Some(why) => {
                 error!("{why}");
@@ -308,6 +310,17 @@ impl Arbiter<'_> {
         }
         let outputs_from = fds.len();
         self.outputs.poll_fds(&mut fds);
+        // log-master: the workers' lines (see log/output.rs).
+        let logs_at = fds.len();
+        fds.extend(
+            crate::log::output::master_fds()
+                .into_iter()
+                .map(|fd| libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                }),
+        );
         let stop = match self.stop {
             Some(Stop::Graceful(deadline)) => Some(deadline),
             _ => None,
@@ -333,7 +346,10 @@ impl Arbiter<'_> {
             )
         };
         if n > 0 {
-            self.outputs.serve(&fds[outputs_from..]);
+            self.outputs.serve(&fds[outputs_from..logs_at]);
+        }
+        if fds[logs_at..].iter().any(|p| p.revents != 0) {
+            crate::log::output::master_pump();
         }
         let stats_ready = fds[2..outputs_from].iter().any(|p| p.revents != 0);
         let due = stats.is_some_and(|at| Instant::now() >= at);
@@ -363,7 +379,14 @@ impl Arbiter<'_> {
             }
             OnSignal::Reload if running => {
                 info!("{name}: reloading gracefully");
+                if self.config.logging.reopen {
+                    crate::log::reopen("SIGHUP with log-reopen");
+                }
                 self.reload(py, false);
+            }
+            OnSignal::ReopenLogs => {
+                crate::log::reopen(&name);
+                self.signal_all(libc::SIGUSR1);
             }
             OnSignal::MoreWorkers if running => {
                 self.target += 1;

@@ -24,6 +24,7 @@ use crate::http::server::Http;
 use crate::http::service::Routes;
 use crate::http::Route;
 use crate::ipc::{Event, Sender, WorkerArgs, WORKER_BOOT_ERROR};
+use crate::log::access::AccessLog;
 use crate::net::{Bound, Listener};
 use crate::scoreboard::RequestStats;
 use crate::statics::StaticFiles;
@@ -43,6 +44,7 @@ pub(crate) fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
         events,
         preloaded,
     } = args;
+    crate::log::enter_worker(id);
     // On SIGUSR2 (sent by the master before a harakiri kill) Python prints every thread's
     // stack to stderr: the log shows where the stuck request was.
     if let Err(e) = register_traceback_dump(py) {
@@ -67,6 +69,7 @@ pub(crate) fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
     let limits = config.limits.clone();
     let proxy_protocol = config.proxy_protocol.clone();
     let tls_config = config.tls.clone();
+    let logging = config.logging.clone();
     // The event loop runs with the GIL released; the app bridge attaches when it calls Python.
     py.detach(move || {
         let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -90,6 +93,7 @@ pub(crate) fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
         let hsts = tls_config.hsts.as_ref();
         let hsts = hsts.and_then(|h| http::HeaderValue::from_str(&h.value()).ok());
         let app: Rc<dyn Bridge + Send> = Rc::from(app);
+        let access = AccessLog::new(id, &logging);
         let registry = Registry::new(limits.max_connections);
         let driver = Rc::new(Driver {
             proxy: proxy_protocol,
@@ -110,6 +114,7 @@ pub(crate) fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
                         .chain(StaticFiles::new(&statics_config).map(|s| s as Rc<dyn Route>))
                         .collect(),
                     limits,
+                    access: access.clone(),
                 }),
                 http2,
                 hsts,
@@ -123,6 +128,7 @@ pub(crate) fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
             events,
             mercy,
             autoreload,
+            access: access.clone(),
         };
         // `serve` runs as a task of its own so that a bug panicking in it ends this worker with
         // exit code 1 (the master replaces it) instead of unwinding through the interpreter.
@@ -137,6 +143,9 @@ pub(crate) fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
         // Dropping the tasks closes what the app still had open (close() on each response).
         drop(runtime);
         app.shutdown();
+        if let Some(access) = &access {
+            access.flush();
+        }
         code
     })
 }
@@ -159,6 +168,7 @@ struct Worker {
     events: Sender,
     mercy: Duration,
     autoreload: Option<Duration>,
+    access: Option<Rc<AccessLog>>,
 }
 
 impl Worker {
@@ -198,6 +208,10 @@ impl Worker {
         if let Some(every) = self.autoreload {
             tokio::task::spawn_local(autoreload::watch(every, self.events));
         }
+        if let Some(access) = &self.access {
+            tokio::task::spawn_local(access.clone().flusher());
+        }
+        tokio::task::spawn_local(crate::log::reopen_on_signal());
         // Tell the master we are accepting: it may now retire the worker this one replaces.
         self.events.send(Event::Ready);
 
