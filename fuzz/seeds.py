@@ -181,7 +181,7 @@ write(
         CHUNKED + b"2;\r\nab\r\n0\r\n\r\n" + NEXT,
         CHUNKED + b"3\nabc\r\n0\r\n\r\n" + NEXT,
         CHUNKED + b"3\r\nabc\n0\r\n\r\n" + NEXT,
-        CHUNKED + b"3 ;a=\"q\\\"\" ; b\r\nabc\r\n0\r\nT: 1\r\n\r\n" + NEXT,
+        CHUNKED + b'3 ;a="q\\"" ; b\r\nabc\r\n0\r\nT: 1\r\n\r\n' + NEXT,
         b"GET / HTTP/1.1\r\nHost: x\r\nDummy: x\nContent-Length: 5\r\n\r\nhello" + NEXT,
         b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
         + b"0\r\n\r\n"
