@@ -389,7 +389,7 @@ pub fn environ(data: &[u8]) {
         let template = crate::wsgi::environ::Template::new(
             py,
             py.None().into_bound(py),
-            py.None().into_bound(py),
+            Some(py.None().into_bound(py)),
             false,
             true,
         )

@@ -150,7 +150,7 @@ mod defaults_tests {
             "preload" => c.preload.to_string(),
             "strict" => c.strict.to_string(),
             "manage-script-name" => c.planned.manage_script_name.to_string(),
-            "wsgi-disable-file-wrapper" => (!c.planned.wsgi_file_wrapper).to_string(),
+            "wsgi-disable-file-wrapper" => (!c.wsgi_file_wrapper).to_string(),
             "auto-procname" => c.procname.auto.to_string(),
             "daemons-honour-stdin" => c.daemons.iter().any(|d| d.stdin).to_string(),
             "disable-logging" => (!c.logging.requests).to_string(),

@@ -171,6 +171,10 @@ pub(crate) struct Config {
     pub(crate) chown_socket: Option<(String, Origin)>,
     /// What is logged and where (the logging family).
     pub(crate) logging: logging::Logging,
+    /// `add-header`: added to every response the routes and the application give.
+    pub(crate) add_headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// False with `wsgi-disable-file-wrapper`: the environ has no `wsgi.file_wrapper`.
+    pub(crate) wsgi_file_wrapper: bool,
     /// Lines to log at startup: options accepted but not yet in effect (warnings), and uWSGI
     /// options with nothing to do in dragoman (information).
     pub(crate) notices: Vec<Notice>,
@@ -297,15 +301,9 @@ pub(crate) struct Notice {
 /// and checked here, announced at startup as not in effect yet, for the runtime to read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Planned {
-    pub(crate) socket_timeout: Option<Duration>,
-    pub(crate) http_timeout: Option<Duration>,
     pub(crate) manage_script_name: bool,
     /// `mount`: (URL prefix, application as written).
     pub(crate) mounts: Vec<(String, String)>,
-    /// `add-header`: (name, value) added to every response.
-    pub(crate) add_headers: Vec<(String, String)>,
-    /// False with `wsgi-disable-file-wrapper`.
-    pub(crate) wsgi_file_wrapper: bool,
 }
 
 /// `daemonize = FILE` or `daemonize2 = FILE`: dragoman detaches from the terminal, and its
@@ -687,13 +685,13 @@ mod tests {
 
     #[test]
     fn planned_and_ignored_options_load_with_notices() {
-        let f = ini_file("[uwsgi]\nmodule = a\nhttp = :8000\nadd-header = X: y\nenable-threads\n");
+        let f = ini_file("[uwsgi]\nmodule = a\nhttp = :8000\nmanage-script-name = true\nenable-threads\n");
         let p = f.path().to_str().unwrap();
         let c = load_run(&["--ini", p], &[]).unwrap();
         assert!(c.notices[0].not_yet && c.notices[0].text.contains("not yet in effect"));
         assert!(c.notices[0]
             .text
-            .contains(&format!("add-header ({p} line 4)")));
+            .contains(&format!("manage-script-name ({p} line 4)")));
         assert!(!c.notices[1].not_yet && c.notices[1].text.contains("enable-threads"));
     }
 

@@ -200,7 +200,7 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("mount", Application, "PREFIX=APP", N, "serve another application under a URL prefix (SCRIPT_NAME set), as uWSGI's mount").many().planned(),
     flag("manage-script-name", Application, Flag(false), "take SCRIPT_NAME from the mount prefix that matches the request path").planned(),
     opt("pyargv", Application, "ARGS", N, "sys.argv[1:] for the application, split on spaces (sys.argv[0] stays dragoman's program)"),
-    flag("wsgi-disable-file-wrapper", Application, Flag(false), "offer no wsgi.file_wrapper to the application").planned(),
+    flag("wsgi-disable-file-wrapper", Application, Flag(false), "offer no wsgi.file_wrapper to the application"),
     // Listeners and HTTP.
     opt("http", Server, "ADDR", Text(d::HTTP), "serve HTTP on ADDR: `:8000` (all IPv4 interfaces), `127.0.0.1:8000`, `[::1]:8000`, or a unix socket path; repeatable").aka(&["http-socket", "bind", "http11-socket"]).many(),
     opt("listen", Server, "N", Count(d::LISTEN_BACKLOG), "the listen queue (backlog) of each listening socket"),
@@ -210,9 +210,9 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("protocol", Server, "uwsgi|http", N, "what clients of the `socket` listeners speak").aka(&["socket-protocol"]).planned(),
     opt("chmod-socket", Server, "MODE", N, "permissions of unix sockets dragoman creates (octal, e.g. 660)"),
     opt("chown-socket", Server, "USER[:GROUP]", N, "give the unix sockets dragoman creates to this user (and group): made in a private directory, given, then moved into place"),
-    opt("socket-timeout", Server, "SECONDS", N, "uWSGI's timeout for reads and writes on the `socket` listeners").planned(),
-    opt("http-timeout", Server, "SECONDS", N, "uWSGI's timeout for HTTP clients").planned(),
-    opt("add-header", Server, "NAME: VALUE", N, "add a header to every response (repeatable)").many().planned(),
+    opt("socket-timeout", Server, "SECONDS", N, "uWSGI's longest wait on a client: sets body-timeout and write-timeout unless they are set"),
+    opt("http-timeout", Server, "SECONDS", N, "uWSGI's longest wait on an HTTP client: sets body-timeout and write-timeout unless they are set"),
+    opt("add-header", Server, "NAME: VALUE", N, "add a header to every response of the application and the static files (repeatable)").many(),
     // TLS and HTTP/2 (docs/https.md).
     opt("https", Server, "ADDR,CERT,KEY[,CIPHERS[,CLIENT_CA]]", N, "serve HTTPS on ADDR with this certificate chain and key (PEM), as uWSGI writes it; CIPHERS may be empty; CLIENT_CA asks clients for a certificate (`!` in front: required); `https = ADDR` alone takes ssl-certificate and ssl-key; repeatable").aka(&["https-socket"]).many(),
     opt("ssl-certificate", Server, "FILE", N, "the certificate chain (PEM, the site's certificate first) of https listeners that name none"),

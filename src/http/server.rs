@@ -500,6 +500,7 @@ mod tests {
             before_app: Vec::new(),
             limits: Limits::default(),
             access: None,
+            add_headers: Vec::new(),
         });
         let out = rt.block_on(async {
             let (server, mut client) = tokio::io::duplex(1 << 20);

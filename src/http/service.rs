@@ -28,6 +28,8 @@ pub(crate) struct Routes {
     pub(crate) limits: Limits,
     /// `None` when no request is logged: then nothing is kept per request.
     pub(crate) access: Option<Rc<AccessLog>>,
+    /// `add-header`: added to every response of the routes and the application.
+    pub(crate) add_headers: Vec<(header::HeaderName, HeaderValue)>,
 }
 
 /// Serves the requests of one connection.
@@ -94,7 +96,7 @@ impl Future for WithServer {
 
 impl HttpService {
     /// The response to a request, parsed by hyper or by the connection's own HTTP/1 path.
-    pub(crate) fn respond(&self, req: Request<RequestBody>) -> ServiceFuture {
+    pub(crate) fn respond(&self, mut req: Request<RequestBody>) -> ServiceFuture {
         let routes = &*self.routes;
         let mut track = Track {
             in_flight: self.life.begin_request(),
@@ -107,7 +109,6 @@ impl HttpService {
             let response = error_response(status, why, true);
             return ServiceFuture::Ready(Some((response, track)));
         }
-        let mut req = req;
         if req.uri().authority().is_some() {
             use_target_host(&mut req);
         }
@@ -129,6 +130,7 @@ impl HttpService {
                 life: self.life.clone(),
                 zero_copy: self.zero_copy.clone(),
                 hsts: self.hsts.clone(),
+                routes: self.routes.clone(),
                 track: Some(track),
             },
         }
@@ -140,6 +142,7 @@ impl HttpService {
             &self.life,
             self.zero_copy.as_ref(),
             self.hsts.as_ref(),
+            &self.routes.add_headers,
         );
     }
 
@@ -191,6 +194,7 @@ pub(crate) enum ServiceFuture {
         life: Rc<Lifecycle>,
         zero_copy: Option<Rc<ZeroCopy>>,
         hsts: Option<HeaderValue>,
+        routes: Rc<Routes>,
         track: Option<Track>,
     },
 }
@@ -209,10 +213,12 @@ impl Future for ServiceFuture {
                 life,
                 zero_copy,
                 hsts,
+                routes,
                 track,
             } => {
                 let mut r = ready!(response.as_mut().poll(cx));
-                prepare(&mut r, life, zero_copy.as_ref(), hsts.as_ref());
+                let extra = &routes.add_headers;
+                prepare(&mut r, life, zero_copy.as_ref(), hsts.as_ref(), extra);
                 match track.take() {
                     Some(track) => (r, track),
                     None => return Poll::Pending, // polled after completion
@@ -321,13 +327,18 @@ impl http_body::Body for Sent {
 }
 
 /// What every static or application response gets on its way out: `Connection: close` while
-/// the worker drains, the connection's zero-copy queue for a file body, and HSTS on HTTPS.
+/// the worker drains, the connection's zero-copy queue for a file body, HSTS on HTTPS, and
+/// the `add-header` headers.
 fn prepare(
     response: &mut Response<Body>,
     life: &Lifecycle,
     zero_copy: Option<&Rc<ZeroCopy>>,
     hsts: Option<&HeaderValue>,
+    add_headers: &[(header::HeaderName, HeaderValue)],
 ) {
+    for (name, value) in add_headers {
+        response.headers_mut().append(name.clone(), value.clone());
+    }
     if let Some(hsts) = hsts {
         response
             .headers_mut()

@@ -70,6 +70,7 @@ pub(crate) fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
     let proxy_protocol = config.proxy_protocol.clone();
     let tls_config = config.tls.clone();
     let logging = config.logging.clone();
+    let add_headers = config.add_headers.clone();
     // The event loop runs with the GIL released; the app bridge attaches when it calls Python.
     py.detach(move || {
         let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -115,6 +116,7 @@ pub(crate) fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
                         .collect(),
                     limits,
                     access: access.clone(),
+                    add_headers,
                 }),
                 http2,
                 hsts,

@@ -100,7 +100,9 @@ impl WsgiApp {
                 Template::new(
                     py,
                     errors.into_any(),
-                    py.get_type::<FileWrapper>().into_any(),
+                    config
+                        .wsgi_file_wrapper
+                        .then(|| py.get_type::<FileWrapper>().into_any()),
                     config.threads > 1,
                     config.processes > 1,
                 )
