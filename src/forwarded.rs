@@ -135,23 +135,9 @@ pub(crate) struct Forwarded {
     pub(crate) port: Option<u16>,
 }
 
-/// The client of a request: the one a trusted proxy named, else the peer. For the access log
-/// (and anything else that names the client): `client(req.extensions(), conn.peer)`.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "for the access log of issue 26, written beside this"
-    )
-)]
-pub(crate) fn client(
-    extensions: &http::Extensions,
-    peer: Option<SocketAddr>,
-) -> Option<SocketAddr> {
-    extensions
-        .get::<Forwarded>()
-        .and_then(|f| f.client)
-        .or(peer)
+/// The client a trusted proxy named for a request, if any (the access log's address).
+pub(crate) fn named_client(extensions: &http::Extensions) -> Option<SocketAddr> {
+    extensions.get::<Forwarded>().and_then(|f| f.client)
 }
 
 /// What the server variables become (CGI's `SERVER_NAME` and `SERVER_PORT`, and the Host the
@@ -741,12 +727,11 @@ mod tests {
     #[test]
     fn the_client_for_the_log() {
         let mut ext = http::Extensions::new();
-        let peer: Option<SocketAddr> = Some("127.0.0.1:5000".parse().unwrap());
-        assert_eq!(client(&ext, peer), peer);
+        assert_eq!(named_client(&ext), None);
         ext.insert(Forwarded {
             client: Some("203.0.113.7:0".parse().unwrap()),
             ..Forwarded::default()
         });
-        assert_eq!(client(&ext, peer), Some("203.0.113.7:0".parse().unwrap()));
+        assert_eq!(named_client(&ext), Some("203.0.113.7:0".parse().unwrap()));
     }
 }

@@ -10,6 +10,7 @@
 // its docs link to its private modules.
 #![allow(rustdoc::private_intra_doc_links)]
 
+pub(crate) mod acme;
 mod app;
 pub(crate) mod bridge;
 mod check;
@@ -84,6 +85,10 @@ pub fn run(py: Python<'_>, argv: &[String]) -> i32 {
         Ok(config) => config,
         Err(code) => return code,
     };
+    if let Err(message) = log::setup(py, &config.logging) {
+        eprintln!("dragoman: error: {message}");
+        return 1;
+    }
     log_startup_notes(&config);
     let vacuum = config.vacuum;
     let source = master::Source {
@@ -217,6 +222,7 @@ fn start(
     }
     let mut pidfile = write_pidfile(&config, made)?;
     drop_privileges(&config)?;
+    log::open_late().map_err(Failure::new)?;
     // Only now: the virtualenv's .pth files run code, which must not run as root.
     interp::set_import_paths(py, &config, &prepared).map_err(|message| Failure {
         code: 2,
@@ -382,6 +388,7 @@ fn detach(py: Python<'_>, d: &config::Daemonize) -> Result<master::daemonize::De
         d.log.display()
     );
     let detached = master::daemonize::detach(py, &log, &d.log).map_err(Failure::new)?;
+    log::output::follow_stdio();
     info!(
         "{option}: detached, master pid {} (log file {})",
         std::process::id(),

@@ -92,6 +92,9 @@ pub(crate) fn build_all(settings: &[Setting]) -> Result<Config, Vec<ConfigError>
         crons: p.ok(super::jobs::crons(&r)),
         hooks_master_start: p.ok(super::jobs::hooks(&r)),
         chown_socket: p.ok(chown_socket(&r)),
+        logging: p.ok(super::logging::logging(&r)),
+        add_headers: p.ok(add_headers(&r)),
+        wsgi_file_wrapper: !r.flag("wsgi-disable-file-wrapper", false),
         planned: p.ok(super::planned::planned(&r)),
         strict: r.flag("strict", false),
         notices,
@@ -474,6 +477,13 @@ fn proxy_protocol(r: &Resolved<'_>) -> Result<Option<Vec<IpAddr>>, ConfigError> 
 
 /// The limits and timeouts, each checked for a sensible value.
 fn limits(r: &Resolved<'_>) -> Result<Limits, ConfigError> {
+    // uWSGI's socket-timeout and http-timeout (the longest wait on a client, its default 4 s
+    // and 60 s) are what dragoman's body-timeout and write-timeout are: they set those two
+    // unless those are set themselves (the larger of the two, when both are written).
+    let uwsgi_timeout = match (r.seconds("socket-timeout")?, r.seconds("http-timeout")?) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
     let secs = |name: &str, default: Duration| -> Result<Duration, ConfigError> {
         Ok(r.last(name)
             .map(|s| count(s, 1, "30"))
@@ -506,8 +516,8 @@ fn limits(r: &Resolved<'_>) -> Result<Limits, ConfigError> {
             Some(_) => r.optional_count("limit-post", "10485760")?,
         },
         header_timeout: secs("header-timeout", d::HEADER_TIMEOUT)?,
-        body_timeout: secs("body-timeout", d::BODY_TIMEOUT)?,
-        write_timeout: secs("write-timeout", d::WRITE_TIMEOUT)?,
+        body_timeout: secs("body-timeout", uwsgi_timeout.unwrap_or(d::BODY_TIMEOUT))?,
+        write_timeout: secs("write-timeout", uwsgi_timeout.unwrap_or(d::WRITE_TIMEOUT))?,
         max_connections: r.count("max-connections", 1, "1024", d::MAX_CONNECTIONS)?,
         request_queue: r.count("request-queue", 0, "128", d::REQUEST_QUEUE)?,
         post_buffering: r.count("post-buffering", 0, "65536", d::POST_BUFFERING as usize)? as u64,
@@ -749,4 +759,34 @@ fn notices_of(r: &Resolved<'_>) -> Vec<Notice> {
         );
     }
     lines
+}
+
+/// `add-header = Name: value`, checked now: a header HTTP allows, and no hop-by-hop one.
+fn add_headers(
+    r: &Resolved<'_>,
+) -> Result<Vec<(http::HeaderName, http::HeaderValue)>, ConfigError> {
+    let mut add_headers = Vec::new();
+    for s in r.all("add-header") {
+        let parsed = s.value.split_once(':').and_then(|(name, value)| {
+            let name = http::HeaderName::from_bytes(name.trim().as_bytes()).ok()?;
+            let value = http::HeaderValue::from_str(value.trim()).ok()?;
+            let hop = [
+                "connection",
+                "keep-alive",
+                "transfer-encoding",
+                "upgrade",
+                "te",
+            ];
+            (!hop.contains(&name.as_str()) && name != http::header::CONTENT_LENGTH)
+                .then_some((name, value))
+        });
+        add_headers.push(parsed.ok_or_else(|| {
+            bad_value(
+                s,
+                "a header as NAME: VALUE (not a hop-by-hop one, not Content-Length)",
+                "X-Frame-Options: DENY",
+            )
+        })?);
+    }
+    Ok(add_headers)
 }

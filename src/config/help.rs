@@ -150,15 +150,19 @@ mod defaults_tests {
             "preload" => c.preload.to_string(),
             "strict" => c.strict.to_string(),
             "manage-script-name" => c.planned.manage_script_name.to_string(),
-            "wsgi-disable-file-wrapper" => (!c.planned.wsgi_file_wrapper).to_string(),
+            "wsgi-disable-file-wrapper" => (!c.wsgi_file_wrapper).to_string(),
             "auto-procname" => c.procname.auto.to_string(),
             "daemons-honour-stdin" => c.daemons.iter().any(|d| d.stdin).to_string(),
-            "disable-logging" => c.planned.logging.disabled.to_string(),
-            "log-4xx" => c.planned.logging.log_4xx.to_string(),
-            "log-5xx" => c.planned.logging.log_5xx.to_string(),
-            "log-master" => c.planned.logging.master.to_string(),
-            "log-x-forwarded-for" => c.planned.logging.x_forwarded_for.to_string(),
-            "log-reopen" => c.planned.logging.reopen.to_string(),
+            "disable-logging" => (!c.logging.requests).to_string(),
+            "log-static" => c.logging.static_files.to_string(),
+            "log-4xx" => c.logging.log_4xx.to_string(),
+            "log-5xx" => c.logging.log_5xx.to_string(),
+            "log-zero" => c.logging.zero.to_string(),
+            "log-sendfile" => c.logging.sendfile.to_string(),
+            "logformat-strftime" => c.logging.strftime.to_string(),
+            "log-master" => c.logging.master.to_string(),
+            "log-x-forwarded-for" => c.logging.x_forwarded_for.to_string(),
+            "log-reopen" => c.logging.reopen.to_string(),
             "static-immutable" => c.statics.immutable.to_string(),
             "static-gzip-all" => c.statics.precompressed.to_string(),
             "static-dotfiles" => c.statics.dotfiles.to_string(),
@@ -201,6 +205,20 @@ mod defaults_tests {
             "http2-max-concurrent-streams" => c.tls.http2.max_concurrent_streams.to_string(),
             "http2-stream-window" => c.tls.http2.stream_window.to_string(),
             "http2-connection-window" => c.tls.http2.connection_window.to_string(),
+            "acme-directory" | "acme-staging" => {
+                // Meaningful with `acme-domain` set.
+                let args = ["app", "--acme-domain", "a.test", "--acme-cache", "/c"];
+                let Ok(Loaded::Run(c)) = load(&args.map(String::from), &[]) else {
+                    panic!("acme-domain alone loads");
+                };
+                let acme = c.tls.acme.expect("on");
+                match name {
+                    "acme-staging" => {
+                        (acme.directory == super::super::acme::LETS_ENCRYPT_STAGING).to_string()
+                    }
+                    _ => acme.directory,
+                }
+            }
             // Accepted for uWSGI compatibility: `--help` shows no default for them.
             _ if lookup(name).is_some_and(|o| {
                 !matches!(o.status, super::Status::Active | super::Status::Planned)

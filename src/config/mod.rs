@@ -6,6 +6,7 @@
 //! Every error names where the bad value was written and shows a corrected example in that
 //! source's syntax.
 
+pub(crate) mod acme;
 pub(crate) mod build;
 #[cfg(test)]
 mod corpus;
@@ -14,6 +15,7 @@ pub(crate) mod defaults;
 pub(crate) mod help;
 pub(crate) mod ini;
 mod jobs;
+pub(crate) mod logging;
 pub(crate) mod options;
 mod planned;
 pub(crate) mod print;
@@ -185,6 +187,12 @@ pub(crate) struct Config {
     /// `chown-socket`: the owner of the unix sockets dragoman creates, as written (`user`,
     /// `user:group`), and where.
     pub(crate) chown_socket: Option<(String, Origin)>,
+    /// What is logged and where (the logging family).
+    pub(crate) logging: logging::Logging,
+    /// `add-header`: added to every response the routes and the application give.
+    pub(crate) add_headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// False with `wsgi-disable-file-wrapper`: the environ has no `wsgi.file_wrapper`.
+    pub(crate) wsgi_file_wrapper: bool,
     /// Lines to log at startup: options accepted but not yet in effect (warnings), and uWSGI
     /// options with nothing to do in dragoman (information).
     pub(crate) notices: Vec<Notice>,
@@ -311,44 +319,9 @@ pub(crate) struct Notice {
 /// and checked here, announced at startup as not in effect yet, for the runtime to read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Planned {
-    pub(crate) logging: Logging,
-    pub(crate) socket_timeout: Option<Duration>,
-    pub(crate) http_timeout: Option<Duration>,
     pub(crate) manage_script_name: bool,
     /// `mount`: (URL prefix, application as written).
     pub(crate) mounts: Vec<(String, String)>,
-    /// `add-header`: (name, value) added to every response.
-    pub(crate) add_headers: Vec<(String, String)>,
-    /// False with `wsgi-disable-file-wrapper`.
-    pub(crate) wsgi_file_wrapper: bool,
-}
-
-/// The logging family of uWSGI options.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Logging {
-    /// `disable-logging`: no request lines (but see log_4xx, log_5xx, slow).
-    pub(crate) disabled: bool,
-    pub(crate) to: Option<PathBuf>,
-    pub(crate) to2: Option<PathBuf>,
-    /// `logger` and `req-logger`, as written (`file:PATH`, `syslog:...`).
-    pub(crate) loggers: Vec<String>,
-    pub(crate) req_loggers: Vec<String>,
-    /// `log-format`, in uWSGI's `%(var)` syntax.
-    pub(crate) format: Option<String>,
-    pub(crate) log_4xx: bool,
-    pub(crate) log_5xx: bool,
-    /// `log-slow`: log requests slower than this.
-    pub(crate) slow: Option<Duration>,
-    /// `log-date`: `Some("")` for uWSGI's default date, or a strftime format.
-    pub(crate) date: Option<String>,
-    pub(crate) master: bool,
-    /// `log-maxsize`: rotate past this many bytes.
-    pub(crate) max_size: Option<u64>,
-    pub(crate) backup_name: Option<PathBuf>,
-    pub(crate) x_forwarded_for: bool,
-    pub(crate) reopen: bool,
-    /// `memory-report`: 0 off, 1 RSS, 2 also USS/PSS.
-    pub(crate) memory_report: u8,
 }
 
 /// `daemonize = FILE` or `daemonize2 = FILE`: dragoman detaches from the terminal, and its
@@ -362,8 +335,7 @@ pub(crate) struct Daemonize {
     pub(crate) origin: Origin,
 }
 
-/// Process titles (`auto-procname`, `procname-*`): `ps` tells the master from the workers.
-/// As in uWSGI, any of the options turns the titles on.
+/// Process titles (`auto-procname`, `procname-*`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Procname {
     pub(crate) auto: bool,
@@ -813,12 +785,15 @@ mod tests {
 
     #[test]
     fn planned_and_ignored_options_load_with_notices() {
-        let f = ini_file("[uwsgi]\nmodule = a\nhttp = :8000\nlogto = /tmp/x.log\nenable-threads\n");
+        let f = ini_file(
+            "[uwsgi]\nmodule = a\nhttp = :8000\nmanage-script-name = true\nenable-threads\n",
+        );
         let p = f.path().to_str().unwrap();
         let c = load_run(&["--ini", p], &[]).unwrap();
         assert!(c.notices[0].not_yet && c.notices[0].text.contains("not yet in effect"));
-        assert!(c.notices[0].text.contains(&format!("logto ({p} line 4)")));
-        assert_eq!(c.planned.logging.to, Some(PathBuf::from("/tmp/x.log")));
+        assert!(c.notices[0]
+            .text
+            .contains(&format!("manage-script-name ({p} line 4)")));
         assert!(!c.notices[1].not_yet && c.notices[1].text.contains("enable-threads"));
     }
 

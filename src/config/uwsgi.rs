@@ -127,8 +127,10 @@ const PLUGINS: &str = "dragoman has no plugins: Python, HTTP, static files and t
 const TUNING: &str = "dragoman sizes this itself: the option has nothing to set";
 const PY_TUNING: &str = "a Python-plugin detail dragoman does not offer: the application runs \
                          in dragoman's one interpreter per worker process";
-const LOGS: &str = "not implemented in dragoman: its log goes to stderr (and to `logto` once the \
-                    logging options are in effect)";
+const LOGS: &str = "not implemented in dragoman: its log goes to stderr, or to `logto` / `logger` \
+                    (see docs/logging.md)";
+const WHOLE_LINES: &str =
+    "the log master's socket pair keeps each line (or batch of lines) in one message, whole";
 const NOT_YET: &str = "not implemented in dragoman: the option is accepted and has no effect";
 
 /// The classes of uWSGI's options that are not dragoman options, by exact name or by prefix
@@ -360,7 +362,9 @@ const RULES: &[(&str, Class)] = &[
     ("geoip-*", Class::Warned(NOT_YET)),
     ("log-*", Class::Warned(LOGS)),
     ("logfile-*", Class::Warned(LOGS)),
-    ("logformat-strftime", Class::Warned(LOGS)),
+    ("log-master-bufsize", Class::ByDesign(TUNING)),
+    ("log-master-stream", Class::ByDesign(WHOLE_LINES)),
+    ("log-master-req-stream", Class::ByDesign(WHOLE_LINES)),
     ("rsyslog-*", Class::Warned(LOGS)),
     ("threaded-logger", Class::ByDesign(TUNING)),
     ("command-mode", Class::Warned(NOT_YET)),

@@ -160,7 +160,7 @@ pub(crate) enum BodySize {
 
 /// How a response body goes on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Framing {
+pub(crate) enum BodyFraming {
     /// Exactly this many bytes; nothing at all when 0 (HEAD, 204, 304).
     Length(u64),
     Chunked,
@@ -171,7 +171,7 @@ pub(crate) enum Framing {
 /// A response head as encoded: how its body goes, and whether the connection closes after it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Encoded {
-    pub(crate) framing: Framing,
+    pub(crate) framing: BodyFraming,
     pub(crate) last: bool,
 }
 
@@ -224,7 +224,7 @@ pub(crate) fn encode_head(
         }
         dst.put_slice(b"\r\n");
     }
-    let mut framing = Framing::Length(0);
+    let mut framing = BodyFraming::Length(0);
     let mut wrote_len = false;
     let mut wrote_date = false;
     let mut wrote_server = false;
@@ -241,7 +241,7 @@ pub(crate) fn encode_head(
                 BodySize::Known(n) => {
                     // The body's own length wins; the header goes out as the first value.
                     if !wrote_len {
-                        framing = Framing::Length(n);
+                        framing = BodyFraming::Length(n);
                         write_header(dst, name, value);
                         wrote_len = true;
                     }
@@ -253,7 +253,7 @@ pub(crate) fn encode_head(
                         Some(prev) if prev != len => return Err(BadLength),
                         Some(_) => {}
                         None => {
-                            framing = Framing::Length(len);
+                            framing = BodyFraming::Length(len);
                             write_header(dst, name, value);
                             wrote_len = true;
                             prev_len = Some(len);
@@ -273,7 +273,7 @@ pub(crate) fn encode_head(
                     continue;
                 }
                 wrote_len = true;
-                framing = Framing::Chunked;
+                framing = BodyFraming::Chunked;
                 must_add_chunked = !rules::ends_chunked(value.as_bytes());
                 join(dst, &mut joined, name, value);
                 continue;
@@ -306,31 +306,31 @@ pub(crate) fn encode_head(
     }
     if !wrote_len {
         framing = match body {
-            BodySize::Unknown if http10 || !can_body => Framing::Close,
+            BodySize::Unknown if http10 || !can_body => BodyFraming::Close,
             BodySize::Unknown => {
                 dst.put_slice(b"transfer-encoding: chunked\r\n");
-                Framing::Chunked
+                BodyFraming::Chunked
             }
             BodySize::None | BodySize::Known(0) => {
                 if can_length && !asked.head {
                     dst.put_slice(b"content-length: 0\r\n");
                 }
-                Framing::Length(0)
+                BodyFraming::Length(0)
             }
             BodySize::Known(n) if can_length => {
                 dst.put_slice(b"content-length: ");
                 dst.put_slice(itoa::Buffer::new().format(n).as_bytes());
                 dst.put_slice(b"\r\n");
-                Framing::Length(n)
+                BodyFraming::Length(n)
             }
-            BodySize::Known(_) => Framing::Length(0),
+            BodySize::Known(_) => BodyFraming::Length(0),
         };
     }
     if !can_body {
-        framing = Framing::Length(0);
+        framing = BodyFraming::Length(0);
     }
     // A body sent until the close: the close ends it.
-    last |= framing == Framing::Close;
+    last |= framing == BodyFraming::Close;
     if !wrote_date {
         dst.put_slice(b"date: ");
         with_date(|date| dst.put_slice(date));
@@ -568,13 +568,13 @@ mod tests {
         assert_eq!(
             e,
             Encoded {
-                framing: Framing::Length(5),
+                framing: BodyFraming::Length(5),
                 last: false
             }
         );
         let (t, e) = encode(200, &[], BodySize::Unknown, GET11);
         assert_eq!(t, "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n");
-        assert_eq!(e.framing, Framing::Chunked);
+        assert_eq!(e.framing, BodyFraming::Chunked);
         let old = Asked {
             version: Version::HTTP_10,
             ..GET11
@@ -584,26 +584,26 @@ mod tests {
         assert_eq!(
             e,
             Encoded {
-                framing: Framing::Close,
+                framing: BodyFraming::Close,
                 last: true
             }
         );
         let (t, e) = encode(200, &[], BodySize::None, GET11);
         assert_eq!(t, "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n");
-        assert_eq!(e.framing, Framing::Length(0));
+        assert_eq!(e.framing, BodyFraming::Length(0));
         let (t, e) = encode(204, &[], BodySize::None, GET11);
         assert_eq!(t, "HTTP/1.1 204 No Content\r\n");
-        assert_eq!(e.framing, Framing::Length(0));
+        assert_eq!(e.framing, BodyFraming::Length(0));
         let head = Asked {
             head: true,
             ..GET11
         };
         let (t, e) = encode(200, &[("content-length", "13")], BodySize::None, head);
         assert_eq!(t, "HTTP/1.1 200 OK\r\ncontent-length: 13\r\n");
-        assert_eq!(e.framing, Framing::Length(0));
+        assert_eq!(e.framing, BodyFraming::Length(0));
         let (t, e) = encode(200, &[("content-length", "7")], BodySize::Unknown, GET11);
         assert_eq!(t, "HTTP/1.1 200 OK\r\ncontent-length: 7\r\n");
-        assert_eq!(e.framing, Framing::Length(7));
+        assert_eq!(e.framing, BodyFraming::Length(7));
         let (t, e) = encode(
             404,
             &[("connection", "close"), ("connection", "x")],

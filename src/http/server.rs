@@ -22,7 +22,7 @@ use tokio::io::AsyncWriteExt;
 use super::fast;
 use super::guard::Guard;
 use super::h2flood::{self, FloodGuard};
-use super::service::{HttpService, Routes, Sent};
+use super::service::{HttpService, Refusals, Routes, Sent};
 use super::{error_response, Body};
 use crate::config::tls::Http2;
 use crate::config::Limits;
@@ -67,7 +67,16 @@ impl Protocol for Http {
             Mode::Http2 => return serve_h2(io, service, &self.http2, &life).await,
             Mode::Redirect(port) => {
                 let redirect = Redirect { service, port };
-                return serve_hyper(Guard::new(io), redirect, limits, &life, keep_alive).await;
+                let refusals = redirect.service.refusals();
+                return serve_hyper(
+                    Guard::new(io),
+                    redirect,
+                    refusals,
+                    limits,
+                    &life,
+                    keep_alive,
+                )
+                .await;
             }
         }
         let mut io = Guard::new(io);
@@ -75,11 +84,12 @@ impl Protocol for Http {
         // first one it does not take, and all after it, by hyper.
         if keep_alive {
             match fast::serve(&mut io, &service, limits, &life).await {
-                fast::Outcome::Done => return,
-                fast::Outcome::Hyper => {}
+                fast::Exit::Closed => return,
+                fast::Exit::ToHyper => {}
             }
         }
-        serve_hyper(io, service, limits, &life, keep_alive).await;
+        let refusals = service.refusals();
+        serve_hyper(io, service, refusals, limits, &life, keep_alive).await;
     }
 
     async fn refuse<T: Transport>(&self, io: &mut T, why: &str) {
@@ -102,6 +112,7 @@ impl Protocol for Http {
 async fn serve_hyper<T, S, B>(
     io: Guard<T>,
     service: S,
+    refusals: Refusals,
     limits: &Limits,
     life: &Lifecycle,
     keep_alive: bool,
@@ -138,7 +149,12 @@ async fn serve_hyper<T, S, B>(
     let mut seen = Order::Serve;
     loop {
         let order = std::future::poll_fn(|cx| match conn.as_mut().poll(cx) {
-            Poll::Ready(_) => Poll::Ready(None),
+            Poll::Ready(ended) => {
+                if let Err(e) = ended {
+                    refusals.ended(&e);
+                }
+                Poll::Ready(None)
+            }
             Poll::Pending => life.poll_order_above(seen, cx).map(Some),
         })
         .await;
@@ -484,6 +500,8 @@ mod tests {
             before_app: Vec::new(),
             limits: Limits::default(),
             proxies: Default::default(),
+            access: None,
+            add_headers: Vec::new(),
         });
         let out = rt.block_on(async {
             let (server, mut client) = tokio::io::duplex(1 << 20);
@@ -505,7 +523,9 @@ mod tests {
                     .await;
                 } else {
                     let service = HttpService::new(routes.clone(), conn, life.clone(), None);
-                    serve_hyper(Guard::new(io), service, &routes.limits, &life, true).await;
+                    let refusals = service.refusals();
+                    let limits = &routes.limits;
+                    serve_hyper(Guard::new(io), service, refusals, limits, &life, true).await;
                 }
             };
             let talk = async {

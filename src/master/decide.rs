@@ -323,6 +323,8 @@ pub(super) enum OnSignal {
     Reload,
     MoreWorkers,
     FewerWorkers,
+    /// SIGUSR1: reopen the log files (after logrotate renamed them), in every process.
+    ReopenLogs,
     /// SIGCHLD: nothing but the wake-up (the loop reaps at every one).
     Nothing,
 }
@@ -347,6 +349,7 @@ pub(super) fn on_signal(sig: libc::c_int, hooks: &[Hook]) -> OnSignal {
         libc::SIGHUP => OnSignal::Reload,
         libc::SIGTTIN => OnSignal::MoreWorkers,
         libc::SIGTTOU => OnSignal::FewerWorkers,
+        libc::SIGUSR1 => OnSignal::ReopenLogs,
         _ => OnSignal::Nothing,
     }
 }

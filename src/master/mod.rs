@@ -28,6 +28,7 @@ mod output;
 pub(crate) mod pidfile;
 pub(crate) mod privileges;
 mod procname;
+mod service;
 pub(crate) mod signals;
 pub(crate) mod stats;
 pub(crate) mod systemd;
@@ -140,6 +141,8 @@ struct Arbiter<'a> {
     crons: Crons,
     hooks: Hooks,
     outputs: Outputs,
+    /// The ACME certificate manager, with acme-domain.
+    service: service::ServiceChild,
 }
 
 /// Everything the master starts with, besides the config.
@@ -213,6 +216,7 @@ pub(crate) fn run(py: Python<'_>, config: Config, setup: Setup) -> Role {
         crons,
         hooks,
         outputs: Outputs::default(),
+        service: service::ServiceChild::acme(),
     };
     let role = arbiter.run(py);
     drop(arbiter);
@@ -285,13 +289,17 @@ impl Arbiter<'_> {
             self.run_children();
             self.crash_loop.settle(&self.workers, Instant::now());
             self.adapt_workers();
+            self.service.supervise(py, &self.signals, &self.config);
             if let Some(args) = self.manage(py) {
                 return Role::Worker(args);
             }
             self.report_ready();
         }
         self.outputs.serve_all();
+        self.service.stop();
         self.notify("STOPPING=1");
+        // log-master: what the workers wrote before they exited.
+        crate::log::output::master_pump();
         match self.failure.take() {
             Some(why) => {
                 error!("{why}");
@@ -328,6 +336,17 @@ impl Arbiter<'_> {
         }
         let outputs_from = fds.len();
         self.outputs.poll_fds(&mut fds);
+        // log-master: the workers' lines (see log/output.rs).
+        let logs_at = fds.len();
+        fds.extend(
+            crate::log::output::master_fds()
+                .into_iter()
+                .map(|fd| libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                }),
+        );
         let stop = match self.stop {
             Some(Stop::Graceful(deadline)) => Some(deadline),
             _ => None,
@@ -356,7 +375,10 @@ impl Arbiter<'_> {
             )
         };
         if n > 0 {
-            self.outputs.serve(&fds[outputs_from..]);
+            self.outputs.serve(&fds[outputs_from..logs_at]);
+        }
+        if fds[logs_at..].iter().any(|p| p.revents != 0) {
+            crate::log::output::master_pump();
         }
         let stats_ready = fds[2..metrics_from].iter().any(|p| p.revents != 0);
         let due = stats.is_some_and(|at| Instant::now() >= at);
@@ -411,7 +433,14 @@ impl Arbiter<'_> {
             }
             OnSignal::Reload if running => {
                 info!("{name}: reloading gracefully");
+                if self.config.logging.reopen {
+                    crate::log::reopen("SIGHUP with log-reopen");
+                }
                 self.reload(py, false);
+            }
+            OnSignal::ReopenLogs => {
+                crate::log::reopen(&name);
+                self.signal_all(libc::SIGUSR1);
             }
             OnSignal::MoreWorkers if running => {
                 self.target += 1;
@@ -568,6 +597,7 @@ impl Arbiter<'_> {
             monotonic_ms() * 1000
         ));
         crate::tls::reload(&config);
+        self.service.restart();
         self.reloading = true;
         // With `cheaper`, the count it reached stands (within the new bounds).
         self.target = match &config.cheaper {
@@ -604,6 +634,9 @@ impl Arbiter<'_> {
             let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
             if pid <= 0 {
                 return;
+            }
+            if self.service.reaped(pid, status) {
+                continue;
             }
             let Some(index) = self.workers.iter().position(|w| w.pid == pid) else {
                 self.child_exited(pid, status);
@@ -1003,6 +1036,7 @@ impl Arbiter<'_> {
         for w in &self.workers {
             w.signal(sig);
         }
+        self.service.signal(sig);
     }
 
     /// The stats document, in uWSGI's layout.

@@ -12,8 +12,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicUsize, Ordering};
 
 /// Signals the master handles.
-pub(crate) const HANDLED: [libc::c_int; 7] = [
+pub(crate) const HANDLED: [libc::c_int; 8] = [
     libc::SIGCHLD,
+    libc::SIGUSR1,
     libc::SIGTERM,
     libc::SIGINT,
     libc::SIGQUIT,
@@ -180,7 +181,13 @@ impl SignalQueue {
     pub(crate) fn reset_in_child(&self) {
         WAKE_FD.store(-1, Ordering::SeqCst);
         for sig in HANDLED {
-            let _ = set_action(sig, libc::SIG_DFL);
+            // SIGUSR1 (reopen the logs) is ignored until the worker handles it: by default it
+            // would end a worker the master passes it to while the application loads.
+            let action = match sig {
+                libc::SIGUSR1 => libc::SIG_IGN,
+                _ => libc::SIG_DFL,
+            };
+            let _ = set_action(sig, action);
         }
         QUEUE.clear();
     }
@@ -219,6 +226,7 @@ pub(crate) fn name(sig: libc::c_int) -> String {
         libc::SIGCHLD => "SIGCHLD".into(),
         libc::SIGTTIN => "SIGTTIN".into(),
         libc::SIGTTOU => "SIGTTOU".into(),
+        libc::SIGUSR1 => "SIGUSR1".into(),
         libc::SIGPIPE => "SIGPIPE".into(),
         other => format!("signal {other}"),
     }

@@ -35,7 +35,7 @@ pub(crate) struct Translated {
 
 /// Header variables that describe the hop to nginx, not the request: the body is framed by
 /// CONTENT_LENGTH alone, and nginx has handled `Expect` itself. They stay in the environ.
-const HOP_BY_HOP: &[&[u8]] = &[
+const HOP_VARIABLES: &[&[u8]] = &[
     b"HTTP_CONNECTION",
     b"HTTP_KEEP_ALIVE",
     b"HTTP_TRANSFER_ENCODING",
@@ -161,7 +161,7 @@ pub(crate) fn header_name(key: &[u8]) -> Option<String> {
     }
     let rest = key.strip_prefix(b"HTTP_")?;
     if rest.is_empty()
-        || HOP_BY_HOP.contains(&key)
+        || HOP_VARIABLES.contains(&key)
         || !rest
             .iter()
             .all(|&b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')

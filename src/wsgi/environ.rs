@@ -161,11 +161,12 @@ pub(crate) struct Template {
 }
 
 impl Template {
-    /// Builds the template. `errors` is `wsgi.errors`, `file_wrapper` is `wsgi.file_wrapper`.
+    /// Builds the template. `errors` is `wsgi.errors`, `file_wrapper` is `wsgi.file_wrapper`
+    /// (`None` with `wsgi-disable-file-wrapper`: the key is left out).
     pub(crate) fn new(
         py: Python<'_>,
         errors: Bound<'_, PyAny>,
-        file_wrapper: Bound<'_, PyAny>,
+        file_wrapper: Option<Bound<'_, PyAny>>,
         multithread: bool,
         multiprocess: bool,
     ) -> PyResult<Template> {
@@ -176,7 +177,9 @@ impl Template {
         base.set_item(intern!(py, "wsgi.multithread"), multithread)?;
         base.set_item(intern!(py, "wsgi.multiprocess"), multiprocess)?;
         base.set_item(intern!(py, "wsgi.run_once"), false)?;
-        base.set_item(intern!(py, "wsgi.file_wrapper"), file_wrapper)?;
+        if let Some(file_wrapper) = file_wrapper {
+            base.set_item(intern!(py, "wsgi.file_wrapper"), file_wrapper)?;
+        }
         base.set_item(intern!(py, "wsgi.input_terminated"), true)?;
         base.set_item(intern!(py, "SCRIPT_NAME"), intern!(py, ""))?;
         base.set_item(intern!(py, "SERVER_SOFTWARE"), crate::http::SERVER)?;

@@ -10,12 +10,17 @@ use pyo3::types::{PyList, PyTuple};
 
 use super::chunk::chunk_bytes;
 use super::failure::{traceback, Failure};
+use super::input::InputStream;
 use crate::log;
 
 /// The iteration over an application's return value.
 pub(crate) struct Iteration {
     /// What the application returned, kept for its `close()`.
     returned: Option<Py<PyAny>>,
+    /// The request's `wsgi.input`, when it holds a body: released when the response is over
+    /// (at `close()`), so a body spooled to a file does not keep its descriptor until the
+    /// garbage collector frees the request (Django's request objects are in cycles).
+    input: Option<Py<InputStream>>,
     kind: Kind,
 }
 
@@ -81,6 +86,7 @@ impl Iteration {
                         .unwrap_or_default();
                     let mut it = Iteration {
                         returned: Some(returned.unbind()),
+                        input: None,
                         kind: Kind::Done,
                     };
                     Python::attach(|py| it.close(py));
@@ -96,6 +102,7 @@ impl Iteration {
             returned.is_exact_instance_of::<PyList>() || returned.is_exact_instance_of::<PyTuple>();
         Ok(Iteration {
             returned: (!plain).then(|| returned.unbind()),
+            input: None,
             kind,
         })
     }
@@ -110,6 +117,7 @@ impl Iteration {
     pub(crate) fn closer(returned: Bound<'_, PyAny>) -> Iteration {
         Iteration {
             returned: Some(returned.unbind()),
+            input: None,
             kind: Kind::Done,
         }
     }
@@ -153,8 +161,16 @@ impl Iteration {
     }
 
     /// Calls the returned object's `close()`, once. An error from it is logged.
+    /// Releases the request's body when the response is over (see [`Iteration::close`]).
+    pub(crate) fn release_at_close(&mut self, input: Option<Py<InputStream>>) {
+        self.input = input;
+    }
+
     pub(crate) fn close(&mut self, py: Python<'_>) -> Option<PyErr> {
         self.kind = Kind::Done;
+        if let Some(input) = self.input.take() {
+            input.borrow(py).release();
+        }
         let returned = self.returned.take()?;
         let returned = returned.bind(py);
         match returned.getattr_opt(intern!(py, "close")) {
@@ -167,7 +183,7 @@ impl Iteration {
 
 impl Drop for Iteration {
     fn drop(&mut self) {
-        if self.returned.is_some() {
+        if self.returned.is_some() || self.input.is_some() {
             Python::attach(|py| {
                 if let Some(err) = self.close(py) {
                     log::write_block(

@@ -19,6 +19,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::failure::Failure;
+use super::input::InputStream;
 use super::iteration::{close_logged, Iteration, WrappedFile};
 use super::start_response::StartResponse;
 use super::streams::FileWrapper;
@@ -31,7 +32,7 @@ use crate::http::Body;
 use crate::scoreboard::RequestTimer;
 
 /// What [`start`] produced.
-pub(crate) enum Outcome {
+pub(crate) enum Produced {
     /// Iteration finished (and `close()` was called): the head and every chunk.
     /// `head` is `None` when write() already delivered it (thread-pool mode).
     Complete {
@@ -59,16 +60,35 @@ pub(crate) fn start(
     environ: Bound<'_, PyDict>,
     start_response: &Bound<'_, StartResponse>,
     head_only: bool,
-) -> Result<Outcome, Failure> {
-    let returned = app
-        .call1((environ, start_response))
-        .map_err(Failure::Raised)?;
+    input: Option<Py<InputStream>>,
+) -> Result<Produced, Failure> {
+    // The request's body is let go when its response is over: at the iteration's close(), or
+    // here when there is no iteration.
+    let release = |input: Option<Py<InputStream>>| {
+        if let Some(input) = input {
+            input.borrow(py).release();
+        }
+    };
+    let returned = match app.call1((environ, start_response)) {
+        Ok(returned) => returned,
+        Err(e) => {
+            release(input);
+            return Err(Failure::Raised(e));
+        }
+    };
     if !head_only {
         if let Some(file) = open_wrapped_file(&returned) {
-            return send_file(py, returned, file, start_response);
+            return send_file(py, returned, file, start_response, input);
         }
     }
-    let mut iteration = Iteration::new(returned)?;
+    let mut iteration = match Iteration::new(returned) {
+        Ok(iteration) => iteration,
+        Err(failure) => {
+            release(input);
+            return Err(failure);
+        }
+    };
+    iteration.release_at_close(input);
     let mut chunks = Vec::new();
     let finished = loop {
         match iteration.next(py) {
@@ -104,18 +124,18 @@ pub(crate) fn start(
     let declared = head.as_ref().and_then(|h| h.content_length);
     if !finished && !head_only && declared.is_some_and(|n| n <= total_len(&prefix)) {
         check_exhausted(py, &mut iteration)?;
-        return Ok(Outcome::Complete { head, body: prefix });
+        return Ok(Produced::Complete { head, body: prefix });
     }
     if finished || head_only {
         if let Some(err) = iteration.close(py) {
             return Err(Failure::CloseRaised(err));
         }
         if !finished {
-            return Ok(Outcome::HeadOnly { head });
+            return Ok(Produced::HeadOnly { head });
         }
-        return Ok(Outcome::Complete { head, body: prefix });
+        return Ok(Produced::Complete { head, body: prefix });
     }
-    Ok(Outcome::Streaming {
+    Ok(Produced::Streaming {
         head,
         prefix,
         rest: iteration,
@@ -148,8 +168,10 @@ fn send_file(
     returned: Bound<'_, PyAny>,
     (file, offset): (std::fs::File, u64),
     start_response: &Bound<'_, StartResponse>,
-) -> Result<Outcome, Failure> {
+    input: Option<Py<InputStream>>,
+) -> Result<Produced, Failure> {
     let mut closer = Iteration::closer(returned);
+    closer.release_at_close(input);
     let head = match start_response.get().take_head() {
         Ok(Some((head, written))) if written.is_empty() => head,
         Ok(_) => {
@@ -172,7 +194,7 @@ fn send_file(
             "the response's Content-Length says {len} bytes, but the wrapped file has {available} from its position"
         )));
     }
-    Ok(Outcome::File {
+    Ok(Produced::File {
         head,
         body: WrappedFile {
             file,
