@@ -9,7 +9,7 @@ TEST_PROFILE ?= quick
 # CPython versions the test matrix covers (those pyenv has are used).
 MATRIX      ?= 3.10 3.12 3.13
 PYENV_ROOT  ?= $(HOME)/.pyenv
-DEBIAN_PACKAGES := curl procps systemd chromium nginx strace nghttp2-client
+DEBIAN_PACKAGES := curl procps systemd chromium nginx strace nghttp2-client pebble
 # libpython for `cargo test` (PyO3 links it into test binaries).
 PY_LIBDIR   := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
 export PYO3_PYTHON := $(shell command -v $(PYTHON))

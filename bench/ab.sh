@@ -6,7 +6,9 @@
 # (bench/latency.lua, as `make bench` reports them) and the worker's CPU per request (and its
 # user-mode part); the medians, and in how many rounds each side had the lower p99, close the
 # output. SCENARIO is hello (GET /), echo (the 4 KiB JSON POST of bench/post_json.lua to
-# /echo) or stream (GET /stream, 1 MiB in 16 chunks).
+# /echo), stream (GET /stream, 1 MiB in 16 chunks), static (a 1 KiB file from --static-map)
+# or django (the example site's template view, on the database `make example` prepared; not
+# for bjoern).
 #
 #   bench/ab.sh OLD/bin/dragoman NEW/bin/dragoman|bjoern [ROUNDS=7] [SECONDS=4] \
 #       [SCENARIO=hello] [CONNECTIONS=64]
@@ -25,20 +27,30 @@ case $SCENARIO in
     hello) URL_PATH=/ OWN_SCRIPT= ;;
     echo) URL_PATH=/echo OWN_SCRIPT=$BENCH/post_json.lua ;;
     stream) URL_PATH=/stream OWN_SCRIPT= ;;
-    *) echo "unknown scenario $SCENARIO (hello, echo or stream)" >&2; exit 2 ;;
+    static) URL_PATH=/static/one.css OWN_SCRIPT= ;;
+    django) URL_PATH=/ OWN_SCRIPT= ;;
+    *) echo "unknown scenario $SCENARIO (hello, echo, stream, static or django)" >&2; exit 2 ;;
+esac
+mkdir -p "$WORK/static"
+python3 -c 'import sys; sys.stdout.write("a{color:red}\n" * 78 + "b{}\n")' >"$WORK/static/one.css"
+APP=hello:application APP_DIR=$BENCH/apps EXTRA=()
+case $SCENARIO in
+    static) EXTRA=(--static-map "/static=$WORK/static") ;;
+    django) APP=mysite.wsgi:application APP_DIR=$BENCH/../examples/mysite ;;
 esac
 # The scenario's script with bench/latency.lua appended, as bench/run.py builds it.
 { [ -z "$OWN_SCRIPT" ] || cat "$OWN_SCRIPT"; echo; cat "$BENCH/latency.lua"; } >"$WORK/wrk.lua"
-cd "$BENCH/apps"
+cd "$APP_DIR"
 PIDS=()
 trap 'kill "${PIDS[@]}" 2>/dev/null; wait; rm -rf "$WORK"' EXIT
 # start SIDE PORT: serves hello.py on PORT in the background; its pid goes into PIDS.
 start() {
     if [ "$1" = bjoern ]; then
-        taskset -c 0 "$BENCH/../.venv-bench/bin/python" bjoern_run.py hello:application "$2" \
+        taskset -c 0 "$BENCH/../.venv-bench/bin/python" "$BENCH/apps/bjoern_run.py" hello:application "$2" \
             >/dev/null 2>&1 &
     else
-        taskset -c 0 "$1" --http "127.0.0.1:$2" hello:application >/dev/null 2>&1 &
+        DJANGO_DEBUG=0 taskset -c 0 "$1" --http "127.0.0.1:$2" "${EXTRA[@]}" "$APP" \
+            >/dev/null 2>&1 &
     fi
     PIDS+=($!)
 }

@@ -12,6 +12,11 @@ is not the master's. The same is done for N1 and N2 requests, and
 so start-up, the first request's one-time costs and shutdown cancel out. bjoern (one process) is
 the reference row.
 
+`python bench/callgrind.py --ab OLD/bin/python NEW/bin/python [N1 N2]` counts three scenarios
+for two dragoman builds side by side (each venv's `python -m dragoman`): hello world, the 4 KiB
+JSON echo of `make bench` (POST /echo), and a 1 KiB static file; it prints a table with the
+change in instructions per request. Not part of `make bench`.
+
 `python bench/callgrind.py --django [N1 N2]` measures the Django example's template view the
 same way (20 and 100 requests by default: one takes about 0.3 s under valgrind), on a database
 of its own, with PYTHONHASHSEED=0 for both servers: CPython's per-request instructions vary by
@@ -264,7 +269,56 @@ def measure_django(n1: int, n2: int) -> list[str]:
     return lines
 
 
+def echo_request() -> bytes:
+    """The echo scenario's request: bench/post_json.lua's 4 KiB JSON document."""
+    prefix, suffix = b'{"data": "', b'"}'
+    body = prefix + b"x" * (4096 - len(prefix) - len(suffix)) + suffix
+    return (
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(body)
+    ) + body
+
+
+def measure_ab(old: str, new: str, n1: int, n2: int) -> list[str]:
+    """Instructions per request of two builds (their venvs' Pythons) on three scenarios."""
+    lines = [
+        f"| scenario | {old} | {new} | change |",
+        "|---|---|---|---|",
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        static = Path(tmp) / "static"
+        static.mkdir()
+        (static / "one.css").write_bytes(b"a{color:red}\n" * 78 + b"b{}\n")  # 1 KiB
+        scenarios = {
+            "hello world": (["hello:application"], REQUEST),
+            "4 KiB JSON echo": (["hello:application"], echo_request()),
+            "1 KiB static file": (
+                ["hello:application", "--static-map", f"/static={static}"],
+                b"GET /static/one.css HTTP/1.1\r\nHost: x\r\nAccept-Encoding: identity\r\n\r\n",
+            ),
+        }
+        for scenario, (args, request) in scenarios.items():
+            per = []
+            for python in (old, new):
+                argv = [python, "-m", "dragoman", "--http", "127.0.0.1:PORT", "--processes", "1"]
+                argv += args
+                app = (APPS, request, {"PYTHONHASHSEED": "0"})
+                name = f"{scenario}-{len(per)}"
+                ir1 = count(name, argv, n1, signal.SIGTERM, Path(tmp), app)
+                ir2 = count(name, argv, n2, signal.SIGTERM, Path(tmp), app)
+                per.append((ir2 - ir1) / (n2 - n1))
+            change = (per[1] - per[0]) / per[0] * 100
+            print(f"callgrind: {scenario:20} {per[0]:10,.0f} -> {per[1]:10,.0f} ({change:+.2f}%)")
+            lines.append(f"| {scenario} | {per[0]:,.0f} | {per[1]:,.0f} | {change:+.2f}% |")
+    return lines
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--ab"]:
+        old, new = sys.argv[2:4]
+        n1, n2 = (int(x) for x in sys.argv[4:6]) if len(sys.argv) >= 6 else (N1, N2)
+        print("\n".join(measure_ab(old, new, n1, n2)))
+        sys.exit(0)
     if sys.argv[1:2] == ["--django"]:
         n1, n2 = (int(x) for x in sys.argv[2:4]) if len(sys.argv) >= 4 else (20, 100)
         print("\n".join(measure_django(n1, n2)))

@@ -30,6 +30,7 @@ TARGETS = [
     "static_path",
     "proxy",
     "framing",
+    "framing_hyper",
     "h1_head",
     "environ",
 ]

@@ -165,5 +165,28 @@ write(
 
 http = requests()
 write("framing", [bytes([i % 17]) + r for i, r in enumerate(http)])
+# The tracker against hyper: the requests whole, and the disagreements it is there to catch.
+CHUNKED = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+NEXT = b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n"
+write(
+    "framing_hyper",
+    http
+    + [
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3, 3\r\n\r\nabc" + NEXT,
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +3\r\n\r\nabc" + NEXT,
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+        + NEXT,
+        CHUNKED + b"0\r\nA: b\nGET /x HTTP/1.1\r\nHost: y\r\n\r\n" + NEXT,
+        CHUNKED + b"3;\x01\r\nabc\r\n0\r\n\r\n" + NEXT,
+        CHUNKED + b"2;\r\nab\r\n0\r\n\r\n" + NEXT,
+        CHUNKED + b"3\nabc\r\n0\r\n\r\n" + NEXT,
+        CHUNKED + b"3\r\nabc\n0\r\n\r\n" + NEXT,
+        CHUNKED + b'3 ;a="q\\"" ; b\r\nabc\r\n0\r\nT: 1\r\n\r\n' + NEXT,
+        b"GET / HTTP/1.1\r\nHost: x\r\nDummy: x\nContent-Length: 5\r\n\r\nhello" + NEXT,
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"0\r\n\r\n"
+        + NEXT,
+    ],
+)
 write("environ", http)
 print("seeds written to", CORPUS)

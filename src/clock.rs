@@ -5,7 +5,7 @@
 
 /// Microseconds on `clock` (a CLOCK_MONOTONIC or CLOCK_REALTIME variant, which always exists
 /// on Linux).
-pub fn clock_us(clock: libc::clockid_t) -> u64 {
+pub(crate) fn clock_us(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -17,18 +17,18 @@ pub fn clock_us(clock: libc::clockid_t) -> u64 {
 }
 
 /// Microseconds on CLOCK_MONOTONIC, the same clock in every process of the machine.
-pub fn monotonic_us() -> u64 {
+pub(crate) fn monotonic_us() -> u64 {
     clock_us(libc::CLOCK_MONOTONIC)
 }
 
 /// Milliseconds on CLOCK_MONOTONIC.
-pub fn monotonic_ms() -> u64 {
+pub(crate) fn monotonic_ms() -> u64 {
     monotonic_us() / 1000
 }
 
 /// Milliseconds on CLOCK_MONOTONIC_COARSE: the clock's last tick (a few ms of resolution),
 /// read without the time-stamp counter, so marking activity on every read and write is cheap.
-pub fn coarse_ms() -> u64 {
+pub(crate) fn coarse_ms() -> u64 {
     clock_us(libc::CLOCK_MONOTONIC_COARSE) / 1000
 }
 

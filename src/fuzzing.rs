@@ -24,6 +24,7 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("static_path", static_path),
     ("proxy", proxy_header),
     ("framing", framing),
+    ("framing_hyper", framing_vs_hyper),
     ("h1_head", h1_head),
     ("environ", environ),
 ];
@@ -237,6 +238,86 @@ pub fn framing(data: &[u8]) {
     assert_eq!(whole, pieces);
 }
 
+/// The framing tracker against hyper, on the same bytes: the requests hyper serves, in order,
+/// are the requests the tracker saw end (the same body lengths), up to where hyper stops (it
+/// also refuses what the tracker does not model, or closes on `Connection: close`); and a
+/// request the tracker neutralises is never served. A disagreement about where a request ends
+/// is how requests are smuggled past a proxy.
+pub fn framing_vs_hyper(data: &[u8]) {
+    use http_body_util::BodyExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut stream = data.to_vec();
+    let mut tracker = Framing::recording();
+    let found = tracker.scan(&mut stream);
+    let tracked = tracker.ended().to_vec();
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let served = rt.block_on(async {
+        let (client, server) = tokio::io::duplex(1 << 16);
+        let served = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let seen = served.clone();
+        let service =
+            hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                let seen = seen.clone();
+                async move {
+                    // Only a body read whole counts as a request served.
+                    let (method, uri) = (req.method().to_string(), req.uri().clone());
+                    if let Ok(body) = req.into_body().collect().await {
+                        seen.borrow_mut()
+                            .push((method, uri, body.to_bytes().len() as u64));
+                    }
+                    Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Empty::<
+                        bytes::Bytes,
+                    >::new(
+                    )))
+                }
+            });
+        // As the worker configures it (src/http/server.rs), with the default limits.
+        let limits = crate::config::Limits::default();
+        let conn = hyper::server::conn::http1::Builder::new()
+            .half_close(true)
+            .max_header_size(limits.head_bytes)
+            .max_headers(limits.header_fields)
+            .serve_connection(hyper_util::rt::TokioIo::new(server), service);
+        let (mut read, mut write) = tokio::io::split(client);
+        let talk = async {
+            let _ = write.write_all(&stream).await;
+            let _ = write.shutdown().await;
+        };
+        let drain = async {
+            let mut sink = [0u8; 8192];
+            while matches!(read.read(&mut sink).await, Ok(n) if n > 0) {}
+        };
+        let bounded = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            tokio::join!(conn, talk, drain)
+        });
+        let _ = bounded.await;
+        let served = served.borrow().clone();
+        served
+    });
+    // No request past the last one the tracker saw end (so not one it neutralised), and each
+    // ended where the tracker says it did.
+    assert!(
+        served.len() <= tracked.len(),
+        "hyper served more than the tracker saw end ({found:?}): {served:?} vs {tracked:?}"
+    );
+    for (k, ((method, uri, len), (line, body))) in served.iter().zip(&tracked).enumerate() {
+        let mut words = line.split(|&b| b == b' ');
+        let (tracked_method, tracked_uri) = (words.next(), words.next());
+        let same = tracked_method == Some(method.as_bytes())
+            && tracked_uri
+                .and_then(|u| http::Uri::try_from(u).ok())
+                .as_ref()
+                == Some(uri)
+            && len == body;
+        assert!(same, "request {k} differs: {served:?} vs {tracked:?}");
+    }
+}
+
 /// The own HTTP/1 path's head reader: a head it takes is exactly what httparse reads as a
 /// complete GET or HEAD in origin form, split off the buffer whole; anything else leaves every
 /// byte in place for hyper.
@@ -308,7 +389,7 @@ pub fn environ(data: &[u8]) {
         let template = crate::wsgi::environ::Template::new(
             py,
             py.None().into_bound(py),
-            py.None().into_bound(py),
+            Some(py.None().into_bound(py)),
             false,
             true,
         )

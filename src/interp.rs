@@ -18,13 +18,13 @@ use crate::config::{AppSource, AppTarget, Config};
 
 /// What [`prepare`] found for [`set_import_paths`]: the virtualenv's site-packages directories
 /// (found while the master may still read everything, used once it may not).
-pub struct Prepared {
+pub(crate) struct Prepared {
     site_dirs: Vec<PathBuf>,
 }
 
 /// Applies the config's environment and working directory, and checks the virtualenv; runs
 /// nothing from the application's tree. The error is a complete message for the user.
-pub fn prepare(py: Python<'_>, config: &Config) -> Result<Prepared, String> {
+pub(crate) fn prepare(py: Python<'_>, config: &Config) -> Result<Prepared, String> {
     let os = py.import("os").map_err(|e| e.to_string())?;
     let environ = os.getattr("environ").map_err(|e| e.to_string())?;
     for (key, value) in &config.env {
@@ -40,10 +40,43 @@ pub fn prepare(py: Python<'_>, config: &Config) -> Result<Prepared, String> {
             )
         })?;
     }
+    if let Some(args) = &config.pyargv {
+        set_argv(py, args).map_err(|e| format!("cannot set sys.argv (option 'pyargv'): {e}"))?;
+    }
     // A virtualenv for another Python is an error before anything is bound.
     Ok(Prepared {
         site_dirs: venv_dirs(py, config)?,
     })
+}
+
+/// The `bin` directory of the application's virtualenv: `home`'s, or the one dragoman runs
+/// from (Python's `sys.prefix` differs from `sys.base_prefix` in a virtualenv); `None` outside
+/// one. The commands dragoman runs (attached daemons, cron jobs, hooks) find it first on PATH.
+pub(crate) fn venv_bin(py: Python<'_>, config: &Config) -> Option<PathBuf> {
+    if let Some((home, _)) = &config.home {
+        return Some(absolute(home).join("bin"));
+    }
+    let sys = py.import("sys").ok()?;
+    let prefix: String = sys.getattr("prefix").ok()?.extract().ok()?;
+    let base: String = sys.getattr("base_prefix").ok()?.extract().ok()?;
+    if prefix == base {
+        return None;
+    }
+    let executable: String = sys.getattr("executable").ok()?.extract().ok()?;
+    Some(Path::new(&executable).parent()?.to_path_buf())
+}
+
+/// `pyargv`: the application's `sys.argv` is dragoman's program (`sys.argv[0]`, as before)
+/// followed by these words, as uWSGI gives them (it puts `uwsgi` first). Without the option,
+/// `sys.argv` stays dragoman's own command line.
+fn set_argv(py: Python<'_>, args: &[String]) -> PyResult<()> {
+    let argv = py.import("sys")?.getattr("argv")?.cast_into::<PyList>()?;
+    let program: String = match argv.get_item(0) {
+        Ok(first) => first.extract()?,
+        Err(_) => "dragoman".to_string(),
+    };
+    let new = PyList::new(py, std::iter::once(program).chain(args.iter().cloned()))?;
+    py.import("sys")?.setattr("argv", new)
 }
 
 /// The site-packages directories of the `home` virtualenv (none without one); the error says
@@ -69,7 +102,7 @@ fn venv_dirs(py: Python<'_>, config: &Config) -> Result<Vec<PathBuf>, String> {
 /// Sets `sys.path`: the working directory, the virtualenv's packages (running its `.pth`
 /// files), then `pythonpath`. Call after the privilege drop: a `.pth` file's `import` lines are
 /// the virtualenv's code, and must not run as root.
-pub fn set_import_paths(
+pub(crate) fn set_import_paths(
     py: Python<'_>,
     config: &Config,
     prepared: &Prepared,
@@ -163,7 +196,7 @@ fn python_version(py: Python<'_>) -> PyResult<(u32, u32)> {
 
 /// Why a `home` directory cannot be used.
 #[derive(Debug, PartialEq, Eq)]
-pub enum VenvProblem {
+pub(crate) enum VenvProblem {
     Missing,
     NotAVenv,
     OtherPython(u32, u32),
@@ -193,7 +226,10 @@ impl VenvProblem {
 
 /// The site-packages directories of the virtualenv at `home`, if it is for the running
 /// Python version (`running` = (major, minor)).
-pub fn venv_site_packages(home: &Path, running: (u32, u32)) -> Result<Vec<PathBuf>, VenvProblem> {
+pub(crate) fn venv_site_packages(
+    home: &Path,
+    running: (u32, u32),
+) -> Result<Vec<PathBuf>, VenvProblem> {
     if !home.is_dir() {
         return Err(VenvProblem::Missing);
     }
@@ -249,15 +285,43 @@ fn venv_version(cfg: &str) -> Option<(u32, u32)> {
     })
 }
 
-/// Imports the application and returns the callable.
-pub fn load_callable(py: Python<'_>, target: &AppTarget) -> PyResult<Py<PyAny>> {
+/// Imports the application and returns the callable. A factory (`pkg.app:create_app()`) is
+/// called here, with no arguments, and what it returns is the application: once per process
+/// that loads the application (each worker, or the master with `preload`).
+pub(crate) fn load_callable(py: Python<'_>, target: &AppTarget) -> PyResult<Py<PyAny>> {
     let module = match &target.source {
         AppSource::Module(name) => py
             .import("importlib")?
             .call_method1("import_module", (name,))?,
         AppSource::File(file) => load_file(py, file)?,
     };
-    let app = module.getattr(target.callable.as_str())?;
+    let mut app = module.getattr(target.callable.as_str())?;
+    if target.factory {
+        if !app.is_callable() {
+            let kind = app.get_type().name()?.to_string();
+            return Err(PyTypeError::new_err(format!(
+                "{} calls {} as a factory, but it is a {kind}; name the function that makes the \
+                 application, or drop the `()` to serve {} itself",
+                target.describe(),
+                target.callable,
+                target.callable
+            )));
+        }
+        let made = app.call0()?;
+        if !made.is_callable() {
+            let kind = made.get_type().name()?.to_string();
+            let mut shown = made.repr()?.to_string();
+            if shown.chars().count() > 80 {
+                shown = shown.chars().take(77).collect::<String>() + "...";
+            }
+            return Err(PyTypeError::new_err(format!(
+                "{} returned {shown} ({kind}), not a callable WSGI application; the factory \
+                 must return the application (a Flask or Django app, or a WSGI function)",
+                target.describe()
+            )));
+        }
+        app = made;
+    }
     if !app.is_callable() {
         let kind = app.get_type().name()?.to_string();
         return Err(PyTypeError::new_err(format!(

@@ -14,13 +14,13 @@ use pyo3::prelude::*;
 
 use crate::config::Config;
 use crate::net::Bound;
-use crate::scoreboard::Slot;
+use crate::scoreboard::{ServerState, Slot};
 
 /// Exit code of a worker that could not load the application (gunicorn uses the same number).
-pub const WORKER_BOOT_ERROR: i32 = 3;
+pub(crate) const WORKER_BOOT_ERROR: i32 = 3;
 
 /// What `run` returns in each process after a fork.
-pub enum Role {
+pub(crate) enum Role {
     /// The master finished; exit with this code.
     Master(i32),
     /// This process is a freshly forked worker: run it.
@@ -28,21 +28,23 @@ pub enum Role {
 }
 
 /// What the master hands a freshly forked worker.
-pub struct WorkerArgs {
+pub(crate) struct WorkerArgs {
     /// 1-based worker number, for logs and max-requests-delta.
-    pub id: usize,
-    pub config: Config,
-    pub listeners: Vec<Bound>,
+    pub(crate) id: usize,
+    pub(crate) config: Config,
+    pub(crate) listeners: Vec<Bound>,
     /// The worker's part of the scoreboard, and its way to tell the master things.
-    pub slot: &'static Slot,
-    pub events: Sender,
+    pub(crate) slot: &'static Slot,
+    /// The server's phase, which the health check answers.
+    pub(crate) server: &'static ServerState,
+    pub(crate) events: Sender,
     /// The application, when the master loaded it before forking (`preload`).
-    pub preloaded: Option<Py<PyAny>>,
+    pub(crate) preloaded: Option<Py<PyAny>>,
 }
 
 /// What a worker tells the master.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Event {
+pub(crate) enum Event {
     /// The worker accepts connections.
     Ready,
     /// The worker reached max-requests and asks to be replaced.
@@ -69,13 +71,13 @@ impl Event {
 
 /// The pipe workers tell the master things on: the master's end (read) and the end workers
 /// inherit (write).
-pub struct EventPipe {
+pub(crate) struct EventPipe {
     read: OwnedFd,
     write: OwnedFd,
 }
 
 impl EventPipe {
-    pub fn new() -> io::Result<EventPipe> {
+    pub(crate) fn new() -> io::Result<EventPipe> {
         let mut fds = [0 as RawFd; 2];
         // SAFETY: fds is a valid array for pipe2 to fill.
         if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -89,12 +91,13 @@ impl EventPipe {
         Ok(EventPipe { read, write })
     }
 
-    pub fn fd(&self) -> RawFd {
+    pub(crate) fn fd(&self) -> RawFd {
         self.read.as_raw_fd()
     }
 
-    /// A sender for the worker in `slot`, used by the master itself (tests).
-    pub fn sender(&self, slot: usize) -> Sender {
+    /// A sender for the worker in `slot`, on the master's own end (tests).
+    #[cfg(test)]
+    pub(crate) fn sender(&self, slot: usize) -> Sender {
         Sender {
             fd: self.write.as_raw_fd(),
             slot: slot as u16,
@@ -103,7 +106,7 @@ impl EventPipe {
 
     /// In a freshly forked worker: a sender on its own copy of the write end, which stays open
     /// for the worker's whole life (the master's copies close with the rest of its state).
-    pub fn sender_for_child(&self, slot: usize) -> Sender {
+    pub(crate) fn sender_for_child(&self, slot: usize) -> Sender {
         // Close-on-exec, as every descriptor of dragoman's: the worker keeps it (it is forked,
         // not exec'd), the application's subprocesses do not inherit it.
         // SAFETY: F_DUPFD_CLOEXEC of a pipe fd we own; the new fd is deliberately never closed.
@@ -115,7 +118,7 @@ impl EventPipe {
     }
 
     /// Every event waiting in the pipe: (slot, event).
-    pub fn drain(&self) -> Vec<(usize, Event)> {
+    pub(crate) fn drain(&self) -> Vec<(usize, Event)> {
         let mut out = Vec::new();
         let mut buf = [0u8; 4 * 64];
         loop {
@@ -138,13 +141,13 @@ impl EventPipe {
 /// A worker's way to send events. The fd is the pipe's write end, inherited at fork and kept
 /// open by the master for as long as it runs.
 #[derive(Clone, Copy, Debug)]
-pub struct Sender {
+pub(crate) struct Sender {
     fd: RawFd,
     slot: u16,
 }
 
 impl Sender {
-    pub fn send(&self, event: Event) {
+    pub(crate) fn send(&self, event: Event) {
         let [a, b] = self.slot.to_le_bytes();
         let msg = [a, b, event.code(), 0];
         // SAFETY: writing 4 bytes from a local array to the inherited pipe; a failure (the

@@ -6,27 +6,37 @@
 //! the application through its bridge ([`wsgi`]). The master and its workers share a contract
 //! ([`ipc`]) and a scoreboard ([`scoreboard`]), and neither imports the other.
 
+// The crate is the engine of a Python package, read with `cargo doc --document-private-items`:
+// its docs link to its private modules.
+#![allow(rustdoc::private_intra_doc_links)]
+
+pub(crate) mod acme;
 mod app;
 pub(crate) mod asgi;
 pub(crate) mod bridge;
-pub mod clock;
-pub mod config;
-pub mod conn;
+mod check;
+pub(crate) mod clock;
+pub(crate) mod config;
+pub(crate) mod conn;
+pub(crate) mod forwarded;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod http;
-pub mod interp;
-pub mod ipc;
-pub mod log;
-pub mod master;
-pub mod net;
+pub(crate) mod health;
+pub(crate) mod http;
+pub(crate) mod interp;
+pub(crate) mod ipc;
+pub(crate) mod log;
+pub(crate) mod master;
+pub(crate) mod metrics;
+pub(crate) mod net;
+mod probe;
 pub(crate) mod rules;
-pub mod scoreboard;
-pub mod statics;
-pub mod tls;
-pub mod uwsgi;
-pub mod worker;
-pub mod wsgi;
+pub(crate) mod scoreboard;
+pub(crate) mod statics;
+pub(crate) mod tls;
+pub(crate) mod uwsgi;
+pub(crate) mod worker;
+pub(crate) mod wsgi;
 
 use std::path::PathBuf;
 
@@ -35,6 +45,7 @@ use pyo3::prelude::*;
 use config::{Config, Loaded};
 use ipc::Role;
 use master::stats::StatsServer;
+use metrics::server::MetricsServer;
 
 /// mimalloc for the Rust side (requests, headers, bodies, futures): about 30 allocations per
 /// request, where glibc's malloc and free cost about 950 instructions more per hello-world
@@ -75,6 +86,10 @@ pub fn run(py: Python<'_>, argv: &[String]) -> i32 {
         Ok(config) => config,
         Err(code) => return code,
     };
+    if let Err(message) = log::setup(py, &config.logging) {
+        eprintln!("dragoman: error: {message}");
+        return 1;
+    }
     log_startup_notes(&config);
     let vacuum = config.vacuum;
     let source = master::Source {
@@ -100,11 +115,18 @@ pub fn run(py: Python<'_>, argv: &[String]) -> i32 {
     code
 }
 
-/// The configuration to run with, or the exit code when there is nothing to run (`--help`,
-/// `--version`, or an error, which is printed).
+/// The configuration to run with, or the exit code when there is nothing to serve (`--help`,
+/// `--version`, `--check`, `--print-config`, `--health-check`, or errors, which are printed
+/// one a line).
 fn load_config(py: Python<'_>, args: &[String], env: &[(String, String)]) -> Result<Config, i32> {
     match config::load(args, env) {
         Ok(Loaded::Run(config)) => Ok(*config),
+        Ok(Loaded::Check(loaded)) => Err(check::run(py, loaded)),
+        Ok(Loaded::PrintConfig(text)) => {
+            print!("{text}");
+            Err(0)
+        }
+        Ok(Loaded::Probe(probe)) => Err(probe::run(probe)),
         Ok(Loaded::Help) => {
             print!("{}", config::help::text());
             Err(0)
@@ -118,7 +140,9 @@ fn load_config(py: Python<'_>, args: &[String], env: &[(String, String)]) -> Res
             Err(0)
         }
         Err(e) => {
-            eprintln!("dragoman: error: {e}");
+            for line in e.lines() {
+                eprintln!("dragoman: error: {line}");
+            }
             Err(2)
         }
     }
@@ -185,24 +209,43 @@ fn start(
         code: 2,
         message: Some(message),
     })?;
-    let (listeners, stats) = bind_sockets(py, &config, made)?;
+    let (listeners, stats, metrics) = bind_sockets(py, &config, made)?;
     if let Some(warning) = master::nofile::fit_connections(&mut config) {
         warn!("{warning}");
     }
     // Certificates are read while still root (a key readable by root alone is usual).
     tls::prepare(&config).map_err(Failure::new)?;
-    write_pidfile(&config, made)?;
+    // The command that started dragoman returns once `detached` is ready (just before the
+    // master's loop), so the pidfile is right when it does.
+    let mut detached = None;
+    if let Some(d) = config.daemonize.as_ref().filter(|d| !d.after_load) {
+        detached = Some(detach(py, d)?);
+    }
+    let mut pidfile = write_pidfile(&config, made)?;
     drop_privileges(&config)?;
+    log::open_late().map_err(Failure::new)?;
     // Only now: the virtualenv's .pth files run code, which must not run as root.
     interp::set_import_paths(py, &config, &prepared).map_err(|message| Failure {
         code: 2,
         message: Some(message),
     })?;
     let preloaded = preload(py, &config)?;
+    if let Some(d) = config.daemonize.as_ref().filter(|d| d.after_load) {
+        detached = Some(detach(py, d)?);
+        if let Some(file) = &mut pidfile {
+            master::pidfile::rewrite(file, std::process::id()).map_err(|e| {
+                Failure::new(format!("cannot rewrite the pidfile after daemonize2: {e}"))
+            })?;
+        }
+    }
+    if let Some(detached) = detached {
+        detached.ready();
+    }
     let setup = master::Setup {
         source,
         listeners,
         stats,
+        metrics,
         notifier,
         preloaded,
     };
@@ -234,12 +277,12 @@ fn log_startup_notes(config: &Config) {
     }
 }
 
-/// The listeners (systemd's, then the ones left to bind) and the stats server's socket.
-fn bind_sockets(
-    py: Python<'_>,
-    config: &Config,
-    made: &mut Made,
-) -> Result<(Vec<net::Bound>, Option<StatsServer>), Failure> {
+/// What `bind_sockets` binds: the listeners, the stats server's and the metrics'.
+type Sockets = (Vec<net::Bound>, Option<StatsServer>, Option<MetricsServer>);
+
+/// The listeners (systemd's, then the ones left to bind) and the stats and metrics servers'
+/// sockets.
+fn bind_sockets(py: Python<'_>, config: &Config, made: &mut Made) -> Result<Sockets, Failure> {
     let (mut listeners, to_bind) = net::adopt_systemd(&config.listeners).map_err(|e| {
         Failure::new(format!(
             "cannot use the sockets systemd passed (LISTEN_FDS): {e}"
@@ -254,8 +297,12 @@ fn bind_sockets(
             "LISTEN_FDNAMES",
         ],
     );
+    let file = net::SocketFile {
+        mode: config.chmod_socket,
+        owner: socket_owner(config)?,
+    };
     let mut bind = |listen: &config::Listen, backlog: i32| {
-        let bound = net::bind(listen, backlog, config.chmod_socket)
+        let bound = net::bind(listen, backlog, file)
             .map_err(|e| Failure::new(net::explain_bind_error(listen, &e)))?;
         made.files.extend(bound.created.clone());
         Ok::<_, Failure>(bound)
@@ -267,6 +314,10 @@ fn bind_sockets(
         Some(listen) => Some(StatsServer::new(bind(listen, 64)?, config.stats_http)),
         None => None,
     };
+    let metrics = match &config.metrics {
+        Some(listen) => Some(MetricsServer::new(bind(listen, 64)?)),
+        None => None,
+    };
     for bound in &listeners {
         info!("listening on {}", bound.url());
     }
@@ -276,17 +327,75 @@ fn bind_sockets(
             warn!("{warning}");
         }
     }
-    Ok((listeners, stats))
+    if let Some(m) = &metrics {
+        match &m.bound.addr {
+            config::ListenAddr::Tcp(addr) => info!("metrics on http://{addr}/metrics"),
+            unix => info!("metrics on {unix}, at /metrics"),
+        }
+    }
+    Ok((listeners, stats, metrics))
 }
 
-/// Writes the master's pid to `pidfile` (as root, often: see master/pidfile.rs).
-fn write_pidfile(config: &Config, made: &mut Made) -> Result<(), Failure> {
-    let Some(pidfile) = &config.pidfile else {
-        return Ok(());
+/// `chown-socket = user[:group]`, looked up: the uid and gid to give the unix sockets.
+fn socket_owner(config: &Config) -> Result<Option<net::Owner>, Failure> {
+    let Some((value, origin)) = &config.chown_socket else {
+        return Ok(None);
     };
-    master::pidfile::write(pidfile, std::process::id()).map_err(Failure::new)?;
+    let (user, group) = match value.split_once(':') {
+        Some((user, group)) => (user, Some(group)),
+        None => (value.as_str(), None),
+    };
+    let unknown = |what: &str, name: &str| {
+        Failure::new(format!(
+            "{origin}: option 'chown-socket' names {name:?}, which is no {what} on this machine; \
+             give a {what} name or number, as in `chown-socket = www-data:www-data`"
+        ))
+    };
+    let uid = master::privileges::resolve_user(user)
+        .ok_or_else(|| unknown("user", user))?
+        .0;
+    let gid = match group {
+        Some(group) => {
+            Some(master::privileges::resolve_group(group).ok_or_else(|| unknown("group", group))?)
+        }
+        None => None,
+    };
+    Ok(Some((Some(uid), gid)))
+}
+
+/// Writes the master's pid to `pidfile` (as root, often: see master/pidfile.rs); returns the
+/// open file, which `daemonize2` rewrites.
+fn write_pidfile(config: &Config, made: &mut Made) -> Result<Option<std::fs::File>, Failure> {
+    let Some(pidfile) = &config.pidfile else {
+        return Ok(None);
+    };
+    let file = master::pidfile::write(pidfile, std::process::id()).map_err(Failure::new)?;
     made.files.push(pidfile.clone());
-    Ok(())
+    Ok(Some(file))
+}
+
+/// `daemonize` / `daemonize2`: from here on this process is the detached master, writing to
+/// the file. The file is opened first, so that an error about it reaches the terminal.
+fn detach(py: Python<'_>, d: &config::Daemonize) -> Result<master::daemonize::Detached, Failure> {
+    let option = if d.after_load {
+        "daemonize2"
+    } else {
+        "daemonize"
+    };
+    let log = master::daemonize::open_log(&d.log, option)
+        .map_err(|e| Failure::new(format!("{}: {e}", d.origin)))?;
+    info!(
+        "{option}: detaching; the log goes to {} from now on",
+        d.log.display()
+    );
+    let detached = master::daemonize::detach(py, &log, &d.log).map_err(Failure::new)?;
+    log::output::follow_stdio();
+    info!(
+        "{option}: detached, master pid {} (log file {})",
+        std::process::id(),
+        d.log.display()
+    );
+    Ok(detached)
 }
 
 /// `uid` and `gid`: from here on the master runs as the service user.

@@ -15,13 +15,13 @@ use crate::config::{Listen, ListenAddr, Wire};
 
 /// A listening socket of either family.
 #[derive(Debug)]
-pub enum Listener {
+pub(crate) enum Listener {
     Tcp(TcpListener),
     Unix(UnixListener),
 }
 
 impl Listener {
-    pub fn fd(&self) -> RawFd {
+    pub(crate) fn fd(&self) -> RawFd {
         match self {
             Listener::Tcp(l) => l.as_raw_fd(),
             Listener::Unix(l) => l.as_raw_fd(),
@@ -31,20 +31,20 @@ impl Listener {
 
 /// A socket the master bound or adopted, ready for workers to accept on.
 #[derive(Debug)]
-pub struct Bound {
-    pub listener: Listener,
+pub(crate) struct Bound {
+    pub(crate) listener: Listener,
     /// The address actually bound (port 0 resolved).
-    pub addr: ListenAddr,
+    pub(crate) addr: ListenAddr,
     /// What its clients speak.
-    pub wire: Wire,
+    pub(crate) wire: Wire,
     /// A unix socket file dragoman created (so `vacuum` removes it); not for adopted sockets.
-    pub created: Option<PathBuf>,
+    pub(crate) created: Option<PathBuf>,
 }
 
 impl Bound {
     /// `http://127.0.0.1:8000`, `http://[::1]:8000`, `unix:/run/site.sock`, as users type it;
     /// uwsgi listeners say so (`uwsgi://127.0.0.1:3031`, `uwsgi unix:/run/site.sock`).
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         match (&self.addr, self.wire) {
             (ListenAddr::Tcp(addr), Wire::Http) => format!("http://{addr}"),
             (ListenAddr::Tcp(addr), Wire::Uwsgi) => format!("uwsgi://{addr}"),
@@ -57,11 +57,23 @@ impl Bound {
     }
 }
 
+/// A file owner to set: user and group, `None` leaving that one as it is.
+pub(crate) type Owner = (Option<libc::uid_t>, Option<libc::gid_t>);
+
+/// How the unix socket files dragoman creates are made: their mode (`chmod-socket`) and
+/// owner (`chown-socket`). Both are set without a path the service user could redirect.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SocketFile {
+    pub(crate) mode: Option<u32>,
+    /// User and group to give the file; `None` leaves that one as bind(2) made it.
+    pub(crate) owner: Option<Owner>,
+}
+
 /// Binds one listening socket. TCP: SO_REUSEADDR so a restart does not wait out TIME_WAIT,
 /// IPv6 sockets IPv6-only so `[::]` and `0.0.0.0` can be listened on side by side. Unix: a
 /// stale socket file left by a crash is replaced, a live one is an error. All non-blocking,
 /// because every worker drives them from an event loop.
-pub fn bind(listen: &Listen, backlog: i32, chmod: Option<u32>) -> io::Result<Bound> {
+pub(crate) fn bind(listen: &Listen, backlog: i32, file: SocketFile) -> io::Result<Bound> {
     match &listen.addr {
         ListenAddr::Tcp(addr) => {
             let socket = Socket::new(
@@ -89,7 +101,10 @@ pub fn bind(listen: &Listen, backlog: i32, chmod: Option<u32>) -> io::Result<Bou
         ListenAddr::Unix(path) => {
             remove_stale_socket(path)?;
             let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
-            bind_unix(&socket, path, chmod)?;
+            match file.owner {
+                None => bind_unix(&socket, path, file.mode)?,
+                Some((uid, gid)) => bind_unix_owned(&socket, path, file.mode, uid, gid)?,
+            }
             socket.listen(backlog)?;
             socket.set_nonblocking(true)?;
             Ok(Bound {
@@ -123,6 +138,43 @@ fn bind_unix(socket: &Socket, path: &Path, mode: Option<u32>) -> io::Result<()> 
     bound
 }
 
+/// Binds a unix socket whose file belongs to another user (`chown-socket`). Changing the
+/// owner by path after bind(2), as uWSGI does, would follow whatever the path names by then: in
+/// a directory the service user can write, a hard link to another file swapped in meanwhile
+/// would have the master (root) give that file away. So the socket is bound in a private
+/// directory made beside the final name (mode 0700, root's: nobody else can enter it), its owner
+/// changed there, and the file then renamed into place; rename(2) replaces the final name
+/// itself and follows no link. The socket stays bound to the file it created (connect(2) finds
+/// a socket by its file, wherever the file is); only getsockname still reports the first path.
+/// The directory is removed afterwards, whatever happened.
+fn bind_unix_owned(
+    socket: &Socket,
+    path: &Path,
+    mode: Option<u32>,
+    uid: Option<libc::uid_t>,
+    gid: Option<libc::gid_t>,
+) -> io::Result<()> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    // A short name: a unix socket path has at most 107 bytes.
+    let private = tempfile::Builder::new()
+        .prefix(".dg")
+        .rand_bytes(6)
+        .tempdir_in(parent)?;
+    let inside = private.path().join("s");
+    bind_unix(socket, &inside, mode)?;
+    std::os::unix::fs::lchown(&inside, uid, gid).map_err(|e| {
+        io::Error::other(format!(
+            "chown-socket: cannot give the socket to uid {} gid {}: {e}",
+            uid.map_or("(unchanged)".into(), |u| u.to_string()),
+            gid.map_or("(unchanged)".into(), |g| g.to_string()),
+        ))
+    })?;
+    std::fs::rename(&inside, path)
+}
+
 /// Removes a unix socket file nobody listens on (left by a crash); refuses a live one.
 fn remove_stale_socket(path: &Path) -> io::Result<()> {
     match std::fs::symlink_metadata(path) {
@@ -143,7 +195,7 @@ fn remove_stale_socket(path: &Path) -> io::Result<()> {
 }
 
 /// A bind error in words a user can act on.
-pub fn explain_bind_error(listen: &Listen, err: &io::Error) -> String {
+pub(crate) fn explain_bind_error(listen: &Listen, err: &io::Error) -> String {
     let from = listen
         .origin
         .as_ref()
@@ -161,6 +213,11 @@ pub fn explain_bind_error(listen: &Listen, err: &io::Error) -> String {
         },
         io::ErrorKind::AddrNotAvailable => "this machine has no such address".to_string(),
         io::ErrorKind::NotFound => "the directory does not exist".to_string(),
+        _ if err.to_string().starts_with("chown-socket") => {
+            "only root can give a file to another user: start dragoman as root (it drops to \
+             `uid` after binding), or remove chown-socket"
+                .to_string()
+        }
         _ => "check the address".to_string(),
     };
     format!("cannot listen on {}{from}: {err}; {hint}", listen.addr)
@@ -169,7 +226,7 @@ pub fn explain_bind_error(listen: &Listen, err: &io::Error) -> String {
 /// Sockets passed by systemd socket activation (`LISTEN_FDS`), matched to the configured
 /// addresses. Returns them with the listen entries they stand for; the caller binds the rest.
 /// When no address was configured, every inherited socket is used.
-pub fn adopt_systemd(listens: &[Listen]) -> io::Result<(Vec<Bound>, Vec<Listen>)> {
+pub(crate) fn adopt_systemd(listens: &[Listen]) -> io::Result<(Vec<Bound>, Vec<Listen>)> {
     let fds = systemd_fds();
     if fds.is_empty() {
         return Ok((Vec::new(), listens.to_vec()));
@@ -254,18 +311,43 @@ mod tests {
         };
         // (chmod-socket changes the process umask for a moment: tests/e2e/test_privileges.py
         // checks it, outside this multi-threaded test binary.)
-        let first = bind(&listen, 16, None).unwrap();
-        let err = bind(&listen, 16, None).unwrap_err();
+        let first = bind(&listen, 16, SocketFile::default()).unwrap();
+        let err = bind(&listen, 16, SocketFile::default()).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
         drop(first); // the file stays, nobody listens: stale
         assert!(path.exists());
-        bind(&listen, 16, None).unwrap();
+        bind(&listen, 16, SocketFile::default()).unwrap();
         std::fs::write(dir.path().join("plain"), b"x").unwrap();
         let plain = Listen {
             addr: ListenAddr::Unix(dir.path().join("plain")),
             wire: Wire::Http,
             origin: None,
         };
-        assert!(bind(&plain, 16, None).is_err());
+        assert!(bind(&plain, 16, SocketFile::default()).is_err());
+    }
+
+    #[test]
+    fn an_owned_unix_socket_is_made_aside_and_moved_into_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("owned.sock");
+        let listen = Listen {
+            addr: ListenAddr::Unix(path.clone()),
+            wire: Wire::Http,
+            origin: None,
+        };
+        // (Giving it to another user needs root: tests/e2e/test_procname.py does.)
+        let file = SocketFile {
+            mode: None,
+            owner: Some((None, None)),
+        };
+        let bound = bind(&listen, 16, file).unwrap();
+        assert_eq!(bound.created, Some(path.clone()));
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("owned.sock")]);
+        // Still the listening socket, at its new name.
+        UnixStream::connect(&path).unwrap();
     }
 }

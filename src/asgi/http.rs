@@ -30,8 +30,8 @@ use crate::bridge::label::{RequestLabel, RequestLine};
 use crate::bridge::pipe::pipe;
 use crate::bridge::spool::SpoolLease;
 use crate::conn::ConnInfo;
+use crate::http::file::{FileBody, Piece};
 use crate::http::Body;
-use crate::statics::file::{FileBody, Piece};
 use crate::{error, log};
 
 /// How much of a spooled body one `http.request` message carries.

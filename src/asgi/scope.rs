@@ -11,6 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::conn::ConnInfo;
+use crate::forwarded::Forwarded;
 
 /// The ASGI version.
 pub(crate) const ASGI_VERSION: &str = "3.0";
@@ -88,7 +89,13 @@ pub(crate) fn build<'py>(
         _ => intern!(py, "1.1"),
     };
     scope.set_item(intern!(py, "http_version"), http_version)?;
-    let https = conn.scheme == "https";
+    // A trusted proxy's word (`forwarded-allow-ips`) over the connection's, as uvicorn's
+    // proxy headers do: the client and the scheme.
+    let forwarded = parts.extensions.get::<Forwarded>();
+    let https = match forwarded.and_then(|f| f.scheme) {
+        Some(scheme) => scheme == "https",
+        None => conn.scheme == "https",
+    };
     let scheme = match (kind, https) {
         (Kind::Http, false) => intern!(py, "http"),
         (Kind::Http, true) => intern!(py, "https"),
@@ -130,12 +137,18 @@ pub(crate) fn build<'py>(
         headers.append(pair)?;
     }
     scope.set_item(intern!(py, "headers"), headers)?;
-    match conn.peer {
-        Some(peer) => {
-            let (addr, _) = conn.remote_text();
-            scope.set_item(intern!(py, "client"), (addr, peer.port()))?
-        }
-        None => scope.set_item(intern!(py, "client"), py.None())?,
+    match forwarded.and_then(|f| f.client) {
+        Some(client) => scope.set_item(
+            intern!(py, "client"),
+            (client.ip().to_string(), client.port()),
+        )?,
+        None => match conn.peer {
+            Some(peer) => {
+                let (addr, _) = conn.remote_text();
+                scope.set_item(intern!(py, "client"), (addr, peer.port()))?
+            }
+            None => scope.set_item(intern!(py, "client"), py.None())?,
+        },
     }
     match conn.local {
         Some(local) => scope.set_item(

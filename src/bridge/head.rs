@@ -39,7 +39,8 @@ impl Head {
     /// Adds a header the application set: Content-Length becomes the number; a hop-by-hop
     /// header, or a name or value HTTP does not allow, is refused with the rule it breaks.
     pub(crate) fn add(&mut self, name: &[u8], value: &[u8]) -> Result<(), String> {
-        let shown = String::from_utf8_lossy(name);
+        // The name as text only for an error message: built when one is needed.
+        let shown = || String::from_utf8_lossy(name);
         if name.eq_ignore_ascii_case(b"content-length") {
             let n = rules::content_length(value).ok_or_else(|| {
                 format!(
@@ -54,16 +55,18 @@ impl Head {
             return Ok(());
         }
         let header = HeaderName::from_bytes(name)
-            .map_err(|_| format!("{shown:?} is not a valid header name"))?;
+            .map_err(|_| format!("{:?} is not a valid header name", shown()))?;
         if RESPONSE_HOP_BY_HOP.contains(&header.as_str()) {
             return Err(format!(
-                "{shown:?} is a hop-by-hop header; the server manages the connection, so \
-                 applications must not set it"
+                "{:?} is a hop-by-hop header; the server manages the connection, so \
+                 applications must not set it",
+                shown()
             ));
         }
         let value = HeaderValue::from_bytes(value).map_err(|_| {
             format!(
-                "the value of header {shown:?} contains control characters (CR, LF, NUL...); got {:?}",
+                "the value of header {:?} contains control characters (CR, LF, NUL...); got {:?}",
+                shown(),
                 String::from_utf8_lossy(value)
             )
         })?;

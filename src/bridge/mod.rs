@@ -27,4 +27,4 @@ pub(crate) trait Bridge: App {
 
 /// The application could not be loaded (or started); the reason has been logged.
 #[derive(Debug)]
-pub struct LoadFailed;
+pub(crate) struct LoadFailed;

@@ -9,7 +9,7 @@ use super::*;
 
 /// How the application is called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Interface {
+pub(crate) enum Interface {
     Wsgi,
     Asgi,
     /// ASGI when the callable looks like an ASGI 3 application, else WSGI (decided at load).
@@ -18,7 +18,7 @@ pub enum Interface {
 
 /// Whether the ASGI lifespan events are sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lifespan {
+pub(crate) enum Lifespan {
     /// Sent; an application that raises on them is served without them.
     Auto,
     /// Sent, and required.
@@ -28,7 +28,7 @@ pub enum Lifespan {
 
 /// The event loop an ASGI application runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventLoop {
+pub(crate) enum EventLoop {
     /// uvloop when it can be imported, else asyncio's.
     Auto,
     Asyncio,
@@ -37,19 +37,19 @@ pub enum EventLoop {
 
 /// The WebSocket limits and timeouts.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WebSocketConfig {
+pub(crate) struct WebSocketConfig {
     /// The largest message (decompressed) given to the application.
-    pub max_message: u64,
+    pub(crate) max_message: u64,
     /// Ping a client that has sent nothing for this long.
-    pub ping_interval: Option<Duration>,
+    pub(crate) ping_interval: Option<Duration>,
     /// After a ping, how long the client has to send anything.
-    pub ping_timeout: Duration,
+    pub(crate) ping_timeout: Duration,
     /// Close when no message went either way for this long.
-    pub idle_timeout: Option<Duration>,
+    pub(crate) idle_timeout: Option<Duration>,
     /// How long the application may take to accept or deny.
-    pub handshake_timeout: Duration,
+    pub(crate) handshake_timeout: Duration,
     /// Accept permessage-deflate.
-    pub compression: bool,
+    pub(crate) compression: bool,
 }
 
 impl Default for WebSocketConfig {
@@ -67,11 +67,11 @@ impl Default for WebSocketConfig {
 
 /// The ASGI part of the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AsgiConfig {
-    pub interface: Interface,
-    pub lifespan: Lifespan,
-    pub event_loop: EventLoop,
-    pub websocket: WebSocketConfig,
+pub(crate) struct AsgiConfig {
+    pub(crate) interface: Interface,
+    pub(crate) lifespan: Lifespan,
+    pub(crate) event_loop: EventLoop,
+    pub(crate) websocket: WebSocketConfig,
 }
 
 impl Default for AsgiConfig {

@@ -10,92 +10,125 @@ use super::options::{self, Kind, Status};
 use super::resolve::{bad_value, count, Resolved};
 use super::*;
 
-/// Validates the merged settings into a [`Config`].
-pub fn build(settings: &[Setting]) -> Result<Config, ConfigError> {
-    let r = Resolved::new(settings);
-    check_flags(settings)?;
-    let mut warnings = Vec::new();
-    let app = app_target(&r, &mut warnings)?;
-    if app.factory {
-        warnings.push(format!(
-            "{}: `{}` names a factory to call; calling it is not in effect yet in dragoman {}: \
-             the application loaded is `{}` itself",
-            app.origin,
-            app.describe(),
-            env!("CARGO_PKG_VERSION"),
-            app.callable
-        ));
+/// Every problem [`build_all`] finds, not only the first: each part of the configuration is
+/// read even when another part is wrong (a wrong part reads as its default meanwhile, and no
+/// config is returned).
+#[derive(Default)]
+struct Problems(Vec<ConfigError>);
+
+impl Problems {
+    /// The value, or the default after noting the problem.
+    fn ok<T: Default>(&mut self, read: Result<T, ConfigError>) -> T {
+        read.unwrap_or_else(|e| {
+            self.0.push(e);
+            T::default()
+        })
     }
-    let asgi = super::asgi::asgi(&r, &mut warnings)?;
-    let mut listeners = listeners(&r, &mut warnings)?;
-    let tls = super::tls::tls(&r, &mut listeners, &mut warnings)?;
+}
+
+/// Validates the merged settings into a [`Config`], or every problem found.
+pub(crate) fn build_all(settings: &[Setting]) -> Result<Config, Vec<ConfigError>> {
+    let r = Resolved::new(settings);
+    let mut p = Problems::default();
+    p.0.extend(check_flags(settings));
+    let mut warnings = Vec::new();
+    let mut notices = Vec::new();
+    let app = app_target(&r, &mut warnings).map_err(|e| p.0.push(e)).ok();
+    let asgi = p.ok(super::asgi::asgi(&r, &mut warnings));
+    let mut listeners = p.ok(listeners(&r, &mut warnings, &mut notices));
+    let tls = p.ok(super::tls::tls(&r, &mut listeners, &mut warnings));
     default_listener(&mut listeners);
+    let backlog = p.ok(r.count("listen", 1, "1024", d::LISTEN_BACKLOG));
+    let mercy = p.ok(r.count(
+        "worker-reload-mercy",
+        0,
+        "30",
+        d::WORKER_RELOAD_MERCY_SECS as usize,
+    ));
+    let pythonpath = r
+        .all("pythonpath")
+        .iter()
+        .map(|s| p.ok(resolve::nonempty_path(s, "/srv/mysite/lib")))
+        .collect();
     let mut config = Config {
         listeners,
-        backlog: r
-            .count("listen", 1, "1024", d::LISTEN_BACKLOG)?
-            .min(i32::MAX as usize) as i32,
-        app,
-        chdir: r.path_at("chdir", "/srv/mysite")?,
-        pythonpath: r
-            .all("pythonpath")
-            .iter()
-            .map(|s| resolve::nonempty_path(s, "/srv/mysite/lib"))
-            .collect::<Result<_, _>>()?,
-        home: r.path_at("home", "/srv/mysite/venv")?,
-        env: env_vars(&r)?,
-        processes: r.count("processes", 1, "4", d::PROCESSES)?,
-        threads: r.count("threads", 1, "4", d::THREADS)?,
-        mercy: Duration::from_secs(r.count(
-            "worker-reload-mercy",
-            0,
-            "30",
-            d::WORKER_RELOAD_MERCY_SECS as usize,
-        )? as u64),
+        backlog: backlog.min(i32::MAX as usize) as i32,
+        app: AppTarget::placeholder(),
+        chdir: p.ok(r.path_at("chdir", "/srv/mysite")),
+        pythonpath,
+        home: p.ok(r.path_at("home", "/srv/mysite/venv")),
+        env: p.ok(env_vars(&r)),
+        processes: p.ok(r.count("processes", 1, "4", d::PROCESSES)),
+        threads: p.ok(r.count("threads", 1, "4", d::THREADS)),
+        mercy: Duration::from_secs(mercy as u64),
         preload: r.flag("preload", d::PRELOAD) || !r.flag("lazy-apps", d::LAZY_APPS),
-        recycle: recycle(&r)?,
-        harakiri: r.seconds("harakiri")?,
+        recycle: p.ok(recycle(&r)),
+        harakiri: p.ok(r.seconds("harakiri")),
         touch_reload: r.paths("touch-reload"),
         touch_chain_reload: r.paths("touch-chain-reload"),
-        py_autoreload: py_autoreload(&r)?,
+        py_autoreload: p.ok(py_autoreload(&r)),
         pidfile: r.last("pidfile").map(|s| PathBuf::from(s.value.trim())),
         vacuum: r.flag("vacuum", d::VACUUM),
         uid: named(&r, "uid"),
         gid: named(&r, "gid"),
-        umask: r.octal("umask", "022")?,
-        chmod_socket: r.octal("chmod-socket", "660")?,
-        stats: stats(&r)?,
+        umask: p.ok(r.octal("umask", "022")),
+        chmod_socket: p.ok(r.octal("chmod-socket", "660")),
+        stats: p.ok(stats(&r)),
         stats_http: r.flag("stats-http", d::STATS_HTTP),
-        statics: static_config(&r)?,
-        limits: limits(&r)?,
-        proxy_protocol: proxy_protocol(&r)?,
+        metrics: p.ok(metrics(&r)),
+        health_check: p.ok(health_check(&r)),
+        shutdown_delay: p.ok(shutdown_delay(&r)),
+        forwarded_allow_ips: p.ok(forwarded_allow_ips(&r)),
+        statics: p.ok(static_config(&r)),
+        limits: p.ok(limits(&r)),
+        proxy_protocol: p.ok(proxy_protocol(&r)),
         tls,
         asgi,
-        planned: super::planned::planned(&r)?,
+        pyargv: r
+            .text("pyargv")
+            .map(|a| a.split_whitespace().map(str::to_string).collect()),
+        daemonize: p.ok(daemonize(&r)),
+        procname: procname(&r),
+        cheaper: p.ok(cheaper(&r)),
+        daemons: p.ok(super::daemons::daemons(&r)),
+        crons: p.ok(super::jobs::crons(&r)),
+        hooks_master_start: p.ok(super::jobs::hooks(&r)),
+        chown_socket: p.ok(chown_socket(&r)),
+        logging: p.ok(super::logging::logging(&r)),
+        add_headers: p.ok(add_headers(&r)),
+        wsgi_file_wrapper: !r.flag("wsgi-disable-file-wrapper", false),
+        planned: p.ok(super::planned::planned(&r)),
         strict: r.flag("strict", false),
-        notices: notices(&r),
+        notices,
         warnings,
     };
+    let (Some(app), true) = (app, p.0.is_empty()) else {
+        return Err(p.0);
+    };
+    config.app = app;
+    config.notices.extend(notices_of(&r));
     config.warnings.extend(r.warnings.take());
     Ok(config)
 }
 
 /// Flags of every status must at least be booleans.
-fn check_flags(settings: &[Setting]) -> Result<(), ConfigError> {
-    for s in settings.iter().filter(|s| s.spec.kind == Kind::Flag) {
-        if !s.value.is_empty() && parse_bool(&s.value).is_none() {
-            return Err(bad_value(
-                s,
-                "true or false (also yes/no, on/off, 1/0)",
-                "true",
-            ));
-        }
-    }
-    Ok(())
+fn check_flags(settings: &[Setting]) -> Vec<ConfigError> {
+    settings
+        .iter()
+        .filter(|s| s.spec.kind == Kind::Flag)
+        .filter(|s| !s.value.is_empty() && parse_bool(&s.value).is_none())
+        .map(|s| bad_value(s, "true or false (also yes/no, on/off, 1/0)", "true"))
+        .collect()
 }
 
 /// The `http` and `socket` listeners (`protocol = http` makes the `socket` ones speak HTTP).
-fn listeners(r: &Resolved<'_>, warnings: &mut Vec<String>) -> Result<Vec<Listen>, ConfigError> {
+/// An empty `http =` (as the post that started this project writes it) is the default
+/// address, with a line that says so.
+fn listeners(
+    r: &Resolved<'_>,
+    warnings: &mut Vec<String>,
+    notices: &mut Vec<Notice>,
+) -> Result<Vec<Listen>, ConfigError> {
     let socket_wire = match r.last("protocol") {
         None => Wire::Uwsgi,
         Some(s) => match s.value.trim() {
@@ -116,10 +149,29 @@ fn listeners(r: &Resolved<'_>, warnings: &mut Vec<String>) -> Result<Vec<Listen>
         ("socket", socket_wire, ":3031"),
     ] {
         for s in r.all(option) {
-            let addrs = parse_listen(&s.value).map_err(|why| {
+            let empty_http = option == "http" && s.value.trim().is_empty();
+            let value = if empty_http {
+                d::HTTP
+            } else {
+                s.value.as_str()
+            };
+            if empty_http {
+                notices.push(Notice {
+                    not_yet: false,
+                    text: format!(
+                        "{}: `{} =` names no address, so dragoman listens on the default, {} \
+                         (write `{} = :8000` to listen on every interface)",
+                        s.origin,
+                        s.spec.name,
+                        d::HTTP,
+                        s.spec.name
+                    ),
+                });
+            }
+            let addrs = parse_listen(value).map_err(|why| {
                 bad_value(s, &format!("an address to listen on ({why})"), example)
             })?;
-            let v = s.value.trim();
+            let v = value.trim();
             // `8000` or `localhost` with no `:` is more often a forgotten `:` than a socket file.
             if !v.contains([':', '/', '.']) {
                 warnings.push(format!(
@@ -211,13 +263,182 @@ fn py_autoreload(r: &Resolved<'_>) -> Result<Option<Duration>, ConfigError> {
     })
 }
 
+/// `cheaper` and its family, as uWSGI reads them: `cheaper = 0` is off; a floor at or above
+/// `processes` is an error; `cheaper-initial` outside the floor and `processes` is brought
+/// within, with a warning; an algorithm other than spare falls back to spare, with a warning.
+fn cheaper(r: &Resolved<'_>) -> Result<Option<Cheaper>, ConfigError> {
+    let Some(s) = r.last("cheaper") else {
+        return Ok(None);
+    };
+    let min = count(s, 0, "2")?;
+    if min == 0 {
+        return Ok(None);
+    }
+    let processes = r.count("processes", 1, "4", d::PROCESSES)?;
+    if min >= processes {
+        return Err(ConfigError(format!(
+            "{}: cheaper ({min}) must be lower than processes ({processes}): it is the fewest \
+             workers to keep, and processes the most",
+            s.origin
+        )));
+    }
+    let mut initial = r.count("cheaper-initial", 1, "2", min)?;
+    if let Some(i) = r.last("cheaper-initial") {
+        let within = initial.clamp(min, processes);
+        if within != initial {
+            r.warnings.borrow_mut().push(format!(
+                "{}: cheaper-initial ({initial}) must be between cheaper ({min}) and processes \
+                 ({processes}); starting {within} worker(s), as uWSGI does",
+                i.origin
+            ));
+            initial = within;
+        }
+    }
+    if let Some(a) = r.last("cheaper-algo") {
+        let algo = a.value.trim();
+        if !algo.is_empty() && algo != "spare" {
+            r.warnings.borrow_mut().push(format!(
+                "{}: cheaper-algo {algo:?} is not implemented in dragoman; it uses spare, uWSGI's \
+                 default (workers added while all are busy, removed while more than one idles), \
+                 as uWSGI falls back to it",
+                a.origin
+            ));
+        }
+    }
+    Ok(Some(Cheaper {
+        min,
+        initial,
+        step: r.count("cheaper-step", 1, "1", 1)?,
+        overload: r
+            .count("cheaper-overload", 1, "3", 3)?
+            .min(u32::MAX as usize) as u32,
+    }))
+}
+
+/// `daemonize` or `daemonize2` (not both: they detach at different times).
+fn daemonize(r: &Resolved<'_>) -> Result<Option<Daemonize>, ConfigError> {
+    let (early, late) = (r.last("daemonize"), r.last("daemonize2"));
+    if let (Some(a), Some(b)) = (early, late) {
+        return Err(ConfigError(format!(
+            "{}: daemonize2 is set, and daemonize too ({}); one detaches once the sockets are \
+             bound, the other once the application is loaded: keep one",
+            b.origin, a.origin
+        )));
+    }
+    let Some(s) = late.or(early) else {
+        return Ok(None);
+    };
+    let log = resolve::nonempty_path(s, "/var/log/mysite.log")?;
+    if parse_bool(&s.value).is_some() {
+        r.warnings.borrow_mut().push(format!(
+            "{}: `{} = {}` names a log file called {:?}, as uWSGI reads it (the value is the \
+             file the detached server writes to, not a switch); give a path, as in `{} = \
+             /var/log/mysite.log`",
+            s.origin,
+            s.spec.name,
+            s.value.trim(),
+            s.value.trim(),
+            s.spec.name
+        ));
+    }
+    Ok(Some(Daemonize {
+        log,
+        after_load: s.spec.name == "daemonize2",
+        origin: s.origin.clone(),
+    }))
+}
+
+/// Process titles.
+fn procname(r: &Resolved<'_>) -> Procname {
+    Procname {
+        auto: r.flag("auto-procname", false),
+        prefix: r
+            .text("procname-prefix-spaced")
+            .map(|p| format!("{p} "))
+            .or_else(|| r.text("procname-prefix")),
+        append: r.text("procname-append"),
+        name: r.text("procname"),
+        master: r.text("procname-master"),
+    }
+}
+
+/// `chown-socket = user[:group]`; the names are looked up when the sockets are bound.
+fn chown_socket(r: &Resolved<'_>) -> Result<Option<(String, Origin)>, ConfigError> {
+    let Some(s) = r.last("chown-socket") else {
+        return Ok(None);
+    };
+    let value = s.value.trim();
+    let (user, group) = value.split_once(':').unwrap_or((value, "x"));
+    if user.is_empty() || group.is_empty() {
+        return Err(bad_value(s, "a user, or user:group", "www-data:www-data"));
+    }
+    Ok(Some((value.to_string(), s.origin.clone())))
+}
+
 fn named(r: &Resolved<'_>, name: &str) -> Option<(String, Origin)> {
     r.last(name)
         .map(|s| (s.value.trim().to_string(), s.origin.clone()))
 }
 
 fn stats(r: &Resolved<'_>) -> Result<Option<Listen>, ConfigError> {
-    r.last("stats")
+    one_address(r, "stats", "127.0.0.1:9191")
+}
+
+fn metrics(r: &Resolved<'_>) -> Result<Option<Listen>, ConfigError> {
+    one_address(r, "metrics", "127.0.0.1:9100")
+}
+
+/// `health-check = /healthz`: a path.
+fn health_check(r: &Resolved<'_>) -> Result<Option<String>, ConfigError> {
+    let Some(s) = r.last("health-check") else {
+        return Ok(None);
+    };
+    let path = s.value.trim();
+    if !path.starts_with('/') || path.contains(['?', '#', ' ']) {
+        return Err(bad_value(s, "a URL path starting with /", "/healthz"));
+    }
+    Ok(Some(path.to_string()))
+}
+
+/// `shutdown-delay`: seconds; by default a few with a health check, none without.
+fn shutdown_delay(r: &Resolved<'_>) -> Result<Duration, ConfigError> {
+    let default = match r.last("health-check") {
+        Some(_) => d::SHUTDOWN_DELAY_WITH_HEALTH_CHECK,
+        None => 0,
+    };
+    Ok(Duration::from_secs(match r.last("shutdown-delay") {
+        Some(s) => count(s, 0, "10")? as u64,
+        None => default,
+    }))
+}
+
+/// `forwarded-allow-ips`: the default (loopback and unix sockets) unless set; an empty value
+/// trusts no one.
+fn forwarded_allow_ips(r: &Resolved<'_>) -> Result<crate::forwarded::TrustedProxies, ConfigError> {
+    let mut trusted = crate::forwarded::TrustedProxies::default();
+    let settings = r.all("forwarded-allow-ips");
+    if settings.is_empty() {
+        trusted
+            .add(d::FORWARDED_ALLOW_IPS)
+            .expect("the default list parses");
+    }
+    for s in settings {
+        trusted.add(&s.value).map_err(|why| {
+            bad_value(
+                s,
+                &format!(
+                    "addresses and networks (CIDR), `unix` or `*`, separated by commas ({why})"
+                ),
+                "10.0.0.0/8, 127.0.0.1",
+            )
+        })?;
+    }
+    Ok(trusted)
+}
+
+/// A single-address option (`stats`, `metrics`).
+fn one_address(r: &Resolved<'_>, name: &str, example: &str) -> Result<Option<Listen>, ConfigError> {
+    r.last(name)
         .map(|s| match parse_listen(&s.value) {
             Ok(addrs) => Ok(Listen {
                 addr: addrs
@@ -227,11 +448,7 @@ fn stats(r: &Resolved<'_>) -> Result<Option<Listen>, ConfigError> {
                 wire: Wire::Http,
                 origin: Some(s.origin.clone()),
             }),
-            Err(why) => Err(bad_value(
-                s,
-                &format!("an address ({why})"),
-                "127.0.0.1:9191",
-            )),
+            Err(why) => Err(bad_value(s, &format!("an address ({why})"), example)),
         })
         .transpose()
 }
@@ -262,6 +479,13 @@ fn proxy_protocol(r: &Resolved<'_>) -> Result<Option<Vec<IpAddr>>, ConfigError> 
 
 /// The limits and timeouts, each checked for a sensible value.
 fn limits(r: &Resolved<'_>) -> Result<Limits, ConfigError> {
+    // uWSGI's socket-timeout and http-timeout (the longest wait on a client, its default 4 s
+    // and 60 s) are what dragoman's body-timeout and write-timeout are: they set those two
+    // unless those are set themselves (the larger of the two, when both are written).
+    let uwsgi_timeout = match (r.seconds("socket-timeout")?, r.seconds("http-timeout")?) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
     let secs = |name: &str, default: Duration| -> Result<Duration, ConfigError> {
         Ok(r.last(name)
             .map(|s| count(s, 1, "30"))
@@ -294,8 +518,8 @@ fn limits(r: &Resolved<'_>) -> Result<Limits, ConfigError> {
             Some(_) => r.optional_count("limit-post", "10485760")?,
         },
         header_timeout: secs("header-timeout", d::HEADER_TIMEOUT)?,
-        body_timeout: secs("body-timeout", d::BODY_TIMEOUT)?,
-        write_timeout: secs("write-timeout", d::WRITE_TIMEOUT)?,
+        body_timeout: secs("body-timeout", uwsgi_timeout.unwrap_or(d::BODY_TIMEOUT))?,
+        write_timeout: secs("write-timeout", uwsgi_timeout.unwrap_or(d::WRITE_TIMEOUT))?,
         max_connections: r.count("max-connections", 1, "1024", d::MAX_CONNECTIONS)?,
         request_queue: r.count("request-queue", 0, "128", d::REQUEST_QUEUE)?,
         post_buffering: r.count("post-buffering", 0, "65536", d::POST_BUFFERING as usize)? as u64,
@@ -510,7 +734,7 @@ fn is_identifier(s: &str) -> bool {
 }
 
 /// Startup notices for options that are set but planned or ignored.
-fn notices(r: &Resolved<'_>) -> Vec<Notice> {
+fn notices_of(r: &Resolved<'_>) -> Vec<Notice> {
     let mut planned = Vec::new();
     let mut lines = Vec::new();
     for spec in options::OPTIONS {
@@ -543,4 +767,34 @@ fn notices(r: &Resolved<'_>) -> Vec<Notice> {
         );
     }
     lines
+}
+
+/// `add-header = Name: value`, checked now: a header HTTP allows, and no hop-by-hop one.
+fn add_headers(
+    r: &Resolved<'_>,
+) -> Result<Vec<(http::HeaderName, http::HeaderValue)>, ConfigError> {
+    let mut add_headers = Vec::new();
+    for s in r.all("add-header") {
+        let parsed = s.value.split_once(':').and_then(|(name, value)| {
+            let name = http::HeaderName::from_bytes(name.trim().as_bytes()).ok()?;
+            let value = http::HeaderValue::from_str(value.trim()).ok()?;
+            let hop = [
+                "connection",
+                "keep-alive",
+                "transfer-encoding",
+                "upgrade",
+                "te",
+            ];
+            (!hop.contains(&name.as_str()) && name != http::header::CONTENT_LENGTH)
+                .then_some((name, value))
+        });
+        add_headers.push(parsed.ok_or_else(|| {
+            bad_value(
+                s,
+                "a header as NAME: VALUE (not a hop-by-hop one, not Content-Length)",
+                "X-Frame-Options: DENY",
+            )
+        })?);
+    }
+    Ok(add_headers)
 }

@@ -20,6 +20,12 @@ pub(crate) const PRELOAD: bool = false;
 pub(crate) const VACUUM: bool = false;
 pub(crate) const STATS_HTTP: bool = false;
 pub(crate) const PROXY_PROTOCOL: bool = false;
+/// `forwarded-allow-ips`: the peers whose X-Forwarded-* and Forwarded headers are believed:
+/// loopback and unix-socket clients (a proxy on the same machine).
+pub(crate) const FORWARDED_ALLOW_IPS: &str = "127.0.0.0/8, ::1, unix";
+/// `shutdown-delay` with a `health-check`: seconds a SIGTERM keeps serving with the health
+/// check failing, so that a load balancer that checks every few seconds stops sending first.
+pub(crate) const SHUTDOWN_DELAY_WITH_HEALTH_CHECK: u64 = 5;
 /// `proxy-allow-from` when the PROXY protocol is on and no peer is named.
 pub(crate) const PROXY_ALLOW_FROM: &str = "127.0.0.1, ::1";
 pub(crate) const BUFFER_SIZE: usize = 32768;

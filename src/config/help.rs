@@ -11,7 +11,7 @@ const COLUMN: usize = 34;
 const NBSP: char = '\u{1}';
 
 /// The full help text.
-pub fn text() -> String {
+pub(crate) fn text() -> String {
     let mut out = format!(
         "dragoman {}: serves a Python WSGI application (Django, Flask, ...) over HTTP.\n\n\
          Usage:\n  dragoman [OPTIONS] [MODULE[:CALLABLE]]\n  dragoman --ini site.ini\n  \
@@ -150,14 +150,19 @@ mod defaults_tests {
             "preload" => c.preload.to_string(),
             "strict" => c.strict.to_string(),
             "manage-script-name" => c.planned.manage_script_name.to_string(),
-            "wsgi-disable-file-wrapper" => (!c.planned.wsgi_file_wrapper).to_string(),
-            "auto-procname" => c.planned.procname.auto.to_string(),
-            "disable-logging" => c.planned.logging.disabled.to_string(),
-            "log-4xx" => c.planned.logging.log_4xx.to_string(),
-            "log-5xx" => c.planned.logging.log_5xx.to_string(),
-            "log-master" => c.planned.logging.master.to_string(),
-            "log-x-forwarded-for" => c.planned.logging.x_forwarded_for.to_string(),
-            "log-reopen" => c.planned.logging.reopen.to_string(),
+            "wsgi-disable-file-wrapper" => (!c.wsgi_file_wrapper).to_string(),
+            "auto-procname" => c.procname.auto.to_string(),
+            "daemons-honour-stdin" => c.daemons.iter().any(|d| d.stdin).to_string(),
+            "disable-logging" => (!c.logging.requests).to_string(),
+            "log-static" => c.logging.static_files.to_string(),
+            "log-4xx" => c.logging.log_4xx.to_string(),
+            "log-5xx" => c.logging.log_5xx.to_string(),
+            "log-zero" => c.logging.zero.to_string(),
+            "log-sendfile" => c.logging.sendfile.to_string(),
+            "logformat-strftime" => c.logging.strftime.to_string(),
+            "log-master" => c.logging.master.to_string(),
+            "log-x-forwarded-for" => c.logging.x_forwarded_for.to_string(),
+            "log-reopen" => c.logging.reopen.to_string(),
             "static-immutable" => c.statics.immutable.to_string(),
             "static-gzip-all" => c.statics.precompressed.to_string(),
             "static-dotfiles" => c.statics.dotfiles.to_string(),
@@ -194,6 +199,7 @@ mod defaults_tests {
                 }
                 .to_string()
             }
+            "forwarded-allow-ips" => c.forwarded_allow_ips.to_string(),
             "http2" => c.tls.http2.enabled.to_string(),
             "http2-cleartext" => c.tls.http2.cleartext.to_string(),
             "http2-max-concurrent-streams" => c.tls.http2.max_concurrent_streams.to_string(),
@@ -220,6 +226,20 @@ mod defaults_tests {
                 c.asgi.websocket.handshake_timeout.as_secs().to_string()
             }
             "websocket-compression" => c.asgi.websocket.compression.to_string(),
+            "acme-directory" | "acme-staging" => {
+                // Meaningful with `acme-domain` set.
+                let args = ["app", "--acme-domain", "a.test", "--acme-cache", "/c"];
+                let Ok(Loaded::Run(c)) = load(&args.map(String::from), &[]) else {
+                    panic!("acme-domain alone loads");
+                };
+                let acme = c.tls.acme.expect("on");
+                match name {
+                    "acme-staging" => {
+                        (acme.directory == super::super::acme::LETS_ENCRYPT_STAGING).to_string()
+                    }
+                    _ => acme.directory,
+                }
+            }
             // Accepted for uWSGI compatibility: `--help` shows no default for them.
             _ if lookup(name).is_some_and(|o| {
                 !matches!(o.status, super::Status::Active | super::Status::Planned)

@@ -6,34 +6,40 @@
 //! Every error names where the bad value was written and shows a corrected example in that
 //! source's syntax.
 
-pub mod asgi;
-pub mod build;
+pub(crate) mod acme;
+pub(crate) mod asgi;
+pub(crate) mod build;
 #[cfg(test)]
 mod corpus;
+pub(crate) mod daemons;
 pub(crate) mod defaults;
-pub mod help;
-pub mod ini;
-pub mod options;
+pub(crate) mod help;
+pub(crate) mod ini;
+mod jobs;
+pub(crate) mod logging;
+pub(crate) mod options;
 mod planned;
+pub(crate) mod print;
 mod resolve;
-pub mod source;
-pub mod tls;
+pub(crate) mod source;
+pub(crate) mod tls;
 pub(crate) mod uwsgi;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use asgi::AsgiConfig;
-pub use build::build;
-pub use source::{Command, ConfigError, Origin, Setting};
-pub use tls::TlsConfig;
+pub(crate) use asgi::AsgiConfig;
+pub(crate) use daemons::Daemon;
+pub(crate) use jobs::{Cron, Hook, SignalAction};
+pub(crate) use source::{Command, ConfigError, Mode, Origin, Setting};
+pub(crate) use tls::TlsConfig;
 
 use options::{OptionSpec, Status};
 
 /// An address to listen on: TCP, or a unix socket path.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum ListenAddr {
+pub(crate) enum ListenAddr {
     Tcp(SocketAddr),
     Unix(PathBuf),
 }
@@ -49,7 +55,7 @@ impl std::fmt::Display for ListenAddr {
 
 /// What a listener's clients speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Wire {
+pub(crate) enum Wire {
     /// HTTP/1.1 (`http`).
     Http,
     /// The uwsgi protocol, from nginx's `uwsgi_pass` (`socket`).
@@ -63,15 +69,15 @@ pub enum Wire {
 
 /// One address to listen on, with the setting that asked for it (`None`: the default).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listen {
-    pub addr: ListenAddr,
-    pub wire: Wire,
-    pub origin: Option<Origin>,
+pub(crate) struct Listen {
+    pub(crate) addr: ListenAddr,
+    pub(crate) wire: Wire,
+    pub(crate) origin: Option<Origin>,
 }
 
 /// Where the WSGI application comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AppSource {
+pub(crate) enum AppSource {
     /// An importable module (`mysite.wsgi`).
     Module(String),
     /// A Python file loaded as a module (`wsgi-file`).
@@ -80,16 +86,26 @@ pub enum AppSource {
 
 /// The application to serve: where it is and the callable's name.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AppTarget {
-    pub source: AppSource,
-    pub callable: String,
-    pub origin: Origin,
+pub(crate) struct AppTarget {
+    pub(crate) source: AppSource,
+    pub(crate) callable: String,
+    pub(crate) origin: Origin,
     /// `pkg.mod:create_app()`: the callable is a factory, called once (with no arguments) to
     /// get the WSGI application, as uWSGI and gunicorn allow.
-    pub factory: bool,
+    pub(crate) factory: bool,
 }
 
 impl AppTarget {
+    /// Stands for the application while the rest of a config with errors is read (never run).
+    fn placeholder() -> AppTarget {
+        AppTarget {
+            source: AppSource::Module(String::new()),
+            callable: String::new(),
+            origin: Origin::Positional,
+            factory: false,
+        }
+    }
+
     fn call(&self) -> &'static str {
         if self.factory {
             "()"
@@ -99,7 +115,7 @@ impl AppTarget {
     }
 
     /// `mysite.wsgi:application` or `app.py:application`, as users write it.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match &self.source {
             AppSource::Module(m) => format!("{m}:{}{}", self.callable, self.call()),
             AppSource::File(f) => format!("{}:{}{}", f.display(), self.callable, self.call()),
@@ -109,83 +125,129 @@ impl AppTarget {
 
 /// The validated configuration the master and workers run with.
 #[derive(Debug, Clone)]
-pub struct Config {
-    pub listeners: Vec<Listen>,
-    pub backlog: i32,
-    pub app: AppTarget,
-    pub chdir: Option<(PathBuf, Origin)>,
-    pub pythonpath: Vec<PathBuf>,
+pub(crate) struct Config {
+    pub(crate) listeners: Vec<Listen>,
+    pub(crate) backlog: i32,
+    pub(crate) app: AppTarget,
+    pub(crate) chdir: Option<(PathBuf, Origin)>,
+    pub(crate) pythonpath: Vec<PathBuf>,
     /// The virtualenv, and where it was set (for the Python-version error).
-    pub home: Option<(PathBuf, Origin)>,
-    pub env: Vec<(String, String)>,
-    pub processes: usize,
-    pub threads: usize,
+    pub(crate) home: Option<(PathBuf, Origin)>,
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) processes: usize,
+    pub(crate) threads: usize,
     /// How long a stopping worker may take to finish its requests.
-    pub mercy: Duration,
+    pub(crate) mercy: Duration,
     /// Load the application in the master before forking.
-    pub preload: bool,
-    pub recycle: Recycle,
+    pub(crate) preload: bool,
+    pub(crate) recycle: Recycle,
     /// A request running longer than this gets its worker killed and replaced.
-    pub harakiri: Option<Duration>,
-    pub touch_reload: Vec<PathBuf>,
-    pub touch_chain_reload: Vec<PathBuf>,
+    pub(crate) harakiri: Option<Duration>,
+    pub(crate) touch_reload: Vec<PathBuf>,
+    pub(crate) touch_chain_reload: Vec<PathBuf>,
     /// How often a worker checks whether a loaded .py file changed (development).
-    pub py_autoreload: Option<Duration>,
-    pub pidfile: Option<PathBuf>,
-    pub vacuum: bool,
+    pub(crate) py_autoreload: Option<Duration>,
+    pub(crate) pidfile: Option<PathBuf>,
+    pub(crate) vacuum: bool,
     /// The user and group to run as after binding, as written (name or number).
-    pub uid: Option<(String, Origin)>,
-    pub gid: Option<(String, Origin)>,
-    pub umask: Option<u32>,
-    pub chmod_socket: Option<u32>,
+    pub(crate) uid: Option<(String, Origin)>,
+    pub(crate) gid: Option<(String, Origin)>,
+    pub(crate) umask: Option<u32>,
+    pub(crate) chmod_socket: Option<u32>,
     /// Where the stats server listens, and whether it answers in HTTP.
-    pub stats: Option<Listen>,
-    pub stats_http: bool,
-    pub statics: StaticConfig,
-    pub limits: Limits,
+    pub(crate) stats: Option<Listen>,
+    pub(crate) stats_http: bool,
+    /// Where the metrics listener is (`metrics`).
+    pub(crate) metrics: Option<Listen>,
+    /// The health check's path (`health-check`).
+    pub(crate) health_check: Option<String>,
+    /// How long a SIGTERM keeps serving with the health check failing (`shutdown-delay`).
+    pub(crate) shutdown_delay: Duration,
+    /// Whose forwarding headers are believed (`forwarded-allow-ips`).
+    pub(crate) forwarded_allow_ips: crate::forwarded::TrustedProxies,
+    pub(crate) statics: StaticConfig,
+    pub(crate) limits: Limits,
     /// The peers whose PROXY protocol headers are believed, when the protocol is on.
-    pub proxy_protocol: Option<Vec<IpAddr>>,
+    pub(crate) proxy_protocol: Option<Vec<IpAddr>>,
     /// TLS and HTTP/2.
-    pub tls: TlsConfig,
+    pub(crate) tls: TlsConfig,
+    /// `pyargv`: the application's sys.argv\[1:\] (sys.argv is dragoman's command line
+    /// without it).
+    pub(crate) pyargv: Option<Vec<String>>,
+    /// `daemonize` / `daemonize2`: detach, with stdout and stderr to a file.
+    pub(crate) daemonize: Option<Daemonize>,
+    /// Process titles (`auto-procname`, `procname*`).
+    pub(crate) procname: Procname,
+    /// `cheaper`: an adaptive worker count, at least this many, at most `processes`.
+    pub(crate) cheaper: Option<Cheaper>,
+    /// Attached daemons: commands the master runs beside the workers.
+    pub(crate) daemons: Vec<Daemon>,
+    /// `cron`, `unique-cron`: commands run at given times.
+    pub(crate) crons: Vec<Cron>,
+    /// `hook-master-start`: what the master does when it starts.
+    pub(crate) hooks_master_start: Vec<Hook>,
+    /// `chown-socket`: the owner of the unix sockets dragoman creates, as written (`user`,
+    /// `user:group`), and where.
+    pub(crate) chown_socket: Option<(String, Origin)>,
+    /// What is logged and where (the logging family).
+    pub(crate) logging: logging::Logging,
+    /// `add-header`: added to every response the routes and the application give.
+    pub(crate) add_headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// False with `wsgi-disable-file-wrapper`: the environ has no `wsgi.file_wrapper`.
+    pub(crate) wsgi_file_wrapper: bool,
     /// The interface the application is called through, and ASGI's options.
-    pub asgi: AsgiConfig,
+    pub(crate) asgi: AsgiConfig,
     /// Lines to log at startup: options accepted but not yet in effect (warnings), and uWSGI
     /// options with nothing to do in dragoman (information).
-    pub notices: Vec<Notice>,
+    pub(crate) notices: Vec<Notice>,
     /// Lines to log at startup as warnings (an unset `$(VAR)` in an ini file, say).
-    pub warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
     /// Options parsed and checked whose runtime is not there yet (they are in `notices`).
-    pub planned: Planned,
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "read by the runtime as each planned option becomes real; today only the startup warnings built from it"
+        )
+    )]
+    pub(crate) planned: Planned,
     /// `strict`: ini keys that are no option were refused.
-    pub strict: bool,
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "recorded for --print-config (issue 26), which will read it"
+        )
+    )]
+    pub(crate) strict: bool,
 }
 
 /// Limits and timeouts that protect a worker from clients.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Limits {
-    pub head_bytes: usize,
-    pub line_bytes: usize,
-    pub header_fields: usize,
+pub(crate) struct Limits {
+    pub(crate) head_bytes: usize,
+    pub(crate) line_bytes: usize,
+    pub(crate) header_fields: usize,
     /// Largest body (None: no limit).
-    pub body_bytes: Option<u64>,
-    pub header_timeout: Duration,
-    pub body_timeout: Duration,
-    pub write_timeout: Duration,
-    pub max_connections: usize,
-    pub request_queue: usize,
+    pub(crate) body_bytes: Option<u64>,
+    pub(crate) header_timeout: Duration,
+    pub(crate) body_timeout: Duration,
+    pub(crate) write_timeout: Duration,
+    pub(crate) max_connections: usize,
+    pub(crate) request_queue: usize,
     /// Request bodies are read whole before the application is called: in memory up to this
     /// many bytes, then in a temporary file (`post-buffering`); 0: streamed as the app reads.
-    pub post_buffering: u64,
+    pub(crate) post_buffering: u64,
     /// Bytes of request and response bodies a worker may hold in temporary files at once.
-    pub spool_budget: u64,
+    pub(crate) spool_budget: u64,
     /// A request body must arrive at least this fast on average (bytes a second) once the
     /// first `body_timeout` has passed; 0: no minimum.
-    pub body_min_rate: u64,
+    pub(crate) body_min_rate: u64,
     /// How far a streamed response may run ahead of its client (bytes).
-    pub response_buffer: u64,
+    pub(crate) response_buffer: u64,
     /// A client behind on a response must take it at least this fast on average (bytes a
     /// second) once `write_timeout` has passed; 0: no minimum.
-    pub write_min_rate: u64,
+    pub(crate) write_min_rate: u64,
 }
 
 impl Default for Limits {
@@ -211,163 +273,121 @@ impl Default for Limits {
 
 /// A URL prefix served from the file system.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StaticMount {
+pub(crate) struct StaticMount {
     /// `/static`, no trailing slash (or `/`).
-    pub prefix: String,
+    pub(crate) prefix: String,
     /// The directory, or the single file, it maps to.
-    pub target: PathBuf,
-    pub origin: Origin,
+    pub(crate) target: PathBuf,
+    pub(crate) origin: Origin,
 }
 
 /// Static file serving: the mounts and how their files are served.
 #[derive(Debug, Clone, Default)]
-pub struct StaticConfig {
-    pub mounts: Vec<StaticMount>,
-    pub index: Vec<String>,
+pub(crate) struct StaticConfig {
+    pub(crate) mounts: Vec<StaticMount>,
+    pub(crate) index: Vec<String>,
     /// Directories symlinks may lead into, besides the mount itself.
-    pub safe: Vec<PathBuf>,
+    pub(crate) safe: Vec<PathBuf>,
     /// (pattern on the file path, seconds) and (pattern on the URL, seconds).
-    pub expires: Vec<(regex::Regex, u64)>,
-    pub expires_uri: Vec<(regex::Regex, u64)>,
-    pub max_age: Option<u64>,
-    pub immutable: bool,
-    pub precompressed: bool,
-    pub dotfiles: bool,
+    pub(crate) expires: Vec<(regex::Regex, u64)>,
+    pub(crate) expires_uri: Vec<(regex::Regex, u64)>,
+    pub(crate) max_age: Option<u64>,
+    pub(crate) immutable: bool,
+    pub(crate) precompressed: bool,
+    pub(crate) dotfiles: bool,
     /// Bytes the per-worker cache of small files may hold.
-    pub cache_bytes: u64,
+    pub(crate) cache_bytes: u64,
 }
 
 /// When workers are replaced gracefully, besides reloads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Recycle {
+pub(crate) struct Recycle {
     /// After this many requests (0: never), plus `max_requests_delta` per worker number.
-    pub max_requests: u64,
-    pub max_requests_delta: u64,
-    pub max_lifetime: Option<Duration>,
+    pub(crate) max_requests: u64,
+    pub(crate) max_requests_delta: u64,
+    pub(crate) max_lifetime: Option<Duration>,
     /// Resident memory limit in bytes.
-    pub max_rss: Option<u64>,
+    pub(crate) max_rss: Option<u64>,
 }
 
 /// A startup line about an option that is set but does nothing (yet).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Notice {
+pub(crate) struct Notice {
     /// Logged as a warning: an option not in effect (yet), as opposed to one dragoman never
     /// needs (an info line).
-    pub not_yet: bool,
-    pub text: String,
+    pub(crate) not_yet: bool,
+    pub(crate) text: String,
 }
 
 /// Options issue 28 asks dragoman to implement whose runtime lives outside `config/`: parsed
 /// and checked here, announced at startup as not in effect yet, for the runtime to read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Planned {
-    pub logging: Logging,
-    /// `daemonize`: detach and log to this file.
-    pub daemonize: Option<PathBuf>,
-    pub procname: Procname,
-    pub socket_timeout: Option<Duration>,
-    pub http_timeout: Option<Duration>,
-    /// `chown-socket`: user and group of the unix sockets.
-    pub chown_socket: Option<(String, Option<String>)>,
-    pub manage_script_name: bool,
+pub(crate) struct Planned {
+    pub(crate) manage_script_name: bool,
     /// `mount`: (URL prefix, application as written).
-    pub mounts: Vec<(String, String)>,
-    /// `add-header`: (name, value) added to every response.
-    pub add_headers: Vec<(String, String)>,
-    /// `attach-daemon`: commands run beside the workers.
-    pub attach_daemons: Vec<String>,
-    pub cheaper: Option<Cheaper>,
-    pub crons: Vec<Cron>,
-    /// `hook-master-start`: uWSGI hook actions (`exec:COMMAND`, ...).
-    pub hook_master_start: Vec<String>,
-    /// `pyargv`: sys.argv[1:].
-    pub pyargv: Option<Vec<String>>,
-    /// False with `wsgi-disable-file-wrapper`.
-    pub wsgi_file_wrapper: bool,
+    pub(crate) mounts: Vec<(String, String)>,
 }
 
-/// The logging family of uWSGI options.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Logging {
-    /// `disable-logging`: no request lines (but see log_4xx, log_5xx, slow).
-    pub disabled: bool,
-    pub to: Option<PathBuf>,
-    pub to2: Option<PathBuf>,
-    /// `logger` and `req-logger`, as written (`file:PATH`, `syslog:...`).
-    pub loggers: Vec<String>,
-    pub req_loggers: Vec<String>,
-    /// `log-format`, in uWSGI's `%(var)` syntax.
-    pub format: Option<String>,
-    pub log_4xx: bool,
-    pub log_5xx: bool,
-    /// `log-slow`: log requests slower than this.
-    pub slow: Option<Duration>,
-    /// `log-date`: `Some("")` for uWSGI's default date, or a strftime format.
-    pub date: Option<String>,
-    pub master: bool,
-    /// `log-maxsize`: rotate past this many bytes.
-    pub max_size: Option<u64>,
-    pub backup_name: Option<PathBuf>,
-    pub x_forwarded_for: bool,
-    pub reopen: bool,
-    /// `memory-report`: 0 off, 1 RSS, 2 also USS/PSS.
-    pub memory_report: u8,
+/// `daemonize = FILE` or `daemonize2 = FILE`: dragoman detaches from the terminal, and its
+/// stdout and stderr (the log, the application's output) go to FILE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Daemonize {
+    pub(crate) log: PathBuf,
+    /// `daemonize2`: after the application is loaded (and the privileges dropped), rather
+    /// than once the sockets are bound.
+    pub(crate) after_load: bool,
+    pub(crate) origin: Origin,
 }
 
 /// Process titles (`auto-procname`, `procname-*`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Procname {
-    pub auto: bool,
+pub(crate) struct Procname {
+    pub(crate) auto: bool,
     /// `procname-prefix`, or `procname-prefix-spaced` with its space.
-    pub prefix: Option<String>,
-    pub append: Option<String>,
-    pub name: Option<String>,
-    pub master: Option<String>,
+    pub(crate) prefix: Option<String>,
+    pub(crate) append: Option<String>,
+    pub(crate) name: Option<String>,
+    pub(crate) master: Option<String>,
 }
 
-/// `cheaper`: an adaptive worker count between `min` and `processes`.
+/// `cheaper`: an adaptive worker count between `min` and `processes`, decided once a second
+/// by uWSGI's default algorithm (spare).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cheaper {
-    pub min: usize,
-    pub initial: usize,
-    pub step: usize,
-    /// How often the algorithm looks at the load (`cheaper-overload`, default 3 s).
-    pub overload: Duration,
-    pub algo: String,
-}
-
-/// `cron`/`unique-cron`: uWSGI's fields (-1 any, -N every N).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cron {
-    pub minute: i32,
-    pub hour: i32,
-    pub day: i32,
-    pub month: i32,
-    pub weekday: i32,
-    pub command: String,
-    /// `unique-cron`: skipped while the previous run goes on.
-    pub unique: bool,
+pub(crate) struct Cheaper {
+    /// `cheaper`: the fewest workers.
+    pub(crate) min: usize,
+    /// `cheaper-initial`: the workers at start (between `min` and `processes`).
+    pub(crate) initial: usize,
+    /// `cheaper-step`: workers added at a time.
+    pub(crate) step: usize,
+    /// `cheaper-overload`: seconds (the algorithm's cycles) all workers must be busy before
+    /// more are added, and between two removals while they idle.
+    pub(crate) overload: u32,
 }
 
 /// Reads the configuration from the command line (without argv\[0\]) and the environment.
-pub fn load(args: &[String], env: &[(String, String)]) -> Result<Loaded, ConfigError> {
+pub(crate) fn load(args: &[String], env: &[(String, String)]) -> Result<Loaded, ConfigError> {
     let lookup_env = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let host = ini::host::System::new(&lookup_env);
     load_with(args, env, &host)
 }
 
 /// [`load`], with ini files, `$(VAR)`, `@(...)` and the magic variables read from `host`.
-pub fn load_with(
+pub(crate) fn load_with(
     args: &[String],
     env: &[(String, String)],
     host: &dyn ini::host::Host,
 ) -> Result<Loaded, ConfigError> {
-    let cli = match source::from_cli(args)? {
-        Command::Run(settings) => settings,
+    let (cli, mode) = match source::from_cli(args)? {
+        Command::Run(settings, mode) => (settings, mode),
         Command::Help => return Ok(Loaded::Help),
         Command::Version => return Ok(Loaded::Version),
     };
-    let env_settings = source::from_env(env)?;
+    if let Mode::Probe(Some(url)) = mode {
+        return Ok(Loaded::Probe(Probe::Url(url)));
+    }
+    // Every problem of every source, not only the first.
+    let (env_settings, mut errors) = source::from_env(env);
     let strict = cli
         .iter()
         .chain(&env_settings)
@@ -390,37 +410,71 @@ pub fn load_with(
     let mut notices = Vec::new();
     let files: Vec<String> = ini_files.iter().map(|s| s.value.clone()).collect();
     for file in ini_files {
-        let read = source::from_ini(&file.value, host, strict)
-            .map_err(|e| ConfigError(format!("{} (from {})", e.0, file.origin)))?;
-        all.extend(read.settings);
-        warnings.extend(read.warnings);
-        notices.extend(read.notices);
+        let from = |e: ConfigError| ConfigError(format!("{} (from {})", e.0, file.origin));
+        match source::from_ini(&file.value, host, strict) {
+            Ok(read) => {
+                all.extend(read.settings);
+                warnings.extend(read.warnings);
+                notices.extend(read.notices);
+                errors.extend(read.errors.into_iter().map(from));
+            }
+            Err(e) => errors.push(from(e)),
+        }
     }
     all.extend(env_settings);
     all.extend(cli);
-    let mut config = build(&all).map_err(|e| {
-        // A configuration-wide error names the ini files it comes from.
-        if e.0.starts_with("no application") && !files.is_empty() {
-            ConfigError(format!("{}: {}", files.join(", "), e.0))
-        } else {
-            e
+    let built = match build::build_all(&all) {
+        Ok(config) if errors.is_empty() => Ok(config),
+        Ok(_) => Err(ConfigError::joined(errors)),
+        Err(more) => {
+            // A configuration-wide error names the ini files it comes from.
+            errors.extend(more.into_iter().map(|e| {
+                if e.0.starts_with("no application") && !files.is_empty() {
+                    ConfigError(format!("{}: {}", files.join(", "), e.0))
+                } else {
+                    e
+                }
+            }));
+            Err(ConfigError::joined(errors))
         }
-    })?;
-    config.warnings.splice(0..0, warnings);
-    config.notices.extend(notices);
-    Ok(Loaded::Run(Box::new(config)))
+    };
+    let built = built.map(|mut config| {
+        config.warnings.splice(0..0, warnings);
+        config.notices.extend(notices);
+        Box::new(config)
+    });
+    Ok(match mode {
+        Mode::Serve => Loaded::Run(built?),
+        Mode::Check => Loaded::Check(built),
+        Mode::PrintConfig => Loaded::PrintConfig(print::effective(&all, &*built?)),
+        Mode::Probe(_) => Loaded::Probe(Probe::Config(built?)),
+    })
 }
 
 /// What the command line asked for.
 #[derive(Debug)]
-pub enum Loaded {
+pub(crate) enum Loaded {
     Help,
     Version,
     Run(Box<Config>),
+    /// `--check`: the configuration, or every problem it has.
+    Check(Result<Box<Config>, ConfigError>),
+    /// `--print-config`: the text to print.
+    PrintConfig(String),
+    /// `--health-check`: where to ask.
+    Probe(Probe),
+}
+
+/// Where `--health-check` asks: the URL given, or the configuration's first HTTP listener and
+/// its `health-check` path.
+#[derive(Debug)]
+pub(crate) enum Probe {
+    Url(String),
+    Config(Box<Config>),
 }
 
 /// Reads true/false, yes/no, on/off, 1/0 (any case).
-pub fn parse_bool(value: &str) -> Option<bool> {
+pub(crate) fn parse_bool(value: &str) -> Option<bool> {
     match value.trim().to_ascii_lowercase().as_str() {
         "true" | "yes" | "on" | "1" => Some(true),
         "false" | "no" | "off" | "0" => Some(false),
@@ -431,7 +485,7 @@ pub fn parse_bool(value: &str) -> Option<bool> {
 /// Parses a listen address as uWSGI writes it: `:8000`, `*:8000`, `127.0.0.1:8000`,
 /// `[::1]:8000`, `localhost:8000` (every address the name resolves to), or a unix socket path
 /// (`/run/site.sock`, `./site.sock`, `unix:site.sock`, `app.sock`).
-pub fn parse_listen(value: &str) -> Result<Vec<ListenAddr>, String> {
+pub(crate) fn parse_listen(value: &str) -> Result<Vec<ListenAddr>, String> {
     let value = value.trim();
     if value.is_empty() {
         return Err("empty".into());
@@ -479,7 +533,7 @@ fn parse_tcp(value: &str) -> Result<Vec<SocketAddr>, String> {
 }
 
 /// The option a planned/ignored check refers to; used by `--help`.
-pub fn status_label(spec: &OptionSpec) -> Option<&'static str> {
+pub(crate) fn status_label(spec: &OptionSpec) -> Option<&'static str> {
     match spec.status {
         Status::Active => None,
         Status::Planned => Some("not yet in effect"),
@@ -559,20 +613,64 @@ mod tests {
                  `threads = 4`; got \"many\""
             )
         );
-        let f = ini_file("[uwsgi]\nmodule = a\nhttp =\n");
+        let f = ini_file("[uwsgi]\nmodule = a\nsocket =\n");
         let p = f.path().to_str().unwrap();
         let e = load_run(&["--ini", p], &[]).unwrap_err();
         assert!(
-            e.0.starts_with(&format!("{p} line 3: option 'http' expects an address")),
+            e.0.starts_with(&format!("{p} line 3: option 'socket' expects an address")),
             "{e}"
         );
-        assert!(e.0.contains("`http = :8000`; got an empty value"), "{e}");
+        assert!(e.0.contains("`socket = :3031`; got an empty value"), "{e}");
         let e = load_run(&["app", "--threads", "0"], &[]).unwrap_err();
         assert!(e.0.contains("as in `--threads 4`; got \"0\""), "{e}");
         let e = load_run(&["app"], &[("DRAGOMAN_PROCESSES", "x")]).unwrap_err();
         assert!(e.0.contains("as in `DRAGOMAN_PROCESSES=4`"), "{e}");
         let e = load_run(&["app", "--master=maybe"], &[]).unwrap_err();
         assert!(e.0.contains("expects true or false"), "{e}");
+    }
+
+    #[test]
+    fn an_empty_http_is_the_default_address_and_says_so() {
+        // The seed post's own ini, `http =` as it writes it.
+        let f = ini_file("[uwsgi]\nhttp       =\nmodule     = myproj.wsgi\nmaster     = true\n");
+        let p = f.path().to_str().unwrap();
+        let c = load_run(&["--ini", p], &[]).unwrap();
+        let addrs: Vec<String> = c.listeners.iter().map(|l| l.addr.to_string()).collect();
+        assert_eq!(addrs, vec![defaults::HTTP]);
+        assert!(
+            c.notices.iter().any(|n| !n.not_yet
+                && n.text
+                    .starts_with(&format!("{p} line 2: `http =` names no address"))
+                && n.text.contains("the default, 127.0.0.1:8000")),
+            "{:?}",
+            c.notices
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_not_only_the_first() {
+        let f = ini_file(
+            "[uwsgi]\nmodule = a\nthreads = many\nharakiri = soon\nstatic-map = static\n\
+             gevent = 100\n",
+        );
+        let p = f.path().to_str().unwrap();
+        let e = load_run(&["--ini", p], &[("DRAGOMAN_PROCESES", "2")]).unwrap_err();
+        let lines: Vec<&str> = e.lines().collect();
+        assert_eq!(lines.len(), 5, "{e}");
+        for (at, what) in [
+            ("line 3", "'threads'"),
+            ("line 4", "'harakiri'"),
+            ("line 5", "'static-map'"),
+            ("line 6", "'gevent' is refused"),
+        ] {
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l.starts_with(&format!("{p} {at}: ")) && l.contains(what)),
+                "{at} {what}: {e}"
+            );
+        }
+        assert!(lines.iter().any(|l| l.contains("DRAGOMAN_PROCESES")), "{e}");
     }
 
     #[test]
@@ -691,12 +789,15 @@ mod tests {
 
     #[test]
     fn planned_and_ignored_options_load_with_notices() {
-        let f = ini_file("[uwsgi]\nmodule = a\nhttp = :8000\nlogto = /tmp/x.log\nenable-threads\n");
+        let f = ini_file(
+            "[uwsgi]\nmodule = a\nhttp = :8000\nmanage-script-name = true\nenable-threads\n",
+        );
         let p = f.path().to_str().unwrap();
         let c = load_run(&["--ini", p], &[]).unwrap();
         assert!(c.notices[0].not_yet && c.notices[0].text.contains("not yet in effect"));
-        assert!(c.notices[0].text.contains(&format!("logto ({p} line 4)")));
-        assert_eq!(c.planned.logging.to, Some(PathBuf::from("/tmp/x.log")));
+        assert!(c.notices[0]
+            .text
+            .contains(&format!("manage-script-name ({p} line 4)")));
         assert!(!c.notices[1].not_yet && c.notices[1].text.contains("enable-threads"));
     }
 

@@ -7,7 +7,7 @@
 
 /// The sections of `--help`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Group {
+pub(crate) enum Group {
     Config,
     Application,
     Server,
@@ -19,7 +19,7 @@ pub enum Group {
 }
 
 impl Group {
-    pub const ALL: [Group; 8] = [
+    pub(crate) const ALL: [Group; 8] = [
         Group::Config,
         Group::Application,
         Group::Server,
@@ -30,14 +30,14 @@ impl Group {
         Group::Compat,
     ];
 
-    pub fn title(self) -> &'static str {
+    pub(crate) fn title(self) -> &'static str {
         match self {
             Group::Config => "Configuration files",
             Group::Application => "Application",
             Group::Server => "Listeners and HTTP",
             Group::Processes => "Processes and workers",
             Group::Static => "Static files",
-            Group::Logging => "Logging (accepted; not in effect yet)",
+            Group::Logging => "Logging",
             Group::Limits => "Limits and timeouts",
             Group::Compat => "uWSGI compatibility (accepted, nothing to do in dragoman)",
         }
@@ -46,7 +46,7 @@ impl Group {
 
 /// How an option's value is written; decides how a bare `--flag` or `key` line is read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// true/false, yes/no, on/off, 1/0; a bare name means true.
     Flag,
     /// Anything else: the typed parsing happens when the config is built.
@@ -55,7 +55,7 @@ pub enum Kind {
 
 /// Whether an option does something in this version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Status {
+pub(crate) enum Status {
     /// Implemented.
     Active,
     /// Parsed and validated so existing configs load, but not yet in effect; startup says so.
@@ -67,7 +67,7 @@ pub enum Status {
 /// An option's default, typed: the values come from [`super::defaults`], which `build` uses
 /// too, so `--help` cannot show another default than the one in effect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DefaultValue {
+pub(crate) enum DefaultValue {
     None,
     Text(&'static str),
     Count(usize),
@@ -77,7 +77,7 @@ pub enum DefaultValue {
 
 impl DefaultValue {
     /// As `--help` shows it; empty for none.
-    pub fn shown(self) -> String {
+    pub(crate) fn shown(self) -> String {
         match self {
             DefaultValue::None => String::new(),
             DefaultValue::Text(t) => t.to_string(),
@@ -90,18 +90,18 @@ impl DefaultValue {
 
 /// One option: everything the sources, the validator and `--help` need to know about it.
 #[derive(Debug)]
-pub struct OptionSpec {
-    pub name: &'static str,
-    pub aliases: &'static [&'static str],
-    pub group: Group,
-    pub kind: Kind,
-    pub repeatable: bool,
+pub(crate) struct OptionSpec {
+    pub(crate) name: &'static str,
+    pub(crate) aliases: &'static [&'static str],
+    pub(crate) group: Group,
+    pub(crate) kind: Kind,
+    pub(crate) repeatable: bool,
     /// Shown in `--help`.
-    pub default: DefaultValue,
+    pub(crate) default: DefaultValue,
     /// The placeholder shown in `--help` (`ADDR`, `N`); empty for flags.
-    pub metavar: &'static str,
-    pub status: Status,
-    pub help: &'static str,
+    pub(crate) metavar: &'static str,
+    pub(crate) status: Status,
+    pub(crate) help: &'static str,
 }
 
 const fn opt(
@@ -162,7 +162,7 @@ impl OptionSpec {
     }
 
     /// The environment variable that sets this option: `DRAGOMAN_` + upper-cased name, `-` as `_`.
-    pub fn env_var(&self) -> String {
+    pub(crate) fn env_var(&self) -> String {
         format!(
             "DRAGOMAN_{}",
             self.name.to_ascii_uppercase().replace('-', "_")
@@ -170,7 +170,7 @@ impl OptionSpec {
     }
 
     /// Whether `name` (as written by a user, any source) names this option.
-    pub fn answers_to(&self, name: &str) -> bool {
+    pub(crate) fn answers_to(&self, name: &str) -> bool {
         self.name == name || self.aliases.contains(&name)
     }
 }
@@ -183,7 +183,7 @@ use Group::*;
 const N: DefaultValue = DefaultValue::None;
 
 /// Every option, in `--help` order within each group.
-pub static OPTIONS: &[OptionSpec] = &[
+pub(crate) static OPTIONS: &[OptionSpec] = &[
     // Configuration files.
     opt("ini", Config, "FILE[:SECTION]", N, "read options from an ini file: its [uwsgi] and [dragoman] sections (or a named one), or the whole file if it has no sections").many(),
     flag("strict", Config, Flag(false), "refuse ini keys that are no option (uWSGI's strict mode); placeholders are then set with set-placeholder"),
@@ -199,8 +199,8 @@ pub static OPTIONS: &[OptionSpec] = &[
     flag("preload", Application, Flag(d::PRELOAD), "load the application once in the master before forking workers (a reload then restarts workers without re-importing the code)"),
     opt("mount", Application, "PREFIX=APP", N, "serve another application under a URL prefix (SCRIPT_NAME set), as uWSGI's mount").many().planned(),
     flag("manage-script-name", Application, Flag(false), "take SCRIPT_NAME from the mount prefix that matches the request path").planned(),
-    opt("pyargv", Application, "ARGS", N, "sys.argv[1:] for the application, split on spaces").planned(),
-    flag("wsgi-disable-file-wrapper", Application, Flag(false), "offer no wsgi.file_wrapper to the application").planned(),
+    opt("pyargv", Application, "ARGS", N, "sys.argv[1:] for the application, split on spaces (sys.argv[0] stays dragoman's program)"),
+    flag("wsgi-disable-file-wrapper", Application, Flag(false), "offer no wsgi.file_wrapper to the application"),
     // ASGI (docs/asgi.md).
     opt("asgi", Application, "MODULE[:CALLABLE]", N, "serve an ASGI 3 application from MODULE (the attribute `application` unless CALLABLE names another), with lifespan events and WebSockets; the same as `module` with `interface = asgi`"),
     opt("interface", Application, "wsgi|asgi|auto", Text(d::INTERFACE), "how the application is called: WSGI, ASGI 3, or auto (ASGI when the callable is a coroutine function or has an async __call__, as Django's get_asgi_application() does); `asgi` sets asgi"),
@@ -211,13 +211,14 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("listen", Server, "N", Count(d::LISTEN_BACKLOG), "the listen queue (backlog) of each listening socket"),
     flag("proxy-protocol", Server, Flag(d::PROXY_PROTOCOL), "every connection on the http listeners starts with a PROXY protocol header (v1 or v2) naming the real client; it becomes REMOTE_ADDR").aka(&["enable-proxy-protocol", "http-enable-proxy-protocol"]),
     opt("proxy-allow-from", Server, "IP", Text(d::PROXY_ALLOW_FROM), "peers whose PROXY headers are believed (repeatable); others are served as plain HTTP").many(),
+    opt("forwarded-allow-ips", Server, "ADDRS", Text(d::FORWARDED_ALLOW_IPS), "proxies whose X-Forwarded-For/-Proto/-Host/-Port and Forwarded headers set REMOTE_ADDR, wsgi.url_scheme, HTTP_HOST and SERVER_PORT: addresses and networks (10.0.0.0/8), `unix` for unix-socket clients, `*` for any peer; the client is the first untrusted address from the right; empty: none (repeatable)").many(),
     opt("socket", Server, "ADDR", N, "serve the uwsgi protocol (for nginx's uwsgi_pass) on ADDR: `:3031`, `127.0.0.1:3031` or a unix socket path (`app.sock` too); repeatable").aka(&["uwsgi-socket"]).many(),
     opt("protocol", Server, "uwsgi|http", N, "what clients of the `socket` listeners speak").aka(&["socket-protocol"]).planned(),
     opt("chmod-socket", Server, "MODE", N, "permissions of unix sockets dragoman creates (octal, e.g. 660)"),
-    opt("chown-socket", Server, "USER[:GROUP]", N, "owner of unix sockets dragoman creates").planned(),
-    opt("socket-timeout", Server, "SECONDS", N, "uWSGI's timeout for reads and writes on the `socket` listeners").planned(),
-    opt("http-timeout", Server, "SECONDS", N, "uWSGI's timeout for HTTP clients").planned(),
-    opt("add-header", Server, "NAME: VALUE", N, "add a header to every response (repeatable)").many().planned(),
+    opt("chown-socket", Server, "USER[:GROUP]", N, "give the unix sockets dragoman creates to this user (and group): made in a private directory, given, then moved into place"),
+    opt("socket-timeout", Server, "SECONDS", N, "uWSGI's longest wait on a client: sets body-timeout and write-timeout unless they are set"),
+    opt("http-timeout", Server, "SECONDS", N, "uWSGI's longest wait on an HTTP client: sets body-timeout and write-timeout unless they are set"),
+    opt("add-header", Server, "NAME: VALUE", N, "add a header to every response of the application and the static files (repeatable)").many(),
     // TLS and HTTP/2 (docs/https.md).
     opt("https", Server, "ADDR,CERT,KEY[,CIPHERS[,CLIENT_CA]]", N, "serve HTTPS on ADDR with this certificate chain and key (PEM), as uWSGI writes it; CIPHERS may be empty; CLIENT_CA asks clients for a certificate (`!` in front: required); `https = ADDR` alone takes ssl-certificate and ssl-key; repeatable").aka(&["https-socket"]).many(),
     opt("ssl-certificate", Server, "FILE", N, "the certificate chain (PEM, the site's certificate first) of https listeners that name none"),
@@ -237,6 +238,16 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("http2-max-header-list-size", Server, "BYTES", N, "largest HTTP/2 request header list (default: buffer-size)"),
     opt("http2-stream-window", Server, "BYTES", Count(d::HTTP2_STREAM_WINDOW as usize), "HTTP/2 flow-control window of each stream"),
     opt("http2-connection-window", Server, "BYTES", Count(d::HTTP2_CONNECTION_WINDOW as usize), "HTTP/2 flow-control window of each connection"),
+    // Certificates by ACME (docs/https.md).
+    opt("acme-domain", Server, "NAME[,NAME...]", N, "get a certificate for these names from an ACME CA (Let's Encrypt unless acme-directory says another), serve it on the https listeners and renew it; one certificate per line; repeatable").many(),
+    opt("acme-email", Server, "ADDRESS", N, "the ACME account's contact address, for the CA's notices"),
+    opt("acme-directory", Server, "URL", Text(super::acme::LETS_ENCRYPT), "the ACME directory to order certificates from"),
+    flag("acme-staging", Server, Flag(false), "order from Let's Encrypt's staging directory (untrusted certificates, for trying a setup out)"),
+    opt("acme-ca-root", Server, "FILE", N, "trust this CA bundle (PEM) for the directory's HTTPS instead of the system's, for a private ACME CA"),
+    opt("acme-cache", Server, "DIR", N, "where the account, the certificates and the locks are kept (mode 0700), across restarts and by every instance sharing it (default: ~/.local/share/dragoman/acme)"),
+    opt("acme-eab-kid", Server, "KID", N, "external account binding: the key id the CA gave"),
+    opt("acme-eab-hmac", Server, "KEY", N, "external account binding: the HMAC key the CA gave (base64url)"),
+    opt("acme-challenge", Server, "TYPE[,TYPE]", N, "the challenges to answer, in order of preference: http-01 (on a plain listener) and tls-alpn-01 (on the https listeners); default: both, http-01 only with a plain listener"),
     // Processes and workers.
     opt("processes", Processes, "N", Count(d::PROCESSES), "number of worker processes").aka(&["workers"]),
     opt("threads", Processes, "N", Count(d::THREADS), "Python threads per worker that run the application; with 1 the app runs on the worker's event-loop thread"),
@@ -257,39 +268,53 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("umask", Processes, "MASK", N, "set the process umask (octal, e.g. 022)"),
     opt("stats", Processes, "ADDR", N, "serve uWSGI-compatible JSON stats (as uwsgitop reads them) on ADDR: host:port or a unix socket path"),
     flag("stats-http", Processes, Flag(d::STATS_HTTP), "serve the stats as an HTTP response"),
-    opt("daemonize", Processes, "LOGFILE", N, "detach from the terminal and log to LOGFILE").aka(&["daemonize2"]).planned(),
-    flag("auto-procname", Processes, Flag(false), "name the processes (master, worker N) in ps").planned(),
-    opt("procname-prefix", Processes, "TEXT", N, "put TEXT before every process name").planned(),
-    opt("procname-prefix-spaced", Processes, "TEXT", N, "put TEXT and a space before every process name").planned(),
-    opt("procname-append", Processes, "TEXT", N, "put TEXT after every process name").planned(),
-    opt("procname", Processes, "NAME", N, "the workers' process name").planned(),
-    opt("procname-master", Processes, "NAME", N, "the master's process name").planned(),
-    opt("cheaper", Processes, "N", N, "adapt the worker count between N and `processes` to the load (uWSGI's spare algorithm)").planned(),
-    opt("cheaper-initial", Processes, "N", N, "workers at start when `cheaper` is set").planned(),
-    opt("cheaper-step", Processes, "N", N, "workers added at a time when `cheaper` is set").planned(),
-    opt("cheaper-overload", Processes, "SECONDS", N, "how often the `cheaper` algorithm looks at the load").planned(),
-    opt("cheaper-algo", Processes, "NAME", N, "the `cheaper` algorithm: spare (the default)").planned(),
-    opt("attach-daemon", Processes, "COMMAND", N, "run COMMAND beside the workers, restarted when it dies (repeatable)").aka(&["attach-daemon2"]).many().planned(),
-    opt("cron", Processes, "M H D MON WD COMMAND", N, "run COMMAND at the times given (-1 for any; repeatable)").many().planned(),
-    opt("unique-cron", Processes, "M H D MON WD COMMAND", N, "like cron, skipped while the previous run is still going (repeatable)").many().planned(),
-    opt("hook-master-start", Processes, "ACTION", N, "run ACTION (exec:COMMAND, ...) when the master starts (repeatable)").many().planned(),
+    opt("metrics", Processes, "ADDR", N, "serve Prometheus metrics (OpenMetrics when asked) at http://ADDR/metrics: requests, latency, bytes, connections, static files, worker restarts and memory, listen queues; ADDR is host:port or a unix socket path"),
+    opt("health-check", Processes, "PATH", N, "answer GET PATH (e.g. /healthz) before static files and the application: 200 once every worker accepts, 503 while starting and from SIGTERM on; on the command line, `--health-check` alone or with a URL checks a running server once (exit 0 or 1)"),
+    opt("shutdown-delay", Processes, "SECONDS", N, "on SIGTERM, keep serving this long with the health check failing before stopping, so a load balancer stops sending first (default with health-check: 5; 0: off)"),
+    opt("daemonize", Processes, "LOGFILE", N, "detach from the terminal once the sockets are bound; stdout and stderr (the log) go to LOGFILE"),
+    opt("daemonize2", Processes, "LOGFILE", N, "like daemonize, once the application is loaded and the privileges dropped (LOGFILE is opened as the service user)"),
+    flag("auto-procname", Processes, Flag(false), "name the processes in ps and top: `dragoman master`, `dragoman worker N`"),
+    opt("procname-prefix", Processes, "TEXT", N, "put TEXT before every process name (turns the names on)"),
+    opt("procname-prefix-spaced", Processes, "TEXT", N, "put TEXT and a space before every process name (turns the names on)"),
+    opt("procname-append", Processes, "TEXT", N, "put TEXT after every process name (turns the names on)"),
+    opt("procname", Processes, "NAME", N, "the workers' process name (and the master's, without procname-master)"),
+    opt("procname-master", Processes, "NAME", N, "the master's process name"),
+    opt("cheaper", Processes, "N", N, "adapt the worker count to the load, between N and `processes` (uWSGI's spare algorithm: a worker more while all are busy, one less while more than one idles); 0 is off"),
+    opt("cheaper-initial", Processes, "N", N, "workers at start when `cheaper` is set (default: cheaper)"),
+    opt("cheaper-step", Processes, "N", N, "workers added at a time when `cheaper` is set (default: 1)"),
+    opt("cheaper-overload", Processes, "SECONDS", N, "with `cheaper`: seconds all workers must be busy before more are added, and between removals while they idle (default: 3)"),
+    opt("cheaper-algo", Processes, "NAME", N, "the `cheaper` algorithm: spare, the only one (others fall back to it, with a warning)"),
+    opt("attach-daemon", Processes, "COMMAND", N, "run COMMAND (with /bin/sh) beside the workers: restarted when it dies (with a back-off when it keeps dying), restarted by a reload, stopped with dragoman; its output goes to the log (repeatable)").many(),
+    opt("smart-attach-daemon", Processes, "PIDFILE COMMAND", N, "run COMMAND, which detaches and writes PIDFILE; started again when the pid in PIDFILE is gone; it outlives dragoman (repeatable)").many(),
+    opt("smart-attach-daemon2", Processes, "PIDFILE COMMAND", N, "like smart-attach-daemon, for a COMMAND that does not detach: dragoman detaches it and writes PIDFILE (repeatable)").many(),
+    opt("attach-control-daemon", Processes, "COMMAND", N, "like attach-daemon, and when it dies dragoman stops (exit code 1) (repeatable)").many(),
+    flag("daemons-honour-stdin", Processes, Flag(false), "attached daemons read dragoman's stdin (otherwise /dev/null)"),
+    opt("attach-daemon2", Processes, "KEY=VALUE,...", N, "an attached daemon with uWSGI's keys: cmd, name, pidfile, daemonize, freq, control, touch, stopsignal, reloadsignal, stdin, uid, gid, chdir, max_throttle, notifypid (repeatable)").many(),
+    opt("cron", Processes, "M H D MON WD COMMAND", N, "run COMMAND (with /bin/sh) at the local times given: minute hour day month weekday, -1 for any, -N for every N; its output goes to the log (repeatable)").many(),
+    opt("unique-cron", Processes, "M H D MON WD COMMAND", N, "like cron, not started again while the previous run goes on (repeatable)").many(),
+    opt("hook-master-start", Processes, "ACTION", N, "when the master starts: exec:COMMAND (dragoman stops if it fails), safeexec:COMMAND, or unix_signal:N FUNCTION (gracefully_kill_them_all, kill_them_all, grace_them_all: what signal N does) (repeatable)").many(),
     // Logging.
-    flag("disable-logging", Logging, Flag(false), "log no requests").planned(),
-    opt("logto", Logging, "FILE", N, "write the log to FILE instead of stderr").planned(),
-    opt("logto2", Logging, "FILE", N, "like logto, opened after the privileges are dropped").planned(),
-    opt("logger", Logging, "[NAME ]PLUGIN[:ARGS]", N, "where the log goes: file:PATH, stdio, syslog (repeatable)").many().planned(),
-    opt("req-logger", Logging, "PLUGIN[:ARGS]", N, "where the request log goes (repeatable)").aka(&["logger-req"]).many().planned(),
-    opt("log-format", Logging, "FORMAT", N, "the request log line, in uWSGI's %(var) format").aka(&["logformat"]).planned(),
-    flag("log-4xx", Logging, Flag(false), "log requests answered 4xx even with disable-logging").planned(),
-    flag("log-5xx", Logging, Flag(false), "log requests answered 5xx even with disable-logging").planned(),
-    opt("log-slow", Logging, "MS", N, "log requests slower than MS milliseconds even with disable-logging").planned(),
-    opt("log-date", Logging, "[STRFTIME]", N, "prefix log lines with the date (a strftime format, or true)").aka(&["logdate"]).planned(),
-    flag("log-master", Logging, Flag(false), "let the master write the workers' log lines").planned(),
-    opt("log-maxsize", Logging, "BYTES", N, "rotate the logto file when it grows past BYTES").planned(),
-    opt("log-backupname", Logging, "FILE", N, "the rotated log file's name").planned(),
-    flag("log-x-forwarded-for", Logging, Flag(false), "log the X-Forwarded-For address as the client's").planned(),
-    flag("log-reopen", Logging, Flag(false), "reopen the log file at reload").planned(),
-    opt("memory-report", Logging, "[1|2]", N, "add the worker's memory to request log lines").planned(),
+    flag("disable-logging", Logging, Flag(false), "write no request lines (the access log), but those log-4xx, log-5xx, log-slow, log-zero, log-big and log-sendfile ask for"),
+    flag("log-static", Logging, Flag(true), "log requests answered with a static file too (false: only the application's)"),
+    opt("log-format", Logging, "FORMAT", N, "the request line: a uWSGI logformat with its %(var) variables, or `json` for one JSON object per line").aka(&["logformat"]),
+    flag("log-4xx", Logging, Flag(false), "with disable-logging, still log requests answered 4xx"),
+    flag("log-5xx", Logging, Flag(false), "with disable-logging, still log requests answered 5xx"),
+    opt("log-slow", Logging, "MS", N, "with disable-logging, still log requests that took at least MS milliseconds"),
+    flag("log-zero", Logging, Flag(false), "with disable-logging, still log responses with an empty body"),
+    opt("log-big", Logging, "BYTES", N, "with disable-logging, still log responses with a body of at least BYTES"),
+    flag("log-sendfile", Logging, Flag(false), "with disable-logging, still log requests answered with a static file"),
+    flag("log-x-forwarded-for", Logging, Flag(false), "log the X-Forwarded-For header's value as the client address"),
+    opt("log-date", Logging, "[STRFTIME]", N, "stamp log lines with this strftime format, in local time (true: the default UTC stamp)").aka(&["logdate"]),
+    flag("logformat-strftime", Logging, Flag(false), "%(ftime) in log-format uses log-date's format").aka(&["log-format-strftime"]),
+    opt("memory-report", Logging, "[1|2]", N, "start request lines with the worker's address space and RSS (2: also USS and PSS), sampled every 100 ms"),
+    opt("logto", Logging, "FILE", N, "write the log (dragoman's, the requests', Python's output) to FILE instead of stderr; opened before the privilege drop"),
+    opt("logto2", Logging, "FILE", N, "like logto, opened after the privilege drop (so the service user owns it)"),
+    opt("logger", Logging, "PLUGIN[:ARGS]", N, "where the log goes instead of logto: file:PATH (or file:logfile=PATH,maxsize=N,backupname=B) or stdio; repeatable").many(),
+    opt("req-logger", Logging, "PLUGIN[:ARGS]", N, "where request lines go instead of the log: file:PATH or stdio; repeatable").aka(&["logger-req"]).many(),
+    flag("log-master", Logging, Flag(false), "workers send their lines to the master, which writes them (on by itself with several loggers or log-maxsize)"),
+    opt("log-maxsize", Logging, "BYTES", N, "rotate the logto file when it grows past BYTES (turns log-master on)"),
+    opt("log-backupname", Logging, "FILE", N, "the rotated log file's name (default: the file's name and the time, FILE.UNIXTIME)"),
+    flag("log-reopen", Logging, Flag(false), "reopen the log files on a reload (SIGHUP) too; SIGUSR1 always reopens them"),
     // Static files.
     opt("static-map", Static, "MOUNT=PATH", N, "serve the files under PATH (or the one file PATH) at URL prefix MOUNT, without calling the app; a missing file goes to the app").many(),
     opt("static-map2", Static, "MOUNT=DIR", N, "like static-map, with MOUNT appended to DIR (uWSGI semantics: /static=/srv serves /srv/static)").many(),
@@ -337,13 +362,13 @@ pub static OPTIONS: &[OptionSpec] = &[
 ];
 
 /// Finds the option a user-written name refers to (name or alias).
-pub fn lookup(name: &str) -> Option<&'static OptionSpec> {
+pub(crate) fn lookup(name: &str) -> Option<&'static OptionSpec> {
     OPTIONS.iter().find(|o| o.answers_to(name))
 }
 
 /// The known option name closest to a misspelt one (dragoman's and uWSGI's names), if any is
 /// close enough to be a likely typo: `proceses`, `vaccum`, `maximum-requests`.
-pub fn suggest(name: &str) -> Option<&'static str> {
+pub(crate) fn suggest(name: &str) -> Option<&'static str> {
     let name = name.to_ascii_lowercase().replace('_', "-");
     // Spelt-out words of uWSGI's abbreviations.
     let short = name

@@ -12,7 +12,7 @@ use super::uwsgi;
 
 /// Where a value was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Origin {
+pub(crate) enum Origin {
     Ini { file: PathBuf, line: usize },
     Env { var: String },
     Cli { flag: String },
@@ -32,7 +32,7 @@ impl fmt::Display for Origin {
 
 impl Origin {
     /// How `option = example` is written in this source, for error messages.
-    pub fn example(&self, spec: &OptionSpec, example: &str) -> String {
+    pub(crate) fn example(&self, spec: &OptionSpec, example: &str) -> String {
         match self {
             Origin::Ini { .. } => format!("`{} = {example}`", spec.name),
             Origin::Env { .. } => format!("`{}={example}`", spec.env_var()),
@@ -41,7 +41,7 @@ impl Origin {
     }
 
     /// The precedence of the source: higher wins.
-    pub fn rank(&self) -> u8 {
+    pub(crate) fn rank(&self) -> u8 {
         match self {
             Origin::Ini { .. } => 1,
             Origin::Env { .. } => 2,
@@ -52,15 +52,15 @@ impl Origin {
 
 /// One value for one option, with where it came from.
 #[derive(Debug, Clone)]
-pub struct Setting {
-    pub spec: &'static OptionSpec,
-    pub value: String,
-    pub origin: Origin,
+pub(crate) struct Setting {
+    pub(crate) spec: &'static OptionSpec,
+    pub(crate) value: String,
+    pub(crate) origin: Origin,
 }
 
 /// A configuration error: what is wrong, where, and how to fix it. Printed as is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError(pub String);
+pub(crate) struct ConfigError(pub String);
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -69,6 +69,19 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+impl ConfigError {
+    /// Several problems as one error, one a line.
+    pub(crate) fn joined(errors: Vec<ConfigError>) -> ConfigError {
+        let lines: Vec<String> = errors.into_iter().map(|e| e.0).collect();
+        ConfigError(lines.join("\n"))
+    }
+
+    /// The problems, one a line.
+    pub(crate) fn lines(&self) -> impl Iterator<Item = &str> {
+        self.0.lines()
+    }
+}
 
 fn unknown_option(name: &str, origin: &Origin) -> ConfigError {
     let hint = match options::suggest(name) {
@@ -80,17 +93,19 @@ fn unknown_option(name: &str, origin: &Origin) -> ConfigError {
 
 /// What one `--ini` file (and what it includes) contributes: settings, and the lines to log.
 #[derive(Debug, Default)]
-pub struct IniSettings {
-    pub settings: Vec<Setting>,
+pub(crate) struct IniSettings {
+    pub(crate) settings: Vec<Setting>,
+    /// Keys refused (every one of them, not only the first).
+    pub(crate) errors: Vec<ConfigError>,
     /// Warnings about the file itself (an unset `$(VAR)`, a likely typo).
-    pub warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
     /// uWSGI options dragoman accepts without acting on them.
-    pub notices: Vec<super::Notice>,
+    pub(crate) notices: Vec<super::Notice>,
 }
 
 /// Reads one ini file (`spec` may end in `:section`) into settings. `strict` is true when the
 /// command line or the environment asked for strict mode; the file can ask for it too.
-pub fn from_ini(
+pub(crate) fn from_ini(
     spec: &str,
     host: &dyn ini::host::Host,
     strict: bool,
@@ -142,18 +157,17 @@ pub fn from_ini(
         }
         let value = e.value.clone().unwrap_or_default();
         if let Some(why) = uwsgi::refused_value(&e.key, &value) {
-            return Err(ConfigError(format!(
+            out.errors.push(ConfigError(format!(
                 "{origin}: option '{}' is refused: {why}",
                 e.key
             )));
+            continue;
         }
         match uwsgi::classify(&e.key) {
-            Some(uwsgi::Class::Refused(why)) => {
-                return Err(ConfigError(format!(
-                    "{origin}: uWSGI option '{}' is refused: {why}",
-                    e.key
-                )))
-            }
+            Some(uwsgi::Class::Refused(why)) => out.errors.push(ConfigError(format!(
+                "{origin}: uWSGI option '{}' is refused: {why}",
+                e.key
+            ))),
             Some(uwsgi::Class::ByDesign(why)) if noticed.insert(e.key.clone()) => {
                 out.notices.push(super::Notice {
                     not_yet: false,
@@ -178,7 +192,7 @@ pub fn from_ini(
                     Some(s) => format!("did you mean '{s}'? "),
                     None => String::new(),
                 };
-                return Err(ConfigError(format!(
+                out.errors.push(ConfigError(format!(
                     "{origin}: unknown option '{}'; {hint}`strict` is on, so a key that is no option is refused (as in uWSGI): fix the name, or set a placeholder with `set-placeholder = {}=...`",
                     e.key, e.key
                 )));
@@ -210,17 +224,20 @@ fn bare_value(spec: &OptionSpec, _origin: &Origin) -> String {
 }
 
 /// Reads the `DRAGOMAN_*` environment variables. A repeatable option takes one value per line.
-pub fn from_env(vars: &[(String, String)]) -> Result<Vec<Setting>, ConfigError> {
+/// Every unknown variable is an error, not only the first.
+pub(crate) fn from_env(vars: &[(String, String)]) -> (Vec<Setting>, Vec<ConfigError>) {
     let mut settings = Vec::new();
+    let mut errors = Vec::new();
     for (var, value) in vars {
         let Some(name) = var.strip_prefix("DRAGOMAN_") else {
             continue;
         };
         let origin = Origin::Env { var: var.clone() };
         let option_name = name.to_ascii_lowercase().replace('_', "-");
-        let spec = options::lookup(&option_name)
-            .filter(|s| s.env_var() == *var)
-            .ok_or_else(|| unknown_option(&option_name, &origin))?;
+        let Some(spec) = options::lookup(&option_name).filter(|s| s.env_var() == *var) else {
+            errors.push(unknown_option(&option_name, &origin));
+            continue;
+        };
         let values: Vec<&str> = if spec.repeatable {
             value
                 .lines()
@@ -238,22 +255,46 @@ pub fn from_env(vars: &[(String, String)]) -> Result<Vec<Setting>, ConfigError> 
             });
         }
     }
-    Ok(settings)
+    (settings, errors)
 }
 
 /// What the command line asks for.
 #[derive(Debug)]
-pub enum Command {
+pub(crate) enum Command {
     Help,
     Version,
-    Run(Vec<Setting>),
+    Run(Vec<Setting>, Mode),
+}
+
+/// What to do with the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Serve (the usual).
+    Serve,
+    /// `--check`: report every problem of the configuration and the application, then exit.
+    Check,
+    /// `--print-config`: print the effective options and where each comes from, then exit.
+    PrintConfig,
+    /// `--health-check [URL]`: ask a running server's health check once, then exit 0 or 1.
+    /// Without a URL, the configuration says where.
+    Probe(Option<String>),
 }
 
 /// Parses the command line (without argv\[0\]): `--name value`, `--name=value`, bare `--flag`,
 /// and at most one positional `module[:callable]`.
-pub fn from_cli(args: &[String]) -> Result<Command, ConfigError> {
+pub(crate) fn from_cli(args: &[String]) -> Result<Command, ConfigError> {
     let mut settings = Vec::new();
     let mut positional: Option<&str> = None;
+    let mut mode = Mode::Serve;
+    let mut set_mode = |new: Mode, arg: &str| {
+        if mode != Mode::Serve {
+            return Err(ConfigError(format!(
+                "{arg} with another of --check, --print-config, --health-check; give one"
+            )));
+        }
+        mode = new;
+        Ok(())
+    };
     let mut i = 0;
     while i < args.len() {
         let arg = &args[i];
@@ -261,7 +302,56 @@ pub fn from_cli(args: &[String]) -> Result<Command, ConfigError> {
         match arg.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
             "-V" | "--version" => return Ok(Command::Version),
+            "--check" => {
+                set_mode(Mode::Check, arg)?;
+                continue;
+            }
+            "--print-config" => {
+                set_mode(Mode::PrintConfig, arg)?;
+                continue;
+            }
             _ => {}
+        }
+        // `--health-check /healthz` sets the path served; `--health-check` alone, or with a
+        // URL, asks a running server.
+        if let Some(rest) = arg.strip_prefix("--health-check") {
+            let value = match rest.strip_prefix('=') {
+                Some(v) => Some(v.to_string()),
+                None if rest.is_empty() => match args.get(i) {
+                    Some(next) if !next.starts_with('-') => {
+                        i += 1;
+                        Some(next.clone())
+                    }
+                    _ => None,
+                },
+                None => None,
+            };
+            if !rest.is_empty() && !rest.starts_with('=') {
+                // Another option that starts the same way: read below.
+            } else {
+                match value {
+                    Some(path) if path.starts_with('/') => settings.push(Setting {
+                        spec: options::lookup("health-check").expect("the option exists"),
+                        value: path,
+                        origin: Origin::Cli {
+                            flag: "--health-check".into(),
+                        },
+                    }),
+                    Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+                        set_mode(Mode::Probe(Some(url)), arg)?
+                    }
+                    None => set_mode(Mode::Probe(None), arg)?,
+                    Some(other) => {
+                        return Err(ConfigError(format!(
+                            "command line option --health-check: got {other:?}; give a path to \
+                             serve the health check at (`--health-check /healthz`), or nothing \
+                             or a URL to ask a running server (`--health-check \
+                             http://127.0.0.1:8000/healthz`)"
+                        )))
+                    }
+                }
+                continue;
+            }
         }
         let Some(body) = arg.strip_prefix("--") else {
             if arg.starts_with('-') && arg.len() > 1 {
@@ -318,11 +408,11 @@ pub fn from_cli(args: &[String]) -> Result<Command, ConfigError> {
             origin: Origin::Positional,
         });
     }
-    Ok(Command::Run(settings))
+    Ok(Command::Run(settings, mode))
 }
 
 /// Makes a path absolute against the current directory, without resolving symlinks.
-pub fn absolute(path: &Path) -> PathBuf {
+pub(crate) fn absolute(path: &Path) -> PathBuf {
     if path.is_absolute() {
         path.to_path_buf()
     } else {
@@ -342,7 +432,7 @@ mod tests {
 
     fn run(list: &[&str]) -> Vec<Setting> {
         match from_cli(&args(list)).unwrap() {
-            Command::Run(s) => s,
+            Command::Run(s, _) => s,
             other => panic!("expected settings, got {other:?}"),
         }
     }
@@ -362,6 +452,34 @@ mod tests {
         );
         assert_eq!(s[3].origin, Origin::Positional);
         assert!(matches!(from_cli(&args(&["--help"])), Ok(Command::Help)));
+        let mode = |list: &[&str]| match from_cli(&args(list)) {
+            Ok(Command::Run(_, mode)) => Ok(mode),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e.0),
+        };
+        assert_eq!(mode(&["--check", "--ini", "a.ini"]), Ok(Mode::Check));
+        assert_eq!(mode(&["--print-config", "app"]), Ok(Mode::PrintConfig));
+        assert_eq!(mode(&["--health-check"]), Ok(Mode::Probe(None)));
+        assert_eq!(
+            mode(&["--health-check", "--ini", "a.ini"]),
+            Ok(Mode::Probe(None))
+        );
+        assert_eq!(
+            mode(&["--health-check", "http://127.0.0.1:8000/healthz"]),
+            Ok(Mode::Probe(Some("http://127.0.0.1:8000/healthz".into())))
+        );
+        assert_eq!(mode(&["--health-check=/healthz", "app"]), Ok(Mode::Serve));
+        let s = run(&["--health-check", "/healthz", "app"]);
+        assert_eq!(
+            (s[0].spec.name, s[0].value.as_str()),
+            ("health-check", "/healthz")
+        );
+        assert!(mode(&["--health-check", "app"])
+            .unwrap_err()
+            .contains("give a path"));
+        assert!(mode(&["--check", "--print-config"])
+            .unwrap_err()
+            .contains("give one"));
         assert!(matches!(from_cli(&args(&["-V"])), Ok(Command::Version)));
     }
 
@@ -385,12 +503,17 @@ mod tests {
             ("DRAGOMAN_THREADS".to_string(), " 3 ".to_string()),
             ("OTHER".to_string(), "x".to_string()),
         ];
-        let s = from_env(&vars).unwrap();
+        let (s, errors) = from_env(&vars);
+        assert!(errors.is_empty());
         let got: Vec<_> = s.iter().map(|s| (s.spec.name, s.value.as_str())).collect();
         assert_eq!(got, vec![("http", ":1"), ("http", ":2"), ("threads", "3")]);
-        let e = from_env(&[("DRAGOMAN_THRADS".into(), "1".into())]).unwrap_err();
+        let (_, e) = from_env(&[
+            ("DRAGOMAN_THRADS".into(), "1".into()),
+            ("DRAGOMAN_PROCESES".into(), "1".into()),
+        ]);
+        assert_eq!(e.len(), 2, "every unknown variable is reported");
         assert_eq!(
-            e.0,
+            e[0].0,
             "environment variable DRAGOMAN_THRADS: unknown option 'thrads'; did you mean 'threads'?"
         );
     }

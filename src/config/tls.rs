@@ -13,58 +13,60 @@ use super::*;
 
 /// Everything TLS and HTTP/2.
 #[derive(Debug, Clone, Default)]
-pub struct TlsConfig {
+pub(crate) struct TlsConfig {
     /// One per https listener: the listener `Wire::Https(i)` serves `listeners[i]`'s
-    /// certificate by default.
-    pub listeners: Vec<CertFiles>,
+    /// certificate by default (`None`: a listener for ACME's certificates alone).
+    pub(crate) listeners: Vec<Option<CertFiles>>,
     /// `sni = NAME,CERT,KEY[,CIPHERS[,CLIENT_CA]]`: certificates chosen by the name the client
     /// asks for, on every https listener.
-    pub sni: Vec<SniEntry>,
+    pub(crate) sni: Vec<SniEntry>,
     /// `ssl-key-password`: decrypts encrypted (PKCS#8) keys.
-    pub key_password: Option<Secret>,
+    pub(crate) key_password: Option<Secret>,
     /// `ssl-min-version`: 1.2 or 1.3.
-    pub min_version: TlsVersion,
+    pub(crate) min_version: TlsVersion,
     /// `https-export-cert`: the client certificate goes to the application as `HTTPS_CC`.
-    pub export_cert: bool,
+    pub(crate) export_cert: bool,
     /// `hsts`: the `Strict-Transport-Security` header of HTTPS responses.
-    pub hsts: Option<Hsts>,
-    pub http2: Http2,
+    pub(crate) hsts: Option<Hsts>,
+    pub(crate) http2: Http2,
+    /// Certificates from an ACME CA (`acme-*`, [`super::acme`]).
+    pub(crate) acme: Option<super::acme::AcmeConfig>,
 }
 
 /// A certificate, its key and how clients are checked: an https listener's default, or an
 /// `sni` entry's.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertFiles {
+pub(crate) struct CertFiles {
     /// The certificate chain (PEM, the server's certificate first).
-    pub cert: PathBuf,
-    pub key: PathBuf,
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
     /// OpenSSL-style cipher list (`CIPHERS` of uWSGI's syntax); `None`: the safe default.
-    pub ciphers: Option<String>,
-    pub client_ca: Option<ClientCa>,
+    pub(crate) ciphers: Option<String>,
+    pub(crate) client_ca: Option<ClientCa>,
     /// The setting that named these files, for errors.
-    pub origin: Origin,
+    pub(crate) origin: Origin,
 }
 
 /// Client certificates, verified against a CA.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientCa {
-    pub path: PathBuf,
+pub(crate) struct ClientCa {
+    pub(crate) path: PathBuf,
     /// `!` before the path (uWSGI's syntax): a client without a certificate is refused.
     /// Otherwise a certificate is asked for and verified when given.
-    pub required: bool,
+    pub(crate) required: bool,
 }
 
 /// An `sni` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SniEntry {
+pub(crate) struct SniEntry {
     /// Lower-case; `*.example.com` matches one label in front of `example.com`.
-    pub name: String,
-    pub files: CertFiles,
+    pub(crate) name: String,
+    pub(crate) files: CertFiles,
 }
 
 /// The oldest TLS version offered.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum TlsVersion {
+pub(crate) enum TlsVersion {
     #[default]
     Tls12,
     Tls13,
@@ -72,15 +74,15 @@ pub enum TlsVersion {
 
 /// `Strict-Transport-Security`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hsts {
-    pub max_age: u64,
-    pub include_subdomains: bool,
-    pub preload: bool,
+pub(crate) struct Hsts {
+    pub(crate) max_age: u64,
+    pub(crate) include_subdomains: bool,
+    pub(crate) preload: bool,
 }
 
 impl Hsts {
     /// The header's value.
-    pub fn value(&self) -> String {
+    pub(crate) fn value(&self) -> String {
         let mut v = format!("max-age={}", self.max_age);
         if self.include_subdomains {
             v.push_str("; includeSubDomains");
@@ -94,15 +96,15 @@ impl Hsts {
 
 /// HTTP/2: whether it is offered and its limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Http2 {
+pub(crate) struct Http2 {
     /// `http2`: offered with ALPN on https listeners.
-    pub enabled: bool,
+    pub(crate) enabled: bool,
     /// `http2-cleartext`: HTTP/2 with prior knowledge (h2c) on plain http listeners.
-    pub cleartext: bool,
-    pub max_concurrent_streams: u32,
-    pub max_header_list_size: u32,
-    pub stream_window: u32,
-    pub connection_window: u32,
+    pub(crate) cleartext: bool,
+    pub(crate) max_concurrent_streams: u32,
+    pub(crate) max_header_list_size: u32,
+    pub(crate) stream_window: u32,
+    pub(crate) connection_window: u32,
 }
 
 impl Default for Http2 {
@@ -120,7 +122,7 @@ impl Default for Http2 {
 
 /// A password, kept out of `Debug` output (configurations are logged in tests and panics).
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(pub String);
+pub(crate) struct Secret(pub String);
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -145,17 +147,30 @@ pub(crate) fn tls(
         .last("ssl-client-ca")
         .map(|s| client_ca(s, s.value.trim()))
         .transpose()?;
+    // With acme-domain, an https listener may name no files: it serves ACME's certificates.
+    let acme_domain = r.last("acme-domain");
     let mut certs = Vec::new();
     for s in r.all("https") {
         let fields: Vec<&str> = s.value.splitn(5, ',').map(str::trim).collect();
         let expected = "ADDR,CERT,KEY[,CIPHERS[,CLIENT_CA]] (or ADDR alone with ssl-certificate \
-                        and ssl-key set)";
+                        and ssl-key set, or with acme-domain)";
         let addr = fields[0];
         let (cert, key) = match (fields.get(1), fields.get(2), &shared_cert, &shared_key) {
             (Some(c), Some(k), _, _) if !c.is_empty() && !k.is_empty() => {
                 (PathBuf::from(c), PathBuf::from(k))
             }
             (None, None, Some(c), Some(k)) => (c.clone(), k.clone()),
+            (None, None, None, None) if acme_domain.is_some() => {
+                let index = u16::try_from(certs.len())
+                    .map_err(|_| ConfigError(format!("{}: too many https listeners", s.origin)))?;
+                certs.push(None);
+                let addrs = parse_listen(addr)
+                    .map_err(|why| bad_value(s, &format!("ADDR ({why})"), ":443"))?;
+                for addr in addrs {
+                    add_listener(listeners, addr, Wire::Https(index), s)?;
+                }
+                continue;
+            }
             _ => return Err(bad_value(s, expected, HTTPS_EXAMPLE)),
         };
         let ciphers = fields
@@ -171,13 +186,13 @@ pub(crate) fn tls(
         })?;
         let index = u16::try_from(certs.len())
             .map_err(|_| ConfigError(format!("{}: too many https listeners", s.origin)))?;
-        certs.push(CertFiles {
+        certs.push(Some(CertFiles {
             cert,
             key,
             ciphers,
             client_ca,
             origin: s.origin.clone(),
-        });
+        }));
         for addr in addrs {
             add_listener(listeners, addr, Wire::Https(index), s)?;
         }
@@ -199,6 +214,13 @@ pub(crate) fn tls(
             add_listener(listeners, addr, Wire::Redirect(port), s)?;
         }
     }
+    if let Some(s) = acme_domain {
+        acme_listeners(listeners, &mut certs, s)?;
+    }
+    let plain = listeners
+        .iter()
+        .any(|l| matches!(l.wire, Wire::Http | Wire::Redirect(_)));
+    let acme = super::acme::acme(r, plain, warnings)?;
     let mut sni = Vec::new();
     for s in r.all("sni") {
         let example = "www.example.com,/etc/ssl/www.crt,/etc/ssl/www.key";
@@ -251,7 +273,34 @@ pub(crate) fn tls(
         export_cert: r.flag("https-export-cert", false),
         hsts: hsts(r, warnings)?,
         http2: http2(r)?,
+        acme,
     })
+}
+
+/// `acme-domain` alone serves HTTPS, as Caddy does: with no `https` listener, one on `:443`
+/// serves the certificates; with no plain listener either, `http-to-https = :80` answers
+/// HTTP-01 challenges and sends the rest to HTTPS. Both named after the acme-domain setting.
+fn acme_listeners(
+    listeners: &mut Vec<Listen>,
+    certs: &mut Vec<Option<CertFiles>>,
+    s: &Setting,
+) -> Result<(), ConfigError> {
+    if !certs.is_empty() {
+        return Ok(());
+    }
+    let plain = listeners
+        .iter()
+        .any(|l| matches!(l.wire, Wire::Http | Wire::Redirect(_)));
+    certs.push(None);
+    for addr in parse_listen(":443").expect("a valid address") {
+        add_listener(listeners, addr, Wire::Https(0), s)?;
+    }
+    if !plain {
+        for addr in parse_listen(":80").expect("a valid address") {
+            add_listener(listeners, addr, Wire::Redirect(None), s)?;
+        }
+    }
+    Ok(())
 }
 
 /// `CLIENT_CA`, `!` first when required.
@@ -421,7 +470,7 @@ mod tests {
             .collect();
         assert_eq!(https.len(), 1);
         assert_eq!(https[0].wire, Wire::Https(0));
-        let files = &c.tls.listeners[0];
+        let files = c.tls.listeners[0].as_ref().unwrap();
         assert_eq!(files.cert, PathBuf::from("/c/site.crt"));
         assert_eq!(files.ciphers, None);
         let ca = files.client_ca.as_ref().unwrap();
@@ -440,7 +489,7 @@ mod tests {
             ":8080,8443",
         ])
         .unwrap();
-        let files = &c.tls.listeners[0];
+        let files = c.tls.listeners[0].as_ref().unwrap();
         assert_eq!(files.key, PathBuf::from("/c/a.key"));
         assert!(!files.client_ca.as_ref().unwrap().required);
         assert!(c

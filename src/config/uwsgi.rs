@@ -114,20 +114,23 @@ const ROUTING: &str = "dragoman has no internal routing yet: this rule is not ap
                        are refused)";
 const CACHE: &str = "dragoman has no uWSGI cache, queue or shared area: the application gets no \
                      uwsgi.cache_* API; use Redis or memcached from the application";
-const HOOKS: &str = "dragoman does not run uWSGI hooks or exec/call stages: run the command from \
-                     the service manager (ExecStartPre= in systemd) or the container's \
-                     entrypoint";
+const HOOKS: &str = "dragoman runs no uWSGI hooks or exec/call stages but hook-master-start: run \
+                     the command from the service manager (ExecStartPre= in systemd), the \
+                     container's entrypoint, or hook-master-start = exec:COMMAND";
 const MULES: &str = "dragoman has no mules, spooler or signal framework: run background work with \
                      a task queue (Celery, RQ) or attach it to the service manager";
-const METRICS: &str = "dragoman has no uWSGI metrics, alarms or pushers: its stats server \
-                       (`stats`) gives worker figures for uwsgitop and monitoring";
+const METRICS: &str = "dragoman has no uWSGI metrics, alarms or pushers: `metrics = ADDR` \
+                       serves Prometheus metrics, and its stats server (`stats`) gives worker \
+                       figures for uwsgitop";
 const PLUGINS: &str = "dragoman has no plugins: Python, HTTP, static files and the uwsgi \
                        protocol are built in";
 const TUNING: &str = "dragoman sizes this itself: the option has nothing to set";
 const PY_TUNING: &str = "a Python-plugin detail dragoman does not offer: the application runs \
                          in dragoman's one interpreter per worker process";
-const LOGS: &str = "not implemented in dragoman: its log goes to stderr (and to `logto` once the \
-                    logging options are in effect)";
+const LOGS: &str = "not implemented in dragoman: its log goes to stderr, or to `logto` / `logger` \
+                    (see docs/logging.md)";
+const WHOLE_LINES: &str =
+    "the log master's socket pair keeps each line (or batch of lines) in one message, whole";
 const NOT_YET: &str = "not implemented in dragoman: the option is accepted and has no effect";
 
 /// The classes of uWSGI's options that are not dragoman options, by exact name or by prefix
@@ -332,9 +335,6 @@ const RULES: &[(&str, Class)] = &[
     ("cron-harakiri", Class::Warned(NOT_YET)),
     ("cron-curl", Class::Warned(NOT_YET)),
     ("curl-cron", Class::Warned(NOT_YET)),
-    ("smart-attach-daemon*", Class::Warned(NOT_YET)),
-    ("attach-control-daemon", Class::Warned(NOT_YET)),
-    ("daemons-honour-stdin", Class::Warned(NOT_YET)),
     // Metrics, alarms, stats pushers.
     ("metric*", Class::Warned(METRICS)),
     ("enable-metrics", Class::Warned(METRICS)),
@@ -362,7 +362,9 @@ const RULES: &[(&str, Class)] = &[
     ("geoip-*", Class::Warned(NOT_YET)),
     ("log-*", Class::Warned(LOGS)),
     ("logfile-*", Class::Warned(LOGS)),
-    ("logformat-strftime", Class::Warned(LOGS)),
+    ("log-master-bufsize", Class::ByDesign(TUNING)),
+    ("log-master-stream", Class::ByDesign(WHOLE_LINES)),
+    ("log-master-req-stream", Class::ByDesign(WHOLE_LINES)),
     ("rsyslog-*", Class::Warned(LOGS)),
     ("threaded-logger", Class::ByDesign(TUNING)),
     ("command-mode", Class::Warned(NOT_YET)),

@@ -17,7 +17,7 @@
 pub(crate) mod driver;
 pub(crate) mod lifecycle;
 pub(crate) mod preamble;
-pub mod proxy;
+pub(crate) mod proxy;
 pub(crate) mod registry;
 pub(crate) mod rewind;
 pub(crate) mod tls;
@@ -30,28 +30,28 @@ use std::sync::OnceLock;
 
 /// What a connection knows about itself, shared by the requests it carries. The addresses
 /// are `None` on a unix socket.
-pub struct ConnInfo {
-    pub local: Option<SocketAddr>,
-    pub peer: Option<SocketAddr>,
+pub(crate) struct ConnInfo {
+    pub(crate) local: Option<SocketAddr>,
+    pub(crate) peer: Option<SocketAddr>,
     /// `http` or `https`.
-    pub scheme: &'static str,
+    pub(crate) scheme: &'static str,
     /// Variables the environ gets as they are, over what dragoman derives from the request:
     /// those a uwsgi peer sent (PATH_INFO, SCRIPT_NAME, REMOTE_ADDR, `uwsgi_param`s, ...), or
     /// `HTTPS` and the client certificate's on a TLS connection. Empty on plain HTTP.
-    pub extra_environ: Vec<(String, String)>,
+    pub(crate) extra_environ: Vec<(String, String)>,
     /// `REMOTE_ADDR` and `REMOTE_PORT` as text, made once per connection (on first use, so
     /// after a PROXY or uwsgi preamble has set `peer`).
-    pub remote_text: OnceLock<(String, String)>,
+    pub(crate) remote_text: OnceLock<(String, String)>,
     /// The connection carries one request (uwsgi): nothing is worth keeping for a next one.
-    pub one_request: bool,
+    pub(crate) one_request: bool,
     /// What the application bridge keeps for the connection's later requests (the WSGI
     /// bridge: the environ's per-connection part).
-    pub app_state: OnceLock<Box<dyn std::any::Any + Send + Sync>>,
+    pub(crate) app_state: OnceLock<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 impl ConnInfo {
     /// A connection from `peer` (None: a unix socket client) accepted on `local`.
-    pub fn new(local: Option<SocketAddr>, peer: Option<SocketAddr>) -> ConnInfo {
+    pub(crate) fn new(local: Option<SocketAddr>, peer: Option<SocketAddr>) -> ConnInfo {
         ConnInfo {
             local,
             peer,
@@ -64,7 +64,7 @@ impl ConnInfo {
     }
 
     /// The peer's address and port as text; empty for a unix-socket peer.
-    pub fn remote_text(&self) -> (&str, &str) {
+    pub(crate) fn remote_text(&self) -> (&str, &str) {
         let (addr, port) = self.remote_text.get_or_init(|| match self.peer {
             Some(peer) => (peer.ip().to_string(), peer.port().to_string()),
             None => (String::new(), String::new()),

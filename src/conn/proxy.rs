@@ -15,7 +15,7 @@ const V1_MAX: usize = 107;
 
 /// What the bytes read so far hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Parsed {
+pub(crate) enum Parsed {
     /// Not enough bytes yet.
     Incomplete,
     /// A header of `len` bytes; `source` is the client (None for `UNKNOWN`/`LOCAL`: keep the
@@ -30,7 +30,7 @@ pub enum Parsed {
 }
 
 /// Parses a PROXY header at the start of `buf`.
-pub fn parse(buf: &[u8]) -> Parsed {
+pub(crate) fn parse(buf: &[u8]) -> Parsed {
     if buf.is_empty() {
         return Parsed::Incomplete;
     }

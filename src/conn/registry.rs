@@ -58,6 +58,7 @@ impl Drop for Registered {
     fn drop(&mut self) {
         self.registry.entries.borrow_mut().remove(&self.id);
         self.registry.closed.notify_waiters();
+        crate::metrics::record::connection_closed();
     }
 }
 
@@ -85,6 +86,7 @@ impl Registry {
         let life = Rc::new(Lifecycle::new());
         life.give(self.floor.get());
         self.entries.borrow_mut().insert(id, life.clone());
+        crate::metrics::record::connection_opened();
         Registered {
             registry: self.clone(),
             id,

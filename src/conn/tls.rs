@@ -14,7 +14,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::LazyConfigAcceptor;
 
@@ -44,9 +44,17 @@ pub(crate) async fn handshake<S: Transport>(
         .await
         .map_err(|e| describe(&e))?;
     let hello = start.client_hello();
-    let config = sites
-        .choose(listener, hello.server_name())
-        .ok_or("no certificate for this listener (its configuration changed on reload)")?;
+    if crate::tls::acme::is_challenge(&hello) {
+        return answer_challenge(start, &sites).await;
+    }
+    let config = match sites.choose(listener, hello.server_name()) {
+        Ok(config) => config,
+        Err(why) => {
+            // Refused with an alert, so the client says why rather than "connection reset".
+            let _ = start.into_stream(sites.refusal()).await;
+            return Err(why);
+        }
+    };
     let stream = start.into_stream(config).await.map_err(|e| describe(&e))?;
     let (_, session) = stream.get_ref();
     let h2 = session.alpn_protocol() == Some(b"h2");
@@ -56,6 +64,29 @@ pub(crate) async fn handshake<S: Transport>(
         .map(|der| certs::client_environ(der, export_cert))
         .unwrap_or_default();
     Ok((Tls(stream), Settled { h2, client }))
+}
+
+/// A TLS-ALPN-01 validation (RFC 8737): the handshake with the challenge certificate, then
+/// the connection closes (the CA sends nothing more). Always an `Err`, the log's line.
+async fn answer_challenge<S: Transport>(
+    start: tokio_rustls::StartHandshake<S>,
+    sites: &Sites,
+) -> Result<(Tls<S>, Settled), String> {
+    let name = start.client_hello().server_name().map(str::to_owned);
+    let shown = name.as_deref().unwrap_or("no name");
+    match sites.acme_challenge(name.as_deref()) {
+        Ok(config) => {
+            let mut stream = start.into_stream(config).await.map_err(|e| describe(&e))?;
+            let _ = stream.shutdown().await;
+            Err(format!(
+                "answered the ACME TLS-ALPN-01 challenge for {shown}"
+            ))
+        }
+        Err(why) => {
+            let _ = start.into_stream(sites.refusal()).await;
+            Err(why)
+        }
+    }
 }
 
 /// A handshake error as the log says it.

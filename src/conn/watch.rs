@@ -104,6 +104,7 @@ impl<T: Transport> Watch<T> {
     /// A write of `n` bytes went through. A client that took it at once has caught up; one
     /// that is behind must keep the minimum rate.
     fn wrote(&mut self, n: usize) -> io::Result<()> {
+        crate::metrics::record::sent(n);
         let was_stalled = std::mem::replace(&mut self.write_stalled, false);
         self.life.wrote();
         let Some((since, taken)) = &mut self.behind else {
@@ -149,6 +150,7 @@ impl<T: Transport> AsyncRead for Watch<T> {
         let ready = Pin::new(&mut this.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
             this.life.read();
+            crate::metrics::record::received(buf.filled().len() - before);
         }
         ready
     }

@@ -11,12 +11,12 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 
-use crate::statics::file::FileBody;
+use super::file::FileBody;
 
 /// Why a streaming body stopped early. hyper closes the connection when it sees one, so the
 /// client can tell the response is incomplete.
 #[derive(Debug)]
-pub struct BodyError(pub String);
+pub(crate) struct BodyError(pub String);
 
 impl fmt::Display for BodyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -27,10 +27,10 @@ impl fmt::Display for BodyError {
 impl std::error::Error for BodyError {}
 
 /// A streamed body supplied by a responder.
-pub type BoxStream = Pin<Box<dyn http_body::Body<Data = Bytes, Error = BodyError>>>;
+pub(crate) type BoxStream = Pin<Box<dyn http_body::Body<Data = Bytes, Error = BodyError>>>;
 
 /// A response body.
-pub enum Body {
+pub(crate) enum Body {
     Empty,
     /// One buffer, sent with `Content-Length`; `None` once sent.
     Full(Option<Bytes>),
@@ -40,7 +40,7 @@ pub enum Body {
 }
 
 impl Body {
-    pub fn full(data: impl Into<Bytes>) -> Body {
+    pub(crate) fn full(data: impl Into<Bytes>) -> Body {
         let data = data.into();
         if data.is_empty() {
             Body::Empty
@@ -88,7 +88,7 @@ impl http_body::Body for Body {
 /// A request body: hyper's for the requests it parses, or none for those the connection's
 /// own HTTP/1 path serves (which only takes requests without a body, see
 /// [`crate::http::fast`]).
-pub enum RequestBody {
+pub(crate) enum RequestBody {
     Empty,
     Hyper(hyper::body::Incoming),
 }

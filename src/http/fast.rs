@@ -21,19 +21,19 @@ use hyper::ext::ReasonPhrase;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use super::guard::Guard;
-use super::h1::{self, Asked, BodySize, Framing, Parsed};
+use super::h1::{self, Asked, BodyFraming, BodySize, Parsed};
 use super::service::{HttpService, Sent};
 use crate::config::Limits;
 use crate::conn::lifecycle::{Lifecycle, Order};
 use crate::conn::transport::Transport;
 
 /// How a connection left this path.
-pub(crate) enum Outcome {
+pub(crate) enum Exit {
     /// It is over (closed, failed, or told to go).
-    Done,
+    Closed,
     /// hyper serves the rest: the bytes read and not yet used are back in the socket's
     /// read side.
-    Hyper,
+    ToHyper,
 }
 
 /// The read buffer's size, and the least room left before a read.
@@ -51,7 +51,7 @@ pub(crate) async fn serve<T: Transport>(
     service: &HttpService,
     limits: &Limits,
     life: &Lifecycle,
-) -> Outcome {
+) -> Exit {
     let mut buf = BytesMut::with_capacity(READ_BUF);
     let mut out = BytesMut::new();
     let mut pieces = VecDeque::with_capacity(4);
@@ -67,15 +67,15 @@ pub(crate) async fn serve<T: Transport>(
                 Parsed::Partial => {}
             }
             match poll_fn(|cx| poll_more(io, cx, &mut buf, life)).await {
-                Ok(Some(0)) if buf.is_empty() => return Outcome::Done,
+                Ok(Some(0)) if buf.is_empty() => return Exit::Closed,
                 // A head cut short: hyper says what it says about it.
                 Ok(Some(0)) => return to_hyper(io, buf),
                 Ok(Some(_)) => {}
                 // Told to close while idle, or to drop: go. A close with half a head read
                 // is hyper's to finish, as it would have been.
-                Ok(None) if buf.is_empty() || life.order() == Order::Drop => return Outcome::Done,
+                Ok(None) if buf.is_empty() || life.order() == Order::Drop => return Exit::Closed,
                 Ok(None) => return to_hyper(io, buf),
-                Err(_) => return Outcome::Done,
+                Err(_) => return Exit::Closed,
             }
         };
         let asked = Asked {
@@ -93,16 +93,16 @@ pub(crate) async fn serve<T: Transport>(
             Ok(true) => {}
             Ok(false) => {
                 let _ = io.shutdown().await;
-                return Outcome::Done;
+                return Exit::Closed;
             }
-            Err(_) => return Outcome::Done,
+            Err(_) => return Exit::Closed,
         }
     }
 }
 
-fn to_hyper<T: Transport>(io: &mut Guard<T>, buf: BytesMut) -> Outcome {
+fn to_hyper<T: Transport>(io: &mut Guard<T>, buf: BytesMut) -> Exit {
     io.unread(buf.freeze());
-    Outcome::Hyper
+    Exit::ToHyper
 }
 
 /// Reads more of the stream into `buf`: the bytes read (0 at its end), or `None` when the
@@ -159,14 +159,14 @@ async fn respond<T: Transport>(
     .map_err(|_| broken("the response's Content-Length is not a number"))?;
     pieces.push_back(out.split().freeze());
     let mut remaining = match encoded.framing {
-        Framing::Length(0) => {
+        BodyFraming::Length(0) => {
             send(io, pieces).await?;
             return Ok(!encoded.last);
         }
-        Framing::Length(n) => Some(n),
-        Framing::Chunked | Framing::Close => None,
+        BodyFraming::Length(n) => Some(n),
+        BodyFraming::Chunked | BodyFraming::Close => None,
     };
-    let chunked = encoded.framing == Framing::Chunked;
+    let chunked = encoded.framing == BodyFraming::Chunked;
     loop {
         // Gather what the body has ready, then write it: one writev for a whole response
         // whose body is ready at once, as hyper does.

@@ -28,7 +28,7 @@ const MAX_HEADERS: usize = 32;
 /// What [`parse`] found at the start of the buffer.
 // Returned once per request and taken apart at once: a box would only add an allocation.
 #[allow(clippy::large_enum_variant)]
-pub enum Parsed {
+pub(crate) enum Parsed {
     /// A request this path serves; its head is the first `len` bytes.
     Simple {
         request: Request<RequestBody>,
@@ -46,7 +46,7 @@ pub enum Parsed {
 /// Reads the head at the start of `buf`; one over `buffer-size`, `limit-request-line` or
 /// `limit-request-fields` is hyper's to answer. A [`Parsed::Simple`] head is split off `buf`; the
 /// request's target and header values share its bytes, without a copy.
-pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Parsed {
+pub(crate) fn parse(buf: &mut BytesMut, limits: &Limits) -> Parsed {
     let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
     let len = match httparse::ParserConfig::default().parse_request_with_uninit_headers(
@@ -149,16 +149,16 @@ fn other_after_split(buf: &mut BytesMut, head: Bytes) -> Parsed {
 
 /// The request facts a response's framing depends on.
 #[derive(Clone, Copy)]
-pub struct Asked {
-    pub version: Version,
-    pub head: bool,
+pub(crate) struct Asked {
+    pub(crate) version: Version,
+    pub(crate) head: bool,
     /// The request, and the worker, let the connection stay open.
-    pub keep_alive: bool,
+    pub(crate) keep_alive: bool,
 }
 
 /// What is known of a response body before it is read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BodySize {
+pub(crate) enum BodySize {
     /// Nothing to send (the body is already at its end).
     None,
     Known(u64),
@@ -167,7 +167,7 @@ pub enum BodySize {
 
 /// How a response body goes on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Framing {
+pub(crate) enum BodyFraming {
     /// Exactly this many bytes; nothing at all when 0 (HEAD, 204, 304).
     Length(u64),
     Chunked,
@@ -177,21 +177,21 @@ pub enum Framing {
 
 /// A response head as encoded: how its body goes, and whether the connection closes after it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Encoded {
-    pub framing: Framing,
-    pub last: bool,
+pub(crate) struct Encoded {
+    pub(crate) framing: BodyFraming,
+    pub(crate) last: bool,
 }
 
 /// A Content-Length value the response's own headers carry that is not a number: the
 /// response cannot be framed (hyper drops the connection too).
 #[derive(Debug)]
-pub struct BadLength;
+pub(crate) struct BadLength;
 
 /// Writes the status line and headers of a response to `asked` into `dst`, with the framing
 /// headers (`content-length`, `transfer-encoding`), the Connection token hyper adds
 /// (`keep-alive` for an HTTP/1.0 client that keeps the connection, `close` for an HTTP/1.1
 /// one that does not), and `server` and `date` when the response has none.
-pub fn encode_head(
+pub(crate) fn encode_head(
     dst: &mut BytesMut,
     status: StatusCode,
     reason: Option<&ReasonPhrase>,
@@ -231,7 +231,7 @@ pub fn encode_head(
         }
         dst.put_slice(b"\r\n");
     }
-    let mut framing = Framing::Length(0);
+    let mut framing = BodyFraming::Length(0);
     let mut wrote_len = false;
     let mut wrote_date = false;
     let mut wrote_server = false;
@@ -248,7 +248,7 @@ pub fn encode_head(
                 BodySize::Known(n) => {
                     // The body's own length wins; the header goes out as the first value.
                     if !wrote_len {
-                        framing = Framing::Length(n);
+                        framing = BodyFraming::Length(n);
                         write_header(dst, name, value);
                         wrote_len = true;
                     }
@@ -260,7 +260,7 @@ pub fn encode_head(
                         Some(prev) if prev != len => return Err(BadLength),
                         Some(_) => {}
                         None => {
-                            framing = Framing::Length(len);
+                            framing = BodyFraming::Length(len);
                             write_header(dst, name, value);
                             wrote_len = true;
                             prev_len = Some(len);
@@ -280,7 +280,7 @@ pub fn encode_head(
                     continue;
                 }
                 wrote_len = true;
-                framing = Framing::Chunked;
+                framing = BodyFraming::Chunked;
                 must_add_chunked = !rules::ends_chunked(value.as_bytes());
                 join(dst, &mut joined, name, value);
                 continue;
@@ -313,31 +313,31 @@ pub fn encode_head(
     }
     if !wrote_len {
         framing = match body {
-            BodySize::Unknown if http10 || !can_body => Framing::Close,
+            BodySize::Unknown if http10 || !can_body => BodyFraming::Close,
             BodySize::Unknown => {
                 dst.put_slice(b"transfer-encoding: chunked\r\n");
-                Framing::Chunked
+                BodyFraming::Chunked
             }
             BodySize::None | BodySize::Known(0) => {
                 if can_length && !asked.head {
                     dst.put_slice(b"content-length: 0\r\n");
                 }
-                Framing::Length(0)
+                BodyFraming::Length(0)
             }
             BodySize::Known(n) if can_length => {
                 dst.put_slice(b"content-length: ");
                 dst.put_slice(itoa::Buffer::new().format(n).as_bytes());
                 dst.put_slice(b"\r\n");
-                Framing::Length(n)
+                BodyFraming::Length(n)
             }
-            BodySize::Known(_) => Framing::Length(0),
+            BodySize::Known(_) => BodyFraming::Length(0),
         };
     }
     if !can_body {
-        framing = Framing::Length(0);
+        framing = BodyFraming::Length(0);
     }
     // A body sent until the close: the close ends it.
-    last |= framing == Framing::Close;
+    last |= framing == BodyFraming::Close;
     if !wrote_date {
         dst.put_slice(b"date: ");
         with_date(|date| dst.put_slice(date));
@@ -418,7 +418,7 @@ fn with_date<R>(f: impl FnOnce(&[u8]) -> R) -> R {
 }
 
 /// The line that opens a chunk of `len` bytes.
-pub fn chunk_size_line(len: usize) -> Bytes {
+pub(crate) fn chunk_size_line(len: usize) -> Bytes {
     Bytes::from(format!("{len:X}\r\n"))
 }
 
@@ -575,13 +575,13 @@ mod tests {
         assert_eq!(
             e,
             Encoded {
-                framing: Framing::Length(5),
+                framing: BodyFraming::Length(5),
                 last: false
             }
         );
         let (t, e) = encode(200, &[], BodySize::Unknown, GET11);
         assert_eq!(t, "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n");
-        assert_eq!(e.framing, Framing::Chunked);
+        assert_eq!(e.framing, BodyFraming::Chunked);
         let old = Asked {
             version: Version::HTTP_10,
             ..GET11
@@ -591,26 +591,26 @@ mod tests {
         assert_eq!(
             e,
             Encoded {
-                framing: Framing::Close,
+                framing: BodyFraming::Close,
                 last: true
             }
         );
         let (t, e) = encode(200, &[], BodySize::None, GET11);
         assert_eq!(t, "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n");
-        assert_eq!(e.framing, Framing::Length(0));
+        assert_eq!(e.framing, BodyFraming::Length(0));
         let (t, e) = encode(204, &[], BodySize::None, GET11);
         assert_eq!(t, "HTTP/1.1 204 No Content\r\n");
-        assert_eq!(e.framing, Framing::Length(0));
+        assert_eq!(e.framing, BodyFraming::Length(0));
         let head = Asked {
             head: true,
             ..GET11
         };
         let (t, e) = encode(200, &[("content-length", "13")], BodySize::None, head);
         assert_eq!(t, "HTTP/1.1 200 OK\r\ncontent-length: 13\r\n");
-        assert_eq!(e.framing, Framing::Length(0));
+        assert_eq!(e.framing, BodyFraming::Length(0));
         let (t, e) = encode(200, &[("content-length", "7")], BodySize::Unknown, GET11);
         assert_eq!(t, "HTTP/1.1 200 OK\r\ncontent-length: 7\r\n");
-        assert_eq!(e.framing, Framing::Length(7));
+        assert_eq!(e.framing, BodyFraming::Length(7));
         let (t, e) = encode(
             404,
             &[("connection", "close"), ("connection", "x")],

@@ -2,11 +2,12 @@
 //! the [`App`] interface that application bridges (WSGI now, ASGI next) implement. Nothing here
 //! knows about WSGI.
 
-pub mod body;
+pub(crate) mod body;
 pub(crate) mod fast;
-pub mod framing;
+pub(crate) mod file;
+pub(crate) mod framing;
 pub(crate) mod guard;
-pub mod h1;
+pub(crate) mod h1;
 pub(crate) mod h2flood;
 pub(crate) mod server;
 pub(crate) mod service;
@@ -20,19 +21,32 @@ use std::sync::Arc;
 
 use http::{header, HeaderValue, Request, Response, StatusCode};
 
-pub use body::{Body, BodyError, RequestBody};
+pub(crate) use body::{Body, BodyError, RequestBody};
 
 use crate::conn::ConnInfo;
 
 /// The `Server` header sent when the application sets none.
-pub const SERVER: &str = concat!("dragoman/", env!("CARGO_PKG_VERSION"));
+pub(crate) const SERVER: &str = concat!("dragoman/", env!("CARGO_PKG_VERSION"));
+
+/// Something that answers some requests before the application: static files (later the
+/// ACME challenge and the health check). A seam so that `http` imports none of them: the
+/// worker puts them in its [`service::Routes`].
+pub(crate) trait Route {
+    /// The response, or `None` to pass the request on.
+    fn route(&self, req: &Request<RequestBody>) -> Option<Response<Body>>;
+
+    /// What the metrics call the requests it answers (dragoman's own answers, unless said).
+    fn kind(&self) -> crate::metrics::RouteKind {
+        crate::metrics::RouteKind::Server
+    }
+}
 
 /// A boxed future local to the worker's event-loop thread.
-pub type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
+pub(crate) type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
 /// An application bridge: turns a request into a response. Implemented by the WSGI and
 /// ASGI bridges.
-pub trait App {
+pub(crate) trait App {
     fn call(self: Rc<Self>, req: Request<RequestBody>, conn: Arc<ConnInfo>) -> Answer;
 
     /// Whether the bridge answers WebSocket upgrades itself ([`App::websocket`]); if not,
@@ -56,7 +70,7 @@ pub trait App {
 }
 
 /// What an application bridge gives for a request.
-pub enum Answer {
+pub(crate) enum Answer {
     /// The response, made during the call: nothing had to be waited for (the usual request
     /// without a body, served on the event-loop thread), so no future was boxed.
     Now(Response<Body>),
@@ -66,7 +80,7 @@ pub enum Answer {
 
 /// A short plain-text response for errors the server answers itself (400, 500, ...). `close`
 /// asks hyper to close the connection after it, for requests whose framing cannot be trusted.
-pub fn error_response(status: StatusCode, detail: &str, close: bool) -> Response<Body> {
+pub(crate) fn error_response(status: StatusCode, detail: &str, close: bool) -> Response<Body> {
     let reason = status.canonical_reason().unwrap_or("Error");
     let text = if detail.is_empty() {
         format!("{} {reason}\n", status.as_u16())

@@ -22,7 +22,7 @@ use tokio::io::AsyncWriteExt;
 use super::fast;
 use super::guard::Guard;
 use super::h2flood::{self, FloodGuard};
-use super::service::{HttpService, Routes, Sent};
+use super::service::{HttpService, Refusals, Routes, Sent};
 use super::upgrade::{Handoff, Upgraded};
 use super::{error_response, Body};
 use crate::config::tls::Http2;
@@ -73,8 +73,9 @@ impl Protocol for Http {
             }
             Mode::Redirect(port) => {
                 let redirect = Redirect { service, port };
+                let refusals = redirect.service.refusals();
                 let io = Guard::new(io);
-                return serve_hyper(io, redirect, limits, &life, keep_alive, None).await;
+                return serve_hyper(io, redirect, refusals, limits, &life, keep_alive, None).await;
             }
         }
         let mut io = Guard::new(io);
@@ -82,11 +83,21 @@ impl Protocol for Http {
         // first one it does not take, and all after it, by hyper.
         if keep_alive {
             match fast::serve(&mut io, &service, limits, &life).await {
-                fast::Outcome::Done => return,
-                fast::Outcome::Hyper => {}
+                fast::Exit::Closed => return,
+                fast::Exit::ToHyper => {}
             }
         }
-        serve_hyper(io, service, limits, &life, keep_alive, Some(handoff)).await;
+        let refusals = service.refusals();
+        serve_hyper(
+            io,
+            service,
+            refusals,
+            limits,
+            &life,
+            keep_alive,
+            Some(handoff),
+        )
+        .await;
     }
 
     async fn refuse<T: Transport>(&self, io: &mut T, why: &str) {
@@ -110,6 +121,7 @@ impl Protocol for Http {
 async fn serve_hyper<T, S, B>(
     io: Guard<T>,
     service: S,
+    refusals: Refusals,
     limits: &Limits,
     life: &Rc<Lifecycle>,
     keep_alive: bool,
@@ -150,7 +162,12 @@ async fn serve_hyper<T, S, B>(
     let mut seen = Order::Serve;
     let ended = loop {
         let order = std::future::poll_fn(|cx| match conn.poll_without_shutdown(cx) {
-            Poll::Ready(done) => Poll::Ready(Err(done.is_ok())),
+            Poll::Ready(done) => {
+                if let Err(e) = &done {
+                    refusals.ended(e);
+                }
+                Poll::Ready(Err(done.is_ok()))
+            }
             Poll::Pending => life.poll_order_above(seen, cx).map(Ok),
         })
         .await;
@@ -310,6 +327,10 @@ impl hyper::service::Service<Request<Incoming>> for H2Service {
 
 /// An HTTP/2 stream's response: a request's, or a WebSocket's (RFC 8441), whose session
 /// starts once its 200 is out.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "requests are nearly every stream: boxing theirs would cost an allocation each, to save bytes on the rare WebSocket stream"
+)]
 enum H2Future {
     Request(super::service::WithServer),
     WebSocket(super::LocalFuture<Result<Response<Sent>, Infallible>>),
@@ -549,8 +570,11 @@ mod tests {
             .unwrap();
         let routes = Rc::new(Routes {
             app: Rc::new(Answers),
-            statics: None,
+            before_app: Vec::new(),
             limits: Limits::default(),
+            proxies: Default::default(),
+            access: None,
+            add_headers: Vec::new(),
         });
         let out = rt.block_on(async {
             let (server, mut client) = tokio::io::duplex(1 << 20);
@@ -572,7 +596,9 @@ mod tests {
                     .await;
                 } else {
                     let service = HttpService::new(routes.clone(), conn, life.clone(), None);
-                    serve_hyper(Guard::new(io), service, &routes.limits, &life, true, None).await;
+                    let refusals = service.refusals();
+                    let limits = &routes.limits;
+                    serve_hyper(Guard::new(io), service, refusals, limits, &life, true, None).await;
                 }
             };
             let talk = async {

@@ -13,19 +13,29 @@ use hyper::body::Incoming;
 
 use super::upgrade::{Handoff, Upgraded};
 use super::websocket;
-use super::{error_response, Answer, App, Body, LocalFuture, RequestBody, SERVER};
+use super::{error_response, Answer, App, Body, LocalFuture, RequestBody, Route, SERVER};
 use crate::config::Limits;
 use crate::conn::lifecycle::{InFlight, Lifecycle};
 use crate::conn::zerocopy::ZeroCopy;
 use crate::conn::ConnInfo;
-use crate::statics::{Outcome, StaticFiles};
+use crate::forwarded::{self, TrustedProxies};
+use crate::log::access::{AccessLog, End, Pending};
+use crate::metrics::{Mark, RouteKind};
 
-/// Where a worker's requests go: static files first, then the application; and the limits
-/// they are checked against.
+/// Where a worker's requests go: the routes before the application (ACME's HTTP-01
+/// challenges, then static files), then the application; the limits they are checked
+/// against; the access log they are written to.
 pub(crate) struct Routes {
     pub(crate) app: Rc<dyn App>,
-    pub(crate) statics: Option<Rc<StaticFiles>>,
+    /// Answered before the application, in order.
+    pub(crate) before_app: Vec<Rc<dyn Route>>,
     pub(crate) limits: Limits,
+    /// `forwarded-allow-ips`: whose X-Forwarded-* and Forwarded headers are believed.
+    pub(crate) proxies: TrustedProxies,
+    /// `None` when no request is logged: then nothing is kept per request.
+    pub(crate) access: Option<Rc<AccessLog>>,
+    /// `add-header`: added to every response of the routes and the application.
+    pub(crate) add_headers: Vec<(header::HeaderName, HeaderValue)>,
 }
 
 /// Serves the requests of one connection.
@@ -39,6 +49,8 @@ pub(crate) struct HttpService {
     hsts: Option<HeaderValue>,
     /// Where an upgrade's session waits for the connection (HTTP/1 through hyper only).
     handoff: Option<Handoff>,
+    /// The peer is a trusted proxy: its requests' forwarding headers are read.
+    from_proxy: bool,
 }
 
 impl HttpService {
@@ -48,6 +60,8 @@ impl HttpService {
         life: Rc<Lifecycle>,
         zero_copy: Option<Rc<ZeroCopy>>,
     ) -> Self {
+        // A uwsgi peer (nginx) passed REMOTE_ADDR itself: its headers are the client's.
+        let from_proxy = !conn.one_request && routes.proxies.trusts(conn.peer.map(|p| p.ip()));
         HttpService {
             routes,
             conn: Arc::new(conn),
@@ -55,6 +69,7 @@ impl HttpService {
             zero_copy,
             hsts: None,
             handoff: None,
+            from_proxy,
         }
     }
 
@@ -101,17 +116,31 @@ impl Future for WithServer {
 
 impl HttpService {
     /// The response to a request, parsed by hyper or by the connection's own HTTP/1 path.
-    pub(crate) fn respond(&self, req: Request<RequestBody>) -> ServiceFuture {
-        let in_flight = self.life.begin_request();
+    pub(crate) fn respond(&self, mut req: Request<RequestBody>) -> ServiceFuture {
         let routes = &*self.routes;
+        if self.from_proxy {
+            // What the proxy says, for every bridge and the access log.
+            let peer = self.conn.peer.map(|p| p.ip());
+            if let Some(found) = forwarded::resolve(req.headers(), peer, &routes.proxies) {
+                req.extensions_mut().insert(found);
+            }
+        }
+        let mut track = self.track(&req);
         if let Err((status, why)) = check_request(&req, routes.limits.line_bytes) {
             let response = error_response(status, why, true);
-            return ServiceFuture::Ready(Some((response, in_flight)));
+            track.metrics.routed(RouteKind::Server);
+            return ServiceFuture::Ready(Some((response, track)));
         }
-        if let Some(statics) = &routes.statics {
-            if let Outcome::Serve(mut response) = statics.handle(&req) {
+        if req.uri().authority().is_some() {
+            use_target_host(&mut req);
+        }
+        for route in &routes.before_app {
+            if let Some(mut response) = route.route(&req) {
                 self.prepare(&mut response);
-                return ServiceFuture::Ready(Some((response, in_flight)));
+                track.metrics.routed(route.kind());
+                // The routes before the application serve files: logged as static files.
+                track.log = track.log.and_then(Pending::for_static);
+                return ServiceFuture::Ready(Some((response, track)));
             }
         }
         let answer = match &self.handoff {
@@ -124,7 +153,20 @@ impl HttpService {
             }
             _ => routes.app.clone().call(req, self.conn.clone()),
         };
-        self.answer(answer, in_flight)
+        self.answer(answer, track)
+    }
+
+    /// What a request holds until its response is done: see [`Track`].
+    fn track<B>(&self, req: &Request<B>) -> Track {
+        Track {
+            in_flight: self.life.begin_request(),
+            log: self
+                .routes
+                .access
+                .as_ref()
+                .map(|log| log.begin(req, &self.conn)),
+            metrics: Mark::begin(req.method()),
+        }
     }
 
     /// A WebSocket over an HTTP/2 stream (RFC 8441's extended CONNECT): the bridge answers
@@ -141,9 +183,12 @@ impl HttpService {
                 "this application does not serve WebSockets",
                 false,
             );
-            let answer = self.answer(Answer::Now(refused), self.life.begin_request());
+            let mut track = self.track(&req);
+            track.metrics.routed(RouteKind::Server);
+            let answer = self.answer(Answer::Now(refused), track);
             return Box::pin(WithServer(answer));
         }
+        let track = self.track(&req);
         let upgrade = hyper::upgrade::on(&mut req);
         let handoff = Handoff::default();
         let answer = routes.app.clone().websocket(
@@ -151,7 +196,7 @@ impl HttpService {
             self.conn.clone(),
             handoff.clone(),
         );
-        let response = WithServer(self.answer(answer, self.life.begin_request()));
+        let response = WithServer(self.answer(answer, track));
         let life = self.life.clone();
         Box::pin(async move {
             let Ok(response) = response.await;
@@ -174,18 +219,19 @@ impl HttpService {
     }
 
     /// The future of an application's answer.
-    fn answer(&self, answer: Answer, in_flight: InFlight) -> ServiceFuture {
+    fn answer(&self, answer: Answer, track: Track) -> ServiceFuture {
         match answer {
             Answer::Now(mut response) => {
                 self.prepare(&mut response);
-                ServiceFuture::Ready(Some((response, in_flight)))
+                ServiceFuture::Ready(Some((response, track)))
             }
             Answer::Later(response) => ServiceFuture::App {
                 response,
                 life: self.life.clone(),
                 zero_copy: self.zero_copy.clone(),
                 hsts: self.hsts.clone(),
-                in_flight: Some(in_flight),
+                routes: self.routes.clone(),
+                track: Some(track),
             },
         }
     }
@@ -196,21 +242,61 @@ impl HttpService {
             &self.life,
             self.zero_copy.as_ref(),
             self.hsts.as_ref(),
+            &self.routes.add_headers,
         );
     }
+
+    /// What logs the requests hyper refuses itself, once the service is hyper's.
+    pub(crate) fn refusals(&self) -> Refusals {
+        Refusals {
+            log: self.routes.access.clone(),
+            conn: self.conn.clone(),
+        }
+    }
+}
+/// Logs a request hyper answered without calling the service: a head it could not parse
+/// (400) or too large (431).
+pub(crate) struct Refusals {
+    log: Option<Rc<AccessLog>>,
+    conn: Arc<ConnInfo>,
+}
+
+impl Refusals {
+    /// The connection ended with `error`: a line for the request it refused, if it did.
+    pub(crate) fn ended(&self, error: &hyper::Error) {
+        let status = if error.is_parse_too_large() {
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+        } else if error.is_parse() {
+            StatusCode::BAD_REQUEST
+        } else {
+            return;
+        };
+        if let Some(log) = &self.log {
+            log.refused(&self.conn, status.as_u16());
+        }
+    }
+}
+
+/// What a request holds from its head to the end of its response: its place among the
+/// connection's requests in flight, its access-log line to be and its count in the metrics.
+pub(crate) struct Track {
+    in_flight: InFlight,
+    log: Option<Box<Pending>>,
+    metrics: Mark,
 }
 
 /// A response ready at once (a rejected request, a static file, an app's immediate answer)
 /// or the app's still to come, without a second box.
 pub(crate) enum ServiceFuture {
-    Ready(Option<(Response<Body>, InFlight)>),
+    Ready(Option<(Response<Body>, Track)>),
     App {
         response: LocalFuture<Response<Body>>,
         /// While the worker drains, responses close their connection.
         life: Rc<Lifecycle>,
         zero_copy: Option<Rc<ZeroCopy>>,
         hsts: Option<HeaderValue>,
-        in_flight: Option<InFlight>,
+        routes: Rc<Routes>,
+        track: Option<Track>,
     },
 }
 
@@ -218,7 +304,7 @@ impl Future for ServiceFuture {
     type Output = Result<Response<Sent>, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let (response, in_flight) = match self.get_mut() {
+        let (response, mut track) = match self.get_mut() {
             ServiceFuture::Ready(ready) => match ready.take() {
                 Some(ready) => ready,
                 None => return Poll::Pending, // polled after completion: never resolves again
@@ -228,30 +314,88 @@ impl Future for ServiceFuture {
                 life,
                 zero_copy,
                 hsts,
-                in_flight,
+                routes,
+                track,
             } => {
                 let mut r = ready!(response.as_mut().poll(cx));
-                prepare(&mut r, life, zero_copy.as_ref(), hsts.as_ref());
-                match in_flight.take() {
-                    Some(in_flight) => (r, in_flight),
+                let extra = &routes.add_headers;
+                prepare(&mut r, life, zero_copy.as_ref(), hsts.as_ref(), extra);
+                match track.take() {
+                    Some(track) => (r, track),
                     None => return Poll::Pending, // polled after completion
                 }
             }
         };
+        track.metrics.answered(response.status());
+        let head_bytes = match &track.log {
+            Some(log) if log.wants_head_size() => head_size(&response),
+            _ => 0,
+        };
+        let (status, header_count) = (response.status().as_u16(), response.headers().len());
         Poll::Ready(Ok(response.map(|body| Sent {
             body,
-            _in_flight: in_flight,
+            log: track.log,
+            status,
+            header_count,
+            head_bytes,
+            body_bytes: 0,
+            cut: false,
+            _in_flight: track.in_flight,
+            _metrics: track.metrics,
         })))
     }
+}
+
+/// The size of a response's head as it will be written, for the access log's `%(hsize)`:
+/// the status line, the headers, and those the protocol adds (Date, Server, the length).
+fn head_size(response: &Response<Body>) -> u64 {
+    let reason = response.status().canonical_reason().map_or(0, str::len);
+    let fields: usize = response
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    let added = "date: Thu, 01 Jan 2026 00:00:00 GMT\r\n".len()
+        + if response.headers().contains_key(header::SERVER) {
+            0
+        } else {
+            "server: \r\n".len() + SERVER.len()
+        }
+        + "content-length: \r\n".len()
+        + 4;
+    ("HTTP/1.1 200 \r\n".len() + reason + fields + added + 2) as u64
 }
 
 /// A response body that keeps its request in flight until hyper (or the own HTTP/1 path) is
 /// done with it: handed over whole, or the connection failed. header-timeout counts from
 /// then, or from the last byte written while the connection still flushes (see
-/// [`Lifecycle::wrote`]).
+/// [`Lifecycle::wrote`]). When it goes, the request's access-log line is written, with the
+/// bytes that passed through it.
 pub(crate) struct Sent {
     body: Body,
+    log: Option<Box<Pending>>,
+    status: u16,
+    header_count: usize,
+    head_bytes: u64,
+    body_bytes: u64,
+    /// The body failed part way.
+    cut: bool,
     _in_flight: InFlight,
+    _metrics: Mark,
+}
+
+impl Drop for Sent {
+    fn drop(&mut self) {
+        if let Some(mut log) = self.log.take() {
+            log.finish(End {
+                status: self.status,
+                body_bytes: self.body_bytes,
+                head_bytes: self.head_bytes,
+                header_count: self.header_count,
+                cut: self.cut,
+            });
+        }
+    }
 }
 
 impl http_body::Body for Sent {
@@ -262,7 +406,19 @@ impl http_body::Body for Sent {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, super::BodyError>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+        let this = self.get_mut();
+        let frame = Pin::new(&mut this.body).poll_frame(cx);
+        match &frame {
+            Poll::Ready(Some(Ok(frame))) => {
+                // A file's frames sent with sendfile stand in for its bytes: same length.
+                if let Some(data) = frame.data_ref() {
+                    this.body_bytes += data.len() as u64;
+                }
+            }
+            Poll::Ready(Some(Err(_))) => this.cut = true,
+            _ => {}
+        }
+        frame
     }
 
     fn is_end_stream(&self) -> bool {
@@ -275,13 +431,18 @@ impl http_body::Body for Sent {
 }
 
 /// What every static or application response gets on its way out: `Connection: close` while
-/// the worker drains, the connection's zero-copy queue for a file body, and HSTS on HTTPS.
+/// the worker drains, the connection's zero-copy queue for a file body, HSTS on HTTPS, and
+/// the `add-header` headers.
 fn prepare(
     response: &mut Response<Body>,
     life: &Lifecycle,
     zero_copy: Option<&Rc<ZeroCopy>>,
     hsts: Option<&HeaderValue>,
+    add_headers: &[(header::HeaderName, HeaderValue)],
 ) {
+    for (name, value) in add_headers {
+        response.headers_mut().append(name.clone(), value.clone());
+    }
     if let Some(hsts) = hsts {
         response
             .headers_mut()
@@ -296,6 +457,23 @@ fn prepare(
     }
     if let (Body::File(file), Some(zero_copy)) = (response.body_mut(), zero_copy) {
         file.send_through(zero_copy);
+    }
+}
+
+/// A request in absolute form (`GET http://a.example/x`) is for the host its target names:
+/// the Host header, if any, is ignored and replaced (RFC 9112 §3.2.2), so the application
+/// sees one host (`HTTP_HOST`, `SERVER_NAME`), not the one a proxy in front may have routed
+/// by.
+fn use_target_host<B>(req: &mut Request<B>) {
+    let Some(authority) = req.uri().authority() else {
+        return;
+    };
+    let host = match authority.port() {
+        Some(port) => format!("{}:{}", authority.host(), port.as_str()),
+        None => authority.host().to_string(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&host) {
+        req.headers_mut().insert(header::HOST, value);
     }
 }
 
@@ -366,6 +544,22 @@ mod tests {
         assert!(check(request(Version::HTTP_11, &[])).is_err());
         assert!(check(request(Version::HTTP_11, &["a", "b"])).is_err());
         assert!(check(request(Version::HTTP_10, &["a", "a"])).is_err());
+    }
+
+    #[test]
+    fn an_absolute_form_target_names_the_host() {
+        let mut r = target(
+            Method::GET,
+            "http://user@a.example:8080/x?q",
+            Version::HTTP_11,
+            &["b"],
+        );
+        use_target_host(&mut r);
+        assert_eq!(r.headers()[header::HOST], "a.example:8080");
+        assert_eq!(r.headers().get_all(header::HOST).iter().count(), 1);
+        let mut r = target(Method::GET, "https://a.example/", Version::HTTP_11, &["b"]);
+        use_target_host(&mut r);
+        assert_eq!(r.headers()[header::HOST], "a.example");
     }
 
     #[test]

@@ -91,7 +91,7 @@ pub(crate) type Session = Box<dyn FnOnce(Upgraded) -> LocalFuture<()>>;
 
 /// Where a bridge leaves the session for an upgrade it accepted; one per HTTP/1 connection.
 #[derive(Clone, Default)]
-pub struct Handoff(Rc<RefCell<Option<Session>>>);
+pub(crate) struct Handoff(Rc<RefCell<Option<Session>>>);
 
 impl Handoff {
     /// Leaves the session to run once the 101 is out.

@@ -4,10 +4,14 @@
 //! without a process: what to spawn, what a worker's exit means, what a failed reload rolls
 //! back, when workers are recycled or killed, and how a crash loop backs off.
 
+pub(super) mod cheaper;
+pub(super) mod cron;
+pub(super) mod daemons;
+
 use std::time::{Duration, Instant};
 
 use super::worker::{Fate, Reason, Worker};
-use crate::config::Recycle;
+use crate::config::{Hook, Recycle, SignalAction};
 use crate::ipc::WORKER_BOOT_ERROR;
 
 /// A worker that dies unasked sooner than this after it started counts toward a crash loop.
@@ -153,9 +157,9 @@ pub(super) enum AfterBootFailure {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(super) struct Rollback {
     /// Workers being replaced: they serve on (by index).
-    pub keep: Vec<usize>,
+    pub(crate) keep: Vec<usize>,
     /// Workers of the failed load still starting: they are killed (by index).
-    pub kill: Vec<usize>,
+    pub(crate) kill: Vec<usize>,
 }
 
 /// Decides what follows `failed`'s boot failure (`failed` is no longer in `workers`).
@@ -201,19 +205,19 @@ pub(super) struct CrashLoop {
 impl CrashLoop {
     /// Counts a quick death and backs off. True when the master should give up: the limit
     /// reached and no worker serving.
-    pub fn died_quickly(&mut self, now: Instant, serving: bool) -> bool {
+    pub(crate) fn died_quickly(&mut self, now: Instant, serving: bool) -> bool {
         self.quick_deaths += 1;
         self.spawn_after = Some(now + backoff(self.quick_deaths));
         self.quick_deaths >= CRASH_LOOP_LIMIT && !serving
     }
 
     /// Holds spawning until `until` (a fork failed).
-    pub fn hold(&mut self, until: Instant) {
+    pub(crate) fn hold(&mut self, until: Instant) {
         self.spawn_after = Some(until);
     }
 
     /// Whether the back-off is over (and forgets it when it is).
-    pub fn may_spawn(&mut self, now: Instant) -> bool {
+    pub(crate) fn may_spawn(&mut self, now: Instant) -> bool {
         if self.spawn_after.is_some_and(|at| now < at) {
             return false;
         }
@@ -222,7 +226,7 @@ impl CrashLoop {
     }
 
     /// A worker that has served [`QUICK_DEATH`] ends the count.
-    pub fn settle(&mut self, workers: &[Worker], now: Instant) {
+    pub(crate) fn settle(&mut self, workers: &[Worker], now: Instant) {
         if workers
             .iter()
             .any(|w| w.ready && now.saturating_duration_since(w.started) >= QUICK_DEATH)
@@ -231,12 +235,12 @@ impl CrashLoop {
         }
     }
 
-    pub fn quick_deaths(&self) -> u32 {
+    pub(crate) fn quick_deaths(&self) -> u32 {
         self.quick_deaths
     }
 
     /// When spawning may resume, if it waits.
-    pub fn deadline(&self) -> Option<Instant> {
+    pub(crate) fn deadline(&self) -> Option<Instant> {
         self.spawn_after
     }
 }
@@ -311,9 +315,71 @@ pub(super) fn sleep_for(
     next.saturating_duration_since(now).clamp(MIN_TICK, TICK)
 }
 
+/// What the master does on a signal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum OnSignal {
+    GracefulStop,
+    ImmediateStop,
+    Reload,
+    MoreWorkers,
+    FewerWorkers,
+    /// SIGUSR1: reopen the log files (after logrotate renamed them), in every process.
+    ReopenLogs,
+    /// SIGCHLD: nothing but the wake-up (the loop reaps at every one).
+    Nothing,
+}
+
+/// What signal `sig` does: dragoman's default (SIGTERM and SIGINT stop gracefully, SIGQUIT
+/// now, SIGHUP reloads, SIGTTIN/SIGTTOU add or remove a worker), unless a
+/// `hook-master-start = unix_signal:N FUNCTION` line says otherwise (the last one wins).
+pub(super) fn on_signal(sig: libc::c_int, hooks: &[Hook]) -> OnSignal {
+    let remapped = hooks.iter().rev().find_map(|h| match h {
+        Hook::Signal { signal, action } if *signal == sig => Some(*action),
+        _ => None,
+    });
+    match remapped {
+        Some(SignalAction::GracefulStop) => return OnSignal::GracefulStop,
+        Some(SignalAction::ImmediateStop) => return OnSignal::ImmediateStop,
+        Some(SignalAction::Reload) => return OnSignal::Reload,
+        None => {}
+    }
+    match sig {
+        libc::SIGTERM | libc::SIGINT => OnSignal::GracefulStop,
+        libc::SIGQUIT => OnSignal::ImmediateStop,
+        libc::SIGHUP => OnSignal::Reload,
+        libc::SIGTTIN => OnSignal::MoreWorkers,
+        libc::SIGTTOU => OnSignal::FewerWorkers,
+        libc::SIGUSR1 => OnSignal::ReopenLogs,
+        _ => OnSignal::Nothing,
+    }
+}
+
+/// SIGTERM with a `shutdown-delay` (and no delay running yet): how long to keep serving with
+/// the health check failing before the graceful stop. `None`: stop now (SIGINT is a person at
+/// a terminal; a second SIGTERM is someone who will not wait).
+pub(super) fn shutdown_delay(
+    sig: libc::c_int,
+    delay: Duration,
+    running: Option<Instant>,
+) -> Option<Duration> {
+    (sig == libc::SIGTERM && !delay.is_zero() && running.is_none()).then_some(delay)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_first_sigterm_waits_for_the_shutdown_delay() {
+        let five = Duration::from_secs(5);
+        assert_eq!(shutdown_delay(libc::SIGTERM, five, None), Some(five));
+        assert_eq!(shutdown_delay(libc::SIGINT, five, None), None);
+        assert_eq!(shutdown_delay(libc::SIGTERM, Duration::ZERO, None), None);
+        assert_eq!(
+            shutdown_delay(libc::SIGTERM, five, Some(Instant::now())),
+            None
+        );
+    }
 
     fn at(base: Instant, secs: u64) -> Instant {
         base + Duration::from_secs(secs)
@@ -636,6 +702,36 @@ mod tests {
         assert_eq!(sleep_for(&ws, [soon], t0), Duration::from_millis(300));
         assert_eq!(sleep_for(&ws, [t0], t0), MIN_TICK);
         assert_eq!(sleep_for(&ws, [], at(t0, 2)), MIN_TICK);
+    }
+
+    #[test]
+    fn signals_do_their_default_unless_a_unix_signal_hook_remaps_them() {
+        assert_eq!(on_signal(libc::SIGTERM, &[]), OnSignal::GracefulStop);
+        assert_eq!(on_signal(libc::SIGQUIT, &[]), OnSignal::ImmediateStop);
+        assert_eq!(on_signal(libc::SIGHUP, &[]), OnSignal::Reload);
+        assert_eq!(on_signal(libc::SIGTTOU, &[]), OnSignal::FewerWorkers);
+        assert_eq!(on_signal(libc::SIGCHLD, &[]), OnSignal::Nothing);
+        let hooks = [
+            Hook::Exec {
+                command: "true".into(),
+                fatal: true,
+            },
+            Hook::Signal {
+                signal: libc::SIGQUIT,
+                action: SignalAction::Reload,
+            },
+            Hook::Signal {
+                signal: libc::SIGQUIT,
+                action: SignalAction::GracefulStop,
+            },
+            Hook::Signal {
+                signal: libc::SIGTERM,
+                action: SignalAction::ImmediateStop,
+            },
+        ];
+        assert_eq!(on_signal(libc::SIGQUIT, &hooks), OnSignal::GracefulStop);
+        assert_eq!(on_signal(libc::SIGTERM, &hooks), OnSignal::ImmediateStop);
+        assert_eq!(on_signal(libc::SIGINT, &hooks), OnSignal::GracefulStop);
     }
 
     #[test]

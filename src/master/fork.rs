@@ -18,7 +18,7 @@ use pyo3::{ffi, Python};
 use super::signals::SignalQueue;
 
 /// The two sides of a fork.
-pub enum Spawned {
+pub(crate) enum Spawned {
     /// In the master: the worker's pid.
     Parent(libc::pid_t),
     /// In the worker.
@@ -26,7 +26,7 @@ pub enum Spawned {
 }
 
 /// Forks one worker. The `Python` token proves the GIL is held, as CPython's fork hooks require.
-pub fn spawn(_py: Python<'_>, signals: &SignalQueue) -> io::Result<Spawned> {
+pub(crate) fn spawn(_py: Python<'_>, signals: &SignalQueue) -> io::Result<Spawned> {
     let master_pid = std::process::id() as libc::pid_t;
     // SAFETY: we hold the GIL (the token) and are on the main thread; the master has no other
     // threads, so fork copies a consistent process. Before/After are paired on every path. The
@@ -56,6 +56,29 @@ pub fn spawn(_py: Python<'_>, signals: &SignalQueue) -> io::Result<Spawned> {
             unsafe { restore_signals(&saved) };
             Ok(Spawned::Child)
         }
+        pid => Ok(Spawned::Parent(pid)),
+    }
+}
+
+/// Forks this process with CPython's fork protocol and nothing else (no signal handling to
+/// reset, no link to a master): for `daemonize`, before the master has installed its handlers.
+pub(crate) fn fork_plain(_py: Python<'_>) -> io::Result<Spawned> {
+    // SAFETY: we hold the GIL (the token) and are on the main thread of a process with no
+    // other threads; Before/After are paired on every path.
+    let (pid, fork_error) = unsafe {
+        ffi::PyOS_BeforeFork();
+        let pid = libc::fork();
+        let fork_error = io::Error::last_os_error();
+        if pid == 0 {
+            ffi::PyOS_AfterFork_Child();
+        } else {
+            ffi::PyOS_AfterFork_Parent();
+        }
+        (pid, fork_error)
+    };
+    match pid {
+        -1 => Err(fork_error),
+        0 => Ok(Spawned::Child),
         pid => Ok(Spawned::Parent(pid)),
     }
 }

@@ -2,24 +2,36 @@
 //! runtime and no threads (a runtime or thread in the parent would be broken in every child).
 //!
 //! The whole supervisor is `Arbiter::run`, one loop to read top to bottom, as in gunicorn's
-//! arbiter: sleep until a signal, a worker event or a stats client arrives (or a deadline is
-//! due); handle the queued signals in order, then the worker events; reap dead workers; kill
-//! stuck ones (harakiri); recycle the ones that are due; and finally bring the workers back to
-//! what they should be. What to do at each step is decided by the functions of `decide.rs`,
-//! which know no processes; the loop carries their answers out.
+//! arbiter: sleep until a signal, a worker event, a stats client or a child's output arrives
+//! (or a deadline is due); handle the queued signals in order, then the worker events; reap
+//! dead workers and other children; kill stuck workers (harakiri); recycle the ones that are
+//! due; start the other children that are due (attached daemons, cron jobs, hooks); let
+//! `cheaper` move the worker count; and finally bring the workers back to what they should
+//! be. What to do at each step is decided by the functions of `decide.rs`, which know no
+//! processes; the loop carries their answers out. Nothing in it waits for a child or a
+//! client: the other children are started with fork and exec and heard of when reaped, and
+//! their output is read from pipes in the same `poll`.
 //!
 //! Every replacement is graceful: the new worker is started first, and the old one is told to
 //! stop only when the new one accepts connections. That one rule gives reloads (SIGHUP,
 //! touch-reload), chain reloads, max-requests, max-worker-lifetime and reload-on-rss.
 
+mod command;
+mod crons;
+pub(crate) mod daemonize;
+mod daemons;
 mod decide;
 mod fork;
+mod hooks;
 pub(crate) mod nofile;
+mod output;
 pub(crate) mod pidfile;
-pub mod privileges;
-pub mod signals;
-pub mod stats;
-pub mod systemd;
+pub(crate) mod privileges;
+mod procname;
+mod service;
+pub(crate) mod signals;
+pub(crate) mod stats;
+pub(crate) mod systemd;
 mod worker;
 
 use std::collections::HashMap;
@@ -32,10 +44,18 @@ use pyo3::prelude::*;
 use crate::clock::monotonic_ms;
 use crate::config::{self, Config, Loaded};
 use crate::ipc::{Event, EventPipe, Role, WorkerArgs};
+use crate::metrics::sample::Totals;
+use crate::metrics::server::MetricsServer;
 use crate::net::Bound;
-use crate::scoreboard::Scoreboard;
+use crate::scoreboard::{Phase, Scoreboard};
 use crate::{error, info, interp, warn};
-use decide::{AfterBootFailure, CrashLoop, Exit, Step};
+use crons::Crons;
+use daemons::Daemons;
+use decide::cheaper::{Change, Limits, Spare};
+use decide::{AfterBootFailure, CrashLoop, Exit, OnSignal, Step};
+use hooks::Hooks;
+use output::Outputs;
+use procname::Role as Title;
 use signals::SignalQueue;
 use stats::{CoreView, StatsServer, WorkerView};
 use systemd::Notifier;
@@ -45,6 +65,10 @@ use worker::{describe_exit, memory, Fate, Reason, Worker};
 const HARAKIRI_GRACE: Duration = Duration::from_millis(500);
 /// After a failed fork, the next try waits this long.
 const FORK_RETRY: Duration = Duration::from_secs(1);
+/// How often `cheaper` looks at the load (uWSGI's master cycle).
+const CHEAPER_CYCLE: Duration = Duration::from_secs(1);
+/// On an immediate stop (SIGQUIT), how long attached daemons have to stop before SIGKILL.
+const DAEMON_QUICK_STOP: Duration = Duration::from_secs(3);
 
 /// Why the master is stopping.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -54,9 +78,9 @@ enum Stop {
 }
 
 /// What the master needs to re-read its configuration on SIGHUP.
-pub struct Source {
-    pub args: Vec<String>,
-    pub env: Vec<(String, String)>,
+pub(crate) struct Source {
+    pub(crate) args: Vec<String>,
+    pub(crate) env: Vec<(String, String)>,
 }
 
 /// Counters that outlive a worker: per position.
@@ -82,11 +106,18 @@ struct Arbiter<'a> {
     events: EventPipe,
     signals: SignalQueue,
     stats: Option<StatsServer>,
+    /// The metrics listener (`metrics`), and the counters of the workers gone.
+    metrics: Option<MetricsServer>,
+    totals: Totals,
+    started_unix: u64,
     notifier: Option<Notifier>,
     preloaded: Option<Py<PyAny>>,
     workers: Vec<Worker>,
-    /// How many workers there should be (SIGTTIN/SIGTTOU and reloads change it).
+    /// How many workers there should be (SIGTTIN/SIGTTOU, `cheaper` and reloads change it).
     target: usize,
+    /// `cheaper`: the spare algorithm's counters, and when it looks next.
+    spare: Spare,
+    next_cycle: Instant,
     generation: u32,
     /// A chain reload is in progress: replace one worker at a time.
     chain: bool,
@@ -95,6 +126,9 @@ struct Arbiter<'a> {
     /// The first READY went out (to systemd and the log).
     announced: bool,
     stop: Option<Stop>,
+    /// SIGTERM with `shutdown-delay`: the health check fails, and the graceful stop begins at
+    /// this time.
+    stop_at: Option<Instant>,
     /// Whether any worker has ever loaded the app; until then a boot failure is fatal.
     booted_once: bool,
     /// Set when the master must exit non-zero.
@@ -102,23 +136,32 @@ struct Arbiter<'a> {
     crash_loop: CrashLoop,
     watched: Vec<Watched>,
     history: HashMap<usize, History>,
+    /// The commands run beside the workers, and their output on its way to the log.
+    daemons: Daemons,
+    crons: Crons,
+    hooks: Hooks,
+    outputs: Outputs,
+    /// The ACME certificate manager, with acme-domain.
+    service: service::ServiceChild,
 }
 
 /// Everything the master starts with, besides the config.
-pub struct Setup {
-    pub source: Source,
-    pub listeners: Vec<Bound>,
-    pub stats: Option<StatsServer>,
-    pub notifier: Option<Notifier>,
-    pub preloaded: Option<Py<PyAny>>,
+pub(crate) struct Setup {
+    pub(crate) source: Source,
+    pub(crate) listeners: Vec<Bound>,
+    pub(crate) stats: Option<StatsServer>,
+    pub(crate) metrics: Option<MetricsServer>,
+    pub(crate) notifier: Option<Notifier>,
+    pub(crate) preloaded: Option<Py<PyAny>>,
 }
 
 /// Runs the master until it stops; in a forked child, returns the worker's arguments instead.
-pub fn run(py: Python<'_>, config: Config, setup: Setup) -> Role {
+pub(crate) fn run(py: Python<'_>, config: Config, setup: Setup) -> Role {
     let Setup {
         source,
         listeners,
         stats,
+        metrics,
         notifier,
         preloaded,
     } = setup;
@@ -132,15 +175,29 @@ pub fn run(py: Python<'_>, config: Config, setup: Setup) -> Role {
             }
         };
     let watched = watch_list(&config);
+    let env = command::environment(interp::venv_bin(py, &config).as_deref());
+    let daemons = Daemons::new(&config.daemons, env.clone(), config.mercy);
+    let crons = Crons::new(&config.crons, env.clone());
+    let hooks = Hooks::new(&config.hooks_master_start, env);
     let mut arbiter = Arbiter {
         source: &source,
-        target: config.processes,
+        target: config
+            .cheaper
+            .as_ref()
+            .map_or(config.processes, |c| c.initial),
+        spare: Spare::default(),
+        next_cycle: Instant::now() + CHEAPER_CYCLE,
         config,
         listeners: &listeners,
         board,
         events,
         signals,
         stats,
+        metrics,
+        totals: Totals::default(),
+        started_unix: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
         notifier,
         preloaded,
         workers: Vec::new(),
@@ -149,11 +206,17 @@ pub fn run(py: Python<'_>, config: Config, setup: Setup) -> Role {
         reloading: false,
         announced: false,
         stop: None,
+        stop_at: None,
         booted_once: false,
         failure: None,
         crash_loop: CrashLoop::default(),
         watched,
         history: HashMap::new(),
+        daemons,
+        crons,
+        hooks,
+        outputs: Outputs::default(),
+        service: service::ServiceChild::acme(),
     };
     let role = arbiter.run(py);
     drop(arbiter);
@@ -184,6 +247,7 @@ fn watch_list(config: &Config) -> Vec<Watched> {
 impl Arbiter<'_> {
     /// The supervisor loop.
     fn run(&mut self, py: Python<'_>) -> Role {
+        self.name_process();
         info!(
             "master {} started: {} worker(s) x {} thread(s), app {}",
             std::process::id(),
@@ -203,9 +267,15 @@ impl Arbiter<'_> {
             for (slot, event) in self.events.drain() {
                 self.handle_event(py, slot, event);
             }
+            if self.stop_at.is_some_and(|at| Instant::now() >= at) {
+                self.stop_at = None;
+                info!("shutdown-delay is over: stopping gracefully");
+                self.stop_gracefully();
+            }
             self.reap();
             if let Some(stop) = self.stop {
-                if self.workers.is_empty() {
+                let children_done = self.daemons.stopped(Instant::now());
+                if self.workers.is_empty() && children_done {
                     break;
                 }
                 self.hurry_stop(stop);
@@ -216,13 +286,20 @@ impl Arbiter<'_> {
             self.kill_overdue_retirees();
             self.watch_files(py);
             crate::tls::tick(&self.config);
+            self.run_children();
             self.crash_loop.settle(&self.workers, Instant::now());
+            self.adapt_workers();
+            self.service.supervise(py, &self.signals, &self.config);
             if let Some(args) = self.manage(py) {
                 return Role::Worker(args);
             }
             self.report_ready();
         }
+        self.outputs.serve_all();
+        self.service.stop();
         self.notify("STOPPING=1");
+        // log-master: what the workers wrote before they exited.
+        crate::log::output::master_pump();
         match self.failure.take() {
             Some(why) => {
                 error!("{why}");
@@ -253,14 +330,41 @@ impl Arbiter<'_> {
         if let Some(server) = &self.stats {
             server.poll_fds(&mut fds);
         }
+        let metrics_from = fds.len();
+        if let Some(server) = &self.metrics {
+            server.poll_fds(&mut fds);
+        }
+        let outputs_from = fds.len();
+        self.outputs.poll_fds(&mut fds);
+        // log-master: the workers' lines (see log/output.rs).
+        let logs_at = fds.len();
+        fds.extend(
+            crate::log::output::master_fds()
+                .into_iter()
+                .map(|fd| libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                }),
+        );
         let stop = match self.stop {
             Some(Stop::Graceful(deadline)) => Some(deadline),
             _ => None,
         };
         let stats = self.stats.as_ref().and_then(StatsServer::deadline);
-        let deadlines = [self.crash_loop.deadline(), stop, stats]
-            .into_iter()
-            .flatten();
+        let metrics = self.metrics.as_ref().and_then(MetricsServer::deadline);
+        let deadlines = [
+            self.crash_loop.deadline(),
+            stop,
+            self.stop_at,
+            stats,
+            metrics,
+            self.daemons.deadline(),
+            self.crons.deadline(Instant::now()),
+            self.config.cheaper.as_ref().map(|_| self.next_cycle),
+        ]
+        .into_iter()
+        .flatten();
         let timeout = decide::sleep_for(&self.workers, deadlines, Instant::now());
         // SAFETY: fds is a valid, initialised array of pollfd whose length we pass.
         let n = unsafe {
@@ -270,7 +374,13 @@ impl Arbiter<'_> {
                 timeout.as_millis() as libc::c_int,
             )
         };
-        let stats_ready = fds[2..].iter().any(|p| p.revents != 0);
+        if n > 0 {
+            self.outputs.serve(&fds[outputs_from..logs_at]);
+        }
+        if fds[logs_at..].iter().any(|p| p.revents != 0) {
+            crate::log::output::master_pump();
+        }
+        let stats_ready = fds[2..metrics_from].iter().any(|p| p.revents != 0);
         let due = stats.is_some_and(|at| Instant::now() >= at);
         if (n > 0 && stats_ready) || due {
             if let Some(mut server) = self.stats.take() {
@@ -278,40 +388,88 @@ impl Arbiter<'_> {
                 self.stats = Some(server);
             }
         }
+        let metrics_ready = fds[metrics_from..outputs_from]
+            .iter()
+            .any(|p| p.revents != 0);
+        if (n > 0 && metrics_ready) || metrics.is_some_and(|at| Instant::now() >= at) {
+            if let Some(mut server) = self.metrics.take() {
+                server.serve(Instant::now(), |format| self.metrics_document(format));
+                self.metrics = Some(server);
+            }
+        }
     }
 
     fn handle_signal(&mut self, py: Python<'_>, sig: libc::c_int) {
-        match sig {
-            libc::SIGCHLD => {} // reap() runs after every wake-up
-            libc::SIGTERM | libc::SIGINT if self.stop.is_none() => {
-                info!(
-                    "{}: stopping gracefully (up to {}s for requests in flight)",
-                    signals::name(sig),
-                    self.config.mercy.as_secs()
-                );
-                self.notify("STOPPING=1");
-                self.stop = Some(Stop::Graceful(Instant::now() + self.config.mercy));
-                self.signal_all(libc::SIGTERM);
+        let name = signals::name(sig);
+        let running = self.stop.is_none();
+        match decide::on_signal(sig, &self.config.hooks_master_start) {
+            OnSignal::Nothing => {} // SIGCHLD: reap() runs after every wake-up
+            OnSignal::GracefulStop if running => {
+                self.board.server().set(Phase::Draining);
+                let delay = decide::shutdown_delay(sig, self.config.shutdown_delay, self.stop_at);
+                if let Some(delay) = delay {
+                    let health = match self.config.health_check {
+                        Some(_) => "the health check answers 503 from now on; ",
+                        None => "",
+                    };
+                    info!(
+                        "{name}: {health}stopping gracefully in {}s (shutdown-delay; SIGTERM \
+                         again to stop now)",
+                        delay.as_secs()
+                    );
+                    self.stop_at = Some(Instant::now() + delay);
+                } else {
+                    info!(
+                        "{name}: stopping gracefully (up to {}s for requests in flight)",
+                        self.config.mercy.as_secs()
+                    );
+                    self.stop_at = None;
+                    self.stop_gracefully();
+                }
             }
-            libc::SIGQUIT => {
-                info!("SIGQUIT: stopping now");
-                self.notify("STOPPING=1");
-                self.stop = Some(Stop::Immediate);
-                self.signal_all(libc::SIGKILL);
+            OnSignal::ImmediateStop => {
+                info!("{name}: stopping now");
+                self.stop_now();
             }
-            libc::SIGHUP if self.stop.is_none() => {
-                info!("SIGHUP: reloading gracefully");
+            OnSignal::Reload if running => {
+                info!("{name}: reloading gracefully");
+                if self.config.logging.reopen {
+                    crate::log::reopen("SIGHUP with log-reopen");
+                }
                 self.reload(py, false);
             }
-            libc::SIGTTIN if self.stop.is_none() => {
-                self.target += 1;
-                info!("SIGTTIN: now {} worker(s)", self.target);
+            OnSignal::ReopenLogs => {
+                crate::log::reopen(&name);
+                self.signal_all(libc::SIGUSR1);
             }
-            libc::SIGTTOU if self.stop.is_none() && self.target > 1 => {
+            OnSignal::MoreWorkers if running => {
+                self.target += 1;
+                info!("{name}: now {} worker(s)", self.target);
+            }
+            OnSignal::FewerWorkers if running && self.target > 1 => {
                 self.target -= 1;
-                info!("SIGTTOU: now {} worker(s)", self.target);
+                info!("{name}: now {} worker(s)", self.target);
             }
             _ => {}
+        }
+    }
+
+    /// The other children: attached daemons due to start, cron jobs whose time has come, the
+    /// next hook-master-start command. A failed hook stops dragoman.
+    fn run_children(&mut self) {
+        self.daemons.supervise(Instant::now(), &mut self.outputs);
+        self.crons.supervise(&mut self.outputs);
+        if let Err(why) = self.hooks.supervise(&mut self.outputs) {
+            self.fail(why);
+        }
+    }
+
+    /// Stops gracefully with an error: dragoman exits 1 once everything has stopped.
+    fn fail(&mut self, why: String) {
+        if self.stop.is_none() {
+            error!("{why}");
+            self.failure = Some(why);
+            self.stop_gracefully();
         }
     }
 
@@ -349,6 +507,31 @@ impl Arbiter<'_> {
             }
             Event::Reload => {}
         }
+    }
+
+    /// Stops gracefully: workers finish their requests, daemons get their stop signal, all
+    /// within worker-reload-mercy.
+    fn stop_gracefully(&mut self) {
+        self.board.server().set(Phase::Draining);
+        self.notify("STOPPING=1");
+        let deadline = Instant::now() + self.config.mercy;
+        self.stop = Some(Stop::Graceful(deadline));
+        self.signal_all(libc::SIGTERM);
+        self.daemons.stop_all(deadline);
+        self.crons.stop_all();
+        self.hooks.stop();
+    }
+
+    /// Stops now: workers are killed, daemons get their stop signal and a few seconds.
+    fn stop_now(&mut self) {
+        self.board.server().set(Phase::Draining);
+        self.notify("STOPPING=1");
+        self.stop = Some(Stop::Immediate);
+        self.signal_all(libc::SIGKILL);
+        self.daemons
+            .stop_all(Instant::now() + DAEMON_QUICK_STOP.min(self.config.mercy));
+        self.crons.stop_all();
+        self.hooks.stop();
     }
 
     /// While stopping: past the graceful deadline, the workers still busy are killed.
@@ -414,9 +597,20 @@ impl Arbiter<'_> {
             monotonic_ms() * 1000
         ));
         crate::tls::reload(&config);
+        self.service.restart();
         self.reloading = true;
-        self.target = config.processes;
+        // With `cheaper`, the count it reached stands (within the new bounds).
+        self.target = match &config.cheaper {
+            Some(c) => self.target.clamp(c.min, config.processes),
+            None => config.processes,
+        };
+        self.spare = Spare::default();
+        let env = command::environment(interp::venv_bin(py, &config).as_deref());
+        self.daemons
+            .reload(&config.daemons, env.clone(), config.mercy);
+        self.crons.reload(&config.crons, env);
         self.config = config;
+        self.name_process();
         self.generation += 1;
         self.chain = chain;
         let reason = if chain {
@@ -441,14 +635,20 @@ impl Arbiter<'_> {
             if pid <= 0 {
                 return;
             }
+            if self.service.reaped(pid, status) {
+                continue;
+            }
             let Some(index) = self.workers.iter().position(|w| w.pid == pid) else {
+                self.child_exited(pid, status);
                 continue;
             };
             let w = self.workers.swap_remove(index);
             self.board.slot(w.slot).pid.store(0, Ordering::Release);
             let how = describe_exit(status);
             let now = Instant::now();
-            match decide::judge_exit(&w, status, self.stop.is_some(), now) {
+            let exit = decide::judge_exit(&w, status, self.stop.is_some(), now);
+            self.count_exit(&w, &exit);
+            match exit {
                 Exit::Stopping => info!("worker {} (pid {pid}) {how}", w.id),
                 Exit::Retired(reason) => info!("worker {} (pid {pid}) {reason}: {how}", w.id),
                 Exit::Harakiri => {
@@ -470,6 +670,23 @@ impl Arbiter<'_> {
         }
     }
 
+    /// A child that is no worker exited: a daemon, a cron job or a hook (a control daemon's
+    /// death, or a failed hook, stops dragoman).
+    fn child_exited(&mut self, pid: libc::pid_t, status: libc::c_int) {
+        if let Some(death) = self.daemons.exited(pid, status, Instant::now()) {
+            if let Some(why) = death {
+                self.fail(why);
+            }
+            return;
+        }
+        if self.crons.exited(pid, status) {
+            return;
+        }
+        if let Some(Err(why)) = self.hooks.exited(pid, status) {
+            self.fail(why);
+        }
+    }
+
     /// A worker exited because the application would not load.
     fn boot_failed(&mut self, w: &Worker) {
         let verdict =
@@ -481,8 +698,7 @@ impl Arbiter<'_> {
                     w.id,
                     self.config.app.describe()
                 ));
-                self.stop = Some(Stop::Immediate);
-                self.signal_all(libc::SIGKILL);
+                self.stop_now();
             }
             AfterBootFailure::RollBack(rollback) => {
                 // The new code does not load: keep the workers that run the old code.
@@ -527,8 +743,7 @@ impl Arbiter<'_> {
                  giving up",
                 self.crash_loop.quick_deaths()
             ));
-            self.stop = Some(Stop::Immediate);
-            self.signal_all(libc::SIGKILL);
+            self.stop_now();
         }
     }
 
@@ -637,6 +852,63 @@ impl Arbiter<'_> {
         }
     }
 
+    /// `cheaper`: once a cycle (a second), the spare algorithm looks at how many workers are
+    /// in a request and moves the target: more while all are busy, fewer while several idle.
+    /// Not while starting, reloading or stopping.
+    fn adapt_workers(&mut self) {
+        let Some(cheaper) = self.config.cheaper.clone() else {
+            return;
+        };
+        let now = Instant::now();
+        if now < self.next_cycle {
+            return;
+        }
+        self.next_cycle = now + CHEAPER_CYCLE;
+        if !self.announced || self.reloading || self.stop.is_some() {
+            return;
+        }
+        let holders: Vec<&Worker> = self.workers.iter().filter(|w| w.holds_position()).collect();
+        let active = holders.len();
+        let busy = holders.iter().filter(|w| self.busy(w)).count();
+        let limits = Limits {
+            min: cheaper.min,
+            max: self.config.processes,
+            step: cheaper.step,
+            overload: u64::from(cheaper.overload),
+        };
+        match self.spare.cycle(active, busy, limits) {
+            Change::Keep => {}
+            Change::Add(n) => {
+                let before = self.target;
+                self.target = (self.target + n).min(self.config.processes).max(before);
+                info!(
+                    "cheaper: all {active} worker(s) busy for {}s: starting {} more ({} of {})",
+                    cheaper.overload,
+                    self.target - before,
+                    self.target,
+                    self.config.processes
+                );
+            }
+            Change::Remove if self.target > cheaper.min => {
+                self.target -= 1;
+                info!(
+                    "cheaper: {busy} of {active} worker(s) busy: stopping worker {} ({} left)",
+                    self.target + 1,
+                    self.target
+                );
+            }
+            Change::Remove => {}
+        }
+    }
+
+    /// Whether a thread of worker `w` is in a request (the scoreboard says).
+    fn busy(&self, w: &Worker) -> bool {
+        let slot = self.board.slot(w.slot);
+        slot.cores[..self.config.threads.min(slot.cores.len())]
+            .iter()
+            .any(|core| core.started_ms().is_some())
+    }
+
     /// Brings the workers back to what they should be: replacements for workers being replaced,
     /// a worker for every position up to the target, none beyond it.
     fn manage(&mut self, py: Python<'_>) -> Option<Box<WorkerArgs>> {
@@ -684,6 +956,9 @@ impl Arbiter<'_> {
             .ok_or_else(|| std::io::Error::other("no free scoreboard slot"))?;
         match fork::spawn(py, &self.signals)? {
             fork::Spawned::Child => {
+                if let Some(title) = procname::title(&self.config.procname, Title::Worker(id)) {
+                    procname::set(&title);
+                }
                 let board_slot = self.board.slot(slot);
                 board_slot.reset(std::process::id() as i32);
                 Ok(Err(Box::new(WorkerArgs {
@@ -691,6 +966,7 @@ impl Arbiter<'_> {
                     config: self.config.clone(),
                     listeners: Vec::new(),
                     slot: board_slot,
+                    server: self.board.server(),
                     events: self.events.sender_for_child(slot),
                     preloaded: self.preloaded.as_ref().map(|app| app.clone_ref(py)),
                 })))
@@ -720,6 +996,8 @@ impl Arbiter<'_> {
         if !decide::all_up(&self.workers, self.target) {
             return;
         }
+        // The health check answers 200 from now on (never again once stopping).
+        self.board.server().set(Phase::Ready);
         if self.reloading {
             info!("reload finished: {} worker(s) serving", self.target);
             self.reloading = false;
@@ -739,6 +1017,13 @@ impl Arbiter<'_> {
         }
     }
 
+    /// The master's title (`auto-procname`, `procname*`), if any is asked for.
+    fn name_process(&self) {
+        if let Some(title) = procname::title(&self.config.procname, Title::Master) {
+            procname::set(&title);
+        }
+    }
+
     fn notify(&self, message: &str) {
         if let Some(notifier) = &self.notifier {
             if let Err(e) = notifier.send(message) {
@@ -751,6 +1036,7 @@ impl Arbiter<'_> {
         for w in &self.workers {
             w.signal(sig);
         }
+        self.service.signal(sig);
     }
 
     /// The stats document, in uWSGI's layout.

@@ -37,7 +37,7 @@ fn limits() -> io::Result<(u64, u64)> {
 
 /// Raises the soft limit to the hard one (or, when the hard one is unlimited, to the most the
 /// kernel allows a process: fs.nr_open). Returns (before, after) when it changed.
-pub fn raise_soft_limit() -> io::Result<Option<(u64, u64)>> {
+pub(crate) fn raise_soft_limit() -> io::Result<Option<(u64, u64)>> {
     let (soft, hard) = limits()?;
     let target = if hard == libc::RLIM_INFINITY {
         std::fs::read_to_string("/proc/sys/fs/nr_open")
@@ -92,7 +92,7 @@ fn fit(wanted: usize, limit: u64, open: u64) -> (usize, Option<String>) {
 
 /// Keeps `max-connections` within what the open-files limit leaves a worker; returns the
 /// warning to log when it had to lower it. Call once the listeners are bound (they count).
-pub fn fit_connections(config: &mut Config) -> Option<String> {
+pub(crate) fn fit_connections(config: &mut Config) -> Option<String> {
     let (soft, _) = limits().ok()?;
     let open = std::fs::read_dir("/proc/self/fd").map_or(16, |d| d.count() as u64);
     let (connections, warning) = fit(config.limits.max_connections, soft, open);

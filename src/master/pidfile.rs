@@ -5,13 +5,14 @@
 //! (`O_NOFOLLOW`), must be a regular file with no other name, and everything after the open
 //! is done on the descriptor, never on the path again.
 
-use std::fs::OpenOptions;
-use std::io::{self, Write};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 /// Writes `pid` and a newline to the pidfile at `path`; the error is a complete sentence.
-pub fn write(path: &Path, pid: u32) -> Result<(), String> {
+/// Returns the open file, for [`rewrite`].
+pub(crate) fn write(path: &Path, pid: u32) -> Result<File, String> {
     let refuse = |why: &str| {
         format!(
             "cannot write the pidfile {} (option 'pidfile'): {why}",
@@ -47,9 +48,21 @@ pub fn write(path: &Path, pid: u32) -> Result<(), String> {
         ));
     }
     let mut file = file;
-    file.set_len(0)
-        .and_then(|()| file.write_all(format!("{pid}\n").as_bytes()))
-        .map_err(|e: io::Error| refuse(&e.to_string()))
+    put(&mut file, pid).map_err(|e| refuse(&e.to_string()))?;
+    Ok(file)
+}
+
+/// Replaces the pid in a pidfile [`write`] opened (after `daemonize2`, whose master has
+/// another pid): through the descriptor, never the path, which as the service user dragoman
+/// may no longer be allowed to open, and which may name another file by now.
+pub(crate) fn rewrite(file: &mut File, pid: u32) -> io::Result<()> {
+    put(file, pid)
+}
+
+fn put(file: &mut File, pid: u32) -> io::Result<()> {
+    file.set_len(0)?;
+    file.seek(SeekFrom::Start(0))?;
+    file.write_all(format!("{pid}\n").as_bytes())
 }
 
 #[cfg(test)]
@@ -63,8 +76,12 @@ mod tests {
         write(&path, 42).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "42\n");
         std::fs::write(&path, "123456789\nleft over\n").unwrap();
-        write(&path, 7).unwrap();
+        let mut file = write(&path, 7).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "7\n");
+        rewrite(&mut file, 12345).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "12345\n");
+        rewrite(&mut file, 8).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "8\n");
     }
 
     #[test]

@@ -6,13 +6,13 @@ use std::ffi::CString;
 use crate::config::Origin;
 
 /// Sets the process umask.
-pub fn set_umask(mask: u32) {
+pub(crate) fn set_umask(mask: u32) {
     // SAFETY: umask only changes this process's file-creation mask.
     unsafe { libc::umask(mask as libc::mode_t) };
 }
 
-/// A user or group written by name or number.
-fn resolve_user(name: &str) -> Option<(libc::uid_t, libc::gid_t)> {
+/// A user written by name or number: its uid and primary group.
+pub(crate) fn resolve_user(name: &str) -> Option<(libc::uid_t, libc::gid_t)> {
     if let Ok(uid) = name.parse::<libc::uid_t>() {
         // SAFETY: getpwuid returns a pointer to static storage or null; read at once.
         let pw = unsafe { libc::getpwuid(uid) };
@@ -34,7 +34,8 @@ fn resolve_user(name: &str) -> Option<(libc::uid_t, libc::gid_t)> {
     Some(unsafe { ((*pw).pw_uid, (*pw).pw_gid) })
 }
 
-fn resolve_group(name: &str) -> Option<libc::gid_t> {
+/// A group written by name or number.
+pub(crate) fn resolve_group(name: &str) -> Option<libc::gid_t> {
     if let Ok(gid) = name.parse::<libc::gid_t>() {
         return Some(gid);
     }
@@ -47,7 +48,7 @@ fn resolve_group(name: &str) -> Option<libc::gid_t> {
 
 /// Switches to the configured group and user (group first: after setuid it is not allowed).
 /// Without `gid`, the user's primary group is used.
-pub fn drop_to(
+pub(crate) fn drop_to(
     uid: Option<&(String, Origin)>,
     gid: Option<&(String, Origin)>,
 ) -> Result<(), String> {

@@ -12,8 +12,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicUsize, Ordering};
 
 /// Signals the master handles.
-pub const HANDLED: [libc::c_int; 7] = [
+pub(crate) const HANDLED: [libc::c_int; 8] = [
     libc::SIGCHLD,
+    libc::SIGUSR1,
     libc::SIGTERM,
     libc::SIGINT,
     libc::SIGQUIT,
@@ -131,7 +132,7 @@ extern "C" fn on_signal(sig: libc::c_int) {
 }
 
 /// The installed handlers and the read end of the self-pipe the supervisor waits on.
-pub struct SignalQueue {
+pub(crate) struct SignalQueue {
     read: OwnedFd,
     /// Kept open for the handler, which writes to it through `WAKE_FD`.
     _write: OwnedFd,
@@ -139,7 +140,7 @@ pub struct SignalQueue {
 
 impl SignalQueue {
     /// Installs the handlers. Call once, in the master, before forking workers.
-    pub fn install() -> io::Result<SignalQueue> {
+    pub(crate) fn install() -> io::Result<SignalQueue> {
         let mut fds = [0 as RawFd; 2];
         // SAFETY: fds is a valid array of two ints for pipe2 to fill.
         if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
@@ -158,13 +159,13 @@ impl SignalQueue {
     }
 
     /// The fd to poll for readability: readable when a signal arrived.
-    pub fn fd(&self) -> RawFd {
+    pub(crate) fn fd(&self) -> RawFd {
         self.read.as_raw_fd()
     }
 
     /// Takes the queued signals, in the order they arrived, and drains the pipe; also says
     /// how many were dropped because the queue was full.
-    pub fn take(&self) -> (Vec<libc::c_int>, u32) {
+    pub(crate) fn take(&self) -> (Vec<libc::c_int>, u32) {
         let mut buf = [0u8; 64];
         // Drain first: a signal arriving after the drain leaves its byte for the next poll.
         // SAFETY: reading into a local buffer from our own non-blocking pipe.
@@ -177,10 +178,16 @@ impl SignalQueue {
     /// pipe and the queue, so the worker's own runtime installs its handlers on a clean slate
     /// and never wakes the master's loop.
     /// The pipe's fds are closed when the queue is dropped with the rest of the master's state.
-    pub fn reset_in_child(&self) {
+    pub(crate) fn reset_in_child(&self) {
         WAKE_FD.store(-1, Ordering::SeqCst);
         for sig in HANDLED {
-            let _ = set_action(sig, libc::SIG_DFL);
+            // SIGUSR1 (reopen the logs) is ignored until the worker handles it: by default it
+            // would end a worker the master passes it to while the application loads.
+            let action = match sig {
+                libc::SIGUSR1 => libc::SIG_IGN,
+                _ => libc::SIG_DFL,
+            };
+            let _ = set_action(sig, action);
         }
         QUEUE.clear();
     }
@@ -206,7 +213,7 @@ fn set_action(sig: libc::c_int, handler: libc::sighandler_t) -> io::Result<()> {
 }
 
 /// Human name of a signal, for log lines.
-pub fn name(sig: libc::c_int) -> String {
+pub(crate) fn name(sig: libc::c_int) -> String {
     match sig {
         libc::SIGHUP => "SIGHUP".into(),
         libc::SIGINT => "SIGINT".into(),
@@ -219,6 +226,7 @@ pub fn name(sig: libc::c_int) -> String {
         libc::SIGCHLD => "SIGCHLD".into(),
         libc::SIGTTIN => "SIGTTIN".into(),
         libc::SIGTTOU => "SIGTTOU".into(),
+        libc::SIGUSR1 => "SIGUSR1".into(),
         libc::SIGPIPE => "SIGPIPE".into(),
         other => format!("signal {other}"),
     }

@@ -14,7 +14,12 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use super::decide::Exit;
+use super::worker::{memory, Reason, Worker};
+use super::Arbiter;
 use crate::config::ListenAddr;
+use crate::metrics::render::{self, Format};
+use crate::metrics::sample::{ListenerSample, Restart, Scrape, WorkerSample};
 use crate::net::{Bound, Listener};
 
 /// Clients served at once; more wait in the listen queue until one is done.
@@ -26,44 +31,44 @@ const CLIENT_DEADLINE: Duration = Duration::from_secs(3);
 const MAX_RECEIVED: usize = 64 * 1024;
 
 /// One worker as the stats show it.
-pub struct WorkerView {
-    pub id: usize,
-    pub pid: i32,
-    pub accepting: bool,
-    pub requests: u64,
-    pub exceptions: u64,
-    pub busy: bool,
-    pub rss: u64,
-    pub vsz: u64,
-    pub running_time_us: u64,
-    pub avg_rt_us: u64,
-    pub tx: u64,
-    pub last_spawn: u64,
-    pub respawn_count: u64,
-    pub harakiri_count: u64,
-    pub cores: Vec<CoreView>,
+pub(crate) struct WorkerView {
+    pub(crate) id: usize,
+    pub(crate) pid: i32,
+    pub(crate) accepting: bool,
+    pub(crate) requests: u64,
+    pub(crate) exceptions: u64,
+    pub(crate) busy: bool,
+    pub(crate) rss: u64,
+    pub(crate) vsz: u64,
+    pub(crate) running_time_us: u64,
+    pub(crate) avg_rt_us: u64,
+    pub(crate) tx: u64,
+    pub(crate) last_spawn: u64,
+    pub(crate) respawn_count: u64,
+    pub(crate) harakiri_count: u64,
+    pub(crate) cores: Vec<CoreView>,
 }
 
 /// One application thread of a worker.
-pub struct CoreView {
-    pub id: usize,
-    pub requests: u64,
-    pub in_request: bool,
-    pub request: String,
+pub(crate) struct CoreView {
+    pub(crate) id: usize,
+    pub(crate) requests: u64,
+    pub(crate) in_request: bool,
+    pub(crate) request: String,
 }
 
 /// The whole document.
-pub struct Overview<'a> {
-    pub pid: u32,
-    pub listen_queue: u64,
-    pub sockets: Vec<(String, &'static str, u64, i32)>,
-    pub workers: &'a [WorkerView],
+pub(crate) struct Overview<'a> {
+    pub(crate) pid: u32,
+    pub(crate) listen_queue: u64,
+    pub(crate) sockets: Vec<(String, &'static str, u64, i32)>,
+    pub(crate) workers: &'a [WorkerView],
 }
 
 /// The stats listener, whether it answers in HTTP (`stats-http`), and the clients being
 /// served.
-pub struct StatsServer {
-    pub bound: Bound,
+pub(crate) struct StatsServer {
+    pub(crate) bound: Bound,
     http: bool,
     clients: Vec<Client>,
 }
@@ -127,7 +132,7 @@ impl Client {
 }
 
 impl StatsServer {
-    pub fn new(bound: Bound, http: bool) -> StatsServer {
+    pub(crate) fn new(bound: Bound, http: bool) -> StatsServer {
         StatsServer {
             bound,
             http,
@@ -138,7 +143,7 @@ impl StatsServer {
     /// The descriptors the master's `poll` watches for the stats: the listener while there is
     /// room for a client, and each client's socket (writable while it is sent its document,
     /// readable after).
-    pub fn poll_fds(&self, fds: &mut Vec<libc::pollfd>) {
+    pub(crate) fn poll_fds(&self, fds: &mut Vec<libc::pollfd>) {
         if self.clients.len() < MAX_CLIENTS {
             fds.push(libc::pollfd {
                 fd: self.bound.listener.fd(),
@@ -160,13 +165,13 @@ impl StatsServer {
     }
 
     /// When the next client is due to be cut, if any is being served.
-    pub fn deadline(&self) -> Option<Instant> {
+    pub(crate) fn deadline(&self) -> Option<Instant> {
         self.clients.iter().map(|c| c.deadline).min()
     }
 
     /// Takes new clients (their document rendered once, by `render`, if there are any), moves
     /// every client along as far as its socket allows, and cuts those past their deadline.
-    pub fn serve(&mut self, now: Instant, render: impl FnOnce() -> String) {
+    pub(crate) fn serve(&mut self, now: Instant, render: impl FnOnce() -> String) {
         let mut accepted = Vec::new();
         while self.clients.len() + accepted.len() < MAX_CLIENTS {
             let fd: OwnedFd = match &self.bound.listener {
@@ -216,9 +221,70 @@ impl StatsServer {
     }
 }
 
+/// The master's part of the metrics (`metrics`): the scrape, and the totals a worker leaves.
+impl Arbiter<'_> {
+    /// The metrics exposition, from the scoreboard, the master's totals and the listeners.
+    pub(super) fn metrics_document(&self, format: Format) -> String {
+        let workers = self
+            .workers
+            .iter()
+            .map(|w| {
+                let traffic = &self.board.slot(w.slot).traffic;
+                WorkerSample::of(w.id, w.pid, memory(w.pid).0, traffic)
+            })
+            .collect();
+        let listeners = self
+            .listeners
+            .iter()
+            .map(|b| {
+                let (queue, max) = accept_queue(b);
+                ListenerSample {
+                    name: b.addr.to_string(),
+                    queue,
+                    max_queue: max.max(0) as u64,
+                }
+            })
+            .collect();
+        let scrape = Scrape {
+            workers,
+            listeners,
+            totals: &self.totals,
+            phase: self.board.server().phase(),
+            started_unix: self.started_unix,
+        };
+        render::render(&scrape, format)
+    }
+
+    /// A worker exited: its counters join the totals (its slot is cleared for the next one),
+    /// and a restart is counted by its reason.
+    pub(super) fn count_exit(&mut self, w: &Worker, exit: &Exit) {
+        self.totals.retire(&self.board.slot(w.slot).traffic);
+        if let Some(why) = restart_reason(exit) {
+            self.totals.restarted(why);
+        }
+    }
+}
+
+/// Why a worker that exited is replaced, if it is: not when the master stops, nor when
+/// fewer workers are wanted.
+fn restart_reason(exit: &Exit) -> Option<Restart> {
+    Some(match exit {
+        Exit::Stopping => return None,
+        Exit::Retired(reason) => match reason {
+            Reason::Reload | Reason::ChainReload => Restart::Reload,
+            Reason::MaxRequests(_) => Restart::MaxRequests,
+            Reason::Lifetime(_) => Restart::Lifetime,
+            Reason::Rss(_) => Restart::Rss,
+            Reason::Scale | Reason::ReloadFailed => return None,
+        },
+        Exit::Harakiri => Restart::Harakiri,
+        Exit::BootFailure | Exit::Died { .. } => Restart::Crash,
+    })
+}
+
 /// A warning when the stats server is reachable from other machines: the document shows the
 /// request line each worker is serving (paths and query strings, which may carry tokens).
-pub fn exposure_warning(addr: &ListenAddr) -> Option<String> {
+pub(crate) fn exposure_warning(addr: &ListenAddr) -> Option<String> {
     let ListenAddr::Tcp(socket) = addr else {
         return None; // a unix socket: its file permissions say who may connect
     };
@@ -261,7 +327,7 @@ fn quote(text: &str) -> String {
 }
 
 /// Renders the document.
-pub fn render(o: &Overview<'_>) -> String {
+pub(crate) fn render(o: &Overview<'_>) -> String {
     // SAFETY: getuid/getgid have no preconditions.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     let cwd = std::env::current_dir()
@@ -331,7 +397,7 @@ pub fn render(o: &Overview<'_>) -> String {
 
 /// The current length of a listening TCP socket's accept queue (Linux: `tcpi_unacked` of a
 /// socket in LISTEN state), and its maximum.
-pub fn accept_queue(bound: &Bound) -> (u64, i32) {
+pub(crate) fn accept_queue(bound: &Bound) -> (u64, i32) {
     let Listener::Tcp(l) = &bound.listener else {
         return (0, 0);
     };

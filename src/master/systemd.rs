@@ -6,7 +6,7 @@ use std::io;
 use std::os::unix::net::UnixDatagram;
 
 /// Where to send notifications, if systemd asked for them.
-pub struct Notifier {
+pub(crate) struct Notifier {
     socket: UnixDatagram,
     target: std::os::unix::net::SocketAddr,
 }
@@ -14,7 +14,7 @@ pub struct Notifier {
 impl Notifier {
     /// Reads `NOTIFY_SOCKET`; the caller removes it from the environment afterwards, so the
     /// workers and the application do not notify systemd in the master's name.
-    pub fn from_env() -> io::Result<Option<Notifier>> {
+    pub(crate) fn from_env() -> io::Result<Option<Notifier>> {
         let Ok(name) = std::env::var("NOTIFY_SOCKET") else {
             return Ok(None);
         };
@@ -32,7 +32,7 @@ impl Notifier {
     }
 
     /// Sends one notification; a failure is logged by the caller's choice, never fatal.
-    pub fn send(&self, message: &str) -> io::Result<()> {
+    pub(crate) fn send(&self, message: &str) -> io::Result<()> {
         self.socket.send_to_addr(message.as_bytes(), &self.target)?;
         Ok(())
     }

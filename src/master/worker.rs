@@ -65,32 +65,32 @@ pub(super) enum Fate {
 #[derive(Clone, Debug)]
 pub(super) struct Worker {
     /// 1-based position, stable across respawns and reloads; shown in logs and stats.
-    pub id: usize,
+    pub(crate) id: usize,
     /// Its scoreboard slot.
-    pub slot: usize,
-    pub pid: libc::pid_t,
+    pub(crate) slot: usize,
+    pub(crate) pid: libc::pid_t,
     /// The configuration load it runs: each reload starts a new one.
-    pub generation: u32,
-    pub started: Instant,
+    pub(crate) generation: u32,
+    pub(crate) started: Instant,
     /// When it started, in seconds since the epoch (for the stats).
-    pub started_unix: u64,
+    pub(crate) started_unix: u64,
     /// It sent [`crate::ipc::Event::Ready`]: it accepts connections.
-    pub ready: bool,
-    pub fate: Fate,
+    pub(crate) ready: bool,
+    pub(crate) fate: Fate,
 }
 
 impl Worker {
     /// Sends `sig` to this worker. The pid is still this worker's: a worker stays in the
     /// master's list until `reap` has collected its exit status, and until then the kernel
     /// keeps the pid (a zombie at worst), so the signal cannot reach a recycled pid.
-    pub fn signal(&self, sig: libc::c_int) {
+    pub(crate) fn signal(&self, sig: libc::c_int) {
         // SAFETY: kill(2) takes plain numbers (a pid we forked and have not reaped, a valid
         // signal); no memory is involved.
         unsafe { libc::kill(self.pid, sig) };
     }
 
     /// It serves, or serves until its replacement is ready: it counts toward the target.
-    pub fn holds_position(&self) -> bool {
+    pub(crate) fn holds_position(&self) -> bool {
         matches!(self.fate, Fate::Serving | Fate::Replace { .. })
     }
 }

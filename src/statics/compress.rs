@@ -27,17 +27,17 @@ const TMP_SUFFIX: &str = ".dragoman-tmp";
 
 /// What happened to each file, for the summary.
 #[derive(Default, Debug, PartialEq, Eq)]
-pub struct Summary {
-    pub written: usize,
+pub(crate) struct Summary {
+    pub(crate) written: usize,
     /// Variants still good whose mtime was brought up to their file's (a copy of the same
     /// bytes made the file newer than its variants).
-    pub refreshed: usize,
-    pub up_to_date: usize,
-    pub skipped: usize,
+    pub(crate) refreshed: usize,
+    pub(crate) up_to_date: usize,
+    pub(crate) skipped: usize,
 }
 
 /// Runs the subcommand; returns the exit code.
-pub fn run(args: &[String]) -> i32 {
+pub(crate) fn run(args: &[String]) -> i32 {
     let (quiet, dirs): (Vec<&String>, Vec<&String>) =
         args.iter().partition(|a| *a == "-q" || *a == "--quiet");
     if dirs.is_empty() || dirs.iter().any(|d| d.starts_with('-')) {
@@ -69,7 +69,7 @@ pub fn run(args: &[String]) -> i32 {
 }
 
 /// Compresses every file under `dir`, and writes each directory's manifest.
-pub fn compress_dir(dir: &Path, summary: &mut Summary) -> std::io::Result<()> {
+pub(crate) fn compress_dir(dir: &Path, summary: &mut Summary) -> std::io::Result<()> {
     let manifest_path = dir.join(manifest::NAME);
     let old = match std::fs::read(&manifest_path) {
         Ok(text) => manifest::parse(&text),

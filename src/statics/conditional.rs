@@ -6,10 +6,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use http::header::{HeaderMap, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE};
 
 /// The validators of one representation.
-pub struct Validators<'a> {
+pub(crate) struct Validators<'a> {
     /// The entity tag, quoted (`"5f1a-3c"`).
-    pub etag: &'a str,
-    pub modified: SystemTime,
+    pub(crate) etag: &'a str,
+    pub(crate) modified: SystemTime,
 }
 
 /// The opaque part of an entity tag, without `W/` and quotes.
@@ -18,7 +18,7 @@ fn opaque(tag: &str) -> &str {
 }
 
 /// Whether `If-None-Match` matches (weak comparison, §8.8.3.2), or is `*`.
-pub fn none_match(header: &str, etag: &str) -> bool {
+pub(crate) fn none_match(header: &str, etag: &str) -> bool {
     header.split(',').any(|candidate| {
         let candidate = candidate.trim();
         candidate == "*" || (!candidate.is_empty() && opaque(candidate) == opaque(etag))
@@ -34,7 +34,7 @@ fn seconds(t: SystemTime) -> u64 {
 
 /// Whether the client's copy is current: a 304 is due. If-None-Match wins over
 /// If-Modified-Since (§13.2.2).
-pub fn not_modified(headers: &HeaderMap, v: &Validators<'_>) -> bool {
+pub(crate) fn not_modified(headers: &HeaderMap, v: &Validators<'_>) -> bool {
     if let Some(inm) = headers.get(IF_NONE_MATCH).and_then(|h| h.to_str().ok()) {
         return none_match(inm, v.etag);
     }
@@ -51,7 +51,7 @@ pub fn not_modified(headers: &HeaderMap, v: &Validators<'_>) -> bool {
 /// Whether a Range may be honoured under If-Range (§13.1.5): the tag must match strongly, or
 /// the date must equal the last modification (and that be at least a second old: a date is a
 /// weak validator within the second it was taken).
-pub fn range_allowed(headers: &HeaderMap, v: &Validators<'_>) -> bool {
+pub(crate) fn range_allowed(headers: &HeaderMap, v: &Validators<'_>) -> bool {
     let Some(if_range) = headers.get(IF_RANGE).and_then(|h| h.to_str().ok()) else {
         return true;
     };

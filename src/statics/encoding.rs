@@ -4,17 +4,17 @@
 
 /// A content coding dragoman serves precompressed files in, with its file suffix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Coding {
+pub(crate) enum Coding {
     Brotli,
     Zstd,
     Gzip,
 }
 
 impl Coding {
-    pub const ALL: [Coding; 3] = [Coding::Brotli, Coding::Zstd, Coding::Gzip];
+    pub(crate) const ALL: [Coding; 3] = [Coding::Brotli, Coding::Zstd, Coding::Gzip];
 
     /// The Content-Encoding token.
-    pub fn token(self) -> &'static str {
+    pub(crate) fn token(self) -> &'static str {
         match self {
             Coding::Brotli => "br",
             Coding::Zstd => "zstd",
@@ -23,12 +23,12 @@ impl Coding {
     }
 
     /// The coding a Content-Encoding token names (as `token` writes it).
-    pub fn from_token(token: &str) -> Option<Coding> {
+    pub(crate) fn from_token(token: &str) -> Option<Coding> {
         Coding::ALL.into_iter().find(|c| c.token() == token)
     }
 
     /// The sibling file's suffix.
-    pub fn suffix(self) -> &'static str {
+    pub(crate) fn suffix(self) -> &'static str {
         match self {
             Coding::Brotli => ".br",
             Coding::Zstd => ".zst",
@@ -39,12 +39,12 @@ impl Coding {
 
 /// What an Accept-Encoding header accepts: a q-value per coding, identity and `*`.
 #[derive(Debug, Default)]
-pub struct Accepted {
+pub(crate) struct Accepted {
     codings: Vec<(String, f32)>,
 }
 
 impl Accepted {
-    pub fn parse(header: &str) -> Accepted {
+    pub(crate) fn parse(header: &str) -> Accepted {
         let codings = header
             .split(',')
             .filter_map(|item| {
@@ -75,7 +75,7 @@ impl Accepted {
     }
 
     /// Whether a coding may be sent. `x-gzip` counts as gzip; `*` covers what is not named.
-    pub fn accepts(&self, coding: Coding) -> bool {
+    pub(crate) fn accepts(&self, coding: Coding) -> bool {
         let named = self.q(coding.token()).or_else(|| {
             if coding == Coding::Gzip {
                 self.q("x-gzip")
@@ -88,7 +88,7 @@ impl Accepted {
 
     /// Whether the unencoded representation may be sent: unless `identity;q=0`, or `*;q=0`
     /// without identity named (§12.5.3).
-    pub fn accepts_identity(&self) -> bool {
+    pub(crate) fn accepts_identity(&self) -> bool {
         match self.q("identity") {
             Some(q) => q > 0.0,
             None => self.q("*").is_none_or(|q| q > 0.0),
@@ -100,7 +100,11 @@ impl Accepted {
 /// lists the codings present with their sizes; `identity` is the unencoded size. The
 /// smallest acceptable wins; if nothing is acceptable, the unencoded file is sent anyway
 /// (rather than a 406, as servers commonly do).
-pub fn choose(header: Option<&str>, identity: u64, variants: &[(Coding, u64)]) -> Option<Coding> {
+pub(crate) fn choose(
+    header: Option<&str>,
+    identity: u64,
+    variants: &[(Coding, u64)],
+) -> Option<Coding> {
     let header = header?;
     let accepted = Accepted::parse(header);
     let mut best: Option<(Option<Coding>, u64)> =

@@ -2,7 +2,7 @@
 //! `charset=utf-8` on text types, as whitenoise does.
 
 /// The Content-Type for a file name.
-pub fn content_type(name: &str) -> &'static str {
+pub(crate) fn content_type(name: &str) -> &'static str {
     let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
     let ext = ext.to_ascii_lowercase();
     match ext.as_str() {
@@ -73,7 +73,7 @@ pub fn content_type(name: &str) -> &'static str {
 }
 
 /// Whether compressing a file of this name is pointless (it is compressed already).
-pub fn already_compressed(name: &str) -> bool {
+pub(crate) fn already_compressed(name: &str) -> bool {
     let ext = name
         .rsplit_once('.')
         .map(|(_, e)| e.to_ascii_lowercase())

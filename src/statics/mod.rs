@@ -14,12 +14,11 @@
 //! so a cached large file costs no open or close either.
 
 mod cache;
-pub mod compress;
+pub(crate) mod compress;
 mod conditional;
 mod dates;
 mod disk;
 pub(crate) mod encoding;
-pub mod file;
 mod identity;
 mod manifest;
 mod mime;
@@ -38,12 +37,12 @@ use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 
 use crate::config::StaticConfig;
-use crate::http::{error_response, Body};
+use crate::http::file::{FileBody, Piece};
+use crate::http::{error_response, Body, RequestBody, Route};
 use cache::Cache;
 use conditional::Validators;
 use disk::{Descriptors, Failure, KeptFile};
 use encoding::Coding;
-use file::{FileBody, Piece};
 use identity::Identity;
 use path::Refusal;
 use range::{ByteRange, Ranges};
@@ -57,13 +56,6 @@ const REVALIDATE: Duration = Duration::from_secs(1);
 /// Most entries the cache holds (metadata included), whatever their size.
 const CACHE_ENTRIES_MAX: usize = 10_000;
 const A_YEAR: u64 = 365 * 24 * 3600;
-
-/// What to do with a request.
-pub enum Outcome {
-    Serve(Response<Body>),
-    /// Not a static file: the application handles it.
-    Pass,
-}
 
 /// One mount, longest prefixes first.
 struct Mount {
@@ -209,7 +201,7 @@ enum Resolved {
 }
 
 /// The static files of one worker.
-pub struct StaticFiles {
+pub(crate) struct StaticFiles {
     mounts: Vec<Mount>,
     config: StaticConfig,
     cache: RefCell<Cache>,
@@ -218,7 +210,7 @@ pub struct StaticFiles {
 
 impl StaticFiles {
     /// `None` when no mount is configured.
-    pub fn new(config: &StaticConfig) -> Option<Rc<StaticFiles>> {
+    pub(crate) fn new(config: &StaticConfig) -> Option<Rc<StaticFiles>> {
         if config.mounts.is_empty() {
             return None;
         }
@@ -243,8 +235,8 @@ impl StaticFiles {
         }))
     }
 
-    /// Serves the request from disk if it names a static file.
-    pub fn handle<B>(&self, req: &Request<B>) -> Outcome {
+    /// Serves the request from disk if it names a static file; `None` passes it on.
+    pub(crate) fn handle<B>(&self, req: &Request<B>) -> Option<Response<Body>> {
         // A file found changed (or gone) when a response opens it is looked up again, once.
         match self.attempt(req) {
             Err(Failure::Changed | Failure::Gone) => self.attempt(req).unwrap_or_else(fail),
@@ -253,26 +245,18 @@ impl StaticFiles {
     }
 
     /// One try at [`StaticFiles::handle`].
-    fn attempt<B>(&self, req: &Request<B>) -> Result<Outcome, Failure> {
+    fn attempt<B>(&self, req: &Request<B>) -> Result<Option<Response<Body>>, Failure> {
         let path = req.uri().path();
         let Some((index, mount, rest)) = self.mount_for(path) else {
-            return Ok(Outcome::Pass);
+            return Ok(None);
         };
         let (key, wants_dir) = match path::normalise(rest, self.config.dotfiles) {
             Ok(normal) => normal,
             Err(Refusal::BadRequest(why)) => {
-                return Ok(Outcome::Serve(error_response(
-                    StatusCode::BAD_REQUEST,
-                    why,
-                    false,
-                )))
+                return Ok(Some(error_response(StatusCode::BAD_REQUEST, why, false)))
             }
             Err(Refusal::Hidden) => {
-                return Ok(Outcome::Serve(error_response(
-                    StatusCode::NOT_FOUND,
-                    "",
-                    false,
-                )))
+                return Ok(Some(error_response(StatusCode::NOT_FOUND, "", false)))
             }
         };
         let cached = self.cache.borrow().get(index, &key);
@@ -286,9 +270,12 @@ impl StaticFiles {
                 }
                 match self.resolve(index, mount, &key, wants_dir)? {
                     Resolved::Found(entry) => entry,
-                    Resolved::Missing => return Ok(Outcome::Pass),
+                    Resolved::Missing => {
+                        crate::metrics::record::static_miss();
+                        return Ok(None);
+                    }
                     Resolved::Refused(status, why) => {
-                        return Ok(Outcome::Serve(error_response(status, why, false)))
+                        return Ok(Some(error_response(status, why, false)))
                     }
                 }
             }
@@ -298,7 +285,7 @@ impl StaticFiles {
             response
                 .headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-            return Ok(Outcome::Serve(response));
+            return Ok(Some(response));
         }
         let response = match &*entry {
             Entry::File(file) => self.respond(file, req),
@@ -307,7 +294,7 @@ impl StaticFiles {
         if response.is_err() {
             self.cache.borrow_mut().forget(index, &key);
         }
-        response.map(Outcome::Serve)
+        response.map(Some)
     }
 
     /// The mount a path falls under (its index too), and the rest of the path below it.
@@ -785,11 +772,11 @@ fn slice(data: &Bytes, offset: u64, len: u64) -> Option<Bytes> {
 
 /// The answer when a file cannot be served from disk. None is a 404: the file is there, and
 /// a 404 is what caches keep (RFC 9111 §4.2.2); a 503 they do not.
-fn fail(failure: Failure) -> Outcome {
+fn fail(failure: Failure) -> Option<Response<Body>> {
     let (status, why) = match failure {
         // Gone between the lookup and the open: the application answers, as for any path
         // that names no file.
-        Failure::Gone => return Outcome::Pass,
+        Failure::Gone => return None,
         // Out of descriptors (idle connections took them, say): not logged per request, the
         // worker already says when it cannot accept.
         Failure::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "no file descriptor free"),
@@ -810,7 +797,7 @@ fn fail(failure: Failure) -> Outcome {
         h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Outcome::Serve(response)
+    Some(response)
 }
 
 /// A quoted entity tag.
@@ -873,6 +860,17 @@ fn redirect(location: &str, query: Option<&str>) -> Response<Body> {
     response
 }
 
+/// Static files answer before the application.
+impl Route for StaticFiles {
+    fn route(&self, req: &Request<RequestBody>) -> Option<Response<Body>> {
+        self.handle(req)
+    }
+
+    fn kind(&self) -> crate::metrics::RouteKind {
+        crate::metrics::RouteKind::Static
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -929,10 +927,7 @@ mod tests {
                 HeaderValue::from_str(v).unwrap(),
             );
         }
-        match files.handle(&req) {
-            Outcome::Serve(r) => Some(r),
-            Outcome::Pass => None,
-        }
+        files.handle(&req)
     }
 
     /// The cache entry a request path would be served from.
@@ -1278,11 +1273,7 @@ mod tests {
     /// 404 a CDN would cache; a file the worker may not read: 403.
     #[test]
     fn errors_of_the_file_system_are_never_a_404() {
-        let answer =
-            |errno: i32| match fail(Failure::from(std::io::Error::from_raw_os_error(errno))) {
-                Outcome::Serve(r) => Some(r),
-                Outcome::Pass => None,
-            };
+        let answer = |errno: i32| fail(Failure::from(std::io::Error::from_raw_os_error(errno)));
         for errno in [libc::EMFILE, libc::ENFILE] {
             let r = answer(errno).unwrap();
             assert_eq!(r.status(), 503);

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 /// Why a path is not served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// Malformed or hostile: 400.
     BadRequest(&'static str),
     /// A valid request for something not shown (a dotfile): 404.
@@ -22,7 +22,7 @@ const MAX_NAME: usize = 255;
 
 /// The decoded segments of `rest` (the raw, still percent-encoded path after the mount
 /// prefix), and whether it ends with `/` (a directory was asked for).
-pub fn segments(rest: &str, dotfiles: bool) -> Result<(Vec<Vec<u8>>, bool), Refusal> {
+pub(crate) fn segments(rest: &str, dotfiles: bool) -> Result<(Vec<Vec<u8>>, bool), Refusal> {
     if rest.len() > MAX_PATH {
         return Err(Refusal::BadRequest("the path is too long"));
     }
@@ -66,7 +66,7 @@ pub fn segments(rest: &str, dotfiles: bool) -> Result<(Vec<Vec<u8>>, bool), Refu
 /// `/`, and a final `/` when a directory was asked for. Two request paths naming the same
 /// file have the same normal spelling; the one a client most likely sent (no `%`, no `//`)
 /// is its own, and costs no allocation.
-pub fn normalise(rest: &str, dotfiles: bool) -> Result<(Cow<'_, [u8]>, bool), Refusal> {
+pub(crate) fn normalise(rest: &str, dotfiles: bool) -> Result<(Cow<'_, [u8]>, bool), Refusal> {
     let dir = rest.ends_with('/');
     if is_normal(rest) {
         return Ok((Cow::Borrowed(rest.as_bytes()), dir));
@@ -108,7 +108,7 @@ fn is_normal(rest: &str) -> bool {
 /// Whether a file name carries a content hash, as Django's ManifestStaticFilesStorage and
 /// bundlers write them (`app.3f2a9c1b7e4d.css`): such files never change, so they may be
 /// cached for a year.
-pub fn is_hashed_name(name: &str) -> bool {
+pub(crate) fn is_hashed_name(name: &str) -> bool {
     let mut parts = name.rsplit('.');
     let (Some(_ext), Some(hash), Some(stem)) = (parts.next(), parts.next(), parts.next()) else {
         return false;

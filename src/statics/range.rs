@@ -5,18 +5,18 @@
 
 /// A byte range, inclusive start, exclusive end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ByteRange {
-    pub start: u64,
-    pub end: u64,
+pub(crate) struct ByteRange {
+    pub(crate) start: u64,
+    pub(crate) end: u64,
 }
 
 impl ByteRange {
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         self.end.saturating_sub(self.start)
     }
 
     /// `bytes 0-499/1234`, for Content-Range.
-    pub fn content_range(&self, total: u64) -> String {
+    pub(crate) fn content_range(&self, total: u64) -> String {
         format!(
             "bytes {}-{}/{total}",
             self.start,
@@ -27,7 +27,7 @@ impl ByteRange {
 
 /// What a Range header asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ranges {
+pub(crate) enum Ranges {
     /// No usable Range header (absent, or not `bytes=`, or malformed): send everything.
     Whole,
     /// One satisfiable range: 206.
@@ -53,7 +53,7 @@ fn number(text: &str) -> Option<u64> {
 }
 
 /// Parses `bytes=0-499`, `bytes=500-`, `bytes=-500` and lists of them.
-pub fn parse(header: &str, len: u64) -> Ranges {
+pub(crate) fn parse(header: &str, len: u64) -> Ranges {
     let Some(spec) = header.trim().strip_prefix("bytes=") else {
         return Ranges::Whole; // other units are ignored (RFC 9110 §14.2)
     };

@@ -17,6 +17,7 @@ use x509_cert::der::Decode;
 use crate::config::tls::{CertFiles, Secret};
 
 /// A certificate chain and its key, checked, ready for rustls.
+#[derive(Clone)]
 pub(crate) struct Loaded {
     pub(crate) key: Arc<CertifiedKey>,
     /// When the server certificate stops being valid (seconds since the epoch).

@@ -2,7 +2,9 @@
 //! certificate, each `sni` entry's, the client CAs; with the stamps of the files read, to
 //! notice when they change. Loaded by the master at startup (a failure stops dragoman with
 //! one line), and again on SIGHUP and when a file changes (a failure then keeps what was
-//! loaded before, and says why).
+//! loaded before, and says why). The workers add the ACME certificates of the cache
+//! ([`Material::with_acme`]), which never stop anything: one that is missing or does not load
+//! is not served, and the certificate manager orders it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,10 +13,12 @@ use std::time::SystemTime;
 use rustls::crypto::CryptoProvider;
 use rustls::{RootCertStore, SupportedCipherSuite};
 
+use super::acme::{self, AcmeSite};
 use super::{certs, ciphers};
 use crate::config::tls::{CertFiles, TlsConfig};
 
 /// One certificate with how its clients are treated: what a TLS handshake is served with.
+#[derive(Clone)]
 pub(crate) struct Site {
     pub(crate) cert: certs::Loaded,
     /// Client certificates: the CA, and whether one is required.
@@ -24,11 +28,14 @@ pub(crate) struct Site {
 }
 
 /// Everything loaded.
+#[derive(Clone)]
 pub(crate) struct Material {
-    /// By https listener (`Wire::Https(i)`).
-    pub(crate) listeners: Vec<Site>,
+    /// By https listener (`Wire::Https(i)`); `None` for a listener of ACME's certificates.
+    pub(crate) listeners: Vec<Option<Site>>,
     /// `sni` entries: (name, site), in the configuration's order.
     pub(crate) sni: Vec<(String, Site)>,
+    /// `acme-domain` certificates, in a worker (see [`Material::with_acme`]).
+    pub(crate) acme: Vec<AcmeSite>,
     /// The files read, and their stamps then.
     pub(crate) stamps: Vec<(PathBuf, Option<Stamp>)>,
 }
@@ -72,7 +79,7 @@ impl Material {
         let listeners = tls
             .listeners
             .iter()
-            .map(&mut site)
+            .map(|files| files.as_ref().map(&mut site).transpose())
             .collect::<Result<_, _>>()?;
         let sni = tls
             .sni
@@ -82,8 +89,24 @@ impl Material {
         Ok(Material {
             listeners,
             sni,
+            acme: Vec::new(),
             stamps,
         })
+    }
+
+    /// These certificates and the ACME ones the cache holds now, whose files are then watched
+    /// too. Read in the workers only, as the service user: the cache is the service user's.
+    pub(crate) fn with_acme(&self, tls: &TlsConfig, provider: &CryptoProvider) -> Material {
+        let mut material = self.clone();
+        if let Some(config) = &tls.acme {
+            material.acme = acme::load(config, provider);
+            for site in &material.acme {
+                material
+                    .stamps
+                    .push((site.path.clone(), certs::stamp(&site.path)));
+            }
+        }
+        material
     }
 
     /// Whether a file read changed since (or can no longer be seen).
@@ -115,13 +138,23 @@ impl Material {
             .listeners
             .iter()
             .enumerate()
-            .map(|(i, s)| line(format!("https listener {}", i + 1), s))
+            .map(|(i, s)| match s {
+                Some(s) => line(format!("https listener {}", i + 1), s),
+                None => format!("https listener {}: the ACME certificates", i + 1),
+            })
             .collect();
         lines.extend(
             self.sni
                 .iter()
                 .map(|(name, s)| line(format!("sni {name}"), s)),
         );
+        lines.extend(self.acme.iter().map(|a| {
+            let what = format!("acme {}", a.names.join(","));
+            match &a.site {
+                Some(s) => line(what, s),
+                None => format!("{what}: no certificate in the cache yet"),
+            }
+        }));
         lines
     }
 }

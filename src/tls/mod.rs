@@ -13,6 +13,8 @@
 //! without a restart and without dropping a connection; a file that fails to load keeps the
 //! previous certificate, and the log says why.
 
+pub(crate) mod acme;
+pub(crate) mod acme_cache;
 pub(crate) mod certs;
 mod ciphers;
 pub(crate) mod ktls;
@@ -59,7 +61,7 @@ fn prepared() -> std::sync::MutexGuard<'static, Option<Prepared>> {
 
 /// In the master, at startup (before privileges are dropped): loads and checks every
 /// certificate, makes the ticket secret. The error is the one line dragoman stops with.
-pub fn prepare(config: &Config) -> Result<(), String> {
+pub(crate) fn prepare(config: &Config) -> Result<(), String> {
     if config.tls.listeners.is_empty() {
         return Ok(());
     }
@@ -91,7 +93,7 @@ pub fn prepare(config: &Config) -> Result<(), String> {
 /// In the master's loop: moves the ticket ratchet on (the master forgets old keys as the
 /// workers do), and reloads certificates whose files changed, so workers forked later start
 /// with them.
-pub fn tick(config: &Config) {
+pub(crate) fn tick(config: &Config) {
     let mut guard = prepared();
     let Some(p) = guard.as_mut() else {
         return;
@@ -110,7 +112,7 @@ pub fn tick(config: &Config) {
 /// On SIGHUP, in the master, with the configuration just re-read: the certificates are read
 /// again (as the service user); when they fail to load, the previous ones stay, and the log
 /// says why.
-pub fn reload(config: &Config) {
+pub(crate) fn reload(config: &Config) {
     let mut guard = prepared();
     let Some(p) = guard.as_mut() else {
         return;
@@ -131,6 +133,8 @@ type Stamps = Vec<(std::path::PathBuf, Option<Stamp>)>;
 /// What a process remembers between looks at the files.
 #[derive(Default)]
 struct Watcher {
+    /// A worker's: the ACME certificates of the cache are loaded (and watched) too.
+    acme: bool,
     /// Changed at the last look: loaded at the next if they are the same then (a renewal
     /// writes the certificate and the key one after the other; loading between the two
     /// would fail).
@@ -162,6 +166,11 @@ impl Watcher {
             .unwrap_or_default();
         match Material::load(tls, &provider()) {
             Ok(fresh) => {
+                let fresh = if self.acme {
+                    fresh.with_acme(tls, &provider())
+                } else {
+                    fresh
+                };
                 self.failed = None;
                 info!("TLS: {who}: {changed} changed; certificates reloaded");
                 for line in fresh.describe() {
@@ -202,10 +211,14 @@ impl WorkerTls {
             p.ratchet.clone(),
             crate::clock::monotonic_ms,
         ));
-        let material = p.material.clone();
+        let provider = provider();
+        // The ACME certificates are the worker's to read (the master never reads the cache).
+        let material = match &tls.acme {
+            Some(_) => Arc::new(p.material.with_acme(tls, &provider)),
+            None => p.material.clone(),
+        };
         // The worker's ticketer has its own copy; the inherited one is not kept.
         *guard = None;
-        let provider = provider();
         let sites = Sites::new(&material, tls, &provider, &tickets)?;
         Ok(Some(Rc::new(WorkerTls {
             sites: RefCell::new(Rc::new(sites)),
@@ -228,7 +241,10 @@ impl WorkerTls {
 
     /// Watches the certificate files, and serves the new certificates once they load.
     pub(crate) async fn watch(self: Rc<Self>, tls: Rc<TlsConfig>, id: usize) {
-        let mut watcher = Watcher::default();
+        let mut watcher = Watcher {
+            acme: true,
+            ..Watcher::default()
+        };
         let who = format!("worker {id}");
         loop {
             tokio::time::sleep(WATCH_EVERY).await;

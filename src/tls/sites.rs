@@ -3,9 +3,12 @@
 //! for (SNI): an exact name first, then a wildcard one label up (`*.example.com` for
 //! `www.example.com`, not for `a.b.example.com` nor `example.com`, as certificates match),
 //! then the listener's own. The choice is made on the ClientHello, before the handshake, so
-//! each certificate can have its own ciphers and client CA.
+//! each certificate can have its own ciphers and client CA. ACME's certificates are chosen by
+//! name as the `sni` entries are (an `sni` entry for the same name wins); a name of theirs not
+//! issued yet gets the listener's own certificate if it has one, and a refusal otherwise.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
@@ -13,15 +16,27 @@ use rustls::server::{ClientHello, ProducesTickets, ResolvesServerCert, WebPkiCli
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 
+use super::acme;
 use super::material::{Material, Site};
+use crate::config::acme::Challenge;
 use crate::config::tls::{TlsConfig, TlsVersion};
 
 /// The configurations of one worker, rebuilt whole when the files are reloaded.
 pub(crate) struct Sites {
-    /// By https listener.
-    listeners: Vec<Arc<ServerConfig>>,
+    /// By https listener; `None` for a listener of ACME's certificates alone.
+    listeners: Vec<Option<Arc<ServerConfig>>>,
     /// By lower-case name, `*.` names included as written.
     by_name: HashMap<String, Arc<ServerConfig>>,
+    /// ACME names with no certificate yet.
+    pending: HashSet<String>,
+    /// The first ACME certificate the cache has: what a listener without a certificate of its
+    /// own serves to clients asking for no name, or another one.
+    acme_default: Option<Arc<ServerConfig>>,
+    /// The cache, when TLS-ALPN-01 challenges are answered.
+    challenges: Option<PathBuf>,
+    /// Ends a handshake with an alert (a name with no certificate yet).
+    refusal: Arc<ServerConfig>,
+    provider: Arc<CryptoProvider>,
 }
 
 impl Sites {
@@ -36,7 +51,7 @@ impl Sites {
         let listeners = material
             .listeners
             .iter()
-            .map(make)
+            .map(|site| site.as_ref().map(make).transpose())
             .collect::<Result<_, _>>()?;
         let mut by_name = HashMap::new();
         for (name, site) in &material.sni {
@@ -45,17 +60,82 @@ impl Sites {
                 by_name.insert(name.clone(), make(site)?);
             }
         }
-        Ok(Sites { listeners, by_name })
+        let mut pending = HashSet::new();
+        let mut acme_default = None;
+        for acme in &material.acme {
+            let Some(site) = &acme.site else {
+                pending.extend(acme.names.iter().cloned());
+                continue;
+            };
+            let config = make(site)?;
+            for name in &acme.names {
+                by_name
+                    .entry(name.clone())
+                    .or_insert_with(|| config.clone());
+            }
+            acme_default.get_or_insert(config);
+        }
+        let challenges = tls
+            .acme
+            .as_ref()
+            .filter(|a| a.challenges.contains(&Challenge::TlsAlpn01))
+            .map(|a| a.cache.clone());
+        Ok(Sites {
+            listeners,
+            by_name,
+            pending,
+            acme_default,
+            challenges,
+            refusal: acme::refusal(provider)?,
+            provider: provider.clone(),
+        })
     }
 
-    /// The configuration for a client of https listener `listener` asking for `name`.
-    pub(crate) fn choose(&self, listener: u16, name: Option<&str>) -> Option<Arc<ServerConfig>> {
+    /// The configuration for a client of https listener `listener` asking for `name`; the
+    /// error says why there is none (the handshake is then refused with an alert).
+    pub(crate) fn choose(
+        &self,
+        listener: u16,
+        name: Option<&str>,
+    ) -> Result<Arc<ServerConfig>, String> {
         if let Some(name) = name {
             if let Some(found) = lookup(&self.by_name, name) {
-                return Some(found.clone());
+                return Ok(found.clone());
             }
         }
-        self.listeners.get(usize::from(listener)).cloned()
+        let own = match self.listeners.get(usize::from(listener)) {
+            Some(own) => own.clone(),
+            None => {
+                return Err(
+                    "no certificate for this listener (its configuration changed on reload)".into(),
+                )
+            }
+        };
+        match (own, name) {
+            (Some(own), _) => Ok(own),
+            (None, Some(name)) if self.pending.contains(name) => Err(format!(
+                "no certificate for {name} yet (ACME has not issued it); the handshake is refused"
+            )),
+            (None, _) => self.acme_default.clone().ok_or_else(|| {
+                format!(
+                    "no certificate for {} yet (ACME has issued none); the handshake is refused",
+                    name.unwrap_or("a client asking for no name")
+                )
+            }),
+        }
+    }
+
+    /// The configuration that refuses a handshake with a TLS alert.
+    pub(crate) fn refusal(&self) -> Arc<ServerConfig> {
+        self.refusal.clone()
+    }
+
+    /// The configuration that answers a TLS-ALPN-01 validation for `name`.
+    pub(crate) fn acme_challenge(&self, name: Option<&str>) -> Result<Arc<ServerConfig>, String> {
+        match &self.challenges {
+            Some(cache) => acme::challenge_config(cache, name, &self.provider),
+            None => Err("a TLS-ALPN-01 validation, but acme-challenge does not offer it".into()),
+        }
     }
 }
 

@@ -7,21 +7,21 @@
 //! before it. The request body, `CONTENT_LENGTH` bytes, follows the packet on the stream.
 
 /// The packet header's size.
-pub const HEADER: usize = 4;
+pub(crate) const HEADER: usize = 4;
 
 /// A complete packet: its modifiers and its variables, in order, borrowed from the buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Packet<'a> {
-    pub modifier1: u8,
-    pub modifier2: u8,
-    pub vars: Vec<(&'a [u8], &'a [u8])>,
+pub(crate) struct Packet<'a> {
+    pub(crate) modifier1: u8,
+    pub(crate) modifier2: u8,
+    pub(crate) vars: Vec<(&'a [u8], &'a [u8])>,
     /// The bytes the packet takes, header included; the body starts after them.
-    pub len: usize,
+    pub(crate) len: usize,
 }
 
 impl Packet<'_> {
     /// The value of the first variable named `key`.
-    pub fn get(&self, key: &str) -> Option<&[u8]> {
+    pub(crate) fn get(&self, key: &str) -> Option<&[u8]> {
         self.vars
             .iter()
             .find(|(k, _)| *k == key.as_bytes())
@@ -31,7 +31,7 @@ impl Packet<'_> {
 
 /// What the bytes read so far hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Parsed<'a> {
+pub(crate) enum Parsed<'a> {
     /// Not enough bytes yet; the packet takes `need` bytes in all when the header is known.
     Incomplete {
         need: Option<usize>,
@@ -41,7 +41,7 @@ pub enum Parsed<'a> {
 }
 
 /// Parses the packet at the start of `buf`.
-pub fn parse(buf: &[u8]) -> Parsed<'_> {
+pub(crate) fn parse(buf: &[u8]) -> Parsed<'_> {
     if buf.len() < HEADER {
         return Parsed::Incomplete { need: None };
     }
@@ -81,7 +81,7 @@ fn take(data: &[u8]) -> Option<(&[u8], &[u8])> {
 }
 
 /// Writes a packet; `None` when the variables do not fit its 64 KiB.
-pub fn encode(modifier1: u8, modifier2: u8, vars: &[(&[u8], &[u8])]) -> Option<Vec<u8>> {
+pub(crate) fn encode(modifier1: u8, modifier2: u8, vars: &[(&[u8], &[u8])]) -> Option<Vec<u8>> {
     let mut data = Vec::new();
     for (key, value) in vars {
         for s in [key, value] {

@@ -2,5 +2,5 @@
 //! listeners. [`codec`] reads and writes packets, [`request`] translates one for the HTTP
 //! side; the connection layer reads the packet ([`crate::conn::preamble`]).
 
-pub mod codec;
-pub mod request;
+pub(crate) mod codec;
+pub(crate) mod request;

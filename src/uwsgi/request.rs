@@ -16,26 +16,26 @@ use std::net::{IpAddr, SocketAddr};
 use super::codec::Packet;
 
 /// modifier1 for a WSGI request (what nginx sends by default).
-pub const MODIFIER_WSGI: u8 = 0;
+pub(crate) const MODIFIER_WSGI: u8 = 0;
 /// uWSGI's modifier1 30: SCRIPT_NAME is removed from the front of PATH_INFO.
-pub const MODIFIER_STRIP_SCRIPT_NAME: u8 = 30;
+pub(crate) const MODIFIER_STRIP_SCRIPT_NAME: u8 = 30;
 
 /// The translation.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Translated {
+pub(crate) struct Translated {
     /// An HTTP/1.0 request head, ending with the empty line.
-    pub head: Vec<u8>,
+    pub(crate) head: Vec<u8>,
     /// Variables for the environ as sent (latin-1 text, as PEP 3333 wants).
-    pub environ: Vec<(String, String)>,
+    pub(crate) environ: Vec<(String, String)>,
     /// The request came over HTTPS (HTTPS=on, or the scheme variables say so).
-    pub https: bool,
+    pub(crate) https: bool,
     /// The client, from REMOTE_ADDR and REMOTE_PORT.
-    pub remote: Option<SocketAddr>,
+    pub(crate) remote: Option<SocketAddr>,
 }
 
 /// Header variables that describe the hop to nginx, not the request: the body is framed by
 /// CONTENT_LENGTH alone, and nginx has handled `Expect` itself. They stay in the environ.
-const HOP_BY_HOP: &[&[u8]] = &[
+const HOP_VARIABLES: &[&[u8]] = &[
     b"HTTP_CONNECTION",
     b"HTTP_KEEP_ALIVE",
     b"HTTP_TRANSFER_ENCODING",
@@ -50,7 +50,7 @@ const HOP_BY_HOP: &[&[u8]] = &[
 ];
 
 /// Translates a packet; the error says what is wrong with it (answered with a 400).
-pub fn translate(packet: &Packet<'_>) -> Result<Translated, String> {
+pub(crate) fn translate(packet: &Packet<'_>) -> Result<Translated, String> {
     let strip_script_name = match packet.modifier1 {
         MODIFIER_WSGI => false,
         MODIFIER_STRIP_SCRIPT_NAME => true,
@@ -153,7 +153,7 @@ fn target(packet: &Packet<'_>) -> Result<Vec<u8>, String> {
 
 /// The header line a variable becomes, if it is one: `HTTP_X_FORWARDED_FOR` is
 /// `x-forwarded-for`; CONTENT_TYPE and CONTENT_LENGTH are theirs.
-pub fn header_name(key: &[u8]) -> Option<String> {
+pub(crate) fn header_name(key: &[u8]) -> Option<String> {
     match key {
         b"CONTENT_TYPE" => return Some("content-type".into()),
         b"CONTENT_LENGTH" => return Some("content-length".into()),
@@ -161,7 +161,7 @@ pub fn header_name(key: &[u8]) -> Option<String> {
     }
     let rest = key.strip_prefix(b"HTTP_")?;
     if rest.is_empty()
-        || HOP_BY_HOP.contains(&key)
+        || HOP_VARIABLES.contains(&key)
         || !rest
             .iter()
             .all(|&b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')

@@ -13,7 +13,7 @@ use crate::ipc::{Event, Sender};
 use crate::{info, warn};
 
 /// Watches until a file changes, then asks the master for a reload through `events`.
-pub async fn watch(every: Duration, events: Sender) {
+pub(crate) async fn watch(every: Duration, events: Sender) {
     let mut seen: HashMap<PathBuf, SystemTime> = HashMap::new();
     let mut ticks = tokio::time::interval(every);
     loop {

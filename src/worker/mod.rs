@@ -11,6 +11,7 @@ use pyo3::prelude::*;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::signal::unix::{signal, SignalKind};
 
+use crate::acme::http01::Http01;
 use crate::app;
 use crate::bridge::Bridge;
 use crate::config::Wire;
@@ -21,7 +22,9 @@ use crate::conn::watch::WriteRules;
 use crate::conn::ConnInfo;
 use crate::http::server::Http;
 use crate::http::service::Routes;
+use crate::http::Route;
 use crate::ipc::{Event, Sender, WorkerArgs, WORKER_BOOT_ERROR};
+use crate::log::access::AccessLog;
 use crate::net::{Bound, Listener};
 use crate::scoreboard::RequestStats;
 use crate::statics::StaticFiles;
@@ -32,15 +35,20 @@ use crate::{error, info};
 const DRAIN_WINDOW: Duration = Duration::from_secs(1);
 
 /// Runs one worker to completion; returns its exit code.
-pub fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
+pub(crate) fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
     let WorkerArgs {
         id,
         config,
         listeners,
         slot,
+        server,
         events,
         preloaded,
     } = args;
+    if config.metrics.is_some() {
+        crate::metrics::record::install(&slot.traffic);
+    }
+    crate::log::enter_worker(id);
     // On SIGUSR2 (sent by the master before a harakiri kill) Python prints every thread's
     // stack to stderr: the log shows where the stuck request was.
     if let Err(e) = register_traceback_dump(py) {
@@ -64,7 +72,11 @@ pub fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
     let statics_config = config.statics.clone();
     let limits = config.limits.clone();
     let proxy_protocol = config.proxy_protocol.clone();
+    let proxies = config.forwarded_allow_ips.clone();
+    let health_check = config.health_check.clone();
     let tls_config = config.tls.clone();
+    let logging = config.logging.clone();
+    let add_headers = config.add_headers.clone();
     // The event loop runs with the GIL released; the app bridge attaches when it calls Python.
     py.detach(move || {
         let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -88,7 +100,10 @@ pub fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
         let hsts = tls_config.hsts.as_ref();
         let hsts = hsts.and_then(|h| http::HeaderValue::from_str(&h.value()).ok());
         let app: Rc<dyn Bridge + Send> = Rc::from(app);
+        let access = AccessLog::new(id, &logging);
         let registry = Registry::new(limits.max_connections);
+        let health = health_check
+            .map(|path| Rc::new(crate::health::Health::new(path, server)) as Rc<dyn Route>);
         let driver = Rc::new(Driver {
             proxy: proxy_protocol,
             header_timeout: limits.header_timeout,
@@ -101,8 +116,19 @@ pub fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
             protocol: Http {
                 routes: Rc::new(Routes {
                     app: app.clone(),
-                    statics: StaticFiles::new(&statics_config),
+                    // ACME's HTTP-01 challenges before anything else, then the health
+                    // check (it must answer even under a static mount at `/`), then
+                    // static files.
+                    before_app: Http01::new(tls_config.acme.as_ref())
+                        .map(|a| Rc::new(a) as Rc<dyn Route>)
+                        .into_iter()
+                        .chain(health)
+                        .chain(StaticFiles::new(&statics_config).map(|s| s as Rc<dyn Route>))
+                        .collect(),
                     limits,
+                    proxies,
+                    access: access.clone(),
+                    add_headers,
                 }),
                 http2,
                 hsts,
@@ -116,6 +142,7 @@ pub fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
             events,
             mercy,
             autoreload,
+            access: access.clone(),
         };
         // `serve` runs as a task of its own so that a bug panicking in it ends this worker with
         // exit code 1 (the master replaces it) instead of unwinding through the interpreter.
@@ -130,6 +157,9 @@ pub fn run(py: Python<'_>, args: WorkerArgs) -> i32 {
         // Dropping the tasks closes what the app still had open (close() on each response).
         drop(runtime);
         app.shutdown();
+        if let Some(access) = &access {
+            access.flush();
+        }
         code
     })
 }
@@ -152,6 +182,7 @@ struct Worker {
     events: Sender,
     mercy: Duration,
     autoreload: Option<Duration>,
+    access: Option<Rc<AccessLog>>,
 }
 
 impl Worker {
@@ -191,6 +222,10 @@ impl Worker {
         if let Some(every) = self.autoreload {
             tokio::task::spawn_local(autoreload::watch(every, self.events));
         }
+        if let Some(access) = &self.access {
+            tokio::task::spawn_local(access.clone().flusher());
+        }
+        tokio::task::spawn_local(crate::log::reopen_on_signal());
         // Tell the master we are accepting: it may now retire the worker this one replaces.
         self.events.send(Event::Ready);
 

@@ -20,6 +20,7 @@ use pyo3::{ffi, intern};
 
 use super::start_response::Responder;
 use crate::conn::ConnInfo;
+use crate::forwarded::Forwarded;
 
 /// The environ key a request header goes under: `HTTP_` + upper-cased name with `-` as `_`;
 /// `CONTENT_TYPE` and `CONTENT_LENGTH` without the prefix (CGI). `None` for names containing
@@ -141,7 +142,7 @@ pub(crate) struct ConnEnviron {
     version: Version,
     host: Option<HeaderValue>,
     /// The last request's start_response and write(), for the next request to reuse.
-    pub responder: Mutex<Option<Responder>>,
+    pub(crate) responder: Mutex<Option<Responder>>,
 }
 
 /// Keys and values that are the same for every request of a worker, made once.
@@ -160,11 +161,12 @@ pub(crate) struct Template {
 }
 
 impl Template {
-    /// Builds the template. `errors` is `wsgi.errors`, `file_wrapper` is `wsgi.file_wrapper`.
+    /// Builds the template. `errors` is `wsgi.errors`, `file_wrapper` is `wsgi.file_wrapper`
+    /// (`None` with `wsgi-disable-file-wrapper`: the key is left out).
     pub(crate) fn new(
         py: Python<'_>,
         errors: Bound<'_, PyAny>,
-        file_wrapper: Bound<'_, PyAny>,
+        file_wrapper: Option<Bound<'_, PyAny>>,
         multithread: bool,
         multiprocess: bool,
     ) -> PyResult<Template> {
@@ -175,7 +177,9 @@ impl Template {
         base.set_item(intern!(py, "wsgi.multithread"), multithread)?;
         base.set_item(intern!(py, "wsgi.multiprocess"), multiprocess)?;
         base.set_item(intern!(py, "wsgi.run_once"), false)?;
-        base.set_item(intern!(py, "wsgi.file_wrapper"), file_wrapper)?;
+        if let Some(file_wrapper) = file_wrapper {
+            base.set_item(intern!(py, "wsgi.file_wrapper"), file_wrapper)?;
+        }
         base.set_item(intern!(py, "wsgi.input_terminated"), true)?;
         base.set_item(intern!(py, "SCRIPT_NAME"), intern!(py, ""))?;
         base.set_item(intern!(py, "SERVER_SOFTWARE"), crate::http::SERVER)?;
@@ -341,6 +345,9 @@ impl Template {
         for (key, value) in &conn.extra_environ {
             env.set_item(key, value)?;
         }
+        if let Some(found) = parts.extensions.get::<Forwarded>() {
+            set_forwarded(py, &env, found, host, conn)?;
+        }
         env.set_item(intern!(py, "wsgi.input"), input)?;
         if let Some(dict) = kept {
             // This request added keys of its own (headers besides Host, a body's
@@ -421,6 +428,36 @@ impl Template {
         }
         Ok(())
     }
+}
+
+/// What a trusted proxy says (`forwarded-allow-ips`, see [`crate::forwarded`]) over what the
+/// connection says: `REMOTE_ADDR` and `REMOTE_PORT` (0 when the proxy named no port),
+/// `wsgi.url_scheme`, `HTTP_HOST`, `SERVER_NAME` and `SERVER_PORT`. Only this request's
+/// environ: the connection's kept copy holds the connection's own values.
+fn set_forwarded(
+    py: Python<'_>,
+    env: &Bound<'_, PyDict>,
+    found: &Forwarded,
+    host: Option<&HeaderValue>,
+    conn: &ConnInfo,
+) -> PyResult<()> {
+    if let Some(client) = found.client {
+        env.set_item(intern!(py, "REMOTE_ADDR"), client.ip().to_string())?;
+        env.set_item(intern!(py, "REMOTE_PORT"), client.port().to_string())?;
+    }
+    if let Some(scheme) = found.scheme {
+        env.set_item(intern!(py, "wsgi.url_scheme"), scheme)?;
+    }
+    if let Some(server) = found.server(host.and_then(|h| h.to_str().ok()), conn.scheme) {
+        if let Some(host) = server.host {
+            env.set_item(intern!(py, "HTTP_HOST"), host)?;
+        }
+        if let Some(name) = server.name {
+            env.set_item(intern!(py, "SERVER_NAME"), name)?;
+        }
+        env.set_item(intern!(py, "SERVER_PORT"), server.port)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -24,6 +24,8 @@ use pyo3::types::{PyBytes, PyList};
 /// Where the body bytes come from.
 pub(crate) enum Source {
     Empty,
+    /// Let go when the response was over: reading raises.
+    Released,
     Memory(Bytes),
     File {
         reader: BufReader<File>,
@@ -60,6 +62,9 @@ impl Source {
     fn fill(&mut self, py: Python<'_>) -> PyResult<&[u8]> {
         match self {
             Source::Empty => Ok(&[]),
+            Source::Released => Err(pyo3::exceptions::PyValueError::new_err(
+                "wsgi.input was released when the response to its request was over",
+            )),
             Source::Memory(data) => Ok(&data[..]),
             Source::File {
                 reader, remaining, ..
@@ -110,7 +115,7 @@ impl Source {
 
     fn consume(&mut self, n: usize) {
         match self {
-            Source::Empty => {}
+            Source::Empty | Source::Released => {}
             Source::Memory(data) | Source::Stream { chunk: data, .. } => data.advance(n),
             Source::File {
                 reader, remaining, ..
@@ -157,6 +162,16 @@ pub(crate) struct InputStream {
 }
 
 impl InputStream {
+    /// The request is over: its body (a spooled file, a buffer, the live stream) is let go
+    /// now; a later read raises.
+    pub(crate) fn release(&self) {
+        if self.shared_empty {
+            return;
+        }
+        let mut source = self.source.lock().unwrap_or_else(|e| e.into_inner());
+        *source = Source::Released;
+    }
+
     pub(crate) fn new(source: Source) -> Self {
         InputStream {
             source: Mutex::new(source),

@@ -10,8 +10,12 @@
 //! - `threads = N`: every request runs on a fixed pool of N Python threads; the event loop
 //!   never takes the GIL.
 
+mod channel;
+mod chunk;
 pub(crate) mod environ;
+mod failure;
 mod input;
+mod iteration;
 mod pool;
 mod response;
 mod start_response;
@@ -39,10 +43,12 @@ use crate::conn::ConnInfo;
 use crate::http::{Answer, App, Body, RequestBody};
 use crate::scoreboard::RequestStats;
 use crate::{error, interp, log};
+use channel::{Msg, Sink};
 use environ::{ConnEnviron, Template};
+use failure::Failure;
 use input::{InputStream, Source};
 use pool::Pool;
-use response::{Failure, Msg, Outcome, Sink};
+use response::Produced;
 use start_response::Responder;
 pub(crate) use streams::{ErrorStream, FileWrapper};
 
@@ -94,7 +100,9 @@ impl WsgiApp {
                 Template::new(
                     py,
                     errors.into_any(),
-                    py.get_type::<FileWrapper>().into_any(),
+                    config
+                        .wsgi_file_wrapper
+                        .then(|| py.get_type::<FileWrapper>().into_any()),
                     config.threads > 1,
                     config.processes > 1,
                 )
@@ -136,7 +144,7 @@ pub(crate) fn load_app(py: Python<'_>, config: &Config) -> Result<Py<PyAny>, Loa
         log::write_block(
             log::Level::Error,
             format_args!("could not load the WSGI application {name}:"),
-            &response::traceback(py, &err),
+            &failure::traceback(py, &err),
         );
         error!(
             "could not load the WSGI application {name} ({}): {}",
@@ -248,11 +256,15 @@ fn begin(
     core: &Core,
     req: AppRequest,
     sink: Option<Sink>,
-) -> Result<Outcome, (Failure, bool)> {
+) -> Result<Produced, (Failure, bool)> {
     let raised = |e| (Failure::Raised(e), false);
-    let input = match req.source {
-        Source::Empty => core.empty_input.bind(py).clone(),
-        source => Bound::new(py, InputStream::new(source)).map_err(raised)?,
+    // A body's stream is let go when the response is over; the shared empty one never is.
+    let (input, body) = match req.source {
+        Source::Empty => (core.empty_input.bind(py).clone(), None),
+        source => {
+            let input = Bound::new(py, InputStream::new(source)).map_err(raised)?;
+            (input.clone(), Some(input.unbind()))
+        }
     };
     let environ = core
         .template
@@ -278,7 +290,8 @@ fn begin(
     };
     let start_response = responder.start(py);
     let head_only = req.parts.method == Method::HEAD;
-    let outcome = response::start(py, core.app.bind(py), environ, start_response, head_only)
+    let app = core.app.bind(py);
+    let outcome = response::start(py, app, environ, start_response, head_only, body)
         .map_err(|failure| (failure, start_response.get().delivered()));
     responder.finish(py);
     if let Some(mut slot) = kept.and_then(|k| k.responder.lock().ok()) {
@@ -297,13 +310,13 @@ fn respond_inline(py: Python<'_>, core: &Core, req: AppRequest, permit: Slot) ->
     };
     let timer = label.begin(0);
     let result = match begin(py, core, req, None) {
-        Ok(Outcome::Complete {
+        Ok(Produced::Complete {
             head: Some(head),
             body,
         }) => complete_response(head, body, head_request),
-        Ok(Outcome::HeadOnly { head: Some(head) }) => Ok(heads::head_response(head)),
-        Ok(Outcome::File { head, body }) => Ok(response::file_response(head, body)),
-        Ok(Outcome::Streaming {
+        Ok(Produced::HeadOnly { head: Some(head) }) => Ok(heads::head_response(head)),
+        Ok(Produced::File { head, body }) => Ok(response::file_response(head, body)),
+        Ok(Produced::Streaming {
             head: Some(head),
             prefix,
             rest,
@@ -354,7 +367,7 @@ async fn respond_on_thread(app: &WsgiApp, req: AppRequest, permit: Slot) -> Resp
             let mut response = heads::head_response(head);
             if !head_request {
                 let pipe = pipe(app.core.response_buffer, &app.core.spool);
-                *response.body_mut() = response::stream_channel(body, rx, pipe);
+                *response.body_mut() = channel::stream_channel(body, rx, pipe);
             }
             response
         }
@@ -383,7 +396,7 @@ fn run_on_thread(py: Python<'_>, core: &Core, req: AppRequest, sink: Sink, threa
     };
     let (head, prefix, mut rest) = match begin(py, core, req, Some(sink.clone())) {
         Err((failure, delivered)) => return fail(failure, delivered),
-        Ok(Outcome::Complete {
+        Ok(Produced::Complete {
             head: Some(head),
             body,
         }) => {
@@ -396,18 +409,18 @@ fn run_on_thread(py: Python<'_>, core: &Core, req: AppRequest, sink: Sink, threa
             }
             return;
         }
-        Ok(Outcome::HeadOnly { head }) => {
+        Ok(Produced::HeadOnly { head }) => {
             if let Some(head) = head {
                 let _ = sink.head(py, head, Vec::new(), true);
             }
             return;
         }
-        Ok(Outcome::File { head, body }) => {
+        Ok(Produced::File { head, body }) => {
             // The event loop sends the file; this thread is free for the next request.
             let _ = sink.send(py, Msg::File { head, body });
             return;
         }
-        Ok(Outcome::Complete { head: None, body }) => {
+        Ok(Produced::Complete { head: None, body }) => {
             for chunk in body {
                 if sink.data(py, chunk).is_err() {
                     return;
@@ -416,7 +429,7 @@ fn run_on_thread(py: Python<'_>, core: &Core, req: AppRequest, sink: Sink, threa
             let _ = sink.send(py, Msg::End);
             return;
         }
-        Ok(Outcome::Streaming { head, prefix, rest }) => (head, prefix, rest),
+        Ok(Produced::Streaming { head, prefix, rest }) => (head, prefix, rest),
     };
     let mut length = heads::LengthCheck::new(head.as_ref());
     if let Some(head) = head {

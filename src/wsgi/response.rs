@@ -15,242 +15,24 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_LENGTH};
 use http::Response;
-use pyo3::exceptions::PyOSError;
-use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple};
-use tokio::sync::mpsc;
+use pyo3::types::PyDict;
 
-use super::start_response::{chunk_bytes, StartResponse};
+use super::failure::Failure;
+use super::input::InputStream;
+use super::iteration::{close_logged, Iteration, WrappedFile};
+use super::start_response::StartResponse;
 use super::streams::FileWrapper;
 use crate::bridge::admission::Slot;
 use crate::bridge::head::{head_response, total_len, Head, LengthCheck};
 use crate::bridge::label::RequestLabel;
 use crate::bridge::pipe::{PipeBody, PipeWriter};
+use crate::http::file::{FileBody, Piece};
 use crate::http::Body;
 use crate::scoreboard::RequestTimer;
-use crate::statics::file::{FileBody, Piece};
-use crate::{error, log};
-
-/// Why a request ended in a 500 (or, after the head was sent, a cut connection).
-pub(crate) enum Failure {
-    /// The application raised.
-    Raised(PyErr),
-    /// The `close()` of what the application returned raised.
-    CloseRaised(PyErr),
-    /// The application broke a rule of PEP 3333; the text names it.
-    Rule(String),
-}
-
-impl Failure {
-    /// Logs the failure and counts it as an exception in the worker's stats.
-    pub(crate) fn report(&self, py: Python<'_>, label: &RequestLabel) {
-        label.stats.exception();
-        self.log(py, &label.app, &label.request.to_string());
-    }
-
-    /// Logs the failure: the traceback, or the rule, with the app and the request line.
-    pub(crate) fn log(&self, py: Python<'_>, app: &str, request: &str) {
-        match self {
-            Failure::Raised(err) => log::write_block(
-                log::Level::Error,
-                format_args!("error in the application {app} while serving {request}:"),
-                &traceback(py, err),
-            ),
-            Failure::CloseRaised(err) => log::write_block(
-                log::Level::Error,
-                format_args!(
-                    "the application {app} broke PEP 3333 while serving {request}: close() of its \
-                     response raised"
-                ),
-                &traceback(py, err),
-            ),
-            Failure::Rule(rule) => {
-                error!("the application {app} broke PEP 3333 while serving {request}: {rule}")
-            }
-        }
-    }
-}
-
-/// A Python exception formatted as the interpreter would print it.
-pub(crate) fn traceback(py: Python<'_>, err: &PyErr) -> String {
-    let formatted = py
-        .import("traceback")
-        .and_then(|tb| {
-            tb.call_method1(
-                "format_exception",
-                (err.get_type(py), err.value(py), err.traceback(py)),
-            )
-        })
-        .and_then(|lines| lines.extract::<Vec<String>>());
-    match formatted {
-        Ok(lines) => lines.concat(),
-        Err(_) => err.to_string(),
-    }
-}
-
-/// The iteration over an application's return value.
-pub(crate) struct Iteration {
-    /// What the application returned, kept for its `close()`.
-    returned: Option<Py<PyAny>>,
-    kind: Kind,
-}
-
-enum Kind {
-    /// A list or tuple that iterates as the built-in one does: indexed directly, no iterator
-    /// object. (A subclass with its own `__iter__` is iterated.)
-    Sequence {
-        items: Py<PyAny>,
-        index: usize,
-        len: usize,
-    },
-    Iterator(Py<PyAny>),
-    Done,
-}
-
-/// Whether a list or tuple iterates as the built-in type does: it is one, or its subclass
-/// keeps the built-in `__iter__`.
-fn builtin_iter<T: pyo3::PyTypeInfo>(sequence: &Bound<'_, PyAny>) -> bool {
-    let py = sequence.py();
-    if sequence.is_exact_instance_of::<T>() {
-        return true;
-    }
-    let iter = intern!(py, "__iter__");
-    match (
-        sequence.get_type().getattr(iter),
-        T::type_object(py).getattr(iter),
-    ) {
-        (Ok(own), Ok(builtin)) => own.is(&builtin),
-        _ => false,
-    }
-}
-
-impl Iteration {
-    fn new(returned: Bound<'_, PyAny>) -> Result<Iteration, Failure> {
-        let kind = if let Some(list) = returned
-            .cast::<PyList>()
-            .ok()
-            .filter(|_| builtin_iter::<PyList>(&returned))
-        {
-            Kind::Sequence {
-                len: list.len(),
-                items: list.clone().into_any().unbind(),
-                index: 0,
-            }
-        } else if let Some(tuple) = returned
-            .cast::<PyTuple>()
-            .ok()
-            .filter(|_| builtin_iter::<PyTuple>(&returned))
-        {
-            Kind::Sequence {
-                len: tuple.len(),
-                items: tuple.clone().into_any().unbind(),
-                index: 0,
-            }
-        } else {
-            match returned.try_iter() {
-                Ok(iter) => Kind::Iterator(iter.into_any().unbind()),
-                Err(_) => {
-                    let what = returned
-                        .get_type()
-                        .name()
-                        .map(|n| n.to_string())
-                        .unwrap_or_default();
-                    let mut it = Iteration {
-                        returned: Some(returned.unbind()),
-                        kind: Kind::Done,
-                    };
-                    Python::attach(|py| it.close(py));
-                    return Err(Failure::Rule(format!(
-                        "the application must return an iterable of bytes, but returned {what}"
-                    )));
-                }
-            }
-        };
-        // A plain list or tuple has no close(), and looking for one costs a raised and
-        // cleared AttributeError (before Python 3.13): nothing to keep for it.
-        let plain =
-            returned.is_exact_instance_of::<PyList>() || returned.is_exact_instance_of::<PyTuple>();
-        Ok(Iteration {
-            returned: (!plain).then(|| returned.unbind()),
-            kind,
-        })
-    }
-
-    /// Whether the whole body is already in memory (a list or tuple).
-    fn is_sequence(&self) -> bool {
-        matches!(self.kind, Kind::Sequence { .. })
-    }
-
-    /// The next chunk, or `None` at the end.
-    pub(crate) fn next(&mut self, py: Python<'_>) -> Result<Option<Bytes>, Failure> {
-        let item = match &mut self.kind {
-            Kind::Done => return Ok(None),
-            Kind::Sequence { items, index, len } => {
-                if *index >= *len {
-                    self.kind = Kind::Done;
-                    return Ok(None);
-                }
-                let items = items.bind(py);
-                let item = match items.cast::<PyList>() {
-                    Ok(list) => list.get_item(*index),
-                    Err(_) => items
-                        .cast::<PyTuple>()
-                        .map_or_else(|_| items.get_item(*index), |tuple| tuple.get_item(*index)),
-                }
-                .map_err(Failure::Raised)?;
-                *index += 1;
-                item
-            }
-            Kind::Iterator(iter) => {
-                // SAFETY: iter is a live iterator object (from try_iter) and we hold the GIL;
-                // PyIter_Next returns a new reference, or NULL at the end or on an error.
-                let ptr = unsafe { pyo3::ffi::PyIter_Next(iter.as_ptr()) };
-                if ptr.is_null() {
-                    self.kind = Kind::Done;
-                    return match PyErr::take(py) {
-                        Some(err) => Err(Failure::Raised(err)),
-                        None => Ok(None),
-                    };
-                }
-                // SAFETY: a non-null PyIter_Next result is a new, owned reference.
-                unsafe { Bound::from_owned_ptr(py, ptr) }
-            }
-        };
-        chunk_bytes(&item).map(Some).map_err(Failure::Rule)
-    }
-
-    /// Calls the returned object's `close()`, once. An error from it is logged.
-    pub(crate) fn close(&mut self, py: Python<'_>) -> Option<PyErr> {
-        self.kind = Kind::Done;
-        let returned = self.returned.take()?;
-        let returned = returned.bind(py);
-        match returned.getattr_opt(intern!(py, "close")) {
-            Ok(Some(close)) => close.call0().err(),
-            Ok(None) => None,
-            Err(e) => Some(e),
-        }
-    }
-}
-
-impl Drop for Iteration {
-    fn drop(&mut self) {
-        if self.returned.is_some() {
-            Python::attach(|py| {
-                if let Some(err) = self.close(py) {
-                    log::write_block(
-                        log::Level::Error,
-                        format_args!("close() of the response raised:"),
-                        &traceback(py, &err),
-                    );
-                }
-            });
-        }
-    }
-}
 
 /// What [`start`] produced.
-pub(crate) enum Outcome {
+pub(crate) enum Produced {
     /// Iteration finished (and `close()` was called): the head and every chunk.
     /// `head` is `None` when write() already delivered it (thread-pool mode).
     Complete {
@@ -278,16 +60,35 @@ pub(crate) fn start(
     environ: Bound<'_, PyDict>,
     start_response: &Bound<'_, StartResponse>,
     head_only: bool,
-) -> Result<Outcome, Failure> {
-    let returned = app
-        .call1((environ, start_response))
-        .map_err(Failure::Raised)?;
+    input: Option<Py<InputStream>>,
+) -> Result<Produced, Failure> {
+    // The request's body is let go when its response is over: at the iteration's close(), or
+    // here when there is no iteration.
+    let release = |input: Option<Py<InputStream>>| {
+        if let Some(input) = input {
+            input.borrow(py).release();
+        }
+    };
+    let returned = match app.call1((environ, start_response)) {
+        Ok(returned) => returned,
+        Err(e) => {
+            release(input);
+            return Err(Failure::Raised(e));
+        }
+    };
     if !head_only {
         if let Some(file) = open_wrapped_file(&returned) {
-            return send_file(py, returned, file, start_response);
+            return send_file(py, returned, file, start_response, input);
         }
     }
-    let mut iteration = Iteration::new(returned)?;
+    let mut iteration = match Iteration::new(returned) {
+        Ok(iteration) => iteration,
+        Err(failure) => {
+            release(input);
+            return Err(failure);
+        }
+    };
+    iteration.release_at_close(input);
     let mut chunks = Vec::new();
     let finished = loop {
         match iteration.next(py) {
@@ -323,18 +124,18 @@ pub(crate) fn start(
     let declared = head.as_ref().and_then(|h| h.content_length);
     if !finished && !head_only && declared.is_some_and(|n| n <= total_len(&prefix)) {
         check_exhausted(py, &mut iteration)?;
-        return Ok(Outcome::Complete { head, body: prefix });
+        return Ok(Produced::Complete { head, body: prefix });
     }
     if finished || head_only {
         if let Some(err) = iteration.close(py) {
             return Err(Failure::CloseRaised(err));
         }
         if !finished {
-            return Ok(Outcome::HeadOnly { head });
+            return Ok(Produced::HeadOnly { head });
         }
-        return Ok(Outcome::Complete { head, body: prefix });
+        return Ok(Produced::Complete { head, body: prefix });
     }
-    Ok(Outcome::Streaming {
+    Ok(Produced::Streaming {
         head,
         prefix,
         rest: iteration,
@@ -367,11 +168,10 @@ fn send_file(
     returned: Bound<'_, PyAny>,
     (file, offset): (std::fs::File, u64),
     start_response: &Bound<'_, StartResponse>,
-) -> Result<Outcome, Failure> {
-    let mut closer = Iteration {
-        returned: Some(returned.unbind()),
-        kind: Kind::Done,
-    };
+    input: Option<Py<InputStream>>,
+) -> Result<Produced, Failure> {
+    let mut closer = Iteration::closer(returned);
+    closer.release_at_close(input);
     let head = match start_response.get().take_head() {
         Ok(Some((head, written))) if written.is_empty() => head,
         Ok(_) => {
@@ -394,7 +194,7 @@ fn send_file(
             "the response's Content-Length says {len} bytes, but the wrapped file has {available} from its position"
         )));
     }
-    Ok(Outcome::File {
+    Ok(Produced::File {
         head,
         body: WrappedFile {
             file,
@@ -403,27 +203,6 @@ fn send_file(
             closer,
         },
     })
-}
-
-/// A file sent by Rust on the application's behalf: `len` bytes from `offset`. Once the
-/// response is made, the body keeps `closer`, so dropping it calls the application's `close()`
-/// (Django releases its database connection there).
-pub(crate) struct WrappedFile {
-    file: std::fs::File,
-    offset: u64,
-    len: u64,
-    closer: Iteration,
-}
-
-/// Closes after a failure; the failure is what gets reported, a close() error is just logged.
-fn close_logged(py: Python<'_>, iteration: &mut Iteration) {
-    if let Some(err) = iteration.close(py) {
-        log::write_block(
-            log::Level::Error,
-            format_args!("close() of the response raised:"),
-            &traceback(py, &err),
-        );
-    }
 }
 
 /// The response for a wrapped file: the head, with the length the file body knows.
@@ -568,101 +347,4 @@ async fn pull_inline(
             }
         }
     }
-}
-
-/// A message from an app thread to the event loop, through a bounded channel.
-pub(crate) enum Msg {
-    /// The head; `complete` when `body` is the whole body.
-    Head {
-        head: Head,
-        body: Vec<Bytes>,
-        complete: bool,
-    },
-    Data(Bytes),
-    /// A wrapped file for the event loop to send (the whole response).
-    File {
-        head: Head,
-        body: WrappedFile,
-    },
-    /// The body ended normally.
-    End,
-    /// The body failed midway: cut the connection.
-    Abort,
-}
-
-/// The app thread's end of the channel. Sending blocks (with the GIL released) while the
-/// channel is full, which is the backpressure from a slow client.
-#[derive(Clone)]
-pub(crate) struct Sink {
-    tx: mpsc::Sender<Msg>,
-}
-
-impl Sink {
-    pub(crate) fn new(tx: mpsc::Sender<Msg>) -> Self {
-        Sink { tx }
-    }
-
-    /// Sends a message; an error means the client is gone (the event loop dropped its end).
-    pub(crate) fn send(&self, py: Python<'_>, msg: Msg) -> PyResult<()> {
-        let tx = &self.tx;
-        if py.detach(|| tx.blocking_send(msg).is_ok()) {
-            Ok(())
-        } else {
-            Err(PyOSError::new_err("the client closed the connection"))
-        }
-    }
-
-    pub(crate) fn head(
-        &self,
-        py: Python<'_>,
-        head: Head,
-        body: Vec<Bytes>,
-        complete: bool,
-    ) -> PyResult<()> {
-        self.send(
-            py,
-            Msg::Head {
-                head,
-                body,
-                complete,
-            },
-        )
-    }
-
-    pub(crate) fn data(&self, py: Python<'_>, chunk: Bytes) -> PyResult<()> {
-        self.send(py, Msg::Data(chunk))
-    }
-}
-
-/// The rest of a response from an app thread, moved from its channel into the response's
-/// pipe by a task of its own, as fast as the thread produces it: a client that reads slowly
-/// does not hold the thread beyond the pipe's buffer (then the channel fills, and the
-/// thread's next send waits).
-pub(crate) fn stream_channel(
-    prefix: Vec<Bytes>,
-    mut rx: mpsc::Receiver<Msg>,
-    pipe: (PipeWriter, PipeBody),
-) -> Body {
-    let (writer, body) = pipe;
-    tokio::task::spawn_local(async move {
-        for chunk in prefix {
-            if writer.send(chunk).await.is_err() {
-                return;
-            }
-        }
-        loop {
-            match rx.recv().await {
-                Some(Msg::Data(chunk)) => {
-                    if writer.send(chunk).await.is_err() {
-                        return; // the client left: dropping `rx` tells the thread
-                    }
-                }
-                Some(Msg::End) => return writer.finish(),
-                // Abort, a stray head, or the app thread gone without End: the body is
-                // incomplete, and dropping the writer unfinished says so.
-                _ => return,
-            }
-        }
-    });
-    Body::Stream(Box::pin(body))
 }

@@ -292,8 +292,8 @@ def test_refusals_name_the_file_line_and_what_to_change(tmp_path, line, message)
     ("line", "message"),
     [
         (
-            "http =",
-            "line 3: option 'http' expects an address to listen on (empty), as in `http = :8000`; got an empty value",
+            "socket =",
+            "line 3: option 'socket' expects an address to listen on (empty), as in `socket = :3031`; got an empty value",
         ),
         (
             "threads = many",

@@ -214,3 +214,18 @@ def test_a_client_that_half_closes_after_its_request_gets_the_response(dragoman)
         while chunk := s.recv(65536):
             data += chunk
     assert data.startswith(b"HTTP/1.1 200"), data
+
+
+def test_an_absolute_form_target_names_the_host(dragoman):
+    # RFC 9112 §3.2.2: the host of an absolute-form target wins over the Host header, so the
+    # application cannot be told one host while a proxy in front routed by the other.
+    server = dragoman("echo:application")
+    data = raw_exchange(
+        server.host,
+        server.port,
+        b"GET http://a.example:8080/x?q=1 HTTP/1.1\r\nHost: b.example\r\nConnection: close\r\n\r\n",
+    )
+    env = json.loads(data.split(b"\r\n\r\n", 1)[1])
+    assert env["HTTP_HOST"] == "a.example:8080"
+    assert (env["SERVER_NAME"], env["SERVER_PORT"]) == ("a.example", "8080")
+    assert (env["PATH_INFO"], env["QUERY_STRING"]) == ("/x", "q=1")

@@ -6,6 +6,7 @@ worker's spool budget, body-timeout and body-min-rate."""
 import socket
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -226,3 +227,19 @@ def test_a_reader_slower_than_write_min_rate_is_cut(dragoman, tmp_path):
     assert time.monotonic() - start < 20
     server.wait_for_log(r"less than 1000000 bytes a second \(write-min-rate\)")
     assert "write-timeout" not in server.log()
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+def test_a_spooled_body_is_let_go_when_its_response_is_over(dragoman, threads):
+    # Past post-buffering a body is in a temporary file; once the response is over the file
+    # is closed at once, not when Python's garbage collector gets to the request.
+    server = dragoman("rules:application", "--threads", str(threads), "--post-buffering", "1000")
+    (worker,) = server.worker_pids()
+
+    def deleted_files() -> list[str]:
+        fds = Path(f"/proc/{worker}/fd")
+        return [str(p.readlink()) for p in fds.iterdir() if "(deleted)" in str(p.readlink())]
+
+    assert httpx.post(f"{server.url}/keep-body", content=b"y" * 50_000).status_code == 200
+    assert httpx.post(f"{server.url}/input?op=count", content=b"z" * 50_000).json() == ["50000"]
+    assert deleted_files() == []

@@ -45,6 +45,7 @@ LATEST_MESSAGES = 20
 STREAM_DEFAULT_CHUNKS = 10
 STREAM_MAX_CHUNKS = 10000
 STREAM_MAX_DELAY = 1.0
+STREAM_MAX_WIDTH = 65536
 
 DOWNLOAD_DEFAULT_SIZE = 1024 * 1024  # 1 MiB
 DOWNLOAD_MAX_SIZE = 64 * 1024 * 1024  # 64 MiB
@@ -115,22 +116,25 @@ def _parse_number(raw, kind, default, low, high):
 
 @require_http_methods(["GET", "HEAD"])
 def stream(request):
-    """Stream ``chunks`` lines, optionally sleeping ``delay`` s between them."""
+    """Stream ``chunks`` lines, optionally sleeping ``delay`` s between them; ``width`` pads
+    each line to that many bytes (a large streamed response)."""
     try:
         chunks = _parse_number(
             request.GET.get("chunks"), int, STREAM_DEFAULT_CHUNKS, 0, STREAM_MAX_CHUNKS
         )
         delay = _parse_number(request.GET.get("delay"), float, 0.0, 0.0, STREAM_MAX_DELAY)
+        width = _parse_number(request.GET.get("width"), int, 0, 0, STREAM_MAX_WIDTH)
     except ValueError:
         return HttpResponseBadRequest(
-            "chunks must be an integer and delay a number\n", content_type="text/plain"
+            "chunks and width must be integers and delay a number\n", content_type="text/plain"
         )
 
     def lines():
         for i in range(chunks):
             if delay and i:
                 time.sleep(delay)
-            yield f"line {i}\n"
+            line = f"line {i}"
+            yield line.ljust(width - 1, ".") + "\n" if width > len(line) else line + "\n"
 
     return StreamingHttpResponse(lines(), content_type="text/plain; charset=utf-8")
 

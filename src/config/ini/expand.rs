@@ -19,7 +19,7 @@ const MAX_REPLACEMENTS: usize = 64;
 const MAX_VALUE: usize = 1 << 20;
 
 /// Runs the three passes over every value, in uWSGI's order.
-pub fn expand_all(
+pub(crate) fn expand_all(
     entries: &mut [Entry],
     host: &dyn Host,
     warnings: &mut Vec<IniError>,
@@ -209,7 +209,7 @@ fn placeholder(name: &str, entries: &[Entry]) -> Option<String> {
 /// name of an option; `+ - * /` apply to the next item, `++` and `--` to the result so far, and
 /// two items with no operator between them are joined as text. `%(foo + bar + 3 * 2)` is
 /// `((foo + bar) + 3) * 2`; division by zero gives 0.
-pub fn arithmetic(expr: &str, value_of: &dyn Fn(&str) -> Option<String>) -> String {
+pub(crate) fn arithmetic(expr: &str, value_of: &dyn Fn(&str) -> Option<String>) -> String {
     #[derive(Clone, Copy)]
     enum Op {
         Concat,

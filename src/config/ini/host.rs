@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 /// What a path names, for `if-exists`, `if-file` and `if-dir`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PathKind {
+pub(crate) enum PathKind {
     Missing,
     File,
     Dir,
@@ -20,28 +20,28 @@ pub enum PathKind {
 
 /// The facts uWSGI's magic variables stand for (core/uwsgi.c fills them the same way).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Facts {
+pub(crate) struct Facts {
     /// `%h`
-    pub hostname: String,
+    pub(crate) hostname: String,
     /// `%k`: CPU cores dragoman may run on.
-    pub cpus: usize,
+    pub(crate) cpus: usize,
     /// `%u` `%U` `%g` `%G`: the ids and names of the user running dragoman (names fall back to
     /// the numbers, as in uWSGI).
-    pub uid: u32,
-    pub user: String,
-    pub gid: u32,
-    pub group: String,
+    pub(crate) uid: u32,
+    pub(crate) user: String,
+    pub(crate) gid: u32,
+    pub(crate) group: String,
     /// `%v`: the working directory.
-    pub cwd: PathBuf,
+    pub(crate) cwd: PathBuf,
     /// `%t` `%T`: start time, seconds and microseconds since the epoch.
-    pub now_secs: u64,
-    pub now_micros: u64,
+    pub(crate) now_secs: u64,
+    pub(crate) now_micros: u64,
     /// `%b`: the program's path.
-    pub executable: String,
+    pub(crate) executable: String,
 }
 
 /// The machine as the ini reader sees it.
-pub trait Host {
+pub(crate) trait Host {
     /// An environment variable (`$(VAR)`, `if-env`).
     fn env(&self, name: &str) -> Option<String>;
     /// A file's text (includes, `@(file)`, `for-readline`); the error is the reason.
@@ -60,13 +60,13 @@ pub trait Host {
 
 /// The real machine, with the process environment given by the caller (so `config::load` stays
 /// a function of its arguments).
-pub struct System<'a> {
+pub(crate) struct System<'a> {
     env: &'a dyn Fn(&str) -> Option<String>,
     facts: Facts,
 }
 
 impl<'a> System<'a> {
-    pub fn new(env: &'a dyn Fn(&str) -> Option<String>) -> Self {
+    pub(crate) fn new(env: &'a dyn Fn(&str) -> Option<String>) -> Self {
         System {
             env,
             facts: system_facts(),
@@ -214,7 +214,7 @@ impl Host for System<'_> {
 /// A shell glob (`*`, `?`, `[...]` within one path component), with `list` naming the entries
 /// of a directory. As uWSGI's `glob(GLOB_NOCHECK)`: sorted, names starting with a dot only
 /// when the pattern does, and a pattern that matches nothing is returned as itself.
-pub fn glob(pattern: &str, list: &dyn Fn(&Path) -> Vec<String>) -> Vec<String> {
+pub(crate) fn glob(pattern: &str, list: &dyn Fn(&Path) -> Vec<String>) -> Vec<String> {
     let absolute = pattern.starts_with('/');
     let mut found: Vec<String> = vec![if absolute { "/".into() } else { String::new() }];
     let parts: Vec<&str> = pattern.split('/').filter(|p| !p.is_empty()).collect();
@@ -302,7 +302,7 @@ fn glob_regex(part: &str) -> Option<regex::Regex> {
 
 /// A machine with nothing on it but one ini text: what the fuzzer and [`super::read`] use.
 /// It reads no other file, runs no command, and its facts are fixed.
-pub struct Closed<'a> {
+pub(crate) struct Closed<'a> {
     path: &'a Path,
     text: &'a str,
     env: &'a dyn Fn(&str) -> Option<String>,
@@ -310,7 +310,11 @@ pub struct Closed<'a> {
 }
 
 impl<'a> Closed<'a> {
-    pub fn new(path: &'a Path, text: &'a str, env: &'a dyn Fn(&str) -> Option<String>) -> Self {
+    pub(crate) fn new(
+        path: &'a Path,
+        text: &'a str,
+        env: &'a dyn Fn(&str) -> Option<String>,
+    ) -> Self {
         Closed {
             path,
             text,

@@ -9,27 +9,32 @@ use super::host::Host;
 
 /// The values of one file's magic variables.
 #[derive(Debug, Clone, Default)]
-pub struct Table {
+pub(crate) struct Table {
     /// `%o` the name as given, `%p` the absolute path, `%s` the file name, `%d` its directory
     /// with a trailing slash, `%e` the extension, `%n` the name without it, `%c` the directory's
     /// name, `%x` the section asked for, `%i` the inode, `%j` the hash of `%p`, `%0`..`%9` the
     /// components of the directory.
-    pub o: String,
-    pub p: String,
-    pub s: String,
-    pub d: String,
-    pub e: String,
-    pub n: String,
-    pub c: String,
-    pub x: String,
-    pub i: String,
-    pub j: String,
-    pub dirs: Vec<String>,
+    pub(crate) o: String,
+    pub(crate) p: String,
+    pub(crate) s: String,
+    pub(crate) d: String,
+    pub(crate) e: String,
+    pub(crate) n: String,
+    pub(crate) c: String,
+    pub(crate) x: String,
+    pub(crate) i: String,
+    pub(crate) j: String,
+    pub(crate) dirs: Vec<String>,
 }
 
 impl Table {
     /// The table for the file at `absolute` (named `given` by the user), read for `section`.
-    pub fn for_file(given: &str, absolute: &Path, section: Option<&str>, host: &dyn Host) -> Self {
+    pub(crate) fn for_file(
+        given: &str,
+        absolute: &Path,
+        section: Option<&str>,
+        host: &dyn Host,
+    ) -> Self {
         let p = absolute.to_string_lossy().into_owned();
         let (dir, s) = match p.rfind('/') {
             Some(i) => (p[..=i].to_string(), p[i + 1..].to_string()),
@@ -82,7 +87,7 @@ fn djb33x_hex(bytes: &[u8]) -> String {
 
 /// What one `%` sequence turned into, for the reader to report.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Dropped {
+pub(crate) enum Dropped {
     /// A letter uWSGI has no value for: uWSGI replaces it with nothing, and so does dragoman.
     Unknown(char),
 }
@@ -90,7 +95,7 @@ pub enum Dropped {
 /// Replaces the magic variables of `text`. `file` is this file's table, `first` the first
 /// file's (for the upper-case letters). Returns the text and the unknown letters dropped, with
 /// their line numbers.
-pub fn substitute(
+pub(crate) fn substitute(
     text: &str,
     file: &Table,
     first: &Table,

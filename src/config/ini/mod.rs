@@ -15,9 +15,9 @@
 //! 5. Once everything is assembled: `$(VAR)`, then `@(file)`/`@(exec://...)`, then `%(name)`
 //!    ([`expand`]); a reference to nothing is left as written.
 
-pub mod expand;
-pub mod host;
-pub mod magic;
+pub(crate) mod expand;
+pub(crate) mod host;
+pub(crate) mod magic;
 #[cfg(test)]
 pub(crate) mod tests_support;
 
@@ -28,15 +28,15 @@ use host::{Host, PathKind};
 
 /// One `key = value` line of the configuration, after logic and expansion.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    pub key: String,
+pub(crate) struct Entry {
+    pub(crate) key: String,
     /// `None` for a bare key (`master` alone), which means true.
-    pub value: Option<String>,
-    pub line: usize,
+    pub(crate) value: Option<String>,
+    pub(crate) line: usize,
     /// The included file the line is in; `None` for the file the reader was asked for.
-    pub file: Option<PathBuf>,
+    pub(crate) file: Option<PathBuf>,
     /// Set with `set-placeholder`/`set-ph`: a placeholder even if it shares an option's name.
-    pub placeholder: bool,
+    pub(crate) placeholder: bool,
 }
 
 impl Entry {
@@ -51,25 +51,25 @@ impl Entry {
 
 /// A problem in an ini file, with the line it is on (0: the file as a whole).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IniError {
-    pub line: usize,
-    pub message: String,
+pub(crate) struct IniError {
+    pub(crate) line: usize,
+    pub(crate) message: String,
     /// The included file it is in; `None` for the file the reader was asked for.
-    pub file: Option<PathBuf>,
+    pub(crate) file: Option<PathBuf>,
 }
 
 /// The context the text-only reader ([`read`]) expands in.
-pub struct Context<'a> {
+pub(crate) struct Context<'a> {
     /// The ini file's path as given (made absolute by the caller).
-    pub path: &'a Path,
+    pub(crate) path: &'a Path,
     /// Looks up an environment variable.
-    pub env: &'a dyn Fn(&str) -> Option<String>,
+    pub(crate) env: &'a dyn Fn(&str) -> Option<String>,
 }
 
 /// Reads the selected sections of one ini text, without touching the machine: includes,
 /// `@(file)`, `@(exec://...)` and the file tests of the config logic see nothing. This is the
 /// fuzzed entry; `config::load` reads files with [`load`].
-pub fn read(
+pub(crate) fn read(
     text: &str,
     section: Option<&str>,
     ctx: &Context<'_>,
@@ -87,15 +87,15 @@ pub fn read(
 /// A configuration read from files: its lines, what to warn about, and the names its values
 /// refer to as `%(name)` (keys of those names are placeholders, not misspelt options).
 #[derive(Debug)]
-pub struct Loaded {
-    pub entries: Vec<Entry>,
-    pub warnings: Vec<IniError>,
-    pub referenced: HashSet<String>,
+pub(crate) struct Loaded {
+    pub(crate) entries: Vec<Entry>,
+    pub(crate) warnings: Vec<IniError>,
+    pub(crate) referenced: HashSet<String>,
 }
 
 /// Reads the ini file named by `spec` (`file.ini` or `file.ini:section`) and everything it
 /// includes, from the machine `host` describes.
-pub fn load(spec: &str, host: &dyn Host) -> Result<Loaded, IniError> {
+pub(crate) fn load(spec: &str, host: &dyn Host) -> Result<Loaded, IniError> {
     let (file, section) = split_section(spec);
     let absolute = absolute(Path::new(file), &host.facts().cwd);
     let mut reader = Reader::new(host);
@@ -111,7 +111,7 @@ pub fn load(spec: &str, host: &dyn Host) -> Result<Loaded, IniError> {
 
 /// Values that are commands, formats or rules: a ` ; ` or ` # ` in them is part of the value
 /// (`attach-daemon = cd /srv ; ./worker`), not a comment.
-pub fn raw_value(key: &str) -> bool {
+pub(crate) fn raw_value(key: &str) -> bool {
     const PREFIXES: &[&str] = &[
         "attach-",
         "smart-attach-",
@@ -792,7 +792,7 @@ fn absolute(path: &Path, cwd: &Path) -> PathBuf {
 }
 
 /// The names used as `%(name)` anywhere in the text: keys defining them are placeholders.
-pub fn referenced_placeholders(text: &str) -> HashSet<String> {
+pub(crate) fn referenced_placeholders(text: &str) -> HashSet<String> {
     let mut names = HashSet::new();
     let mut rest = text;
     while let Some(start) = rest.find("%(") {
@@ -813,7 +813,7 @@ pub fn referenced_placeholders(text: &str) -> HashSet<String> {
 /// Splits `--ini file.ini:section` into the path and the section, leaving a path alone when the
 /// part after the last `:` looks like a path rather than a section name. `:section` alone is a
 /// section of the last file read.
-pub fn split_section(spec: &str) -> (&str, Option<&str>) {
+pub(crate) fn split_section(spec: &str) -> (&str, Option<&str>) {
     match spec.rsplit_once(':') {
         Some((file, section))
             if !section.is_empty()

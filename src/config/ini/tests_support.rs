@@ -7,12 +7,12 @@ use super::host::{Facts, Host, PathKind};
 
 /// Files and directories in memory, an environment, fixed facts; commands are answered from a
 /// table so a test can see what ran.
-pub struct FakeHost {
-    pub files: HashMap<PathBuf, String>,
-    pub dirs: Vec<PathBuf>,
-    pub env: HashMap<String, String>,
-    pub commands: HashMap<String, String>,
-    pub facts: Facts,
+pub(crate) struct FakeHost {
+    pub(crate) files: HashMap<PathBuf, String>,
+    pub(crate) dirs: Vec<PathBuf>,
+    pub(crate) env: HashMap<String, String>,
+    pub(crate) commands: HashMap<String, String>,
+    pub(crate) facts: Facts,
 }
 
 impl Default for FakeHost {
@@ -39,19 +39,19 @@ impl Default for FakeHost {
 }
 
 impl FakeHost {
-    pub fn file(mut self, path: &str, text: &str) -> Self {
+    pub(crate) fn file(mut self, path: &str, text: &str) -> Self {
         self.files.insert(PathBuf::from(path), text.to_string());
         self
     }
-    pub fn dir(mut self, path: &str) -> Self {
+    pub(crate) fn dir(mut self, path: &str) -> Self {
         self.dirs.push(PathBuf::from(path));
         self
     }
-    pub fn var(mut self, name: &str, value: &str) -> Self {
+    pub(crate) fn var(mut self, name: &str, value: &str) -> Self {
         self.env.insert(name.into(), value.into());
         self
     }
-    pub fn command(mut self, command: &str, output: &str) -> Self {
+    pub(crate) fn command(mut self, command: &str, output: &str) -> Self {
         self.commands.insert(command.into(), output.into());
         self
     }

@@ -38,6 +38,7 @@ class Closeable:
 
 
 HOGGED: list = []
+KEPT_ENVIRONS: list = []
 
 
 def endless(start_response):
@@ -299,6 +300,11 @@ def application(environ, start_response):
         except RuntimeError:
             late = "refused"
         return respond(start_response, f"same={same} late={late}".encode())
+    if path == "/keep-body":
+        # Holds the request (its environ and wsgi.input) past the response, as a request
+        # object in a reference cycle does until the garbage collector runs.
+        KEPT_ENVIRONS.append(environ)
+        return respond(start_response, b"kept")
     if path == "/hog":
         # Takes every file descriptor the worker has left (tests of running out of them).
         try:

@@ -1,5 +1,6 @@
-//! A response body read from an open file: a list of pieces, each bytes in memory (the
-//! boundaries of multipart/byteranges) or a range of the file. On a connection with zero-copy
+//! A response body read from an open file (static files, `wsgi.file_wrapper`, later ASGI's
+//! pathsend): a list of pieces, each bytes in memory (the boundaries of multipart/byteranges)
+//! or a range of the file. On a connection with zero-copy
 //! on ([`ZeroCopy`]) a range goes from the page cache to the socket with sendfile; otherwise
 //! it is read in large blocks as hyper asks for them. A file is never read whole into memory.
 
@@ -14,21 +15,21 @@ use std::task::{Context, Poll};
 use bytes::{Bytes, BytesMut};
 use http_body::{Frame, SizeHint};
 
+use super::BodyError;
 use crate::conn::zerocopy::ZeroCopy;
-use crate::http::BodyError;
 
 /// How much of a file one frame carries when it is read into memory.
 const BLOCK: usize = 256 * 1024;
 
 /// One piece of a file body.
 #[derive(Debug, Clone)]
-pub enum Piece {
+pub(crate) enum Piece {
     Bytes(Bytes),
     Range { offset: u64, len: u64 },
 }
 
 /// The body.
-pub struct FileBody {
+pub(crate) struct FileBody {
     file: Rc<File>,
     pieces: VecDeque<Piece>,
     remaining: u64,
@@ -38,7 +39,7 @@ pub struct FileBody {
 }
 
 impl FileBody {
-    pub fn new(file: impl Into<Rc<File>>, pieces: Vec<Piece>) -> FileBody {
+    pub(crate) fn new(file: impl Into<Rc<File>>, pieces: Vec<Piece>) -> FileBody {
         let pieces: VecDeque<Piece> = pieces
             .into_iter()
             .filter(|p| match p {
@@ -63,7 +64,7 @@ impl FileBody {
     }
 
     /// Keeps `guard` alive as long as the body.
-    pub fn with_guard(mut self, guard: Box<dyn Any>) -> FileBody {
+    pub(crate) fn with_guard(mut self, guard: Box<dyn Any>) -> FileBody {
         self._guard = Some(guard);
         self
     }

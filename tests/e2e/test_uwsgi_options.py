@@ -1,0 +1,58 @@
+"""uWSGI options of the request path that a site's ini may carry: add-header,
+wsgi-disable-file-wrapper, socket-timeout and http-timeout."""
+
+import json
+import socket
+import time
+
+import httpx
+from conftest import raw_exchange
+
+
+def test_add_header_reaches_application_and_static_responses(dragoman, tmp_path):
+    (tmp_path / "a.css").write_text("a{}\n")
+    server = dragoman(
+        "echo:application",
+        "--add-header",
+        "X-Frame-Options: DENY",
+        "--add-header",
+        "X-Served-By: dragoman",
+        "--static-map",
+        f"/static={tmp_path}",
+    )
+    for path in ("/", "/static/a.css"):
+        r = httpx.get(f"{server.url}{path}")
+        assert r.status_code == 200
+        assert r.headers["x-frame-options"] == "DENY", path
+        assert r.headers["x-served-by"] == "dragoman", path
+
+
+def test_add_header_refuses_a_hop_by_hop_header(dragoman):
+    server = dragoman("echo:application", "--add-header", "Connection: close", wait=False)
+    assert server.proc.wait(30) == 2
+    assert "add-header" in server.log() and "hop-by-hop" in server.log()
+
+
+def test_wsgi_disable_file_wrapper(dragoman):
+    on = dragoman("echo:application")
+    off = dragoman("echo:application", "--wsgi-disable-file-wrapper")
+    assert httpx.get(on.url).json()["has_file_wrapper"] is True
+    assert httpx.get(off.url).json()["has_file_wrapper"] is False
+
+
+def test_socket_timeout_sets_the_body_timeout(dragoman):
+    # socket-timeout = 1: a body that stalls gets its 408 after about a second (the default
+    # body-timeout is 60 s).
+    server = dragoman("rules:application", "--socket-timeout", "1")
+    start = time.monotonic()
+    with socket.create_connection((server.host, server.port), timeout=10) as s:
+        s.sendall(b"POST /input HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab")
+        data = s.recv(65536)
+    assert data.startswith(b"HTTP/1.1 408 "), data
+    assert time.monotonic() - start < 5
+    # An explicit body-timeout wins.
+    server = dragoman("rules:application", "--socket-timeout", "1", "--body-timeout", "30")
+    data = raw_exchange(
+        server.host, server.port, b"POST /input HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab"
+    )
+    assert json.loads(data.split(b"\r\n\r\n", 1)[1]) == ["ab"]
