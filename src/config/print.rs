@@ -118,9 +118,13 @@ fn shown(spec: &OptionSpec, value: &str) -> String {
     }
 }
 
-/// `name = value`, the source as a comment in a column of its own.
+/// `name = value`, the source as a comment in a column of its own; above it for the options
+/// whose values the ini reader takes whole (a trailing comment would become their value's).
 fn line(name: &str, value: &str, source: &str) -> String {
     let setting = format!("{name} = {value}");
+    if super::ini::raw_value(name) {
+        return format!("; {source}\n{setting}");
+    }
     format!("{setting:<40} ; {source}")
 }
 

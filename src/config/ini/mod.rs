@@ -127,8 +127,6 @@ pub(crate) fn raw_value(key: &str) -> bool {
         "final-route",
         "error-route",
         "response-route",
-        "log-format",
-        "logformat",
         "declare-option",
         "worker-exec",
         "log-encoder",
@@ -139,7 +137,8 @@ pub(crate) fn raw_value(key: &str) -> bool {
         "pyargv",
         "eval",
     ];
-    PREFIXES.iter().any(|p| key.starts_with(p))
+    // The log formats whole, but not their neighbours (`logformat-strftime` is a flag).
+    matches!(key, "log-format" | "logformat") || PREFIXES.iter().any(|p| key.starts_with(p))
 }
 
 /// A line of one section, before logic and expansion.

@@ -481,3 +481,13 @@ fn expansion_is_bounded() {
         Ok((entries, _)) => panic!("expanded to {} lines, unbounded", entries.len()),
     }
 }
+
+#[test]
+fn formats_and_commands_are_taken_whole_but_not_their_neighbours() {
+    assert!(raw_value("log-format"));
+    assert!(raw_value("logformat"));
+    assert!(raw_value("attach-daemon"));
+    assert!(!raw_value("logformat-strftime"));
+    assert!(!raw_value("log-format-strftime"));
+    assert!(!raw_value("log-master"));
+}
