@@ -185,7 +185,7 @@ def test_curl_and_httpx_speak_http2_and_the_app_sees_it(dragoman, ca, site, tmp_
     assert (env["SERVER_NAME"], env["SERVER_PORT"]) == ("localhost", str(port))
     assert env["REQUEST_URI"] == "/p/a%20th?x=1" and env["PATH_INFO"] == "/p/a th"
     # Many streams on one connection, concurrently; a file and a streamed body byte for byte.
-    with httpx.Client(verify=str(ca.path), http2=True) as client:
+    with httpx.Client(verify=ca.context(), http2=True) as client:
         url = f"https://localhost:{port}"
         r = client.get(f"{url}/static/big.bin")
         assert r.http_version == "HTTP/2" and r.content == data
@@ -408,7 +408,7 @@ def test_floods_cost_the_attacker_their_connection(dragoman, ca, site, frames):
     attacker.start()
     # Served meanwhile.
     time.sleep(0.5)
-    with httpx.Client(verify=str(ca.path), http2=True, timeout=10) as client:
+    with httpx.Client(verify=ca.context(), http2=True, timeout=10) as client:
         for _ in range(5):
             t0 = time.monotonic()
             assert client.get(f"https://localhost:{port}/").status_code == 200

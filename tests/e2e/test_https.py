@@ -95,7 +95,7 @@ def test_https_http11_the_app_sees_https(dragoman, ca, site):
     assert "HTTPS_DN" not in env  # no client certificate asked for
     # Keep-alive over one TLS connection: the same worker, many requests, bodies both ways.
     body = os.urandom(300_000)
-    with httpx.Client(verify=str(ca.path), http2=False) as client:
+    with httpx.Client(verify=ca.context(), http2=False) as client:
         for i in range(20):
             r = client.post(
                 f"https://localhost:{port}/echo/{i}", content=body if i % 5 == 0 else b""
@@ -251,7 +251,7 @@ def test_static_files_over_tls_byte_for_byte(dragoman, ca, site, tmp_path):
     small = b"small file " * 100
     (static / "small.txt").write_bytes(small)
     server, (host, port) = start(dragoman, site, "--static-map", f"/static={static}")
-    with httpx.Client(verify=str(ca.path), http2=False) as client:
+    with httpx.Client(verify=ca.context(), http2=False) as client:
         url = f"https://localhost:{port}/static"
         for _ in range(3):  # the second and third from the worker's cache or the file again
             r = client.get(f"{url}/big.bin")
@@ -277,7 +277,7 @@ def test_static_files_over_tls_byte_for_byte(dragoman, ca, site, tmp_path):
 
 def test_a_streamed_response_over_tls(dragoman, ca, site):
     _, (_, port) = start(dragoman, site)
-    with httpx.Client(verify=str(ca.path), http2=False) as client:
+    with httpx.Client(verify=ca.context(), http2=False) as client:
         r = client.get(f"https://localhost:{port}/stream")
         assert r.headers.get("transfer-encoding") == "chunked"
         assert r.content == STREAM

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +60,10 @@ class Authority:
         )
         self.path = folder / f"{name.replace(' ', '-')}.pem"
         self.path.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
+
+    def context(self) -> ssl.SSLContext:
+        """A client context that trusts this CA only (what httpx's `verify=` takes)."""
+        return ssl.create_default_context(cafile=str(self.path))
 
     def issue(
         self,
