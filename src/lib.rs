@@ -10,6 +10,7 @@
 // its docs link to its private modules.
 #![allow(rustdoc::private_intra_doc_links)]
 
+pub(crate) mod access;
 pub(crate) mod acme;
 mod app;
 pub(crate) mod asgi;

@@ -14,12 +14,12 @@ use hyper::body::Incoming;
 use super::upgrade::{Handoff, Upgraded};
 use super::websocket;
 use super::{error_response, Answer, App, Body, LocalFuture, RequestBody, Route, SERVER};
+use crate::access::{AccessLog, End, Pending};
 use crate::config::Limits;
 use crate::conn::lifecycle::{InFlight, Lifecycle};
 use crate::conn::zerocopy::ZeroCopy;
 use crate::conn::ConnInfo;
 use crate::forwarded::{self, TrustedProxies};
-use crate::log::access::{AccessLog, End, Pending};
 use crate::metrics::{Mark, RouteKind};
 
 /// Where a worker's requests go: the routes before the application (ACME's HTTP-01

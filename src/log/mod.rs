@@ -2,8 +2,9 @@
 //!
 //! - [`line`]: the server log's lines (`[stamp] [pid] [LEVEL] message`, a worker's marked
 //!   `[worker N]`), written by the `info!`, `warn!` and `error!` macros;
-//! - [`access`]: a line per request, buffered per worker and written in batches;
-//! - [`format`]: how a request line is written: dragoman's, JSON, or a uWSGI logformat;
+//! - [`format`]: the request line's format, read: dragoman's, JSON, or a uWSGI logformat
+//!   (the access log itself, a line per request, is `crate::access`);
+//! - [`settings`]: what the logging options decided;
 //! - [`output`]: where lines go (stderr, `logto`, `logger`, `req-logger`, the log master) and
 //!   how files are reopened and rotated;
 //! - [`python`]: Python's `sys.stdout` and `sys.stderr`, marked the same way;
@@ -13,20 +14,20 @@
 //! privilege drop); a worker marks itself after the fork ([`enter_worker`]) and reopens its
 //! files on SIGUSR1 ([`reopen_on_signal`]).
 
-pub(crate) mod access;
 pub(crate) mod format;
 mod line;
-mod memory;
+pub(crate) mod memory;
 pub(crate) mod output;
 mod python;
-mod stamp;
+pub(crate) mod settings;
+pub(crate) mod stamp;
 
 use pyo3::prelude::*;
 
 pub(crate) use line::{write, write_block, Level};
 pub(crate) use stamp::utc_timestamp;
 
-use crate::config::logging::Logging;
+use settings::Logging;
 
 /// The master, at startup: the outputs, and Python's streams in the log's shape.
 pub(crate) fn setup(py: Python<'_>, logging: &Logging) -> Result<(), String> {

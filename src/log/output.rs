@@ -24,8 +24,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Mutex;
 
+use super::settings::{LogFile, Logging, Target};
 use super::stamp;
-use crate::config::logging::{LogFile, Logging, Target};
 
 /// The longest piece written at once: a message on the log master's socket pair must fit its
 /// send buffer (about 208 KiB by default); the access log's batches are no bigger.

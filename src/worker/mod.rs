@@ -11,6 +11,7 @@ use pyo3::prelude::*;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::signal::unix::{signal, SignalKind};
 
+use crate::access::AccessLog;
 use crate::acme::http01::Http01;
 use crate::app;
 use crate::bridge::Bridge;
@@ -24,7 +25,6 @@ use crate::http::server::Http;
 use crate::http::service::Routes;
 use crate::http::Route;
 use crate::ipc::{Event, Sender, WorkerArgs, WORKER_BOOT_ERROR};
-use crate::log::access::AccessLog;
 use crate::net::{Bound, Listener};
 use crate::scoreboard::RequestStats;
 use crate::statics::StaticFiles;
