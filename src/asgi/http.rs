@@ -23,7 +23,7 @@ use super::exchange::{Exchange, Gone, GoneOnDrop, Out};
 use super::message::{self, Rule};
 use super::runner::{fail, resolve, Ctx};
 use super::scope::{self, Kind};
-use super::{ClientDisconnected, Core, Held};
+use super::shared::{ClientDisconnected, Core, Held};
 use crate::bridge::body::Buffered;
 use crate::bridge::head::{self as heads, Head, LengthCheck};
 use crate::bridge::label::{RequestLabel, RequestLine};

@@ -21,6 +21,7 @@ mod lifespan;
 mod message;
 pub(crate) mod runner;
 mod scope;
+mod shared;
 mod websocket;
 
 use std::cell::RefCell;
@@ -30,43 +31,20 @@ use std::time::Duration;
 
 use ::http::Request;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
 
-use crate::bridge::admission::{Admission, Slot};
+use crate::bridge::admission::Admission;
 use crate::bridge::body::{self, Buffered, Plan};
 use crate::bridge::spool::Spool;
 use crate::bridge::{Bridge, LoadFailed};
-use crate::config::asgi::WebSocketConfig;
 use crate::config::{Config, Limits};
 use crate::conn::ConnInfo;
 use crate::http::upgrade::Handoff;
 use crate::http::{Answer, App, RequestBody};
 use crate::scoreboard::{RequestStats, MAX_CORES};
 use crate::{error, info, log};
-use runner::{Inbox, Runner};
+use runner::Runner;
 use scope::Templates;
-
-pyo3::create_exception!(
-    dragoman,
-    ClientDisconnected,
-    pyo3::exceptions::PyOSError,
-    "Raised by an ASGI send() once the client has gone (ASGI spec 2.4)."
-);
-
-/// What the worker's loop and the application's loop share about the application.
-pub(crate) struct Core {
-    app: Py<PyAny>,
-    /// `mysite.asgi:application`, for log lines.
-    name: Arc<str>,
-    stats: Arc<RequestStats>,
-    /// The lifespan's `state`, copied into every scope.
-    state: OnceLock<Py<PyDict>>,
-    templates: Templates,
-    inbox: Arc<Inbox>,
-    spool: Arc<Spool>,
-    response_buffer: u64,
-    websocket: WebSocketConfig,
-}
+use shared::{Core, CoreLease, Cores, Held};
 
 /// A loaded ASGI application, its loop thread running.
 pub(crate) struct AsgiApp {
@@ -188,44 +166,6 @@ impl AsgiApp {
     }
 }
 
-/// A request's hold on the application: its slot and its scoreboard entry.
-pub(crate) struct Held {
-    _slot: Slot,
-    core: CoreLease,
-}
-
-impl Held {
-    pub(crate) fn core(&self) -> usize {
-        self.core.index
-    }
-}
-
-/// A scoreboard entry, given back when dropped; the last one is shared when all are taken.
-struct CoreLease {
-    app: Rc<AsgiApp>,
-    index: usize,
-    owned: bool,
-}
-
-impl CoreLease {
-    fn new(app: &Rc<AsgiApp>) -> CoreLease {
-        let taken = app.cores.borrow_mut().pop();
-        CoreLease {
-            app: app.clone(),
-            index: taken.unwrap_or(MAX_CORES - 1),
-            owned: taken.is_some(),
-        }
-    }
-}
-
-impl Drop for CoreLease {
-    fn drop(&mut self) {
-        if self.owned {
-            self.app.cores.borrow_mut().push(self.index);
-        }
-    }
-}
-
 impl AsgiApp {
     /// The request body, read first, and the request's hold on the application; or the
     /// answer that ends the request.
@@ -252,9 +192,19 @@ impl AsgiApp {
             buffered,
             Held {
                 _slot: slot,
-                core: CoreLease::new(self),
+                core: CoreLease::new(self.clone()),
             },
         ))
+    }
+}
+
+impl Cores for AsgiApp {
+    fn take(&self) -> Option<usize> {
+        self.cores.borrow_mut().pop()
+    }
+
+    fn give_back(&self, index: usize) {
+        self.cores.borrow_mut().push(index);
     }
 }
 

@@ -28,7 +28,7 @@ use super::http::{broke, disconnected_error};
 use super::message::{self, Rule};
 use super::runner::{fail, resolve, Ctx};
 use super::scope::{self, Kind};
-use super::{ClientDisconnected, Core};
+use super::shared::{ClientDisconnected, Core};
 use crate::bridge::head::{self as heads, Head};
 use crate::bridge::label::{RequestLabel, RequestLine};
 use crate::conn::lifecycle::Order;

@@ -18,8 +18,7 @@ use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 
 use super::acme_cache as cache;
-use super::certs;
-use super::material::Site;
+use super::certs::{self, Site};
 use crate::config::acme::AcmeConfig;
 use crate::config::tls::CertFiles;
 

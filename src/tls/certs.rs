@@ -338,6 +338,16 @@ pub(crate) fn subject(key: &CertifiedKey) -> String {
         .unwrap_or_default()
 }
 
+/// One certificate with how its clients are treated: what a TLS handshake is served with.
+#[derive(Clone)]
+pub(crate) struct Site {
+    pub(crate) cert: Loaded,
+    /// Client certificates: the CA, and whether one is required.
+    pub(crate) clients: Option<(Arc<rustls::RootCertStore>, bool)>,
+    /// The suites offered (`None`: rustls's defaults).
+    pub(crate) suites: Option<Vec<rustls::SupportedCipherSuite>>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,21 +11,11 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use rustls::crypto::CryptoProvider;
-use rustls::{RootCertStore, SupportedCipherSuite};
 
 use super::acme::{self, AcmeSite};
-use super::{certs, ciphers};
+use super::certs::{self, Site};
+use super::ciphers;
 use crate::config::tls::{CertFiles, TlsConfig};
-
-/// One certificate with how its clients are treated: what a TLS handshake is served with.
-#[derive(Clone)]
-pub(crate) struct Site {
-    pub(crate) cert: certs::Loaded,
-    /// Client certificates: the CA, and whether one is required.
-    pub(crate) clients: Option<(Arc<RootCertStore>, bool)>,
-    /// The suites offered (`None`: rustls's defaults).
-    pub(crate) suites: Option<Vec<SupportedCipherSuite>>,
-}
 
 /// Everything loaded.
 #[derive(Clone)]

@@ -17,7 +17,8 @@ use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 
 use super::acme;
-use super::material::{Material, Site};
+use super::certs::Site;
+use super::material::Material;
 use crate::config::acme::Challenge;
 use crate::config::tls::{TlsConfig, TlsVersion};
 
