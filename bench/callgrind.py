@@ -12,10 +12,12 @@ is not the master's. The same is done for N1 and N2 requests, and
 so start-up, the first request's one-time costs and shutdown cancel out. bjoern (one process) is
 the reference row.
 
-`python bench/callgrind.py --ab OLD/bin/python NEW/bin/python [N1 N2]` counts three scenarios
-for two dragoman builds side by side (each venv's `python -m dragoman`): hello world, the 4 KiB
-JSON echo of `make bench` (POST /echo), and a 1 KiB static file; it prints a table with the
-change in instructions per request. Not part of `make bench`.
+`python bench/callgrind.py --ab OLD/bin/python NEW/bin/python [N1 N2] [-- ARGS...]` counts three
+scenarios for two dragoman builds side by side (each venv's `python -m dragoman`): hello world,
+the 4 KiB JSON echo of `make bench` (POST /echo), and a 1 KiB static file; it prints a table
+with the change in instructions per request. ARGS go to the new build only (`--disable-logging`
+compares an old build without an access log to a new one with it off). Not part of
+`make bench`.
 
 `python bench/callgrind.py --django [N1 N2]` measures the Django example's template view the
 same way (20 and 100 requests by default: one takes about 0.3 s under valgrind), on a database
@@ -279,7 +281,7 @@ def echo_request() -> bytes:
     ) + body
 
 
-def measure_ab(old: str, new: str, n1: int, n2: int) -> list[str]:
+def measure_ab(old: str, new: str, n1: int, n2: int, new_args: list[str]) -> list[str]:
     """Instructions per request of two builds (their venvs' Pythons) on three scenarios."""
     lines = [
         f"| scenario | {old} | {new} | change |",
@@ -301,7 +303,7 @@ def measure_ab(old: str, new: str, n1: int, n2: int) -> list[str]:
             per = []
             for python in (old, new):
                 argv = [python, "-m", "dragoman", "--http", "127.0.0.1:PORT", "--processes", "1"]
-                argv += args
+                argv += args + (new_args if python is new else [])
                 app = (APPS, request, {"PYTHONHASHSEED": "0"})
                 name = f"{scenario}-{len(per)}"
                 ir1 = count(name, argv, n1, signal.SIGTERM, Path(tmp), app)
@@ -315,9 +317,12 @@ def measure_ab(old: str, new: str, n1: int, n2: int) -> list[str]:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--ab"]:
-        old, new = sys.argv[2:4]
-        n1, n2 = (int(x) for x in sys.argv[4:6]) if len(sys.argv) >= 6 else (N1, N2)
-        print("\n".join(measure_ab(old, new, n1, n2)))
+        argv, new_args = sys.argv, []
+        if "--" in argv:
+            argv, new_args = argv[: argv.index("--")], argv[argv.index("--") + 1 :]
+        old, new = argv[2:4]
+        n1, n2 = (int(x) for x in argv[4:6]) if len(argv) >= 6 else (N1, N2)
+        print("\n".join(measure_ab(old, new, n1, n2, new_args)))
         sys.exit(0)
     if sys.argv[1:2] == ["--django"]:
         n1, n2 = (int(x) for x in sys.argv[2:4]) if len(sys.argv) >= 4 else (20, 100)

@@ -181,3 +181,15 @@ def test_asgi_scope_takes_a_trusted_proxys_client_and_scheme(dragoman, tmp_path)
             assert scope["client"][1] == client[1]
         # The headers themselves still reach the application.
         assert ["x-forwarded-for", "203.0.113.7"] in scope["headers"]
+
+
+def test_the_access_log_names_the_client_a_trusted_proxy_named(dragoman):
+    server = dragoman("ops_app:application", "--forwarded-allow-ips", "127.0.0.2")
+    spoof = [("X-Forwarded-For", "198.51.100.1, 203.0.113.7")]
+    environ(RawClient(server.host, server.port, source="127.0.0.2"), spoof)
+    environ(RawClient(server.host, server.port, source="127.0.0.3"), spoof)
+    # The trusted proxy's word: the right-most address it did not add itself.
+    server.wait_for_log(r'\[worker 1\] 203\.0\.113\.7 "GET /environ HTTP/1\.1" 200')
+    # An untrusted peer is logged as itself, whatever its header says.
+    server.wait_for_log(r'\[worker 1\] 127\.0\.0\.3 "GET /environ HTTP/1\.1" 200')
+    assert "198.51.100.1" not in server.log()
