@@ -464,6 +464,17 @@ class Fleet:
                 start_new_session=True,
             )  # fmt: skip
 
+    def haproxy_log_count(self, pattern: str) -> int:
+        assert self.haproxy is not None
+        return len(re.findall(pattern, self.haproxy.log_path.read_text(errors="replace")))
+
+    def haproxy_log_wait(self, pattern: str, count: int, timeout: float = 5) -> None:
+        """Waits until HAProxy has logged `pattern` `count` times (its log is line-buffered)."""
+        deadline = time.monotonic() + timeout
+        while self.haproxy_log_count(pattern) < count:
+            assert time.monotonic() < deadline, f"{pattern!r} x{count} not in HAProxy's log"
+            time.sleep(0.02)
+
     # -- taking it down ------------------------------------------------------------------
 
     def close(self) -> list[str]:

@@ -44,6 +44,8 @@ RESULTS = Path(__file__).with_name("results.md")
 CONCURRENCY = 8
 RATE = 150.0  # requests a second, in all
 LOAD_SECONDS = 120  # the most one phase's load may last
+# What HAProxy logs when a host's health check says it is draining.
+DRAINED = "Server mysite/{} is DOWN, reason: Layer7 wrong status, code: 503"
 # HAProxy marks a host down after FALL failed checks INTER_MS apart, each failing within
 # CHECK_TIMEOUT_MS at worst; plus the 20 ms the test's watcher polls at, and scheduling slack.
 EJECT_BOUND = (FALL * INTER_MS + CHECK_TIMEOUT_MS) / 1000 + 0.3
@@ -171,6 +173,7 @@ def test_rolling_restart(fleet: Fleet):
     load = Load(fleet, "restart")
     steady(2)
     noticed, stopped, rejoined = [], [], []
+    drains = {h.name: fleet.haproxy_log_count(DRAINED.format(h.name)) for h in fleet.hosts}
     for host in fleet.hosts:
         host.release("v3")
         t = time.monotonic()
@@ -180,6 +183,9 @@ def test_rolling_restart(fleet: Fleet):
         t_down = watcher.wait(host.name, "DOWN", after=t, timeout=SHUTDOWN_DELAY + 5)
         noticed.append(t_down - t)
         assert t_down - t < SHUTDOWN_DELAY, f"{host.name} taken out after {t_down - t:.2f}s"
+        # ... on the health check's 503, not on a refused connection (it is still listening).
+        assert host.proc is not None and host.proc.poll() is None
+        fleet.haproxy_log_wait(DRAINED.format(host.name), drains[host.name] + 1)
         assert host.wait_exit(30) == 0, host.tail()
         stopped.append(time.monotonic() - t)
         t = time.monotonic()
