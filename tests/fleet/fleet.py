@@ -299,17 +299,29 @@ class HAProxy:
                 chunks.append(chunk)
         return b"".join(chunks).decode()
 
-    def states(self) -> dict[str, str]:
-        """Each server's status as HAProxy has it: UP, DOWN, `UP 1/2` (going down), ..."""
+    def stats(self) -> dict[str, dict[str, str]]:
+        """HAProxy's `show stat`, for each server of the backend: column name -> value."""
         lines = self.command("show stat").splitlines()
         head = lines[0].lstrip("# ").split(",")
-        pxname, svname, status = head.index("pxname"), head.index("svname"), head.index("status")
         out = {}
         for line in lines[1:]:
-            cols = line.split(",")
-            if len(cols) > status and cols[pxname] == "mysite" and cols[svname].startswith("h"):
-                out[cols[svname]] = cols[status]
+            row = dict(zip(head, line.split(",")))
+            if row.get("pxname") == "mysite" and row.get("svname", "").startswith("h"):
+                out[row["svname"]] = row
         return out
+
+    def states(self) -> dict[str, str]:
+        """Each server's status as HAProxy has it: UP, DOWN, `UP 1/2` (going down), ..."""
+        return {name: row["status"] for name, row in self.stats().items()}
+
+    def counters(self) -> dict[str, dict[str, int]]:
+        """Each server's error counters: `econ` connections that failed, `eresp` responses
+        that failed (the server closed or reset without one), `wredis` requests sent elsewhere
+        after a failed connection, `wretr` connections retried."""
+        return {
+            name: {k: int(row[k] or 0) for k in ("econ", "eresp", "wredis", "wretr")}
+            for name, row in self.stats().items()
+        }
 
     def kill(self) -> None:
         if self.proc is None:
@@ -428,6 +440,7 @@ class Fleet:
             else:
                 shutil.copy2(first / "db.sqlite3", site / "db.sqlite3")
                 shutil.copytree(first / "staticfiles", site / "staticfiles")
+            (site / "media").mkdir(exist_ok=True)
             host = Host(i, self.ns_name(f"h{i}"), site, self.run_dir / f"h{i}.log")
             host.release(release)
             self.hosts.append(host)

@@ -210,6 +210,8 @@ def kill_and_rejoin(fleet: Fleet, host: Host, name: str, whole_group: bool) -> d
     load = Load(fleet, name)
     steady(3)
     assert host.proc is not None
+    assert fleet.haproxy is not None
+    before = fleet.haproxy.counters()
     children = host.worker_pids()  # the workers and the attached daemon
     assert len(children) >= 3, children
     t_kill = time.monotonic()
@@ -238,6 +240,8 @@ def kill_and_rejoin(fleet: Fleet, host: Host, name: str, whole_group: bool) -> d
     t_up = watcher.wait(host.name, "UP", after=t_start, timeout=60)
     steady(3)
     load.stop()
+    after = fleet.haproxy.counters()
+    errors = {name: {k: after[name][k] - before[name][k] for k in after[name]} for name in after}
 
     assert eject <= EJECT_BOUND, f"{host.name} ejected {eject:.2f}s after the kill"
     # After HAProxy took it out, nothing went to the dead host.
@@ -251,6 +255,11 @@ def kill_and_rejoin(fleet: Fleet, host: Host, name: str, whole_group: bool) -> d
     assert len(failed) <= CONCURRENCY, failed
     wrong_host = [r for r in failed if r.get("server") not in (None, host.name)]
     assert wrong_host == [], wrong_host
+    # HAProxy's books agree: each failure is a response that failed on that host (a request
+    # in flight there), and the other hosts failed nothing.
+    assert len(failed) <= errors[host.name]["eresp"], errors
+    others = {name: e for name, e in errors.items() if name != host.name and any(e.values())}
+    assert others == {}, others
     # Back in the pool, it gets its share again.
     back = load.served_by(host.name, after=t_up)
     assert len(back) >= 20, f"{host.name} served {len(back)} requests after rejoining"
@@ -264,6 +273,7 @@ def kill_and_rejoin(fleet: Fleet, host: Host, name: str, whole_group: bool) -> d
         "rejoin_seconds": t_up - t_start,
         "first_request_back_seconds": first_back - t_start,
         "served_after_rejoin": len(back),
+        "haproxy": errors[host.name],
     }
 
 
@@ -356,22 +366,30 @@ def write_results() -> None:
         + " s after its new process was started.",
         "",
         (
-            "| kill | failed (in flight on the host) | ejected after | children gone after "
-            "| back in the pool after restart | first request served after restart |"
+            "| kill | failed (bound: in flight, at most "
+            f"{CONCURRENCY}) | failed responses on the host (HAProxy) | requests HAProxy "
+            "redispatched after a refused connection | ejected after (bound: "
+            f"{EJECT_BOUND:.1f} s) | its children gone after | back in the pool after its "
+            "restart | first request served after its restart |"
         ),
-        "|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for key in ("sigkill_master", "crash"):
         f = FIGURES[key]
         lines.append(
-            f"| {names[key]} | {f['in_flight_failed']} (bound: {CONCURRENCY}) | "
-            f"{f['eject_seconds']:.2f} s (bound: {EJECT_BOUND:.1f} s) | "
+            f"| {names[key]} | {f['in_flight_failed']} | {f['haproxy']['eresp']} | "
+            f"{f['haproxy']['wredis']} | {f['eject_seconds']:.2f} s | "
             f"{f['children_gone_seconds']:.2f} s | {f['rejoin_seconds']:.2f} s | "
             f"{f['first_request_back_seconds']:.2f} s |"
         )
-    for key in ("sigkill_master", "crash"):
-        for failure in FIGURES[key]["failures"]:
-            lines.append(f"\n- {names[key]}, failed: `{failure}`")
+    failures = [
+        f"- {names[key]}: `{failure}`"
+        for key in names
+        if key in ("sigkill_master", "crash")
+        for failure in FIGURES[key]["failures"]
+    ]
+    if failures:
+        lines += ["", "The failed requests, as the load generator saw them:", "", *failures]
     if "client_address" in FIGURES:
         counts = FIGURES["client_address"]["lines_with_client_address"]
         lines += [
