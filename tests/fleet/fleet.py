@@ -4,6 +4,7 @@
                                         |-- veth --> host ns h1: dragoman on 10.77.1.2:8000
                                         |-- veth --> host ns h2: dragoman on 10.77.2.2:8000
                                         `-- veth --> host ns h3: dragoman on 10.77.3.2:8000
+                                                         (HTTP/2 from HAProxy: h2c)
 
 Every namespace and veth is made by this run and named after its pid (`dgf<pid>-...`), so runs
 never collide and the addresses, private to the namespaces, can be fixed. Nothing is added to
@@ -51,6 +52,9 @@ FALL = 2
 RISE = 2
 CHECK_TIMEOUT_MS = 1000
 SHUTDOWN_DELAY = 2
+# Hosts HAProxy speaks HTTP/2 to (`proto h2`; dragoman's `http2-cleartext`), the others
+# HTTP/1.1: both of dragoman's ways with a balancer, in one fleet.
+H2C_HOSTS = {3}
 
 
 def host_addr(i: int) -> str:
@@ -143,6 +147,10 @@ class Host:
     def addr(self) -> str:
         return host_addr(self.index)
 
+    @property
+    def h2c(self) -> bool:
+        return self.index in H2C_HOSTS
+
     def argv(self) -> list[str]:
         return [
             "ip", "netns", "exec", self.ns,
@@ -153,6 +161,7 @@ class Host:
             "--shutdown-delay", str(SHUTDOWN_DELAY),
             "--proxy-protocol",
             "--proxy-allow-from", lb_addr(self.index),
+            *(["--http2-cleartext"] if self.h2c else []),
         ]  # fmt: skip
 
     def start(self) -> None:
@@ -268,7 +277,9 @@ class HAProxy:
                 fall=FALL,
                 rise=RISE,
                 servers="\n".join(
-                    f"    server h{i} {host_addr(i)}:{PORT}" for i in range(1, HOSTS + 1)
+                    f"    server h{i} {host_addr(i)}:{PORT}"
+                    + (" proto h2" if i in H2C_HOSTS else "")
+                    for i in range(1, HOSTS + 1)
                 ),
             )
         )

@@ -1,5 +1,6 @@
 """Three dragoman hosts behind HAProxy, each in its own network namespace, under a steady load
-(fleet.py has the layout, loadgen.py the load). The tests run in order on one fleet:
+(fleet.py has the layout, loadgen.py the load; HAProxy speaks HTTP/1.1 to two hosts and HTTP/2,
+h2c, to the third). The tests run in order on one fleet:
 
 1. a new release rolled across the hosts one at a time with SIGHUP: no failed request, and the
    new release answers afterwards;
@@ -30,6 +31,7 @@ from fleet import (
     CHECK_TIMEOUT_MS,
     CLIENT_ADDR,
     FALL,
+    H2C_HOSTS,
     HOSTS,
     INTER_MS,
     RISE,
@@ -267,7 +269,12 @@ def kill_and_rejoin(fleet: Fleet, host: Host, name: str, whole_group: bool) -> d
     return {
         **load.figures(),
         "in_flight_failed": len(failed),
-        "failures": [f"{r.get('status', '-')} {r['error'][:120]}" for r in failed],
+        "failures": [
+            f"{r['kind']}: "
+            + (f"{r['status']}, " if "status" in r else "no response, ")
+            + r["error"][:120]
+            for r in failed
+        ],
         "eject_seconds": eject,
         "children_gone_seconds": t_gone - t_kill,
         "rejoin_seconds": t_up - t_start,
@@ -293,18 +300,25 @@ def test_host_crash(fleet: Fleet):
     FIGURES["crash"] = kill_and_rejoin(fleet, fleet.hosts[2], "crash", True)
 
 
-ACCESS = re.compile(r"\] (\S+) \"(GET|POST|HEAD) (\S+) HTTP/1\.[01]\" (\d{3}) ")
+ACCESS = re.compile(r"\] (\S+) \"(GET|POST|HEAD) (\S+) (HTTP/[\d.]+)\" (\d{3}) ")
 
 
 def test_every_host_logged_the_real_client(fleet: Fleet):
     # The access log is written in batches: wait (bounded) until a request made now shows up.
     counts = {}
     for host in fleet.hosts:
-        checked = r"\"GET /healthz HTTP/1\.[01]\" 200"
+        checked = r"\"GET /healthz HTTP/[\d.]+\" 200"
         host.wait_log(checked, count=len(re.findall(checked, host.log())) + 2, timeout=15)
-        app, checks = [], []
+        app, checks, protocols = [], [], set()
         for m in ACCESS.finditer(host.log()):
-            (checks if m.group(3) == "/healthz" else app).append(m.group(1))
+            if m.group(3) == "/healthz":
+                checks.append(m.group(1))
+            else:
+                app.append(m.group(1))
+                protocols.add(m.group(4))
+        # HAProxy passed the load on in what it was told to speak: HTTP/2 to the h2c hosts,
+        # HTTP/1.1 to the others (its checks are HTTP/1.0 there).
+        assert protocols == {"HTTP/2.0" if host.h2c else "HTTP/1.1"}, (host.name, protocols)
         assert len(app) >= 300, f"{host.name}: {len(app)} request lines"
         assert set(app) == {CLIENT_ADDR}, f"{host.name}: {sorted(set(app))}"
         # HAProxy's own checks carry its address on the link (a PROXY header naming itself).
@@ -327,8 +341,10 @@ def write_results() -> None:
         "",
         (
             f"`make fleet` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {HOSTS} "
-            f"dragoman hosts (the example Django site, 2 workers each), {haproxy.split()[2]} "
-            f"HAProxy (checks every {INTER_MS} ms, fall {FALL}, rise {RISE}, timeout "
+            "dragoman hosts (the example Django site, 2 workers each; HAProxy speaks HTTP/2 to "
+            + ", ".join(f"h{i}" for i in sorted(H2C_HOSTS))
+            + f", HTTP/1.1 to the others), HAProxy {haproxy.split()[2]} "
+            f"(checks every {INTER_MS} ms, fall {FALL}, rise {RISE}, timeout "
             f"{CHECK_TIMEOUT_MS} ms), shutdown-delay {SHUTDOWN_DELAY} s; the load: {CONCURRENCY} "
             f"keep-alive connections paced to {RATE:g} requests/s; {os.cpu_count()} cores, "
             f"{platform.python_implementation()} {platform.python_version()}."
