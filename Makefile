@@ -114,6 +114,7 @@ soak: $(VENV)/.deps release-wheel example
 ## of its own (root; ip netns), under load: rolling reload and restart, a killed master, a
 ## crashed host; writes tests/fleet/results.md (docs/fleet.md). About a minute and a half.
 fleet: system-deps wheel
+	@[ "$$(id -u)" = 0 ] || { echo "make fleet: needs root (it makes network namespaces)"; exit 1; }
 	$(PY) -m pytest tests/fleet -q -p no:cacheprovider
 
 ## Prepares the example site: database, static files, the demo admin user.
