@@ -9,12 +9,12 @@ TEST_PROFILE ?= quick
 # CPython versions the test matrix covers (those pyenv has are used).
 MATRIX      ?= 3.10 3.12 3.13
 PYENV_ROOT  ?= $(HOME)/.pyenv
-DEBIAN_PACKAGES := curl procps systemd chromium nginx strace nghttp2-client pebble
+DEBIAN_PACKAGES := curl procps systemd chromium nginx strace nghttp2-client pebble haproxy iproute2
 # libpython for `cargo test` (PyO3 links it into test binaries).
 PY_LIBDIR   := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
 export PYO3_PYTHON := $(shell command -v $(PYTHON))
 
-.PHONY: run test lint unit e2e test-matrix system-deps wheel release-wheel example bench fuzz soak clean
+.PHONY: run test lint unit e2e test-matrix system-deps wheel release-wheel example bench fuzz soak fleet clean
 
 ## make run: build dragoman (release), prepare the example Django site, serve it on :8000.
 run: $(VENV)/.deps release-wheel example
@@ -116,6 +116,13 @@ fuzz:
 SOAK_SECONDS ?= 600
 soak: $(VENV)/.deps release-wheel example
 	$(PY) soak/run.py --seconds $(SOAK_SECONDS)
+
+## make fleet: three hosts serving the example site behind HAProxy, each in a network namespace
+## of its own (root; ip netns), under load: rolling reload and restart, a killed master, a
+## crashed host; writes tests/fleet/results.md (docs/fleet.md). About a minute and a half.
+fleet: system-deps wheel
+	@[ "$$(id -u)" = 0 ] || { echo "make fleet: needs root (it makes network namespaces)"; exit 1; }
+	$(PY) -m pytest tests/fleet -q -p no:cacheprovider
 
 ## Prepares the example site: database, static files, the demo admin user.
 example: $(VENV)/.deps

@@ -42,7 +42,8 @@ pub(crate) enum Mode {
 /// What serves a connection once the connection layer has set it up.
 pub(crate) trait Protocol {
     /// Serves the connection until it ends. `files` is the queue for file bodies sent with
-    /// zero copies, when the transport can send files by itself.
+    /// zero copies, when the transport can send files by itself (a protocol that frames its
+    /// bodies, HTTP/2, leaves it unused).
     async fn serve<T: Transport>(
         &self,
         io: Watch<T>,

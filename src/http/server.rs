@@ -60,6 +60,10 @@ impl Protocol for Http {
         } else {
             None
         };
+        // HTTP/2 frames every byte of a body (DATA frames, flow control): a file region cannot
+        // go to the socket as it is, so h2c (a plain socket that could send files) sends file
+        // bodies as HTTP/2 over TLS does, read into frames.
+        let files = if mode == Mode::Http2 { None } else { files };
         let handoff = Handoff::default();
         let service = HttpService::new(self.routes.clone(), conn, life.clone(), files)
             .with_hsts(hsts)

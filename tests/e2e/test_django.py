@@ -163,6 +163,8 @@ def test_json_endpoint(site):
     assert r.status_code == 200
     data = r.json()
     assert data["method"] == "GET" and data["server"] == "dragoman-demo"
+    # No REVISION file in the checkout: the release is "dev" (tests/fleet writes one).
+    assert data["release"] == "dev"
     r = httpx.post(f"{site.url}/api/", json={"hello": ["world", 1]})
     assert r.json() == {"method": "POST", "received": {"hello": ["world", 1]}}
     assert (

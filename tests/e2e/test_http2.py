@@ -243,6 +243,32 @@ def test_h2c_with_prior_knowledge_beside_http11(dragoman):
     assert not out.stdout.startswith(b"HTTP/2 200")
 
 
+def test_h2c_serves_static_files_too_large_for_a_frame(dragoman, tmp_path):
+    # Over a plain socket, HTTP/1 sends files from 16 KiB on with sendfile; HTTP/2 frames every
+    # byte of a body, so h2c must not take that path (HAProxy's `proto h2` to a backend found it:
+    # the connection was closed after the headers, "zero-copy send: the write does not match").
+    static = tmp_path / "static"
+    static.mkdir()
+    sizes = {"small.css": 1000, "frame.css": 16_384, "big.css": 22_340, "huge.bin": 3_000_000}
+    for name, size in sizes.items():
+        (static / name).write_bytes(os.urandom(size))
+    server = dragoman(
+        "tls_app:application", "--http2-cleartext", "--static-map", f"/static={static}"
+    )
+    with httpx.Client(http1=False, http2=True, timeout=20) as client:
+        for name in sizes:
+            r = client.get(f"{server.url}/static/{name}")
+            assert r.http_version == "HTTP/2" and r.status_code == 200, name
+            assert r.content == (static / name).read_bytes(), name
+        r = client.get(f"{server.url}/static/huge.bin", headers={"Range": "bytes=100000-299999"})
+        assert r.status_code == 206
+        assert r.content == (static / "huge.bin").read_bytes()[100_000:300_000]
+    # HTTP/1.1 on the same listener still sends them (with sendfile).
+    r = httpx.get(f"{server.url}/static/huge.bin")
+    assert r.status_code == 200 and r.content == (static / "huge.bin").read_bytes()
+    assert "zero-copy" not in server.log()
+
+
 def test_h2load_many_streams_over_many_connections(dragoman, ca, site):
     _, (host, port) = start(dragoman, site, "--processes", "2", workers=2)
     out = subprocess.run(

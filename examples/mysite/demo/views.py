@@ -5,7 +5,7 @@ Each view exercises a different part of the WSGI contract:
 * ``index``    -- template rendering, sessions/CSRF cookies, form POST + redirect
 * ``upload``   -- multipart request bodies (``wsgi.input``), file storage
 * ``stream``   -- ``StreamingHttpResponse`` (iterable body, no Content-Length)
-* ``api``      -- JSON request/response bodies, query strings
+* ``api``      -- JSON request/response bodies, query strings, the release being served
 * ``download`` -- ``FileResponse`` (``wsgi.file_wrapper`` when offered)
 * ``boom``     -- an unhandled exception (500 + traceback on stderr)
 
@@ -160,6 +160,7 @@ def api(request):
     return JsonResponse(
         {
             "server": "dragoman-demo",
+            "release": settings.RELEASE,
             "messages": Message.objects.count(),
             "method": request.method,
             "query": _query_dict(request.GET),

@@ -10,6 +10,10 @@ from the environment so tests can run against temporary locations:
     DJANGO_DB_PATH      path of the sqlite database file
     DJANGO_STATIC_ROOT  where ``collectstatic`` puts files
     DJANGO_MEDIA_ROOT   where uploads and generated downloads are stored
+
+The release being served is the first line of a ``REVISION`` file next to manage.py, as a
+deployment tool writes it (Capistrano does); ``/api/`` answers it, so a rolling deployment can
+be watched from outside (tests/fleet). Without the file it is ``dev``.
 """
 
 import os
@@ -95,6 +99,13 @@ MEDIA_URL = "/media/"
 MEDIA_ROOT = os.environ.get("DJANGO_MEDIA_ROOT") or BASE_DIR / "media"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Read once, when the application is loaded: a worker serves the release it started with, and a
+# reload (SIGHUP) brings the new one.
+try:
+    RELEASE = (BASE_DIR / "REVISION").read_text().strip().splitlines()[0]
+except (OSError, IndexError):
+    RELEASE = "dev"
 
 # Send request errors (500 tracebacks) to stderr so they appear in the
 # server's log, whatever DEBUG is.
