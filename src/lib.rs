@@ -284,11 +284,30 @@ type Sockets = (Vec<net::Bound>, Option<StatsServer>, Option<MetricsServer>);
 /// The listeners (systemd's, then the ones left to bind) and the stats and metrics servers'
 /// sockets.
 fn bind_sockets(py: Python<'_>, config: &Config, made: &mut Made) -> Result<Sockets, Failure> {
-    let (mut listeners, to_bind) = net::adopt_systemd(&config.listeners).map_err(|e| {
+    let (mut listeners, to_bind, unused) = net::adopt_systemd(&config.listeners).map_err(|e| {
         Failure::new(format!(
             "cannot use the sockets systemd passed (LISTEN_FDS): {e}"
         ))
     })?;
+    // `ListenStream=8000` is [::]:8000 and `http = :8000` is 0.0.0.0:8000: a socket that
+    // looks configured and is not. Say so, with the fix, rather than close it silently.
+    for addr in unused {
+        let wanted: Vec<String> = to_bind.iter().map(|l| l.addr.to_string()).collect();
+        match wanted.first() {
+            Some(first) => warn!(
+                "systemd passed a socket on {addr} that no listener of the configuration names \
+                 ({}); it is closed, not used: give the socket unit the configuration's address \
+                 (ListenStream={}), or the configuration the socket's, or leave http out to \
+                 take every socket systemd passes",
+                wanted.join(", "),
+                first.trim_start_matches("unix:")
+            ),
+            None => warn!(
+                "systemd passed a socket on {addr} that no listener of the configuration names; \
+                 it is closed, not used"
+            ),
+        }
+    }
     forget_env(
         py,
         &[

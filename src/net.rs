@@ -223,14 +223,21 @@ pub(crate) fn explain_bind_error(listen: &Listen, err: &io::Error) -> String {
     format!("cannot listen on {}{from}: {err}; {hint}", listen.addr)
 }
 
+/// What [`adopt_systemd`] made of systemd's sockets: those adopted, the configured addresses
+/// left to bind, and the addresses of the sockets no configured address named (closed; the
+/// caller says so, since `ListenStream=8000`, which is `[::]:8000`, and `http = :8000`, which
+/// is `0.0.0.0:8000`, look alike and are not).
+pub(crate) type Adopted = (Vec<Bound>, Vec<Listen>, Vec<ListenAddr>);
+
 /// Sockets passed by systemd socket activation (`LISTEN_FDS`), matched to the configured
 /// addresses. Returns them with the listen entries they stand for; the caller binds the rest.
 /// When no address was configured, every inherited socket is used.
-pub(crate) fn adopt_systemd(listens: &[Listen]) -> io::Result<(Vec<Bound>, Vec<Listen>)> {
+pub(crate) fn adopt_systemd(listens: &[Listen]) -> io::Result<Adopted> {
     let fds = systemd_fds();
     if fds.is_empty() {
-        return Ok((Vec::new(), listens.to_vec()));
+        return Ok((Vec::new(), listens.to_vec(), Vec::new()));
     }
+    let mut unused = Vec::new();
     let only_default = listens.iter().all(|l| l.origin.is_none());
     let mut adopted = Vec::new();
     let mut remaining: Vec<Listen> = if only_default {
@@ -254,7 +261,8 @@ pub(crate) fn adopt_systemd(listens: &[Listen]) -> io::Result<(Vec<Bound>, Vec<L
         };
         let wanted = remaining.iter().position(|l| same_address(&l.addr, &addr));
         if !only_default && wanted.is_none() {
-            continue; // an inherited socket nobody asked for
+            unused.push(addr); // an inherited socket nobody asked for; dropped, so closed
+            continue;
         }
         let wire = wanted.map_or(Wire::Http, |i| remaining.remove(i).wire);
         let listener = match addr {
@@ -268,7 +276,7 @@ pub(crate) fn adopt_systemd(listens: &[Listen]) -> io::Result<(Vec<Bound>, Vec<L
             created: None,
         });
     }
-    Ok((adopted, remaining))
+    Ok((adopted, remaining, unused))
 }
 
 /// Whether a configured address names an inherited socket (`:8000` matches 0.0.0.0:8000).

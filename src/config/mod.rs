@@ -13,6 +13,7 @@ pub(crate) mod build;
 mod corpus;
 pub(crate) mod daemons;
 pub(crate) mod defaults;
+pub(crate) mod gunicorn;
 pub(crate) mod help;
 pub(crate) mod ini;
 mod jobs;
@@ -20,6 +21,8 @@ pub(crate) mod logging;
 pub(crate) mod options;
 mod planned;
 pub(crate) mod print;
+#[cfg(test)]
+mod reference;
 mod resolve;
 pub(crate) mod source;
 pub(crate) mod tls;

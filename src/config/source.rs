@@ -84,9 +84,11 @@ impl ConfigError {
 }
 
 fn unknown_option(name: &str, origin: &Origin) -> ConfigError {
-    let hint = match options::suggest(name) {
-        Some(s) => format!("; did you mean '{s}'?"),
-        None => "; `dragoman --help` lists every option".into(),
+    // gunicorn's flags first: `--worker-class` is no typo of anything dragoman has.
+    let hint = match (super::gunicorn::hint(name), options::suggest(name)) {
+        (Some(gunicorn), _) => format!("; {gunicorn}"),
+        (None, Some(s)) => format!("; did you mean '{s}'?"),
+        (None, None) => "; `dragoman --help` lists every option".into(),
     };
     ConfigError(format!("{origin}: unknown option '{name}'{hint}"))
 }
@@ -489,6 +491,15 @@ mod tests {
         assert_eq!(
             e.0,
             "command line option --proceses: unknown option 'proceses'; did you mean 'processes'?"
+        );
+        // A gunicorn flag dragoman lacks says what does its job.
+        let e = from_cli(&args(&["--worker-class", "gthread"])).unwrap_err();
+        assert!(
+            e.0.starts_with(
+                "command line option --worker-class: unknown option 'worker-class'; \
+                 gunicorn's --worker-class is dragoman's --threads: `sync` is"
+            ),
+            "{e}"
         );
         let e = from_cli(&args(&["--http"])).unwrap_err();
         assert!(e.0.contains("needs a value"), "{e}");

@@ -89,7 +89,7 @@ const TLS: &str = "this TLS option of uWSGI is not implemented in dragoman: igno
 const ASYNC: &str = "dragoman runs WSGI applications on threads, not on gevent or another async \
                      loop: the application would block where it expects to yield; remove this \
                      option and set `threads = N` (blocking code scales with threads), or serve \
-                     an async application through ASGI when dragoman supports it";
+                     an async application through ASGI (`asgi = mysite.asgi:application`)";
 const ISOLATION: &str = "dragoman does not confine itself (chroot, jails, namespaces, \
                          capabilities): ignoring this would give the application more access \
                          than the file asks for; run dragoman in a container or under systemd \
@@ -742,8 +742,17 @@ pub(crate) fn refused_value(name: &str, value: &str) -> Option<String> {
     if !routing {
         return None;
     }
-    // `route = REGEXP ACTION:ARGS`, `route-if = COND ACTION:ARGS`: the action is the last word.
-    let action = value.split_whitespace().last().unwrap_or_default();
+    // `route = REGEXP ACTION:ARGS`, `route-if = COND ACTION:ARGS`: uWSGI splits the value at
+    // its first space, and the action is all the rest, spaces included (`basicauth:Staff
+    // only,user:pass`, `break:403 Forbidden`); `route-run = ACTION:ARGS` has no regexp.
+    let value = value.trim();
+    let action = if name.ends_with("-run") {
+        value
+    } else {
+        value
+            .split_once(char::is_whitespace)
+            .map_or("", |(_, action)| action.trim_start())
+    };
     let verb = action.split(':').next().unwrap_or_default();
     let status = action
         .split_once(':')
@@ -888,6 +897,15 @@ mod tests {
         }
         assert!(refused_value("route", "^/admin basicauth:Realm,user:pass").is_some());
         assert!(refused_value("route-if", "equal:${PATH_INFO};/x break:403").is_some());
+        // The action is everything after the regexp or condition, as uWSGI splits the value
+        // (at its first space): a realm or a message with spaces in it is still the action.
+        assert!(refused_value("route", "^/admin/ basicauth:Staff only,admin:secret").is_some());
+        assert!(refused_value("route-uri", "^/private break:403 Forbidden").is_some());
+        assert!(refused_value("route-if", "equal:${PATH_INFO};/x return:403 Go away").is_some());
+        // Those with no regexp or condition are all action.
+        assert!(refused_value("route-run", "basicauth:Staff only,admin:secret").is_some());
+        assert!(refused_value("final-route-run", "break:401 No").is_some());
+        assert!(refused_value("route", "^/old/ redirect-301:https://example.com/new/ x").is_none());
         assert!(refused_value("route", "^/healthz$ donotlog:").is_none());
         assert!(refused_value("route", "/static/(.*) static:/src/static/$1").is_none());
         assert_eq!(classify("for-glob"), Some(Class::Reader));

@@ -372,9 +372,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def socket_activated(tmp_path: Path, app: str) -> Iterator[tuple[int, Path]]:
+def socket_activated(
+    tmp_path: Path, app: str, host: str = "127.0.0.1", args: tuple[str, ...] = ()
+) -> Iterator[tuple[int, Path]]:
     """dragoman started by systemd-socket-activate on a TCP port, as systemd would: yields the
-    port and the log; dragoman starts at the first connection."""
+    port and the log; dragoman starts at the first connection. `host` empty: the port alone,
+    as `ListenStream=8000` names it ([::], both IPv6 and IPv4)."""
     if not shutil.which("systemd-socket-activate"):
         pytest.fail("systemd-socket-activate is missing; make test installs the systemd package")
     # systemd-socket-activate cannot take port 0, so free_port() picks one, and another process
@@ -384,7 +387,13 @@ def socket_activated(tmp_path: Path, app: str) -> Iterator[tuple[int, Path]]:
         log = tmp_path / f"log-{attempt}"
         with open(log, "wb") as out:
             proc = subprocess.Popen(
-                ["systemd-socket-activate", "-l", f"127.0.0.1:{port}", PY, "-m", "dragoman", app],
+                [
+                    "systemd-socket-activate",
+                    "-l",
+                    f"{host}:{port}" if host else str(port),
+                    *(PY, "-m", "dragoman", app),
+                    *(a.replace("PORT", str(port)) for a in args),
+                ],
                 cwd=APPS,
                 env=_env(None),
                 stdout=out,
@@ -392,7 +401,8 @@ def socket_activated(tmp_path: Path, app: str) -> Iterator[tuple[int, Path]]:
                 start_new_session=True,
             )
         deadline = time.monotonic() + 10
-        while f"Listening on 127.0.0.1:{port}" not in log.read_text():
+        listening = f"Listening on {host}:{port}" if host else f"Listening on [::]:{port}"
+        while listening not in log.read_text():
             assert time.monotonic() < deadline, f"systemd-socket-activate: {log.read_text()}"
             if proc.poll() is not None:
                 break
@@ -420,6 +430,25 @@ def test_socket_activation(tmp_path):
         assert "cannot listen" not in text
         env = r.json()
         assert "LISTEN_FDS" not in env and "LISTEN_PID" not in env
+
+
+def test_a_socket_systemd_passed_that_no_listener_names_is_reported(tmp_path):
+    # `ListenStream=8000` is [::]:8000; `http = :8000` is 0.0.0.0:8000: not the same socket.
+    # dragoman binds its own and says which socket it left, and how to make them agree.
+    with socket_activated(tmp_path, "echo:application", "", ("--http", ":PORT")) as (port, log):
+        # The connection that starts dragoman is on the socket it does not use.
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.get(f"http://[::1]:{port}/", timeout=30)
+        deadline = time.monotonic() + 20
+        while "listening on http://" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        assert (
+            f"systemd passed a socket on [::]:{port} that no listener of the configuration "
+            f"names (0.0.0.0:{port}); it is closed, not used: give the socket unit the "
+            f"configuration's address (ListenStream=0.0.0.0:{port}), or the configuration "
+            "the socket's, or leave http out to take every socket systemd passes"
+        ) in log.read_text()
 
 
 def test_the_socket_systemd_passed_is_not_inherited_by_app_subprocesses(tmp_path):
