@@ -139,7 +139,9 @@ def test_a_mount_at_the_root_is_the_main_application(dragoman, tmp_path):
 
 
 def test_manage_script_name_with_only_a_main_application_strips_nothing(dragoman, tmp_path):
-    server = dragoman("--ini", str(site(tmp_path, "module = mount_apps:main\nmanage-script-name\n")))
+    server = dragoman(
+        "--ini", str(site(tmp_path, "module = mount_apps:main\nmanage-script-name\n"))
+    )
     assert where(httpx.Client(base_url=server.url), "/a/b") == ("main", "", "/a/b")
     assert "not yet in effect" not in server.log()
 
