@@ -2,11 +2,13 @@
 under a URL prefix; the longest prefix on a path-segment boundary wins, SCRIPT_NAME is the
 prefix and PATH_INFO the rest; a request no mount takes goes to the main application."""
 
+import json
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import APPS, run_dragoman
+from conftest import APPS, parse_responses, run_dragoman
+from test_uwsgi import packet, uwsgi_exchange
 
 
 def site(tmp_path: Path, body: str, name: str = "site.ini") -> Path:
@@ -206,3 +208,25 @@ def test_mount_beside_an_asgi_application_is_refused(tmp_path):
     assert f"{ini} line 4: option 'mount' (/w=mount_apps:app1)" in err, err
     assert f"served as ASGI (`asgi = asgi_app:application` at {ini} line 3)" in err, err
     assert "Fix:" in err, err
+
+
+def test_over_the_uwsgi_protocol_the_mount_replaces_nginxs_script_name(dragoman, tmp_path):
+    ini = site(tmp_path, MOUNTS.format(APPS=APPS))
+    server = dragoman("--ini", str(ini), "--socket", "127.0.0.1:0")
+
+    def ask(variables: dict[str, str], modifier1: int = 0) -> dict:
+        base = {"REQUEST_METHOD": "GET", "SERVER_PROTOCOL": "HTTP/1.1", "HTTP_HOST": "x.test"}
+        data = uwsgi_exchange(server.uwsgi_addresses[0], packet(base | variables, modifier1))
+        (response,) = parse_responses(data)
+        assert response.status == 200, response
+        return json.loads(response.body)
+
+    # nginx's stock uwsgi_params: PATH_INFO the whole path, SCRIPT_NAME empty.
+    got = ask({"REQUEST_URI": "/app1/x", "PATH_INFO": "/app1/x", "SCRIPT_NAME": ""})
+    assert (got["app"], got["script_name"], got["path_info"]) == ("app1", "/app1", "/x")
+    # SCRIPT_NAME set in nginx and stripped with modifier1 30: the same application and split.
+    got = ask({"REQUEST_URI": "/app1/x", "PATH_INFO": "/app1/x", "SCRIPT_NAME": "/app1"}, 30)
+    assert (got["app"], got["script_name"], got["path_info"]) == ("app1", "/app1", "/x")
+    # The main application keeps what nginx sent.
+    got = ask({"REQUEST_URI": "/site/y", "PATH_INFO": "/y", "SCRIPT_NAME": "/site"})
+    assert (got["app"], got["script_name"], got["path_info"]) == ("main", "/site", "/y")
