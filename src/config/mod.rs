@@ -586,6 +586,83 @@ mod tests {
     }
 
     #[test]
+    fn mounts_are_read_as_uwsgi_reads_them() {
+        let f = ini_file(
+            "[uwsgi]\ncallable = app\nmodule = site.wsgi:application\n\
+             mount = /api/=api.wsgi\nmount = /blog=blog/wsgi.py\nmount = /x=x.py:make()\n\
+             mount = /api=other:app\nmanage-script-name = true\n",
+        );
+        let p = f.path().to_str().unwrap();
+        let c = load_run(&["--ini", p], &[]).unwrap();
+        assert!(c.main_app && !c.no_default_app);
+        assert_eq!(c.app.describe(), "site.wsgi:application");
+        let mounts: Vec<String> = c
+            .mounts
+            .iter()
+            .map(|m| format!("{} {} {}", m.prefix, m.target.describe(), m.target.origin))
+            .collect();
+        // A trailing slash is dropped; `callable` applies to a mount without one; a factory.
+        assert_eq!(
+            mounts,
+            [
+                format!("/api api.wsgi:app {p} line 4"),
+                format!("/blog blog/wsgi.py:app {p} line 5"),
+                format!("/x x.py:make() {p} line 6"),
+            ]
+        );
+        // The same prefix again: the first serves it, as in uWSGI.
+        assert!(
+            c.warnings[0].contains("`mount` gives /api a second application"),
+            "{:?}",
+            c.warnings
+        );
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert!(
+            c.describe_apps().ends_with("x.py:make() at /x"),
+            "{}",
+            c.describe_apps()
+        );
+
+        // Mounts alone: the first is the default application, or none with no-default-app.
+        let c = load_run(&["--mount", "/a=a:app", "--mount", "/b=b:app"], &[]).unwrap();
+        assert!(!c.main_app && c.mounts.len() == 2);
+        assert!(c
+            .notices
+            .iter()
+            .any(|n| n.text.contains("a:app at /a (with an empty SCRIPT_NAME)")));
+        assert!(
+            c.warnings[0].contains("without `manage-script-name = true`"),
+            "{:?}",
+            c.warnings
+        );
+        let c = load_run(&["--mount", "/a=a:app", "--no-default-app"], &[]).unwrap();
+        assert!(!c.main_app && c.no_default_app);
+        assert!(!c
+            .notices
+            .iter()
+            .any(|n| n.text.contains("empty SCRIPT_NAME")));
+        // A mount at / is the main application.
+        let c = load_run(&["--mount", "/=root:app", "--mount", "/a=a:app"], &[]).unwrap();
+        assert!(c.main_app && c.app.describe() == "root:app" && c.mounts.len() == 1);
+        // Nothing at all.
+        let e = load_run(&["--manage-script-name"], &[]).unwrap_err();
+        assert!(e.0.starts_with("no application to serve"), "{e}");
+        // Bad values and ASGI.
+        for bad in ["api", "api=x", "/api=", "/api=my-api", "/a=paste.ini"] {
+            let e = load_run(&["m:app", "--mount", bad], &[]).unwrap_err();
+            assert!(e.0.contains("option 'mount' expects"), "{bad}: {e}");
+        }
+        let e = load_run(&["--asgi", "s:app", "--mount", "/a=a:app"], &[]).unwrap_err();
+        assert!(e.0.contains("main application is served as ASGI"), "{e}");
+        let e = load_run(
+            &["m:app", "--interface", "auto", "--mount", "/a=a:app"],
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.0.contains("`interface = auto`"), "{e}");
+    }
+
+    #[test]
     fn precedence_cli_over_env_over_ini() {
         let f = ini_file("[uwsgi]\nmodule = a.wsgi\nthreads = 2\nprocesses = 3\nhttp = :7000\n");
         let path = f.path().to_str().unwrap();
