@@ -279,7 +279,8 @@ fn one_line(py: Python<'_>, err: &PyErr) -> String {
 
 impl App for WsgiApp {
     fn call(self: Rc<Self>, req: Request<RequestBody>, conn: Arc<ConnInfo>) -> Answer {
-        // A site without mounts pays this length check and nothing else.
+        // A site without mounts pays this length check and carries the route (38 instructions
+        // of a hello-world request's 17,700 in all, with bench/callgrind.py), no allocation.
         let route = if self.core.mounts.is_empty() {
             Route::Main
         } else {
