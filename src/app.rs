@@ -12,21 +12,41 @@ use crate::config::Config;
 use crate::scoreboard::RequestStats;
 use crate::{asgi, info, wsgi};
 
-/// Imports the application named by the config, in the master before forking (`preload`).
-/// On failure the traceback and a one-line reason have been logged.
-pub(crate) fn preload(py: Python<'_>, config: &Config) -> Result<Py<PyAny>, LoadFailed> {
-    match config.asgi.interface {
-        Interface::Wsgi => wsgi::load_app(py, config),
-        Interface::Asgi | Interface::Auto => asgi::load_app(py, config),
+/// The application callables a process has imported: the main one (when the config has one)
+/// and one per `mount`, in the config's order (only a WSGI application has mounts).
+pub(crate) struct Loaded {
+    pub(crate) main: Option<Py<PyAny>>,
+    pub(crate) mounts: Vec<Py<PyAny>>,
+}
+
+impl Loaded {
+    /// The same callables, for a worker the master forks (`preload`).
+    pub(crate) fn clone_ref(&self, py: Python<'_>) -> Loaded {
+        Loaded {
+            main: self.main.as_ref().map(|app| app.clone_ref(py)),
+            mounts: self.mounts.iter().map(|app| app.clone_ref(py)).collect(),
+        }
     }
 }
 
-/// Loads the application in a worker (unless the master already imported it: `preloaded`)
+/// Imports the applications named by the config, in the master before forking (`preload`).
+/// On failure the traceback and a one-line reason have been logged.
+pub(crate) fn preload(py: Python<'_>, config: &Config) -> Result<Loaded, LoadFailed> {
+    match config.asgi.interface {
+        Interface::Wsgi => wsgi::load_apps(py, config),
+        Interface::Asgi | Interface::Auto => Ok(Loaded {
+            main: Some(asgi::load_app(py, config)?),
+            mounts: Vec::new(),
+        }),
+    }
+}
+
+/// Loads the applications in a worker (unless the master already imported them: `preloaded`)
 /// behind its bridge. On failure the reason has been logged, and the worker must exit.
 pub(crate) fn load(
     py: Python<'_>,
     config: &Config,
-    preloaded: Option<Py<PyAny>>,
+    preloaded: Option<Loaded>,
     stats: Arc<RequestStats>,
 ) -> Result<Box<dyn Bridge + Send>, LoadFailed> {
     let interface = config.asgi.interface;
@@ -34,7 +54,8 @@ pub(crate) fn load(
         let app = wsgi::WsgiApp::load(py, config, preloaded, stats)?;
         return Ok(Box::new(app));
     }
-    let app = match preloaded {
+    // The config refuses mounts beside an ASGI (or auto) application: there is only the main.
+    let app = match preloaded.and_then(|loaded| loaded.main) {
         Some(app) => app,
         None => asgi::load_app(py, config)?,
     };
@@ -44,7 +65,11 @@ pub(crate) fn load(
              coroutine function)",
             config.app.describe()
         );
-        let app = wsgi::WsgiApp::load(py, config, Some(app), stats)?;
+        let loaded = Loaded {
+            main: Some(app),
+            mounts: Vec::new(),
+        };
+        let app = wsgi::WsgiApp::load(py, config, Some(loaded), stats)?;
         return Ok(Box::new(app));
     }
     let app = asgi::AsgiApp::load(py, config, app, stats)?;

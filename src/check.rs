@@ -125,10 +125,18 @@ fn import(py: Python<'_>, config: &Config, warnings: &mut Vec<String>) -> Result
     }
     interp::set_import_paths(py, config, &prepared)?;
     app::preload(py, config).map(|_| ()).map_err(|_| {
-        format!(
-            "{}: the application {} does not load (the traceback is above)",
-            config.app.origin,
-            config.app.describe()
-        )
+        if config.mounts.is_empty() {
+            format!(
+                "{}: the application {} does not load (the traceback is above)",
+                config.app.origin,
+                config.app.describe()
+            )
+        } else {
+            format!(
+                "the applications {} do not all load (the one that does not, with its line and \
+                 traceback, is above)",
+                config.describe_apps()
+            )
+        }
     })
 }

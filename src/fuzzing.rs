@@ -395,7 +395,7 @@ pub fn environ(data: &[u8]) {
         )
         .expect("a template");
         let env: Bound<'_, PyDict> = template
-            .build(py, &parts, &conn, py.None().into_bound(py), None)
+            .build(py, &parts, &conn, py.None().into_bound(py), None, None)
             .expect("an environ");
         for key in [
             "REQUEST_METHOD",

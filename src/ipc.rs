@@ -10,8 +10,6 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-use pyo3::prelude::*;
-
 use crate::config::Config;
 use crate::net::Bound;
 use crate::scoreboard::{ServerState, Slot};
@@ -38,8 +36,8 @@ pub(crate) struct WorkerArgs {
     /// The server's phase, which the health check answers.
     pub(crate) server: &'static ServerState,
     pub(crate) events: Sender,
-    /// The application, when the master loaded it before forking (`preload`).
-    pub(crate) preloaded: Option<Py<PyAny>>,
+    /// The applications, when the master loaded them before forking (`preload`).
+    pub(crate) preloaded: Option<crate::app::Loaded>,
 }
 
 /// What a worker tells the master.

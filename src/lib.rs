@@ -29,6 +29,7 @@ pub(crate) mod ipc;
 pub(crate) mod log;
 pub(crate) mod master;
 pub(crate) mod metrics;
+pub(crate) mod mount;
 pub(crate) mod net;
 mod probe;
 pub(crate) mod rules;
@@ -431,12 +432,12 @@ fn drop_privileges(config: &Config) -> Result<(), Failure> {
 }
 
 /// `preload`: the application, loaded once in the master (after the privilege drop).
-fn preload(py: Python<'_>, config: &Config) -> Result<Option<Py<PyAny>>, Failure> {
+fn preload(py: Python<'_>, config: &Config) -> Result<Option<app::Loaded>, Failure> {
     if !config.preload {
         return Ok(None);
     }
     match app::preload(py, config) {
-        Ok(app) => Ok(Some(app)),
+        Ok(loaded) => Ok(Some(loaded)),
         Err(_) => {
             error!("could not preload the application; exiting");
             Err(Failure {

@@ -33,8 +33,35 @@ pub(crate) fn build_all(settings: &[Setting]) -> Result<Config, Vec<ConfigError>
     p.0.extend(check_flags(settings));
     let mut warnings = Vec::new();
     let mut notices = Vec::new();
-    let app = app_target(&r, &mut warnings).map_err(|e| p.0.push(e)).ok();
+    let main = app_target(&r, &mut warnings).map_err(|e| p.0.push(e)).ok();
     let asgi = p.ok(super::asgi::asgi(&r, &mut warnings));
+    let default_callable = r.last("callable").map_or(d::CALLABLE, |c| c.value.trim());
+    let mounts =
+        super::mounts::mounts(&r, default_callable, &mut warnings).map_err(|e| p.0.push(e));
+    let served = match (main, mounts) {
+        (Some(main), Ok(mounts)) => super::mounts::arrange(
+            &r,
+            main,
+            mounts,
+            asgi.interface,
+            &mut warnings,
+            &mut notices,
+        )
+        .map_err(|e| p.0.push(e))
+        .ok()
+        .and_then(|served| {
+            served.or_else(|| {
+                p.0.push(ConfigError(
+                    "no application to serve: name it on the command line \
+                     (`dragoman mysite.wsgi:application`), or in the ini file \
+                     (`module = mysite.wsgi`), or with --wsgi-file app.py"
+                        .into(),
+                ));
+                None
+            })
+        }),
+        _ => None,
+    };
     let mut listeners = p.ok(listeners(&r, &mut warnings, &mut notices));
     let tls = p.ok(super::tls::tls(&r, &mut listeners, &mut warnings));
     default_listener(&mut listeners);
@@ -54,6 +81,9 @@ pub(crate) fn build_all(settings: &[Setting]) -> Result<Config, Vec<ConfigError>
         listeners,
         backlog: backlog.min(i32::MAX as usize) as i32,
         app: AppTarget::placeholder(),
+        main_app: true,
+        mounts: Vec::new(),
+        no_default_app: r.flag("no-default-app", false),
         chdir: p.ok(r.path_at("chdir", "/srv/mysite")),
         pythonpath,
         home: p.ok(r.path_at("home", "/srv/mysite/venv")),
@@ -97,15 +127,16 @@ pub(crate) fn build_all(settings: &[Setting]) -> Result<Config, Vec<ConfigError>
         logging: p.ok(super::logging::logging(&r)),
         add_headers: p.ok(add_headers(&r)),
         wsgi_file_wrapper: !r.flag("wsgi-disable-file-wrapper", false),
-        planned: p.ok(super::planned::planned(&r)),
         strict: r.flag("strict", false),
         notices,
         warnings,
     };
-    let (Some(app), true) = (app, p.0.is_empty()) else {
+    let (Some(served), true) = (served, p.0.is_empty()) else {
         return Err(p.0);
     };
-    config.app = app;
+    config.app = served.app;
+    config.main_app = served.main_app;
+    config.mounts = served.mounts;
     config.notices.extend(notices_of(&r));
     config.warnings.extend(r.warnings.take());
     Ok(config)
@@ -615,14 +646,18 @@ fn static_config(r: &Resolved<'_>) -> Result<StaticConfig, ConfigError> {
     })
 }
 
-/// The application: `module` (with `:callable` or `:factory()`), or `wsgi-file`. uWSGI loads
-/// both when both are set and serves the module's; so does dragoman, with a warning.
-fn app_target(r: &Resolved<'_>, warnings: &mut Vec<String>) -> Result<AppTarget, ConfigError> {
+/// The main application: `module` (with `:callable` or `:factory()`), or `wsgi-file`; `None`
+/// without one (`mount` may then name the applications). uWSGI loads both when both are set
+/// and serves the module's; so does dragoman, with a warning.
+fn app_target(
+    r: &Resolved<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<Option<AppTarget>, ConfigError> {
     let valid = |module: &str, name: &str| {
         !module.is_empty() && module.split('.').all(is_identifier) && is_identifier(name)
     };
     if let Some(target) = super::asgi::target(r, warnings, valid)? {
-        return Ok(target);
+        return Ok(Some(target));
     }
     let module = r.last("module");
     let file = r.last("wsgi-file");
@@ -663,67 +698,26 @@ fn app_target(r: &Resolved<'_>, warnings: &mut Vec<String>) -> Result<AppTarget,
                     "mysite.wsgi:application",
                 ));
             }
-            Ok(AppTarget {
+            Ok(Some(AppTarget {
                 source: AppSource::Module(module.to_string()),
                 callable: name,
                 origin: m.origin.clone(),
                 factory,
-            })
+            }))
         }
         (None, Some(f)) => {
             if f.value.trim().is_empty() {
                 return Err(bad_value(f, "the path of a Python file", "mysite/wsgi.py"));
             }
             let (callable, factory) = split_factory(default_callable);
-            Ok(AppTarget {
+            Ok(Some(AppTarget {
                 source: AppSource::File(PathBuf::from(f.value.trim())),
                 callable,
                 origin: f.origin.clone(),
                 factory,
-            })
+            }))
         }
-        (None, None) if !r.all("mount").is_empty() => {
-            // uWSGI's `mount = PREFIX=APP` names the application when no module does.
-            let m = r.all("mount")[0];
-            let (prefix, app) = m.value.split_once('=').unwrap_or(("", m.value.as_str()));
-            let (app, prefix) = (app.trim(), prefix.trim());
-            let (source, name) = if app.contains('/') || app.ends_with(".py") || app.ends_with(".wsgi") {
-                let (file, name) = match app.rsplit_once(':') {
-                    Some((f, n)) if is_identifier(n.trim_end_matches("()")) => (f, n),
-                    _ => (app, default_callable),
-                };
-                (AppSource::File(PathBuf::from(file)), name)
-            } else {
-                let (module, name) = app.split_once(':').unwrap_or((app, default_callable));
-                if module.is_empty() || !module.split('.').all(is_identifier) {
-                    return Err(bad_value(
-                        m,
-                        "PREFIX=APP, the application a module, module:callable or file",
-                        "/=mysite.wsgi:application",
-                    ));
-                }
-                (AppSource::Module(module.to_string()), name)
-            };
-            let (callable, factory) = split_factory(name.trim());
-            if r.all("mount").len() > 1 || prefix != "/" {
-                warnings.push(format!(
-                    "{}: the application is the one `mount` names ({app}); until mounts are in \
-                     effect, dragoman serves it alone, at every path (not under {prefix})",
-                    m.origin
-                ));
-            }
-            Ok(AppTarget {
-                source,
-                callable,
-                origin: m.origin.clone(),
-                factory,
-            })
-        }
-        (None, None) => Err(ConfigError(
-            "no application to serve: name it on the command line (`dragoman mysite.wsgi:application`), \
-             or in the ini file (`module = mysite.wsgi`), or with --wsgi-file app.py"
-                .into(),
-        )),
+        (None, None) => Ok(None),
     }
 }
 

@@ -85,10 +85,10 @@ fn image_env(root: &Path, file: &str) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-fn load_corpus() -> Vec<Outcome> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/uwsgi-inis");
-    let mut sandbox = Sandbox {
-        root: root.clone(),
+/// The sandbox the corpus is loaded in (`env` set per file).
+fn sandbox(root: &Path) -> Sandbox {
+    Sandbox {
+        root: root.to_path_buf(),
         env: Vec::new(),
         facts: Facts {
             hostname: "sandbox".into(),
@@ -97,12 +97,17 @@ fn load_corpus() -> Vec<Outcome> {
             user: "app".into(),
             gid: 1000,
             group: "app".into(),
-            cwd: root.clone(),
+            cwd: root.to_path_buf(),
             now_secs: 1_700_000_000,
             now_micros: 1_700_000_000_000_000,
             executable: "/usr/bin/dragoman".into(),
         },
-    };
+    }
+}
+
+fn load_corpus() -> Vec<Outcome> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/uwsgi-inis");
+    let mut sandbox = sandbox(&root);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&root)
         .expect("tests/uwsgi-inis exists")
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -203,4 +208,102 @@ fn at_least_95_percent_of_real_uwsgi_inis_load() {
         loadable_share >= 95.0,
         "only {loadable_share:.1}% of the files with no option dragoman must refuse load"
     );
+}
+
+/// The corpus files that use `mount` or `manage-script-name` load with them in effect (no
+/// "not yet in effect" notice), each application where uWSGI would serve it.
+#[test]
+fn real_inis_with_mount_load_with_their_mounts() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/uwsgi-inis");
+    let mut sandbox = sandbox(&root);
+    let mut try_load = |file: &str| {
+        sandbox.env = image_env(&root, file);
+        let args = [
+            "--ini".to_string(),
+            root.join(file).to_string_lossy().into(),
+        ];
+        match super::load_with(&args, &[], &sandbox) {
+            Ok(super::Loaded::Run(c)) => Ok(c),
+            Ok(_) => unreachable!("--ini asks for a run"),
+            Err(e) => Err(e),
+        }
+    };
+    let mut files: Vec<String> = std::fs::read_dir(&root)
+        .expect("tests/uwsgi-inis exists")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|f| f.ends_with(".ini"))
+        .filter(|f| {
+            let text = std::fs::read_to_string(root.join(f)).unwrap_or_default();
+            text.lines().any(|l| {
+                let key = l.trim_start().split('=').next().unwrap_or("").trim();
+                key == "mount" || key == "manage-script-name"
+            })
+        })
+        .collect();
+    files.sort();
+    assert!(files.len() >= 10, "{files:?}");
+    let mut loaded = 0;
+    for file in &files {
+        // Refused for another option (kobotoolbox's unset $(UWSGI_HARAKIRI), asoucase's
+        // cheaper above processes): the corpus test reports those.
+        let Ok(c) = try_load(file) else { continue };
+        loaded += 1;
+        for n in &c.notices {
+            assert!(
+                !(n.not_yet
+                    && (n.text.contains(" mount (") || n.text.contains("manage-script-name ("))),
+                "{file}: {}",
+                n.text
+            );
+        }
+    }
+    assert!(loaded >= 9, "{loaded} of {files:?}");
+    let mut load = |file: &str| try_load(file).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let prefixes = |c: &super::Config| -> Vec<String> {
+        c.mounts
+            .iter()
+            .map(|m| format!("{}={}", m.prefix, m.target.describe()))
+            .collect()
+    };
+    // Two mounts and no main application (its `module` is commented out): the first mount is
+    // uWSGI's default application.
+    let c = load("ace-ecosystem--ACE--etc--uwsgi.ini");
+    assert!(!c.main_app && !c.no_default_app);
+    assert_eq!(
+        prefixes(&c),
+        [
+            "/ace=ace_uwsgi.py:application",
+            "/api=api_uwsgi.py:application"
+        ]
+    );
+    // Six mounts of files, no main application, and no-default-app.
+    let c = load("arXiv--arxiv-docs--deploy--uwsgi.ini");
+    assert!(!c.main_app && c.no_default_app);
+    assert_eq!(c.mounts.len(), 6);
+    assert_eq!(
+        prefixes(&c)[0],
+        "/about=/opt/arxiv/about/wsgi.py:application"
+    );
+    // A mount at the root is the main application.
+    let c = load("agateau--tmc2--docker--uwsgi.ini");
+    assert!(c.main_app && c.mounts.is_empty());
+    assert_eq!(c.app.describe(), "main:app");
+    // `mount = %(url)=%(module)` with url = /: the main application, served once.
+    let c = load("getpatchwork--patchwork--lib--uwsgi--patchwork.ini");
+    assert!(
+        c.main_app && c.mounts.is_empty() && c.warnings.is_empty(),
+        "{:?}",
+        c.warnings
+    );
+    // An unset `$(APPLICATION_ROOT)` as the prefix: uWSGI never routes to it; neither does
+    // dragoman, with a warning, and the main application serves everything.
+    let c = load("arXiv--arxiv-docs--deploy--uwsgi-labs.ini");
+    assert!(c.main_app && c.mounts.is_empty());
+    assert!(c
+        .warnings
+        .iter()
+        .any(|w| w.contains("the prefix $(APPLICATION_ROOT) names nothing set")));
+    // `callable` applies to a mounted file, as uWSGI's mount loader reads it.
+    let c = load("Andrew-Dickinson--node-explorer--explorer-backend--uwsgi.ini");
+    assert_eq!(prefixes(&c), ["/api=app.py:app"]);
 }

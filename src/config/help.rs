@@ -149,7 +149,9 @@ mod defaults_tests {
             "lazy-apps" => (!c.preload).to_string(),
             "preload" => c.preload.to_string(),
             "strict" => c.strict.to_string(),
-            "manage-script-name" => c.planned.manage_script_name.to_string(),
+            // Read only for a warning: mounts are routed by prefix with or without it.
+            "manage-script-name" => "false".into(),
+            "no-default-app" => c.no_default_app.to_string(),
             "wsgi-disable-file-wrapper" => (!c.wsgi_file_wrapper).to_string(),
             "auto-procname" => c.procname.auto.to_string(),
             "daemons-honour-stdin" => c.daemons.iter().any(|d| d.stdin).to_string(),

@@ -18,8 +18,8 @@ pub(crate) mod help;
 pub(crate) mod ini;
 mod jobs;
 pub(crate) mod logging;
+mod mounts;
 pub(crate) mod options;
-mod planned;
 pub(crate) mod print;
 #[cfg(test)]
 mod reference;
@@ -131,7 +131,18 @@ impl AppTarget {
 pub(crate) struct Config {
     pub(crate) listeners: Vec<Listen>,
     pub(crate) backlog: i32,
+    /// The main application (`module`, `wsgi-file`, `asgi`, or a `mount` at `/`); when
+    /// `main_app` is false there is none, and this is the first mount's application, named
+    /// here for log lines (it is loaded as that mount).
     pub(crate) app: AppTarget,
+    /// Whether `app` is a main application, served at every path no mount takes.
+    pub(crate) main_app: bool,
+    /// `mount = PREFIX=APP` under a prefix (not `/`), in the order given, first of a prefix
+    /// only.
+    pub(crate) mounts: Vec<Mount>,
+    /// `no-default-app`: without a main application, a request no mount takes is a 404
+    /// rather than the first mount's.
+    pub(crate) no_default_app: bool,
     pub(crate) chdir: Option<(PathBuf, Origin)>,
     pub(crate) pythonpath: Vec<PathBuf>,
     /// The virtualenv, and where it was set (for the Python-version error).
@@ -205,15 +216,6 @@ pub(crate) struct Config {
     pub(crate) notices: Vec<Notice>,
     /// Lines to log at startup as warnings (an unset `$(VAR)` in an ini file, say).
     pub(crate) warnings: Vec<String>,
-    /// Options parsed and checked whose runtime is not there yet (they are in `notices`).
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "read by the runtime as each planned option becomes real; today only the startup warnings built from it"
-        )
-    )]
-    pub(crate) planned: Planned,
     /// `strict`: ini keys that are no option were refused.
     #[cfg_attr(
         not(test),
@@ -223,6 +225,24 @@ pub(crate) struct Config {
         )
     )]
     pub(crate) strict: bool,
+}
+
+impl Config {
+    /// The applications served, for log lines: `mysite.wsgi:application`, followed by the
+    /// mounts' (`api.wsgi:application at /api`).
+    pub(crate) fn describe_apps(&self) -> String {
+        let mut text = match self.main_app {
+            true => self.app.describe(),
+            false => String::new(),
+        };
+        for mount in &self.mounts {
+            if !text.is_empty() {
+                text.push_str(", ");
+            }
+            text.push_str(&format!("{} at {}", mount.target.describe(), mount.prefix));
+        }
+        text
+    }
 }
 
 /// Limits and timeouts that protect a worker from clients.
@@ -322,13 +342,14 @@ pub(crate) struct Notice {
     pub(crate) text: String,
 }
 
-/// Options issue 28 asks dragoman to implement whose runtime lives outside `config/`: parsed
-/// and checked here, announced at startup as not in effect yet, for the runtime to read.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Planned {
-    pub(crate) manage_script_name: bool,
-    /// `mount`: (URL prefix, application as written).
-    pub(crate) mounts: Vec<(String, String)>,
+/// `mount = PREFIX=APP`: an application served under a URL prefix (SCRIPT_NAME is the
+/// prefix, PATH_INFO the rest of the path; see [`crate::mount`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Mount {
+    /// Starts with `/`, no trailing `/`; `""` only while the config is read (the root).
+    pub(crate) prefix: String,
+    /// The application; its origin is the `mount` line's.
+    pub(crate) target: AppTarget,
 }
 
 /// `daemonize = FILE` or `daemonize2 = FILE`: dragoman detaches from the terminal, and its
@@ -568,6 +589,83 @@ mod tests {
     }
 
     #[test]
+    fn mounts_are_read_as_uwsgi_reads_them() {
+        let f = ini_file(
+            "[uwsgi]\ncallable = app\nmodule = site.wsgi:application\n\
+             mount = /api/=api.wsgi\nmount = /blog=blog/wsgi.py\nmount = /x=x.py:make()\n\
+             mount = /api=other:app\nmanage-script-name = true\n",
+        );
+        let p = f.path().to_str().unwrap();
+        let c = load_run(&["--ini", p], &[]).unwrap();
+        assert!(c.main_app && !c.no_default_app);
+        assert_eq!(c.app.describe(), "site.wsgi:application");
+        let mounts: Vec<String> = c
+            .mounts
+            .iter()
+            .map(|m| format!("{} {} {}", m.prefix, m.target.describe(), m.target.origin))
+            .collect();
+        // A trailing slash is dropped; `callable` applies to a mount without one; a factory.
+        assert_eq!(
+            mounts,
+            [
+                format!("/api api.wsgi:app {p} line 4"),
+                format!("/blog blog/wsgi.py:app {p} line 5"),
+                format!("/x x.py:make() {p} line 6"),
+            ]
+        );
+        // The same prefix again: the first serves it, as in uWSGI.
+        assert!(
+            c.warnings[0].contains("`mount` gives /api a second application"),
+            "{:?}",
+            c.warnings
+        );
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert!(
+            c.describe_apps().ends_with("x.py:make() at /x"),
+            "{}",
+            c.describe_apps()
+        );
+
+        // Mounts alone: the first is the default application, or none with no-default-app.
+        let c = load_run(&["--mount", "/a=a:app", "--mount", "/b=b:app"], &[]).unwrap();
+        assert!(!c.main_app && c.mounts.len() == 2);
+        assert!(c
+            .notices
+            .iter()
+            .any(|n| n.text.contains("a:app at /a (with an empty SCRIPT_NAME)")));
+        assert!(
+            c.warnings[0].contains("without `manage-script-name = true`"),
+            "{:?}",
+            c.warnings
+        );
+        let c = load_run(&["--mount", "/a=a:app", "--no-default-app"], &[]).unwrap();
+        assert!(!c.main_app && c.no_default_app);
+        assert!(!c
+            .notices
+            .iter()
+            .any(|n| n.text.contains("empty SCRIPT_NAME")));
+        // A mount at / is the main application.
+        let c = load_run(&["--mount", "/=root:app", "--mount", "/a=a:app"], &[]).unwrap();
+        assert!(c.main_app && c.app.describe() == "root:app" && c.mounts.len() == 1);
+        // Nothing at all.
+        let e = load_run(&["--manage-script-name"], &[]).unwrap_err();
+        assert!(e.0.starts_with("no application to serve"), "{e}");
+        // Bad values and ASGI.
+        for bad in ["api", "api=x", "/api=", "/api=my-api", "/a=paste.ini"] {
+            let e = load_run(&["m:app", "--mount", bad], &[]).unwrap_err();
+            assert!(e.0.contains("option 'mount' expects"), "{bad}: {e}");
+        }
+        let e = load_run(&["--asgi", "s:app", "--mount", "/a=a:app"], &[]).unwrap_err();
+        assert!(e.0.contains("main application is served as ASGI"), "{e}");
+        let e = load_run(
+            &["m:app", "--interface", "auto", "--mount", "/a=a:app"],
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.0.contains("`interface = auto`"), "{e}");
+    }
+
+    #[test]
     fn precedence_cli_over_env_over_ini() {
         let f = ini_file("[uwsgi]\nmodule = a.wsgi\nthreads = 2\nprocesses = 3\nhttp = :7000\n");
         let path = f.path().to_str().unwrap();
@@ -792,15 +890,13 @@ mod tests {
 
     #[test]
     fn planned_and_ignored_options_load_with_notices() {
-        let f = ini_file(
-            "[uwsgi]\nmodule = a\nhttp = :8000\nmanage-script-name = true\nenable-threads\n",
-        );
+        let f = ini_file("[uwsgi]\nmodule = a\nhttp = :8000\nprotocol = http\nenable-threads\n");
         let p = f.path().to_str().unwrap();
         let c = load_run(&["--ini", p], &[]).unwrap();
         assert!(c.notices[0].not_yet && c.notices[0].text.contains("not yet in effect"));
         assert!(c.notices[0]
             .text
-            .contains(&format!("manage-script-name ({p} line 4)")));
+            .contains(&format!("protocol ({p} line 4)")));
         assert!(!c.notices[1].not_yet && c.notices[1].text.contains("enable-threads"));
     }
 

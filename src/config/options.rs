@@ -197,8 +197,9 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("env", Application, "KEY=VALUE", N, "set an environment variable before the application loads (repeatable)").many(),
     flag("lazy-apps", Application, Flag(d::LAZY_APPS), "load the application in each worker after fork; `lazy-apps = false` is the same as --preload"),
     flag("preload", Application, Flag(d::PRELOAD), "load the application once in the master before forking workers (a reload then restarts workers without re-importing the code)"),
-    opt("mount", Application, "PREFIX=APP", N, "serve another application under a URL prefix (SCRIPT_NAME set), as uWSGI's mount").many().planned(),
-    flag("manage-script-name", Application, Flag(false), "take SCRIPT_NAME from the mount prefix that matches the request path").planned(),
+    opt("mount", Application, "PREFIX=APP", N, "serve another WSGI application under a URL prefix, as uWSGI's mount: `/api=api.wsgi:application` or `/blog=blog/wsgi.py`; the longest prefix on a segment boundary wins, SCRIPT_NAME is the prefix and PATH_INFO the rest (repeatable)").many(),
+    flag("manage-script-name", Application, Flag(false), "uWSGI's switch for routing mounts by the path prefix (SCRIPT_NAME from the mount); dragoman routes by prefix with or without it, and warns without it"),
+    flag("no-default-app", Application, Flag(false), "with mounts and no main application, answer a request no mount takes with 404 (uWSGI's default: the first mount serves it)"),
     opt("pyargv", Application, "ARGS", N, "sys.argv[1:] for the application, split on spaces (sys.argv[0] stays dragoman's program)"),
     flag("wsgi-disable-file-wrapper", Application, Flag(false), "offer no wsgi.file_wrapper to the application"),
     // ASGI (docs/asgi.md).

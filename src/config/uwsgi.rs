@@ -637,7 +637,6 @@ const RULES: &[(&str, Class)] = &[
     ("unenv", Class::Warned(NOT_YET)),
     ("ienv", Class::Warned(NOT_YET)),
     ("dynamic-apps", Class::ByDesign("dragoman serves one application, named in the config")),
-    ("no-default-app", Class::ByDesign("dragoman serves one application, named in the config")),
     ("ignore-script-name", Class::Warned(NOT_YET)),
     ("no-server", Class::Warned(NOT_YET)),
     ("no-threads-wait", Class::ByDesign(TUNING)),

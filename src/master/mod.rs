@@ -111,7 +111,7 @@ struct Arbiter<'a> {
     totals: Totals,
     started_unix: u64,
     notifier: Option<Notifier>,
-    preloaded: Option<Py<PyAny>>,
+    preloaded: Option<crate::app::Loaded>,
     workers: Vec<Worker>,
     /// How many workers there should be (SIGTTIN/SIGTTOU, `cheaper` and reloads change it).
     target: usize,
@@ -152,7 +152,7 @@ pub(crate) struct Setup {
     pub(crate) stats: Option<StatsServer>,
     pub(crate) metrics: Option<MetricsServer>,
     pub(crate) notifier: Option<Notifier>,
-    pub(crate) preloaded: Option<Py<PyAny>>,
+    pub(crate) preloaded: Option<crate::app::Loaded>,
 }
 
 /// Runs the master until it stops; in a forked child, returns the worker's arguments instead.
@@ -253,7 +253,7 @@ impl Arbiter<'_> {
             std::process::id(),
             self.target,
             self.config.threads,
-            self.config.app.describe()
+            self.config.describe_apps()
         );
         loop {
             self.wait_for_events();
@@ -696,7 +696,7 @@ impl Arbiter<'_> {
                 self.failure = Some(format!(
                     "worker {} could not load the application {} (the traceback is above); exiting",
                     w.id,
-                    self.config.app.describe()
+                    self.config.describe_apps()
                 ));
                 self.stop_now();
             }
@@ -968,7 +968,7 @@ impl Arbiter<'_> {
                     slot: board_slot,
                     server: self.board.server(),
                     events: self.events.sender_for_child(slot),
-                    preloaded: self.preloaded.as_ref().map(|app| app.clone_ref(py)),
+                    preloaded: self.preloaded.as_ref().map(|loaded| loaded.clone_ref(py)),
                 })))
             }
             fork::Spawned::Parent(pid) => {

@@ -245,6 +245,8 @@ impl Template {
 
     /// Builds one request's environ. `content_length` overrides the header (set for chunked
     /// bodies, which are buffered first because Django reads exactly CONTENT_LENGTH bytes).
+    /// `mount`: the request's mount, as its SCRIPT_NAME and the length of its prefix (in
+    /// bytes of the percent-decoded path, which routed it), which PATH_INFO goes without.
     pub(crate) fn build<'py>(
         &self,
         py: Python<'py>,
@@ -252,6 +254,7 @@ impl Template {
         conn: &ConnInfo,
         input: Bound<'py, PyAny>,
         content_length: Option<u64>,
+        mount: Option<(&Bound<'py, PyString>, usize)>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let shared = conn
             .app_state
@@ -273,8 +276,12 @@ impl Template {
         }
 
         let uri = &parts.uri;
-        let path = uri.path();
-        env.set_item(intern!(py, "PATH_INFO"), latin1(py, &decode_path(path)))?;
+        let decoded = decode_path(uri.path());
+        let path_info = match mount {
+            Some((_, prefix)) => decoded.get(prefix..).unwrap_or_default(),
+            None => &decoded,
+        };
+        env.set_item(intern!(py, "PATH_INFO"), latin1(py, path_info))?;
         let query = uri.query().unwrap_or("");
         if !query.is_empty() {
             // Raw bytes above 0x7F may reach us (hyper takes them): latin-1, like every
@@ -344,6 +351,14 @@ impl Template {
         }
         for (key, value) in &conn.extra_environ {
             env.set_item(key, value)?;
+        }
+        // Set here, after the connection's copy was kept: its next request may be another
+        // application's. Over a uwsgi connection the mount's values replace nginx's.
+        if let Some((script_name, _)) = mount {
+            env.set_item(intern!(py, "SCRIPT_NAME"), script_name)?;
+            if !conn.extra_environ.is_empty() {
+                env.set_item(intern!(py, "PATH_INFO"), latin1(py, path_info))?;
+            }
         }
         if let Some(found) = parts.extensions.get::<Forwarded>() {
             set_forwarded(py, &env, found, host, conn)?;
