@@ -772,23 +772,30 @@ fn add_headers(
         let parsed = s.value.split_once(':').and_then(|(name, value)| {
             let name = http::HeaderName::from_bytes(name.trim().as_bytes()).ok()?;
             let value = http::HeaderValue::from_str(value.trim()).ok()?;
-            let hop = [
-                "connection",
-                "keep-alive",
-                "transfer-encoding",
-                "upgrade",
-                "te",
-            ];
-            (!hop.contains(&name.as_str()) && name != http::header::CONTENT_LENGTH)
-                .then_some((name, value))
+            Some((name, value))
         });
-        add_headers.push(parsed.ok_or_else(|| {
-            bad_value(
-                s,
-                "a header as NAME: VALUE (not a hop-by-hop one, not Content-Length)",
-                "X-Frame-Options: DENY",
-            )
-        })?);
+        let (name, value) = parsed
+            .ok_or_else(|| bad_value(s, "a header as NAME: VALUE", "X-Frame-Options: DENY"))?;
+        // The framing and the connection's own headers follow HTTP/1.1's rules and the
+        // response, whatever a config says: real inis add `Connection: close` or
+        // `Connection: Keep-Alive` for uWSGI's router. Those lines are skipped, with a warning.
+        let hop = [
+            "connection",
+            "keep-alive",
+            "transfer-encoding",
+            "upgrade",
+            "te",
+        ];
+        if hop.contains(&name.as_str()) || name == http::header::CONTENT_LENGTH {
+            r.warnings.borrow_mut().push(format!(
+                "{}: add-header {}: not added: dragoman sets the framing and connection \
+                 headers itself, by HTTP/1.1's rules (keep-alive unless the client or the \
+                 response asks to close); remove the line",
+                s.origin, name
+            ));
+            continue;
+        }
+        add_headers.push((name, value));
     }
     Ok(add_headers)
 }

@@ -91,7 +91,10 @@ mod tests {
         assert!(text.contains("(default: 1)"));
         assert!(text.contains("(default: 127.0.0.1:8000)"));
         assert!(text.contains("[also --workers]"));
-        assert!(!text.contains("[not yet in effect]"), "no option is planned any more");
+        assert!(
+            !text.contains("[not yet in effect]"),
+            "no option is planned any more"
+        );
         assert!(
             text.lines().all(|l| l.len() <= super::WIDTH),
             "a line is too long"

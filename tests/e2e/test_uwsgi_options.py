@@ -27,10 +27,25 @@ def test_add_header_reaches_application_and_static_responses(dragoman, tmp_path)
         assert r.headers["x-served-by"] == "dragoman", path
 
 
-def test_add_header_refuses_a_hop_by_hop_header(dragoman):
-    server = dragoman("echo:application", "--add-header", "Connection: close", wait=False)
-    assert server.proc.wait(30) == 2
-    assert "add-header" in server.log() and "hop-by-hop" in server.log()
+def test_add_header_skips_the_connection_headers_with_a_warning(dragoman):
+    # Real inis add `Connection: close` or `Connection: Keep-Alive` for uWSGI's router: they
+    # load, the line is skipped with a warning, and the connection follows HTTP/1.1's rules.
+    server = dragoman(
+        "echo:application",
+        "--add-header",
+        "Connection: close",
+        "--add-header",
+        "X-Kept: yes",
+    )
+    server.wait_for_log(r"add-header connection: not added")
+    with httpx.Client() as client:
+        for _ in range(2):
+            r = client.get(server.url)
+            assert r.headers["x-kept"] == "yes"
+            assert r.headers.get("connection") != "close"
+    bad = dragoman("echo:application", "--add-header", "no colon here", wait=False)
+    assert bad.proc.wait(30) == 2
+    assert "add-header" in bad.log() and "NAME: VALUE" in bad.log()
 
 
 def test_wsgi_disable_file_wrapper(dragoman):
