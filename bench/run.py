@@ -259,6 +259,10 @@ class Server:
                 pass
 
 
+# dragoman with --disable-logging, beside its default (the access log on) in the hello group.
+ACCESS_LOG_OFF = "dragoman (access log off)"
+
+
 # --- the servers ------------------------------------------------------------------------------
 
 
@@ -387,6 +391,14 @@ def app_servers(work: Path, scenarios: list[Scenario]) -> tuple[list[Server], li
     labels = {s.label for s in scenarios}
     servers = python_servers("hello:application", APPS, {}, labels)
     notes = []
+    if "hello" in labels:
+        # The access log is on by default: the same build with it off shows what it costs
+        # (issue 26: at least 95% of the requests/s kept).
+        port = free_port()
+        argv = [str(BIN / "dragoman"), "--http", f"127.0.0.1:{port}", "--disable-logging"]
+        servers.append(
+            Server(ACCESS_LOG_OFF, [*argv, "hello:application"], port, serves=frozenset({"hello"}))
+        )
     ceiling = frozenset(labels & {"hello", "hello-1"})
     if ceiling:
         server = nginx(work, "nginx-hello", NGINX_HELLO, name=NGINX_CEILING)
@@ -1198,6 +1210,12 @@ def goals(results: dict[str, dict[str, Sample]], connections: int) -> list[str]:
     rps_ratio(f"{hello} requests/s, dragoman / granian >= 1.5", "hello", "granian", 1.5)
     for peer in ("uWSGI", "gunicorn (sync)"):
         rps_ratio(f"{hello} requests/s, dragoman / {peer} >= 5", "hello", peer, 5.0)
+    rps_ratio(
+        f"{hello} requests/s, access log on (dragoman's default) / off >= 0.95",
+        "hello",
+        ACCESS_LOG_OFF,
+        0.95,
+    )
     for label, title in (("hello", hello), ("hello-1", "hello world (1 connection)")):
         for peer in ("bjoern", "granian"):
             no_more(
