@@ -14,6 +14,13 @@ import httpx
 import pytest
 from conftest import parse_responses, raw_exchange, raw_exchange_closed
 
+try:
+    # On 3.10 asgiref marks optional keys with typing_extensions.NotRequired, which only
+    # typing_extensions' get_type_hints strips (asgiref needs typing_extensions there).
+    from typing_extensions import get_type_hints
+except ImportError:
+    from typing import get_type_hints
+
 APP = "asgi_app:app"
 
 
@@ -37,7 +44,7 @@ def wait_mark(server, text: str, timeout: float = 10.0) -> str:
 
 def check_typed_dict(value: dict, typed: type, where: str) -> None:
     """The keys and value types of `value` against one of asgiref.typing's TypedDicts."""
-    hints = typing.get_type_hints(typed)
+    hints = get_type_hints(typed)
     required = typed.__required_keys__
     for key in required:
         assert key in value, f"{where}: the spec requires {key!r}"
