@@ -23,7 +23,7 @@ use super::exchange::{Exchange, Gone, GoneOnDrop, Out};
 use super::message::{self, Rule};
 use super::runner::{fail, resolve, Ctx};
 use super::scope::{self, Kind};
-use super::shared::{ClientDisconnected, Core, Held};
+use super::shared::{start_failed, ClientDisconnected, Core, Held};
 use crate::bridge::body::Buffered;
 use crate::bridge::head::{self as heads, Head, LengthCheck};
 use crate::bridge::label::{RequestLabel, RequestLine};
@@ -237,44 +237,29 @@ fn start(py: Python<'_>, ctx: &Arc<Ctx>, core: &Arc<Core>, req: Request) {
         label,
     } = req;
     let head_request = parts.method == Method::HEAD;
-    let failed = |py: Python<'_>, err: PyErr| {
-        log::write_block(
-            log::Level::Error,
-            format_args!(
-                "error in the application {} while serving {}:",
-                label.app, label.request
-            ),
-            &message::traceback(py, &err),
-        );
-        label.stats.exception();
-        let _ = exchange.send(Out::Ended { failed: true });
-    };
-    let scope = match scope::build(
+    let started = scope::build(
         py,
         &core.templates,
         Kind::Http,
         &parts,
         &conn,
         core.state.get(),
-    ) {
-        Ok(scope) => scope,
-        Err(e) => return failed(py, e),
-    };
-    let channel = HttpChannel {
-        exchange: exchange.clone(),
-        ctx: ctx.clone(),
-        body: Some(BodySource::from(body)),
-        phase: Phase::Start,
-        label: label.clone(),
-        violated: false,
-        head_request,
-    };
-    let run = || -> PyResult<()> {
+    )
+    .and_then(|scope| {
+        let channel = HttpChannel {
+            exchange: exchange.clone(),
+            ctx: ctx.clone(),
+            body: Some(BodySource::from(body)),
+            phase: Phase::Start,
+            label: label.clone(),
+            violated: false,
+            head_request,
+        };
         let channel = Bound::new(py, channel)?;
         ctx.start(py, &core.app, scope.into_any(), channel.as_any())
-    };
-    if let Err(e) = run() {
-        failed(py, e);
+    });
+    if let Err(e) = started {
+        start_failed(py, &label, &exchange, "serving", &e);
     }
 }
 

@@ -7,11 +7,15 @@ use std::sync::{Arc, OnceLock};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use super::exchange::{Exchange, Out};
+use super::message;
 use super::runner::Inbox;
 use super::scope::Templates;
 use crate::bridge::admission::Slot;
+use crate::bridge::label::RequestLabel;
 use crate::bridge::spool::Spool;
 use crate::config::asgi::WebSocketConfig;
+use crate::log;
 use crate::scoreboard::{RequestStats, MAX_CORES};
 
 pyo3::create_exception!(
@@ -78,4 +82,26 @@ impl Drop for CoreLease {
             self.pool.give_back(self.index);
         }
     }
+}
+
+/// The application could not be started on a request or a WebSocket (its scope, its channel
+/// or its call failed): the error with its traceback in the log, counted in the stats, and the
+/// exchange ended as failed. `serving` says what it was doing (`serving the WebSocket`).
+pub(super) fn start_failed(
+    py: Python<'_>,
+    label: &RequestLabel,
+    exchange: &Exchange,
+    serving: &str,
+    err: &PyErr,
+) {
+    log::write_block(
+        log::Level::Error,
+        format_args!(
+            "error in the application {} while {serving} {}:",
+            label.app, label.request
+        ),
+        &message::traceback(py, err),
+    );
+    label.stats.exception();
+    let _ = exchange.send(Out::Ended { failed: true });
 }

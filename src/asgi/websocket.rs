@@ -28,7 +28,7 @@ use super::http::{broke, disconnected_error};
 use super::message::{self, Rule};
 use super::runner::{fail, resolve, Ctx};
 use super::scope::{self, Kind};
-use super::shared::{ClientDisconnected, Core};
+use super::shared::{start_failed, ClientDisconnected, Core};
 use crate::bridge::head::{self as heads, Head};
 use crate::bridge::label::{RequestLabel, RequestLine};
 use crate::conn::lifecycle::Order;
@@ -153,44 +153,29 @@ fn start_app(py: Python<'_>, ctx: &Arc<Ctx>, core: &Arc<Core>, start: Start) {
         exchange,
         label,
     } = start;
-    let failed = |py: Python<'_>, err: PyErr| {
-        log::write_block(
-            log::Level::Error,
-            format_args!(
-                "error in the application {} while serving the WebSocket {}:",
-                label.app, label.request
-            ),
-            &message::traceback(py, &err),
-        );
-        label.stats.exception();
-        let _ = exchange.send(Out::Ended { failed: true });
-    };
-    let scope = match scope::build(
+    let started = scope::build(
         py,
         &core.templates,
         Kind::WebSocket,
         &parts,
         &conn,
         core.state.get(),
-    ) {
-        Ok(scope) => scope,
-        Err(e) => return failed(py, e),
-    };
-    let channel = WsChannel {
-        exchange: exchange.clone(),
-        ctx: ctx.clone(),
-        phase: Phase::Connecting,
-        connect_given: false,
-        protocols,
-        label: label.clone(),
-        violated: false,
-    };
-    let run = || -> PyResult<()> {
+    )
+    .and_then(|scope| {
+        let channel = WsChannel {
+            exchange: exchange.clone(),
+            ctx: ctx.clone(),
+            phase: Phase::Connecting,
+            connect_given: false,
+            protocols,
+            label: label.clone(),
+            violated: false,
+        };
         let channel = Bound::new(py, channel)?;
         ctx.start(py, &core.app, scope.into_any(), channel.as_any())
-    };
-    if let Err(e) = run() {
-        failed(py, e);
+    });
+    if let Err(e) = started {
+        start_failed(py, &label, &exchange, "serving the WebSocket", &e);
     }
 }
 
