@@ -6,28 +6,11 @@ use std::sync::Arc;
 
 use pyo3::prelude::*;
 
-use crate::bridge::{Bridge, LoadFailed};
+use crate::bridge::{Bridge, LoadFailed, Loaded};
 use crate::config::asgi::Interface;
 use crate::config::Config;
 use crate::scoreboard::RequestStats;
 use crate::{asgi, info, wsgi};
-
-/// The application callables a process has imported: the main one (when the config has one)
-/// and one per `mount`, in the config's order (only a WSGI application has mounts).
-pub(crate) struct Loaded {
-    pub(crate) main: Option<Py<PyAny>>,
-    pub(crate) mounts: Vec<Py<PyAny>>,
-}
-
-impl Loaded {
-    /// The same callables, for a worker the master forks (`preload`).
-    pub(crate) fn clone_ref(&self, py: Python<'_>) -> Loaded {
-        Loaded {
-            main: self.main.as_ref().map(|app| app.clone_ref(py)),
-            mounts: self.mounts.iter().map(|app| app.clone_ref(py)).collect(),
-        }
-    }
-}
 
 /// Imports the applications named by the config, in the master before forking (`preload`).
 /// On failure the traceback and a one-line reason have been logged.

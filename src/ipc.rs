@@ -37,7 +37,7 @@ pub(crate) struct WorkerArgs {
     pub(crate) server: &'static ServerState,
     pub(crate) events: Sender,
     /// The applications, when the master loaded them before forking (`preload`).
-    pub(crate) preloaded: Option<crate::app::Loaded>,
+    pub(crate) preloaded: Option<crate::bridge::Loaded>,
 }
 
 /// What a worker tells the master.

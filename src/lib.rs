@@ -432,7 +432,7 @@ fn drop_privileges(config: &Config) -> Result<(), Failure> {
 }
 
 /// `preload`: the application, loaded once in the master (after the privilege drop).
-fn preload(py: Python<'_>, config: &Config) -> Result<Option<app::Loaded>, Failure> {
+fn preload(py: Python<'_>, config: &Config) -> Result<Option<bridge::Loaded>, Failure> {
     if !config.preload {
         return Ok(None);
     }

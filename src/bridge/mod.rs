@@ -16,6 +16,8 @@ pub(crate) mod label;
 pub(crate) mod pipe;
 pub(crate) mod spool;
 
+use pyo3::prelude::*;
+
 use crate::http::App;
 
 /// An application behind its bridge, as a worker holds it.
@@ -28,3 +30,20 @@ pub(crate) trait Bridge: App {
 /// The application could not be loaded (or started); the reason has been logged.
 #[derive(Debug)]
 pub(crate) struct LoadFailed;
+
+/// The application callables a process has imported: the main one (when the config has one)
+/// and one per `mount`, in the config's order (only a WSGI application has mounts).
+pub(crate) struct Loaded {
+    pub(crate) main: Option<Py<PyAny>>,
+    pub(crate) mounts: Vec<Py<PyAny>>,
+}
+
+impl Loaded {
+    /// The same callables, for a worker the master forks (`preload`).
+    pub(crate) fn clone_ref(&self, py: Python<'_>) -> Loaded {
+        Loaded {
+            main: self.main.as_ref().map(|app| app.clone_ref(py)),
+            mounts: self.mounts.iter().map(|app| app.clone_ref(py)).collect(),
+        }
+    }
+}

@@ -111,7 +111,7 @@ struct Arbiter<'a> {
     totals: Totals,
     started_unix: u64,
     notifier: Option<Notifier>,
-    preloaded: Option<crate::app::Loaded>,
+    preloaded: Option<crate::bridge::Loaded>,
     workers: Vec<Worker>,
     /// How many workers there should be (SIGTTIN/SIGTTOU, `cheaper` and reloads change it).
     target: usize,
@@ -152,7 +152,7 @@ pub(crate) struct Setup {
     pub(crate) stats: Option<StatsServer>,
     pub(crate) metrics: Option<MetricsServer>,
     pub(crate) notifier: Option<Notifier>,
-    pub(crate) preloaded: Option<crate::app::Loaded>,
+    pub(crate) preloaded: Option<crate::bridge::Loaded>,
 }
 
 /// Runs the master until it stops; in a forked child, returns the worker's arguments instead.

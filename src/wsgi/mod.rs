@@ -32,13 +32,13 @@ use pyo3::prelude::*;
 use pyo3::types::PyString;
 use tokio::sync::mpsc;
 
-use crate::app::Loaded;
 use crate::bridge::admission::{Admission, Slot};
 use crate::bridge::body::{self, Plan};
 use crate::bridge::head::{self as heads, Head};
 use crate::bridge::label::{RequestLabel, RequestLine};
 use crate::bridge::pipe::pipe;
 use crate::bridge::spool::Spool;
+use crate::bridge::Loaded;
 use crate::bridge::{Bridge, LoadFailed};
 use crate::config::{AppTarget, Config, Limits};
 use crate::conn::ConnInfo;
