@@ -22,7 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use super::guard::Guard;
 use super::h1::{self, Asked, BodyFraming, BodySize, Parsed};
-use super::service::{HttpService, Sent};
+use super::service::{HttpService, Now, Sent};
 use crate::config::Limits;
 use crate::conn::lifecycle::{Lifecycle, Order};
 use crate::conn::transport::Transport;
@@ -83,7 +83,13 @@ pub(crate) async fn serve<T: Transport>(
             head: request.method() == Method::HEAD,
             keep_alive,
         };
-        let Ok(response) = service.respond(request).await;
+        let response = match service.respond_now(request) {
+            Now::Ready(response) => response,
+            Now::Later(later) => {
+                let Ok(response) = later.await;
+                response
+            }
+        };
         // Evicted, draining or closing while the app ran: this response is the last.
         let asked = Asked {
             keep_alive: asked.keep_alive && life.order() == Order::Serve,

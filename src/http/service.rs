@@ -156,6 +156,17 @@ impl HttpService {
         self.answer(answer, track)
     }
 
+    /// [`Self::respond`] for the own HTTP/1 path: the response itself when it is ready at
+    /// once (the usual request: a static file, or an app that answered during the call), so
+    /// that only a response still to come is awaited as a future.
+    #[inline]
+    pub(crate) fn respond_now(&self, req: Request<RequestBody>) -> Now {
+        match self.respond(req) {
+            ServiceFuture::Ready(Some((response, track))) => Now::Ready(sent(response, track)),
+            later => Now::Later(later),
+        }
+    }
+
     /// What a request holds until its response is done: see [`Track`].
     fn track<B>(&self, req: &Request<B>) -> Track {
         Track {
@@ -285,6 +296,12 @@ pub(crate) struct Track {
     metrics: Mark,
 }
 
+/// What [`HttpService::respond_now`] has: the response, or its future.
+pub(crate) enum Now {
+    Ready(Response<Sent>),
+    Later(ServiceFuture),
+}
+
 /// A response ready at once (a rejected request, a static file, an app's immediate answer)
 /// or the app's still to come, without a second box.
 pub(crate) enum ServiceFuture {
@@ -304,7 +321,7 @@ impl Future for ServiceFuture {
     type Output = Result<Response<Sent>, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let (response, mut track) = match self.get_mut() {
+        let (response, track) = match self.get_mut() {
             ServiceFuture::Ready(ready) => match ready.take() {
                 Some(ready) => ready,
                 None => return Poll::Pending, // polled after completion: never resolves again
@@ -326,24 +343,29 @@ impl Future for ServiceFuture {
                 }
             }
         };
-        track.metrics.answered(response.status());
-        let head_bytes = match &track.log {
-            Some(log) if log.wants_head_size() => head_size(&response),
-            _ => 0,
-        };
-        let (status, header_count) = (response.status().as_u16(), response.headers().len());
-        Poll::Ready(Ok(response.map(|body| Sent {
-            body,
-            log: track.log,
-            status,
-            header_count,
-            head_bytes,
-            body_bytes: 0,
-            cut: false,
-            _in_flight: track.in_flight,
-            _metrics: track.metrics,
-        })))
+        Poll::Ready(Ok(sent(response, track)))
     }
+}
+
+/// The response as it goes out, carrying what its request holds until it is written.
+fn sent(response: Response<Body>, mut track: Track) -> Response<Sent> {
+    track.metrics.answered(response.status());
+    let head_bytes = match &track.log {
+        Some(log) if log.wants_head_size() => head_size(&response),
+        _ => 0,
+    };
+    let (status, header_count) = (response.status().as_u16(), response.headers().len());
+    response.map(|body| Sent {
+        body,
+        log: track.log,
+        status,
+        header_count,
+        head_bytes,
+        body_bytes: 0,
+        cut: false,
+        _in_flight: track.in_flight,
+        _metrics: track.metrics,
+    })
 }
 
 /// The size of a response's head as it will be written, for the access log's `%(hsize)`:
