@@ -240,7 +240,7 @@ mod defaults_tests {
                 let acme = c.tls.acme.expect("on");
                 match name {
                     "acme-staging" => {
-                        (acme.directory == super::super::acme::LETS_ENCRYPT_STAGING).to_string()
+                        (acme.directory == super::super::defaults::LETS_ENCRYPT_STAGING).to_string()
                     }
                     _ => acme.directory,
                 }

@@ -246,7 +246,7 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     // Certificates by ACME (docs/https.md).
     opt("acme-domain", Server, "NAME[,NAME...]", N, "get a certificate for these names from an ACME CA (Let's Encrypt unless acme-directory says another), serve it on the https listeners and renew it; one certificate per line; repeatable").many(),
     opt("acme-email", Server, "ADDRESS", N, "the ACME account's contact address, for the CA's notices"),
-    opt("acme-directory", Server, "URL", Text(super::acme::LETS_ENCRYPT), "the ACME directory to order certificates from"),
+    opt("acme-directory", Server, "URL", Text(d::LETS_ENCRYPT), "the ACME directory to order certificates from"),
     flag("acme-staging", Server, Flag(false), "order from Let's Encrypt's staging directory (untrusted certificates, for trying a setup out)"),
     opt("acme-ca-root", Server, "FILE", N, "trust this CA bundle (PEM) for the directory's HTTPS instead of the system's, for a private ACME CA"),
     opt("acme-cache", Server, "DIR", N, "where the account, the certificates and the locks are kept (mode 0700), across restarts and by every instance sharing it (default: ~/.local/share/dragoman/acme)"),
