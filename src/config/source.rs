@@ -85,12 +85,43 @@ impl ConfigError {
 
 fn unknown_option(name: &str, origin: &Origin) -> ConfigError {
     // gunicorn's flags first: `--worker-class` is no typo of anything dragoman has.
-    let hint = match (super::gunicorn::hint(name), options::suggest(name)) {
+    let hint = match (super::gunicorn::hint(name), suggest(name)) {
         (Some(gunicorn), _) => format!("; {gunicorn}"),
         (None, Some(s)) => format!("; did you mean '{s}'?"),
         (None, None) => "; `dragoman --help` lists every option".into(),
     };
     ConfigError(format!("{origin}: unknown option '{name}'{hint}"))
+}
+
+/// The known option name closest to a misspelt one (dragoman's and uWSGI's names), if any is
+/// close enough to be a likely typo: `proceses`, `vaccum`, `maximum-requests`.
+fn suggest(name: &str) -> Option<&'static str> {
+    let name = name.to_ascii_lowercase().replace('_', "-");
+    // Spelt-out words of uWSGI's abbreviations.
+    let short = name
+        .replace("maximum", "max")
+        .replace("minimum", "min")
+        .replace("number-of-", "");
+    let candidates = options::OPTIONS
+        .iter()
+        .flat_map(|o| std::iter::once(o.name).chain(o.aliases.iter().copied()))
+        .chain(uwsgi::names());
+    candidates
+        .flat_map(|candidate| {
+            [&name, &short].map(|n| (strsim::damerau_levenshtein(n, candidate), candidate))
+        })
+        .filter(|(distance, candidate)| {
+            // Short names are one edit from many others: allow one edit below 7 letters.
+            let allowed = if candidate.len() <= 6 {
+                1
+            } else {
+                2.max(candidate.len() / 4)
+            };
+            // And at most a third of the letters: `app` is not a misspelt `pp`.
+            *distance <= allowed && distance * 3 <= candidate.len()
+        })
+        .min_by_key(|(distance, candidate)| (*distance, options::lookup(candidate).is_none()))
+        .map(|(_, candidate)| options::lookup(candidate).map_or(candidate, |o| o.name))
 }
 
 /// What one `--ini` file (and what it includes) contributes: settings, and the lines to log.
@@ -190,7 +221,7 @@ pub(crate) fn from_ini(
             }
             Some(_) => {}
             None if strict => {
-                let hint = match options::suggest(&e.key) {
+                let hint = match suggest(&e.key) {
                     Some(s) => format!("did you mean '{s}'? "),
                     None => String::new(),
                 };
@@ -203,7 +234,7 @@ pub(crate) fn from_ini(
                 // A uWSGI placeholder (custom option), usable as %(key). Silent when something
                 // refers to it; a warning when its name looks like a misspelt option.
                 if !loaded.referenced.contains(&e.key) {
-                    if let Some(s) = options::suggest(&e.key) {
+                    if let Some(s) = suggest(&e.key) {
                         out.warnings.push(format!(
                             "{origin}: '{}' is no option, so it is kept as a placeholder (usable as %({})), as uWSGI does; did you mean '{s}'?",
                             e.key, e.key
@@ -437,6 +468,19 @@ mod tests {
             Command::Run(s, _) => s,
             other => panic!("expected settings, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn suggestions_catch_typos_only() {
+        assert_eq!(suggest("proceses"), Some("processes"));
+        assert_eq!(suggest("thread"), Some("threads"));
+        assert_eq!(suggest("static_map"), Some("static-map"));
+        assert_eq!(suggest("modul"), Some("module"));
+        assert_eq!(suggest("completely-unrelated"), None);
+        // The typos the issue names.
+        assert_eq!(suggest("vaccum"), Some("vacuum"));
+        assert_eq!(suggest("process"), Some("processes"));
+        assert_eq!(suggest("maximum-requests"), Some("max-requests"));
     }
 
     #[test]
