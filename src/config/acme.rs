@@ -9,7 +9,7 @@ use base64::Engine;
 
 use super::defaults::{LETS_ENCRYPT, LETS_ENCRYPT_STAGING};
 use super::resolve::{bad_value, Resolved};
-use super::tls::{valid_sni_name, Secret};
+use super::values::{valid_sni_name, Secret};
 use super::*;
 
 /// Everything ACME: present when at least one `acme-domain` is set.

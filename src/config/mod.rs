@@ -27,6 +27,7 @@ mod resolve;
 pub(crate) mod source;
 pub(crate) mod tls;
 pub(crate) mod uwsgi;
+pub(crate) mod values;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -39,6 +40,7 @@ pub(crate) use source::{Command, ConfigError, Mode, Origin, Setting};
 pub(crate) use tls::TlsConfig;
 
 use options::{OptionSpec, Status};
+use values::parse_bool;
 
 /// An address to listen on: TCP, or a unix socket path.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -495,15 +497,6 @@ pub(crate) enum Loaded {
 pub(crate) enum Probe {
     Url(String),
     Config(Box<Config>),
-}
-
-/// Reads true/false, yes/no, on/off, 1/0 (any case).
-pub(crate) fn parse_bool(value: &str) -> Option<bool> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "true" | "yes" | "on" | "1" => Some(true),
-        "false" | "no" | "off" | "0" => Some(false),
-        _ => None,
-    }
 }
 
 /// Parses a listen address as uWSGI writes it: `:8000`, `*:8000`, `127.0.0.1:8000`,

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use super::ini;
 use super::options::{self, Kind, OptionSpec};
 use super::uwsgi;
+use super::values;
 
 /// Where a value was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,7 +164,7 @@ pub(crate) fn from_ini(
             e.key == "strict"
                 && e.value
                     .as_deref()
-                    .is_none_or(|v| super::parse_bool(v) != Some(false))
+                    .is_none_or(|v| values::parse_bool(v) != Some(false))
         });
     let mut out = IniSettings {
         warnings: loaded

@@ -5,10 +5,10 @@
 //! so a configuration loads the same on any machine (the corpus test reads real ini files
 //! whose certificates are elsewhere).
 
-use std::fmt;
 use std::path::PathBuf;
 
 use super::resolve::{bad_value, count, Resolved};
+use super::values::{valid_sni_name, Secret};
 use super::*;
 
 /// Everything TLS and HTTP/2.
@@ -117,16 +117,6 @@ impl Default for Http2 {
             stream_window: d::HTTP2_STREAM_WINDOW,
             connection_window: d::HTTP2_CONNECTION_WINDOW,
         }
-    }
-}
-
-/// A password, kept out of `Debug` output (configurations are logged in tests and panics).
-#[derive(Clone, PartialEq, Eq)]
-pub(crate) struct Secret(pub String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(..)")
     }
 }
 
@@ -348,22 +338,6 @@ fn add_listener(
         origin: Some(s.origin.clone()),
     });
     Ok(())
-}
-
-/// A host name (labels of letters, digits and `-`), or `*.` and one.
-pub(crate) fn valid_sni_name(name: &str) -> bool {
-    let host = name.strip_prefix("*.").unwrap_or(name);
-    !host.is_empty()
-        && host.len() <= 253
-        && host.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
 }
 
 fn min_version(r: &Resolved<'_>) -> Result<TlsVersion, ConfigError> {
