@@ -9,8 +9,8 @@ use base64::Engine;
 
 use super::defaults::{LETS_ENCRYPT, LETS_ENCRYPT_STAGING};
 use super::resolve::{bad_value, Resolved};
+use super::source::{ConfigError, Origin, Setting};
 use super::values::{valid_sni_name, Secret};
-use super::*;
 
 /// Everything ACME: present when at least one `acme-domain` is set.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -339,7 +339,7 @@ fn challenges(
 
 #[cfg(test)]
 mod tests {
-    use super::super::{load, Loaded};
+    use super::super::{load, Config, Loaded, Wire};
     use super::*;
 
     fn load_run(args: &[&str]) -> Result<Config, ConfigError> {

@@ -125,6 +125,15 @@ fn suggest(name: &str) -> Option<&'static str> {
         .map(|(_, candidate)| options::lookup(candidate).map_or(candidate, |o| o.name))
 }
 
+/// A startup line about an option that is set but does nothing (yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Notice {
+    /// Logged as a warning: an option not in effect (yet), as opposed to one dragoman never
+    /// needs (an info line).
+    pub(crate) not_yet: bool,
+    pub(crate) text: String,
+}
+
 /// What one `--ini` file (and what it includes) contributes: settings, and the lines to log.
 #[derive(Debug, Default)]
 pub(crate) struct IniSettings {
@@ -134,7 +143,7 @@ pub(crate) struct IniSettings {
     /// Warnings about the file itself (an unset `$(VAR)`, a likely typo).
     pub(crate) warnings: Vec<String>,
     /// uWSGI options dragoman accepts without acting on them.
-    pub(crate) notices: Vec<super::Notice>,
+    pub(crate) notices: Vec<Notice>,
 }
 
 /// Reads one ini file (`spec` may end in `:section`) into settings. `strict` is true when the
@@ -203,7 +212,7 @@ pub(crate) fn from_ini(
                 e.key
             ))),
             Some(uwsgi::Class::ByDesign(why)) if noticed.insert(e.key.clone()) => {
-                out.notices.push(super::Notice {
+                out.notices.push(Notice {
                     not_yet: false,
                     text: format!(
                         "option '{}' ({origin}) has nothing to do in dragoman: {why}",
@@ -212,7 +221,7 @@ pub(crate) fn from_ini(
                 })
             }
             Some(uwsgi::Class::Warned(why)) if noticed.insert(e.key.clone()) => {
-                out.notices.push(super::Notice {
+                out.notices.push(Notice {
                     not_yet: true,
                     text: format!(
                         "uWSGI option '{}' ({origin}) is not implemented in dragoman and is ignored: {why}",

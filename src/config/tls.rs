@@ -7,9 +7,10 @@
 
 use std::path::PathBuf;
 
+use super::listen::{parse_listen, Listen, ListenAddr, Wire};
 use super::resolve::{bad_value, count, Resolved};
+use super::source::{ConfigError, Origin, Setting};
 use super::values::{valid_sni_name, Secret};
-use super::*;
 
 /// Everything TLS and HTTP/2.
 #[derive(Debug, Clone, Default)]
@@ -416,7 +417,7 @@ fn http2(r: &Resolved<'_>) -> Result<Http2, ConfigError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{load, Loaded};
+    use super::super::{load, Config, Loaded};
     use super::*;
 
     fn load_run(args: &[&str]) -> Result<Config, ConfigError> {

@@ -874,7 +874,8 @@ impl Route for StaticFiles {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Origin, StaticMount};
+    use crate::config::model::StaticMount;
+    use crate::config::Origin;
     use http_body_util::BodyExt;
 
     fn site() -> (tempfile::TempDir, Rc<StaticFiles>) {
