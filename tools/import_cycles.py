@@ -39,8 +39,6 @@ RAW_STRING = re.compile(r'b?r(#*)"')
 # the module's file defines). Remove a pair once its cycle is gone; the check fails while a pair
 # is listed that imports nothing or closes no cycle.
 KNOWN = {
-    ("http/upgrade.rs", "http/mod.rs"),  # LocalFuture
-    ("http/file.rs", "http/mod.rs"),  # BodyError
     ("master/stats.rs", "master/mod.rs"),  # Arbiter
     ("metrics/record.rs", "metrics/mod.rs"),  # RouteKind
     ("statics/cache.rs", "statics/mod.rs"),  # Entry
