@@ -39,7 +39,6 @@ RAW_STRING = re.compile(r'b?r(#*)"')
 # the module's file defines). Remove a pair once its cycle is gone; the check fails while a pair
 # is listed that imports nothing or closes no cycle.
 KNOWN = {
-    ("statics/cache.rs", "statics/mod.rs"),  # Entry
 }
 
 
