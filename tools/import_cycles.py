@@ -19,7 +19,6 @@ literals, and `#[cfg(test)]` modules written inline (`mod tests { ... }`) are le
     python3 tools/import_cycles.py [SRC]    # SRC: the crate's src/ (default: the one beside tools/)
 
 Exits 1 and prints each cycle, with where each step of it imports the next, when there is one.
-The cycles that were there when the check came are listed in KNOWN, to be removed.
 """
 
 from __future__ import annotations
@@ -33,13 +32,6 @@ from pathlib import Path
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 SEPARATOR = re.compile(r"\s*::")
 RAW_STRING = re.compile(r'b?r(#*)"')
-
-# The cycles left outside config/ when this check was written, each kept out of the check by
-# leaving out the import that closes it: a child file importing its module's own file (an item
-# the module's file defines). Remove a pair once its cycle is gone; the check fails while a pair
-# is listed that imports nothing or closes no cycle.
-KNOWN = {
-}
 
 
 def blank(text: str) -> str:
@@ -304,16 +296,7 @@ def main() -> int:
     src = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[1] / "src"
     crate = Crate(src)
     failed = False
-    unseen = set(KNOWN)
     for group, edges in graphs(crate).items():
-        for a, b in KNOWN:
-            if b in edges.get(a, {}):
-                unseen.discard((a, b))
-                del edges[a][b]
-                # Still known only while it closes a cycle.
-                if not chain(edges, b, a):
-                    print(f"{a} -> {b} is in KNOWN but closes no cycle: remove it from the list")
-                    failed = True
         for cycle, tangle in tangles(edges):
             print(f"import cycle between the parts of {group}: " + " -> ".join(cycle))
             for a, b in pairwise(cycle):
@@ -321,13 +304,8 @@ def main() -> int:
             if len(tangle) > len(cycle) - 1:
                 print(f"  and through it, {len(tangle)} parts in all: " + ", ".join(sorted(tangle)))
             failed = True
-    for a, b in sorted(unseen):
-        print(f"{a} no longer imports {b}: remove the pair from KNOWN")
-        failed = True
     if not failed:
-        print(
-            f"no import cycle in {src} ({len(crate.files)} files) besides the {len(KNOWN)} in KNOWN"
-        )
+        print(f"no import cycle in {src} ({len(crate.files)} files)")
     return 1 if failed else 0
 
 
