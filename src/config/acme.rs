@@ -7,15 +7,10 @@ use std::path::PathBuf;
 
 use base64::Engine;
 
+use super::defaults::{LETS_ENCRYPT, LETS_ENCRYPT_STAGING};
 use super::resolve::{bad_value, Resolved};
-use super::tls::{valid_sni_name, Secret};
-use super::*;
-
-/// Let's Encrypt's production directory, the default.
-pub(crate) const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
-/// Let's Encrypt's staging directory (`acme-staging`): untrusted certificates, generous limits.
-pub(crate) const LETS_ENCRYPT_STAGING: &str =
-    "https://acme-staging-v02.api.letsencrypt.org/directory";
+use super::source::{ConfigError, Origin, Setting};
+use super::values::{valid_sni_name, Secret};
 
 /// Everything ACME: present when at least one `acme-domain` is set.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -344,7 +339,7 @@ fn challenges(
 
 #[cfg(test)]
 mod tests {
-    use super::super::{load, Loaded};
+    use super::super::{load, Config, Loaded, Wire};
     use super::*;
 
     fn load_run(args: &[&str]) -> Result<Config, ConfigError> {

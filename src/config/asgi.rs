@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
+use super::app::{AppSource, AppTarget};
 use super::defaults as d;
 use super::resolve::{bad_value, count, Resolved};
-use super::*;
+use super::source::{ConfigError, Setting};
 
 /// How the application is called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -264,7 +265,7 @@ pub(crate) fn target(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{load, Loaded};
+    use crate::config::{load, Config, Loaded};
 
     fn run(args: &[&str]) -> Result<Config, ConfigError> {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();

@@ -5,10 +5,16 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::app::{AppSource, AppTarget};
 use super::defaults as d;
+use super::listen::{parse_listen, Listen, ListenAddr, Wire};
+use super::model::{
+    Cheaper, Config, Daemonize, Limits, Procname, Recycle, StaticConfig, StaticMount,
+};
 use super::options::{self, Kind, Status};
-use super::resolve::{bad_value, count, Resolved};
-use super::*;
+use super::resolve::{self, bad_value, count, Resolved};
+use super::source::{ConfigError, Notice, Origin, Setting};
+use super::values::parse_bool;
 
 /// Every problem [`build_all`] finds, not only the first: each part of the configuration is
 /// read even when another part is wrong (a wrong part reads as its default meanwhile, and no

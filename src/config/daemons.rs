@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::resolve::{bad_value, Resolved};
-use super::{parse_bool, ConfigError, Origin, Setting};
+use super::source::{ConfigError, Origin, Setting};
+use super::values::parse_bool;
 
 /// One attached daemon: a shell command the master starts, restarts when it dies (with a
 /// back-off when it keeps dying), and stops with itself.

@@ -56,6 +56,12 @@ pub(crate) const HTTP2_STREAM_WINDOW: u32 = 256 * 1024;
 /// `http2-connection-window`: the same for all of a connection's streams together.
 pub(crate) const HTTP2_CONNECTION_WINDOW: u32 = 1024 * 1024;
 
+/// `acme-directory`: Let's Encrypt's production directory.
+pub(crate) const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+/// Let's Encrypt's staging directory (`acme-staging`): untrusted certificates, generous limits.
+pub(crate) const LETS_ENCRYPT_STAGING: &str =
+    "https://acme-staging-v02.api.letsencrypt.org/directory";
+
 /// ASGI (docs/asgi.md): `interface`, `lifespan`, `loop`.
 pub(crate) const INTERFACE: &str = "wsgi";
 pub(crate) const LIFESPAN: &str = "auto";

@@ -2,8 +2,7 @@
 
 use std::fmt::Write;
 
-use super::options::{Group, Kind, Status, OPTIONS};
-use super::status_label;
+use super::options::{Group, Kind, OptionSpec, Status, OPTIONS};
 
 const WIDTH: usize = 100;
 const COLUMN: usize = 34;
@@ -79,6 +78,15 @@ fn columns(left: &str, words: &str) -> String {
     out.push_str(line.trim_end());
     out.push('\n');
     out.replace(NBSP, " ")
+}
+
+/// The option a planned/ignored check refers to; used by `--help`.
+fn status_label(spec: &OptionSpec) -> Option<&'static str> {
+    match spec.status {
+        Status::Active => None,
+        Status::Planned => Some("not yet in effect"),
+        Status::Ignored(why) => Some(why),
+    }
 }
 
 #[cfg(test)]
@@ -240,7 +248,7 @@ mod defaults_tests {
                 let acme = c.tls.acme.expect("on");
                 match name {
                     "acme-staging" => {
-                        (acme.directory == super::super::acme::LETS_ENCRYPT_STAGING).to_string()
+                        (acme.directory == super::super::defaults::LETS_ENCRYPT_STAGING).to_string()
                     }
                     _ => acme.directory,
                 }

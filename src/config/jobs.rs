@@ -3,7 +3,7 @@
 
 use super::daemons::signal_number;
 use super::resolve::{bad_value, Resolved};
-use super::{ConfigError, Origin, Setting};
+use super::source::{ConfigError, Origin, Setting};
 
 /// `cron`/`unique-cron = MINUTE HOUR DAY MONTH WEEKDAY COMMAND`, as uWSGI writes it: each
 /// field a number, `-1` for any, `-N` for every N (minutes 0, N, 2N ... of the hour).

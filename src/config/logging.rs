@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::resolve::{bad_value, nonempty_path, Resolved};
-use super::{parse_bool, ConfigError, Setting};
+use super::source::{ConfigError, Setting};
+use super::values::parse_bool;
 use crate::log::format::AccessFormat;
 pub(crate) use crate::log::settings::{LogFile, Logging, Target};
 

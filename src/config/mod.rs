@@ -1,12 +1,17 @@
 //! Configuration: one option table ([`options`]) fed by four sources ([`source`]: command line,
 //! `DRAGOMAN_*` environment variables, ini files, and the positional `module:callable`), merged
-//! by precedence (CLI > env > ini > defaults) and validated into a typed [`Config`]
-//! ([`build`]). Every uWSGI option name is known ([`uwsgi`]); defaults live in [`defaults`].
+//! by precedence (CLI > env > ini > defaults) and validated into a typed [`Config`] ([`build`];
+//! the types are in [`model`], [`listen`] and [`app`]). Every uWSGI option name is known
+//! ([`uwsgi`]); defaults live in [`defaults`].
+//!
+//! This file holds the entry points ([`load`]) and re-exports what the rest of the crate uses;
+//! its children import from each other, never from it.
 //!
 //! Every error names where the bad value was written and shows a corrected example in that
 //! source's syntax.
 
 pub(crate) mod acme;
+mod app;
 pub(crate) mod asgi;
 pub(crate) mod build;
 #[cfg(test)]
@@ -17,7 +22,9 @@ pub(crate) mod gunicorn;
 pub(crate) mod help;
 pub(crate) mod ini;
 mod jobs;
+mod listen;
 pub(crate) mod logging;
+pub(crate) mod model;
 mod mounts;
 pub(crate) mod options;
 pub(crate) mod print;
@@ -27,367 +34,17 @@ mod resolve;
 pub(crate) mod source;
 pub(crate) mod tls;
 pub(crate) mod uwsgi;
+pub(crate) mod values;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
-use std::time::Duration;
-
-pub(crate) use asgi::AsgiConfig;
+pub(crate) use app::{AppSource, AppTarget};
 pub(crate) use daemons::Daemon;
 pub(crate) use jobs::{Cron, Hook, SignalAction};
+pub(crate) use listen::{Listen, ListenAddr, Wire};
+pub(crate) use model::{Config, Daemonize, Limits, Procname, Recycle, StaticConfig};
 pub(crate) use source::{Command, ConfigError, Mode, Origin, Setting};
 pub(crate) use tls::TlsConfig;
 
-use options::{OptionSpec, Status};
-
-/// An address to listen on: TCP, or a unix socket path.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) enum ListenAddr {
-    Tcp(SocketAddr),
-    Unix(PathBuf),
-}
-
-impl std::fmt::Display for ListenAddr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ListenAddr::Tcp(addr) => write!(f, "{addr}"),
-            ListenAddr::Unix(path) => write!(f, "unix:{}", path.display()),
-        }
-    }
-}
-
-/// What a listener's clients speak.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Wire {
-    /// HTTP/1.1 (`http`).
-    Http,
-    /// The uwsgi protocol, from nginx's `uwsgi_pass` (`socket`).
-    Uwsgi,
-    /// HTTP over TLS (`https`), with the certificate of `TlsConfig::listeners[i]`.
-    Https(u16),
-    /// Plain HTTP answered with a redirect to HTTPS (`http-to-https`), to this port (`None`:
-    /// the default, 443).
-    Redirect(Option<u16>),
-}
-
-/// One address to listen on, with the setting that asked for it (`None`: the default).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Listen {
-    pub(crate) addr: ListenAddr,
-    pub(crate) wire: Wire,
-    pub(crate) origin: Option<Origin>,
-}
-
-/// Where the WSGI application comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum AppSource {
-    /// An importable module (`mysite.wsgi`).
-    Module(String),
-    /// A Python file loaded as a module (`wsgi-file`).
-    File(PathBuf),
-}
-
-/// The application to serve: where it is and the callable's name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct AppTarget {
-    pub(crate) source: AppSource,
-    pub(crate) callable: String,
-    pub(crate) origin: Origin,
-    /// `pkg.mod:create_app()`: the callable is a factory, called once (with no arguments) to
-    /// get the WSGI application, as uWSGI and gunicorn allow.
-    pub(crate) factory: bool,
-}
-
-impl AppTarget {
-    /// Stands for the application while the rest of a config with errors is read (never run).
-    fn placeholder() -> AppTarget {
-        AppTarget {
-            source: AppSource::Module(String::new()),
-            callable: String::new(),
-            origin: Origin::Positional,
-            factory: false,
-        }
-    }
-
-    fn call(&self) -> &'static str {
-        if self.factory {
-            "()"
-        } else {
-            ""
-        }
-    }
-
-    /// `mysite.wsgi:application` or `app.py:application`, as users write it.
-    pub(crate) fn describe(&self) -> String {
-        match &self.source {
-            AppSource::Module(m) => format!("{m}:{}{}", self.callable, self.call()),
-            AppSource::File(f) => format!("{}:{}{}", f.display(), self.callable, self.call()),
-        }
-    }
-}
-
-/// The validated configuration the master and workers run with.
-#[derive(Debug, Clone)]
-pub(crate) struct Config {
-    pub(crate) listeners: Vec<Listen>,
-    pub(crate) backlog: i32,
-    /// The main application (`module`, `wsgi-file`, `asgi`, or a `mount` at `/`); when
-    /// `main_app` is false there is none, and this is the first mount's application, named
-    /// here for log lines (it is loaded as that mount).
-    pub(crate) app: AppTarget,
-    /// Whether `app` is a main application, served at every path no mount takes.
-    pub(crate) main_app: bool,
-    /// `mount = PREFIX=APP` under a prefix (not `/`), in the order given, first of a prefix
-    /// only.
-    pub(crate) mounts: Vec<Mount>,
-    /// `no-default-app`: without a main application, a request no mount takes is a 404
-    /// rather than the first mount's.
-    pub(crate) no_default_app: bool,
-    pub(crate) chdir: Option<(PathBuf, Origin)>,
-    pub(crate) pythonpath: Vec<PathBuf>,
-    /// The virtualenv, and where it was set (for the Python-version error).
-    pub(crate) home: Option<(PathBuf, Origin)>,
-    pub(crate) env: Vec<(String, String)>,
-    pub(crate) processes: usize,
-    pub(crate) threads: usize,
-    /// How long a stopping worker may take to finish its requests.
-    pub(crate) mercy: Duration,
-    /// Load the application in the master before forking.
-    pub(crate) preload: bool,
-    pub(crate) recycle: Recycle,
-    /// A request running longer than this gets its worker killed and replaced.
-    pub(crate) harakiri: Option<Duration>,
-    pub(crate) touch_reload: Vec<PathBuf>,
-    pub(crate) touch_chain_reload: Vec<PathBuf>,
-    /// How often a worker checks whether a loaded .py file changed (development).
-    pub(crate) py_autoreload: Option<Duration>,
-    pub(crate) pidfile: Option<PathBuf>,
-    pub(crate) vacuum: bool,
-    /// The user and group to run as after binding, as written (name or number).
-    pub(crate) uid: Option<(String, Origin)>,
-    pub(crate) gid: Option<(String, Origin)>,
-    pub(crate) umask: Option<u32>,
-    pub(crate) chmod_socket: Option<u32>,
-    /// Where the stats server listens, and whether it answers in HTTP.
-    pub(crate) stats: Option<Listen>,
-    pub(crate) stats_http: bool,
-    /// Where the metrics listener is (`metrics`).
-    pub(crate) metrics: Option<Listen>,
-    /// The health check's path (`health-check`).
-    pub(crate) health_check: Option<String>,
-    /// How long a SIGTERM keeps serving with the health check failing (`shutdown-delay`).
-    pub(crate) shutdown_delay: Duration,
-    /// Whose forwarding headers are believed (`forwarded-allow-ips`).
-    pub(crate) forwarded_allow_ips: crate::forwarded::TrustedProxies,
-    pub(crate) statics: StaticConfig,
-    pub(crate) limits: Limits,
-    /// The peers whose PROXY protocol headers are believed, when the protocol is on.
-    pub(crate) proxy_protocol: Option<Vec<IpAddr>>,
-    /// TLS and HTTP/2.
-    pub(crate) tls: TlsConfig,
-    /// `pyargv`: the application's sys.argv\[1:\] (sys.argv is dragoman's command line
-    /// without it).
-    pub(crate) pyargv: Option<Vec<String>>,
-    /// `daemonize` / `daemonize2`: detach, with stdout and stderr to a file.
-    pub(crate) daemonize: Option<Daemonize>,
-    /// Process titles (`auto-procname`, `procname*`).
-    pub(crate) procname: Procname,
-    /// `cheaper`: an adaptive worker count, at least this many, at most `processes`.
-    pub(crate) cheaper: Option<Cheaper>,
-    /// Attached daemons: commands the master runs beside the workers.
-    pub(crate) daemons: Vec<Daemon>,
-    /// `cron`, `unique-cron`: commands run at given times.
-    pub(crate) crons: Vec<Cron>,
-    /// `hook-master-start`: what the master does when it starts.
-    pub(crate) hooks_master_start: Vec<Hook>,
-    /// `chown-socket`: the owner of the unix sockets dragoman creates, as written (`user`,
-    /// `user:group`), and where.
-    pub(crate) chown_socket: Option<(String, Origin)>,
-    /// What is logged and where (the logging family).
-    pub(crate) logging: logging::Logging,
-    /// `add-header`: added to every response the routes and the application give.
-    pub(crate) add_headers: Vec<(http::HeaderName, http::HeaderValue)>,
-    /// False with `wsgi-disable-file-wrapper`: the environ has no `wsgi.file_wrapper`.
-    pub(crate) wsgi_file_wrapper: bool,
-    /// The interface the application is called through, and ASGI's options.
-    pub(crate) asgi: AsgiConfig,
-    /// Lines to log at startup: options accepted but not yet in effect (warnings), and uWSGI
-    /// options with nothing to do in dragoman (information).
-    pub(crate) notices: Vec<Notice>,
-    /// Lines to log at startup as warnings (an unset `$(VAR)` in an ini file, say).
-    pub(crate) warnings: Vec<String>,
-    /// `strict`: ini keys that are no option were refused.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "recorded for --print-config (issue 26), which will read it"
-        )
-    )]
-    pub(crate) strict: bool,
-}
-
-impl Config {
-    /// The applications served, for log lines: `mysite.wsgi:application`, followed by the
-    /// mounts' (`api.wsgi:application at /api`).
-    pub(crate) fn describe_apps(&self) -> String {
-        let mut text = match self.main_app {
-            true => self.app.describe(),
-            false => String::new(),
-        };
-        for mount in &self.mounts {
-            if !text.is_empty() {
-                text.push_str(", ");
-            }
-            text.push_str(&format!("{} at {}", mount.target.describe(), mount.prefix));
-        }
-        text
-    }
-}
-
-/// Limits and timeouts that protect a worker from clients.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Limits {
-    pub(crate) head_bytes: usize,
-    pub(crate) line_bytes: usize,
-    pub(crate) header_fields: usize,
-    /// Largest body (None: no limit).
-    pub(crate) body_bytes: Option<u64>,
-    pub(crate) header_timeout: Duration,
-    pub(crate) body_timeout: Duration,
-    pub(crate) write_timeout: Duration,
-    pub(crate) max_connections: usize,
-    pub(crate) request_queue: usize,
-    /// Request bodies are read whole before the application is called: in memory up to this
-    /// many bytes, then in a temporary file (`post-buffering`); 0: streamed as the app reads.
-    pub(crate) post_buffering: u64,
-    /// Bytes of request and response bodies a worker may hold in temporary files at once.
-    pub(crate) spool_budget: u64,
-    /// A request body must arrive at least this fast on average (bytes a second) once the
-    /// first `body_timeout` has passed; 0: no minimum.
-    pub(crate) body_min_rate: u64,
-    /// How far a streamed response may run ahead of its client (bytes).
-    pub(crate) response_buffer: u64,
-    /// A client behind on a response must take it at least this fast on average (bytes a
-    /// second) once `write_timeout` has passed; 0: no minimum.
-    pub(crate) write_min_rate: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            head_bytes: defaults::BUFFER_SIZE,
-            line_bytes: defaults::LIMIT_REQUEST_LINE,
-            header_fields: defaults::LIMIT_REQUEST_FIELDS,
-            body_bytes: Some(defaults::LIMIT_POST),
-            header_timeout: defaults::HEADER_TIMEOUT,
-            body_timeout: defaults::BODY_TIMEOUT,
-            write_timeout: defaults::WRITE_TIMEOUT,
-            max_connections: defaults::MAX_CONNECTIONS,
-            request_queue: defaults::REQUEST_QUEUE,
-            post_buffering: defaults::POST_BUFFERING,
-            spool_budget: defaults::SPOOL_BUDGET,
-            body_min_rate: defaults::BODY_MIN_RATE,
-            response_buffer: defaults::RESPONSE_BUFFER,
-            write_min_rate: defaults::WRITE_MIN_RATE,
-        }
-    }
-}
-
-/// A URL prefix served from the file system.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct StaticMount {
-    /// `/static`, no trailing slash (or `/`).
-    pub(crate) prefix: String,
-    /// The directory, or the single file, it maps to.
-    pub(crate) target: PathBuf,
-    pub(crate) origin: Origin,
-}
-
-/// Static file serving: the mounts and how their files are served.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct StaticConfig {
-    pub(crate) mounts: Vec<StaticMount>,
-    pub(crate) index: Vec<String>,
-    /// Directories symlinks may lead into, besides the mount itself.
-    pub(crate) safe: Vec<PathBuf>,
-    /// (pattern on the file path, seconds) and (pattern on the URL, seconds).
-    pub(crate) expires: Vec<(regex::Regex, u64)>,
-    pub(crate) expires_uri: Vec<(regex::Regex, u64)>,
-    pub(crate) max_age: Option<u64>,
-    pub(crate) immutable: bool,
-    pub(crate) precompressed: bool,
-    pub(crate) dotfiles: bool,
-    /// Bytes the per-worker cache of small files may hold.
-    pub(crate) cache_bytes: u64,
-}
-
-/// When workers are replaced gracefully, besides reloads.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Recycle {
-    /// After this many requests (0: never), plus `max_requests_delta` per worker number.
-    pub(crate) max_requests: u64,
-    pub(crate) max_requests_delta: u64,
-    pub(crate) max_lifetime: Option<Duration>,
-    /// Resident memory limit in bytes.
-    pub(crate) max_rss: Option<u64>,
-}
-
-/// A startup line about an option that is set but does nothing (yet).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Notice {
-    /// Logged as a warning: an option not in effect (yet), as opposed to one dragoman never
-    /// needs (an info line).
-    pub(crate) not_yet: bool,
-    pub(crate) text: String,
-}
-
-/// `mount = PREFIX=APP`: an application served under a URL prefix (SCRIPT_NAME is the
-/// prefix, PATH_INFO the rest of the path; see [`crate::mount`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Mount {
-    /// Starts with `/`, no trailing `/`; `""` only while the config is read (the root).
-    pub(crate) prefix: String,
-    /// The application; its origin is the `mount` line's.
-    pub(crate) target: AppTarget,
-}
-
-/// `daemonize = FILE` or `daemonize2 = FILE`: dragoman detaches from the terminal, and its
-/// stdout and stderr (the log, the application's output) go to FILE.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Daemonize {
-    pub(crate) log: PathBuf,
-    /// `daemonize2`: after the application is loaded (and the privileges dropped), rather
-    /// than once the sockets are bound.
-    pub(crate) after_load: bool,
-    pub(crate) origin: Origin,
-}
-
-/// Process titles (`auto-procname`, `procname-*`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Procname {
-    pub(crate) auto: bool,
-    /// `procname-prefix`, or `procname-prefix-spaced` with its space.
-    pub(crate) prefix: Option<String>,
-    pub(crate) append: Option<String>,
-    pub(crate) name: Option<String>,
-    pub(crate) master: Option<String>,
-}
-
-/// `cheaper`: an adaptive worker count between `min` and `processes`, decided once a second
-/// by uWSGI's default algorithm (spare).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Cheaper {
-    /// `cheaper`: the fewest workers.
-    pub(crate) min: usize,
-    /// `cheaper-initial`: the workers at start (between `min` and `processes`).
-    pub(crate) initial: usize,
-    /// `cheaper-step`: workers added at a time.
-    pub(crate) step: usize,
-    /// `cheaper-overload`: seconds (the algorithm's cycles) all workers must be busy before
-    /// more are added, and between two removals while they idle.
-    pub(crate) overload: u32,
-}
+use values::parse_bool;
 
 /// Reads the configuration from the command line (without argv\[0\]) and the environment.
 pub(crate) fn load(args: &[String], env: &[(String, String)]) -> Result<Loaded, ConfigError> {
@@ -497,78 +154,13 @@ pub(crate) enum Probe {
     Config(Box<Config>),
 }
 
-/// Reads true/false, yes/no, on/off, 1/0 (any case).
-pub(crate) fn parse_bool(value: &str) -> Option<bool> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "true" | "yes" | "on" | "1" => Some(true),
-        "false" | "no" | "off" | "0" => Some(false),
-        _ => None,
-    }
-}
-
-/// Parses a listen address as uWSGI writes it: `:8000`, `*:8000`, `127.0.0.1:8000`,
-/// `[::1]:8000`, `localhost:8000` (every address the name resolves to), or a unix socket path
-/// (`/run/site.sock`, `./site.sock`, `unix:site.sock`, `app.sock`).
-pub(crate) fn parse_listen(value: &str) -> Result<Vec<ListenAddr>, String> {
-    let value = value.trim();
-    if value.is_empty() {
-        return Err("empty".into());
-    }
-    if let Some(path) = value.strip_prefix("unix:") {
-        return Ok(vec![ListenAddr::Unix(PathBuf::from(path))]);
-    }
-    if value.contains('/') {
-        return Ok(vec![ListenAddr::Unix(PathBuf::from(value))]);
-    }
-    // uWSGI takes any address without a `:` as a unix socket path (`socket = app.sock`, and
-    // `socket = 8000` too: `build` warns about that one).
-    if !value.contains(':') {
-        return Ok(vec![ListenAddr::Unix(PathBuf::from(value))]);
-    }
-    parse_tcp(value).map(|addrs| addrs.into_iter().map(ListenAddr::Tcp).collect())
-}
-
-fn parse_tcp(value: &str) -> Result<Vec<SocketAddr>, String> {
-    let (host, port) = value
-        .rsplit_once(':')
-        .ok_or_else(|| "no port (write host:port, or :port for every interface)".to_string())?;
-    let port: u16 = port
-        .parse()
-        .map_err(|_| format!("{port:?} is not a port number (0-65535)"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() || host == "*" || host == "0.0.0.0" {
-        return Ok(vec![SocketAddr::new(
-            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            port,
-        )]);
-    }
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(vec![SocketAddr::new(ip, port)]);
-    }
-    let mut addrs: Vec<SocketAddr> = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve host {host:?}: {e}"))?
-        .collect();
-    addrs.dedup();
-    if addrs.is_empty() {
-        return Err(format!("host {host:?} has no addresses"));
-    }
-    Ok(addrs)
-}
-
-/// The option a planned/ignored check refers to; used by `--help`.
-pub(crate) fn status_label(spec: &OptionSpec) -> Option<&'static str> {
-    match spec.status {
-        Status::Active => None,
-        Status::Planned => Some("not yet in effect"),
-        Status::Ignored(why) => Some(why),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use options::Status;
     use std::io::Write;
+    use std::path::PathBuf;
+    use std::time::Duration;
 
     fn load_run(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
@@ -996,25 +588,5 @@ mod tests {
         assert!(e.0.contains("cannot be larger than buffer-size"), "{e}");
         let e = load_run(&["a", "--header-timeout", "0"], &[]).unwrap_err();
         assert!(e.0.contains("at least 1"), "{e}");
-    }
-
-    #[test]
-    fn listen_addresses() {
-        let unix = |s: &str| vec![ListenAddr::Unix(PathBuf::from(s))];
-        let tcp = |s: &str| vec![ListenAddr::Tcp(s.parse().unwrap())];
-        assert_eq!(parse_listen(":80").unwrap(), tcp("0.0.0.0:80"));
-        assert_eq!(parse_listen("*:80").unwrap(), tcp("0.0.0.0:80"));
-        assert_eq!(parse_listen("[::]:80").unwrap(), tcp("[::]:80"));
-        assert_eq!(parse_listen("10.1.2.3:9").unwrap(), tcp("10.1.2.3:9"));
-        assert!(parse_listen("localhost:80")
-            .unwrap()
-            .iter()
-            .all(|a| matches!(a, ListenAddr::Tcp(a) if a.ip().is_loopback())));
-        // As uWSGI: no `:` is a unix socket file (build warns when it looks like a port).
-        assert_eq!(parse_listen("8000").unwrap(), unix("8000"));
-        assert_eq!(parse_listen("app.sock").unwrap(), unix("app.sock"));
-        assert!(parse_listen(":http").is_err());
-        assert_eq!(parse_listen("/tmp/x.sock").unwrap(), unix("/tmp/x.sock"));
-        assert_eq!(parse_listen("unix:x.sock").unwrap(), unix("x.sock"));
     }
 }

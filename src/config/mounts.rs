@@ -15,11 +15,17 @@
 //!   app" is the first mount loaded (its SCRIPT_NAME then empty), unless `no-default-app`,
 //!   where uWSGI answers an error and dragoman a 404.
 
+use std::path::PathBuf;
+
+use super::app::{AppSource, AppTarget, Mount};
+use super::asgi::Interface;
 use super::resolve::{bad_value, Resolved};
-use super::*;
-use crate::config::asgi::Interface;
+use super::source::{ConfigError, Notice, Setting};
 
 /// Which applications a config serves (see [`Config::app`], [`Config::mounts`]).
+///
+/// [`Config::app`]: super::model::Config::app
+/// [`Config::mounts`]: super::model::Config::mounts
 pub(crate) struct Served {
     pub(crate) app: AppTarget,
     pub(crate) main_app: bool,

@@ -246,7 +246,7 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     // Certificates by ACME (docs/https.md).
     opt("acme-domain", Server, "NAME[,NAME...]", N, "get a certificate for these names from an ACME CA (Let's Encrypt unless acme-directory says another), serve it on the https listeners and renew it; one certificate per line; repeatable").many(),
     opt("acme-email", Server, "ADDRESS", N, "the ACME account's contact address, for the CA's notices"),
-    opt("acme-directory", Server, "URL", Text(super::acme::LETS_ENCRYPT), "the ACME directory to order certificates from"),
+    opt("acme-directory", Server, "URL", Text(d::LETS_ENCRYPT), "the ACME directory to order certificates from"),
     flag("acme-staging", Server, Flag(false), "order from Let's Encrypt's staging directory (untrusted certificates, for trying a setup out)"),
     opt("acme-ca-root", Server, "FILE", N, "trust this CA bundle (PEM) for the directory's HTTPS instead of the system's, for a private ACME CA"),
     opt("acme-cache", Server, "DIR", N, "where the account, the certificates and the locks are kept (mode 0700), across restarts and by every instance sharing it (default: ~/.local/share/dragoman/acme)"),
@@ -371,37 +371,6 @@ pub(crate) fn lookup(name: &str) -> Option<&'static OptionSpec> {
     OPTIONS.iter().find(|o| o.answers_to(name))
 }
 
-/// The known option name closest to a misspelt one (dragoman's and uWSGI's names), if any is
-/// close enough to be a likely typo: `proceses`, `vaccum`, `maximum-requests`.
-pub(crate) fn suggest(name: &str) -> Option<&'static str> {
-    let name = name.to_ascii_lowercase().replace('_', "-");
-    // Spelt-out words of uWSGI's abbreviations.
-    let short = name
-        .replace("maximum", "max")
-        .replace("minimum", "min")
-        .replace("number-of-", "");
-    let candidates = OPTIONS
-        .iter()
-        .flat_map(|o| std::iter::once(o.name).chain(o.aliases.iter().copied()))
-        .chain(super::uwsgi::names());
-    candidates
-        .flat_map(|candidate| {
-            [&name, &short].map(|n| (strsim::damerau_levenshtein(n, candidate), candidate))
-        })
-        .filter(|(distance, candidate)| {
-            // Short names are one edit from many others: allow one edit below 7 letters.
-            let allowed = if candidate.len() <= 6 {
-                1
-            } else {
-                2.max(candidate.len() / 4)
-            };
-            // And at most a third of the letters: `app` is not a misspelt `pp`.
-            *distance <= allowed && distance * 3 <= candidate.len()
-        })
-        .min_by_key(|(distance, candidate)| (*distance, lookup(candidate).is_none()))
-        .map(|(_, candidate)| lookup(candidate).map_or(candidate, |o| o.name))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -438,19 +407,6 @@ mod tests {
         assert_eq!(lookup("http-socket").unwrap().name, "http");
         assert_eq!(lookup("virtualenv").unwrap().name, "home");
         assert!(lookup("nope").is_none());
-    }
-
-    #[test]
-    fn suggestions_catch_typos_only() {
-        assert_eq!(suggest("proceses"), Some("processes"));
-        assert_eq!(suggest("thread"), Some("threads"));
-        assert_eq!(suggest("static_map"), Some("static-map"));
-        assert_eq!(suggest("modul"), Some("module"));
-        assert_eq!(suggest("completely-unrelated"), None);
-        // The typos the issue names.
-        assert_eq!(suggest("vaccum"), Some("vacuum"));
-        assert_eq!(suggest("process"), Some("processes"));
-        assert_eq!(suggest("maximum-requests"), Some("max-requests"));
     }
 
     #[test]

@@ -4,8 +4,9 @@
 
 use std::fmt::Write as _;
 
+use super::model::Config;
 use super::options::{DefaultValue, Group, OptionSpec, Status, OPTIONS};
-use super::{Config, Setting};
+use super::source::Setting;
 
 /// Options whose values are not shown (`--print-config` output goes to terminals and logs).
 const SECRET: &[&str] = &["ssl-key-password"];

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{parse_bool, ConfigError, Origin, Setting};
+use super::source::{ConfigError, Origin, Setting};
+use super::values::parse_bool;
 
 /// The settings that win for each option: those of the highest-ranked source that set it.
 pub(crate) struct Resolved<'a> {

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use super::ini;
 use super::options::{self, Kind, OptionSpec};
 use super::uwsgi;
+use super::values;
 
 /// Where a value was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,12 +86,52 @@ impl ConfigError {
 
 fn unknown_option(name: &str, origin: &Origin) -> ConfigError {
     // gunicorn's flags first: `--worker-class` is no typo of anything dragoman has.
-    let hint = match (super::gunicorn::hint(name), options::suggest(name)) {
+    let hint = match (super::gunicorn::hint(name), suggest(name)) {
         (Some(gunicorn), _) => format!("; {gunicorn}"),
         (None, Some(s)) => format!("; did you mean '{s}'?"),
         (None, None) => "; `dragoman --help` lists every option".into(),
     };
     ConfigError(format!("{origin}: unknown option '{name}'{hint}"))
+}
+
+/// The known option name closest to a misspelt one (dragoman's and uWSGI's names), if any is
+/// close enough to be a likely typo: `proceses`, `vaccum`, `maximum-requests`.
+fn suggest(name: &str) -> Option<&'static str> {
+    let name = name.to_ascii_lowercase().replace('_', "-");
+    // Spelt-out words of uWSGI's abbreviations.
+    let short = name
+        .replace("maximum", "max")
+        .replace("minimum", "min")
+        .replace("number-of-", "");
+    let candidates = options::OPTIONS
+        .iter()
+        .flat_map(|o| std::iter::once(o.name).chain(o.aliases.iter().copied()))
+        .chain(uwsgi::names());
+    candidates
+        .flat_map(|candidate| {
+            [&name, &short].map(|n| (strsim::damerau_levenshtein(n, candidate), candidate))
+        })
+        .filter(|(distance, candidate)| {
+            // Short names are one edit from many others: allow one edit below 7 letters.
+            let allowed = if candidate.len() <= 6 {
+                1
+            } else {
+                2.max(candidate.len() / 4)
+            };
+            // And at most a third of the letters: `app` is not a misspelt `pp`.
+            *distance <= allowed && distance * 3 <= candidate.len()
+        })
+        .min_by_key(|(distance, candidate)| (*distance, options::lookup(candidate).is_none()))
+        .map(|(_, candidate)| options::lookup(candidate).map_or(candidate, |o| o.name))
+}
+
+/// A startup line about an option that is set but does nothing (yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Notice {
+    /// Logged as a warning: an option not in effect (yet), as opposed to one dragoman never
+    /// needs (an info line).
+    pub(crate) not_yet: bool,
+    pub(crate) text: String,
 }
 
 /// What one `--ini` file (and what it includes) contributes: settings, and the lines to log.
@@ -102,7 +143,7 @@ pub(crate) struct IniSettings {
     /// Warnings about the file itself (an unset `$(VAR)`, a likely typo).
     pub(crate) warnings: Vec<String>,
     /// uWSGI options dragoman accepts without acting on them.
-    pub(crate) notices: Vec<super::Notice>,
+    pub(crate) notices: Vec<Notice>,
 }
 
 /// Reads one ini file (`spec` may end in `:section`) into settings. `strict` is true when the
@@ -132,7 +173,7 @@ pub(crate) fn from_ini(
             e.key == "strict"
                 && e.value
                     .as_deref()
-                    .is_none_or(|v| super::parse_bool(v) != Some(false))
+                    .is_none_or(|v| values::parse_bool(v) != Some(false))
         });
     let mut out = IniSettings {
         warnings: loaded
@@ -171,7 +212,7 @@ pub(crate) fn from_ini(
                 e.key
             ))),
             Some(uwsgi::Class::ByDesign(why)) if noticed.insert(e.key.clone()) => {
-                out.notices.push(super::Notice {
+                out.notices.push(Notice {
                     not_yet: false,
                     text: format!(
                         "option '{}' ({origin}) has nothing to do in dragoman: {why}",
@@ -180,7 +221,7 @@ pub(crate) fn from_ini(
                 })
             }
             Some(uwsgi::Class::Warned(why)) if noticed.insert(e.key.clone()) => {
-                out.notices.push(super::Notice {
+                out.notices.push(Notice {
                     not_yet: true,
                     text: format!(
                         "uWSGI option '{}' ({origin}) is not implemented in dragoman and is ignored: {why}",
@@ -190,7 +231,7 @@ pub(crate) fn from_ini(
             }
             Some(_) => {}
             None if strict => {
-                let hint = match options::suggest(&e.key) {
+                let hint = match suggest(&e.key) {
                     Some(s) => format!("did you mean '{s}'? "),
                     None => String::new(),
                 };
@@ -203,7 +244,7 @@ pub(crate) fn from_ini(
                 // A uWSGI placeholder (custom option), usable as %(key). Silent when something
                 // refers to it; a warning when its name looks like a misspelt option.
                 if !loaded.referenced.contains(&e.key) {
-                    if let Some(s) = options::suggest(&e.key) {
+                    if let Some(s) = suggest(&e.key) {
                         out.warnings.push(format!(
                             "{origin}: '{}' is no option, so it is kept as a placeholder (usable as %({})), as uWSGI does; did you mean '{s}'?",
                             e.key, e.key
@@ -437,6 +478,19 @@ mod tests {
             Command::Run(s, _) => s,
             other => panic!("expected settings, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn suggestions_catch_typos_only() {
+        assert_eq!(suggest("proceses"), Some("processes"));
+        assert_eq!(suggest("thread"), Some("threads"));
+        assert_eq!(suggest("static_map"), Some("static-map"));
+        assert_eq!(suggest("modul"), Some("module"));
+        assert_eq!(suggest("completely-unrelated"), None);
+        // The typos the issue names.
+        assert_eq!(suggest("vaccum"), Some("vacuum"));
+        assert_eq!(suggest("process"), Some("processes"));
+        assert_eq!(suggest("maximum-requests"), Some("max-requests"));
     }
 
     #[test]

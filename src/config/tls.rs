@@ -5,11 +5,12 @@
 //! so a configuration loads the same on any machine (the corpus test reads real ini files
 //! whose certificates are elsewhere).
 
-use std::fmt;
 use std::path::PathBuf;
 
+use super::listen::{parse_listen, Listen, ListenAddr, Wire};
 use super::resolve::{bad_value, count, Resolved};
-use super::*;
+use super::source::{ConfigError, Origin, Setting};
+use super::values::{valid_sni_name, Secret};
 
 /// Everything TLS and HTTP/2.
 #[derive(Debug, Clone, Default)]
@@ -117,16 +118,6 @@ impl Default for Http2 {
             stream_window: d::HTTP2_STREAM_WINDOW,
             connection_window: d::HTTP2_CONNECTION_WINDOW,
         }
-    }
-}
-
-/// A password, kept out of `Debug` output (configurations are logged in tests and panics).
-#[derive(Clone, PartialEq, Eq)]
-pub(crate) struct Secret(pub String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(..)")
     }
 }
 
@@ -350,22 +341,6 @@ fn add_listener(
     Ok(())
 }
 
-/// A host name (labels of letters, digits and `-`), or `*.` and one.
-pub(crate) fn valid_sni_name(name: &str) -> bool {
-    let host = name.strip_prefix("*.").unwrap_or(name);
-    !host.is_empty()
-        && host.len() <= 253
-        && host.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
-}
-
 fn min_version(r: &Resolved<'_>) -> Result<TlsVersion, ConfigError> {
     let Some(s) = r.last("ssl-min-version") else {
         return Ok(TlsVersion::Tls12);
@@ -442,7 +417,7 @@ fn http2(r: &Resolved<'_>) -> Result<Http2, ConfigError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{load, Loaded};
+    use super::super::{load, Config, Loaded};
     use super::*;
 
     fn load_run(args: &[&str]) -> Result<Config, ConfigError> {

@@ -4,27 +4,14 @@
 //! [`crate::http::zerocopy`]); anything else that streams is a boxed [`http_body::Body`]
 //! supplied by its responder.
 
-use std::fmt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 
+use super::error::BodyError;
 use super::file::FileBody;
-
-/// Why a streaming body stopped early. hyper closes the connection when it sees one, so the
-/// client can tell the response is incomplete.
-#[derive(Debug)]
-pub(crate) struct BodyError(pub String);
-
-impl fmt::Display for BodyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for BodyError {}
 
 /// A streamed body supplied by a responder.
 pub(crate) type BoxStream = Pin<Box<dyn http_body::Body<Data = Bytes, Error = BodyError>>>;

@@ -15,7 +15,7 @@ use std::task::{Context, Poll};
 use bytes::{Bytes, BytesMut};
 use http_body::{Frame, SizeHint};
 
-use super::BodyError;
+use super::error::BodyError;
 use crate::conn::zerocopy::ZeroCopy;
 
 /// How much of a file one frame carries when it is read into memory.

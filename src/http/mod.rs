@@ -3,9 +3,11 @@
 //! knows about WSGI.
 
 pub(crate) mod body;
+mod error;
 pub(crate) mod fast;
 pub(crate) mod file;
 pub(crate) mod framing;
+mod future;
 pub(crate) mod guard;
 pub(crate) mod h1;
 pub(crate) mod h2flood;
@@ -14,14 +16,14 @@ pub(crate) mod service;
 pub(crate) mod upgrade;
 pub(crate) mod websocket;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use http::{header, HeaderValue, Request, Response, StatusCode};
 
-pub(crate) use body::{Body, BodyError, RequestBody};
+pub(crate) use body::{Body, RequestBody};
+pub(crate) use error::BodyError;
+pub(crate) use future::LocalFuture;
 
 use crate::conn::ConnInfo;
 
@@ -40,9 +42,6 @@ pub(crate) trait Route {
         crate::metrics::RouteKind::Server
     }
 }
-
-/// A boxed future local to the worker's event-loop thread.
-pub(crate) type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
 /// An application bridge: turns a request into a response. Implemented by the WSGI and
 /// ASGI bridges.

@@ -17,7 +17,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::LocalFuture;
+use super::future::LocalFuture;
 use crate::conn::lifecycle::Lifecycle;
 use crate::conn::transport::Transport;
 

@@ -44,7 +44,8 @@ use pyo3::prelude::*;
 use crate::clock::monotonic_ms;
 use crate::config::{self, Config, Loaded};
 use crate::ipc::{Event, EventPipe, Role, WorkerArgs};
-use crate::metrics::sample::Totals;
+use crate::metrics::render::{self, Format};
+use crate::metrics::sample::{ListenerSample, Restart, Scrape, Totals, WorkerSample};
 use crate::metrics::server::MetricsServer;
 use crate::net::Bound;
 use crate::scoreboard::{Phase, Scoreboard};
@@ -57,7 +58,7 @@ use hooks::Hooks;
 use output::Outputs;
 use procname::Role as Title;
 use signals::SignalQueue;
-use stats::{CoreView, StatsServer, WorkerView};
+use stats::{accept_queue, CoreView, StatsServer, WorkerView};
 use systemd::Notifier;
 use worker::{describe_exit, memory, Fate, Reason, Worker};
 
@@ -1098,4 +1099,65 @@ impl Arbiter<'_> {
             workers: &views,
         })
     }
+}
+
+/// The master's part of the metrics (`metrics`): the scrape, and the totals a worker leaves.
+impl Arbiter<'_> {
+    /// The metrics exposition, from the scoreboard, the master's totals and the listeners.
+    fn metrics_document(&self, format: Format) -> String {
+        let workers = self
+            .workers
+            .iter()
+            .map(|w| {
+                let traffic = &self.board.slot(w.slot).traffic;
+                WorkerSample::of(w.id, w.pid, memory(w.pid).0, traffic)
+            })
+            .collect();
+        let listeners = self
+            .listeners
+            .iter()
+            .map(|b| {
+                let (queue, max) = accept_queue(b);
+                ListenerSample {
+                    name: b.addr.to_string(),
+                    queue,
+                    max_queue: max.max(0) as u64,
+                }
+            })
+            .collect();
+        let scrape = Scrape {
+            workers,
+            listeners,
+            totals: &self.totals,
+            phase: self.board.server().phase(),
+            started_unix: self.started_unix,
+        };
+        render::render(&scrape, format)
+    }
+
+    /// A worker exited: its counters join the totals (its slot is cleared for the next one),
+    /// and a restart is counted by its reason.
+    fn count_exit(&mut self, w: &Worker, exit: &Exit) {
+        self.totals.retire(&self.board.slot(w.slot).traffic);
+        if let Some(why) = restart_reason(exit) {
+            self.totals.restarted(why);
+        }
+    }
+}
+
+/// Why a worker that exited is replaced, if it is: not when the master stops, nor when
+/// fewer workers are wanted.
+fn restart_reason(exit: &Exit) -> Option<Restart> {
+    Some(match exit {
+        Exit::Stopping => return None,
+        Exit::Retired(reason) => match reason {
+            Reason::Reload | Reason::ChainReload => Restart::Reload,
+            Reason::MaxRequests(_) => Restart::MaxRequests,
+            Reason::Lifetime(_) => Restart::Lifetime,
+            Reason::Rss(_) => Restart::Rss,
+            Reason::Scale | Reason::ReloadFailed => return None,
+        },
+        Exit::Harakiri => Restart::Harakiri,
+        Exit::BootFailure | Exit::Died { .. } => Restart::Crash,
+    })
 }

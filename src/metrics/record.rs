@@ -11,7 +11,6 @@ use std::sync::OnceLock;
 
 use http::{Method, StatusCode};
 
-use super::RouteKind;
 use crate::clock::monotonic_us;
 use crate::scoreboard::{Traffic, BUCKETS, CLASSES};
 
@@ -74,6 +73,27 @@ pub(crate) fn static_miss() {
     if let Some(t) = traffic() {
         t.static_misses.add(1);
     }
+}
+
+/// Which route answered a request: a label of the request counters and the latency
+/// histogram. The order is the scoreboard's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RouteKind {
+    /// The application.
+    App = 0,
+    /// A static file (or a static mount's own answer: 404, 405, a redirect to the directory).
+    Static = 1,
+    /// The health check.
+    Health = 2,
+    /// dragoman itself: a request refused before any route (400, 414, 501), a redirect to
+    /// HTTPS, an ACME challenge.
+    Server = 3,
+}
+
+impl RouteKind {
+    /// The label values, in the scoreboard's order.
+    pub(crate) const NAMES: [&'static str; crate::scoreboard::KINDS] =
+        ["app", "static", "health", "server"];
 }
 
 /// One request, from its head to the end of its response: in flight while it lives, counted

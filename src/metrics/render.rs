@@ -5,8 +5,8 @@
 
 use std::fmt::Write as _;
 
+use super::record::RouteKind;
 use super::sample::{Counts, Restart, Scrape};
-use super::RouteKind;
 use crate::scoreboard::{Phase, BUCKETS, CLASSES, KINDS, METHODS};
 
 /// The latency buckets' `le` labels, in seconds, as written (the record side's bounds).

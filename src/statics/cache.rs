@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use super::Entry;
+use super::entry::Entry;
 
 /// The entries of every mount, and what they cost.
 pub(super) struct Cache {

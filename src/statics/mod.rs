@@ -19,6 +19,7 @@ mod conditional;
 mod dates;
 mod disk;
 pub(crate) mod encoding;
+mod entry;
 mod identity;
 mod manifest;
 mod mime;
@@ -41,8 +42,9 @@ use crate::http::file::{FileBody, Piece};
 use crate::http::{error_response, Body, RequestBody, Route};
 use cache::Cache;
 use conditional::Validators;
-use disk::{Descriptors, Failure, KeptFile};
+use disk::{Descriptors, Failure};
 use encoding::Coding;
+use entry::{Entry, FileEntry, Rep};
 use identity::Identity;
 use path::Refusal;
 use range::{ByteRange, Ranges};
@@ -90,23 +92,6 @@ impl Mount {
     }
 }
 
-/// One representation of a file: the file itself, or a precompressed sibling.
-struct Rep {
-    coding: Option<Coding>,
-    path: PathBuf,
-    /// The version of the file this representation was read from: a descriptor opened later
-    /// by path must show the same, or the entry is loaded again.
-    identity: Identity,
-    /// The length responses promise: the bytes read when `data` holds them (whatever fstat
-    /// said), else fstat's.
-    len: u64,
-    etag: HeaderValue,
-    /// The bytes, when small enough to keep.
-    data: Option<Bytes>,
-    /// Otherwise the open file, kept while the budget allows.
-    kept: RefCell<Option<KeptFile>>,
-}
-
 /// A representation just opened: the descriptor it was read from stays at hand (for its
 /// hash) until the entry is made, kept beyond only as the budget allows.
 struct Loaded {
@@ -123,71 +108,6 @@ fn digest(data: &Option<Bytes>, file: Option<&File>) -> Option<manifest::Digest>
         (Some(data), _) => Some(manifest::Digest::of(data)),
         (None, Some(file)) => manifest::Digest::of_file(file).ok(),
         (None, None) => None,
-    }
-}
-
-/// A resolved, servable file with everything its responses need.
-struct FileEntry {
-    reps: Vec<Rep>,
-    /// The modification time responses state and validate against (see [`dates`]).
-    modified: SystemTime,
-    content_type: HeaderValue,
-    last_modified: HeaderValue,
-    cache_control: Option<HeaderValue>,
-    /// Seconds for an `Expires` header (static-expires rules).
-    expires: Option<u64>,
-    /// The identity of each file the entry was made from (or that it is absent), to notice
-    /// any change.
-    fingerprint: Vec<(PathBuf, Option<Identity>)>,
-    checked: Cell<Instant>,
-}
-
-/// A cache entry: a file, or a directory that redirects to its slashed path.
-enum Entry {
-    File(FileEntry),
-    Redirect {
-        checked: Cell<Instant>,
-        dir: PathBuf,
-        /// Where to: the normal spelling of the path with its slash, never `//host`.
-        location: String,
-    },
-}
-
-impl Entry {
-    /// When the entry was last found to match the disk.
-    fn checked(&self) -> Instant {
-        match self {
-            Entry::File(f) => f.checked.get(),
-            Entry::Redirect { checked, .. } => checked.get(),
-        }
-    }
-
-    /// What the entry holds in memory, roughly: its structures, paths and cached bytes.
-    fn memory(&self) -> u64 {
-        let path = |p: &Path| p.as_os_str().len();
-        let bytes = size_of::<Entry>()
-            + match self {
-                Entry::File(f) => {
-                    f.reps
-                        .iter()
-                        .map(|r| {
-                            size_of::<Rep>()
-                                + path(&r.path)
-                                + r.etag.len()
-                                + r.data.as_ref().map_or(0, Bytes::len)
-                        })
-                        .sum::<usize>()
-                        + f.fingerprint
-                            .iter()
-                            .map(|(p, _)| size_of::<(PathBuf, Option<Identity>)>() + path(p))
-                            .sum::<usize>()
-                        + f.content_type.len()
-                        + f.last_modified.len()
-                        + f.cache_control.as_ref().map_or(0, HeaderValue::len)
-                }
-                Entry::Redirect { dir, location, .. } => path(dir) + location.len(),
-            };
-        bytes as u64
     }
 }
 
@@ -874,7 +794,8 @@ impl Route for StaticFiles {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Origin, StaticMount};
+    use crate::config::model::StaticMount;
+    use crate::config::Origin;
     use http_body_util::BodyExt;
 
     fn site() -> (tempfile::TempDir, Rc<StaticFiles>) {

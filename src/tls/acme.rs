@@ -88,7 +88,7 @@ pub(crate) fn challenge_config(
     let name = name.ok_or("a TLS-ALPN-01 validation without a server name")?;
     // The name becomes a file name: a host name only (rustls checked it is one; this says
     // why here).
-    if name.starts_with("*.") || !crate::config::tls::valid_sni_name(name) {
+    if name.starts_with("*.") || !crate::config::values::valid_sni_name(name) {
         return Err(format!(
             "a TLS-ALPN-01 validation for {name:?}, which is no host name"
         ));

@@ -152,7 +152,8 @@ pub(crate) fn is_private(dir: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::acme::{Challenge, LETS_ENCRYPT};
+    use crate::config::acme::Challenge;
+    use crate::config::defaults::LETS_ENCRYPT;
     use crate::config::Origin;
 
     fn config(directory: &str) -> AcmeConfig {

@@ -14,7 +14,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::sign::CertifiedKey;
 use x509_cert::der::Decode;
 
-use crate::config::tls::{CertFiles, Secret};
+use crate::config::tls::CertFiles;
+use crate::config::values::Secret;
 
 /// A certificate chain and its key, checked, ready for rustls.
 #[derive(Clone)]

@@ -7,8 +7,8 @@
 
 use std::path::Path;
 
+use super::entry::{Entry, IniError};
 use super::host::Host;
-use super::{Entry, IniError};
 
 /// How many replacements one value may take before dragoman calls it a loop (`a = %(a)`;
 /// uWSGI would spin forever).

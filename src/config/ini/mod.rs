@@ -15,6 +15,7 @@
 //! 5. Once everything is assembled: `$(VAR)`, then `@(file)`/`@(exec://...)`, then `%(name)`
 //!    ([`expand`]); a reference to nothing is left as written.
 
+mod entry;
 pub(crate) mod expand;
 pub(crate) mod host;
 pub(crate) mod magic;
@@ -24,39 +25,8 @@ pub(crate) mod tests_support;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+pub(crate) use entry::{Entry, IniError};
 use host::{Host, PathKind};
-
-/// One `key = value` line of the configuration, after logic and expansion.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Entry {
-    pub(crate) key: String,
-    /// `None` for a bare key (`master` alone), which means true.
-    pub(crate) value: Option<String>,
-    pub(crate) line: usize,
-    /// The included file the line is in; `None` for the file the reader was asked for.
-    pub(crate) file: Option<PathBuf>,
-    /// Set with `set-placeholder`/`set-ph`: a placeholder even if it shares an option's name.
-    pub(crate) placeholder: bool,
-}
-
-impl Entry {
-    fn error(&self, message: String) -> IniError {
-        IniError {
-            line: self.line,
-            message,
-            file: self.file.clone(),
-        }
-    }
-}
-
-/// A problem in an ini file, with the line it is on (0: the file as a whole).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct IniError {
-    pub(crate) line: usize,
-    pub(crate) message: String,
-    /// The included file it is in; `None` for the file the reader was asked for.
-    pub(crate) file: Option<PathBuf>,
-}
 
 /// The context the text-only reader ([`read`]) expands in.
 pub(crate) struct Context<'a> {
