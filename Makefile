@@ -101,7 +101,7 @@ test-matrix: $(VENV)/.deps
 ## Peers: Granian, bjoern, gunicorn, uWSGI (pip, into .venv-bench), nginx, wrk and h2load (apt), and
 ## bench/hyper-hello (cargo); libev-dev lets pip build bjoern, valgrind counts instructions.
 BENCH_VENV := .venv-bench
-BENCH_PACKAGES := wrk nginx nghttp2-client libev-dev valgrind
+BENCH_PACKAGES := wrk nginx nghttp2-client libev-dev valgrind openssl
 bench: system-deps $(VENV)/.deps
 	@missing=""; for p in $(BENCH_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi

@@ -838,9 +838,13 @@ def https_servers(work: Path, cert: Path, key: Path, root: Path) -> list[HttpsSe
             )
         )
     # `listen ... ssl http2` (not `http2 on;`, which needs nginx 1.25.1): Debian 12 has 1.22.
+    # `ssl_protocols`: nginx's default since 1.23.4. 1.22's default stops at TLS 1.2, where wrk
+    # resumes each new connection by session ID (no key exchange at all) while the others do
+    # TLS 1.3: the handshake rows compared different protocols.
     block = f"""        listen 127.0.0.1:{{port}} ssl http2;
         ssl_certificate {cert};
         ssl_certificate_key {key};
+        ssl_protocols TLSv1.2 TLSv1.3;
         location / {{ default_type text/plain; return 200 "Hello, world!"; }}
         location /static/ {{ alias {root}/; }}"""
     port = free_port()
@@ -874,8 +878,27 @@ http {{
 
 def https_load(kind: str, port: int, path: str, connections: int, seconds: int) -> float:
     """requests/s of one run: wrk over HTTP/1.1 (`h1`, `handshakes` with a new connection per
-    request) or h2load over HTTP/2 (`h2`, 10 streams per connection); raises if it failed."""
+    request) or h2load over HTTP/2 (`h2`, 10 streams per connection); raises if it failed.
+    With a new connection per request wrk resumes the session a ticket offers (nginx logs each
+    one reused): a TLS 1.3 handshake with a key exchange (X25519) and no certificate signature;
+    `full` (openssl s_time -new) never resumes."""
     url = f"https://127.0.0.1:{port}{path}"
+    if kind == "full":
+        # One connection at a time, each a full handshake (`-new`: never resumed) and a GET:
+        # the rate is one over the client's and the server's handshake in turn.
+        argv = ["openssl", "s_time", "-connect", f"127.0.0.1:{port}", "-new"]
+        argv += ["-time", str(seconds), "-www", path]
+        out = subprocess.run(
+            ["taskset", "-c", LOAD_CPU, *argv],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+            check=True,
+        ).stdout
+        m = re.search(r"(\d+) connections in (\d+) real seconds", out)
+        if not m or int(m.group(1)) == 0:
+            raise ValueError(f"openssl s_time: {out[-300:]}")
+        return int(m.group(1)) / int(m.group(2))
     if kind == "h2":
         argv = ["h2load", "-t1", f"-c{connections}", "-m10", f"-D{seconds}", url]
         out = subprocess.run(
@@ -922,7 +945,13 @@ def https_section(args, work: Path) -> tuple[list[str], dict[str, dict[str, list
             "https-handshakes",
             "handshakes",
             "/",
-            "Full TLS handshakes: a new connection per request (wrk, Connection: close)",
+            "New TLS connections: a handshake per request (wrk, Connection: close)",
+        ),
+        (
+            "https-full-handshakes",
+            "full",
+            "/",
+            "Full TLS handshakes, one connection at a time (openssl s_time -new)",
         ),
         ("https-static-1k", "h1", "/static/1k.bin", "1 KiB static file over HTTPS (wrk)"),
         ("https-static-100k", "h1", "/static/100k.bin", "100 KiB static file over HTTPS (wrk)"),
@@ -948,12 +977,22 @@ def https_section(args, work: Path) -> tuple[list[str], dict[str, dict[str, list
                     try:
                         https_load(kind, server.port, path, c, WARM_UP_SECONDS)
                         server.settle()
+                        cpu = server.cpu_seconds()
                         rps = https_load(kind, server.port, path, c, args.seconds)
+                        cpu = server.cpu_seconds() - cpu
                     except (subprocess.SubprocessError, ValueError, AttributeError) as exc:
                         print(f"round {round_ + 1}: {label:18} {server.name}: failed ({exc})")
                         continue
                     results[label].setdefault(server.name, []).append(rps)
-                    print(f"round {round_ + 1}: {label:18} {server.name:20} {rps:10.0f} rps")
+                    # The server's CPU time per request (requests: the rate times the run):
+                    # where the load generator is the limit (the handshakes: wrk's own
+                    # handshakes cost about what the server's do), what each server spends.
+                    per = cpu * 1e6 / max(rps * args.seconds, 1)
+                    results.setdefault(f"{label} cpu", {}).setdefault(server.name, []).append(per)
+                    print(
+                        f"round {round_ + 1}: {label:18} {server.name:20} {rps:10.0f} rps  "
+                        f"CPU {per:.1f} us/request"
+                    )
                 results["rss"].setdefault(server.name, []).append(server.rss())
             finally:
                 server.stop()
@@ -963,13 +1002,15 @@ def https_section(args, work: Path) -> tuple[list[str], dict[str, dict[str, list
         f"certificate; {c} connections; requests/s, median (min-max) of {args.rounds} round(s)."
     )
     for label, _, _, title in scenarios:
-        lines += ["", f"### {title}", "", "| server | requests/s |", "|---|---|"]
+        lines += ["", f"### {title}", "", "| server | requests/s | server CPU us/request |"]
+        lines.append("|---|---|---|")
         for server in servers:
             got = results[label].get(server.name)
             if got:
+                cpu = statistics.median(results[f"{label} cpu"][server.name])
                 lines.append(
                     f"| {server.name} | {statistics.median(got):.0f} "
-                    f"({min(got):.0f}-{max(got):.0f}) |"
+                    f"({min(got):.0f}-{max(got):.0f}) | {cpu:.1f} |"
                 )
             else:
                 lines.append(f"| {server.name} | {failed.get(server.name, 'failed')} |")
@@ -1004,7 +1045,8 @@ def https_goals(results: dict[str, dict[str, list[float]]]) -> list[str]:
         check(f"hello over {name}, dragoman/Granian", ours, median(label, "granian"), 1.3)
         check(f"hello over {name}, dragoman/nginx", ours, median(label, "nginx (ceiling)"), 0.9)
     for label, what in (
-        ("https-handshakes", "full handshakes/s"),
+        ("https-handshakes", "new TLS connections/s"),
+        ("https-full-handshakes", "full handshakes/s (one at a time)"),
         ("https-static-1k", "1 KiB static"),
         ("https-static-100k", "100 KiB static"),
     ):
@@ -1013,6 +1055,16 @@ def https_goals(results: dict[str, dict[str, list[float]]]) -> list[str]:
             median(label, "dragoman"),
             median(label, "nginx (ceiling)"),
             1.0,
+        )
+    ours, theirs = (
+        median("https-handshakes cpu", "dragoman"),
+        median("https-handshakes cpu", "nginx (ceiling)"),
+    )
+    if ours is not None and theirs is not None:
+        lines.append(
+            f"- server CPU per new TLS connection: dragoman {ours:.0f} us, nginx {theirs:.0f} us "
+            "(reported: wrk, resuming each session, is the limit when its handshakes cost "
+            "about what the server's do)"
         )
     ours, theirs = median("rss", "dragoman"), median("rss", "granian")
     if ours is None or theirs is None:
