@@ -44,6 +44,7 @@ lint: $(VENV)/.deps
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	$(PY) tools/import_cycles.py
+	RUSTDOCFLAGS="-D warnings" cargo doc --document-private-items --no-deps --quiet
 	$(VENV)/bin/ruff check tests examples python bench fuzz soak pgo tools
 	$(VENV)/bin/ruff format --check tests python bench fuzz soak pgo tools
 

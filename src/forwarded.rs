@@ -123,7 +123,7 @@ fn contains(net: IpAddr, bits: u8, ip: IpAddr) -> bool {
 
 /// What a trusted proxy's headers say about one request: each part `None` where they say
 /// nothing usable. Kept in the request's extensions by the HTTP service, for every bridge
-/// (WSGI, ASGI) and the access log to read (see [`client`]).
+/// (WSGI, ASGI) and the access log to read (see [`named_client`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Forwarded {
     /// The client, with port 0 when the header gave none.

@@ -68,7 +68,7 @@ mod _native {
     #[allow(non_upper_case_globals)]
     const __version__: &str = env!("CARGO_PKG_VERSION");
 
-    /// Runs dragoman with a full argv (argv[0] is the program name); returns the exit code.
+    /// Runs dragoman with a full argv (`argv[0]` is the program name); returns the exit code.
     #[pyfunction]
     fn run(py: Python<'_>, argv: Vec<String>) -> i32 {
         super::run(py, &argv)

@@ -6,7 +6,7 @@
 //! like a worker ([`crate::master`]'s service child): the master has no async runtime and
 //! never waits on the network; this process builds its own ([`run`]). It talks to the CA
 //! ([`client`], [`account`], [`order`]), decides when to renew and when to try again
-//! ([`schedule`], [`manager`]), and keeps everything in the cache directory ([`cache`]),
+//! ([`schedule`], [`manager`]), and keeps everything in the cache directory ([`crate::tls::acme_cache`]),
 //! under a lock with a lease when several instances share it ([`lease`]). The workers read the
 //! cache: they serve the certificates ([`crate::tls`] watches their files), answer HTTP-01
 //! ([`http01`]) and TLS-ALPN-01 ([`crate::tls::acme`]) from the challenge files the manager

@@ -1,6 +1,6 @@
 //! gunicorn's settings and what each is in dragoman: the one place that mapping is kept.
 //! `docs/options.md` takes its gunicorn column from it, and `docs/migrating-from-gunicorn.md`
-//! its table of every setting ([`super::reference`] generates both; a test fails when either
+//! its table of every setting (`config/reference.rs` generates both; a test fails when either
 //! is stale). Where gunicorn's long flag is also a name dragoman's option answers to (an
 //! alias in [`super::options`]), the flag works unchanged on dragoman's command line; the
 //! generated table says so, and a test checks it.

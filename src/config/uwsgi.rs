@@ -9,7 +9,7 @@
 //! - refused: ignoring it would change who can reach what (TLS, authentication, routing rules
 //!   that deny, isolation) or how the application runs (gevent and async loops).
 //!
-//! `docs/configuration.md` carries the generated table ([`markdown_table`]); a test fails
+//! `docs/configuration.md` carries the generated table (`markdown_table`, a test helper); a test fails
 //! when it is stale.
 
 use super::options;

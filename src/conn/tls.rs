@@ -1,7 +1,7 @@
 //! The TLS transport: a connection's bytes through rustls. It is a [`Transport`] and never a
 //! [`super::transport::RawSocket`]: what the protocol writes is encrypted on the way, so a
 //! file cannot go to the socket as it is (no sendfile; file bodies are read into memory in
-//! large blocks, see [`crate::statics::file`]).
+//! large blocks, see [`crate::http::file`]).
 //!
 //! The handshake ([`handshake`]) reads the ClientHello first, chooses the certificate by the
 //! name the client asks for ([`crate::tls::Sites`]), then completes; what it settled (the

@@ -1,7 +1,7 @@
 //! The response body every responder (app bridge, error pages, later static files) hands to
 //! hyper. A small enum so the common cases (nothing, one buffer) cost no allocation or dynamic
 //! call; a file has a variant of its own (the connection may send it with zero copies, see
-//! [`crate::http::zerocopy`]); anything else that streams is a boxed [`http_body::Body`]
+//! [`crate::conn::zerocopy`]); anything else that streams is a boxed [`http_body::Body`]
 //! supplied by its responder.
 
 use std::pin::Pin;

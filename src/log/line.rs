@@ -1,7 +1,7 @@
 //! The server log's lines, in the shape gunicorn users already grep for:
 //! `[2026-11-21 10:00:00 +0000] [1234] [INFO] message`. A worker's lines also say which worker
 //! wrote them (`[1235] [worker 1] [INFO] ...`), and so do the lines its Python code prints
-//! ([`super::python`]) and its request lines ([`super::access`]): one stream, each line marked.
+//! ([`super::python`]) and its request lines ([`crate::access`]): one stream, each line marked.
 //!
 //! Each line (or block, a traceback) is handed to the output in one piece ([`super::output`]),
 //! which writes it with one `write` call: lines from different processes do not interleave.

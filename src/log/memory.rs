@@ -2,7 +2,7 @@
 //!
 //! uWSGI reads /proc after every request; that is three system calls (open, read, close) a
 //! request, more than a hello-world request costs. dragoman samples when the access log
-//! writes its batch out (at most every [`super::access::FLUSH_EVERY`]), so the figures on a
+//! writes its batch out (at most every [`crate::access::FLUSH_EVERY`]), so the figures on a
 //! line are at most that old.
 
 use std::io::Read;

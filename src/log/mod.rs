@@ -1,8 +1,8 @@
 //! Logging: the server log, the access log, and where they go.
 //!
-//! - [`line`]: the server log's lines (`[stamp] [pid] [LEVEL] message`, a worker's marked
+//! - [`mod@line`]: the server log's lines (`[stamp] [pid] [LEVEL] message`, a worker's marked
 //!   `[worker N]`), written by the `info!`, `warn!` and `error!` macros;
-//! - [`format`]: the request line's format, read: dragoman's, JSON, or a uWSGI logformat
+//! - [`mod@format`]: the request line's format, read: dragoman's, JSON, or a uWSGI logformat
 //!   (the access log itself, a line per request, is `crate::access`);
 //! - [`settings`]: what the logging options decided;
 //! - [`output`]: where lines go (stderr, `logto`, `logger`, `req-logger`, the log master) and

@@ -30,7 +30,7 @@ use super::stamp;
 /// The longest piece written at once: a message on the log master's socket pair must fit its
 /// send buffer (about 208 KiB by default); the access log's batches are no bigger.
 pub(crate) const MAX_PIECE: usize = 64 * 1024;
-/// The socket pair's buffers, asked for (the kernel caps them at net.core.[rw]mem_max).
+/// The socket pair's buffers, asked for (the kernel caps them at `net.core.{r,w}mem_max`).
 const PIPE_BUFFER: libc::c_int = 1 << 20;
 
 /// The outputs of this process, once [`setup`] ran (a copy of the master's in each worker).

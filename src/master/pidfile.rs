@@ -52,7 +52,7 @@ pub(crate) fn write(path: &Path, pid: u32) -> Result<File, String> {
     Ok(file)
 }
 
-/// Replaces the pid in a pidfile [`write`] opened (after `daemonize2`, whose master has
+/// Replaces the pid in a pidfile [`fn@write`] opened (after `daemonize2`, whose master has
 /// another pid): through the descriptor, never the path, which as the service user dragoman
 /// may no longer be allowed to open, and which may name another file by now.
 pub(crate) fn rewrite(file: &mut File, pid: u32) -> io::Result<()> {

@@ -1,6 +1,6 @@
 //! The worker's side of the metrics: where the request path counts. Each call is a load of
 //! the worker's slot (set once, after fork, when `metrics` is on) and, when it is set, a few
-//! single-writer stores into it ([`Tally`]): nothing is locked, nothing allocated. Without
+//! single-writer stores into it ([`crate::scoreboard::Tally`]): nothing is locked, nothing allocated. Without
 //! `metrics` every call is one load and a branch.
 //!
 //! Every call comes from the worker's event-loop thread (the connection tasks, the HTTP

@@ -3,9 +3,10 @@
 //! [`start`] calls the application and iterates until the first non-empty chunk (so
 //! `start_response` may be called during the first iteration), which fixes the head. Then:
 //! - a finished iteration becomes one buffer sent with `Content-Length`;
-//! - otherwise the rest is pulled chunk by chunk: on the event-loop thread itself by
-//!   [`InlineBody`] (hyper polls it only when the socket can take more), or on an app thread
-//!   that pushes through a bounded channel ([`Sink`] / [`ChannelBody`]).
+//! - otherwise the rest is pulled chunk by chunk into the response's pipe
+//!   ([`crate::bridge::pipe`]): on the event-loop thread itself by a task of its own
+//!   ([`stream_inline`]), or on an app thread that pushes through a bounded channel
+//!   ([`super::channel::Sink`], [`super::channel::stream_channel`]).
 //!
 //! `close()` is called exactly once on whatever the application returned: when iteration ends,
 //! fails, or the client goes away (the body is dropped).
