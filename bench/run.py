@@ -876,6 +876,17 @@ http {{
     return servers
 
 
+def run_load(argv: list[str], seconds: int) -> str:
+    """The output of a load generator run on the load generator's CPU for `seconds`."""
+    return subprocess.run(
+        ["taskset", "-c", LOAD_CPU, *argv],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
+    ).stdout
+
+
 def https_load(kind: str, port: int, path: str, connections: int, seconds: int) -> float:
     """requests/s of one run: wrk over HTTP/1.1 (`h1`, `handshakes` with a new connection per
     request) or h2load over HTTP/2 (`h2`, 10 streams per connection); raises if it failed.
@@ -888,26 +899,14 @@ def https_load(kind: str, port: int, path: str, connections: int, seconds: int) 
         # the rate is one over the client's and the server's handshake in turn.
         argv = ["openssl", "s_time", "-connect", f"127.0.0.1:{port}", "-new"]
         argv += ["-time", str(seconds), "-www", path]
-        out = subprocess.run(
-            ["taskset", "-c", LOAD_CPU, *argv],
-            capture_output=True,
-            text=True,
-            timeout=seconds + 60,
-            check=True,
-        ).stdout
+        out = run_load(argv, seconds)
         m = re.search(r"(\d+) connections in (\d+) real seconds", out)
         if not m or int(m.group(1)) == 0:
             raise ValueError(f"openssl s_time: {out[-300:]}")
         return int(m.group(1)) / int(m.group(2))
     if kind == "h2":
         argv = ["h2load", "-t1", f"-c{connections}", "-m10", f"-D{seconds}", url]
-        out = subprocess.run(
-            ["taskset", "-c", LOAD_CPU, *argv],
-            capture_output=True,
-            text=True,
-            timeout=seconds + 60,
-            check=True,
-        ).stdout
+        out = run_load(argv, seconds)
         m = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded", out)
         if not m or m.group(1) != m.group(2) or int(m.group(1)) == 0:
             raise ValueError(f"h2load: {m.group(0) if m else out[-300:]}")
@@ -917,13 +916,7 @@ def https_load(kind: str, port: int, path: str, connections: int, seconds: int) 
     argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s"]
     if kind == "handshakes":
         argv += ["-H", "Connection: close"]
-    out = subprocess.run(
-        ["taskset", "-c", LOAD_CPU, *argv, url],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 60,
-        check=True,
-    ).stdout
+    out = run_load([*argv, url], seconds)
     if kind != "handshakes" and wrk_errors(out):
         raise ValueError(f"wrk: {wrk_errors(out)} errors")
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
