@@ -108,7 +108,7 @@ pub(crate) fn build_all(settings: &[Setting]) -> Result<Config, Vec<ConfigError>
         uid: named(&r, "uid"),
         gid: named(&r, "gid"),
         umask: p.ok(r.octal("umask", "022")),
-        chmod_socket: p.ok(r.octal("chmod-socket", "660")),
+        chmod_socket: p.ok(chmod_socket(&r)),
         stats: p.ok(stats(&r)),
         stats_http: r.flag("stats-http", d::STATS_HTTP),
         metrics: p.ok(metrics(&r)),
@@ -400,6 +400,15 @@ fn procname(r: &Resolved<'_>) -> Procname {
 }
 
 /// `chown-socket = user[:group]`; the names are looked up when the sockets are bound.
+/// `chmod-socket`: an octal mask; alone (or `1`, or `true`) it means 666, as in uWSGI
+/// (core/uwsgi.c `uwsgi_opt_chmod_socket`), not the mask 001.
+fn chmod_socket(r: &Resolved<'_>) -> Result<Option<u32>, ConfigError> {
+    match r.last("chmod-socket").map(|s| s.value.trim()) {
+        Some("" | "1" | "true") => Ok(Some(0o666)),
+        _ => r.octal("chmod-socket", "660"),
+    }
+}
+
 fn chown_socket(r: &Resolved<'_>) -> Result<Option<(String, Origin)>, ConfigError> {
     let Some(s) = r.last("chown-socket") else {
         return Ok(None);

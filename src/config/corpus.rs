@@ -2,7 +2,9 @@
 //! listed with their repository, commit and licence in `SOURCES`) is loaded as dragoman would
 //! load it, in a sandbox where nothing can be bound, imported, run or read outside the corpus:
 //! the configuration is built and checked, and that is all. Each file is loaded or refused;
-//! a refusal must say what to change; the test fails below 95% loaded.
+//! a refusal must say what to change; the test fails below 95% loaded (of all files, and of
+//! those with no option dragoman must refuse). Each file is given what its project's deployment
+//! gives it: the environment its image sets and the arguments its start script adds.
 //!
 //! `cargo test --lib corpus -- --nocapture` prints the table.
 
@@ -66,22 +68,35 @@ struct Outcome {
     detail: String,
 }
 
-/// The environment each file's project sets in its image (the optional sixth column of
-/// `SOURCES`: `NAME=value,NAME=value`).
-fn image_env(root: &Path, file: &str) -> Vec<(String, String)> {
+/// One file's row of `SOURCES`: the columns after the first.
+fn source_row(root: &Path, file: &str) -> Vec<String> {
     let sources = std::fs::read_to_string(root.join("SOURCES")).expect("SOURCES exists");
     sources
         .lines()
         .filter(|l| !l.starts_with('#'))
-        .map(|l| l.split('\t').collect::<Vec<_>>())
+        .map(|l| l.split('\t').map(str::to_string).collect::<Vec<_>>())
         .find(|cols| cols[0] == file)
-        .and_then(|cols| cols.get(5).map(|env| env.to_string()))
+        .unwrap_or_default()
+}
+
+/// The environment each file's project sets in its image (the optional sixth column of
+/// `SOURCES`: `NAME=value,NAME=value`).
+fn image_env(row: &[String]) -> Vec<(String, String)> {
+    row.get(5)
         .map(|env| {
             env.split(',')
                 .filter_map(|kv| kv.split_once('='))
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect()
         })
+        .unwrap_or_default()
+}
+
+/// The arguments the project's start script gives after `--ini` (the optional seventh column
+/// of `SOURCES`, split at spaces).
+fn start_args(row: &[String]) -> Vec<String> {
+    row.get(6)
+        .map(|args| args.split_whitespace().map(str::to_string).collect())
         .unwrap_or_default()
 }
 
@@ -117,9 +132,11 @@ fn load_corpus() -> Vec<Outcome> {
     files
         .iter()
         .map(|path| {
-            let mut args = vec!["--ini".to_string(), path.to_string_lossy().into_owned()];
             let file = path.file_name().unwrap().to_string_lossy().into_owned();
-            sandbox.env = image_env(&root, &file);
+            let row = source_row(&root, &file);
+            let mut args = vec!["--ini".to_string(), path.to_string_lossy().into_owned()];
+            args.extend(start_args(&row));
+            sandbox.env = image_env(&row);
             let mut result = super::load_with(&args, &[], &sandbox);
             // A file that names no application is a part of a configuration whose application
             // comes from the command line (`uwsgi --ini base.ini --module app`): load it so.
@@ -204,6 +221,8 @@ fn at_least_95_percent_of_real_uwsgi_inis_load() {
     for o in outcomes.iter().filter(|o| !o.loaded) {
         assert!(o.detail.contains(&o.file), "{}: {}", o.file, o.detail);
     }
+    // The goal counts every file, those with an option dragoman must refuse too.
+    assert!(share >= 95.0, "only {share:.1}% of the real files load");
     assert!(
         loadable_share >= 95.0,
         "only {loadable_share:.1}% of the files with no option dragoman must refuse load"
@@ -217,7 +236,7 @@ fn real_inis_with_mount_load_with_their_mounts() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/uwsgi-inis");
     let mut sandbox = sandbox(&root);
     let mut try_load = |file: &str| {
-        sandbox.env = image_env(&root, file);
+        sandbox.env = image_env(&source_row(&root, file));
         let args = [
             "--ini".to_string(),
             root.join(file).to_string_lossy().into(),

@@ -59,8 +59,13 @@ pub(crate) fn load_with(
     env: &[(String, String)],
     host: &dyn ini::host::Host,
 ) -> Result<Loaded, ConfigError> {
-    let (cli, mode) = match source::from_cli(args)? {
-        Command::Run(settings, mode) => (settings, mode),
+    let source::Cli {
+        settings: cli,
+        mode,
+        placeholders,
+        notices: cli_notices,
+    } = match source::from_cli(args)? {
+        Command::Run(run) => run,
         Command::Help => return Ok(Loaded::Help),
         Command::Version => return Ok(Loaded::Version),
     };
@@ -88,11 +93,11 @@ pub(crate) fn load_with(
         .unwrap_or_default();
     let mut all = Vec::new();
     let mut warnings = Vec::new();
-    let mut notices = Vec::new();
+    let mut notices = cli_notices;
     let files: Vec<String> = ini_files.iter().map(|s| s.value.clone()).collect();
     for file in ini_files {
         let from = |e: ConfigError| ConfigError(format!("{} (from {})", e.0, file.origin));
-        match source::from_ini(&file.value, host, strict) {
+        match source::from_ini(&file.value, host, strict, &placeholders) {
             Ok(read) => {
                 all.extend(read.settings);
                 warnings.extend(read.warnings);
@@ -178,6 +183,83 @@ mod tests {
         let mut f = tempfile::Builder::new().suffix(".ini").tempfile().unwrap();
         f.write_all(text.as_bytes()).unwrap();
         f
+    }
+
+    #[test]
+    fn command_line_placeholders_reach_the_ini_files() {
+        // As a site's start script runs uWSGI: `--ini etc/uwsgi.ini --set-placeholder ...`.
+        let f = ini_file(
+            "[uwsgi]\nhttp = %(http_host):%(http_port)\nset-ph = http_port=1\n\
+             module = %(app)\nprocesses = %(n + 1)\n",
+        );
+        let p = f.path().to_str().unwrap();
+        let c = load_run(
+            &[
+                "--ini",
+                p,
+                "--set-placeholder",
+                "http_host=127.0.0.1",
+                "--set-ph=http_port=53683",
+                "--set",
+                "app=site.wsgi",
+                "--set-placeholder",
+                "n=2",
+            ],
+            &[],
+        )
+        .unwrap();
+        // The command line wins over the file's own `set-ph`, as it does for options.
+        assert_eq!(c.listeners[0].addr.to_string(), "127.0.0.1:53683");
+        assert_eq!(c.app.describe(), "site.wsgi:application");
+        assert_eq!(c.processes, 3);
+        // `--set` on an option's name sets the option too.
+        let c = load_run(&["--set", "processes=5", "app"], &[]).unwrap();
+        assert_eq!(c.processes, 5);
+        // Without them, the refusal says what is missing.
+        let e = load_run(&["--ini", p], &[]).unwrap_err();
+        assert!(e.0.contains("%(http_host)"), "{e}");
+        let e = load_run(&["--ini", p, "--set-placeholder", "http_host"], &[]).unwrap_err();
+        assert!(e.0.contains("expects NAME=VALUE"), "{e}");
+    }
+
+    #[test]
+    fn uwsgi_options_on_the_command_line_are_read_as_in_an_ini_file() {
+        // A flag of uWSGI's takes no value: the application after it stays the application.
+        let c = load_run(
+            &["--ignore-sigpipe", "--offload-threads", "4", "app:wsgi"],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.app.describe(), "app:wsgi");
+        let notices: Vec<&str> = c.notices.iter().map(|n| n.text.as_str()).collect();
+        assert!(
+            notices.iter().any(|n| n.contains(
+                "'ignore-sigpipe' (command line option --ignore-sigpipe) has nothing to do"
+            )),
+            "{notices:?}"
+        );
+        assert!(
+            notices.iter().any(|n| n.contains("'offload-threads'")),
+            "{notices:?}"
+        );
+        // Refused as in an ini file, with the reason.
+        let e = load_run(&["--gevent", "100", "app"], &[]).unwrap_err();
+        assert!(e.0.contains("uWSGI option 'gevent' is refused"), "{e}");
+        let e = load_run(&["--route", "^/admin basicauth:x,y:z", "app"], &[]).unwrap_err();
+        assert!(e.0.contains("is refused"), "{e}");
+        // Config logic belongs in the file.
+        let e = load_run(&["--if-env", "X", "app"], &[]).unwrap_err();
+        assert!(e.0.contains("is read inside ini files"), "{e}");
+        // A name that is nobody's option is still an error with a suggestion.
+        let e = load_run(&["--proceses", "2", "app"], &[]).unwrap_err();
+        assert!(e.0.contains("did you mean 'processes'"), "{e}");
+        // uWSGI's optional-value options stand alone before another argument.
+        let c = load_run(&["--memory-report", "--log-date", "app:wsgi"], &[]).unwrap();
+        assert_eq!(c.app.describe(), "app:wsgi");
+        let c = load_run(&["--chmod-socket", "--socket", "/tmp/x.sock", "app"], &[]).unwrap();
+        assert_eq!(c.chmod_socket, Some(0o666));
+        let c = load_run(&["--chmod-socket=660", "app"], &[]).unwrap();
+        assert_eq!(c.chmod_socket, Some(0o660));
     }
 
     #[test]
@@ -520,6 +602,12 @@ mod tests {
         );
         let e = load_run(&["app", "--umask", "9"], &[]).unwrap_err();
         assert!(e.0.contains("expects an octal permission mask"), "{e}");
+        // uWSGI reads a bare `chmod-socket` (and `= 1`) as 666, not as the mask 001.
+        for line in ["chmod-socket", "chmod-socket = 1", "chmod-socket = true"] {
+            let f = ini_file(&format!("[uwsgi]\nmodule = a\n{line}\n"));
+            let c = load_run(&["--ini", f.path().to_str().unwrap()], &[]).unwrap();
+            assert_eq!(c.chmod_socket, Some(0o666), "{line}");
+        }
         let c = load_run(&["app", "--py-autoreload", "true"], &[]).unwrap();
         assert_eq!(c.py_autoreload, Some(Duration::from_secs(1)));
     }

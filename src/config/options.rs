@@ -219,7 +219,7 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("forwarded-allow-ips", Server, "ADDRS", Text(d::FORWARDED_ALLOW_IPS), "proxies whose X-Forwarded-For/-Proto/-Host/-Port and Forwarded headers set REMOTE_ADDR, wsgi.url_scheme, HTTP_HOST and SERVER_PORT: addresses and networks (10.0.0.0/8), `unix` for unix-socket clients, `*` for any peer; the client is the first untrusted address from the right; empty: none (repeatable)").many(),
     opt("socket", Server, "ADDR", N, "serve the uwsgi protocol (for nginx's uwsgi_pass) on ADDR: `:3031`, `127.0.0.1:3031` or a unix socket path (`app.sock` too); repeatable").aka(&["uwsgi-socket"]).many(),
     opt("protocol", Server, "uwsgi|http", N, "what clients of the `socket` listeners speak").aka(&["socket-protocol"]),
-    opt("chmod-socket", Server, "MODE", N, "permissions of unix sockets dragoman creates (octal, e.g. 660)"),
+    opt("chmod-socket", Server, "MODE", N, "permissions of unix sockets dragoman creates (octal, e.g. 660)").aka(&["chmod"]),
     opt("chown-socket", Server, "USER[:GROUP]", N, "give the unix sockets dragoman creates to this user (and group): made in a private directory, given, then moved into place"),
     opt("socket-timeout", Server, "SECONDS", N, "uWSGI's longest wait on a client: sets body-timeout and write-timeout unless they are set"),
     opt("http-timeout", Server, "SECONDS", N, "uWSGI's longest wait on an HTTP client: sets body-timeout and write-timeout unless they are set"),

@@ -216,12 +216,12 @@ mod tests {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        let super::super::source::Command::Run(settings, _) =
+        let super::super::source::Command::Run(cli) =
             super::super::source::from_cli(&args).expect("gunicorn's flags parse")
         else {
             panic!("not a run");
         };
-        let names: Vec<&str> = settings.iter().map(|s| s.spec.name).collect();
+        let names: Vec<&str> = cli.settings.iter().map(|s| s.spec.name).collect();
         assert_eq!(names, ["processes", "http", "harakiri"]);
     }
 }

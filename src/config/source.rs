@@ -152,6 +152,7 @@ pub(crate) fn from_ini(
     spec: &str,
     host: &dyn ini::host::Host,
     strict: bool,
+    placeholders: &[(String, String)],
 ) -> Result<IniSettings, ConfigError> {
     let (file, _) = ini::split_section(spec);
     let shown = PathBuf::from(file);
@@ -166,7 +167,7 @@ pub(crate) fn from_ini(
             at(e_file, line).to_string()
         }
     };
-    let loaded = ini::load(spec, host)
+    let loaded = ini::load(spec, host, placeholders)
         .map_err(|e| ConfigError(format!("{}: {}", place(&e.file, e.line), e.message)))?;
     let strict = strict
         || loaded.entries.iter().any(|e| {
@@ -199,36 +200,21 @@ pub(crate) fn from_ini(
             continue;
         }
         let value = e.value.clone().unwrap_or_default();
-        if let Some(why) = uwsgi::refused_value(&e.key, &value) {
-            out.errors.push(ConfigError(format!(
-                "{origin}: option '{}' is refused: {why}",
-                e.key
-            )));
-            continue;
+        let class = uwsgi::classify(&e.key);
+        match uwsgi_only(&e.key, &value, &origin, class) {
+            Err(refused) => {
+                out.errors.push(refused);
+                continue;
+            }
+            Ok(Some(notice)) => {
+                if noticed.insert(e.key.clone()) {
+                    out.notices.push(notice);
+                }
+                continue;
+            }
+            Ok(None) => {}
         }
-        match uwsgi::classify(&e.key) {
-            Some(uwsgi::Class::Refused(why)) => out.errors.push(ConfigError(format!(
-                "{origin}: uWSGI option '{}' is refused: {why}",
-                e.key
-            ))),
-            Some(uwsgi::Class::ByDesign(why)) if noticed.insert(e.key.clone()) => {
-                out.notices.push(Notice {
-                    not_yet: false,
-                    text: format!(
-                        "option '{}' ({origin}) has nothing to do in dragoman: {why}",
-                        e.key
-                    ),
-                })
-            }
-            Some(uwsgi::Class::Warned(why)) if noticed.insert(e.key.clone()) => {
-                out.notices.push(Notice {
-                    not_yet: true,
-                    text: format!(
-                        "uWSGI option '{}' ({origin}) is not implemented in dragoman and is ignored: {why}",
-                        e.key
-                    ),
-                })
-            }
+        match class {
             Some(_) => {}
             None if strict => {
                 let hint = match suggest(&e.key) {
@@ -255,6 +241,41 @@ pub(crate) fn from_ini(
         }
     }
     Ok(out)
+}
+
+/// What dragoman does with an option name it has no option of its own for (`class`, from
+/// [`uwsgi::classify`]), in an ini file or on the command line: the refusal (routing rules
+/// that deny, TLS, gevent ...), the line to log (a uWSGI option covered by design, or not
+/// implemented), or nothing to say.
+fn uwsgi_only(
+    key: &str,
+    value: &str,
+    origin: &Origin,
+    class: Option<uwsgi::Class>,
+) -> Result<Option<Notice>, ConfigError> {
+    if let Some(why) = uwsgi::refused_value(key, value) {
+        return Err(ConfigError(format!(
+            "{origin}: option '{key}' is refused: {why}"
+        )));
+    }
+    Ok(match class {
+        Some(uwsgi::Class::Refused(why)) => {
+            return Err(ConfigError(format!(
+                "{origin}: uWSGI option '{key}' is refused: {why}"
+            )))
+        }
+        Some(uwsgi::Class::ByDesign(why)) => Some(Notice {
+            not_yet: false,
+            text: format!("option '{key}' ({origin}) has nothing to do in dragoman: {why}"),
+        }),
+        Some(uwsgi::Class::Warned(why)) => Some(Notice {
+            not_yet: true,
+            text: format!(
+                "uWSGI option '{key}' ({origin}) is not implemented in dragoman and is ignored: {why}"
+            ),
+        }),
+        _ => None,
+    })
 }
 
 /// The value of a bare `key` line or `--flag`: true for flags, empty otherwise (which the
@@ -306,7 +327,19 @@ pub(crate) fn from_env(vars: &[(String, String)]) -> (Vec<Setting>, Vec<ConfigEr
 pub(crate) enum Command {
     Help,
     Version,
-    Run(Vec<Setting>, Mode),
+    Run(Cli),
+}
+
+/// A command line that asks for a run (or a check).
+#[derive(Debug)]
+pub(crate) struct Cli {
+    pub(crate) settings: Vec<Setting>,
+    pub(crate) mode: Mode,
+    /// `--set-placeholder NAME=VALUE` (`--set-ph`, `--set`): what the ini files read as
+    /// `%(NAME)`, as uWSGI's command line gives it to them.
+    pub(crate) placeholders: Vec<(String, String)>,
+    /// uWSGI options given on the command line that dragoman accepts without acting on them.
+    pub(crate) notices: Vec<Notice>,
 }
 
 /// What to do with the configuration.
@@ -327,6 +360,8 @@ pub(crate) enum Mode {
 /// and at most one positional `module[:callable]`.
 pub(crate) fn from_cli(args: &[String]) -> Result<Command, ConfigError> {
     let mut settings = Vec::new();
+    let mut placeholders = Vec::new();
+    let mut notices = Vec::new();
     let mut positional: Option<&str> = None;
     let mut mode = Mode::Serve;
     let mut set_mode = |new: Mode, arg: &str| {
@@ -418,8 +453,54 @@ pub(crate) fn from_cli(args: &[String]) -> Result<Command, ConfigError> {
         let origin = Origin::Cli {
             flag: format!("--{name}"),
         };
-        let spec = options::lookup(name).ok_or_else(|| unknown_option(name, &origin))?;
+        let Some(spec) = options::lookup(name) else {
+            // uWSGI's names: the value is the next argument unless uWSGI's option takes none.
+            let class = uwsgi::classify(name);
+            if class.is_none() {
+                return Err(unknown_option(name, &origin));
+            }
+            let value = match inline_value {
+                Some(v) => v,
+                None if uwsgi::takes_no_value(name) => String::new(),
+                None => {
+                    let v = args.get(i).ok_or_else(|| {
+                        ConfigError(format!("{origin} needs a value, as in `--{name} VALUE`"))
+                    })?;
+                    i += 1;
+                    v.clone()
+                }
+            };
+            if matches!(name, "set" | "set-placeholder" | "set-ph") {
+                let (key, v) = value.split_once('=').ok_or_else(|| {
+                    ConfigError(format!(
+                        "{origin} expects NAME=VALUE, as in `--{name} project=shop`; got {value:?}"
+                    ))
+                })?;
+                let (key, v) = (key.trim().to_string(), v.trim().to_string());
+                // `--set` sets an option too (uWSGI: `--set processes=4`), not only `%(processes)`.
+                if let Some(spec) = options::lookup(&key).filter(|_| name == "set") {
+                    settings.push(Setting {
+                        spec,
+                        value: v.clone(),
+                        origin: origin.clone(),
+                    });
+                }
+                placeholders.push((key, v));
+                continue;
+            }
+            if class == Some(uwsgi::Class::Reader) {
+                return Err(ConfigError(format!(
+                    "{origin}: `{name}` is read inside ini files (includes and config logic); \
+                     write it in the ini file, or name the file with `--ini`"
+                )));
+            }
+            notices.extend(uwsgi_only(name, &value, &origin, class)?);
+            continue;
+        };
         let value = match (inline_value, spec.kind) {
+            // uWSGI's `--memory-report`, `--log-date`, `--chmod-socket` take a value only as
+            // `--name=value`; alone they mean what the bare ini key means.
+            (None, Kind::Value) if uwsgi::takes_no_value(name) => String::new(),
             (Some(v), _) => v,
             (None, Kind::Flag) => "true".into(),
             (None, Kind::Value) => {
@@ -451,7 +532,12 @@ pub(crate) fn from_cli(args: &[String]) -> Result<Command, ConfigError> {
             origin: Origin::Positional,
         });
     }
-    Ok(Command::Run(settings, mode))
+    Ok(Command::Run(Cli {
+        settings,
+        mode,
+        placeholders,
+        notices,
+    }))
 }
 
 /// Makes a path absolute against the current directory, without resolving symlinks.
@@ -475,7 +561,7 @@ mod tests {
 
     fn run(list: &[&str]) -> Vec<Setting> {
         match from_cli(&args(list)).unwrap() {
-            Command::Run(s, _) => s,
+            Command::Run(cli) => cli.settings,
             other => panic!("expected settings, got {other:?}"),
         }
     }
@@ -509,7 +595,7 @@ mod tests {
         assert_eq!(s[3].origin, Origin::Positional);
         assert!(matches!(from_cli(&args(&["--help"])), Ok(Command::Help)));
         let mode = |list: &[&str]| match from_cli(&args(list)) {
-            Ok(Command::Run(_, mode)) => Ok(mode),
+            Ok(Command::Run(cli)) => Ok(cli.mode),
             Ok(other) => panic!("{other:?}"),
             Err(e) => Err(e.0),
         };

@@ -17,6 +17,9 @@ use super::options;
 /// Every option name uWSGI accepts (long names from its option tables).
 const NAMES: &str = include_str!("uwsgi-option-names.txt");
 
+/// The uWSGI options that take no value on the command line (or one only as `--name=value`).
+const FLAG_NAMES: &str = include_str!("uwsgi-flag-names.txt");
+
 /// What dragoman does with one uWSGI option.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Class {
@@ -38,6 +41,14 @@ pub(crate) fn names() -> impl Iterator<Item = &'static str> {
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
+}
+
+/// Whether uWSGI's `--name` stands alone on its command line: the next argument is not its
+/// value (uWSGI declares it `no_argument` or `optional_argument`).
+pub(crate) fn takes_no_value(name: &str) -> bool {
+    FLAG_NAMES
+        .lines()
+        .any(|l| !l.starts_with('#') && l.trim() == name)
 }
 
 /// Keys the ini reader consumes (see `ini::Reader`): they never reach the option table.
@@ -617,7 +628,6 @@ const RULES: &[(&str, Class)] = &[
     ("no-initgroups", Class::Warned(NOT_YET)),
     ("safe-pidfile*", Class::Warned("use `pidfile` (written by the master)")),
     ("pidfile2", Class::Warned("use `pidfile` (written by the master)")),
-    ("chmod", Class::Warned("use `chmod-socket`")),
     ("force-cwd", Class::Warned("use `chdir`")),
     ("chdir2", Class::Warned("use `chdir`")),
     ("binsh", Class::ByDesign("commands run with /bin/sh")),

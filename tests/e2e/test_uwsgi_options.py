@@ -71,3 +71,33 @@ def test_socket_timeout_sets_the_body_timeout(dragoman):
         server.host, server.port, b"POST /input HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab"
     )
     assert json.loads(data.split(b"\r\n\r\n", 1)[1]) == ["ab"]
+
+
+def test_a_start_script_with_uwsgi_command_line_options_runs_unchanged(dragoman, tmp_path):
+    # As Slicer's bin/start runs uWSGI: the ini expects its placeholders from the command line,
+    # and uWSGI's own flags come along (`--ignore-sigpipe` takes no value, so the argument
+    # after it is not swallowed).
+    ini = tmp_path / "uwsgi.ini"
+    ini.write_text(
+        "[uwsgi]\n# expected placeholders: http_host, http_port, app\n"
+        "http = %(http_host):%(http_port)\nmodule = %(app)\nmaster = true\n"
+    )
+    server = dragoman(
+        "--ini",
+        str(ini),
+        "--ignore-sigpipe",
+        "--set-placeholder",
+        "http_host=127.0.0.1",
+        "--set-placeholder",
+        "http_port=0",
+        "--set-ph=app=echo:application",
+        "--offload-threads",
+        "2",
+        http=None,
+    )
+    assert server.host == "127.0.0.1"
+    r = httpx.get(f"{server.url}/hello")
+    assert r.status_code == 200 and r.json()["PATH_INFO"] == "/hello"
+    log = server.log()
+    assert "'ignore-sigpipe' (command line option --ignore-sigpipe) has nothing to do" in log
+    assert "'offload-threads'" in log

@@ -64,11 +64,26 @@ pub(crate) struct Loaded {
 }
 
 /// Reads the ini file named by `spec` (`file.ini` or `file.ini:section`) and everything it
-/// includes, from the machine `host` describes.
-pub(crate) fn load(spec: &str, host: &dyn Host) -> Result<Loaded, IniError> {
+/// includes, from the machine `host` describes. `placeholders` are set before the file is read
+/// (`--set-placeholder NAME=VALUE` on the command line), and win over the file's own of the
+/// same name, as the command line wins over the file for options.
+pub(crate) fn load(
+    spec: &str,
+    host: &dyn Host,
+    placeholders: &[(String, String)],
+) -> Result<Loaded, IniError> {
     let (file, section) = split_section(spec);
     let absolute = absolute(Path::new(file), &host.facts().cwd);
     let mut reader = Reader::new(host);
+    reader
+        .entries
+        .extend(placeholders.iter().map(|(key, value)| Entry {
+            key: key.clone(),
+            value: Some(value.clone()),
+            line: 0,
+            file: None,
+            placeholder: true,
+        }));
     reader.top(file, &absolute, section)?;
     let referenced = std::mem::take(&mut reader.referenced);
     let (entries, warnings) = reader.finish()?;

@@ -26,7 +26,7 @@ fn read_default(text: &str) -> Result<(Vec<Entry>, Vec<IniError>), IniError> {
 /// Loads `SITE` (with `text`) from `host`.
 fn load_with(host: FakeHost, text: &str) -> Result<(Vec<Entry>, Vec<IniError>), IniError> {
     let host = host.file(SITE, text);
-    load(SITE, &host).map(|l| (l.entries, l.warnings))
+    load(SITE, &host, &[]).map(|l| (l.entries, l.warnings))
 }
 
 fn pairs(entries: &[Entry]) -> Vec<(String, Option<String>)> {
