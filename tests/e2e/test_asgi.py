@@ -9,6 +9,7 @@ import socket
 import time
 import types
 import typing
+from pathlib import Path
 
 import httpx
 import pytest
@@ -377,6 +378,23 @@ def test_many_requests_at_once_share_the_one_loop(dragoman, tmp_path):
     # Twenty one-second sleeps, concurrently on one worker's loop: about a second.
     assert all(r.content == b"slept" for r in results)
     assert time.monotonic() - started < 5
+
+
+def test_the_loop_thread_runs_in_the_batch_scheduling_class(dragoman, tmp_path):
+    # The loop thread's wake-ups must not preempt the I/O thread (docs/asgi.md, "How it
+    # runs"); the I/O thread keeps normal scheduling. Field 41 of /proc/PID/task/TID/stat is
+    # the policy: 0 SCHED_OTHER, 3 SCHED_BATCH.
+    server = start(dragoman, tmp_path)
+    assert httpx.get(server.url + "/echo").status_code == 200
+    policies = {}
+    for worker in server.worker_pids():
+        for task in Path(f"/proc/{worker}/task").iterdir():
+            name = (task / "comm").read_text().strip()
+            stat = (task / "stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            policies[name] = int(fields[41 - 3])
+    assert policies.get("dragoman-asgi") == 3, policies
+    assert all(p == 0 for n, p in policies.items() if n != "dragoman-asgi"), policies
 
 
 def test_the_worker_stops_cleanly(dragoman, tmp_path):
