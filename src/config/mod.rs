@@ -260,6 +260,30 @@ mod tests {
         assert_eq!(c.chmod_socket, Some(0o666));
         let c = load_run(&["--chmod-socket=660", "app"], &[]).unwrap();
         assert_eq!(c.chmod_socket, Some(0o660));
+        // dragoman's own spelling, the value as the next argument, keeps working.
+        let c = load_run(&["--chmod-socket", "660", "app:wsgi"], &[]).unwrap();
+        assert_eq!(
+            (c.chmod_socket, c.app.describe()),
+            (Some(0o660), "app:wsgi".into())
+        );
+        let c = load_run(&["--chmod-socket", "app:wsgi"], &[]).unwrap();
+        assert_eq!(
+            (c.chmod_socket, c.app.describe()),
+            (Some(0o666), "app:wsgi".into())
+        );
+        let c = load_run(
+            &[
+                "--log-date",
+                "%Y/%m/%d-%H:%M:%S",
+                "--memory-report",
+                "2",
+                "app",
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.logging.date.as_deref(), Some("%Y/%m/%d-%H:%M:%S"));
+        assert_eq!(c.logging.memory_report, 2);
     }
 
     #[test]

@@ -499,8 +499,18 @@ pub(crate) fn from_cli(args: &[String]) -> Result<Command, ConfigError> {
         };
         let value = match (inline_value, spec.kind) {
             // uWSGI's `--memory-report`, `--log-date`, `--chmod-socket` take a value only as
-            // `--name=value`; alone they mean what the bare ini key means.
-            (None, Kind::Value) if uwsgi::takes_no_value(name) => String::new(),
+            // `--name=value`; alone they mean what the bare ini key means. dragoman's own
+            // spelling `--chmod-socket 660` keeps working: the next argument is the value when
+            // it is one of the option's kind, never the application or another option.
+            (None, Kind::Value) if uwsgi::takes_no_value(name) => {
+                match args.get(i).filter(|next| optional_value_fits(name, next)) {
+                    Some(next) => {
+                        i += 1;
+                        next.clone()
+                    }
+                    None => String::new(),
+                }
+            }
             (Some(v), _) => v,
             (None, Kind::Flag) => "true".into(),
             (None, Kind::Value) => {
@@ -538,6 +548,22 @@ pub(crate) fn from_cli(args: &[String]) -> Result<Command, ConfigError> {
         placeholders,
         notices,
     }))
+}
+
+/// Whether `next`, the argument after a bare `--name` whose value uWSGI makes optional, is that
+/// option's value: a mode for `chmod-socket`, a level for `memory-report`, a strftime format
+/// (or yes/no) for `log-date`. Anything else (the application, another option) is left for what follows.
+fn optional_value_fits(name: &str, next: &str) -> bool {
+    if next.is_empty() || next.starts_with('-') {
+        return false;
+    }
+    match name {
+        "chmod-socket" => {
+            next.bytes().all(|b| (b'0'..=b'7').contains(&b)) || values::parse_bool(next).is_some()
+        }
+        "log-date" => next.contains('%') || values::parse_bool(next).is_some(),
+        _ => next == "2" || values::parse_bool(next).is_some(),
+    }
 }
 
 /// Makes a path absolute against the current directory, without resolving symlinks.
