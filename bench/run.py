@@ -1388,6 +1388,17 @@ def versions() -> str:
     return ", ".join(out)
 
 
+def drop_page_cache() -> str:
+    """Drops the kernel's clean page cache (root only), so that every server's files come
+    back into it the same way, by readahead; says what was done, for the report."""
+    os.sync()
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("1\n")
+    except OSError as e:
+        return f"not done ({e.strerror}: not root?), so RSS may count pip's large folios"
+    return "done"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -1439,6 +1450,7 @@ def main() -> None:
         ),
     ]
     app_scenarios = [s for s in app_scenarios if s.group in only]
+    page_cache = drop_page_cache()
     load = os.getloadavg()
     header = [
         "# Benchmark results",
@@ -1475,7 +1487,12 @@ def main() -> None:
         (
             "RSS: the resident set size (VmRSS, shared pages included) of the largest process in "
             "the server's session (its worker), at rest after start-up and one probe request, "
-            "and after the scenario's measured run; median of the rounds."
+            "and after the scenario's measured run; median of the rounds. The shared pages "
+            "include the mapped pages of the server's own files (its extension modules), and "
+            "how many of those a process maps depends on how the file came into the page "
+            "cache: a file pip has just written sits in large folios that map whole, a few MiB "
+            "more than the same file read back by readahead. So the page cache is dropped once "
+            f"before the run: {page_cache}."
         ),
         "",
         ("HTTPS and HTTP/2: their own section (the `https` group), with its setup there."),
