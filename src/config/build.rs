@@ -399,7 +399,6 @@ fn procname(r: &Resolved<'_>) -> Procname {
     }
 }
 
-/// `chown-socket = user[:group]`; the names are looked up when the sockets are bound.
 /// `chmod-socket`: an octal mask; alone (or `1`, or `true`) it means 666, as in uWSGI
 /// (core/uwsgi.c `uwsgi_opt_chmod_socket`), not the mask 001.
 fn chmod_socket(r: &Resolved<'_>) -> Result<Option<u32>, ConfigError> {
@@ -409,6 +408,7 @@ fn chmod_socket(r: &Resolved<'_>) -> Result<Option<u32>, ConfigError> {
     }
 }
 
+/// `chown-socket = user[:group]`; the names are looked up when the sockets are bound.
 fn chown_socket(r: &Resolved<'_>) -> Result<Option<(String, Origin)>, ConfigError> {
     let Some(s) = r.last("chown-socket") else {
         return Ok(None);
