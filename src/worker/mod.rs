@@ -28,7 +28,7 @@ use crate::ipc::{Event, Sender, WorkerArgs, WORKER_BOOT_ERROR};
 use crate::net::{Bound, Listener};
 use crate::scoreboard::RequestStats;
 use crate::statics::StaticFiles;
-use crate::{error, info};
+use crate::{error, info, warn};
 
 /// How long a stopping worker answers with `Connection: close` before it closes the
 /// connections that are left: long enough for busy keep-alive clients to move elsewhere.
@@ -229,11 +229,22 @@ impl Worker {
         // Tell the master we are accepting: it may now retire the worker this one replaces.
         self.events.send(Event::Ready);
 
+        // The master forked us: our parent until it dies, when the kernel sends the SIGTERM
+        // `die_with_master` asked for and gives us to init (or a subreaper).
+        // SAFETY: getppid has no preconditions.
+        let master = unsafe { libc::getppid() };
         let immediate = tokio::select! {
             _ = term.recv() => false,
             _ = int.recv() => false,
             _ = quit.recv() => true,
         };
+        // SAFETY: as above.
+        if unsafe { libc::getppid() } != master {
+            warn!(
+                "worker {id}: the master (pid {master}) is gone; stopping, as no worker outlives \
+                 its master (start dragoman again to serve)"
+            );
+        }
         if immediate {
             return 0;
         }

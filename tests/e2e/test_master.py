@@ -74,6 +74,28 @@ def test_kill_9_of_a_worker_under_load(dragoman, app_dir):
     )
 
 
+def test_kill_9_of_the_master_stops_its_workers_and_each_says_why(dragoman, app_dir):
+    """No worker outlives its master; each says why it stops, not only that it does."""
+    server = dragoman("master_app:application", "--processes", "2", cwd=app_dir, workers=2)
+    workers = server.worker_pids()
+    master = server.proc.pid
+    assert len(workers) == 2
+    os.kill(master, signal.SIGKILL)
+    server.proc.wait(10)
+
+    def alive(pid: int) -> bool:
+        """Running: neither gone nor a zombie waiting for init to reap it."""
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except FileNotFoundError:
+            return False
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+    wait_until(lambda: not any(alive(p) for p in workers), message="the workers to exit")
+    log = server.log()
+    assert log.count(f"the master (pid {master}) is gone; stopping") == 2, log
+
+
 def test_sighup_under_load_reloads_with_zero_failed_requests(dragoman, app_dir):
     server = dragoman("master_app:application", "--processes", "2", cwd=app_dir, workers=2)
     first = set(server.worker_pids())
