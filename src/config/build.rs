@@ -1,7 +1,7 @@
 //! From the merged settings to a typed [`Config`], one part of the configuration per function.
 //! Every check names the setting's origin, what was expected and an example.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -499,28 +499,31 @@ fn one_address(r: &Resolved<'_>, name: &str, example: &str) -> Result<Option<Lis
         .transpose()
 }
 
-fn proxy_protocol(r: &Resolved<'_>) -> Result<Option<Vec<IpAddr>>, ConfigError> {
+/// `proxy-protocol` and the peers whose headers are believed (`proxy-allow-from`: addresses,
+/// networks and `*`, as gunicorn takes them; loopback unless set).
+fn proxy_protocol(
+    r: &Resolved<'_>,
+) -> Result<Option<crate::forwarded::TrustedProxies>, ConfigError> {
     if !r.flag("proxy-protocol", d::PROXY_PROTOCOL) {
         return Ok(None);
     }
-    let allowed = r
-        .all("proxy-allow-from")
-        .iter()
-        .map(|s| {
-            s.value
-                .trim()
-                .parse::<IpAddr>()
-                .map_err(|_| bad_value(s, "an IP address", "10.0.0.5"))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Some(if allowed.is_empty() {
-        vec![
-            IpAddr::V4(Ipv4Addr::LOCALHOST),
-            IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
-        ]
-    } else {
-        allowed
-    }))
+    let mut trusted = crate::forwarded::TrustedProxies::default();
+    let settings = r.all("proxy-allow-from");
+    if settings.is_empty() {
+        trusted
+            .add(d::PROXY_ALLOW_FROM)
+            .expect("the default list parses");
+    }
+    for s in settings {
+        trusted.add(&s.value).map_err(|why| {
+            bad_value(
+                s,
+                &format!("IP addresses and networks (CIDR) or `*`, separated by commas ({why})"),
+                "10.0.0.0/8, 192.0.2.7",
+            )
+        })?;
+    }
+    Ok(Some(trusted))
 }
 
 /// The limits and timeouts, each checked for a sensible value.

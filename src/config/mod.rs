@@ -287,6 +287,50 @@ mod tests {
     }
 
     #[test]
+    fn proxy_allow_from_takes_networks_lists_and_any_peer() {
+        let ip = |s: &str| Some(s.parse::<std::net::IpAddr>().unwrap());
+        let c = load_run(&["app", "--proxy-protocol"], &[]).unwrap();
+        let trusted = c.proxy_protocol.unwrap();
+        assert!(trusted.trusts(ip("127.0.0.1")) && trusted.trusts(ip("::1")));
+        assert!(!trusted.trusts(ip("127.0.0.2")) && !trusted.trusts(ip("10.0.0.1")));
+        // As gunicorn (24.1) takes them: networks, comma-separated lists; and repeated.
+        let c = load_run(
+            &[
+                "app",
+                "--proxy-protocol",
+                "--proxy-allow-from",
+                "10.0.0.0/8, 192.0.2.7",
+                "--proxy-allow-from",
+                "2001:db8::/32",
+            ],
+            &[],
+        )
+        .unwrap();
+        let trusted = c.proxy_protocol.unwrap();
+        for peer in ["10.1.2.3", "::ffff:10.1.2.3", "192.0.2.7", "2001:db8::5"] {
+            assert!(trusted.trusts(ip(peer)), "{peer}");
+        }
+        for peer in ["127.0.0.1", "192.0.2.8", "2001:db9::5"] {
+            assert!(!trusted.trusts(ip(peer)), "{peer}");
+        }
+        let c = load_run(
+            &["app", "--proxy-protocol"],
+            &[("DRAGOMAN_PROXY_ALLOW_FROM", "*")],
+        )
+        .unwrap();
+        assert!(c.proxy_protocol.unwrap().trusts(ip("203.0.113.9")));
+        let e = load_run(
+            &["app", "--proxy-protocol", "--proxy-allow-from", "lb.local"],
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            e.0.contains("--proxy-allow-from") && e.0.contains("\"lb.local\" is no address"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn mounts_are_read_as_uwsgi_reads_them() {
         let f = ini_file(
             "[uwsgi]\ncallable = app\nmodule = site.wsgi:application\n\

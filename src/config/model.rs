@@ -4,7 +4,6 @@
 //! ([`app`](super::app)) and the option families with a file of their own (TLS, ASGI, daemons,
 //! jobs, logging) keep their parts there.
 
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -74,7 +73,7 @@ pub(crate) struct Config {
     pub(crate) statics: StaticConfig,
     pub(crate) limits: Limits,
     /// The peers whose PROXY protocol headers are believed, when the protocol is on.
-    pub(crate) proxy_protocol: Option<Vec<IpAddr>>,
+    pub(crate) proxy_protocol: Option<crate::forwarded::TrustedProxies>,
     /// TLS and HTTP/2.
     pub(crate) tls: TlsConfig,
     /// `pyargv`: the application's sys.argv\[1:\] (sys.argv is dragoman's command line

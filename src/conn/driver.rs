@@ -7,7 +7,6 @@
 //! starts ([`Mode`]: what ALPN chose, or the HTTP/2 preface a plain connection began with).
 
 use std::future::{poll_fn, Future};
-use std::net::IpAddr;
 use std::rc::Rc;
 use std::task::Poll;
 use std::time::Duration;
@@ -62,7 +61,7 @@ pub(crate) trait Protocol {
 pub(crate) struct Driver<P> {
     pub(crate) protocol: P,
     /// With the PROXY protocol on: the peers whose headers are believed.
-    pub(crate) proxy: Option<Vec<IpAddr>>,
+    pub(crate) proxy: Option<crate::forwarded::TrustedProxies>,
     pub(crate) header_timeout: Duration,
     pub(crate) write: WriteRules,
     /// The worker's TLS, with https listeners.

@@ -4,7 +4,6 @@
 //! header-timeout; the bytes read past them are given back for the layer above
 //! ([`super::rewind::Rewind`]).
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -12,6 +11,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::proxy;
 use super::ConnInfo;
+use crate::forwarded::TrustedProxies;
 use crate::uwsgi::{codec, request};
 
 /// What a listener expects before the protocol starts.
@@ -20,7 +20,7 @@ pub(crate) enum Preamble<'a> {
     None,
     /// A PROXY header, believed from these peers only (unix socket peers are trusted: the
     /// socket's permissions say who may connect).
-    Proxy(&'a [IpAddr]),
+    Proxy(&'a TrustedProxies),
     /// A uwsgi request packet, translated to an HTTP/1.0 head for the HTTP side
     /// ([`crate::uwsgi::request`]).
     Uwsgi,
@@ -50,7 +50,10 @@ impl Preamble<'_> {
         match self {
             Preamble::None => Ok(Bytes::new()),
             Preamble::Proxy(trusted) => {
-                if conn.peer.is_some_and(|peer| !trusted.contains(&peer.ip())) {
+                if conn
+                    .peer
+                    .is_some_and(|peer| !trusted.trusts(Some(peer.ip())))
+                {
                     return Ok(Bytes::new());
                 }
                 let (source, rest) = read_until(stream, timeout, "PROXY header", |buf| {

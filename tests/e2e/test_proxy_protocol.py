@@ -164,4 +164,15 @@ def test_bad_allow_from_names_the_option():
     result = run_dragoman("echo:application", "--proxy-protocol", "--proxy-allow-from", "lb.local")
     assert result.returncode != 0
     assert "proxy-allow-from" in result.stderr
-    assert "an IP address" in result.stderr
+    assert "IP addresses and networks (CIDR)" in result.stderr
+    assert '"lb.local" is no address' in result.stderr
+
+
+def test_a_network_of_balancers_is_trusted(dragoman):
+    """proxy-allow-from takes networks and lists, as gunicorn does (a pool of balancers)."""
+    server = dragoman(
+        "echo:application", "--proxy-protocol", "--proxy-allow-from", "10.0.0.0/8, 127.0.0.0/8"
+    )
+    header = b"PROXY TCP4 198.51.100.4 127.0.0.1 4000 8000\r\n"
+    (env,) = environ_of(raw_exchange(server.host, server.port, header + REQUEST))
+    assert env["REMOTE_ADDR"] == "198.51.100.4"
