@@ -18,6 +18,7 @@ use http::HeaderMap;
 use pyo3::prelude::*;
 use tokio::sync::{mpsc, Notify};
 
+use super::outbox::{Outbox, Outgoing};
 use super::runner::{Ctx, Inbox};
 use crate::bridge::head::Head;
 
@@ -148,8 +149,9 @@ impl Exchange {
     /// loop thread when the application has something to wake up to.
     pub(crate) fn new(
         inbox: Arc<Inbox>,
+        outbox: &Arc<Outbox>,
         waker: fn(Python<'_>, &Arc<Ctx>, &Arc<Exchange>),
-    ) -> (Arc<Exchange>, mpsc::UnboundedReceiver<Out>) {
+    ) -> (Arc<Exchange>, Outgoing) {
         let (out, rx) = mpsc::unbounded_channel();
         let exchange = Arc::new(Exchange {
             shared: Mutex::new(Shared {
@@ -166,7 +168,7 @@ impl Exchange {
             room: Notify::new(),
             waker,
         });
-        (exchange, rx)
+        (exchange, Outgoing::new(rx, outbox))
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Shared> {

@@ -52,7 +52,7 @@ pub(crate) async fn respond(
         stats: core.stats.clone(),
     };
     let timer = label.begin(held.core());
-    let (exchange, mut rx) = Exchange::new(core.inbox.clone(), wake);
+    let (exchange, mut rx) = Exchange::new(core.inbox.clone(), &core.outbox, wake);
     // A dropped future (the client went before the response) or a relay over: the
     // application hears http.disconnect.
     let gone = GoneOnDrop(exchange.clone(), Gone::disconnected());

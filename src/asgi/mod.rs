@@ -19,6 +19,7 @@ pub(crate) mod exchange;
 mod http;
 mod lifespan;
 mod message;
+mod outbox;
 pub(crate) mod runner;
 mod scope;
 mod shared;
@@ -42,6 +43,7 @@ use crate::http::upgrade::Handoff;
 use crate::http::{Answer, App, RequestBody};
 use crate::scoreboard::{RequestStats, MAX_CORES};
 use crate::{error, info, log};
+use outbox::Outbox;
 use runner::Runner;
 use scope::Templates;
 use shared::{Core, CoreLease, Cores, Held};
@@ -132,6 +134,10 @@ impl AsgiApp {
             state: OnceLock::new(),
             templates: Templates::default(),
             inbox: runner.inbox.clone(),
+            outbox: Outbox::new().map_err(|e| {
+                error!("could not start the ASGI application {name}: cannot make an eventfd: {e}");
+                LoadFailed
+            })?,
             spool: Spool::new(config.limits.spool_budget),
             response_buffer: config.limits.response_buffer,
             websocket: config.asgi.websocket.clone(),

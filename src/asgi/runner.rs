@@ -5,7 +5,8 @@
 //! vector) and, when the vector was empty, writes to an eventfd that the Python loop watches
 //! (`loop.add_reader`): no GIL is taken on the I/O thread, as `call_soon_threadsafe` would
 //! need. The Python side runs each batch of jobs in one callback, with the GIL it holds
-//! anyway. Answers go back through tokio channels and wakers, which any thread may use. The
+//! anyway. Answers go back through tokio channels, whose wake-ups of the connections' tasks
+//! come in batches too ([`super::outbox`]). The
 //! loop thread runs in the batch scheduling class ([`batch_scheduling`]), so the handoffs
 //! batch up instead of switching threads for every request.
 
@@ -29,18 +30,51 @@ pub(crate) struct Inbox {
     wake: OwnedFd,
 }
 
+/// A non-blocking eventfd: the wake-up of a thread that waits on it in its event loop.
+pub(super) fn eventfd() -> std::io::Result<OwnedFd> {
+    // SAFETY: eventfd has no memory preconditions; a negative result is an error.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Makes `fd` (an [`eventfd`]) readable.
+pub(super) fn signal(fd: &OwnedFd) {
+    let one: u64 = 1;
+    // SAFETY: writes 8 bytes from a live u64 to an eventfd we own. It cannot fail but by
+    // overflowing the counter (2^64 - 2 wake-ups unread), which never happens.
+    unsafe {
+        libc::write(
+            fd.as_raw_fd(),
+            (&one as *const u64).cast(),
+            std::mem::size_of::<u64>(),
+        )
+    };
+}
+
+/// Consumes the wake-ups `fd` (an [`eventfd`]) holds; whether there were any.
+pub(super) fn consume(fd: &OwnedFd) -> bool {
+    let mut count: u64 = 0;
+    // SAFETY: reads 8 bytes into a live u64 from a non-blocking eventfd we own; EAGAIN
+    // (nothing to read) is harmless.
+    let n = unsafe {
+        libc::read(
+            fd.as_raw_fd(),
+            (&mut count as *mut u64).cast(),
+            std::mem::size_of::<u64>(),
+        )
+    };
+    n > 0
+}
+
 impl Inbox {
     fn new() -> std::io::Result<Inbox> {
-        // SAFETY: eventfd has no memory preconditions; a negative result is an error.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: fd is a fresh descriptor nobody else owns.
-        let wake = unsafe { OwnedFd::from_raw_fd(fd) };
         Ok(Inbox {
             jobs: Mutex::new(Vec::with_capacity(64)),
-            wake,
+            wake: eventfd()?,
         })
     }
 
@@ -53,31 +87,13 @@ impl Inbox {
             jobs.len() == 1
         };
         if first {
-            let one: u64 = 1;
-            // SAFETY: writes 8 bytes from a live u64 to an eventfd we own. It cannot fail
-            // but by overflowing the counter (2^64 - 2 wake-ups unread), which never happens.
-            unsafe {
-                libc::write(
-                    self.wake.as_raw_fd(),
-                    (&one as *const u64).cast(),
-                    std::mem::size_of::<u64>(),
-                )
-            };
+            signal(&self.wake);
         }
     }
 
     /// The jobs waiting, after the wake-up is consumed.
     fn take(&self) -> Vec<Job> {
-        let mut count: u64 = 0;
-        // SAFETY: reads 8 bytes into a live u64 from a non-blocking eventfd we own; EAGAIN
-        // (nothing to read) is harmless.
-        unsafe {
-            libc::read(
-                self.wake.as_raw_fd(),
-                (&mut count as *mut u64).cast(),
-                std::mem::size_of::<u64>(),
-            )
-        };
+        consume(&self.wake);
         std::mem::take(&mut *self.jobs.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }

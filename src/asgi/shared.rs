@@ -9,6 +9,7 @@ use pyo3::types::PyDict;
 
 use super::exchange::{Exchange, Out};
 use super::message;
+use super::outbox::Outbox;
 use super::runner::Inbox;
 use super::scope::Templates;
 use crate::bridge::admission::Slot;
@@ -35,6 +36,8 @@ pub(crate) struct Core {
     pub(super) state: OnceLock<Py<PyDict>>,
     pub(super) templates: Templates,
     pub(super) inbox: Arc<Inbox>,
+    /// Wake-ups of the connections' tasks from the loop thread, batched.
+    pub(super) outbox: Arc<Outbox>,
     pub(super) spool: Arc<Spool>,
     pub(super) response_buffer: u64,
     pub(super) websocket: WebSocketConfig,

@@ -20,12 +20,12 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::{sleep_until, Instant};
 
 use super::exchange::{Exchange, Gone, GoneOnDrop, In, Out};
 use super::http::{broke, disconnected_error};
 use super::message::{self, Rule};
+use super::outbox::Outgoing;
 use super::runner::{fail, resolve, Ctx};
 use super::scope::{self, Kind};
 use super::shared::{start_failed, ClientDisconnected, Core};
@@ -68,7 +68,7 @@ pub(crate) fn handshake(
             request: RequestLine::detached(&parts),
             stats: core.stats.clone(),
         };
-        let (exchange, mut rx) = Exchange::new(core.inbox.clone(), wake);
+        let (exchange, mut rx) = Exchange::new(core.inbox.clone(), &core.outbox, wake);
         // Until the session runs (the 101 may never reach the client), a drop tells the
         // application the client is gone.
         let gone = GoneOnDrop(exchange.clone(), Gone::disconnected());
@@ -193,7 +193,7 @@ enum Ending {
 struct Session {
     core: Arc<Core>,
     exchange: Arc<Exchange>,
-    rx: UnboundedReceiver<Out>,
+    rx: Outgoing,
     opening: Opening,
     label: RequestLabel,
     /// Tells the application the connection is over if the session is dropped unfinished.

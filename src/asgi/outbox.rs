@@ -1,0 +1,231 @@
+//! The way back from the loop thread: wake-ups of the worker's connection tasks, in batches.
+//!
+//! A message the application sends goes through a tokio channel, whose receiver is a task of
+//! the worker's event loop. Woken from the loop thread, a tokio task is scheduled remotely:
+//! the runtime writes its own eventfd for every such wake-up, one system call per response
+//! (and the I/O thread is mostly busy, so most of them wake nothing). Here the receiver is
+//! polled with a waker of ours instead: woken, it puts the task's own waker in the
+//! [`Outbox`], and only the first of a batch writes the outbox's eventfd. A task of the
+//! worker's loop reads it and wakes the batch there, which costs no system call. This is
+//! [`Inbox`](super::runner::Inbox)'s mirror.
+
+use std::future::poll_fn;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use super::exchange::Out;
+use super::runner::{consume, eventfd, signal};
+use crate::error;
+
+/// Connection tasks to wake, and the eventfd that tells the worker's loop.
+pub(crate) struct Outbox {
+    wakers: Mutex<Vec<Waker>>,
+    fd: OwnedFd,
+    /// The task that drains it runs (started by the first receiver, on the worker's loop).
+    draining: AtomicBool,
+}
+
+impl Outbox {
+    pub(crate) fn new() -> std::io::Result<Arc<Outbox>> {
+        Ok(Arc::new(Outbox {
+            wakers: Mutex::new(Vec::with_capacity(64)),
+            fd: eventfd()?,
+            draining: AtomicBool::new(false),
+        }))
+    }
+
+    fn push(&self, waker: Waker) {
+        let first = {
+            let mut wakers = self.wakers.lock().unwrap_or_else(|e| e.into_inner());
+            wakers.push(waker);
+            wakers.len() == 1
+        };
+        if first {
+            signal(&self.fd);
+        }
+    }
+
+    /// Without the task: the tasks are woken directly again (see `Relay::wake_by_ref`), those
+    /// waiting in the outbox now.
+    fn stop_draining(&self) {
+        self.draining.store(false, Ordering::Relaxed);
+        let batch = std::mem::take(&mut *self.wakers.lock().unwrap_or_else(|e| e.into_inner()));
+        batch.into_iter().for_each(Waker::wake);
+    }
+
+    /// Starts the task that wakes the batches, once; on the worker's loop.
+    fn start(self: &Arc<Self>) {
+        if self.draining.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let watched = Watched(self.clone());
+        tokio::task::spawn_local(async move {
+            // SAFETY: the descriptor is the outbox's, which `Watched` keeps alive (and open:
+            // nothing closes or replaces it before the outbox is dropped) while registered.
+            let fd = match unsafe { AsyncFd::register_with_interest(watched, Interest::READABLE) } {
+                Ok(fd) => fd,
+                Err(failed) => {
+                    let (Watched(outbox), e) = failed.into_parts();
+                    // Never seen.
+                    error!("ASGI: cannot watch the outbox's eventfd: {e}; waking directly");
+                    return outbox.stop_draining();
+                }
+            };
+            let outbox = &fd.get_ref().0;
+            loop {
+                let Ok(mut ready) = fd.readable().await else {
+                    return outbox.stop_draining(); // the runtime is going away
+                };
+                // The wake-up is consumed before the batch is taken: a waker pushed after
+                // the take finds the list empty and signals again. Clearing the readiness
+                // loses nothing: a write after the read is an event the driver has yet to
+                // read, and tokio clears only what this guard saw.
+                consume(&outbox.fd);
+                ready.clear_ready();
+                let batch =
+                    std::mem::take(&mut *outbox.wakers.lock().unwrap_or_else(|e| e.into_inner()));
+                for waker in batch {
+                    waker.wake();
+                }
+            }
+        });
+    }
+}
+
+/// The outbox's eventfd, as `AsyncFd` watches it: held with its outbox, so it stays open.
+struct Watched(Arc<Outbox>);
+
+impl AsRawFd for Watched {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.fd.as_raw_fd()
+    }
+}
+
+/// The waker the channel gets: passes the connection task's own waker to the outbox.
+struct Relay {
+    task: Mutex<Option<Waker>>,
+    outbox: Arc<Outbox>,
+}
+
+impl Wake for Relay {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let Some(task) = self.task.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            return;
+        };
+        if self.outbox.draining.load(Ordering::Relaxed) {
+            self.outbox.push(task);
+        } else {
+            task.wake();
+        }
+    }
+}
+
+/// The connection's end of an exchange's messages from the application.
+pub(crate) struct Outgoing {
+    rx: UnboundedReceiver<Out>,
+    relay: Arc<Relay>,
+    waker: Waker,
+}
+
+impl Outgoing {
+    pub(super) fn new(rx: UnboundedReceiver<Out>, outbox: &Arc<Outbox>) -> Outgoing {
+        outbox.start();
+        let relay = Arc::new(Relay {
+            task: Mutex::new(None),
+            outbox: outbox.clone(),
+        });
+        Outgoing {
+            rx,
+            waker: Waker::from(relay.clone()),
+            relay,
+        }
+    }
+
+    /// The next message; `None` once the application's side is gone.
+    pub(crate) async fn recv(&mut self) -> Option<Out> {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Out>> {
+        {
+            let mut task = self.relay.task.lock().unwrap_or_else(|e| e.into_inner());
+            if !task.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *task = Some(cx.waker().clone());
+            }
+        }
+        self.rx.poll_recv(&mut Context::from_waker(&self.waker))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::mpsc;
+
+    /// The eventfd's counter, read without consuming it (/proc/self/fdinfo).
+    fn signals(outbox: &Outbox) -> u64 {
+        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", outbox.fd.as_raw_fd()))
+            .expect("fdinfo");
+        info.lines()
+            .find_map(|l| l.strip_prefix("eventfd-count:"))
+            .map(|n| u64::from_str_radix(n.trim(), 16).expect("a number"))
+            .expect("an eventfd")
+    }
+
+    #[test]
+    fn wakeups_from_another_thread_cost_one_signal_a_batch() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        tokio::task::LocalSet::new().block_on(&rt, async {
+            let outbox = Outbox::new().unwrap();
+            let (mut senders, mut tasks) = (Vec::new(), Vec::new());
+            for _ in 0..3 {
+                let (tx, rx) = mpsc::unbounded_channel();
+                let mut outgoing = Outgoing::new(rx, &outbox);
+                senders.push(tx);
+                tasks.push(tokio::task::spawn_local(async move {
+                    matches!(outgoing.recv().await, Some(Out::Ended { failed: false }))
+                }));
+            }
+            // The receivers wait; the drain task watches the eventfd.
+            tokio::task::yield_now().await;
+            tokio::task::yield_now().await;
+            assert_eq!(signals(&outbox), 0);
+            // Three answers from another thread while this loop is not looking: one signal.
+            let again = senders.pop().unwrap();
+            std::thread::spawn(move || {
+                for tx in senders {
+                    tx.send(Out::Ended { failed: false }).unwrap();
+                }
+            })
+            .join()
+            .unwrap();
+            assert_eq!(signals(&outbox), 1);
+            assert_eq!(outbox.wakers.lock().unwrap().len(), 2);
+            let last = tasks.pop().unwrap();
+            for task in tasks {
+                assert!(task.await.unwrap(), "woken with its message");
+            }
+            // Drained: the next answer signals afresh, and arrives.
+            assert_eq!(signals(&outbox), 0);
+            std::thread::spawn(move || again.send(Out::Ended { failed: false }).unwrap())
+                .join()
+                .unwrap();
+            assert_eq!(signals(&outbox), 1);
+            assert!(last.await.unwrap());
+            assert_eq!(signals(&outbox), 0);
+        });
+    }
+}
