@@ -174,10 +174,13 @@ fn decrypt(path: &Path, bytes: &[u8], password: &Secret) -> Result<PrivateKeyDer
         )
     };
     let plain = info.decrypt(password.0.as_bytes()).map_err(|e| match e {
-        // A wrong password shows as bad padding (pkcs5 0.7 calls it an encryption failure).
+        // A wrong password shows as bad padding (pkcs5 0.7 calls it an encryption failure);
+        // or, once in about 500 passwords, as padding that happens to be valid around bytes
+        // that are no DER document (the key parsed as DER before it was encrypted).
         pkcs8::Error::EncryptedPrivateKey(
             pkcs8::pkcs5::Error::DecryptFailed | pkcs8::pkcs5::Error::EncryptFailed,
-        ) => wrong(),
+        )
+        | pkcs8::Error::Asn1(_) => wrong(),
         other => format!(
             "{shown}: cannot decrypt the key ({other}); re-encrypt it with `openssl pkcs8 -topk8 \
              -v2 aes-256-cbc`"
@@ -352,6 +355,31 @@ pub(crate) struct Site {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A throwaway P-256 key, encrypted with the password `right` (`openssl pkcs8 -topk8 -v2
+    /// aes-256-cbc -iter 1`), and a wrong password whose decryption has valid padding.
+    const ENCRYPTED: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----
+MIHrMFYGCSqGSIb3DQEFDTBJMCgGCSqGSIb3DQEFDDAbBAjTZFVg2vTrEwIBATAM
+BggqhkiG9w0CCQUAMB0GCWCGSAFlAwQBKgQQuIRIWp/nCjN5kq8veiOvPASBkIV0
+cuqIwkp/MjEGx/Cu/cb1M/oLbb1d2VedZ4jW55ELD916jiGO/xyqhL7srYenxL9c
+D8r3f2fC/GTbhNHB0cfFA5Dc3hhCsu5MeDb773bmOFtbtTo8J56folzlRHCEt/KI
+EoNiY5YcCkAh3By8ZVxSU7b87Yu4YRdunoNWoINTEo4bpnYp84B0D3Tt2eOrjA==
+-----END ENCRYPTED PRIVATE KEY-----
+";
+
+    #[test]
+    fn a_wrong_password_is_called_wrong_even_when_its_padding_is_valid() {
+        let path = Path::new("site.key");
+        let key = |pw: &str| decrypt(path, ENCRYPTED.as_bytes(), &Secret(pw.into()));
+        assert!(key("right").is_ok());
+        for pw in ["wrong", "wrong-0"] {
+            let e = key(pw).unwrap_err();
+            assert!(
+                e.contains("does not decrypt the key (a wrong password)"),
+                "{pw}: {e}"
+            );
+        }
+    }
 
     #[test]
     fn pem_is_base64_in_lines_of_64() {
