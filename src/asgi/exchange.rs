@@ -18,9 +18,9 @@ use http::HeaderMap;
 use pyo3::prelude::*;
 use tokio::sync::{mpsc, Notify};
 
-use super::outbox::{Outbox, Outgoing};
 use super::runner::{Ctx, Inbox};
 use crate::bridge::head::Head;
+use crate::bridge::outbox::{Outbox, Relayed};
 
 /// Bytes on their way from the application past which its `send()` waits.
 pub(crate) const HIGH_WATER: usize = 256 * 1024;
@@ -266,6 +266,28 @@ impl Exchange {
             exchange.lock().wake_queued = false;
             (exchange.waker)(py, ctx, &exchange);
         }));
+    }
+}
+
+/// The connection's end of an exchange's messages from the application, woken through the
+/// worker's outbox.
+pub(crate) struct Outgoing {
+    rx: mpsc::UnboundedReceiver<Out>,
+    relayed: Relayed,
+}
+
+impl Outgoing {
+    fn new(rx: mpsc::UnboundedReceiver<Out>, outbox: &Arc<Outbox>) -> Outgoing {
+        Outgoing {
+            rx,
+            relayed: Relayed::new(outbox),
+        }
+    }
+
+    /// The next message; `None` once the application's side is gone.
+    pub(crate) async fn recv(&mut self) -> Option<Out> {
+        let Outgoing { rx, relayed } = self;
+        std::future::poll_fn(|cx| relayed.poll(cx, |cx| rx.poll_recv(cx))).await
     }
 }
 

@@ -6,11 +6,11 @@
 //! (`loop.add_reader`): no GIL is taken on the I/O thread, as `call_soon_threadsafe` would
 //! need. The Python side runs each batch of jobs in one callback, with the GIL it holds
 //! anyway. Answers go back through tokio channels, whose wake-ups of the connections' tasks
-//! come in batches too ([`super::outbox`]). The
+//! come in batches too ([`crate::bridge::outbox`]). The
 //! loop thread runs in the batch scheduling class ([`batch_scheduling`]), so the handoffs
 //! batch up instead of switching threads for every request.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -18,6 +18,7 @@ use std::time::Duration;
 use pyo3::prelude::*;
 use pyo3::types::{PyModule, PyTuple};
 
+use crate::bridge::outbox::{consume, eventfd, signal};
 use crate::config::asgi::EventLoop;
 use crate::{error, info, warn};
 
@@ -28,46 +29,6 @@ pub(crate) type Job = Box<dyn FnOnce(Python<'_>, &Arc<Ctx>) + Send>;
 pub(crate) struct Inbox {
     jobs: Mutex<Vec<Job>>,
     wake: OwnedFd,
-}
-
-/// A non-blocking eventfd: the wake-up of a thread that waits on it in its event loop.
-pub(super) fn eventfd() -> std::io::Result<OwnedFd> {
-    // SAFETY: eventfd has no memory preconditions; a negative result is an error.
-    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: fd is a fresh descriptor nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// Makes `fd` (an [`eventfd`]) readable.
-pub(super) fn signal(fd: &OwnedFd) {
-    let one: u64 = 1;
-    // SAFETY: writes 8 bytes from a live u64 to an eventfd we own. It cannot fail but by
-    // overflowing the counter (2^64 - 2 wake-ups unread), which never happens.
-    unsafe {
-        libc::write(
-            fd.as_raw_fd(),
-            (&one as *const u64).cast(),
-            std::mem::size_of::<u64>(),
-        )
-    };
-}
-
-/// Consumes the wake-ups `fd` (an [`eventfd`]) holds; whether there were any.
-pub(super) fn consume(fd: &OwnedFd) -> bool {
-    let mut count: u64 = 0;
-    // SAFETY: reads 8 bytes into a live u64 from a non-blocking eventfd we own; EAGAIN
-    // (nothing to read) is harmless.
-    let n = unsafe {
-        libc::read(
-            fd.as_raw_fd(),
-            (&mut count as *mut u64).cast(),
-            std::mem::size_of::<u64>(),
-        )
-    };
-    n > 0
 }
 
 impl Inbox {

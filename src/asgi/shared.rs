@@ -9,11 +9,11 @@ use pyo3::types::PyDict;
 
 use super::exchange::{Exchange, Out};
 use super::message;
-use super::outbox::Outbox;
 use super::runner::Inbox;
 use super::scope::Templates;
 use crate::bridge::admission::Slot;
 use crate::bridge::label::RequestLabel;
+use crate::bridge::outbox::Outbox;
 use crate::bridge::spool::Spool;
 use crate::config::asgi::WebSocketConfig;
 use crate::log;

@@ -22,10 +22,9 @@ use pyo3::types::{PyBytes, PyDict, PyString};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{sleep_until, Instant};
 
-use super::exchange::{Exchange, Gone, GoneOnDrop, In, Out};
+use super::exchange::{Exchange, Gone, GoneOnDrop, In, Out, Outgoing};
 use super::http::{broke, disconnected_error};
 use super::message::{self, Rule};
-use super::outbox::Outgoing;
 use super::runner::{fail, resolve, Ctx};
 use super::scope::{self, Kind};
 use super::shared::{start_failed, ClientDisconnected, Core};

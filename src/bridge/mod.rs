@@ -7,12 +7,14 @@
 //!   and its limits (413, 408, 400);
 //! - [`head`]: a response head as the application gives it, and the rules it must keep
 //!   (no hop-by-hop headers, a body that matches its Content-Length);
-//! - [`label`]: how a request is named in log lines and the worker's stats.
+//! - [`label`]: how a request is named in log lines and the worker's stats;
+//! - [`outbox`]: the application threads' wake-ups of the connections' tasks, in batches.
 
 pub(crate) mod admission;
 pub(crate) mod body;
 pub(crate) mod head;
 pub(crate) mod label;
+pub(crate) mod outbox;
 pub(crate) mod pipe;
 pub(crate) mod spool;
 

@@ -1,27 +1,63 @@
-//! The way back from the loop thread: wake-ups of the worker's connection tasks, in batches.
+//! The way back from an application's thread (the ASGI loop thread, a WSGI app thread) to the
+//! worker's event loop: wake-ups of its connection tasks, in batches.
 //!
-//! A message the application sends goes through a tokio channel, whose receiver is a task of
-//! the worker's event loop. Woken from the loop thread, a tokio task is scheduled remotely:
-//! the runtime writes its own eventfd for every such wake-up, one system call per response
-//! (and the I/O thread is mostly busy, so most of them wake nothing). Here the receiver is
-//! polled with a waker of ours instead: woken, it puts the task's own waker in the
-//! [`Outbox`], and only the first of a batch writes the outbox's eventfd. A task of the
-//! worker's loop reads it and wakes the batch there, which costs no system call. This is
-//! [`Inbox`](super::runner::Inbox)'s mirror.
+//! An answer goes through a tokio channel, whose receiver is a task of the worker's event
+//! loop. Woken from another thread, a tokio task is scheduled remotely: the runtime writes its
+//! own eventfd for every such wake-up, one system call per response (and the I/O thread is
+//! mostly busy, so most of them wake nothing). Here the receiver is polled with a waker of
+//! ours instead ([`Relayed`]): woken, it puts the task's own waker in the [`Outbox`], and only
+//! the first of a batch writes the outbox's eventfd. A task of the worker's loop reads it and
+//! wakes the batch there, which costs no system call. The eventfd helpers here serve the other
+//! direction too (the ASGI loop thread's inbox).
 
-use std::future::poll_fn;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
-use tokio::sync::mpsc::UnboundedReceiver;
 
-use super::exchange::Out;
-use super::runner::{consume, eventfd, signal};
 use crate::error;
+
+/// A non-blocking eventfd: the wake-up of a thread that waits on it in its event loop.
+pub(crate) fn eventfd() -> std::io::Result<OwnedFd> {
+    // SAFETY: eventfd has no memory preconditions; a negative result is an error.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Makes `fd` (an [`eventfd`]) readable.
+pub(crate) fn signal(fd: &OwnedFd) {
+    let one: u64 = 1;
+    // SAFETY: writes 8 bytes from a live u64 to an eventfd we own. It cannot fail but by
+    // overflowing the counter (2^64 - 2 wake-ups unread), which never happens.
+    unsafe {
+        libc::write(
+            fd.as_raw_fd(),
+            (&one as *const u64).cast(),
+            std::mem::size_of::<u64>(),
+        )
+    };
+}
+
+/// Consumes the wake-ups `fd` (an [`eventfd`]) holds.
+pub(crate) fn consume(fd: &OwnedFd) {
+    let mut count: u64 = 0;
+    // SAFETY: reads 8 bytes into a live u64 from a non-blocking eventfd we own; EAGAIN
+    // (nothing to read) is harmless.
+    unsafe {
+        libc::read(
+            fd.as_raw_fd(),
+            (&mut count as *mut u64).cast(),
+            std::mem::size_of::<u64>(),
+        )
+    };
+}
 
 /// Connection tasks to wake, and the eventfd that tells the worker's loop.
 pub(crate) struct Outbox {
@@ -130,40 +166,39 @@ impl Wake for Relay {
     }
 }
 
-/// The connection's end of an exchange's messages from the application.
-pub(crate) struct Outgoing {
-    rx: UnboundedReceiver<Out>,
+/// A receiver's side of the outbox: polls what it waits on (a channel's receiver) with the
+/// relay's waker, so that the other thread's wake-up goes through the outbox.
+pub(crate) struct Relayed {
     relay: Arc<Relay>,
     waker: Waker,
 }
 
-impl Outgoing {
-    pub(super) fn new(rx: UnboundedReceiver<Out>, outbox: &Arc<Outbox>) -> Outgoing {
+impl Relayed {
+    pub(crate) fn new(outbox: &Arc<Outbox>) -> Relayed {
         outbox.start();
         let relay = Arc::new(Relay {
             task: Mutex::new(None),
             outbox: outbox.clone(),
         });
-        Outgoing {
-            rx,
+        Relayed {
             waker: Waker::from(relay.clone()),
             relay,
         }
     }
 
-    /// The next message; `None` once the application's side is gone.
-    pub(crate) async fn recv(&mut self) -> Option<Out> {
-        poll_fn(|cx| self.poll_recv(cx)).await
-    }
-
-    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Out>> {
+    /// `poll` (a receiver's poll) for the task `cx` belongs to, woken through the outbox.
+    pub(crate) fn poll<T>(
+        &self,
+        cx: &mut Context<'_>,
+        poll: impl FnOnce(&mut Context<'_>) -> Poll<T>,
+    ) -> Poll<T> {
         {
             let mut task = self.relay.task.lock().unwrap_or_else(|e| e.into_inner());
             if !task.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                 *task = Some(cx.waker().clone());
             }
         }
-        self.rx.poll_recv(&mut Context::from_waker(&self.waker))
+        poll(&mut Context::from_waker(&self.waker))
     }
 }
 
@@ -192,11 +227,12 @@ mod tests {
             let outbox = Outbox::new().unwrap();
             let (mut senders, mut tasks) = (Vec::new(), Vec::new());
             for _ in 0..3 {
-                let (tx, rx) = mpsc::unbounded_channel();
-                let mut outgoing = Outgoing::new(rx, &outbox);
+                let (tx, mut rx) = mpsc::unbounded_channel::<u32>();
+                let relayed = Relayed::new(&outbox);
                 senders.push(tx);
                 tasks.push(tokio::task::spawn_local(async move {
-                    matches!(outgoing.recv().await, Some(Out::Ended { failed: false }))
+                    let got = std::future::poll_fn(|cx| relayed.poll(cx, |cx| rx.poll_recv(cx)));
+                    got.await == Some(7)
                 }));
             }
             // The receivers wait; the drain task watches the eventfd.
@@ -207,7 +243,7 @@ mod tests {
             let again = senders.pop().unwrap();
             std::thread::spawn(move || {
                 for tx in senders {
-                    tx.send(Out::Ended { failed: false }).unwrap();
+                    tx.send(7).unwrap();
                 }
             })
             .join()
@@ -220,7 +256,7 @@ mod tests {
             }
             // Drained: the next answer signals afresh, and arrives.
             assert_eq!(signals(&outbox), 0);
-            std::thread::spawn(move || again.send(Out::Ended { failed: false }).unwrap())
+            std::thread::spawn(move || again.send(7).unwrap())
                 .join()
                 .unwrap();
             assert_eq!(signals(&outbox), 1);

@@ -36,6 +36,7 @@ use crate::bridge::admission::{Admission, Slot};
 use crate::bridge::body::{self, Plan};
 use crate::bridge::head::{self as heads, Head};
 use crate::bridge::label::{RequestLabel, RequestLine};
+use crate::bridge::outbox::{Outbox, Relayed};
 use crate::bridge::pipe::pipe;
 use crate::bridge::spool::Spool;
 use crate::bridge::Loaded;
@@ -107,6 +108,8 @@ pub(crate) struct WsgiApp {
     limits: Limits,
     inline: bool,
     pool: Pool,
+    /// The app threads' wake-ups of the connections' tasks, in batches.
+    outbox: Arc<Outbox>,
 }
 
 impl Core {
@@ -209,6 +212,10 @@ impl WsgiApp {
         // Asked once, here (it imports sysconfig), not when a keep-alive connection's second
         // request first reuses start_response.
         start_response::counts_are_exact(py);
+        let outbox = Outbox::new().map_err(|err| {
+            error!("cannot make an eventfd for the application threads: {err}");
+            LoadFailed
+        })?;
         Ok(WsgiApp {
             core: Arc::new(Core {
                 main,
@@ -223,6 +230,7 @@ impl WsgiApp {
             limits: config.limits.clone(),
             inline: config.threads == 1,
             pool: Pool::new(config.threads),
+            outbox,
         })
     }
 }
@@ -497,7 +505,9 @@ async fn respond_on_thread(app: &WsgiApp, req: AppRequest, permit: Slot) -> Resp
         run_on_thread(py, &core, req, Sink::new(tx), thread);
         drop(permit);
     }));
-    match rx.recv().await {
+    let relayed = Relayed::new(&app.outbox);
+    let first = std::future::poll_fn(|cx| relayed.poll(cx, |cx| rx.poll_recv(cx))).await;
+    match first {
         Some(Msg::Head {
             head,
             body,
