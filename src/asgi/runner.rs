@@ -10,7 +10,7 @@
 //! loop thread runs in the batch scheduling class ([`batch_scheduling`]), so the handoffs
 //! batch up instead of switching threads for every request.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -18,46 +18,16 @@ use std::time::Duration;
 use pyo3::prelude::*;
 use pyo3::types::{PyModule, PyTuple};
 
-use crate::bridge::outbox::{consume, eventfd, signal};
+use crate::bridge::outbox::Batch;
 use crate::config::asgi::EventLoop;
 use crate::{error, info, warn};
 
 /// Work for the loop thread: runs with the GIL held, inside a callback of the Python loop.
 pub(crate) type Job = Box<dyn FnOnce(Python<'_>, &Arc<Ctx>) + Send>;
 
-/// Jobs for the loop thread, and the eventfd that wakes it.
-pub(crate) struct Inbox {
-    jobs: Mutex<Vec<Job>>,
-    wake: OwnedFd,
-}
-
-impl Inbox {
-    fn new() -> std::io::Result<Inbox> {
-        Ok(Inbox {
-            jobs: Mutex::new(Vec::with_capacity(64)),
-            wake: eventfd()?,
-        })
-    }
-
-    /// Queues a job. Only the first job of a batch writes to the eventfd: while jobs wait,
-    /// a wake-up is already on its way (the loop reads the eventfd before taking the batch).
-    pub(crate) fn push(&self, job: Job) {
-        let first = {
-            let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
-            jobs.push(job);
-            jobs.len() == 1
-        };
-        if first {
-            signal(&self.wake);
-        }
-    }
-
-    /// The jobs waiting, after the wake-up is consumed.
-    fn take(&self) -> Vec<Job> {
-        consume(&self.wake);
-        std::mem::take(&mut *self.jobs.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-}
+/// Jobs for the loop thread, and the eventfd that wakes it (the loop watches it with
+/// `add_reader`).
+pub(crate) type Inbox = Batch<Job>;
 
 /// The loop thread's Python objects, made once on it, for the jobs.
 pub(crate) struct Ctx {
@@ -324,7 +294,7 @@ fn thread_main(
             });
             let drain = Bound::new(py, Drain { ctx }).map_err(err)?;
             event_loop
-                .call_method1("add_reader", (inbox.wake.as_raw_fd(), drain))
+                .call_method1("add_reader", (inbox.fd().as_raw_fd(), drain))
                 .map_err(err)?;
             Ok((event_loop, kind))
         };

@@ -7,8 +7,8 @@
 //! mostly busy, so most of them wake nothing). Here the receiver is polled with a waker of
 //! ours instead ([`Relayed`]): woken, it puts the task's own waker in the [`Outbox`], and only
 //! the first of a batch writes the outbox's eventfd. A task of the worker's loop reads it and
-//! wakes the batch there, which costs no system call. The eventfd helpers here serve the other
-//! direction too (the ASGI loop thread's inbox).
+//! wakes the batch there, which costs no system call. [`Batch`] serves the other direction
+//! too (the ASGI loop thread's inbox).
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,7 +21,7 @@ use tokio::io::Interest;
 use crate::error;
 
 /// A non-blocking eventfd: the wake-up of a thread that waits on it in its event loop.
-pub(crate) fn eventfd() -> std::io::Result<OwnedFd> {
+fn eventfd() -> std::io::Result<OwnedFd> {
     // SAFETY: eventfd has no memory preconditions; a negative result is an error.
     let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
     if fd < 0 {
@@ -32,7 +32,7 @@ pub(crate) fn eventfd() -> std::io::Result<OwnedFd> {
 }
 
 /// Makes `fd` (an [`eventfd`]) readable.
-pub(crate) fn signal(fd: &OwnedFd) {
+fn signal(fd: &OwnedFd) {
     let one: u64 = 1;
     // SAFETY: writes 8 bytes from a live u64 to an eventfd we own. It cannot fail but by
     // overflowing the counter (2^64 - 2 wake-ups unread), which never happens.
@@ -46,7 +46,7 @@ pub(crate) fn signal(fd: &OwnedFd) {
 }
 
 /// Consumes the wake-ups `fd` (an [`eventfd`]) holds.
-pub(crate) fn consume(fd: &OwnedFd) {
+fn consume(fd: &OwnedFd) {
     let mut count: u64 = 0;
     // SAFETY: reads 8 bytes into a live u64 from a non-blocking eventfd we own; EAGAIN
     // (nothing to read) is harmless.
@@ -59,10 +59,49 @@ pub(crate) fn consume(fd: &OwnedFd) {
     };
 }
 
+/// Items for a thread's event loop, and the eventfd that wakes it. Only the first push of a
+/// batch writes to the eventfd: while items wait, a wake-up is already on its way (the taker
+/// reads the eventfd before it takes the batch, so a push after the take signals again).
+pub(crate) struct Batch<T> {
+    items: Mutex<Vec<T>>,
+    fd: OwnedFd,
+}
+
+impl<T> Batch<T> {
+    pub(crate) fn new() -> std::io::Result<Batch<T>> {
+        Ok(Batch {
+            items: Mutex::new(Vec::with_capacity(64)),
+            fd: eventfd()?,
+        })
+    }
+
+    /// Queues an item, waking the taker if it is the first of a batch.
+    pub(crate) fn push(&self, item: T) {
+        let first = {
+            let mut items = self.items.lock().unwrap_or_else(|e| e.into_inner());
+            items.push(item);
+            items.len() == 1
+        };
+        if first {
+            signal(&self.fd);
+        }
+    }
+
+    /// The items waiting, after the wake-up is consumed.
+    pub(crate) fn take(&self) -> Vec<T> {
+        consume(&self.fd);
+        std::mem::take(&mut *self.items.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The eventfd the taker's loop watches.
+    pub(crate) fn fd(&self) -> &OwnedFd {
+        &self.fd
+    }
+}
+
 /// Connection tasks to wake, and the eventfd that tells the worker's loop.
 pub(crate) struct Outbox {
-    wakers: Mutex<Vec<Waker>>,
-    fd: OwnedFd,
+    wakers: Batch<Waker>,
     /// The task that drains it runs (started by the first receiver, on the worker's loop).
     draining: AtomicBool,
 }
@@ -70,29 +109,16 @@ pub(crate) struct Outbox {
 impl Outbox {
     pub(crate) fn new() -> std::io::Result<Arc<Outbox>> {
         Ok(Arc::new(Outbox {
-            wakers: Mutex::new(Vec::with_capacity(64)),
-            fd: eventfd()?,
+            wakers: Batch::new()?,
             draining: AtomicBool::new(false),
         }))
-    }
-
-    fn push(&self, waker: Waker) {
-        let first = {
-            let mut wakers = self.wakers.lock().unwrap_or_else(|e| e.into_inner());
-            wakers.push(waker);
-            wakers.len() == 1
-        };
-        if first {
-            signal(&self.fd);
-        }
     }
 
     /// Without the task: the tasks are woken directly again (see `Relay::wake_by_ref`), those
     /// waiting in the outbox now.
     fn stop_draining(&self) {
         self.draining.store(false, Ordering::Relaxed);
-        let batch = std::mem::take(&mut *self.wakers.lock().unwrap_or_else(|e| e.into_inner()));
-        batch.into_iter().for_each(Waker::wake);
+        self.wakers.take().into_iter().for_each(Waker::wake);
     }
 
     /// Starts the task that wakes the batches, once; on the worker's loop.
@@ -118,14 +144,10 @@ impl Outbox {
                 let Ok(mut ready) = fd.readable().await else {
                     return outbox.stop_draining(); // the runtime is going away
                 };
-                // The wake-up is consumed before the batch is taken: a waker pushed after
-                // the take finds the list empty and signals again. Clearing the readiness
-                // loses nothing: a write after the read is an event the driver has yet to
-                // read, and tokio clears only what this guard saw.
-                consume(&outbox.fd);
+                // Clearing the readiness loses nothing: a write after `take`'s read is an
+                // event the driver has yet to read, and tokio clears only what this guard saw.
+                let batch = outbox.wakers.take();
                 ready.clear_ready();
-                let batch =
-                    std::mem::take(&mut *outbox.wakers.lock().unwrap_or_else(|e| e.into_inner()));
                 for waker in batch {
                     waker.wake();
                 }
@@ -139,7 +161,7 @@ struct Watched(Arc<Outbox>);
 
 impl AsRawFd for Watched {
     fn as_raw_fd(&self) -> RawFd {
-        self.0.fd.as_raw_fd()
+        self.0.wakers.fd().as_raw_fd()
     }
 }
 
@@ -159,7 +181,7 @@ impl Wake for Relay {
             return;
         };
         if self.outbox.draining.load(Ordering::Relaxed) {
-            self.outbox.push(task);
+            self.outbox.wakers.push(task);
         } else {
             task.wake();
         }
@@ -209,8 +231,11 @@ mod tests {
 
     /// The eventfd's counter, read without consuming it (/proc/self/fdinfo).
     fn signals(outbox: &Outbox) -> u64 {
-        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", outbox.fd.as_raw_fd()))
-            .expect("fdinfo");
+        let info = std::fs::read_to_string(format!(
+            "/proc/self/fdinfo/{}",
+            outbox.wakers.fd().as_raw_fd()
+        ))
+        .expect("fdinfo");
         info.lines()
             .find_map(|l| l.strip_prefix("eventfd-count:"))
             .map(|n| u64::from_str_radix(n.trim(), 16).expect("a number"))
@@ -249,7 +274,7 @@ mod tests {
             .join()
             .unwrap();
             assert_eq!(signals(&outbox), 1);
-            assert_eq!(outbox.wakers.lock().unwrap().len(), 2);
+            assert_eq!(outbox.wakers.items.lock().unwrap().len(), 2);
             let last = tasks.pop().unwrap();
             for task in tasks {
                 assert!(task.await.unwrap(), "woken with its message");

@@ -461,23 +461,33 @@ fn shutdown_delay(r: &Resolved<'_>) -> Result<Duration, ConfigError> {
 /// `forwarded-allow-ips`: the default (loopback and unix sockets) unless set; an empty value
 /// trusts no one.
 fn forwarded_allow_ips(r: &Resolved<'_>) -> Result<crate::forwarded::TrustedProxies, ConfigError> {
+    trusted_peers(
+        r,
+        "forwarded-allow-ips",
+        d::FORWARDED_ALLOW_IPS,
+        "addresses and networks (CIDR), `unix` or `*`, separated by commas",
+        "10.0.0.0/8, 127.0.0.1",
+    )
+}
+
+/// The peers a list option names (`forwarded-allow-ips`, `proxy-allow-from`): `default`
+/// unless the option is set; each value checked, a wrong entry named.
+fn trusted_peers(
+    r: &Resolved<'_>,
+    name: &str,
+    default: &str,
+    expected: &str,
+    example: &str,
+) -> Result<crate::forwarded::TrustedProxies, ConfigError> {
     let mut trusted = crate::forwarded::TrustedProxies::default();
-    let settings = r.all("forwarded-allow-ips");
+    let settings = r.all(name);
     if settings.is_empty() {
-        trusted
-            .add(d::FORWARDED_ALLOW_IPS)
-            .expect("the default list parses");
+        trusted.add(default).expect("the default list parses");
     }
     for s in settings {
-        trusted.add(&s.value).map_err(|why| {
-            bad_value(
-                s,
-                &format!(
-                    "addresses and networks (CIDR), `unix` or `*`, separated by commas ({why})"
-                ),
-                "10.0.0.0/8, 127.0.0.1",
-            )
-        })?;
+        trusted
+            .add(&s.value)
+            .map_err(|why| bad_value(s, &format!("{expected} ({why})"), example))?;
     }
     Ok(trusted)
 }
@@ -507,23 +517,14 @@ fn proxy_protocol(
     if !r.flag("proxy-protocol", d::PROXY_PROTOCOL) {
         return Ok(None);
     }
-    let mut trusted = crate::forwarded::TrustedProxies::default();
-    let settings = r.all("proxy-allow-from");
-    if settings.is_empty() {
-        trusted
-            .add(d::PROXY_ALLOW_FROM)
-            .expect("the default list parses");
-    }
-    for s in settings {
-        trusted.add(&s.value).map_err(|why| {
-            bad_value(
-                s,
-                &format!("IP addresses and networks (CIDR) or `*`, separated by commas ({why})"),
-                "10.0.0.0/8, 192.0.2.7",
-            )
-        })?;
-    }
-    Ok(Some(trusted))
+    trusted_peers(
+        r,
+        "proxy-allow-from",
+        d::PROXY_ALLOW_FROM,
+        "IP addresses and networks (CIDR) or `*`, separated by commas",
+        "10.0.0.0/8, 192.0.2.7",
+    )
+    .map(Some)
 }
 
 /// The limits and timeouts, each checked for a sensible value.
