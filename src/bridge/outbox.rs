@@ -135,7 +135,7 @@ impl Outbox {
                 Err(failed) => {
                     let (Watched(outbox), e) = failed.into_parts();
                     // Never seen.
-                    error!("ASGI: cannot watch the outbox's eventfd: {e}; waking directly");
+                    error!("cannot watch the outbox's eventfd: {e}; connection tasks are woken directly");
                     return outbox.stop_draining();
                 }
             };
