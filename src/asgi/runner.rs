@@ -6,9 +6,9 @@
 //! (`loop.add_reader`): no GIL is taken on the I/O thread, as `call_soon_threadsafe` would
 //! need. The Python side runs each batch of jobs in one callback, with the GIL it holds
 //! anyway. Answers go back through tokio channels, whose wake-ups of the connections' tasks
-//! come in batches too ([`crate::bridge::outbox`]). The
-//! loop thread runs in the batch scheduling class ([`batch_scheduling`]), so the handoffs
-//! batch up instead of switching threads for every request.
+//! come in batches too ([`crate::bridge::outbox`]). The loop thread runs in the batch
+//! scheduling class ([`batch_scheduling`]), so the handoffs batch up instead of switching
+//! threads for every request.
 
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};

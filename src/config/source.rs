@@ -552,7 +552,8 @@ pub(crate) fn from_cli(args: &[String]) -> Result<Command, ConfigError> {
 
 /// Whether `next`, the argument after a bare `--name` whose value uWSGI makes optional, is that
 /// option's value: a mode for `chmod-socket`, a level for `memory-report`, a strftime format
-/// (or yes/no) for `log-date`. Anything else (the application, another option) is left for what follows.
+/// (or yes/no) for `log-date`. Anything else (the application, another option) is left for
+/// what follows.
 fn optional_value_fits(name: &str, next: &str) -> bool {
     if next.is_empty() || next.starts_with('-') {
         return false;
