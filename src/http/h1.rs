@@ -80,7 +80,9 @@ pub(crate) fn parse(buf: &mut BytesMut, limits: &Limits) -> Parsed {
     let base = buf.as_ptr() as usize;
     let offset = |s: &[u8]| s.as_ptr() as usize - base;
     let path_at = (offset(path.as_bytes()), path.len());
-    let mut fields = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
+    // Not zeroed first (1 KiB: about 77 instructions a request): only the first `count`,
+    // each written below, are read.
+    let mut fields = [const { MaybeUninit::<(usize, usize, usize, usize)>::uninit() }; MAX_HEADERS];
     let count = req.headers.len();
     let mut saw_close = false;
     for (field, h) in fields.iter_mut().zip(req.headers.iter()) {
@@ -107,7 +109,7 @@ pub(crate) fn parse(buf: &mut BytesMut, limits: &Limits) -> Parsed {
                 keep_alive = rules::has_token(h.value, b"keep-alive");
             }
         }
-        *field = (offset(name), name.len(), offset(h.value), h.value.len());
+        field.write((offset(name), name.len(), offset(h.value), h.value.len()));
     }
     let head = buf.split_to(len).freeze();
     let Ok(uri) = Uri::from_maybe_shared(head.slice(path_at.0..path_at.0 + path_at.1)) else {
@@ -120,7 +122,10 @@ pub(crate) fn parse(buf: &mut BytesMut, limits: &Limits) -> Parsed {
     *request.version_mut() = version;
     let map = request.headers_mut();
     map.reserve(count);
-    for &(name_at, name_len, value_at, value_len) in &fields[..count] {
+    for field in &fields[..count] {
+        // SAFETY: the loop above wrote one entry for each of the `count` headers (`fields`
+        // has room for all of them: httparse fills at most MAX_HEADERS), or returned.
+        let (name_at, name_len, value_at, value_len) = unsafe { field.assume_init_read() };
         let Ok(name) = HeaderName::from_bytes(&head[name_at..name_at + name_len]) else {
             return other_after_split(buf, head);
         };
