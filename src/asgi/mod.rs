@@ -173,13 +173,12 @@ impl AsgiApp {
 
 impl AsgiApp {
     /// The request body, read first, and the request's hold on the application; or the
-    /// answer that ends the request.
+    /// answer that ends the request. Its declared length was checked by the caller.
     async fn admit(
         self: &Rc<Self>,
         parts: &::http::request::Parts,
         body: RequestBody,
     ) -> Result<(Buffered, Held), ::http::Response<crate::http::Body>> {
-        body::check_declared(&self.limits, &body).map_err(|p| p.response())?;
         let memory = match Plan::of(parts, &body, &self.limits) {
             Plan::Empty => None,
             Plan::Buffer { memory } => Some(memory),
@@ -216,6 +215,23 @@ impl Cores for AsgiApp {
 impl App for AsgiApp {
     fn call(self: Rc<Self>, req: Request<RequestBody>, conn: Arc<ConnInfo>) -> Answer {
         let (parts, body) = req.into_parts();
+        if let Err(problem) = body::check_declared(&self.limits, &body) {
+            return Answer::Now(problem.response());
+        }
+        // The usual request: no body, and a slot free. Straight to the application, in a
+        // future without the admission's and the body's states (288 bytes against 1,136
+        // with them: a future is moved into its box whole).
+        if matches!(Plan::of(&parts, &body, &self.limits), Plan::Empty) {
+            if let Some(slot) = self.admission.try_now() {
+                let held = Held {
+                    _slot: slot,
+                    core: CoreLease::new(self.clone()),
+                };
+                let core = self.core.clone();
+                let response = http::respond(core, parts, conn, Buffered::Empty, held);
+                return Answer::Later(Box::pin(response));
+            }
+        }
         Answer::Later(Box::pin(async move {
             let (buffered, held) = match self.admit(&parts, body).await {
                 Ok(admitted) => admitted,
