@@ -278,6 +278,8 @@ fn poll_send<T: Transport>(
     poll_slices(io, cx, pieces, &mut slices)
 }
 
+// Inlined into both of poll_send's list sizes: 15 instructions less a response (callgrind).
+#[inline(always)]
 fn poll_slices<'a, T: Transport>(
     io: &mut Guard<T>,
     cx: &mut Context<'_>,

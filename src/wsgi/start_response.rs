@@ -96,6 +96,10 @@ impl HeadBuilder {
     /// Adds a header: the value must be latin-1 text (PEP 3333), then the bridge's rules
     /// apply.
     pub(crate) fn add(&mut self, name: &str, value: &str) -> Result<(), String> {
+        // ASCII (nearly every value) is its own latin-1: no conversion to set up.
+        if value.is_ascii() {
+            return self.head.add(name.as_bytes(), value.as_bytes());
+        }
         let bytes = latin1_bytes(value).ok_or_else(|| {
             format!("the value of header {name:?} must be latin-1 text (encode other text first, e.g. RFC 8187); got {value:?}")
         })?;
@@ -280,10 +284,11 @@ fn add_header(head: &mut HeadBuilder, item: &Bound<'_, PyAny>) -> Result<(), Str
                 short_repr(item)
             )
         })?;
-    let text = |index: usize, what: &str| -> Result<Bound<'_, PyString>, String> {
-        let o = pair.get_item(index).map_err(|e| e.to_string())?;
-        o.cast_into::<PyString>().map_err(|e| {
-            let o = e.into_inner();
+    // Borrowed from the tuple, which holds them while the head is built: no reference
+    // counts to move.
+    let text = |index: usize, what: &str| -> Result<Borrowed<'_, '_, PyString>, String> {
+        let o = pair.get_borrowed_item(index).map_err(|e| e.to_string())?;
+        o.cast::<PyString>().map_err(|_| {
             format!(
                 "header {what}s must be str, not {}: {}",
                 type_name(&o),
@@ -310,7 +315,9 @@ pub(super) fn counts_are_exact(py: Python<'_>) -> bool {
     })
 }
 
-/// The text of a header string, or the rule it broke.
+/// The text of a header string, or the rule it broke. Inlined at its four calls a response
+/// (a name and a value per header): 118 instructions less a hello-world request (callgrind).
+#[inline(always)]
 fn utf8<'a>(s: &'a Bound<'_, PyString>, what: &str) -> Result<&'a str, String> {
     s.to_str()
         .map_err(|_| format!("header {what} {} is not valid text", short_repr(s.as_any())))
