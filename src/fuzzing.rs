@@ -318,12 +318,14 @@ pub fn framing_vs_hyper(data: &[u8]) {
     }
 }
 
-/// The own HTTP/1 path's head reader: a head it takes is exactly what httparse reads as a
-/// complete GET or HEAD in origin form, split off the buffer whole; anything else leaves every
-/// byte in place for hyper.
+/// The own HTTP/1 path's head reader: a request it takes is exactly what httparse reads as a
+/// complete head in origin form, followed by the body its one plain Content-Length declares
+/// (only for a method that may have one, and at most `MAX_BODY`), head and body split off
+/// the buffer whole; anything else leaves every byte in place for hyper.
 pub fn h1_head(data: &[u8]) {
     use crate::config::Limits;
-    use crate::http::h1::{parse, Parsed};
+    use crate::http::h1::{parse, Parsed, MAX_BODY};
+    use http_body::Body as _;
     let limits = Limits {
         head_bytes: 4096,
         line_bytes: 2048,
@@ -331,24 +333,59 @@ pub fn h1_head(data: &[u8]) {
         ..Limits::default()
     };
     let mut buf = bytes::BytesMut::from(data);
+    let declared = |req: &httparse::Request| -> Vec<Vec<u8>> {
+        req.headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("content-length"))
+            .map(|h| h.value.to_vec())
+            .collect()
+    };
     match parse(&mut buf, &limits) {
         Parsed::Simple { request, len, .. } => {
             assert!(len <= data.len() && len <= limits.head_bytes);
-            assert_eq!(&buf[..], &data[len..]);
             let mut headers = [httparse::EMPTY_HEADER; 64];
             let mut req = httparse::Request::new(&mut headers);
             assert_eq!(req.parse(data), Ok(httparse::Status::Complete(len)));
-            assert!(matches!(req.method, Some("GET" | "HEAD")));
-            assert_eq!(request.method().as_str(), req.method.unwrap_or_default());
+            let method = req.method.unwrap_or_default();
+            assert_eq!(request.method().as_str(), method);
             assert!(request.uri().path().starts_with('/'));
             assert_eq!(request.headers().len(), req.headers.len());
+            let lengths = declared(&req);
+            let body_len = match method {
+                "GET" | "HEAD" => {
+                    assert!(lengths.is_empty());
+                    0
+                }
+                "POST" | "PUT" | "PATCH" | "DELETE" => {
+                    assert!(lengths.len() <= 1);
+                    lengths.first().map_or(0, |v| {
+                        let n = crate::rules::content_length(v).expect("a plain length");
+                        assert!(n <= MAX_BODY);
+                        n as usize
+                    })
+                }
+                other => panic!("took a {other}"),
+            };
+            assert_eq!(request.body().size_hint().exact(), Some(body_len as u64));
+            match request.body() {
+                crate::http::RequestBody::Full(Some(body)) => {
+                    assert_eq!(&body[..], &data[len..len + body_len]);
+                }
+                crate::http::RequestBody::Empty => assert_eq!(body_len, 0),
+                _ => panic!("an unexpected body kind"),
+            }
+            assert_eq!(&buf[..], &data[len + body_len..]);
             for h in req.headers.iter() {
                 let name = h.name.to_ascii_lowercase();
                 assert!(!matches!(
                     name.as_str(),
-                    "content-length" | "transfer-encoding" | "expect" | "upgrade"
+                    "transfer-encoding" | "expect" | "upgrade" | "te"
                 ));
             }
+        }
+        Parsed::NeedBody(total) => {
+            assert!(total > data.len());
+            assert_eq!(&buf[..], data);
         }
         Parsed::Partial | Parsed::Other => assert_eq!(&buf[..], data),
     }

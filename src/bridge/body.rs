@@ -233,6 +233,13 @@ pub(crate) async fn buffer(
     limits: &Limits,
     spool: &Arc<Spool>,
 ) -> Result<Buffered, BodyProblem> {
+    // Read with its head by the connection's own HTTP/1 path: nothing to wait for.
+    if let RequestBody::Full(Some(data)) = &mut body {
+        let len = data.len() as u64;
+        if len <= memory && limits.body_bytes.is_none_or(|limit| len <= limit) {
+            return Ok(Buffered::Memory(std::mem::take(data)));
+        }
+    }
     let broken = |what: &str, e: std::io::Error| BodyProblem::Broken(format!("{what}: {e}"));
     let pace = Pace::new(limits);
     let declared = body.size_hint().exact();

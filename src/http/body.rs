@@ -72,11 +72,12 @@ impl http_body::Body for Body {
     }
 }
 
-/// A request body: hyper's for the requests it parses, or none for those the connection's
-/// own HTTP/1 path serves (which only takes requests without a body, see
-/// [`crate::http::fast`]).
+/// A request body: hyper's for the requests it parses; for those the connection's own HTTP/1
+/// path serves (see [`crate::http::fast`]), none, or a small one it read with the head.
 pub(crate) enum RequestBody {
     Empty,
+    /// The whole body, read already; `None` once taken.
+    Full(Option<Bytes>),
     Hyper(hyper::body::Incoming),
 }
 
@@ -90,20 +91,23 @@ impl http_body::Body for RequestBody {
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
             RequestBody::Empty => Poll::Ready(None),
+            RequestBody::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
             RequestBody::Hyper(body) => Pin::new(body).poll_frame(cx),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
-            RequestBody::Empty => true,
+            RequestBody::Empty | RequestBody::Full(None) => true,
+            RequestBody::Full(Some(_)) => false,
             RequestBody::Hyper(body) => body.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            RequestBody::Empty => SizeHint::with_exact(0),
+            RequestBody::Empty | RequestBody::Full(None) => SizeHint::with_exact(0),
+            RequestBody::Full(Some(data)) => SizeHint::with_exact(data.len() as u64),
             RequestBody::Hyper(body) => body.size_hint(),
         }
     }

@@ -1,6 +1,7 @@
 //! The HTTP/1 wire format of the requests the connection serves itself, ahead of hyper (see
-//! [`super::fast`]): a request without a body (GET or HEAD in origin form, nothing that asks
-//! for a body, an upgrade or a 100 Continue), and any response to it.
+//! [`super::fast`]): a request in origin form without a body (GET, HEAD) or with a small one
+//! framed by one `Content-Length` and already read (POST, PUT, PATCH, DELETE), nothing that
+//! asks for chunked framing, an upgrade or a 100 Continue; and any response to it.
 //!
 //! Sans-I/O: [`parse`] reads a head from bytes and says whether it is such a request;
 //! [`encode_head`] writes a response head and says how its body is framed. Everything else,
@@ -25,6 +26,11 @@ use crate::rules;
 /// which applies `limit-request-fields`.
 const MAX_HEADERS: usize = 32;
 
+/// The largest request body this path takes; a larger one goes to hyper, whose body reads
+/// keep their own pace (`body-timeout`, `body-min-rate`). The usual form post or JSON call
+/// is smaller, and arrives with its head.
+pub(crate) const MAX_BODY: u64 = 16 * 1024;
+
 /// What [`parse`] found at the start of the buffer.
 // Returned once per request and taken apart at once: a box would only add an allocation.
 #[allow(clippy::large_enum_variant)]
@@ -39,6 +45,9 @@ pub(crate) enum Parsed {
     },
     /// The head is not complete yet.
     Partial,
+    /// The head is complete and takes a body this path takes, not all read yet: the whole
+    /// request is this many bytes.
+    NeedBody(usize),
     /// Anything else, valid or not: hyper's to parse and answer.
     Other,
 }
@@ -64,9 +73,14 @@ pub(crate) fn parse(buf: &mut BytesMut, limits: &Limits) -> Parsed {
     let (Some(method), Some(path), Some(minor)) = (req.method, req.path, req.version) else {
         return Parsed::Other;
     };
-    let method = match method {
-        "GET" => Method::GET,
-        "HEAD" => Method::HEAD,
+    // A GET or HEAD with a body is rare enough to be hyper's.
+    let (method, may_have_body) = match method {
+        "GET" => (Method::GET, false),
+        "HEAD" => (Method::HEAD, false),
+        "POST" => (Method::POST, true),
+        "PUT" => (Method::PUT, true),
+        "PATCH" => (Method::PATCH, true),
+        "DELETE" => (Method::DELETE, true),
         _ => return Parsed::Other,
     };
     if !path.starts_with('/') || path.len() > limits.line_bytes {
@@ -85,9 +99,20 @@ pub(crate) fn parse(buf: &mut BytesMut, limits: &Limits) -> Parsed {
     let mut fields = [const { MaybeUninit::<(usize, usize, usize, usize)>::uninit() }; MAX_HEADERS];
     let count = req.headers.len();
     let mut saw_close = false;
+    // The body's length: one Content-Length of plain digits, for a method that may have a
+    // body (a second one, even with the same value, is hyper's to judge).
+    let mut body_len: Option<u64> = None;
     for (field, h) in fields.iter_mut().zip(req.headers.iter()) {
         let name = h.name.as_bytes();
-        // Anything that frames a body, or asks for more than a plain response: hyper's.
+        if may_have_body && body_len.is_none() && name.eq_ignore_ascii_case(b"content-length") {
+            match rules::content_length(h.value) {
+                Some(n) if n <= MAX_BODY => body_len = Some(n),
+                _ => return Parsed::Other,
+            }
+            field.write((offset(name), name.len(), offset(h.value), h.value.len()));
+            continue;
+        }
+        // Anything else that frames a body, or asks for more than a plain response: hyper's.
         // `TE: trailers` asks for trailers, which this path does not write.
         for special in [
             "content-length",
@@ -110,6 +135,14 @@ pub(crate) fn parse(buf: &mut BytesMut, limits: &Limits) -> Parsed {
             }
         }
         field.write((offset(name), name.len(), offset(h.value), h.value.len()));
+    }
+    // The whole request's length.
+    let body_len = body_len.unwrap_or(0) as usize;
+    let Some(total) = len.checked_add(body_len) else {
+        return Parsed::Other;
+    };
+    if buf.len() < total {
+        return Parsed::NeedBody(total);
     }
     let head = buf.split_to(len).freeze();
     let Ok(uri) = Uri::from_maybe_shared(head.slice(path_at.0..path_at.0 + path_at.1)) else {
@@ -135,6 +168,9 @@ pub(crate) fn parse(buf: &mut BytesMut, limits: &Limits) -> Parsed {
         // control characters, no DEL).
         let value = unsafe { HeaderValue::from_maybe_shared_unchecked(value) };
         map.append(name, value);
+    }
+    if body_len > 0 {
+        *request.body_mut() = RequestBody::Full(Some(buf.split_to(body_len).freeze()));
     }
     Parsed::Simple {
         request,
@@ -487,8 +523,15 @@ mod tests {
     #[test]
     fn anything_else_is_left_to_hyper_untouched() {
         for raw in [
-            &b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\na"[..],
-            b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+            &b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"[..],
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nab",
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +1\r\n\r\nab",
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1, 1\r\n\r\nab",
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 16385\r\n\r\nab",
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nExpect: 100-continue\r\n\r\n",
+            b"OPTIONS / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\na",
             b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n",
@@ -513,6 +556,47 @@ mod tests {
         let many: String = (0..40).map(|i| format!("x-{i}: 1\r\n")).collect();
         let many = format!("GET / HTTP/1.1\r\n{many}\r\n");
         assert!(matches!(parsed(many.as_bytes()).0, Parsed::Other));
+    }
+
+    #[test]
+    fn a_small_body_that_came_with_its_head_is_taken() {
+        let raw = b"POST /f HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /next";
+        let (p, rest) = parsed(raw);
+        let Parsed::Simple { request, len, .. } = p else {
+            panic!("not taken");
+        };
+        assert_eq!(len, raw.len() - "helloGET /next".len());
+        assert_eq!(&rest[..], b"GET /next");
+        assert_eq!(request.method(), Method::POST);
+        assert_eq!(request.headers()["content-length"], "5");
+        match request.into_body() {
+            RequestBody::Full(Some(body)) => assert_eq!(&body[..], b"hello"),
+            _ => panic!("the body is not the one read"),
+        }
+        // Without a length, or with 0, there is no body.
+        for raw in [
+            &b"DELETE /x HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+            b"PUT /x HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+        ] {
+            let (p, rest) = parsed(raw);
+            let Parsed::Simple { request, .. } = p else {
+                panic!("not taken");
+            };
+            assert!(matches!(request.body(), RequestBody::Empty));
+            assert!(rest.is_empty());
+        }
+        // Part of the body: the head stays whole in the buffer, and the whole request's
+        // length is known.
+        let raw = b"PATCH / HTTP/1.1\r\nContent-Length: 10\r\n\r\nhello";
+        let (p, rest) = parsed(raw);
+        assert!(matches!(p, Parsed::NeedBody(n) if n == raw.len() + 5));
+        assert_eq!(&rest[..], raw);
+        // The largest body taken.
+        let big = format!(
+            "POST / HTTP/1.1\r\nContent-Length: {MAX_BODY}\r\n\r\n{}",
+            "b".repeat(MAX_BODY as usize)
+        );
+        assert!(matches!(parsed(big.as_bytes()).0, Parsed::Simple { .. }));
     }
 
     /// The whole head `encode_head` writes for these headers.

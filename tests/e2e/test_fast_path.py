@@ -1,5 +1,6 @@
-"""The connection's own HTTP/1 path (src/http/fast.rs) answers requests without a body; hyper
-answers the rest. A client must not be able to tell which one answered.
+"""The connection's own HTTP/1 path (src/http/fast.rs) answers requests without a body, and
+small bodies framed by one Content-Length that come with their head; hyper answers the rest. A
+client must not be able to tell which one answered.
 
 Each request here goes out twice on fresh connections: as it is (the own path takes it) and
 with `Content-Length: 0` added (which the own path leaves to hyper; the app sees the same
@@ -12,7 +13,10 @@ before it wrote what it had gathered, it drops those bytes, so either may have s
 response that is cut either way.
 """
 
+import json
 import re
+import socket
+import time
 
 import pytest
 from conftest import raw_exchange_closed
@@ -127,11 +131,66 @@ def test_own_path_and_hyper_answer_alike(server, request):
 
 
 def test_a_connection_moves_to_hyper_and_keeps_serving(server):
-    """Requests the own path takes, then one it does not (a body), then more: all answered,
-    in order, on one connection."""
-    post = b"POST /gen HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello"
+    """Requests the own path takes, then one it does not (a chunked body), then more: all
+    answered, in order, on one connection."""
+    post = b"POST /gen HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
     get = head("GET", "/reason", "1.1", [], False)
     raw, closed = exchange(server.port, get + get + post + get + LAST)
     assert closed
     statuses = re.findall(rb"HTTP/1\.1 (\d+) ", raw)
     assert statuses == [b"299", b"299", b"200", b"299", b"299"]
+
+
+# A request the own path takes that leaves the connection as it was (to the own path), and
+# one it leaves to hyper, which then serves the rest of the connection.
+STAY = head("GET", "/reason", "1.1", [], False)
+MOVE = head("GET", "/reason", "1.1", [], True)
+
+
+def with_body(method: str, target: str, version: str, body: bytes) -> bytes:
+    return (
+        f"{method} {target} HTTP/{version}\r\nHost: t\r\nContent-Type: text/plain\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+def test_small_bodies_are_answered_alike_by_both_paths(server):
+    """A body that comes with its head (up to 16 KiB) is read by the own path: the
+    application reads the same bytes and the client gets the same answer as from hyper, at
+    the edge of that size, over it, and pipelined."""
+    compared = 0
+    for size in [1, 4096, 16384, 16385]:
+        body = bytes(b"abcdefghij\n"[i % 11] for i in range(size))
+        for method in ["POST", "PUT", "PATCH", "DELETE"]:
+            for op in ["read", "read-n&n=1000", "readline", "none"]:
+                one = with_body(method, f"/input?op={op}", "1.1", body)
+                own = exchange(server.port, STAY + one + one + LAST)
+                by_hyper = exchange(server.port, MOVE + one + one + LAST)
+                what = f"{method} {size} {op}"
+                assert own == by_hyper, what
+                assert own[0].count(b"HTTP/1.1 200 OK") == 2, what
+                if op == "read":
+                    assert json.dumps([body.decode()]).encode() in own[0], what
+                compared += 1
+    # HTTP/1.0, which closes after the answer.
+    one = with_body("POST", "/input?op=read", "1.0", b"x" * 100)
+    own, by_hyper = exchange(server.port, STAY + one), exchange(server.port, MOVE + one)
+    assert own == by_hyper
+    assert own[0].count(b'["' + b"x" * 100 + b'"]') == 1
+    assert compared == 4 * 4 * 4
+
+
+def test_a_body_sent_after_its_head_is_read_too(server):
+    """A body not in the same read as its head goes to hyper (which keeps the body's own
+    pace): the request is answered, and so are the ones after it."""
+    one = with_body("POST", "/input?op=read", "1.1", b"late body")
+    cut = one.index(b"\r\n\r\n") + 4
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+        s.sendall(one[:cut])
+        time.sleep(0.3)
+        s.sendall(one[cut:] + STAY + LAST)
+        raw = b""
+        while chunk := s.recv(65536):
+            raw += chunk
+    assert re.findall(rb"HTTP/1\.1 (\d+) ", raw) == [b"200", b"299", b"299"]
+    assert b'["late body"]' in raw
