@@ -188,5 +188,19 @@ write(
         + NEXT,
     ],
 )
+# The own HTTP/1 path's reader: the requests, and small bodies at the edges it decides on.
+write(
+    "h1_head",
+    http
+    + [
+        b"POST /f HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello" + NEXT,
+        b"PUT /f HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhel",
+        b"DELETE /f HTTP/1.1\r\nHost: x\r\nContent-Length:  0 \r\n\r\n" + NEXT,
+        b"PATCH /f HTTP/1.0\r\nContent-Length: 16384\r\n\r\n" + b"b" * 16384,
+        b"POST /f HTTP/1.1\r\nContent-Length: 16385\r\n\r\n" + b"b" * 16385,
+        b"POST /f HTTP/1.1\r\nContent-Length: 1\r\ncontent-length: 1\r\n\r\nab",
+        b"GET /f HTTP/1.1\r\nContent-Length: 1\r\n\r\na",
+    ],
+)
 write("environ", http)
 print("seeds written to", CORPUS)
