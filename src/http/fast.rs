@@ -1,7 +1,8 @@
 //! The connection's own HTTP/1 path, ahead of hyper. Most requests a Python site gets are a
 //! GET or HEAD without a body, or a small form post or JSON call whose body comes with its
-//! head; this path reads them, calls the service and writes the response itself, with a few hundred instructions where hyper's general machinery (its
-//! dispatcher, header map re-encoding, write buffer) takes several thousand. The first head it
+//! head; this path reads them, calls the service and writes the response itself, with a few
+//! hundred instructions where hyper's general machinery (its dispatcher, header map
+//! re-encoding, write buffer) takes several thousand. The first head it
 //! does not take ([`h1::parse`] says which), or a half-read head when the client closes, goes
 //! to hyper with every byte read so far, and hyper serves the connection from then on.
 //!
@@ -55,7 +56,15 @@ pub(crate) async fn serve<T: Transport>(
     let mut buf = BytesMut::with_capacity(READ_BUF);
     let mut out = BytesMut::new();
     let mut pieces = VecDeque::with_capacity(4);
+    // The read buffer was grown past READ_BUF for a request with a body.
+    let mut grown = false;
     loop {
+        if grown && buf.is_empty() {
+            // Back to the usual size once that request is done, so an idle connection does
+            // not keep the larger buffer.
+            buf = BytesMut::with_capacity(READ_BUF);
+            grown = false;
+        }
         let (request, keep_alive) = loop {
             match h1::parse(&mut buf, limits) {
                 Parsed::Simple {
@@ -71,12 +80,20 @@ pub(crate) async fn serve<T: Transport>(
                     // keep their pace (a wait here would count against header-timeout).
                     if buf.capacity() < total {
                         buf.reserve(total - buf.len());
+                        grown = true;
                     }
-                    match poll_fn(|cx| Poll::Ready(poll_more(io, cx, &mut buf, life))).await {
-                        Poll::Ready(Ok(Some(n))) if n > 0 => continue,
-                        Poll::Ready(Err(_)) => return Exit::Closed,
-                        _ => return to_hyper(io, buf),
+                    while buf.len() < total {
+                        match poll_fn(|cx| Poll::Ready(poll_more(io, cx, &mut buf, life))).await {
+                            Poll::Ready(Ok(Some(n))) if n > 0 => {}
+                            Poll::Ready(Err(_)) => return Exit::Closed,
+                            Poll::Ready(Ok(None)) if life.order() == Order::Drop => {
+                                return Exit::Closed
+                            }
+                            // Not here yet, the client's end, or told to close: hyper's.
+                            _ => return to_hyper(io, buf),
+                        }
                     }
+                    continue;
                 }
             }
             match poll_fn(|cx| poll_more(io, cx, &mut buf, life)).await {

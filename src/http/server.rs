@@ -83,8 +83,9 @@ impl Protocol for Http {
             }
         }
         let mut io = Guard::new(io);
-        // The usual request (no body) is served by the connection's own HTTP/1 path; the
-        // first one it does not take, and all after it, by hyper.
+        // The usual request (no body, or a small one that came with its head) is served by
+        // the connection's own HTTP/1 path; the first one it does not take, and all after it,
+        // by hyper.
         if keep_alive {
             match fast::serve(&mut io, &service, limits, &life).await {
                 fast::Exit::Closed => return,
@@ -501,11 +502,23 @@ mod tests {
         Body::Stream(Box::pin(Frames(f)))
     }
 
+    thread_local! {
+        /// Requests the app got with a body the own path read ([`RequestBody::Full`]).
+        static READ_BY_OWN_PATH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    }
+
+    fn read_by_own_path() -> u32 {
+        READ_BY_OWN_PATH.with(|n| n.get())
+    }
+
     /// Answers by path, as an application could.
     struct Answers;
 
     impl App for Answers {
         fn call(self: Rc<Self>, req: Request<RequestBody>, _: Arc<ConnInfo>) -> Answer {
+            if matches!(req.body(), RequestBody::Full(_)) {
+                READ_BY_OWN_PATH.with(|n| n.set(n.get() + 1));
+            }
             let mut h = http::HeaderMap::new();
             let mut status = http::StatusCode::OK;
             let mut reason = None;
@@ -553,8 +566,10 @@ mod tests {
                 "/echo" => {
                     return Answer::Later(Box::pin(async move {
                         use http_body_util::BodyExt;
-                        let body = req.into_body().collect().await.unwrap().to_bytes();
-                        Response::new(Body::full(body))
+                        match req.into_body().collect().await {
+                            Ok(body) => Response::new(Body::full(body.to_bytes())),
+                            Err(_) => error_response(http::StatusCode::BAD_REQUEST, "cut", true),
+                        }
                     }));
                 }
                 _ => {
@@ -575,6 +590,11 @@ mod tests {
     /// What the server writes for `input`, served by the own path (then hyper) or by hyper
     /// alone; the Date header's value blanked.
     fn exchange(input: &[u8], own_path: bool) -> String {
+        exchange_parts(&[input], own_path)
+    }
+
+    /// [`exchange`] with the input sent in parts, 50 ms apart.
+    fn exchange_parts(parts: &[&[u8]], own_path: bool) -> String {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -613,7 +633,12 @@ mod tests {
                 }
             };
             let talk = async {
-                client.write_all(input).await.unwrap();
+                for (k, part) in parts.iter().enumerate() {
+                    if k > 0 {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    client.write_all(part).await.unwrap();
+                }
                 client.shutdown().await.unwrap();
                 let mut out = Vec::new();
                 let _ = client.read_to_end(&mut out).await;
@@ -669,8 +694,15 @@ mod tests {
                         );
                         // Twice, pipelined: whether the second is answered is compared too.
                         let input = one.repeat(2);
+                        let before = read_by_own_path();
                         let own = exchange(input.as_bytes(), true);
+                        let taken = read_by_own_path() - before;
                         let hyper = exchange(input.as_bytes(), false);
+                        assert_eq!(read_by_own_path() - before, taken, "hyper took none");
+                        // Every POST's body is read with its head (the first one at least:
+                        // the second is not answered after a close).
+                        let expected = if method == "POST" { 1..=2 } else { 0..=0 };
+                        assert!(expected.contains(&taken), "{one:?}: {taken}");
                         if CUT.contains(&path) && method != "HEAD" {
                             // Cut short by the app: when the failure reaches hyper before it
                             // wrote what it had gathered, it drops those bytes, so either may
@@ -695,5 +727,42 @@ mod tests {
             }
         }
         assert_eq!(compared, 13 * 3 * 2 * 3);
+    }
+
+    #[test]
+    fn a_body_is_read_with_its_head_or_left_to_hyper() {
+        let body = "b".repeat(12 * 1024);
+        let head = format!(
+            "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let one = format!("{head}{body}");
+        let alike = |parts: &[&[u8]]| {
+            let before = read_by_own_path();
+            let own = exchange_parts(parts, true);
+            let taken = read_by_own_path() - before;
+            let hyper = exchange_parts(parts, false);
+            assert_eq!(own, hyper);
+            (own, taken)
+        };
+        // Past the first read's 8 KiB, but all sent: the rest is read at once, on the own
+        // path, twice.
+        let two = one.repeat(2);
+        let (out, taken) = alike(&[two.as_bytes()]);
+        assert_eq!(taken, 2);
+        assert_eq!(out.matches(&body).count(), 2);
+        // The body after a pause: hyper reads it, and then the request after it.
+        let (out, taken) = alike(&[head.as_bytes(), format!("{body}{one}").as_bytes()]);
+        assert_eq!(taken, 0);
+        assert_eq!(out.matches(&body).count(), 2);
+        // A small body, half of it after a pause: hyper's too.
+        let small = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello";
+        let (out, taken) = alike(&[small, b"world"]);
+        assert_eq!(taken, 0);
+        assert!(out.ends_with("helloworld"), "{out:?}");
+        // The client's end before the body: hyper's to answer.
+        let (out, taken) = alike(&[head.as_bytes()]);
+        assert_eq!(taken, 0);
+        assert!(out.starts_with("HTTP/1.1 400 "), "{out:?}");
     }
 }
