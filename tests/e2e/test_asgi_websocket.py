@@ -355,7 +355,10 @@ def test_a_flooding_client_waits_for_a_slow_application(dragoman, tmp_path):
     # holds at most its inbound cap (1 MiB) and stops reading, so the client's sends wait
     # once the sockets' buffers are full.
     assert sent < 200, sent
-    wait_mark(server, "slow reader got")
+    # Every message sent is read before the close (the ones still in the sockets' buffers
+    # too), one each 0.2 s.
+    marks = wait_mark(server, "slow reader got", timeout=10 + 0.2 * sent)
+    print(f"sent {sent}; {marks.strip().splitlines()[-1]}")
 
 
 def test_an_application_that_floods_a_client_that_does_not_read_waits(dragoman, tmp_path):
