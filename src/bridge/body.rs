@@ -165,6 +165,27 @@ pub(crate) fn check_declared(limits: &Limits, body: &RequestBody) -> Result<(), 
     }
 }
 
+/// Whether `body` was read with its head by the connection's own HTTP/1 path and fits in
+/// `memory` bytes and `limit-post`: [`buffer`] would have nothing to wait for, so a bridge may
+/// hand it to the application at once ([`take_ready`]).
+pub(crate) fn is_ready(body: &RequestBody, memory: u64, limits: &Limits) -> bool {
+    match body {
+        RequestBody::Full(Some(data)) => {
+            let len = data.len() as u64;
+            len <= memory && limits.body_bytes.is_none_or(|limit| len <= limit)
+        }
+        _ => false,
+    }
+}
+
+/// A body [`is_ready`] said is ready, as [`buffer`] would have read it.
+pub(crate) fn take_ready(body: RequestBody) -> Buffered {
+    match body {
+        RequestBody::Full(Some(data)) => Buffered::Memory(data),
+        _ => Buffered::Empty,
+    }
+}
+
 /// The pace a body must keep: each wait for more at most `body-timeout`, and on average at
 /// least `body-min-rate` bytes a second once the first `body-timeout` has passed.
 struct Pace {
@@ -233,12 +254,8 @@ pub(crate) async fn buffer(
     limits: &Limits,
     spool: &Arc<Spool>,
 ) -> Result<Buffered, BodyProblem> {
-    // Read with its head by the connection's own HTTP/1 path: nothing to wait for.
-    if let RequestBody::Full(Some(data)) = &mut body {
-        let len = data.len() as u64;
-        if len <= memory && limits.body_bytes.is_none_or(|limit| len <= limit) {
-            return Ok(Buffered::Memory(std::mem::take(data)));
-        }
+    if is_ready(&body, memory, limits) {
+        return Ok(take_ready(body));
     }
     let broken = |what: &str, e: std::io::Error| BodyProblem::Broken(format!("{what}: {e}"));
     let pace = Pace::new(limits);

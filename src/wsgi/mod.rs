@@ -302,15 +302,23 @@ impl App for WsgiApp {
             return Answer::Now(problem.response());
         }
         let plan = Plan::of(&parts, &body, &self.limits);
-        // The usual request: no body, and the app runs on this thread. Its one slot is free
-        // unless a streamed response still holds it, so the app is called right here: no
-        // future to box, nothing to wait for.
-        if self.inline && matches!(plan, Plan::Empty) {
+        // The usual request: no body, or a small one read with its head, and the app runs on
+        // this thread. Its one slot is free unless a streamed response still holds it, so
+        // the app is called right here: no future to box, nothing to wait for.
+        let ready = match plan {
+            Plan::Empty => true,
+            Plan::Buffer { memory } => body::is_ready(&body, memory, &self.limits),
+            Plan::Stream => false,
+        };
+        if self.inline && ready {
             if let Some(slot) = self.admission.try_now() {
                 let request = AppRequest {
                     parts,
                     conn,
-                    source: Source::Empty,
+                    source: match plan {
+                        Plan::Empty => Source::Empty,
+                        _ => Source::from(body::take_ready(body)),
+                    },
                     content_length: None,
                     route,
                 };

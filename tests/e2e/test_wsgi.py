@@ -545,12 +545,21 @@ def test_with_one_thread_a_request_waits_while_a_stalled_response_holds_the_app(
     stalled.sendall(b"GET /endless HTTP/1.1\r\nHost: x\r\n\r\n")
     assert stalled.recv(100).startswith(b"HTTP/1.1 200")
     time.sleep(0.5)  # the socket buffers fill; the generator waits
-    with socket.create_connection((server.host, server.port)) as waiting:
+    post = socket.create_connection((server.host, server.port))
+    with socket.create_connection((server.host, server.port)) as waiting, post:
         waiting.sendall(b"GET /pid HTTP/1.1\r\nHost: x\r\n\r\n")
-        waiting.settimeout(0.5)
-        with pytest.raises(TimeoutError):
-            waiting.recv(100)
+        # A small body, read with its head (the app would be called at once if it were free).
+        post.sendall(b"POST /input HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+        for s in (waiting, post):
+            s.settimeout(0.5)
+            with pytest.raises(TimeoutError):
+                s.recv(100)
         stalled.close()
         waiting.settimeout(10)
         assert waiting.recv(100).startswith(b"HTTP/1.1 200")
+        post.settimeout(10)
+        answer = b""
+        while b'["hello"]' not in answer and (chunk := post.recv(1000)):
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b'["hello"]'), answer
     assert closed_count(server) == 1
