@@ -221,12 +221,7 @@ impl App for AsgiApp {
         // The usual request: no body, or a small one read with its head, and a slot free.
         // Straight to the application, in a future without the admission's and the body's
         // states (288 bytes against 1,136 with them: a future is moved into its box whole).
-        let ready = match Plan::of(&parts, &body, &self.limits) {
-            Plan::Empty => true,
-            Plan::Buffer { memory } => body::is_ready(&body, memory, &self.limits),
-            Plan::Stream => false,
-        };
-        if ready {
+        if Plan::of(&parts, &body, &self.limits).is_ready(&body, &self.limits) {
             if let Some(slot) = self.admission.try_now() {
                 let held = Held {
                     _slot: slot,

@@ -75,6 +75,16 @@ impl Plan {
             },
         }
     }
+
+    /// Whether the body is there already, to hand to the application at once: none, or one
+    /// [`is_ready`] to buffer.
+    pub(crate) fn is_ready(&self, body: &RequestBody, limits: &Limits) -> bool {
+        match *self {
+            Plan::Empty => true,
+            Plan::Buffer { memory } => is_ready(body, memory, limits),
+            Plan::Stream => false,
+        }
+    }
 }
 
 /// A body read before the call.

@@ -305,12 +305,7 @@ impl App for WsgiApp {
         // The usual request: no body, or a small one read with its head, and the app runs on
         // this thread. Its one slot is free unless a streamed response still holds it, so
         // the app is called right here: no future to box, nothing to wait for.
-        let ready = match plan {
-            Plan::Empty => true,
-            Plan::Buffer { memory } => body::is_ready(&body, memory, &self.limits),
-            Plan::Stream => false,
-        };
-        if self.inline && ready {
+        if self.inline && plan.is_ready(&body, &self.limits) {
             if let Some(slot) = self.admission.try_now() {
                 let request = AppRequest {
                     parts,
